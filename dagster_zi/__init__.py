@@ -1,0 +1,1 @@
+"""Dagster wiring of the ZI Warehouse: assets, checks, sensors and schedules. Logic lives in zi_warehouse/."""

@@ -1,0 +1,44 @@
+"""The dbt project as Dagster assets (dagster-dbt). The manifest is built at set-up (``make setup`` runs
+``dbt parse``), never at import; ``prepare_if_dev`` re-parses only under ``dagster dev``."""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Mapping
+
+from dagster import AssetExecutionContext
+from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
+
+from dagster_zi.constants import WAREHOUSE_POOL
+from zi_warehouse.config import REPO_ROOT
+
+dbt_project = DbtProject(project_dir=REPO_ROOT, profiles_dir=REPO_ROOT / "dbt_project")
+dbt_project.prepare_if_dev()
+
+
+class ZiDbtTranslator(DagsterDbtTranslator):
+    """Groups dbt assets by layer (staging, intermediate, marts, reference, snapshots)."""
+
+    def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
+        resource_type = dbt_resource_props["resource_type"]
+        if resource_type == "seed":
+            return "reference"
+        if resource_type == "snapshot":
+            return "snapshots"
+        fqn = dbt_resource_props.get("fqn", [])
+        return fqn[1] if len(fqn) > 2 else "dbt"
+
+
+@dbt_assets(
+    manifest=dbt_project.manifest_path,
+    project=dbt_project,
+    dagster_dbt_translator=ZiDbtTranslator(),
+    pool=WAREHOUSE_POOL,
+)
+def zi_dbt_assets(context: AssetExecutionContext, dbt: DbtCliResource):
+    # dbt reads ZI_DATA_DIR from the environment (dbt_project/profiles.yml).
+    os.environ.setdefault("ZI_DATA_DIR", str(REPO_ROOT / "data"))
+    yield from dbt.cli(["build"], context=context).stream()
+
+
+dbt_resource = DbtCliResource(project_dir=dbt_project, profiles_dir=str(REPO_ROOT / "dbt_project"))

@@ -1,0 +1,16 @@
+-- Grain: one row per rejection reason. Values of personal columns are masked at ingestion already.
+select
+    r.source_family,
+    r.source_file,
+    f.file_name,
+    f.municipality_key,
+    f.period,
+    r.sheet,
+    r.row_number,
+    r.column_name,
+    r.value_found,
+    r.rule,
+    r.message_de
+from {{ ref('stg_ingestion__rejected_rows') }} as r
+left join {{ ref('stg_ingestion__files') }} as f using (source_family, source_file)
+order by r.source_family, r.source_file, r.sheet, r.row_number nulls first, r.column_name, r.rule

@@ -1,0 +1,1 @@
+"""ZI Warehouse: plain-Python extraction, validation, demo data and publishing (no Dagster imports here)."""

@@ -1,0 +1,124 @@
+"""Row accounting: what every reader returns for a landed file, and how rejections are described.
+
+Every row that arrives is either loaded (in a ``raw.<source>__<entity>`` table, with lineage columns) or
+rejected (in ``raw.rejected_rows``, with file, sheet, row, column, value found, rule and a German
+message). ``rows_read == rows_loaded + rows_rejected`` holds for every file; ``FileResult.check`` enforces it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pyarrow as pa
+
+#: Lineage columns every raw table carries (PUDL-style: where each row came from).
+LINEAGE_FIELDS = [
+    pa.field("_source_file", pa.string()),  # path relative to the landing folder, e.g. forecasts/x.xlsx
+    pa.field("_sheet", pa.string()),  # sheet or archive member; NULL for flat files
+    pa.field("_row_number", pa.int64()),  # 1-based row in the sheet or file as a person would count it
+]
+
+#: Columns whose values are personal data: never copied into rejections, marts or published files.
+PERSONAL_COLUMNS = frozenset({"contact_name", "contact_email", "contact_phone"})
+MASKED_VALUE = "[personenbezogen, ausgeblendet]"
+
+OUTCOMES = ("loaded", "partially_loaded", "rejected", "failed", "blocked")
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """One reason why one row (or the whole file, row_number None) was not loaded."""
+
+    row_number: int | None
+    column: str | None
+    value_found: object
+    rule: str  # stable machine name, e.g. "requested_le_total_cost"
+    message_de: str  # what the sender should do, in German
+    sheet: str | None = None
+
+    def as_record(self) -> dict:
+        value = self.value_found
+        if self.column in PERSONAL_COLUMNS and value not in (None, ""):
+            value = MASKED_VALUE
+        return {
+            "sheet": self.sheet,
+            "row_number": self.row_number,
+            "column_name": self.column,
+            "value_found": None if value is None else str(value)[:200],
+            "rule": self.rule,
+            "message_de": self.message_de,
+        }
+
+
+@dataclass
+class FileResult:
+    """What a reader made of one landed file (or one database extract)."""
+
+    source_family: str
+    source_file: str  # relative to the landing folder; the key of the ingestion ledger
+    file_hash: str
+    rows_read: int = 0
+    tables: dict[str, pa.Table] = field(default_factory=dict)  # raw entity -> good rows
+    rejections: list[Rejection] = field(default_factory=list)
+    municipality_key: str | None = None
+    period: str | None = None  # e.g. "2022-Q3" for a forecast submission, extract sequence for funding
+    error_message: str | None = None  # set when the whole file failed (unreadable, unknown headers, ...)
+    file_size_bytes: int | None = None
+    #: Entities that hold one row per source row; empty means every table does. Secondary tables
+    #: (e.g. a zip's station metadata) do not count towards rows_loaded.
+    primary_tables: tuple[str, ...] = ()
+    #: Set by a reader that must not load this file yet (e.g. a funding delta whose predecessor is
+    #: missing); the file is retried on the next run.
+    blocked: bool = False
+
+    @property
+    def rows_rejected(self) -> int:
+        return len({(r.sheet, r.row_number) for r in self.rejections if r.row_number is not None})
+
+    @property
+    def rows_loaded(self) -> int:
+        # A file may feed several entities (e.g. a zip): rows_loaded counts source rows, so readers put
+        # each source row into exactly one "primary" table; see ``primary_tables``.
+        return sum(
+            t.num_rows
+            for name, t in self.tables.items()
+            if not self.primary_tables or name in self.primary_tables
+        )
+
+    @property
+    def outcome(self) -> str:
+        if self.blocked:
+            return "blocked"
+        if self.error_message is not None and self.rows_loaded == 0:
+            return "failed"
+        if self.rows_loaded == 0 and self.rows_rejected > 0:
+            return "rejected"
+        if self.rows_rejected > 0:
+            return "partially_loaded"
+        return "loaded"
+
+    def fail(self, message_de: str, rule: str = "file_unreadable") -> "FileResult":
+        """Reject the whole file: every row it had counts as rejected, nothing is loaded."""
+        self.error_message = message_de
+        self.tables = {}
+        self.rejections = [Rejection(None, None, Path(self.source_file).name, rule, message_de)]
+        return self
+
+    def block(self, message_de: str, rule: str) -> "FileResult":
+        """Hold the whole file back (nothing loaded, nothing rejected); it is read again next run."""
+        self.blocked = True
+        self.error_message = message_de
+        self.tables = {}
+        self.rejections = []
+        return self
+
+    def check(self) -> None:
+        """Raise if rows were lost: read must equal loaded plus rejected (whole-file failures excepted)."""
+        if self.blocked or (self.error_message is not None and self.rows_loaded == 0):
+            return
+        if self.rows_read != self.rows_loaded + self.rows_rejected:
+            raise AssertionError(
+                f"{self.source_file}: rows read {self.rows_read} != loaded {self.rows_loaded} "
+                f"+ rejected {self.rows_rejected}"
+            )

@@ -1,0 +1,125 @@
+"""The ``zi`` command line: demo data, the whole build with a readable summary, the template.
+
+Dagster is imported only by the commands that run the pipeline, so ``zi --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from zi_warehouse import config
+
+app = typer.Typer(help="ZI Warehouse: Monitoring der Zukunftsinitiative Klima.Werk.", no_args_is_help=True)
+console = Console()
+
+EXAMPLE_QUERY = "select * from marts.mart_budget_year where year = 2020;"
+
+
+@app.command("demo-data")
+def demo_data(
+    scale: float = typer.Option(0.05, help="1 = realistische Größe der Region; 0.05 = kleine Demo"),
+    seed: int = typer.Option(7, help="Zufallsstartwert (gleicher Wert, gleiche Dateien)"),
+    landing: Path = typer.Option(None, help="Ziel (Standard: $ZI_DATA_DIR/landing)"),
+) -> None:
+    """Write the deterministic demo data set into the landing area, in the senders' real formats."""
+    from zi_warehouse.demo import generate
+
+    target = landing or config.paths().ensure().landing
+    started = time.perf_counter()
+    with console.status("Demo-Daten werden geschrieben …") as status:
+        written = generate(target, scale=scale, seed=seed, progress=status.update)
+    table = Table("Quelle", "Dateien", title=f"Demo-Daten in {target}")
+    for family, files in written.items():
+        table.add_row(family, str(len(files)))
+    console.print(table)
+    console.print(f"fertig in {time.perf_counter() - started:.1f} s")
+
+
+@app.command("template")
+def template(
+    out: Path = typer.Argument(Path("ZI-Projektprognose-Vorlage.xlsx"), help="Zieldatei (.xlsx)"),
+    version: str = typer.Option("current", help="Vorlagenversion (current oder eine historische)"),
+) -> None:
+    """Write the blank forecast workbook template coordinators fill in."""
+    from zi_warehouse.forecasts.template import write_template
+
+    write_template(out, version=version)
+    console.print(f"Vorlage geschrieben: {out}")
+
+
+@app.command("build")
+def build(
+    demo_if_empty: bool = typer.Option(True, help="Leerer Landebereich: zuerst die Demo-Daten schreiben"),
+) -> None:
+    """Load every landed file, build and check the marts, publish the read-only warehouse."""
+    from zi_warehouse.demo import DEFAULT_SCALE, DEFAULT_SEED, generate, landing_is_empty
+
+    os.environ.setdefault("DO_NOT_TRACK", "1")
+    os.environ.setdefault("DAGSTER_DISABLE_TELEMETRY", "1")
+    paths = config.paths()
+    os.environ["ZI_DATA_DIR"] = str(paths.data_dir)  # dbt's profile reads it
+    started = time.perf_counter()
+    if demo_if_empty and landing_is_empty(paths.landing):
+        console.print(f"Landebereich {paths.landing} ist leer: Demo-Daten (Skala {DEFAULT_SCALE}) werden erzeugt.")
+        with console.status("Demo-Daten …") as status:
+            generate(paths.ensure().landing, DEFAULT_SCALE, DEFAULT_SEED, progress=status.update)
+    paths.ensure()
+    from dagster_zi.runner import run_build
+
+    with console.status("Build läuft …") as status:
+        report = run_build(progress=lambda msg: status.update(f"Build {msg}"))
+    print_summary(paths, report, time.perf_counter() - started)
+    if not report.success:
+        raise typer.Exit(code=1)
+
+
+def print_summary(paths: config.Paths, report, seconds: float) -> None:
+    """What a person needs after a build: rows per source, checks, where the warehouse is, a query."""
+    import duckdb
+
+    if paths.warehouse.exists():
+        con = duckdb.connect(str(paths.warehouse), read_only=True)
+        try:
+            rows = con.execute(
+                "select source_family, count(*), sum(rows_read), sum(rows_loaded), sum(rows_rejected), "
+                "count(*) filter (where outcome in ('failed', 'blocked')) "
+                "from raw.ingestion_files group by 1 order by 1"
+            ).fetchall()
+        finally:
+            con.close()
+        table = Table("Quelle", "Dateien", "gelesen", "geladen", "abgewiesen", "Dateien gescheitert/zurückgehalten",
+                      title="Zeilenbilanz je Quelle")
+        for family, files, read, loaded, rejected, failed in rows:
+            table.add_row(family, f"{files:,}", f"{read or 0:,}", f"{loaded or 0:,}", f"{rejected or 0:,}", str(failed))
+        console.print(table)
+    console.print(
+        f"Prüfungen: {report.checks_passed} bestanden, {len(report.checks_failed)} fehlgeschlagen, "
+        f"{len(report.checks_warned)} Warnungen"
+    )
+    for name in report.checks_failed:
+        console.print(f"  [red]fehlgeschlagen[/red] {name}")
+    for name in report.checks_warned[:20]:
+        console.print(f"  [yellow]Warnung[/yellow] {name}")
+    if report.success:
+        console.print(f"[green]Build erfolgreich[/green] in {seconds:.1f} s. Veröffentlicht: {paths.published_duckdb}")
+        console.print(f"  Parquet: {paths.published_parquet}/<mart>.parquet")
+        console.print("Beispielabfrage für das Controlling:")
+        console.print(f"  duckdb -readonly {paths.published_duckdb} \"{EXAMPLE_QUERY}\"")
+    else:
+        console.print(f"[red]Build fehlgeschlagen[/red] ({', '.join(report.failed_steps)}); "
+                      f"die bisher veröffentlichte Fassung bleibt unverändert: {paths.published_duckdb}")
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

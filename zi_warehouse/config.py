@@ -1,0 +1,76 @@
+"""Where things live and which parameters the figures depend on; everything comes from the environment.
+
+One place for paths under ``ZI_DATA_DIR`` and for the domain parameters that DOMAIN.md marks as
+assumptions (baseline year, ETp, factor edition), so that nothing is hard-coded in readers or models.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SEEDS_DIR = REPO_ROOT / "seeds"
+
+#: Source families: one landing subfolder and one Dagster asset group each.
+SOURCE_FAMILIES = ("forecasts", "funding", "climate", "trees", "surfaces")
+
+
+@dataclass(frozen=True)
+class Paths:
+    """The data directory layout (documented in docs/data-directory.md)."""
+
+    data_dir: Path
+
+    @property
+    def landing(self) -> Path:
+        return self.data_dir / "landing"
+
+    def landing_for(self, source_family: str) -> Path:
+        return self.landing / source_family
+
+    @property
+    def warehouse_dir(self) -> Path:
+        return self.data_dir / "warehouse"
+
+    @property
+    def warehouse(self) -> Path:
+        """The working DuckDB file: only the pipeline opens it (one writer at a time)."""
+        return self.warehouse_dir / "zi.duckdb"
+
+    @property
+    def published(self) -> Path:
+        return self.data_dir / "published"
+
+    @property
+    def published_duckdb(self) -> Path:
+        return self.published / "zi.duckdb"
+
+    @property
+    def published_parquet(self) -> Path:
+        return self.published / "parquet"
+
+    @property
+    def feedback(self) -> Path:
+        """Feedback workbooks for the senders (one per municipality and submission)."""
+        return self.data_dir / "feedback"
+
+    @property
+    def reports(self) -> Path:
+        return self.data_dir / "reports"
+
+    def ensure(self) -> "Paths":
+        for family in SOURCE_FAMILIES:
+            self.landing_for(family).mkdir(parents=True, exist_ok=True)
+        for d in (self.warehouse_dir, self.published, self.feedback, self.reports):
+            d.mkdir(parents=True, exist_ok=True)
+        return self
+
+
+def data_dir() -> Path:
+    return Path(os.environ.get("ZI_DATA_DIR", REPO_ROOT / "data")).resolve()
+
+
+def paths() -> Paths:
+    return Paths(data_dir())

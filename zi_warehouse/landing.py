@@ -1,0 +1,48 @@
+"""The landing area: files as delivered, one subfolder per source family, found and content-hashed."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class LandedFile:
+    path: Path
+    source_file: str  # relative to the landing folder (stable key across machines)
+    file_hash: str  # sha256 of the bytes as delivered
+    size_bytes: int
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def discover(landing_dir: Path, source_family: str, suffixes: tuple[str, ...]) -> list[LandedFile]:
+    """Every file below ``landing/<source_family>`` whose name ends in one of ``suffixes``, sorted.
+
+    Hidden files and office lock files (``~$x.xlsx``) are skipped: they are not deliveries.
+    """
+    folder = landing_dir / source_family
+    if not folder.exists():
+        return []
+    found = []
+    for path in sorted(folder.rglob("*")):
+        if not path.is_file() or path.name.startswith((".", "~$")):
+            continue
+        if suffixes and not path.name.lower().endswith(suffixes):
+            continue
+        found.append(
+            LandedFile(
+                path=path,
+                source_file=path.relative_to(landing_dir).as_posix(),
+                file_hash=file_sha256(path),
+                size_bytes=path.stat().st_size,
+            )
+        )
+    return found

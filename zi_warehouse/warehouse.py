@@ -1,0 +1,191 @@
+"""The working DuckDB warehouse: raw tables, the ingestion ledger and rejected rows.
+
+Only the pipeline opens this file, one writer at a time (Dagster pool ``zi_warehouse``). Readers use the
+published copy (see ``publish.py``). Loading is per file: a file's rows are replaced as a whole, so a
+re-delivered file replaces its predecessor and an unchanged file is skipped.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+import duckdb
+import pyarrow as pa
+
+from zi_warehouse.accounting import LINEAGE_FIELDS, FileResult
+
+RAW_SCHEMA = "raw"
+
+LEDGER_SCHEMA = pa.schema(
+    [
+        pa.field("source_family", pa.string()),
+        pa.field("source_file", pa.string()),
+        pa.field("file_name", pa.string()),
+        pa.field("file_hash", pa.string()),
+        pa.field("file_size_bytes", pa.int64()),
+        pa.field("municipality_key", pa.string()),
+        pa.field("period", pa.string()),
+        pa.field("rows_read", pa.int64()),
+        pa.field("rows_loaded", pa.int64()),
+        pa.field("rows_rejected", pa.int64()),
+        pa.field("outcome", pa.string()),
+        pa.field("error_message", pa.string()),
+        pa.field("loaded_at", pa.timestamp("us", tz="UTC")),
+    ]
+)
+
+REJECTED_SCHEMA = pa.schema(
+    [
+        pa.field("source_family", pa.string()),
+        pa.field("source_file", pa.string()),
+        pa.field("sheet", pa.string()),
+        pa.field("row_number", pa.int64()),
+        pa.field("column_name", pa.string()),
+        pa.field("value_found", pa.string()),
+        pa.field("rule", pa.string()),
+        pa.field("message_de", pa.string()),
+    ]
+)
+
+
+def quote_ident(name: str) -> str:
+    """Quote an SQL identifier; names from files, sheets or headers never reach SQL unquoted."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def raw_table(entity: str) -> str:
+    return f"{RAW_SCHEMA}.{quote_ident(entity)}"
+
+
+@contextmanager
+def connect(path: Path, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    con = duckdb.connect(str(path), read_only=read_only)
+    try:
+        yield con
+    finally:
+        con.close()
+
+
+def with_lineage(schema: pa.Schema) -> pa.Schema:
+    names = set(schema.names)
+    return pa.schema(list(schema) + [f for f in LINEAGE_FIELDS if f.name not in names])
+
+
+def _table_columns(con: duckdb.DuckDBPyConnection, table: str) -> list[str] | None:
+    rows = con.execute(
+        "select column_name from information_schema.columns "
+        "where table_schema = ? and table_name = ? order by ordinal_position",
+        [RAW_SCHEMA, table],
+    ).fetchall()
+    return [r[0] for r in rows] or None
+
+
+def _create_from_schema(con: duckdb.DuckDBPyConnection, qualified: str, schema: pa.Schema) -> None:
+    empty = schema.empty_table()  # noqa: F841 - referenced by name in SQL
+    con.execute(f"create table {qualified} as select * from empty")
+
+
+def ensure_tables(con: duckdb.DuckDBPyConnection, raw_tables: dict[str, pa.Schema]) -> list[str]:
+    """Create the ledger, rejected rows and a source's raw tables; recreate any whose columns changed.
+
+    Returns the entities that were (re)created, so the caller can force a reload of that source.
+    """
+    con.execute(f"create schema if not exists {RAW_SCHEMA}")
+    recreated = []
+    fixed = {"ingestion_files": LEDGER_SCHEMA, "rejected_rows": REJECTED_SCHEMA}
+    for entity, schema in {**fixed, **{k: with_lineage(v) for k, v in raw_tables.items()}}.items():
+        existing = _table_columns(con, entity)
+        if existing == schema.names:
+            continue
+        if existing is not None:
+            con.execute(f"drop table {raw_table(entity)}")
+        _create_from_schema(con, raw_table(entity), schema)
+        if entity not in fixed:
+            recreated.append(entity)
+    return recreated
+
+
+def ledger(con: duckdb.DuckDBPyConnection, source_family: str) -> dict[str, dict]:
+    cur = con.execute(
+        f"select * from {raw_table('ingestion_files')} where source_family = ?", [source_family]
+    )
+    cols = [d[0] for d in cur.description]
+    return {row[1]: dict(zip(cols, row)) for row in cur.fetchall()}
+
+
+def _conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    """Order and cast a reader's table to the declared raw schema (missing lineage columns as NULL)."""
+    columns = []
+    for f in schema:
+        if f.name in table.column_names:
+            columns.append(table.column(f.name).cast(f.type))
+        else:
+            columns.append(pa.nulls(table.num_rows, f.type))
+    return pa.Table.from_arrays(columns, schema=schema)
+
+
+def forget_files(con: duckdb.DuckDBPyConnection, source_family: str, entities, source_files) -> None:
+    """Remove every trace of the given files (their rows, rejections and ledger entries)."""
+    files = pa.table({"source_file": pa.array(list(source_files), pa.string())})  # noqa: F841
+    for entity in entities:
+        con.execute(
+            f"delete from {raw_table(entity)} where _source_file in (select source_file from files)"
+        )
+    for table in ("rejected_rows", "ingestion_files"):
+        con.execute(
+            f"delete from {raw_table(table)} where source_family = ? "
+            "and source_file in (select source_file from files)",
+            [source_family],
+        )
+
+
+def store_results(
+    con: duckdb.DuckDBPyConnection,
+    source_family: str,
+    raw_tables: dict[str, pa.Schema],
+    results: list[FileResult],
+    loaded_at,
+) -> None:
+    """Replace the rows of each file in ``results`` with what its reader made of it."""
+    if not results:
+        return
+    forget_files(con, source_family, raw_tables, [r.source_file for r in results])
+    for entity, schema in raw_tables.items():
+        parts = [_conform(r.tables[entity], with_lineage(schema)) for r in results if entity in r.tables]
+        parts = [p for p in parts if p.num_rows]
+        if parts:
+            batch = pa.concat_tables(parts)  # noqa: F841
+            con.execute(f"insert into {raw_table(entity)} by name select * from batch")
+    rejected = [
+        {"source_family": source_family, "source_file": r.source_file, **rej.as_record()}
+        for r in results
+        for rej in r.rejections
+    ]
+    if rejected:
+        rejected_tbl = pa.Table.from_pylist(rejected, schema=REJECTED_SCHEMA)  # noqa: F841
+        con.execute(f"insert into {raw_table('rejected_rows')} by name select * from rejected_tbl")
+    ledger_rows = pa.Table.from_pylist(  # noqa: F841
+        [
+            {
+                "source_family": source_family,
+                "source_file": r.source_file,
+                "file_name": Path(r.source_file).name,
+                "file_hash": r.file_hash,
+                "file_size_bytes": r.file_size_bytes,
+                "municipality_key": r.municipality_key,
+                "period": r.period,
+                "rows_read": r.rows_read,
+                "rows_loaded": r.rows_loaded,
+                "rows_rejected": r.rows_rejected,
+                "outcome": r.outcome,
+                "error_message": r.error_message,
+                "loaded_at": loaded_at,
+            }
+            for r in results
+        ],
+        schema=LEDGER_SCHEMA,
+    )
+    con.execute(f"insert into {raw_table('ingestion_files')} by name select * from ledger_rows")
