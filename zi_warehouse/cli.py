@@ -80,6 +80,27 @@ def build(
         raise typer.Exit(code=1)
 
 
+@app.command("sql")
+def sql(
+    query: str = typer.Argument(None, help="SQL-Abfrage; ohne Abfrage und ohne --file: interaktive Konsole"),
+    file: Path = typer.Option(None, "--file", "-f", help="Datei mit einer SQL-Abfrage"),
+    out: Path = typer.Option(None, "--out", "-o", help="Ergebnis als .csv oder .xlsx schreiben"),
+    database: Path = typer.Option(None, help="Standard: $ZI_DATA_DIR/published/zi.duckdb"),
+) -> None:
+    """Query the published warehouse read-only (never the pipeline's working file)."""
+    from zi_warehouse.sql_shell import open_published, run_query, interactive
+
+    con = open_published(database or config.paths().published_duckdb)
+    try:
+        if query is None and file is None:
+            interactive(con, console)
+            return
+        text = file.read_text(encoding="utf-8") if file else query
+        run_query(con, text, console, out)
+    finally:
+        con.close()
+
+
 def print_summary(paths: config.Paths, report, seconds: float) -> None:
     """What a person needs after a build: rows per source, checks, where the warehouse is, a query."""
     import duckdb
@@ -111,7 +132,7 @@ def print_summary(paths: config.Paths, report, seconds: float) -> None:
         console.print(f"[green]Build erfolgreich[/green] in {seconds:.1f} s. Veröffentlicht: {paths.published_duckdb}")
         console.print(f"  Parquet: {paths.published_parquet}/<mart>.parquet")
         console.print("Beispielabfrage für das Controlling:")
-        console.print(f"  duckdb -readonly {paths.published_duckdb} \"{EXAMPLE_QUERY}\"")
+        console.print(f"  .venv/bin/zi sql \"{EXAMPLE_QUERY}\"")
     else:
         console.print(f"[red]Build fehlgeschlagen[/red] ({', '.join(report.failed_steps)}); "
                       f"die bisher veröffentlichte Fassung bleibt unverändert: {paths.published_duckdb}")

@@ -57,15 +57,17 @@ def publish(warehouse_path: Path, published_dir: Path) -> PublishResult:
     parquet_version.mkdir()
     tables: dict[str, int] = {}
     try:
-        con = duckdb.connect(str(warehouse_path), read_only=True)
+        con = duckdb.connect()  # in-memory: attach the warehouse read-only and the new file writable
         try:
+            con.execute(f"attach {_literal(warehouse_path)} as warehouse (read_only)")
+            con.execute("use warehouse")
             names = public_tables(con)
             if not names:
                 raise RuntimeError(f"Keine Tabellen im Schema {PUBLIC_SCHEMA} von {warehouse_path}")
             comments = dict(
                 con.execute(
                     "select table_name, comment from duckdb_tables() where schema_name = ? "
-                    "and database_name = current_database()",
+                    "and database_name = 'warehouse'",
                     [PUBLIC_SCHEMA],
                 ).fetchall()
             )
@@ -74,7 +76,7 @@ def publish(warehouse_path: Path, published_dir: Path) -> PublishResult:
             )
             con.execute(f"create schema published.{PUBLIC_SCHEMA}")
             for name in names:
-                source = f"{PUBLIC_SCHEMA}.{quote_ident(name)}"
+                source = f"warehouse.{PUBLIC_SCHEMA}.{quote_ident(name)}"
                 target = f"published.{PUBLIC_SCHEMA}.{quote_ident(name)}"
                 con.execute(f"create table {target} as select * from {source}")
                 if comments.get(name):
@@ -82,7 +84,9 @@ def publish(warehouse_path: Path, published_dir: Path) -> PublishResult:
                 tables[name] = con.execute(f"select count(*) from {target}").fetchone()[0]
                 parquet_file = parquet_version / f"{name}.parquet"
                 con.execute(f"copy {source} to {_literal(parquet_file)} (format parquet, compression zstd)")
+            con.execute("use memory")
             con.execute("detach published")
+            con.execute("detach warehouse")
         finally:
             con.close()
         _fsync(tmp_db)
