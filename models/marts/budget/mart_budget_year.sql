@@ -1,51 +1,50 @@
--- Grain: one row per programme year (the years of the budget plan, and any year with activity).
--- project_ideas: projects first reported in an accepted forecast workbook of that year;
--- applications/requested_eur: funding applications filed that year; approvals/approved_eur: initial
--- grant notices issued that year, with their current approved amount (after amendments).
-with ideas as (
-    select project_id, min(reporting_year) as first_year
-    from {{ ref('stg_forecasts__projects') }}
-    group by project_id
-),
-ideas_by_year as (
-    select first_year as year, count(*) as project_ideas
-    from ideas
-    group by first_year
-),
-applications_by_year as (
+-- Grain: one row per programme year. project_ideas: projects first reported in an accepted forecast
+-- workbook that year; applications/requested_eur: applications filed that year; approvals/approved_eur:
+-- initial grant notices issued that year with their current amount (after amendments); paid_eur:
+-- payments (call-offs) made that year. Ratios: see dbt_project/macros/budget.sql.
+with summed as (
     select
-        year(application_date) as year,
-        count(*) as applications,
-        sum(requested_eur) as requested_eur
-    from {{ ref('int_funding__applications') }}
-    where not is_deleted
-    group by 1
+        year,
+        sum(project_ideas)::bigint as project_ideas,
+        sum(applications)::bigint as applications,
+        sum(requested_eur)::decimal(14, 2) as requested_eur,
+        sum(approvals)::bigint as approvals,
+        sum(approved_eur)::decimal(14, 2) as approved_eur,
+        sum(paid_eur)::decimal(14, 2) as paid_eur,
+        sum(funding_rate_sum) as funding_rate_sum,
+        sum(funding_rate_count) as funding_rate_count,
+        sum(disconnected_area_approved_m2) as disconnected_area_approved_m2,
+        sum(approved_eur_disconnecting) as approved_eur_disconnecting,
+        sum(trees_approved) as trees_approved,
+        sum(approved_eur_with_trees) as approved_eur_with_trees
+    from {{ ref('int_budget__municipality_year') }}
+    group by year
 ),
-approvals_by_year as (
+cumulative as (
     select
-        year(notice_date) as year,
-        count(*) as approvals,
-        sum(approved_eur) as approved_eur
-    from {{ ref('int_funding__approvals') }}
-    group by 1
-),
-years as (
-    select year from {{ ref('budget_plan') }}
-    union select year from ideas_by_year
-    union select year from applications_by_year
-    union select year from approvals_by_year
+        s.*,
+        b.envelope_eur::decimal(14, 2) as envelope_eur,
+        sum(s.approved_eur) over (order by s.year)::decimal(14, 2) as approved_eur_cumulative,
+        sum(s.paid_eur) over (order by s.year)::decimal(14, 2) as paid_eur_cumulative,
+        sum(b.envelope_eur) over (order by s.year)::decimal(14, 2) as envelope_eur_cumulative
+    from summed as s
+    left join {{ ref('budget_plan') }} as b using (year)
 )
 select
-    y.year::integer as year,
-    b.envelope_eur::decimal(14, 2) as envelope_eur,
-    coalesce(i.project_ideas, 0)::bigint as project_ideas,
-    coalesce(a.applications, 0)::bigint as applications,
-    coalesce(a.requested_eur, 0)::decimal(14, 2) as requested_eur,
-    coalesce(p.approvals, 0)::bigint as approvals,
-    coalesce(p.approved_eur, 0)::decimal(14, 2) as approved_eur
-from years as y
-left join {{ ref('budget_plan') }} as b using (year)
-left join ideas_by_year as i using (year)
-left join applications_by_year as a using (year)
-left join approvals_by_year as p using (year)
+    year::integer as year,
+    envelope_eur,
+    project_ideas,
+    applications,
+    requested_eur,
+    approvals,
+    approved_eur,
+    paid_eur,
+    approved_eur_cumulative,
+    paid_eur_cumulative,
+    envelope_eur_cumulative,
+    round(100.0 * approved_eur / nullif(envelope_eur, 0), 2)::double as absorption_pct,
+    {{ budget_ratio_columns() }},
+    disconnected_area_approved_m2,
+    trees_approved::bigint as trees_approved
+from cumulative
 order by year
