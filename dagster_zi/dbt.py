@@ -1,12 +1,13 @@
 """The dbt project as Dagster assets (dagster-dbt). The manifest is built at set-up (``make setup`` runs
 ``dbt parse``), never at import; ``prepare_if_dev`` re-parses only under ``dagster dev``."""
 
-from __future__ import annotations
 
 import os
+import sys
+from pathlib import Path
 from typing import Any, Mapping
 
-from dagster import AssetExecutionContext
+from dagster import AssetExecutionContext, AssetKey
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
 
 from dagster_zi.constants import WAREHOUSE_POOL
@@ -17,7 +18,13 @@ dbt_project.prepare_if_dev()
 
 
 class ZiDbtTranslator(DagsterDbtTranslator):
-    """Groups dbt assets by layer (staging, intermediate, marts, reference, snapshots)."""
+    """Groups dbt assets by layer; a dbt source ``raw_<family>.<table>`` is the asset key
+    ``["raw_<family>", "<table>"]`` that the ingest multi-asset of that family materialises."""
+
+    def get_asset_key(self, dbt_resource_props: Mapping[str, Any]) -> AssetKey:
+        if dbt_resource_props["resource_type"] == "source":
+            return AssetKey([dbt_resource_props["source_name"], dbt_resource_props["name"]])
+        return super().get_asset_key(dbt_resource_props)
 
     def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
         resource_type = dbt_resource_props["resource_type"]
@@ -41,4 +48,9 @@ def zi_dbt_assets(context: AssetExecutionContext, dbt: DbtCliResource):
     yield from dbt.cli(["build"], context=context).stream()
 
 
-dbt_resource = DbtCliResource(project_dir=dbt_project, profiles_dir=str(REPO_ROOT / "dbt_project"))
+#: The dbt executable of this virtual environment (PATH may not include .venv/bin, e.g. under cron).
+DBT_EXECUTABLE = str(Path(sys.executable).parent / "dbt")
+
+dbt_resource = DbtCliResource(
+    project_dir=dbt_project, profiles_dir=str(REPO_ROOT / "dbt_project"), dbt_executable=DBT_EXECUTABLE
+)

@@ -1,6 +1,5 @@
 """Publishing asset: after the dbt build and its blocking checks succeed, swap in the read-only copy."""
 
-from __future__ import annotations
 
 from dagster import AssetExecutionContext, MaterializeResult, asset
 

@@ -10,7 +10,9 @@ import threading
 from dataclasses import dataclass, field
 from typing import Callable
 
-from dagster import DagsterEventType, DagsterInstance, make_new_run_id
+import uuid
+
+from dagster import DagsterEventType, DagsterInstance
 
 
 @dataclass
@@ -18,6 +20,7 @@ class BuildReport:
     success: bool
     run_id: str
     failed_steps: list[str] = field(default_factory=list)
+    published_steps: list[str] = field(default_factory=list)
     checks_passed: int = 0
     checks_failed: list[str] = field(default_factory=list)
     checks_warned: list[str] = field(default_factory=list)
@@ -28,7 +31,7 @@ def run_build(progress: Callable[[str], None] = lambda _m: None) -> BuildReport:
 
     job = defs.resolve_job_def("build_warehouse")
     instance = DagsterInstance.ephemeral()
-    run_id = make_new_run_id()
+    run_id = str(uuid.uuid4())
     done = threading.Event()
 
     def watch() -> None:
@@ -55,6 +58,8 @@ def run_build(progress: Callable[[str], None] = lambda _m: None) -> BuildReport:
     for event in result.all_events:
         if event.event_type == DagsterEventType.STEP_FAILURE:
             report.failed_steps.append(event.step_key or "?")
+        elif event.event_type == DagsterEventType.STEP_SUCCESS and event.step_key in ("published_warehouse", "published_postgres"):
+            report.published_steps.append(event.step_key)
     for evaluation in result.get_asset_check_evaluations():
         name = f"{evaluation.asset_key.to_user_string()}:{evaluation.check_name}"
         if evaluation.passed:

@@ -1,10 +1,12 @@
-"""One ingest asset per source family (``raw_<family>``), the ingestion ledger and its row-accounting check.
+"""One ingest multi-asset per source family, the ingestion ledger and its row-accounting check.
 
-The assets only wire: reading and validation live in ``zi_warehouse/sources/<family>.py``, loading in
-``zi_warehouse/ingest.py``.
+Each raw table is its own asset key ``["raw_<family>", "<family>__<entity>"]`` — the same key dagster-dbt
+gives the dbt source ``raw_<family>.<table>`` — so lineage runs from landing files to marts. The op of a
+family is named ``raw_<family>``; select a family with ``AssetSelection.groups("<family>")`` or
+``raw_asset_keys("<family>")``. The assets only wire: reading and validation live in
+``zi_warehouse/sources/<family>.py``, loading in ``zi_warehouse/ingest.py``.
 """
 
-from __future__ import annotations
 
 import importlib
 
@@ -13,9 +15,10 @@ from dagster import (
     AssetCheckSeverity,
     AssetExecutionContext,
     AssetKey,
+    AssetSpec,
     MaterializeResult,
-    asset,
     asset_check,
+    multi_asset,
 )
 
 from dagster_zi.constants import WAREHOUSE_POOL
@@ -23,19 +26,39 @@ from zi_warehouse import config, warehouse
 from zi_warehouse.ingest import ingest
 from zi_warehouse.sources import SOURCE_MODULES
 
+LEDGER_KEY = AssetKey(["raw_ingestion", "ingestion_files"])
+REJECTED_ROWS_KEY = AssetKey(["raw_ingestion", "rejected_rows"])
+
+
+def _module_for(family: str):
+    for name in SOURCE_MODULES:
+        module = importlib.import_module(name)
+        if module.SOURCE_FAMILY == family:
+            return module
+    raise KeyError(family)
+
+
+def raw_asset_keys(family: str) -> list[AssetKey]:
+    """The asset keys of a family's raw tables, e.g. ``raw_asset_keys("forecasts")``."""
+    return [AssetKey([f"raw_{family}", entity]) for entity in _module_for(family).RAW_TABLES]
+
 
 def build_ingest_asset(module_name: str):
     module = importlib.import_module(module_name)
     family = module.SOURCE_FAMILY
+    summary_line = (module.__doc__ or "").strip().splitlines()[0] if module.__doc__ else ""
+    specs = [
+        AssetSpec(
+            key=key,
+            group_name=family,
+            description=f"raw.{key.path[-1]}: {summary_line}",
+            kinds={"python", "duckdb"},
+        )
+        for key in raw_asset_keys(family)
+    ]
 
-    @asset(
-        name=f"raw_{family}",
-        group_name=family,
-        pool=WAREHOUSE_POOL,
-        description=(module.__doc__ or "").strip().splitlines()[0] if module.__doc__ else None,
-        kinds={"python", "duckdb"},
-    )
-    def _ingest(context: AssetExecutionContext) -> MaterializeResult:
+    @multi_asset(name=f"raw_{family}", specs=specs, pool=WAREHOUSE_POOL)
+    def _ingest(context: AssetExecutionContext):
         paths = config.paths().ensure()
         with warehouse.connect(paths.warehouse) as con:
             summary = ingest(con, module, paths.landing, log=context.log.info)
@@ -43,7 +66,8 @@ def build_ingest_asset(module_name: str):
             context.log.warning(f"Datei abgewiesen: {name}")
         for name in summary.files_blocked:
             context.log.warning(f"Datei zurückgehalten: {name}")
-        return MaterializeResult(metadata=summary.as_metadata())
+        for spec in specs:
+            yield MaterializeResult(asset_key=spec.key, metadata=summary.as_metadata())
 
     return _ingest
 
@@ -51,15 +75,20 @@ def build_ingest_asset(module_name: str):
 ingest_assets = [build_ingest_asset(name) for name in SOURCE_MODULES]
 
 
-@asset(
+@multi_asset(
     name="ingestion_ledger",
-    group_name="ingestion",
-    deps=[AssetKey(f"raw_{importlib.import_module(m).SOURCE_FAMILY}") for m in SOURCE_MODULES],
+    specs=[
+        AssetSpec(LEDGER_KEY, group_name="ingestion", kinds={"duckdb"},
+                  description="raw.ingestion_files: eine Zeile je angelieferter Datei mit Zeilenbilanz.",
+                  deps=[k for m in SOURCE_MODULES for k in raw_asset_keys(importlib.import_module(m).SOURCE_FAMILY)]),
+        AssetSpec(REJECTED_ROWS_KEY, group_name="ingestion", kinds={"duckdb"},
+                  description="raw.rejected_rows: jede abgewiesene Zeile mit Grund.",
+                  deps=[LEDGER_KEY]),
+    ],
     pool=WAREHOUSE_POOL,
-    description="raw.ingestion_files and raw.rejected_rows: one ledger row per landed file, every rejection.",
-    kinds={"duckdb"},
 )
-def ingestion_ledger() -> MaterializeResult:
+def ingestion_ledger():
+    """The ledger is written by every ingest asset; this asset reports its totals and carries its checks."""
     paths = config.paths()
     with warehouse.connect(paths.warehouse) as con:
         warehouse.ensure_tables(con, {})
@@ -72,7 +101,8 @@ def ingestion_ledger() -> MaterializeResult:
         metadata[f"{family}_files"] = int(files)
         metadata[f"{family}_rows_loaded"] = int(loaded or 0)
         metadata[f"{family}_rows_rejected"] = int(rejected or 0)
-    return MaterializeResult(metadata=metadata)
+    yield MaterializeResult(asset_key=LEDGER_KEY, metadata=metadata)
+    yield MaterializeResult(asset_key=REJECTED_ROWS_KEY)
 
 
 def row_accounting_violations(con) -> list[tuple]:
@@ -84,7 +114,7 @@ def row_accounting_violations(con) -> list[tuple]:
     ).fetchall()
 
 
-@asset_check(asset=ingestion_ledger, blocking=True, pool=WAREHOUSE_POOL,
+@asset_check(asset=LEDGER_KEY, blocking=True, pool=WAREHOUSE_POOL,
              description="Zeilenbilanz: je Datei gelesen = geladen + abgewiesen (blockierend).")
 def row_accounting() -> AssetCheckResult:
     with warehouse.connect(config.paths().warehouse) as con:

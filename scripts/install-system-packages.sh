@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the tests need when they are missing: PostgreSQL server binaries (the
-# tests start throwaway servers). Run as root (CI and the development machines are), or with sudo.
+# tests start throwaway servers) and Chromium (reports are rendered and checked in headless Chromium,
+# and printed to PDF). Run as root (CI and the development machines are), or with sudo.
 set -euo pipefail
 missing=()
 if ! command -v initdb >/dev/null 2>&1 && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
   missing+=(postgresql)
+fi
+if ! command -v chromium >/dev/null 2>&1; then
+  missing+=(chromium)
 fi
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0

@@ -45,12 +45,13 @@ def demo_data(
 @app.command("template")
 def template(
     out: Path = typer.Argument(Path("ZI-Projektprognose-Vorlage.xlsx"), help="Zieldatei (.xlsx)"),
-    version: str = typer.Option("current", help="Vorlagenversion (current oder eine historische)"),
+    version: str = typer.Option("current", help="Vorlagenversion: current, 2021 oder 2020"),
+    period: str = typer.Option(None, help="Meldequartal vorbelegen, z. B. 2026-Q3"),
 ) -> None:
     """Write the blank forecast workbook template coordinators fill in."""
     from zi_warehouse.forecasts.template import write_template
 
-    write_template(out, version=version)
+    write_template(out, version=version, period=period)
     console.print(f"Vorlage geschrieben: {out}")
 
 
@@ -88,17 +89,36 @@ def sql(
     database: Path = typer.Option(None, help="Standard: $ZI_DATA_DIR/published/zi.duckdb"),
 ) -> None:
     """Query the published warehouse read-only (never the pipeline's working file)."""
-    from zi_warehouse.sql_shell import open_published, run_query, interactive
+    import duckdb
 
-    con = open_published(database or config.paths().published_duckdb)
+    from zi_warehouse.sql_shell import PublishedWarehouseMissing, interactive, open_published, run_query
+
     try:
-        if query is None and file is None:
-            interactive(con, console)
-            return
         text = file.read_text(encoding="utf-8") if file else query
-        run_query(con, text, console, out)
+        con = open_published(database or config.paths().published_duckdb)
+    except (OSError, PublishedWarehouseMissing) as exc:
+        console.print(f"[red]Fehler:[/red] {exc}")
+        raise typer.Exit(1)
+    try:
+        if text is None:
+            interactive(con, console)
+        else:
+            run_query(con, text, console, out)
+    except (duckdb.Error, ValueError) as exc:
+        console.print(f"[red]Fehler:[/red] {exc}")
+        raise typer.Exit(1)
     finally:
         con.close()
+
+
+@app.command("docs-site")
+def docs_site_command(
+    empty_catalog: bool = typer.Option(False, help="Ohne Katalog (öffnet das Warehouse nicht)"),
+) -> None:
+    """Generate the dbt docs as one self-contained HTML file (no internet needed to view it)."""
+    from zi_warehouse.dbt_docs import docs_site
+
+    docs_site(empty_catalog)
 
 
 def print_summary(paths: config.Paths, report, seconds: float) -> None:
@@ -134,8 +154,13 @@ def print_summary(paths: config.Paths, report, seconds: float) -> None:
         console.print("Beispielabfrage für das Controlling:")
         console.print(f"  .venv/bin/zi sql \"{EXAMPLE_QUERY}\"")
     else:
-        console.print(f"[red]Build fehlgeschlagen[/red] ({', '.join(report.failed_steps)}); "
-                      f"die bisher veröffentlichte Fassung bleibt unverändert: {paths.published_duckdb}")
+        published = "published_warehouse" in report.published_steps
+        console.print(f"[red]Build fehlgeschlagen[/red] ({', '.join(report.failed_steps)}).")
+        if published:
+            console.print(f"Das DuckDB-Warehouse wurde veröffentlicht: {paths.published_duckdb}; "
+                          "fehlgeschlagen ist ein nachgelagerter Schritt.")
+        else:
+            console.print(f"Nichts veröffentlicht; die bisherige Fassung bleibt unverändert: {paths.published_duckdb}")
 
 
 def main() -> None:  # pragma: no cover - console entry point

@@ -81,6 +81,13 @@ def publish(warehouse_path: Path, published_dir: Path) -> PublishResult:
                 con.execute(f"create table {target} as select * from {source}")
                 if comments.get(name):
                     con.execute(f"comment on table {target} is {_literal(comments[name])}")
+                # Column descriptions (German, from the dbt YAML) travel with the data to BI tools.
+                for column, comment in con.execute(
+                    "select column_name, comment from duckdb_columns() where database_name = 'warehouse' "
+                    "and schema_name = ? and table_name = ? and comment is not null",
+                    [PUBLIC_SCHEMA, name],
+                ).fetchall():
+                    con.execute(f"comment on column {target}.{quote_ident(column)} is {_literal(comment)}")
                 tables[name] = con.execute(f"select count(*) from {target}").fetchone()[0]
                 parquet_file = parquet_version / f"{name}.parquet"
                 con.execute(f"copy {source} to {_literal(parquet_file)} (format parquet, compression zstd)")

@@ -9,10 +9,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import duckdb
+import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
 MAX_ROWS_SHOWN = 200
+OUTPUT_SUFFIXES = (".csv", ".xlsx")
+#: Excel has no time zones: timestamps are written as local time of the programme.
+EXCEL_TIME_ZONE = "Europe/Berlin"
 
 
 class PublishedWarehouseMissing(RuntimeError):
@@ -27,17 +31,28 @@ def open_published(path: Path) -> duckdb.DuckDBPyConnection:
     return duckdb.connect(str(path), read_only=True)
 
 
+def check_output(out: Path | None) -> None:
+    if out is not None and out.suffix.lower() not in OUTPUT_SUFFIXES:
+        raise ValueError(f"Unbekanntes Ausgabeformat {out.suffix!r}: .csv oder .xlsx verwenden")
+
+
+def _for_excel(frame: pd.DataFrame) -> pd.DataFrame:
+    for column in frame.columns:
+        if isinstance(frame[column].dtype, pd.DatetimeTZDtype):
+            frame[column] = frame[column].dt.tz_convert(EXCEL_TIME_ZONE).dt.tz_localize(None)
+    return frame
+
+
 def run_query(con: duckdb.DuckDBPyConnection, text: str, console: Console, out: Path | None = None) -> int:
     """Run one query; print it as a table or write it to ``out`` (.csv or .xlsx). Returns the row count."""
+    check_output(out)
     frame = con.execute(text).df()
     if out is not None:
         suffix = out.suffix.lower()
         if suffix == ".csv":
             frame.to_csv(out, index=False, sep=";", decimal=",", encoding="utf-8-sig")
         elif suffix == ".xlsx":
-            frame.to_excel(out, index=False, sheet_name="Ergebnis")
-        else:
-            raise ValueError(f"Unbekanntes Ausgabeformat {suffix!r}: .csv oder .xlsx verwenden")
+            _for_excel(frame).to_excel(out, index=False, sheet_name="Ergebnis")
         console.print(f"{len(frame)} Zeilen geschrieben: {out}")
         return len(frame)
     table = Table(*[str(c) for c in frame.columns])

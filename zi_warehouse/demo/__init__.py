@@ -15,7 +15,8 @@ from zi_warehouse.demo.programme import build_programme
 DEFAULT_SCALE = 0.05
 DEFAULT_SEED = 7
 
-#: (landing subfolder, writer module); each module has ``write(landing_dir, programme, seed)``.
+#: (landing subfolder, writer module); each module has ``write(landing_dir, programme, seed)`` and
+#: writes into ``landing_dir/<family>/``.
 WRITERS = (
     ("forecasts", "zi_warehouse.demo.forecast_workbooks"),
     ("funding", "zi_warehouse.demo.funding_extracts"),
@@ -35,9 +36,7 @@ def generate(
     written: dict[str, list[Path]] = {}
     for family, module_name in WRITERS:
         progress(f"Demo-Daten: {family}")
-        folder = landing_dir / family
-        folder.mkdir(parents=True, exist_ok=True)
-        written[family] = importlib.import_module(module_name).write(folder, programme, seed)
+        written[family] = importlib.import_module(module_name).write(landing_dir, programme, seed)
     return written
 
 

@@ -18,9 +18,10 @@ EXCEL_EPOCH = dt.date(1899, 12, 30)
 SERIAL_MIN, SERIAL_MAX = 30000, 80000
 
 #: Cell texts that mean "nothing entered" (k.A. = keine Angabe).
-EMPTY_TEXTS = frozenset({"", "-", "--", "–", "—", "k.a.", "k. a.", "n.a.", "n/a", "entfällt", "./.", "x"})
+EMPTY_TEXTS = frozenset({"", "-", "--", "–", "—", "k.a.", "k. a.", "n.a.", "n/a", "entfällt", "./."})
 _APPROX = re.compile(r"^(ca\.?|circa|rd\.?|rund|etwa|ungefähr|ungef\.|~|≈)\s*", re.IGNORECASE)
-_CURRENCY = re.compile(r"(€|eur(o)?\b|,-+$|\.-+$)", re.IGNORECASE)
+_CURRENCY = re.compile(r"(€|\beur(o)?\b)", re.IGNORECASE)
+_DASH_CENTS = re.compile(r"[,.]-+$")  # "12.000,-": whole euros
 _UNIT_M2 = re.compile(r"(m²|m2|qm)\s*$", re.IGNORECASE)
 _SCALE = [
     (re.compile(r"\s*(mio\.?|millionen|million|mill\.)\s*$", re.IGNORECASE), 1_000_000.0),
@@ -43,7 +44,7 @@ def is_blank(value: object) -> bool:
         return True
     if isinstance(value, float) and math.isnan(value):
         return True
-    return isinstance(value, str) and value.strip().casefold() in EMPTY_TEXTS - {"x"}
+    return isinstance(value, str) and value.strip().casefold() in EMPTY_TEXTS
 
 
 def _german_decimal(text: str) -> float:
@@ -56,10 +57,12 @@ def _german_decimal(text: str) -> float:
         raise ValueError(text)
     if "," in s and "." in s:
         # Both separators: the last one is the decimal mark ("1.234,56" German, "1,234.56" English).
-        if s.rfind(",") > s.rfind("."):
+        if re.fullmatch(r"\d{1,3}(\.\d{3})+,\d*", s):
             s = s.replace(".", "").replace(",", ".")
-        else:
+        elif re.fullmatch(r"\d{1,3}(,\d{3})+\.\d*", s):
             s = s.replace(",", "")
+        else:
+            raise ValueError(text)
     elif "," in s:
         if s.count(",") > 1:  # "1,234,567": thousands only
             if not re.fullmatch(r"\d{1,3}(,\d{3})+", s):
@@ -92,6 +95,7 @@ def parse_number(value: object) -> float | None:
     text = str(value).strip()
     s = _APPROX.sub("", text)
     s = _CURRENCY.sub("", s).strip()
+    s = _DASH_CENTS.sub("", s).strip()
     s = _UNIT_M2.sub("", s).strip()
     factor = 1.0
     for pattern, f in _SCALE:

@@ -18,7 +18,7 @@ applications as (
 ),
 approvals as (
     select municipality_key, year(notice_date) as year, count(*) as approvals, sum(approved_eur) as approved_eur
-    from {{ ref('int_funding__approvals') }}
+    from {{ live('int_funding__approvals') }}
     group by all
 ),
 measures as (
@@ -32,7 +32,7 @@ measures as (
 ),
 payments as (
     select municipality_key, year(paid_on) as year, sum(amount_eur) as paid_eur
-    from {{ ref('int_funding__payments') }}
+    from {{ live('int_funding__payments') }}
     group by all
 ),
 years as (

@@ -37,7 +37,7 @@ heat_periods as (
 ),
 
 heat_per_year as (
-    select station_id, year, count(*) as heat_periods, sum(period_days) as heat_period_days
+    select station_id, year, count(*) as heat_periods, cast(sum(period_days) as bigint) as heat_period_days
     from heat_periods
     group by station_id, year
 ),

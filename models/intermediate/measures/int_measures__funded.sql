@@ -2,7 +2,7 @@
 -- Approved and paid EUR are the approval's amounts allocated to its measures by changed surface area
 -- (equally when no area is given); lineage columns name the extract file and row the measure came from.
 with measures as (
-    select * from {{ ref('int_funding__measures') }}
+    select * from {{ ref('int_funding__measures') }} where not is_deleted
 ),
 weights as (
     select
@@ -16,7 +16,7 @@ weights as (
 ),
 paid as (
     select approval_id, sum(amount_eur) as paid_eur, max(paid_on) as last_paid_on
-    from {{ ref('int_funding__payments') }}
+    from {{ live('int_funding__payments') }}
     group by approval_id
 )
 select
@@ -47,9 +47,9 @@ select
     m._row_number as source_row_number
 from measures as m
 join weights as w using (measure_id)
-join {{ ref('int_funding__approvals') }} as ap using (approval_id)
+join {{ live('int_funding__approvals') }} as ap using (approval_id)
 left join {{ ref('int_funding__applications') }} as app on app.application_id = ap.application_id
 left join paid as p on p.approval_id = m.approval_id
-left join {{ ref('measure_types') }} as t using (measure_type_key)
+left join {{ ref('measure_types') }} as t on t.measure_type_key = m.measure_type_key
 left join {{ ref('municipalities') }} as mu on mu.municipality_key = m.municipality_key
 order by m.measure_id

@@ -53,13 +53,13 @@ actual as (
         from {{ ref('int_funding__applications') }} where not is_deleted
         union all
         select municipality_key, {{ period_index(period_of('notice_date')) }}, 0, 1, 0, 0
-        from {{ ref('int_funding__approvals') }}
+        from {{ live('int_funding__approvals') }}
         union all
         select municipality_key, {{ period_index(period_of('paid_on')) }}, 0, 0, amount_eur, 0
-        from {{ ref('int_funding__payments') }}
+        from {{ live('int_funding__payments') }}
         union all
         select municipality_key, {{ period_index(period_of('completion_date')) }}, 0, 0, 0, 1
-        from {{ ref('int_funding__approvals') }} where completion_date is not null
+        from {{ live('int_funding__approvals') }} where completion_date is not null
     )
     group by all
 ),

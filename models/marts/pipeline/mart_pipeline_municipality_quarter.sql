@@ -28,7 +28,7 @@ funding_status as (
         coalesce(ap.approved_eur, a.requested_eur) as volume_eur
     from {{ ref('int_funding__application_status_history') }} as s
     join {{ ref('int_funding__applications') }} as a using (application_id)
-    left join {{ ref('int_funding__approvals') }} as ap on ap.application_id = a.application_id
+    left join {{ live('int_funding__approvals') }} as ap on ap.application_id = a.application_id
     join quarters as q
         on s.valid_from <= q.quarter_end_date
         and (s.valid_to is null or s.valid_to > q.quarter_end_date)
@@ -49,7 +49,7 @@ decisions as (
         {{ period_index(period_of('ap.notice_date')) }} as period_index,
         ap.municipality_key,
         median(ap.notice_date - a.application_date) as median_days_application_to_approval
-    from {{ ref('int_funding__approvals') }} as ap
+    from {{ live('int_funding__approvals') }} as ap
     join {{ ref('int_funding__applications') }} as a using (application_id)
     group by all
 )

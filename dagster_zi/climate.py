@@ -1,0 +1,118 @@
+"""Dagster wiring of the climate family: the monthly climate job and schedule, and the climate checks.
+
+Belongs here: what runs when (``climate_monthly`` materialises ``raw_climate`` and everything
+downstream of it) and the asset checks with their severities. The ingest asset ``raw_climate`` itself
+comes from ``dagster_zi.sources``; reading lives in ``zi_warehouse.sources.climate``. The check logic is
+in plain functions over a DuckDB connection in ``zi_warehouse.sources.climate`` (no Dagster there).
+
+Checks:
+- ``climate_station_list_parses`` (raw_climate/climate__stations, ERROR, blocking): a station list is loaded, none failed,
+  no row of it was rejected, and every station with daily values is in it (otherwise no station name,
+  no location, no municipality assignment);
+- ``climate_daily_values_plausible`` (raw_climate/climate__daily, WARN): daily values inside physical ranges;
+- ``climate_no_duplicate_days`` (int_climate__daily, ERROR, blocking): one row per station and day
+  after the overlap of historical and recent archives is resolved;
+- ``climate_data_current`` (raw_climate/climate__daily, WARN): the newest day of the active stations is at most
+  62 days old (a monthly run should have brought a newer recent archive).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetKey,
+    AssetSelection,
+    ScheduleDefinition,
+    asset_check,
+    define_asset_job,
+)
+
+from dagster_zi.constants import WAREHOUSE_POOL
+from zi_warehouse import config, warehouse
+from zi_warehouse.sources.climate import (
+    data_age_days,
+    duplicate_days,
+    implausible_daily_values,
+    station_list_problems,
+)
+
+#: The raw tables as Dagster assets (dagster_zi.sources: one key per raw table, the same key dagster-dbt
+#: gives the dbt source raw_climate.<table>).
+RAW_DAILY = AssetKey(["raw_climate", "climate__daily"])
+RAW_STATIONS = AssetKey(["raw_climate", "climate__stations"])
+
+MAX_DATA_AGE_DAYS = 62
+
+
+def _dbt_key(model: str) -> AssetKey:
+    """The Dagster key of a dbt model, as the dbt assets define it (schema-prefixed by default)."""
+    try:
+        from dagster_dbt import get_asset_key_for_model
+
+        from dagster_zi.dbt import zi_dbt_assets
+
+        return get_asset_key_for_model([zi_dbt_assets], model)
+    except Exception:  # no manifest yet (fresh clone before `make setup`): dagster-dbt's default key
+        return AssetKey(["intermediate", model])
+
+
+@asset_check(asset=RAW_STATIONS, blocking=True, pool=WAREHOUSE_POOL,
+             description="DWD-Stationsliste geladen, ohne abgewiesene Zeilen, mit jeder Station der Tageswerte (blockierend).")
+def climate_station_list_parses() -> AssetCheckResult:
+    with warehouse.connect(config.paths().warehouse) as con:
+        problems = station_list_problems(con)
+    return AssetCheckResult(passed=not problems, severity=AssetCheckSeverity.ERROR,
+                            metadata={"problems": len(problems), "details": "\n".join(problems[:20]) or "–"})
+
+
+@asset_check(asset=RAW_DAILY, blocking=False, pool=WAREHOUSE_POOL,
+             description="Tageswerte in plausiblen Bereichen (TXK, TNK, TMK, RSK; TNK <= TXK); Warnung.")
+def climate_daily_values_plausible() -> AssetCheckResult:
+    with warehouse.connect(config.paths().warehouse) as con:
+        count, examples = implausible_daily_values(con)
+    return AssetCheckResult(passed=count == 0, severity=AssetCheckSeverity.WARN,
+                            metadata={"implausible_days": count, "examples": str(examples[:10])})
+
+
+@asset_check(asset=_dbt_key("int_climate__daily"), blocking=True, pool=WAREHOUSE_POOL,
+             description="Nach Auflösung der Überlappung genau ein Tageswert je Station und Tag (blockierend).")
+def climate_no_duplicate_days() -> AssetCheckResult:
+    with warehouse.connect(config.paths().warehouse) as con:
+        count, examples = duplicate_days(con)
+    return AssetCheckResult(passed=count == 0, severity=AssetCheckSeverity.ERROR,
+                            metadata={"duplicate_station_days": count, "examples": str(examples)})
+
+
+@asset_check(asset=RAW_DAILY, blocking=False, pool=WAREHOUSE_POOL,
+             description=f"Jüngster Tageswert höchstens {MAX_DATA_AGE_DAYS} Tage alt (neues aktuelles DWD-Archiv geliefert?); Warnung.")
+def climate_data_current() -> AssetCheckResult:
+    with warehouse.connect(config.paths().warehouse) as con:
+        age = data_age_days(con, dt.date.today())
+    return AssetCheckResult(passed=age is not None and age <= MAX_DATA_AGE_DAYS, severity=AssetCheckSeverity.WARN,
+                            metadata={"data_age_days": -1 if age is None else age})
+
+
+climate_monthly_job = define_asset_job(
+    "climate_monthly",
+    # the group "climate" holds the family's raw-table assets; downstream: the dbt models and the publish
+    selection=AssetSelection.groups("climate").downstream(),
+    description="DWD-Klimadaten und Klimaanalyse laden und alles Abhängige neu bauen (monatlich).",
+)
+
+climate_monthly_schedule = ScheduleDefinition(
+    name="climate_monthly_schedule",
+    job=climate_monthly_job,
+    cron_schedule="0 7 2 * *",  # 2nd of the month: the DWD's recent archives then hold the whole last month
+    execution_timezone="Europe/Berlin",
+    description="Monatlich am 2. um 07:00: neue DWD-Archive aus dem Klima-Eingang laden und nachgelagerte Modelle bauen.",
+)
+
+assets = []
+asset_checks = [climate_station_list_parses, climate_daily_values_plausible, climate_no_duplicate_days,
+                climate_data_current]
+sensors = []
+schedules = [climate_monthly_schedule]
+jobs = [climate_monthly_job]

@@ -1,0 +1,155 @@
+"""Dagster wiring of the forecast workbooks: landing-folder sensor, feedback workbooks, row-accounting check.
+
+The ingest asset ``raw_forecasts`` itself comes from ``sources.py``; reading and validation live in
+``zi_warehouse/sources/forecasts.py`` and ``zi_warehouse/forecasts/``. Ingest is per file and
+hash-based, so each submission (municipality and quarter = one file) is re-runnable alone: dropping a
+corrected file re-reads only that file, and re-running with nothing new changes nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetKey,
+    MaterializeResult,
+    RunRequest,
+    SensorEvaluationContext,
+    SkipReason,
+    asset,
+    asset_check,
+    sensor,
+)
+
+from dagster_zi.constants import WAREHOUSE_POOL
+from dagster_zi.sources import REJECTED_ROWS_KEY, raw_asset_keys
+from zi_warehouse import config, warehouse
+from zi_warehouse.forecasts.feedback import write_feedback
+from zi_warehouse.landing import file_sha256
+
+#: The forecasts ingest multi-asset materialises these keys together (one per raw table).
+RAW_FORECASTS_KEYS = raw_asset_keys("forecasts")
+RAW_FORECASTS = AssetKey(["raw_forecasts", "forecasts__projects"])
+FAMILY = "forecasts"
+
+
+def landing_fingerprint(folder: Path, previous: dict[str, list]) -> dict[str, list]:
+    """{relative path: [size, mtime_ns, sha256]} of every delivery; hashes only files whose stat changed."""
+    out = {}
+    if not folder.exists():
+        return out
+    for path in sorted(folder.rglob("*")):
+        if not path.is_file() or path.name.startswith((".", "~$")):
+            continue
+        rel = path.relative_to(folder).as_posix()
+        st = path.stat()
+        old = previous.get(rel)
+        if old and old[0] == st.st_size and old[1] == st.st_mtime_ns:
+            out[rel] = old
+        else:
+            out[rel] = [st.st_size, st.st_mtime_ns, file_sha256(path)]
+    return out
+
+
+def changed_files(previous: dict[str, list], current: dict[str, list]) -> list[str]:
+    """New, changed (by content hash) or removed files; a touched but unchanged file is not a change."""
+    names = set(previous) | set(current)
+    return sorted(n for n in names if (previous.get(n) or [None] * 3)[2] != (current.get(n) or [None] * 3)[2])
+
+
+@sensor(
+    name="forecast_landing_sensor",
+    asset_selection=RAW_FORECASTS_KEYS,
+    minimum_interval_seconds=60,
+    description="Startet das Laden der Prognosen, wenn in landing/forecasts/ Dateien neu, geändert oder entfernt sind.",
+)
+def forecast_landing_sensor(context: SensorEvaluationContext):
+    previous = json.loads(context.cursor) if context.cursor else {}
+    current = landing_fingerprint(config.paths().landing_for(FAMILY), previous)
+    changed = changed_files(previous, current)
+    if not changed:
+        # Keep refreshed mtimes so a touched file is not hashed again next time.
+        context.update_cursor(json.dumps(current, sort_keys=True))
+        return SkipReason("Keine neuen oder geänderten Prognosedateien.")
+    state = hashlib.sha256(json.dumps({k: v[2] for k, v in current.items()}, sort_keys=True).encode()).hexdigest()
+    context.update_cursor(json.dumps(current, sort_keys=True))
+    return RunRequest(
+        run_key=f"forecasts-{state[:16]}",
+        asset_selection=RAW_FORECASTS_KEYS,
+        tags={"zi/changed_files": str(len(changed))},
+    )
+
+
+@asset(
+    name="forecast_feedback_workbooks",
+    group_name=FAMILY,
+    deps=[*RAW_FORECASTS_KEYS, REJECTED_ROWS_KEY],
+    pool=WAREHOUSE_POOL,
+    kinds={"python", "excel"},
+    description="Rückmeldedateien je Kommune und Meldung: abgewiesene Zeilen mit Gründen (data/feedback/forecasts/).",
+)
+def forecast_feedback_workbooks() -> MaterializeResult:
+    paths = config.paths().ensure()
+    with warehouse.connect(paths.warehouse) as con:
+        warehouse.ensure_tables(con, {})
+        written = write_feedback(con, paths.feedback)
+    return MaterializeResult(metadata={"workbooks": len(written), "folder": str(paths.feedback / FAMILY)})
+
+
+def accounting_violations(con) -> list[tuple]:
+    """Forecast files whose rows do not add up: read = loaded + rejected, and nothing loaded from a failed file."""
+    return con.execute(
+        "select source_file, outcome, rows_read, rows_loaded, rows_rejected from raw.ingestion_files "
+        "where source_family = ? and ("
+        " (outcome in ('loaded', 'partially_loaded', 'rejected') and rows_read <> rows_loaded + rows_rejected)"
+        " or (outcome in ('failed', 'blocked') and rows_loaded <> 0)"
+        " or (outcome = 'failed' and error_message is null)) order by 1",
+        [FAMILY],
+    ).fetchall()
+
+
+def loaded_rows_mismatch(con) -> list[tuple]:
+    """Files whose ledger count of loaded rows differs from the rows actually in raw.forecasts__projects."""
+    return con.execute(
+        "select f.source_file, f.rows_loaded, coalesce(p.n, 0) from raw.ingestion_files f "
+        "left join (select _source_file, count(*) n from raw.forecasts__projects group by 1) p "
+        "on p._source_file = f.source_file where f.source_family = ? and f.rows_loaded <> coalesce(p.n, 0)",
+        [FAMILY],
+    ).fetchall()
+
+
+@asset_check(
+    asset=RAW_FORECASTS,
+    name="forecast_row_accounting",
+    blocking=True,
+    pool=WAREHOUSE_POOL,
+    description="Zeilenbilanz je Prognosedatei: gelesen = geladen + abgewiesen, und die geladenen Zeilen stehen in raw.",
+)
+def forecast_row_accounting() -> AssetCheckResult:
+    with warehouse.connect(config.paths().warehouse) as con:
+        bad = accounting_violations(con)
+        missing = loaded_rows_mismatch(con)
+        files = con.execute(
+            "select count(*), coalesce(sum(rows_read), 0), coalesce(sum(rows_loaded), 0), "
+            "coalesce(sum(rows_rejected), 0) from raw.ingestion_files where source_family = ?", [FAMILY]
+        ).fetchone()
+    return AssetCheckResult(
+        passed=not bad and not missing,
+        severity=AssetCheckSeverity.ERROR,
+        metadata={
+            "files": int(files[0]), "rows_read": int(files[1]), "rows_loaded": int(files[2]),
+            "rows_rejected": int(files[3]), "files_violating": len(bad) + len(missing),
+            "examples": str((bad + missing)[:5]),
+        },
+    )
+
+
+assets = [forecast_feedback_workbooks]
+asset_checks = [forecast_row_accounting]
+sensors = [forecast_landing_sensor]
+schedules = []
+jobs = []

@@ -1,0 +1,12 @@
+-- Grain: one row per municipality, designated-area flag, surface type and sewer connection. The KPI
+-- baseline "paved area connected to the combined sewer" is sum(area_m2) where sewer_connection = 'combined'
+-- (DOMAIN.md §3); with the water-balance factors it also gives Σ area·v.
+select
+    municipality_key,
+    is_in_designated_area,
+    surface_type,
+    sewer_connection,
+    sum(area_m2) as area_m2,
+    count(*) as record_count
+from {{ ref('stg_surfaces__parcels') }}
+group by all

@@ -1,0 +1,15 @@
+-- depends_on: {{ source('raw_funding_db', 'funding_db_extracts') }}
+select
+    payment_id,
+    approval_id,
+    paid_on,
+    amount_eur,
+    updated_at,
+    extract_id,
+    extract_channel,
+    extract_kind,
+    extract_seq,
+    extract_as_of,
+    _source_file,
+    _row_number
+from {{ source('raw_funding', 'funding__payments') }}

@@ -1,0 +1,27 @@
+"""The climate family's Dagster wiring: monthly schedule and job, checks with their severities."""
+
+from __future__ import annotations
+
+from dagster import AssetKey
+
+from dagster_zi import climate
+
+
+def test_monthly_schedule_materialises_raw_climate_and_downstream():
+    (schedule,) = climate.schedules
+    assert schedule.cron_schedule == "0 7 2 * *" and schedule.execution_timezone == "Europe/Berlin"
+    (job,) = climate.jobs
+    assert schedule.job_name == job.name == "climate_monthly"
+    assert "climate" in repr(job.selection) and "downstream" in repr(job.selection).lower()
+
+
+def test_checks_and_severities():
+    specs = {spec.name: spec for check in climate.asset_checks for spec in check.check_specs}
+    assert set(specs) == {"climate_station_list_parses", "climate_daily_values_plausible",
+                          "climate_no_duplicate_days", "climate_data_current"}
+    assert specs["climate_station_list_parses"].blocking and specs["climate_no_duplicate_days"].blocking
+    assert not specs["climate_daily_values_plausible"].blocking and not specs["climate_data_current"].blocking
+    assert specs["climate_station_list_parses"].asset_key == AssetKey(["raw_climate", "climate__stations"])
+    assert specs["climate_daily_values_plausible"].asset_key == AssetKey(["raw_climate", "climate__daily"])
+    assert specs["climate_no_duplicate_days"].asset_key.path[-1] == "int_climate__daily"
+    assert climate.assets == [] and climate.sensors == []

@@ -1,0 +1,227 @@
+"""A coordinator fills in the blank template by hand; the Dagster wiring loads it, accounts and gives feedback."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import time
+from pathlib import Path
+
+import openpyxl
+import pytest
+import python_calamine as pc
+from dagster import RunRequest, SkipReason, build_sensor_context
+
+from zi_warehouse import config, warehouse
+from zi_warehouse.forecasts import template as t
+from zi_warehouse.forecasts.feedback import write_feedback
+from zi_warehouse.ingest import ingest
+from zi_warehouse.sources import forecasts as src
+
+# What a coordinator types, by German header of the current template (None = left empty).
+GOOD = [
+    {"Projekt-ID (kommunal)": "GE-2023-001", "Titel der Maßnahme": "Entsiegelung Schulhof Nord",
+     "Kommune": "Gelsenkirchen", "Maßnahmentyp": "Entsiegelung", "Projektstatus": "Projektidee",
+     "Im Gestaltungsraum (ja/nein)": "ja", "Gesamtkosten in EUR": 180000, "Förderquote in %": 1,
+     "Geplante Antragstellung (Quartal)": "Q4/2023", "Geplanter Baubeginn": dt.datetime(2024, 4, 1),
+     "Geplante Fertigstellung": dt.datetime(2024, 10, 31), "Abgekoppelte Fläche in m²": 1500,
+     "Betroffene Oberfläche": "Asphalt / Beton", "Veränderte Fläche in m²": 1500, "Neue Bäume (Anzahl)": 6,
+     "Ansprechperson": "Jens Becker", "E-Mail Ansprechperson": "jens.becker@gelsenkirchen.example.de"},
+    # typed as text, the German way, with an alias and trailing spaces
+    {"Projekt-ID (kommunal)": "GE-2023-002 ", "Titel der Maßnahme": "Dachbegrünung Rathaus",
+     "Kommune": "Gelsenkirchen ", "Maßnahmentyp": "Extensive Dachbegrünung ", "Projektstatus": "Antrag in Vorbereitung",
+     "Gesamtkosten in EUR": "ca. 95.000 €", "Beantragte Fördersumme in EUR": "85.500,00", "Förderquote in %": "90 %",
+     "Geplante Antragstellung (Quartal)": "3. Quartal 2023", "Geplanter Baubeginn": "01.02.2024",
+     "Geplante Fertigstellung": "Q3/2024", "Abgekoppelte Fläche in m²": "1.100",
+     "Betroffene Oberfläche": "Flachdach", "Veränderte Fläche in m²": "1.100", "Neue Bäume (Anzahl)": "0",
+     "Mittelabruf Q3/2023 in EUR": None, "Mittelabruf Q1/2024 in EUR": "40.000"},
+    {"Projekt-ID (kommunal)": "GE-2023-003", "Titel der Maßnahme": "Machbarkeitsstudie Emscherquartier",
+     "Kommune": "Gelsenkirchen", "Maßnahmentyp": "Machbarkeitsstudie", "Projektstatus": "Bewilligt",
+     "Gesamtkosten in EUR": "1,2 Mio", "Förderquote in %": 80, "Geplanter Baubeginn": "Q1/2024",
+     "Geplante Fertigstellung": "4. Quartal 2024", "Mittelabruf Q2/2024 in EUR": 250000.0},
+]
+BAD = [  # (what is wrong, rule, row)
+    ("requested > cost", "requested_le_total_cost",
+     {"Projekt-ID (kommunal)": "GE-2023-004", "Titel der Maßnahme": "Baumrigolen Marktplatz", "Kommune": "Gelsenkirchen",
+      "Maßnahmentyp": "Baumrigole", "Projektstatus": "Projektidee", "Gesamtkosten in EUR": 50000,
+      "Beantragte Fördersumme in EUR": 60000}),
+    ("status typed freely", "known_status",
+     {"Projekt-ID (kommunal)": "GE-2023-005", "Titel der Maßnahme": "Mulde Sportpark", "Kommune": "Gelsenkirchen",
+      "Maßnahmentyp": "Mulden-/Flächenversickerung", "Projektstatus": "läuft", "Gesamtkosten in EUR": 70000}),
+    ("no project id", "required",
+     {"Titel der Maßnahme": "Idee Spielplatz", "Kommune": "Gelsenkirchen", "Maßnahmentyp": "Entsiegelung",
+      "Projektstatus": "Projektidee", "Gesamtkosten in EUR": 20000}),
+    ("half a tree", "trees_whole_number",
+     {"Projekt-ID (kommunal)": "GE-2023-006", "Titel der Maßnahme": "Klimagrün Quartiersplatz", "Kommune": "Gelsenkirchen",
+      "Maßnahmentyp": "Bepflanzung und Bäume mit Regenwassernutzung", "Projektstatus": "Projektidee",
+      "Gesamtkosten in EUR": 40000, "Neue Bäume (Anzahl)": "7,5"}),
+    ("same id twice", "duplicate_project_id",
+     {"Projekt-ID (kommunal)": "GE-2023-001", "Titel der Maßnahme": "Entsiegelung Schulhof Nord (Kopie)",
+      "Kommune": "Gelsenkirchen", "Maßnahmentyp": "Entsiegelung", "Projektstatus": "Projektidee",
+      "Gesamtkosten in EUR": 180000}),
+    ("completion before start", "completion_after_start",
+     {"Projekt-ID (kommunal)": "GE-2023-007", "Titel der Maßnahme": "Rigole Feuerwache", "Kommune": "Gelsenkirchen",
+      "Maßnahmentyp": "Rigolenversickerung", "Projektstatus": "Bewilligt", "Gesamtkosten in EUR": 90000,
+      "Geplanter Baubeginn": "01.09.2024", "Geplante Fertigstellung": "01.03.2024"}),
+]
+FILE = "Prognose_Gelsenkirchen_2023-Q2.xlsx"
+
+
+def fill_template(path: Path) -> dict[str, int]:
+    """Write the blank template, then type into it with openpyxl as a person would in Excel."""
+    t.write_template(path, period=(2023, 2))
+    wb = openpyxl.load_workbook(path)
+    ws = wb[t.PROJECT_SHEET]
+    header_row = next(r for r in range(1, 20) if ws.cell(r, 1).value == "Kommune")
+    headers = {ws.cell(header_row, c).value: c for c in range(1, ws.max_column + 1) if ws.cell(header_row, c).value}
+    ws.cell(3, 2).value = "Gelsenkirchen"  # Kommune: (drop-down)
+    ws.cell(5, 2).value = dt.datetime(2023, 7, 10)  # Stand:
+    rows = {}
+    r = header_row + 1
+    for i, values in enumerate([*GOOD, *(b[2] for b in BAD)]):
+        if i == 2:
+            r += 1  # a blank line in between
+        for header, value in values.items():
+            ws.cell(r, headers[header]).value = value
+        rows[i] = r
+        r += 1
+    ws.cell(r + 1, 1).value = "Hinweis: Beträge sind Schätzungen der Kämmerei, Stand Juli."
+    wb.save(path)
+    return rows
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    root = tmp_path_factory.mktemp("zi_data")
+    old = os.environ.get("ZI_DATA_DIR")
+    os.environ["ZI_DATA_DIR"] = str(root)
+    paths = config.paths().ensure()
+    rows = fill_template(paths.landing_for("forecasts") / FILE)
+    with warehouse.connect(paths.warehouse) as con:
+        summary = ingest(con, src, paths.landing, log=lambda m: None)
+    yield paths, rows, summary
+    if old is None:
+        os.environ.pop("ZI_DATA_DIR", None)
+    else:
+        os.environ["ZI_DATA_DIR"] = old
+
+
+def test_blank_template_has_instructions_dropdowns_and_both_versions(tmp_path):
+    for version in t.VERSIONS:
+        path = t.write_template(tmp_path / f"v{version}.xlsx", version=version, period=(2022, 1))
+        wb = openpyxl.load_workbook(path)
+        assert wb.sheetnames == [t.INSTRUCTIONS_SHEET, t.LISTS_SHEET, t.PROJECT_SHEET]
+        assert wb[t.LISTS_SHEET].sheet_state == "hidden"
+        sources = {dv.formula1 for dv in wb[t.PROJECT_SHEET].data_validations.dataValidation}
+        assert any("$A$" in s for s in sources) and any("$B$" in s for s in sources) and any("$C$" in s for s in sources)
+        labels = [c.value for c in wb[t.LISTS_SHEET]["C"][1:] if c.value]
+        assert labels[:2] == ["Projektidee", "Antrag in Vorbereitung"]
+        instructions = " ".join(str(c.value) for row in wb[t.INSTRUCTIONS_SHEET].iter_rows() for c in row if c.value)
+        for header in t.header_maps()[version].values():
+            assert header in instructions
+    with pytest.raises(ValueError):
+        t.write_template(tmp_path / "x.xlsx", version="1999")
+
+
+def test_good_rows_load_bad_rows_are_rejected_and_counts_add_up(data_dir):
+    paths, rows, summary = data_dir
+    with warehouse.connect(paths.warehouse) as con:
+        led = con.execute("select rows_read, rows_loaded, rows_rejected, outcome, municipality_key, period "
+                          "from raw.ingestion_files where file_name = ?", [FILE]).fetchone()
+        loaded = dict(con.execute("select project_id, _row_number from raw.forecasts__projects").fetchall())
+        rejected = con.execute("select row_number, rule from raw.rejected_rows").fetchall()
+        second = con.execute("select total_cost_eur, funding_rate, planned_application_period, planned_completion_date "
+                             "from raw.forecasts__projects where project_id = 'GE-2023-002'").fetchone()
+        third = con.execute("select total_cost_eur, requested_funding_eur from raw.forecasts__projects "
+                            "where project_id = 'GE-2023-003'").fetchone()
+    assert led == (len(GOOD) + len(BAD), len(GOOD), len(BAD), "partially_loaded", "gelsenkirchen", "2023-Q2")
+    assert loaded == {"GE-2023-001": rows[0], "GE-2023-002": rows[1], "GE-2023-003": rows[2]}
+    for k, (_, rule, _) in enumerate(BAD):
+        assert (rows[len(GOOD) + k], rule) in rejected
+    assert {r for r, _ in rejected} == {rows[len(GOOD) + k] for k in range(len(BAD))}
+    assert second == (95000.0, 0.9, "2023-Q3", dt.date(2024, 9, 30))
+    assert third == (1_200_000.0, 960_000.0)
+    assert summary.rows_read == summary.rows_loaded + summary.rows_rejected
+
+
+def test_feedback_workbook_lists_exactly_the_rejected_rows(data_dir, tmp_path):
+    paths, rows, _ = data_dir
+    with warehouse.connect(paths.warehouse) as con:
+        written = write_feedback(con, paths.feedback)
+        again = write_feedback(con, paths.feedback)
+    assert written == again and len(written) == 1  # idempotent, one per submission with rejections
+    path = written[0]
+    assert path.parent.name == "gelsenkirchen" and path.name.startswith("2023-Q2_")
+    wb = pc.CalamineWorkbook.from_path(str(path))
+    listed = wb.get_sheet_by_name("Abgewiesene Zeilen").to_python()
+    header, body = listed[0], listed[1:]
+    assert header[:3] == ["Zeile", "Blatt", "Spalte"]
+    assert {int(r[0]) for r in body} == {rows[len(GOOD) + k] for k in range(len(BAD))}
+    assert {r[5] for r in body} >= {rule for _, rule, _ in BAD}
+    assert all(r[6] for r in body)  # a German reason on every line
+    summary = {r[0]: r[1] for r in wb.get_sheet_by_name("Zusammenfassung").to_python() if r[0]}
+    assert summary["Kommune"] == "Gelsenkirchen" and summary["Berichtsquartal"] == "2023-Q2"
+    assert int(summary["Zeilen gelesen"]) == int(summary["Zeilen übernommen"]) + int(summary["Zeilen abgewiesen"])
+    assert int(summary["Zeilen abgewiesen"]) == len(BAD)
+    text = " ".join(str(c) for r in listed for c in r)
+    assert "@" not in text  # no contact e-mail in what is mailed back
+
+
+def test_dagster_feedback_asset_and_blocking_row_accounting_check(data_dir):
+    from dagster import AssetCheckSeverity
+
+    from dagster_zi import forecasts as dz
+
+    paths, _, _ = data_dir
+    result = dz.forecast_feedback_workbooks()
+    assert result.metadata["workbooks"] == 1
+    check = dz.forecast_row_accounting()
+    assert check.passed and check.severity == AssetCheckSeverity.ERROR
+    assert dz.forecast_row_accounting.check_specs and all(s.blocking for s in dz.forecast_row_accounting.check_specs)
+    # A ledger that does not add up must fail the check.
+    with warehouse.connect(paths.warehouse) as con:
+        con.execute("update raw.ingestion_files set rows_rejected = rows_rejected - 1 where file_name = ?", [FILE])
+    try:
+        assert not dz.forecast_row_accounting().passed
+    finally:
+        with warehouse.connect(paths.warehouse) as con:
+            con.execute("update raw.ingestion_files set rows_rejected = rows_rejected + 1 where file_name = ?", [FILE])
+
+
+def test_sensor_requests_a_run_only_for_new_or_changed_content(data_dir):
+    from dagster_zi.forecasts import forecast_landing_sensor
+
+    paths, _, _ = data_dir
+    folder = paths.landing_for("forecasts")
+    first = forecast_landing_sensor(build_sensor_context(cursor=None))
+    assert isinstance(first, RunRequest)
+    assert [k.path for k in first.asset_selection] == [["raw_forecasts"]]
+    cursor = json.dumps(json.loads(_cursor_after(None)), sort_keys=True)
+    assert isinstance(forecast_landing_sensor(build_sensor_context(cursor=cursor)), SkipReason)
+    # touched but unchanged: no run
+    target = folder / FILE
+    os.utime(target, ns=(time.time_ns(), time.time_ns() + 10_000_000))
+    assert isinstance(forecast_landing_sensor(build_sensor_context(cursor=cursor)), SkipReason)
+    # a new file: a run, with a different run key than before
+    new = folder / "Prognose_Gelsenkirchen_2023-Q3.xlsx"
+    new.write_bytes(target.read_bytes() + b"")
+    new_file = forecast_landing_sensor(build_sensor_context(cursor=cursor))
+    assert isinstance(new_file, RunRequest) and new_file.run_key != first.run_key
+    new.unlink()
+    # a removed file is a change as well
+    assert isinstance(forecast_landing_sensor(build_sensor_context(cursor=_cursor_with_extra(cursor))), RunRequest)
+
+
+def _cursor_after(cursor):
+    from dagster_zi.forecasts import forecast_landing_sensor
+
+    context = build_sensor_context(cursor=cursor)
+    forecast_landing_sensor(context)
+    return context.cursor
+
+
+def _cursor_with_extra(cursor: str) -> str:
+    state = json.loads(cursor)
+    state["forecasts/gone.xlsx"] = [1, 1, "0" * 64]
+    return json.dumps(state)

@@ -1,0 +1,166 @@
+"""German number, percentage, date and quarter parsing of forecast cells (examples and properties)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from zi_warehouse.forecasts import parsing as p
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("1.234,56", 1234.56),
+        ("1.200", 1200.0),
+        ("1.234.567", 1234567.0),
+        ("1,5", 1.5),
+        ("1.5", 1.5),
+        ("1234.56", 1234.56),
+        ("1,234.56", 1234.56),
+        ("ca. 1.200", 1200.0),
+        ("circa 900", 900.0),
+        ("~ 3.000 m²", 3000.0),
+        ("1,2 Mio", 1_200_000.0),
+        ("1,2 Mio.", 1_200_000.0),
+        ("350 Tsd.", 350_000.0),
+        ("12.000,- €", 12000.0),
+        ("EUR 12.000,00", 12000.0),
+        ("-1.200", -1200.0),
+        ("  4711  ", 4711.0),
+        ("1 234,5", 1234.5),
+        (42, 42.0),
+        (0.9, 0.9),
+    ],
+)
+def test_parse_number_examples(text, expected):
+    assert p.parse_number(text) == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("text", [None, "", "  ", "-", "k.A.", "n/a"])
+def test_blank_cells_are_none(text):
+    assert p.parse_number(text) is None
+    assert p.parse_date(text) is None
+
+
+@pytest.mark.parametrize("text", ["offen", "12a", "1.2.3,4", "ca.", "Mio", "1,234,5"])
+def test_parse_number_rejects_text(text):
+    with pytest.raises(p.ParseError) as exc:
+        p.parse_number(text)
+    assert "keine Zahl" in exc.value.message_de
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [("12 %", 0.12), ("90%", 0.9), ("100 %", 1.0), (0.9, 0.9), (1.0, 1.0), ("90", 0.9), ("0,8", 0.8), (1.2, 1.2),
+     ("120 %", 1.2), ("12,5 %", 0.125)],
+)
+def test_parse_rate(value, expected):
+    assert p.parse_percent_or_fraction(value) == pytest.approx(expected)
+
+
+@pytest.mark.parametrize(
+    ("value", "anchor", "expected"),
+    [
+        ("15.03.2022", "start", dt.date(2022, 3, 15)),
+        ("1.7.22", "start", dt.date(2022, 7, 1)),
+        ("2022-03-15", "start", dt.date(2022, 3, 15)),
+        (44635, "start", dt.date(2022, 3, 15)),
+        ("44635", "start", dt.date(2022, 3, 15)),
+        (dt.datetime(2022, 3, 15, 0, 0), "start", dt.date(2022, 3, 15)),
+        ("Q3/2022", "start", dt.date(2022, 7, 1)),
+        ("Q3/2022", "end", dt.date(2022, 9, 30)),
+        ("3. Quartal 2022", "end", dt.date(2022, 9, 30)),
+        ("03/2023", "end", dt.date(2023, 3, 31)),
+        ("März 2023", "start", dt.date(2023, 3, 1)),
+    ],
+)
+def test_parse_date_examples(value, anchor, expected):
+    assert p.parse_date(value, anchor=anchor) == expected
+
+
+@pytest.mark.parametrize("value", ["Frühjahr 2023", "31.02.2022", 12.5, "bald", True])
+def test_parse_date_rejects(value):
+    with pytest.raises(p.ParseError):
+        p.parse_date(value)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [("Q3/2022", "2022-Q3"), ("Q3-2022", "2022-Q3"), ("2022-Q3", "2022-Q3"), ("3. Quartal 2022", "2022-Q3"),
+     ("3.Quartal 2022", "2022-Q3"), ("III/2022", "2022-Q3"), ("Quartal 3/2022", "2022-Q3"),
+     (dt.date(2022, 8, 1), "2022-Q3"), ("15.08.2022", "2022-Q3"), (44774, "2022-Q3")],
+)
+def test_parse_quarter_examples(value, expected):
+    assert p.parse_quarter(value) == expected
+
+
+def test_yes_no():
+    assert p.parse_yes_no(" Ja ") is True
+    assert p.parse_yes_no("nein") is False
+    assert p.parse_yes_no("x") is True
+    assert p.parse_yes_no("") is None
+    with pytest.raises(p.ParseError):
+        p.parse_yes_no("vielleicht")
+
+
+# --- properties ------------------------------------------------------------------------------------
+amounts = st.decimals(min_value=0, max_value=10**9, places=2, allow_nan=False, allow_infinity=False)
+
+
+@settings(max_examples=300, deadline=None)
+@given(amounts, st.booleans(), st.sampled_from(["", "ca. ", "rd. ", "~"]), st.sampled_from(["", " €", " EUR"]))
+def test_german_formatted_amounts_round_trip(amount, thousands, prefix, suffix):
+    value = float(amount)
+    text = prefix + p.format_german_number(value, 2, thousands=thousands) + suffix
+    assert p.parse_number(text) == pytest.approx(value, abs=0.005)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(min_value=1000, max_value=10**9))
+def test_german_thousands_are_never_decimals(n):
+    # '1.200' must be 1200, never 1.2: the classic German/English confusion.
+    assert p.parse_number(p.format_german_number(n, 0)) == n
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(min_value=1, max_value=999), st.integers(min_value=1, max_value=99))
+def test_millions(whole, cents):
+    text = f"{whole},{cents:02d} Mio"
+    assert p.parse_number(text) == pytest.approx((whole + cents / 100) * 1_000_000)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(min_value=1, max_value=100))
+def test_percent_text_and_plain_percent_agree(pct):
+    assert p.parse_percent_or_fraction(f"{pct} %") == pytest.approx(pct / 100)
+    if pct > 1:
+        assert p.parse_percent_or_fraction(str(pct)) == pytest.approx(pct / 100)
+
+
+dates = st.dates(min_value=dt.date(1990, 1, 1), max_value=dt.date(2090, 12, 31))
+
+
+@settings(max_examples=300, deadline=None)
+@given(dates)
+def test_dates_round_trip_as_text_serial_and_iso(day):
+    assert p.parse_date(p.format_german_date(day)) == day
+    assert p.parse_date(day.isoformat()) == day
+    assert p.parse_date(p.excel_serial(day)) == day
+    assert p.parse_date(float(p.excel_serial(day))) == day
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(min_value=2000, max_value=2099), st.integers(min_value=1, max_value=4),
+       st.sampled_from(["Q{q}/{y}", "Q{q}-{y}", "Q{q} {y}", "{y}-Q{q}", "{q}. Quartal {y}", "{q}. Qu. {y}",
+                        "Quartal {q}/{y}", " q{q}/{y} "]))
+def test_quarters_in_every_spelling(y, q, pattern):
+    text = pattern.format(q=q, y=y)
+    assert p.parse_quarter(text) == f"{y}-Q{q}"
+    first, last = p.quarter_bounds(y, q)
+    assert p.parse_date(text, anchor="start") == first
+    assert p.parse_date(text, anchor="end") == last
+    assert p.parse_quarter(first) == p.parse_quarter(last) == f"{y}-Q{q}"

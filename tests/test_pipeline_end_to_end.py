@@ -1,0 +1,90 @@
+"""End to end: an empty landing area becomes demo data, a checked build and a published warehouse."""
+
+from __future__ import annotations
+
+import hashlib
+
+import duckdb
+import pyarrow.parquet as pq
+
+from conftest import run_zi
+
+
+def _published(demo_build):
+    return duckdb.connect(str(demo_build["data_dir"] / "published" / "zi.duckdb"), read_only=True)
+
+
+def _mart_hashes(data_dir) -> dict[str, str]:
+    con = duckdb.connect(str(data_dir / "published" / "zi.duckdb"), read_only=True)
+    try:
+        tables = [r[0] for r in con.execute(
+            "select table_name from information_schema.tables where table_schema = 'marts' order by 1").fetchall()]
+        hashes = {}
+        for t in tables:
+            rows = con.execute(f'select * from marts."{t}" order by all').fetchall()
+            hashes[t] = hashlib.sha256(repr(rows).encode()).hexdigest()
+        return hashes
+    finally:
+        con.close()
+
+
+def test_budget_2020_matches_the_programme_figures(demo_build):
+    con = _published(demo_build)
+    row = con.execute(
+        "select project_ideas, applications, requested_eur, approvals from marts.mart_budget_year where year = 2020"
+    ).fetchone()
+    con.close()
+    ideas, applications, requested, approvals = row
+    assert (ideas, applications, approvals) == (91, 64, 60)
+    assert abs(float(requested) - 5_200_000) <= 50_000
+
+
+def test_every_landed_file_is_accounted_for(demo_build):
+    con = _published(demo_build)
+    files = con.execute("select count(*), count(distinct source_family) from marts.mart_ingestion_files").fetchone()
+    landed = sum(1 for p in (demo_build["data_dir"] / "landing").rglob("*") if p.is_file())
+    assert files == (landed, 5)
+    broken = con.execute(
+        "select count(*) from marts.mart_ingestion_files "
+        "where outcome not in ('failed', 'blocked') and rows_read <> rows_loaded + rows_rejected"
+    ).fetchone()[0]
+    assert broken == 0
+    rejected_files = con.execute(
+        "select count(distinct source_file) from marts.mart_rejected_rows").fetchone()[0]
+    assert rejected_files > 0  # the demo contains the mistakes people make, and they are reported
+    con.close()
+
+
+def test_published_copy_has_only_marts_and_parquet_per_mart(demo_build):
+    con = _published(demo_build)
+    schemas = {r[0] for r in con.execute("select distinct schema_name from duckdb_tables()").fetchall()}
+    marts = [r[0] for r in con.execute("select table_name from duckdb_tables() order by 1").fetchall()]
+    counts = {t: con.execute(f'select count(*) from marts."{t}"').fetchone()[0] for t in marts}
+    con.close()
+    assert schemas == {"marts"}
+    parquet_dir = demo_build["data_dir"] / "published" / "parquet"
+    for t in marts:
+        assert pq.read_table(parquet_dir / f"{t}.parquet").num_rows == counts[t]
+
+
+def test_summary_tells_a_person_what_happened(demo_build):
+    out = demo_build["stdout"]
+    assert "Zeilenbilanz je Quelle" in out
+    assert "Build erfolgreich" in out
+    assert "mart_budget_year" in out  # the example query a controller can paste
+
+
+def test_second_run_changes_nothing(demo_build):
+    data_dir = demo_build["data_dir"]
+    before = _mart_hashes(data_dir)
+    run_zi(data_dir, "build")
+    assert _mart_hashes(data_dir) == before
+
+
+def test_zi_sql_answers_on_the_published_file(demo_build, tmp_path):
+    out = run_zi(demo_build["data_dir"], "sql", "select count(*) as n from marts.dim_municipality")
+    assert "53" in out.stdout
+    csv_file = tmp_path / "budget.csv"
+    run_zi(demo_build["data_dir"], "sql", "select year, applications from marts.mart_budget_year order by year",
+           "--out", str(csv_file))
+    assert csv_file.read_text(encoding="utf-8-sig").splitlines()[1] == "2020;64"

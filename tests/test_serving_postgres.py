@@ -1,0 +1,435 @@
+"""PostgreSQL for BI: every mart arrives complete, the read-only role reads the marts and nothing else, the
+swap is atomic for readers, re-publishing is idempotent, an unreachable server fails clearly after retries.
+
+Runs against a real, throwaway PostgreSQL server (tests/pg_server.py). A missing PostgreSQL installation is
+an error here, never a skip.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import socket
+import threading
+import time
+import uuid
+from collections import Counter
+from pathlib import Path
+
+import duckdb
+import psycopg
+import pytest
+from psycopg import sql
+
+try:  # tests/ is not a package; pytest puts it on sys.path
+    from pg_server import postgres_server
+except ImportError:  # pragma: no cover - when tests/ becomes a package
+    from tests.pg_server import postgres_server
+
+from zi_warehouse.publish import publish
+from zi_warehouse.publish_postgres import (
+    PostgresPublishError,
+    PostgresUnavailable,
+    audit_reader,
+    postgres_column,
+    publish_to_postgres,
+    resolve_dsn,
+)
+
+pytestmark = pytest.mark.postgres
+
+PERSON_EMAIL = "anna.beispiel@example.de"
+
+
+# --------------------------------------------------------------------------------------------------
+# A small warehouse: a few marts of every common type, raw tables with personal data, a staging view
+# --------------------------------------------------------------------------------------------------
+
+
+def build_warehouse(path: Path, version: int = 1) -> None:
+    """(Re)write a working warehouse; ``version`` changes row counts and values so two publishes differ."""
+    con = duckdb.connect(str(path))
+    con.execute("create schema if not exists raw; create schema if not exists staging; create schema if not exists marts")
+    con.execute(
+        "create or replace table raw.forecasts__projects as select 'P-' || range as project_id, "
+        f"'{PERSON_EMAIL}' as contact_email, 'Anna Beispiel' as contact_name from range(5)"
+    )
+    con.execute(
+        "create or replace table raw.rejected_rows as select 'forecasts' as source_family, 'forecasts/a.xlsx' as "
+        "source_file, 'Projekte' as sheet, 7::bigint as row_number, 'contact_phone' as column_name, "
+        "'0201 123456' as value_found, 'phone_format' as rule, 'Telefonnummer prüfen' as message_de"
+    )
+    con.execute("create or replace view staging.stg_forecasts__projects as select project_id from raw.forecasts__projects")
+    con.execute(
+        "create or replace table marts.dim_municipality as select * from (values "
+        "('05913000', 'Dortmund', 588250, 280.71, true), ('05117000', 'Mülheim an der Ruhr', 170921, 91.28, true), "
+        "('05562004', 'Gladbeck', 75610, 35.91, false)) "
+        "as t(municipality_key, municipality_name, population_2020, area_km2, is_zi_member)"
+    )
+    con.execute(
+        "create or replace table marts.mart_budget_year as select (2020 + range)::integer as year, "
+        f"cast(25000000 + range * {version} * 1000.25 as decimal(14,2)) as envelope_eur, "
+        "cast(range * 333333.33 as decimal(14,2)) as approved_eur, "
+        f"cast(null as decimal(14,2)) as paid_eur, range / 7.0 as paid_share_pct from range({3 + version})"
+    )
+    con.execute(
+        "create or replace table marts.fct_measure as select range::bigint as measure_id, "
+        "case range % 3 when 0 then '05913000' when 1 then '05117000' else '05562004' end as municipality_key, "
+        "date '2020-01-01' + (range % 1500)::integer as approved_on, "
+        "timestamp '2021-03-28 01:59:59.123456' + to_seconds(range * 37) as updated_at, "
+        "timestamptz '2024-10-27 02:30:00+02' + to_minutes(range) as reported_at, "
+        f"cast(range * 1.5 + {version} as decimal(12,2)) as area_m2, range % 5 = 0 as is_designated_area, "
+        "case range % 4 when 0 then null when 1 then '' when 2 then 'Mulde; \"Rigole\"' || chr(10) || 'zweite Zeile' "
+        "else 'Entsiegelung Straße' end as note, "
+        "case when range % 11 = 0 then null else (range * 0.1)::double end as runoff_reduction_mm "
+        f"from range({400 * version})"
+    )
+    con.execute(
+        "create or replace table marts.mart_rejected_rows as select source_family, source_file, sheet, row_number, "
+        "column_name, '[personenbezogen, ausgeblendet]' as value_found, rule, message_de from raw.rejected_rows"
+    )
+    con.execute("comment on table marts.fct_measure is 'Eine Zeile je Maßnahme (Grain: measure_id)'")
+    con.execute("comment on table marts.mart_budget_year is 'Eine Zeile je Jahr'")
+    con.close()
+
+
+def published_file(tmp_path: Path, version: int = 1) -> Path:
+    wh = tmp_path / "warehouse" / "zi.duckdb"
+    wh.parent.mkdir(parents=True, exist_ok=True)
+    build_warehouse(wh, version)
+    return publish(wh, tmp_path / "published").duckdb_path
+
+
+def duckdb_marts(path: Path) -> dict[str, list[tuple]]:
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        names = [r[0] for r in con.execute(
+            "select table_name from duckdb_tables() where schema_name = 'marts' order by 1").fetchall()]
+        return {n: con.execute(f'select * from marts."{n}"').fetchall() for n in names}
+    finally:
+        con.close()
+
+
+def postgres_marts(dsn: str) -> dict[str, list[tuple]]:
+    with psycopg.connect(dsn) as con:
+        names = [r[0] for r in con.execute(
+            "select table_name from information_schema.tables where table_schema = 'marts' order by 1").fetchall()]
+        return {n: con.execute(sql.SQL("select * from {}").format(sql.Identifier("marts", n))).fetchall() for n in names}
+
+
+def reader_dsn(pg_dsn: str, role: str, password: str) -> str:
+    params = psycopg.conninfo.conninfo_to_dict(pg_dsn)
+    params.update(user=role, password=password)
+    return psycopg.conninfo.make_conninfo(**params)
+
+
+@pytest.fixture(scope="module")
+def pg():
+    with postgres_server() as server:  # PostgresNotAvailable is an error, not a skip
+        yield server
+
+
+@pytest.fixture
+def db(pg) -> str:
+    """A fresh database per test, so tests do not see each other's schemas."""
+    return pg.create_database(f"zi_{uuid.uuid4().hex[:10]}")
+
+
+def new_role() -> str:
+    return f"zi_reader_{uuid.uuid4().hex[:8]}"
+
+
+# --------------------------------------------------------------------------------------------------
+
+
+def test_every_mart_arrives_with_equal_rows_content_types_and_comments(tmp_path, db):
+    source = published_file(tmp_path)
+    # Column comments: dbt's persist_docs puts them in the working warehouse; they reach PostgreSQL from
+    # whatever the published file carries (added here directly to prove the copy).
+    con = duckdb.connect(str(source))
+    con.execute("comment on column marts.fct_measure.area_m2 is 'Fläche in m²'")
+    con.close()
+
+    result = publish_to_postgres(source, db, reader_role=new_role(), reader_password="pw")
+
+    expected = duckdb_marts(source)
+    assert len(expected) >= 4
+    assert result.tables == {name: len(rows) for name, rows in expected.items()}
+    actual = postgres_marts(db)
+    assert set(actual) == set(expected)
+    for name, rows in expected.items():
+        assert len(actual[name]) == len(rows), name
+        assert Counter(actual[name]) == Counter(rows), name  # values and types equal (Decimal, date, tz ...)
+    with psycopg.connect(db) as con:
+        types = dict(con.execute(
+            "select column_name, format_type(atttypid, atttypmod) from information_schema.columns c "
+            "join pg_attribute a on a.attrelid = ('marts.' || quote_ident(c.table_name))::regclass "
+            "and a.attname = c.column_name where table_schema = 'marts' and table_name = 'fct_measure'").fetchall())
+        assert types == {
+            "measure_id": "bigint", "municipality_key": "text", "approved_on": "date",
+            "updated_at": "timestamp without time zone", "reported_at": "timestamp with time zone",
+            "area_m2": "numeric(12,2)", "is_designated_area": "boolean", "note": "text",
+            "runoff_reduction_mm": "double precision",
+        }
+        assert con.execute("select obj_description('marts.fct_measure'::regclass)").fetchone()[0].startswith("Eine Zeile je Maßnahme")
+        assert con.execute(
+            "select col_description('marts.fct_measure'::regclass, attnum) from pg_attribute "
+            "where attrelid = 'marts.fct_measure'::regclass and attname = 'area_m2'").fetchone()[0] == "Fläche in m²"
+        schemas = {r[0] for r in con.execute(
+            "select nspname from pg_namespace where nspname not like 'pg\\_%' and nspname <> 'information_schema'")}
+        assert schemas == {"public", "marts"}  # no staging left, raw never leaves the warehouse
+        personal = con.execute(
+            "select count(*) from information_schema.columns where column_name like 'contact%'").fetchone()[0]
+        assert personal == 0
+
+
+def test_reader_role_reads_every_mart_and_nothing_else(tmp_path, db, monkeypatch):
+    monkeypatch.delenv("ZI_POSTGRES_READER_ROLE", raising=False)
+    monkeypatch.setenv("ZI_POSTGRES_READER_PASSWORD", "lesen-2026")
+    source = published_file(tmp_path)
+    # Data of others in the same database: raw rows with personal data, rejected rows, a public table.
+    with psycopg.connect(db, autocommit=True) as admin:
+        admin.execute("create schema raw")
+        admin.execute("create table raw.forecasts__projects (project_id text, contact_email text)")
+        admin.execute("insert into raw.forecasts__projects values ('P-1', %s)", [PERSON_EMAIL])
+        admin.execute("create table raw.rejected_rows (source_file text, value_found text)")
+        admin.execute("insert into raw.rejected_rows values ('forecasts/a.xlsx', %s)", [PERSON_EMAIL])
+        admin.execute("create table public.notes (note text)")
+    result = publish_to_postgres(source, db)
+    assert result.reader_role == "zi_reader"  # the default name
+    assert result.findings == []
+
+    reader = reader_dsn(db, "zi_reader", "lesen-2026")
+    with psycopg.connect(reader, autocommit=True) as con:
+        for name, rows in result.tables.items():
+            query = sql.SQL("select count(*) from {}").format(sql.Identifier("marts", name))
+            assert con.execute(query).fetchone()[0] == rows
+
+        refused = [
+            "insert into marts.dim_municipality values ('x', 'x', 1, 1, true)",
+            "update marts.mart_budget_year set envelope_eur = 0",
+            "delete from marts.fct_measure",
+            "truncate marts.fct_measure",
+            "create table marts.mine (x int)",
+            "create table public.mine (x int)",
+            "create schema mine",
+            "drop table marts.fct_measure",
+            "alter table marts.fct_measure add column x int",
+            "create view public.v as select 1",
+            "select * from raw.forecasts__projects",
+            "select * from raw.rejected_rows",
+            "select * from public.notes",
+        ]
+        for statement in refused:
+            # Even with the role's read-only default switched off, privileges refuse it.
+            with pytest.raises(psycopg.errors.InsufficientPrivilege), con.transaction():
+                con.execute("set local default_transaction_read_only = off")
+                con.execute("set local transaction_read_only = off")
+                con.execute(statement)
+        assert con.execute("show default_transaction_read_only").fetchone()[0] == "on"
+        with pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
+            con.execute("create temporary table t (x int)")
+
+    # A mart that only a later publish creates is readable too (grants re-applied after each swap), and a
+    # table the publishing account adds to marts in between as well (default privileges).
+    wh = tmp_path / "warehouse" / "zi.duckdb"
+    c = duckdb.connect(str(wh))
+    c.execute("create table marts.mart_new_after_first_publish as select 1 as x")
+    c.close()
+    source = publish(wh, tmp_path / "published").duckdb_path
+    publish_to_postgres(source, db)
+    with psycopg.connect(db, autocommit=True) as admin:
+        admin.execute("create table marts.added_by_publisher as select 42 as answer")
+    with psycopg.connect(reader, autocommit=True) as con:
+        assert con.execute("select x from marts.mart_new_after_first_publish").fetchone() == (1,)
+        assert con.execute("select answer from marts.added_by_publisher").fetchone() == (42,)
+    with psycopg.connect(db) as admin:
+        assert audit_reader(admin, "zi_reader") == []
+
+
+def test_reader_holding_a_transaction_sees_the_complete_old_then_the_complete_new_set(tmp_path, db):
+    role = new_role()
+    publish_to_postgres(published_file(tmp_path, version=1), db, reader_role=role, reader_password="pw")
+    new_source = published_file(tmp_path / "v2", version=2)
+    reader = reader_dsn(db, role, "pw")
+    names = sorted(duckdb_marts(new_source))
+    counts = sql.SQL("select ") + sql.SQL(", ").join(
+        sql.SQL("(select count(*) from {})").format(sql.Identifier("marts", n)) for n in names)
+    old = tuple(len(r) for _, r in sorted(duckdb_marts(tmp_path / "published" / "zi.duckdb").items()))
+    new = tuple(len(r) for _, r in sorted(duckdb_marts(new_source).items()))
+    assert old != new
+
+    # A second reader polls all marts in single statements during the whole publish.
+    seen: list[tuple] = []
+    errors: list[BaseException] = []
+    stop = threading.Event()
+
+    def poll() -> None:
+        try:
+            with psycopg.connect(reader, autocommit=True) as con:
+                while not stop.is_set():
+                    seen.append(con.execute(counts).fetchone())
+        except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
+            errors.append(exc)
+
+    poller = threading.Thread(target=poll)
+    poller.start()
+
+    holder = psycopg.connect(reader)  # not autocommit: one transaction across the statements below
+    assert holder.execute(counts).fetchone() == old
+    outcome: dict = {}
+    publisher = threading.Thread(
+        target=lambda: outcome.setdefault("result", publish_to_postgres(
+            new_source, db, reader_role=role, swap_timeout_s=30, retry_first_delay_s=0.1)))
+    publisher.start()
+    with psycopg.connect(db, autocommit=True) as admin:
+        staging = None
+        deadline = time.monotonic() + 20
+        while staging is None and time.monotonic() < deadline:
+            staging = admin.execute(
+                "select n.nspname from pg_namespace n join pg_class c on c.relnamespace = n.oid "
+                "where n.nspname like 'marts\\_staging\\_%%' group by 1 having count(*) = %s", [len(names)]
+            ).fetchone()
+            time.sleep(0.05)
+        assert staging is not None, "staging schema never built"
+        time.sleep(1.0)
+    assert publisher.is_alive()  # the swap waits for the reader's transaction
+    polled = len(seen)
+    time.sleep(0.5)
+    assert len(seen) > polled  # ... without holding locks that would queue other readers behind it
+    assert holder.execute(counts).fetchone() == old  # still the complete old set
+    with psycopg.connect(reader, autocommit=True) as other:
+        for n in names:  # the staging schema is invisible to the reader
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                other.execute(sql.SQL("select count(*) from {}").format(sql.Identifier(staging[0], n)))
+    holder.commit()
+    publisher.join(timeout=30)
+    assert not publisher.is_alive()
+    assert outcome["result"].swap_attempts > 1
+    assert holder.execute(counts).fetchone() == new  # next transaction: the complete new set
+    holder.close()
+    time.sleep(0.2)
+    stop.set()
+    poller.join()
+    assert errors == []
+    assert set(seen) <= {old, new}, set(seen) - {old, new}  # never a mix
+    assert seen[0] == old and seen[-1] == new
+
+
+def test_republishing_is_idempotent_and_cleans_up_killed_runs(tmp_path, db):
+    role = new_role()
+    source = published_file(tmp_path)
+    first = publish_to_postgres(source, db, reader_role=role, reader_password="pw")
+    before = postgres_marts(db)
+    with psycopg.connect(db, autocommit=True) as admin:  # leftover of a killed run
+        admin.execute("create schema marts_staging_deadbeef0000")
+        admin.execute("create table marts_staging_deadbeef0000.half (x int)")
+    second = publish_to_postgres(source, db, reader_role=role, reader_password="pw")
+    assert second.tables == first.tables
+    after = postgres_marts(db)
+    assert {n: Counter(r) for n, r in after.items()} == {n: Counter(r) for n, r in before.items()}
+    with psycopg.connect(db) as admin:
+        schemas = [r[0] for r in admin.execute("select nspname from pg_namespace where nspname like 'marts%'")]
+        assert schemas == ["marts"]
+        grants = admin.execute(
+            "select count(*) from information_schema.role_table_grants where grantee = %s and privilege_type = 'SELECT'",
+            [role]).fetchone()[0]
+        assert grants == len(first.tables)
+        assert audit_reader(admin, role) == []
+
+
+def test_a_failed_publish_leaves_the_previous_marts_in_place(tmp_path, db):
+    role = new_role()
+    publish_to_postgres(published_file(tmp_path), db, reader_role=role, reader_password="pw")
+    before = postgres_marts(db)
+    wh = tmp_path / "warehouse" / "zi.duckdb"
+    build_warehouse(wh, version=2)
+    con = duckdb.connect(str(wh))  # a NUL character: PostgreSQL text cannot hold it, COPY fails mid-way
+    con.execute("create table marts.zz_broken as select 'a' || chr(0) || 'b' as note")
+    con.close()
+    source = publish(wh, tmp_path / "published").duckdb_path
+    with pytest.raises(PostgresPublishError, match="zz_broken"):
+        publish_to_postgres(source, db, reader_role=role)
+    after = postgres_marts(db)
+    assert {n: Counter(r) for n, r in after.items()} == {n: Counter(r) for n, r in before.items()}
+    with psycopg.connect(db) as admin:
+        assert [r[0] for r in admin.execute("select nspname from pg_namespace where nspname like 'marts%'")] == ["marts"]
+
+
+def test_unreachable_server_fails_clearly_after_bounded_retries(tmp_path):
+    source = published_file(tmp_path)
+    digest = hashlib.sha256(source.read_bytes()).hexdigest()
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    retries: list[str] = []
+    started = time.perf_counter()
+    with pytest.raises(PostgresUnavailable) as error:
+        publish_to_postgres(source, f"postgresql://zi@127.0.0.1:{port}/zi", connect_attempts=3,
+                            retry_first_delay_s=0.2, progress=retries.append)
+    elapsed = time.perf_counter() - started
+    message = str(error.value)
+    assert "nicht erreichbar" in message and "3 Versuchen" in message and f"127.0.0.1:{port}" in message
+    assert "DuckDB-Datei ist davon nicht betroffen" in message
+    assert len([r for r in retries if "neuer Versuch" in r]) == 2
+    assert 0.6 <= elapsed < 10  # 0.2 s + 0.4 s backoff, bounded
+    assert hashlib.sha256(source.read_bytes()).hexdigest() == digest  # the DuckDB publish is untouched
+
+
+def test_personal_columns_never_reach_postgres(tmp_path):
+    wh = tmp_path / "wh.duckdb"
+    build_warehouse(wh)
+    con = duckdb.connect(str(wh))
+    con.execute("create table marts.mart_leak as select project_id, contact_email from raw.forecasts__projects")
+    con.close()
+    source = publish(wh, tmp_path / "published").duckdb_path
+    # Refused before any connection is attempted (the DSN points nowhere).
+    with pytest.raises(PostgresPublishError, match="Personenbezogene Spalten.*mart_leak.contact_email"):
+        publish_to_postgres(source, "postgresql://zi@127.0.0.1:1/zi", connect_attempts=1)
+
+
+def test_type_mapping():
+    con = duckdb.connect()
+    rel = con.sql(
+        "select 1.5::decimal(14,2) a, 1::tinyint b, 1::ubigint c, 1::hugeint d, 'x'::blob e, [1] f, "
+        "{'k': 1} g, uuid() h, interval 1 day i, time '01:00' j, 1::float k")
+    mapped = {name: postgres_column(name, t)[0] for name, t in zip(rel.columns, rel.types)}
+    assert mapped == {"a": "numeric(14,2)", "b": "smallint", "c": "numeric(20,0)", "d": "numeric(39,0)",
+                      "e": "bytea", "f": "jsonb", "g": "jsonb", "h": "uuid", "i": "interval", "j": "time",
+                      "k": "real"}
+
+
+def test_dsn_comes_from_the_environment():
+    assert resolve_dsn({}) is None
+    assert resolve_dsn({"PGPORT": "5433"}) is None  # a port alone names no server
+    assert resolve_dsn({"PGHOST": "db.intern"}) == ""  # libpq reads the PG* variables
+    assert resolve_dsn({"ZI_POSTGRES_DSN": "postgresql://bi@db/zi", "PGHOST": "x"}) == "postgresql://bi@db/zi"
+
+
+def test_dagster_asset_publishes_the_published_file_or_says_it_has_nothing_to_do(tmp_path, db, monkeypatch):
+    from dagster import build_asset_context
+
+    from dagster_zi import serving
+
+    assert [a.key.to_user_string() for a in serving.assets] == ["published_postgres"]
+    assert serving.asset_checks == serving.sensors == serving.schedules == serving.jobs == []
+    spec = serving.published_postgres
+    assert spec.group_names_by_key[spec.key] == "publish"
+    assert [d.asset_key.path for d in spec.specs_by_key[spec.key].deps] == [["published_warehouse"]]
+
+    data_dir = tmp_path / "data"
+    published_file(data_dir)
+    # The working warehouse is held by a writer (a build in progress): the asset never needs it.
+    writer = duckdb.connect(str(data_dir / "warehouse" / "zi.duckdb"))
+    monkeypatch.setenv("ZI_DATA_DIR", str(data_dir))
+    for name in ("ZI_POSTGRES_DSN", "PGHOST", "PGHOSTADDR", "PGSERVICE", "PGDATABASE"):
+        monkeypatch.delenv(name, raising=False)
+    context = build_asset_context()  # creating one costs seconds (an ephemeral instance): build it once
+    skipped = serving.published_postgres(context)
+    assert skipped.metadata["status"] == "übersprungen"
+
+    monkeypatch.setenv("ZI_POSTGRES_DSN", db)
+    monkeypatch.setenv("ZI_POSTGRES_READER_ROLE", new_role())
+    done = serving.published_postgres(context)
+    writer.close()
+    assert done.metadata["status"] == "veröffentlicht"
+    assert done.metadata["marts"] == len(postgres_marts(db)) >= 4

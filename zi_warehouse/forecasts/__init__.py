@@ -1,0 +1,1 @@
+"""The forecast workbook channel: template and header maps, parsing, reading, validation, feedback."""

@@ -1,0 +1,366 @@
+"""The coordinators' forecast workbook template: versions, header maps, labels, and how a workbook is laid out.
+
+Header maps are data (``header_maps.csv`` beside this module: rows are canonical column names, one
+column per template version, cells are the header text). A new template version is a new column there
+plus its column order below; the reader never relies on positions. ``write_template`` writes the blank
+workbook (``zi template``); the demo writer uses ``write_project_sheet`` so demo files and the real
+template cannot drift apart. Documentation for coordinators: ``docs/template.md``.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import re
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+from zi_warehouse.forecasts.parsing import quarter_bounds
+from zi_warehouse.reference import measure_types, municipalities, project_statuses
+
+HEADER_MAPS_CSV = Path(__file__).with_name("header_maps.csv")
+VERSIONS = ("2020", "2021")
+CURRENT_VERSION = "2021"
+PROJECT_SHEET = "Projekte"
+INSTRUCTIONS_SHEET = "Anleitung"
+LISTS_SHEET = "Listen"
+#: Canonical name of the repeated per-quarter payment column; its header text carries ``{quarter}``.
+PAYMENT_COLUMN = "forecast_payment_eur"
+#: How many forecast payment quarters the template offers after the reporting quarter.
+PAYMENT_QUARTERS = 8
+
+#: Column order per version (the 2021 revision moved measure type and status forward and the contact
+#: to the end, and added the affected surface for the evaporation KPI).
+COLUMN_ORDER = {
+    "2020": [
+        "project_id", "title", "municipality", "is_in_designated_area", "designated_area_name",
+        "measure_type", "status", "total_cost_eur", "requested_funding_eur", "funding_rate",
+        "planned_application_period", "planned_start_date", "planned_completion_date",
+        "expected_disconnected_area_m2", "expected_trees", "contact_name", "contact_email", "remarks",
+    ],
+    "2021": [
+        "municipality", "project_id", "title", "measure_type", "status", "is_in_designated_area",
+        "designated_area_name", "total_cost_eur", "requested_funding_eur", "funding_rate",
+        "planned_application_period", "planned_start_date", "planned_completion_date",
+        "expected_disconnected_area_m2", "affected_surface_type", "surface_change_m2", "expected_trees",
+        "remarks", "contact_name", "contact_email",
+    ],
+}
+#: Columns a row must fill; everything else may stay empty in an early planning stage.
+REQUIRED_COLUMNS = ("project_id", "title", "municipality", "measure_type", "status", "total_cost_eur")
+
+#: Surfaces a measure changes (DOMAIN.md §4 elements), German label as shown in the drop-down.
+SURFACE_TYPES = {
+    "asphalt": "Asphalt / Beton",
+    "flat_roof": "Flachdach",
+    "pitched_roof": "Schrägdach",
+    "paving": "Pflaster",
+    "gravel": "Schotter / Kies",
+    "vegetated": "Grünfläche",
+}
+YES_NO = ("ja", "nein")
+
+#: Labels of the header block above the table (the reader finds them by text, not position).
+BLOCK_LABELS = {
+    "version": "Vorlagenversion:",
+    "municipality": "Kommune:",
+    "period": "Berichtsquartal:",
+    "submitted_on": "Stand:",
+}
+TITLE = "Zukunftsinitiative Klima.Werk – Quartalsprognose der Projekte"
+
+
+def normalise_header(text: object) -> str:
+    """Header text as compared: case, spacing, line breaks and a trailing colon or asterisk ignored."""
+    s = " ".join(str(text or "").replace("\u00a0", " ").split()).casefold()
+    return s.rstrip(":* ").strip()
+
+
+@lru_cache(maxsize=None)
+def header_maps() -> dict[str, dict[str, str]]:
+    """version -> {canonical column: header text} (payment column: a pattern with ``{quarter}``)."""
+    with open(HEADER_MAPS_CSV, newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    versions = [c for c in rows[0] if c != "canonical"]
+    return {v: {r["canonical"]: r[v] for r in rows if r[v].strip()} for v in versions}
+
+
+def payment_header(version: str, year: int, quarter: int) -> str:
+    return header_maps()[version][PAYMENT_COLUMN].format(quarter=f"Q{quarter}/{year}")
+
+
+def payment_pattern(version: str) -> re.Pattern:
+    template = normalise_header(header_maps()[version][PAYMENT_COLUMN])
+    before, after = template.split("{quarter}")
+    return re.compile("^" + re.escape(before) + r"(?P<quarter>.+?)" + re.escape(after) + "$")
+
+
+def version_for(year: int) -> str:
+    """The template version in use for a reporting year (the revision came with 2021)."""
+    return "2020" if year <= 2020 else "2021"
+
+
+def measure_type_labels() -> dict[str, str]:
+    return {m["measure_type_key"]: m["measure_type_label_de"] for m in measure_types()}
+
+
+def status_labels() -> dict[str, str]:
+    return {s["status_key"]: s["status_label_de"] for s in project_statuses()}
+
+
+def next_quarters(year: int, quarter: int, n: int = PAYMENT_QUARTERS) -> list[tuple[int, int]]:
+    out = []
+    for _ in range(n):
+        year, quarter = (year + 1, 1) if quarter == 4 else (year, quarter + 1)
+        out.append((year, quarter))
+    return out
+
+
+@dataclass
+class SheetLayout:
+    """How a filled-in project sheet deviates from the clean template (the demo's formatting mess)."""
+
+    leading_blank_cols: int = 0
+    extra_rows_above_block: int = 0
+    blank_rows_after: set[int] = field(default_factory=set)  # data row indexes followed by a blank row
+    totals_row: bool = False
+    notes: list[str] = field(default_factory=list)
+    header_trailing_space: bool = False
+
+
+class _Formats:
+    def __init__(self, wb):
+        self.title = wb.add_format({"bold": True, "font_size": 14})
+        self.label = wb.add_format({"bold": True})
+        self.header = wb.add_format(
+            {"bold": True, "text_wrap": True, "valign": "top", "bg_color": "#DCE6F1", "border": 1}
+        )
+        self.eur = wb.add_format({"num_format": "#,##0.00 [$€-407]"})
+        self.m2 = wb.add_format({"num_format": "#,##0"})
+        self.pct = wb.add_format({"num_format": "0%"})
+        self.date = wb.add_format({"num_format": "dd.mm.yyyy"})
+        self.int = wb.add_format({"num_format": "0"})
+
+
+_COLUMN_FORMAT = {
+    "total_cost_eur": "eur", "requested_funding_eur": "eur", PAYMENT_COLUMN: "eur", "funding_rate": "pct",
+    "planned_start_date": "date", "planned_completion_date": "date", "expected_disconnected_area_m2": "m2",
+    "surface_change_m2": "m2", "expected_trees": "int",
+}
+
+
+def _write_lists_sheet(wb) -> dict[str, str]:
+    """A hidden sheet with the drop-down values; returns list name -> absolute range."""
+    ws = wb.add_worksheet(LISTS_SHEET)
+    lists = {
+        "municipality": [m.name for m in municipalities()],
+        "measure_type": list(measure_type_labels().values()),
+        "status": list(status_labels().values()),
+        "affected_surface_type": list(SURFACE_TYPES.values()),
+        "yes_no": list(YES_NO),
+    }
+    ranges = {}
+    for col, (name, values) in enumerate(lists.items()):
+        ws.write(0, col, name)
+        for i, v in enumerate(values, start=1):
+            ws.write_string(i, col, v)
+        letter = _col_letter(col)
+        ranges[name] = f"={LISTS_SHEET}!${letter}$2:${letter}${len(values) + 1}"
+    ws.hide()
+    return ranges
+
+
+def _col_letter(col: int) -> str:
+    s = ""
+    col += 1
+    while col:
+        col, rem = divmod(col - 1, 26)
+        s = chr(65 + rem) + s
+    return s
+
+
+def write_instructions(wb, version: str) -> None:
+    ws = wb.add_worksheet(INSTRUCTIONS_SHEET)
+    ws.set_column(0, 0, 38)
+    ws.set_column(1, 1, 100)
+    ws.write(0, 0, f"Anleitung zur Quartalsprognose (Vorlagenversion {version})", wb.add_format({"bold": True, "font_size": 14}))
+    lines = [
+        "Bitte je Kommune und Quartal eine Datei senden, Dateiname: Prognose_<Kommune>_<JJJJ>-Q<n>.xlsx.",
+        "Kopfzeilen im Blatt 'Projekte' nicht umbenennen, keine Spalten löschen; Reihenfolge ist egal.",
+        "Eine Zeile je Projekt; die Projekt-ID bleibt über alle Quartale gleich und ist je Datei eindeutig.",
+        "Beträge in Euro (z. B. 1.234,56), Flächen in m², Förderquote in % (z. B. 90 %).",
+        "Termine als Datum (TT.MM.JJJJ) oder Quartal (Q3/2022); Antragstellung als Quartal.",
+        "Kommune, Maßnahmentyp, Status und Oberfläche bitte aus der Auswahlliste wählen.",
+        "Beantragte Förderung darf die Gesamtkosten nicht übersteigen; Fertigstellung nicht vor Baubeginn.",
+        "Mittelabruf: erwartete Auszahlungen je Quartal in Euro (leer lassen, wenn keine erwartet).",
+        "Abgelehnte Zeilen erhalten Sie mit Begründung als Rückmeldedatei zurück.",
+    ]
+    for i, line in enumerate(lines, start=2):
+        ws.write(i, 0, f"{i - 1}.")
+        ws.write(i, 1, line)
+    ws.write(len(lines) + 3, 0, "Spalte", wb.add_format({"bold": True}))
+    ws.write(len(lines) + 3, 1, "Bedeutung", wb.add_format({"bold": True}))
+    for i, canonical in enumerate(COLUMN_ORDER[version], start=len(lines) + 4):
+        ws.write(i, 0, header_maps()[version][canonical])
+        ws.write(i, 1, COLUMN_HELP_DE[canonical])
+    ws.write(len(lines) + 4 + len(COLUMN_ORDER[version]), 0, header_maps()[version][PAYMENT_COLUMN])
+    ws.write(len(lines) + 4 + len(COLUMN_ORDER[version]), 1, COLUMN_HELP_DE[PAYMENT_COLUMN])
+
+
+COLUMN_HELP_DE = {
+    "project_id": "Eigene Projektnummer der Kommune, über alle Quartale gleich (Pflicht).",
+    "title": "Kurzbezeichnung der Maßnahme (Pflicht).",
+    "municipality": "Kommune aus der Auswahlliste (Pflicht).",
+    "is_in_designated_area": "Liegt die Maßnahme im Gestaltungsraum (früher Betrachtungsraum)? ja/nein.",
+    "designated_area_name": "Name des Gestaltungsraums, falls ja.",
+    "measure_type": "Förderfähiger Maßnahmentyp aus der Auswahlliste (Pflicht).",
+    "status": "Projektstatus aus der Auswahlliste (Pflicht).",
+    "total_cost_eur": "Geschätzte Gesamtkosten in Euro (Pflicht, > 0).",
+    "requested_funding_eur": "Beantragte oder zu beantragende Förderung in Euro (≤ Gesamtkosten).",
+    "funding_rate": "Förderquote in % (bis 100 % für Kommunen, bis 90 % für Private).",
+    "planned_application_period": "Quartal der geplanten Antragstellung, z. B. Q3/2022.",
+    "planned_start_date": "Geplanter Baubeginn (Datum oder Quartal).",
+    "planned_completion_date": "Geplante Fertigstellung (Datum oder Quartal, nicht vor Baubeginn).",
+    "expected_disconnected_area_m2": "Erwartete vom Mischwasserkanal abgekoppelte Fläche in m² (≥ 0).",
+    "affected_surface_type": "Oberfläche, die die Maßnahme verändert (z. B. Flachdach, Asphalt).",
+    "surface_change_m2": "Veränderte Fläche dieser Oberfläche in m² (≥ 0), z. B. begrüntes Flachdach.",
+    "expected_trees": "Anzahl neu gepflanzter Bäume (ganze Zahl ≥ 0).",
+    "contact_name": "Ansprechperson (wird nicht veröffentlicht).",
+    "contact_email": "E-Mail der Ansprechperson (wird nicht veröffentlicht).",
+    "remarks": "Freitext.",
+    PAYMENT_COLUMN: "Erwarteter Mittelabruf im genannten Quartal in Euro; eine Spalte je Quartal.",
+}
+
+
+def write_project_sheet(
+    wb,
+    version: str,
+    municipality_name: str,
+    period: tuple[int, int] | None,
+    submitted_on: dt.date | None,
+    rows: list[dict],
+    payment_periods: list[tuple[int, int]],
+    layout: SheetLayout | None = None,
+    lists: dict[str, str] | None = None,
+    sheet_name: str = PROJECT_SHEET,
+) -> list[int]:
+    """Write the project sheet; returns the 1-based sheet row number of each entry in ``rows``.
+
+    A row is ``{canonical: value}`` plus ``"payments": {(year, quarter): amount}``; a value is written
+    as its Python type (str as text, so demo rows can carry German text numbers).
+    """
+    layout = layout or SheetLayout()
+    fmt = _Formats(wb)
+    ws = wb.add_worksheet(sheet_name)
+    c0 = layout.leading_blank_cols
+    r = layout.extra_rows_above_block
+    columns = COLUMN_ORDER[version]
+    hmap = header_maps()[version]
+    headers = [hmap[c] for c in columns] + [payment_header(version, y, q) for y, q in payment_periods]
+    ncols = len(headers)
+    ws.merge_range(r, c0, r, c0 + 6, TITLE, fmt.title)
+    ws.write(r + 1, c0, BLOCK_LABELS["version"], fmt.label)
+    ws.write_string(r + 1, c0 + 1, version)
+    ws.write(r + 2, c0, BLOCK_LABELS["municipality"], fmt.label)
+    ws.write_string(r + 2, c0 + 1, municipality_name)
+    ws.write(r + 3, c0, BLOCK_LABELS["period"], fmt.label)
+    if period:
+        ws.write_string(r + 3, c0 + 1, f"Q{period[1]}/{period[0]}")
+    ws.write(r + 4, c0, BLOCK_LABELS["submitted_on"], fmt.label)
+    if submitted_on:
+        ws.write_datetime(r + 4, c0 + 1, dt.datetime.combine(submitted_on, dt.time()), fmt.date)
+    header_row = r + 6
+    for j, h in enumerate(headers):
+        ws.write_string(header_row, c0 + j, h + (" " if layout.header_trailing_space and j % 5 == 1 else ""), fmt.header)
+    ws.set_row(header_row, 45)
+    ws.set_column(c0, c0 + ncols - 1, 16)
+    ws.freeze_panes(header_row + 1, c0 + 1)
+    row_numbers = []
+    rr = header_row + 1
+    for i, row in enumerate(rows):
+        for j, canonical in enumerate(columns):
+            _write_cell(ws, rr, c0 + j, row.get(canonical), getattr(fmt, _COLUMN_FORMAT.get(canonical, ""), None))
+        for k, pq in enumerate(payment_periods):
+            _write_cell(ws, rr, c0 + len(columns) + k, row.get("payments", {}).get(pq), fmt.eur)
+        row_numbers.append(rr + 1)
+        rr += 1
+        if i in layout.blank_rows_after:
+            rr += 1
+    last_data = rr
+    if layout.totals_row and rows:
+        ws.write_string(rr, c0, "Summe")
+        for name in ("total_cost_eur", "requested_funding_eur"):
+            j = columns.index(name)
+            col = _col_letter(c0 + j)
+            ws.write_formula(rr, c0 + j, f"=SUM({col}{header_row + 2}:{col}{last_data})", fmt.eur,
+                             sum(v for v in (x.get(name) for x in rows) if isinstance(v, (int, float))))
+        rr += 1
+    rr += 1
+    for note in layout.notes:
+        ws.write_string(rr, c0, note)
+        rr += 1
+    # Drop-downs (German labels) over a generous block of rows, so coordinators can add projects.
+    if lists:
+        first, last = header_row + 1, max(header_row + 200, last_data)
+        ws.data_validation(r + 2, c0 + 1, r + 2, c0 + 1, {"validate": "list", "source": lists["municipality"]})
+        for canonical, list_name in (
+            ("municipality", "municipality"), ("measure_type", "measure_type"), ("status", "status"),
+            ("affected_surface_type", "affected_surface_type"), ("is_in_designated_area", "yes_no"),
+        ):
+            if canonical in columns:
+                j = c0 + columns.index(canonical)
+                ws.data_validation(first, j, last, j, {
+                    "validate": "list", "source": lists[list_name],
+                    "error_title": "Ungültiger Wert", "error_message": "Bitte einen Wert aus der Liste wählen.",
+                })
+    return row_numbers
+
+
+def _write_cell(ws, r: int, c: int, value, cell_format) -> None:
+    if value is None:
+        return
+    if isinstance(value, str):
+        ws.write_string(r, c, value)
+    elif isinstance(value, bool):
+        ws.write_string(r, c, "ja" if value else "nein")
+    elif isinstance(value, dt.date):
+        ws.write_datetime(r, c, dt.datetime.combine(value, dt.time()), cell_format)
+    else:
+        ws.write_number(r, c, value, cell_format)
+
+
+def new_workbook(path: Path, created: dt.date | None = None):
+    """An xlsxwriter workbook; ``created`` fixes the document date so equal content gives equal bytes."""
+    import xlsxwriter
+
+    wb = xlsxwriter.Workbook(str(path), {"strings_to_numbers": False, "strings_to_formulas": False, "in_memory": True})
+    if created is not None:
+        wb.set_properties({"created": dt.datetime.combine(created, dt.time(9, 0))})
+    return wb
+
+
+def write_template(path: Path, version: str = "current", period: tuple[int, int] | None = None) -> Path:
+    """Write the blank template (instructions, project sheet with drop-downs, hidden value lists).
+
+    ``period`` (year, quarter) labels the payment columns; without it they follow today's quarter.
+    """
+    version = CURRENT_VERSION if version == "current" else version
+    if version not in COLUMN_ORDER:
+        raise ValueError(f"unknown template version {version!r}; known: {', '.join(VERSIONS)}")
+    if period is None:
+        today = dt.date.today()
+        period = (today.year, (today.month - 1) // 3 + 1)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    wb = new_workbook(path)
+    write_instructions(wb, version)
+    lists = _write_lists_sheet(wb)
+    write_project_sheet(wb, version, "", period, None, [], next_quarters(*period), lists=lists)
+    wb.get_worksheet_by_name(PROJECT_SHEET).activate()
+    wb.close()
+    return path
+
+
+def period_end(year: int, quarter: int) -> dt.date:
+    return quarter_bounds(year, quarter)[1]

@@ -1,0 +1,199 @@
+"""Reconciliation checks of the funding data, as plain SQL over the warehouse (no Dagster here).
+
+What belongs here: one function per check, taking an open DuckDB connection to the working warehouse
+and returning a ``CheckOutcome``. ``dagster_zi/funding.py`` wires them as asset checks with their
+severities; tests call them directly. The thresholds are the programme's rules (DOMAIN.md §5).
+
+Which checks block publishing (ERROR) and why:
+- payments above the approved amount: money paid without legal basis, the data must be wrong;
+- an approval without application, an application whose municipality is unknown: the money would
+  vanish from the figures per municipality and per project;
+- a missing or failed extract in the delta sequence: later figures would silently lack changes.
+Rule violations that are possible in reality and need a controller's look (approved above requested
+after a cost increase, funding rate or minimum grant outside the guideline) are flagged (WARN).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import duckdb
+import pyarrow as pa
+
+from zi_warehouse import reference
+from zi_warehouse.sources import funding as spec
+
+#: Maximum funding rate per owner type (FöRL KRiS: up to 100 % municipal, up to 90 % private).
+MAX_FUNDING_RATE = {"municipal": 1.0, "private": 0.9}
+#: Minimum grant: more than 12,500 EUR for municipalities (and their associations), more than 2,000 EUR
+#: for others (FöRL KRiS).
+MIN_GRANT_EUR = {"municipal": 12_500.0, "private": 2_000.0}
+#: Cent rounding tolerance when comparing sums of amounts.
+TOLERANCE_EUR = 0.005
+
+INT = "intermediate"
+
+
+@dataclass
+class CheckOutcome:
+    name: str
+    passed: bool
+    message_de: str
+    failing: int = 0
+    examples: list[dict] = field(default_factory=list)
+
+    def metadata(self) -> dict:
+        return {"failing": self.failing, "message_de": self.message_de, "examples": str(self.examples[:10])}
+
+
+def _rows(con: duckdb.DuckDBPyConnection, query: str, params=None) -> list[dict]:
+    cur = con.execute(query, params or [])
+    cols = [d[0] for d in cur.description]
+    return [dict(zip(cols, r)) for r in cur.fetchall()]
+
+
+def _outcome(name: str, rows: list[dict], ok_de: str, bad_de: str) -> CheckOutcome:
+    if not rows:
+        return CheckOutcome(name, True, ok_de)
+    return CheckOutcome(name, False, bad_de.format(n=len(rows)), len(rows), rows[:20])
+
+
+def payments_within_approved(con) -> CheckOutcome:
+    rows = _rows(con, f"""
+        select a.approval_id, a.project_id, a.municipality_key, a.approved_eur, sum(p.amount_eur) as paid_eur
+        from {INT}.int_funding__approvals a
+        join {INT}.int_funding__payments p on p.approval_id = a.approval_id and not p.is_deleted
+        where not a.is_deleted
+        group by all
+        having sum(p.amount_eur) > a.approved_eur + {TOLERANCE_EUR}
+        order by a.approval_id""")
+    orphans = _rows(con, f"""
+        select p.payment_id, p.approval_id, p.amount_eur
+        from {INT}.int_funding__payments p
+        left join {INT}.int_funding__approvals a on a.approval_id = p.approval_id and not a.is_deleted
+        where not p.is_deleted and a.approval_id is null order by p.payment_id""")
+    return _outcome("payments_within_approved", rows + orphans,
+                    "Auszahlungen je Bescheid liegen im bewilligten Betrag.",
+                    "{n} Bescheid(e)/Zahlung(en): Auszahlungen übersteigen den bewilligten Betrag oder haben "
+                    "keinen Bescheid.")
+
+
+def approved_within_requested(con) -> CheckOutcome:
+    rows = _rows(con, f"""
+        select a.approval_id, a.application_id, a.approved_eur, ap.requested_eur, a.amendment_count
+        from {INT}.int_funding__approvals a
+        join {INT}.int_funding__applications ap using (application_id)
+        where not a.is_deleted and a.approved_eur > ap.requested_eur + {TOLERANCE_EUR}
+        order by a.approval_id""")
+    return _outcome("approved_within_requested", rows,
+                    "Kein Bescheid bewilligt mehr als beantragt.",
+                    "{n} Bescheid(e) bewilligen mehr als beantragt (meist nach Änderungsbescheid): bitte prüfen.")
+
+
+def funding_rate_within_limits(con) -> CheckOutcome:
+    limits = pa.table({"owner_type": list(MAX_FUNDING_RATE), "max_rate": list(MAX_FUNDING_RATE.values())})  # noqa: F841
+    con.register("_funding_rate_limits", limits)
+    try:
+        rows = _rows(con, f"""
+            select ap.application_id, ap.project_id, ap.owner_type, ap.funding_rate, l.max_rate
+            from {INT}.int_funding__applications ap
+            left join _funding_rate_limits l using (owner_type)
+            where not ap.is_deleted
+              and (ap.funding_rate <= 0 or ap.funding_rate > coalesce(l.max_rate, 0) + 1e-9)
+            order by ap.application_id""")
+    finally:
+        con.unregister("_funding_rate_limits")
+    return _outcome("funding_rate_within_limits", rows,
+                    "Alle Fördersätze liegen in den Grenzen der Förderrichtlinie (kommunal bis 100 %, privat bis 90 %).",
+                    "{n} Antrag/Anträge mit Fördersatz außerhalb der Grenzen der Förderrichtlinie.")
+
+
+def minimum_grant_thresholds(con) -> CheckOutcome:
+    rows = _rows(con, f"""
+        select a.approval_id, ap.owner_type, a.approved_eur
+        from {INT}.int_funding__approvals a
+        join {INT}.int_funding__applications ap using (application_id)
+        where not a.is_deleted
+          and a.approved_eur <= case ap.owner_type when 'municipal' then {MIN_GRANT_EUR['municipal']}
+                                                     else {MIN_GRANT_EUR['private']} end
+        order by a.approval_id""")
+    return _outcome("minimum_grant_thresholds", rows,
+                    "Alle Bescheide liegen über der Bagatellgrenze (kommunal > 12.500 EUR, sonst > 2.000 EUR).",
+                    "{n} Bescheid(e) unter der Bagatellgrenze der Förderrichtlinie.")
+
+
+def approvals_have_application(con) -> CheckOutcome:
+    rows = _rows(con, f"""
+        select a.approval_id, a.application_id
+        from {INT}.int_funding__approvals a
+        left join {INT}.int_funding__applications ap on ap.application_id = a.application_id and not ap.is_deleted
+        where not a.is_deleted and ap.application_id is null
+        order by a.approval_id""")
+    return _outcome("approvals_have_application", rows,
+                    "Jeder Bescheid gehört zu einem Antrag.",
+                    "{n} Bescheid(e) ohne (gültigen) Antrag: Projekt und Kommune unbekannt.")
+
+
+def applications_municipality_known(con) -> CheckOutcome:
+    known = pa.table({"municipality_key": sorted(reference.municipality_by_key())})  # noqa: F841
+    con.register("_known_municipalities", known)
+    try:
+        rows = _rows(con, f"""
+            select ap.application_id, ap.municipality_name, ap.municipality_key
+            from {INT}.int_funding__applications ap
+            where not ap.is_deleted and (ap.municipality_key is null
+                  or ap.municipality_key not in (select municipality_key from _known_municipalities))
+            order by ap.application_id""")
+    finally:
+        con.unregister("_known_municipalities")
+    return _outcome("applications_municipality_known", rows,
+                    "Jeder Antrag ist einer bekannten Kommune zugeordnet.",
+                    "{n} Antrag/Anträge ohne bekannte Kommune.")
+
+
+def delta_sequence_complete(con) -> CheckOutcome:
+    """No extract of the file channel is missing, held back or failed from the latest full extract on."""
+    ledger = _rows(con, """
+        select source_file, file_name, outcome, error_message
+        from raw.ingestion_files where source_family = ? order by source_file""", [spec.SOURCE_FAMILY])
+    problems: list[dict] = []
+    present: dict[int, dict[str, str]] = {}
+    fulls = []
+    for row in ledger:
+        m = spec.FILE_NAME_RE.match(row["file_name"])
+        if not m or m["token"].lower() not in spec.ENTITY_BY_TOKEN:
+            continue
+        seq = int(m["seq"])
+        present.setdefault(seq, {})[m["token"].lower()] = row["outcome"]
+        if m["kind"].lower() == "voll":
+            fulls.append(seq)
+        if row["outcome"] in ("blocked", "failed"):
+            problems.append({"file": row["file_name"], "outcome": row["outcome"], "message_de": row["error_message"]})
+    if present:
+        start = max(fulls) if fulls else 0
+        for seq in range(start, max(present) + 1):
+            for token in spec.ENTITY_BY_TOKEN:
+                if token not in present.get(seq, {}):
+                    problems.append({"file": f"zi_foerderung_{seq:03d}_*_{token}.csv", "outcome": "missing",
+                                     "message_de": f"Lieferung Nr. {seq}: Datei für '{token}' fehlt."})
+    problems.sort(key=lambda p: p["file"])
+    return _outcome("delta_sequence_complete", problems,
+                    "Die Folge der Förderdaten-Extrakte ist lückenlos geladen.",
+                    "{n} Förderdaten-Datei(en) fehlen, wurden zurückgehalten oder abgewiesen; spätere Stände sind "
+                    "unvollständig.")
+
+
+#: Every check with its name, the model it guards and whether it blocks publishing.
+CHECKS = {
+    "delta_sequence_complete": (delta_sequence_complete, "raw_funding", True),
+    "payments_within_approved": (payments_within_approved, "int_funding__payments", True),
+    "approvals_have_application": (approvals_have_application, "int_funding__approvals", True),
+    "applications_municipality_known": (applications_municipality_known, "int_funding__applications", True),
+    "approved_within_requested": (approved_within_requested, "int_funding__approvals", False),
+    "funding_rate_within_limits": (funding_rate_within_limits, "int_funding__applications", False),
+    "minimum_grant_thresholds": (minimum_grant_thresholds, "int_funding__approvals", False),
+}
+
+
+def run_all(con) -> dict[str, CheckOutcome]:
+    return {name: fn(con) for name, (fn, _, _) in CHECKS.items()}

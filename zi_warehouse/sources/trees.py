@@ -1,0 +1,619 @@
+"""Source family ``trees``: the RVR tree campaign's distribution records and municipal tree registers.
+
+Belongs here: reading and validating
+- **campaign distribution lists** (CSV with a header ``Ausgabestelle``): distribution point, municipality,
+  species group (apple/pear/cherry/plum, or ``other`` for non-fruit "Klimabäume"), trees handed over,
+  date, of which unclaimed (planted later at schools and playgrounds);
+- **municipal tree registers** (*Baumkataster*): CSV with coordinates in EPSG:25832 (Rechtswert/Hochwert)
+  or WGS84 (Länge/Breite), or GeoJSON (WGS84 by RFC 7946; a legacy ``crs`` member naming EPSG:25832 is
+  honoured). One file per municipality; the municipality comes from the file name
+  (``baumkataster_<kommune>[_...].csv|geojson``) or from the folder it lies in.
+
+Every register tree is converted with pyproj to both CRSs and checked for plausibility (DOMAIN.md §6):
+height 1–45 m, crown diameter 0.5–30 m, planting year not in the future, coordinates inside the
+municipality. "Inside" is an **approximation** (no municipal polygons are available offline): the tree must
+lie within ``INSIDE_RADIUS_FACTOR`` × the radius of a circle with the municipality's area
+(seeds/municipalities.csv), plus ``INSIDE_RADIUS_MARGIN_M``, around its reference point
+(seeds/municipality_locations.csv). Generous on purpose: it catches swapped axes, wrong CRS and trees of
+another city, not trees a few hundred metres over the border.
+
+Registers reach about a million trees for the region: reading (pyarrow.csv, DuckDB ``read_json``),
+typing and checking (one DuckDB query) and the coordinate transformation (numpy arrays through pyproj)
+are columnar; only rejected rows become Python objects.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import re
+from functools import lru_cache
+from pathlib import Path
+from typing import Iterable
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+from pyproj import Transformer
+
+from zi_warehouse.accounting import FileResult
+from zi_warehouse.landing import LandedFile
+from zi_warehouse.reference import match_municipality, municipality_by_key, normalise_name
+from zi_warehouse.sources.surfaces import (
+    HeaderError,
+    canonical_columns,
+    code_map,
+    map_headers,
+    new_connection,
+    read_delimited_as_strings,
+    rejections_from_arrow,
+)
+
+SOURCE_FAMILY = "trees"
+
+CAMPAIGN = "trees__campaign_distributions"
+REGISTER = "trees__register_trees"
+
+RAW_TABLES = {
+    CAMPAIGN: pa.schema(
+        [
+            pa.field("distribution_point", pa.string()),
+            pa.field("municipality_name", pa.string()),  # as delivered
+            pa.field("municipality_key", pa.string()),
+            pa.field("species_group", pa.string()),  # apple | pear | cherry | plum | other
+            pa.field("species_as_delivered", pa.string()),
+            pa.field("trees", pa.int64()),  # handed over at the point, including the unclaimed ones
+            pa.field("trees_unclaimed", pa.int64()),  # of which not picked up (planted at schools etc.)
+            pa.field("distribution_date", pa.date32()),
+        ]
+    ),
+    REGISTER: pa.schema(
+        [
+            pa.field("municipality_key", pa.string()),
+            pa.field("tree_number", pa.string()),
+            pa.field("species_botanical", pa.string()),
+            pa.field("species_german", pa.string()),
+            pa.field("planting_year", pa.int32()),
+            pa.field("trunk_circumference_cm", pa.float64()),
+            pa.field("crown_diameter_m", pa.float64()),
+            pa.field("height_m", pa.float64()),
+            pa.field("district_name", pa.string()),
+            pa.field("street", pa.string()),
+            pa.field("status", pa.string()),
+            pa.field("source_crs", pa.string()),  # EPSG:25832 or EPSG:4326, as delivered
+            pa.field("easting_m", pa.float64()),  # EPSG:25832
+            pa.field("northing_m", pa.float64()),
+            pa.field("longitude", pa.float64()),  # EPSG:4326
+            pa.field("latitude", pa.float64()),
+            pa.field("distance_to_reference_point_m", pa.float64()),
+        ]
+    ),
+}
+
+EPSG_UTM32 = "EPSG:25832"
+EPSG_WGS84 = "EPSG:4326"
+
+#: Plausibility ranges (DOMAIN.md §6). Trunk circumference has no published range: 1–1,500 cm is our
+#: generous assumption (Germany's thickest trees measure about 1,000–1,300 cm).
+HEIGHT_M = (1.0, 45.0)
+CROWN_DIAMETER_M = (0.5, 30.0)
+TRUNK_CIRCUMFERENCE_CM = (1.0, 1500.0)
+#: "Inside the municipality" approximation: radius = factor · sqrt(area / π) + margin.
+INSIDE_RADIUS_FACTOR = 2.0
+INSIDE_RADIUS_MARGIN_M = 1000.0
+
+# --- header maps (data, not code): canonical -> spellings compared after normalise_name -------------------
+CAMPAIGN_HEADERS = {
+    "distribution_point": {"ausgabestelle", "verteilstelle", "ausgabeort", "distribution point"},
+    "municipality": {"kommune", "stadt", "gemeinde", "municipality"},
+    "species": {"obstart", "artengruppe", "baumart", "species group"},
+    "trees": {"anzahl", "anzahl baeume", "baeume", "trees"},
+    "distribution_date": {"ausgabedatum", "datum", "distribution date"},
+    "trees_unclaimed": {"davon nicht abgeholt", "nicht abgeholt", "unclaimed", "trees unclaimed"},
+}
+CAMPAIGN_REQUIRED = ("distribution_point", "municipality", "species", "trees", "distribution_date")
+
+REGISTER_HEADERS = {
+    "tree_number": {"baumnummer", "baum nr", "baumnr", "baum id", "tree number", "tree id"},
+    "species_botanical": {"art botanisch", "botanischer name", "baumart botanisch", "gattung art", "art lat",
+                          "species botanical"},
+    "species_german": {"art deutsch", "deutscher name", "baumart deutsch", "species german", "baumart"},
+    "planting_year": {"pflanzjahr", "planting year"},
+    "trunk_circumference_cm": {"stammumfang cm", "stammumfang", "trunk circumference cm"},
+    "crown_diameter_m": {"kronendurchmesser m", "kronendurchmesser", "krone m", "crown diameter m"},
+    "height_m": {"baumhoehe m", "baumhoehe", "hoehe m", "hoehe", "height m"},
+    "district_name": {"stadtbezirk", "bezirk", "ortsteil", "district"},
+    "street": {"strasse", "standort", "street"},
+    "status": {"status", "zustand"},
+    "x": {"rechtswert", "x", "ostwert", "easting", "x utm32"},
+    "y": {"hochwert", "y", "nordwert", "northing", "y utm32"},
+    "lon": {"laenge", "lon", "longitude", "geo laenge"},
+    "lat": {"breite", "lat", "latitude", "geo breite"},
+}
+REGISTER_COLUMNS = tuple(REGISTER_HEADERS)
+
+SPECIES_GROUPS = ("apple", "pear", "cherry", "plum", "other")
+#: Campaign species as written by the distribution points -> species group.
+CAMPAIGN_SPECIES = {
+    "apple": {"apfel", "apfelbaum", "aepfel", "apple"},
+    "pear": {"birne", "birnbaum", "birnen", "pear"},
+    "cherry": {"kirsche", "kirschbaum", "suesskirsche", "sauerkirsche", "kirschen", "cherry"},
+    "plum": {"pflaume", "pflaumenbaum", "zwetschge", "zwetsche", "zwetschke", "mirabelle", "reneklode", "plum"},
+    "other": {"klimabaum", "sonstige", "sonstiges", "other"},
+}
+
+
+class FileProblem(ValueError):
+    """A whole-file problem; the message is German and tells the sender what to fix."""
+
+    def __init__(self, message_de: str, rule: str):
+        super().__init__(message_de)
+        self.rule = rule
+
+
+# --- municipality of a register -------------------------------------------------------------------------
+
+
+def register_municipality(source_file: str) -> str | None:
+    """The municipality a register file belongs to, from its folder or file name (never a guess)."""
+    path = Path(source_file)
+    if len(path.parts) > 2:
+        key = match_municipality(path.parent.name.replace("_", " "))
+        if key:
+            return key
+    tokens = [t for t in re.split(r"[_\-\s.]+", path.stem) if t]
+    tokens = [t for t in tokens if normalise_name(t) not in {"baumkataster", "baeume", "strassenbaeume", "trees"}
+              and not re.fullmatch(r"\d{4}(\d{2}){0,2}", t)]
+    # Longest run of tokens that is a municipality name ("muelheim an der ruhr", "castrop rauxel").
+    for length in range(len(tokens), 0, -1):
+        for start in range(0, len(tokens) - length + 1):
+            key = match_municipality(" ".join(tokens[start:start + length]))
+            if key:
+                return key
+    return None
+
+
+@lru_cache(maxsize=None)
+def _reference_points() -> pa.Table:
+    """Municipality reference points in EPSG:25832 and the radius of the "inside" approximation."""
+    import csv
+
+    from zi_warehouse.config import SEEDS_DIR
+
+    with open(SEEDS_DIR / "municipality_locations.csv", newline="", encoding="utf-8") as fh:
+        locations = {r["municipality_key"]: (float(r["longitude"]), float(r["latitude"])) for r in csv.DictReader(fh)}
+    keys = sorted(locations)
+    lon = np.array([locations[k][0] for k in keys])
+    lat = np.array([locations[k][1] for k in keys])
+    east, north = _to_utm.transform(lon, lat)
+    areas = municipality_by_key()
+    radius = np.array([
+        INSIDE_RADIUS_FACTOR * math.sqrt(areas[k].area_km2 * 1e6 / math.pi) + INSIDE_RADIUS_MARGIN_M for k in keys
+    ])
+    return pa.table({"municipality_key": keys, "ref_easting_m": east, "ref_northing_m": north,
+                     "inside_radius_m": radius})
+
+
+_to_utm = Transformer.from_crs(EPSG_WGS84, EPSG_UTM32, always_xy=True)
+_to_wgs = Transformer.from_crs(EPSG_UTM32, EPSG_WGS84, always_xy=True)
+
+
+def to_both_crs(a: np.ndarray, b: np.ndarray, source_crs: str) -> dict[str, np.ndarray]:
+    """Coordinates (x/y or lon/lat, NaN where missing) in EPSG:25832 and EPSG:4326, vectorised."""
+    if source_crs == EPSG_UTM32:
+        lon, lat = _to_wgs.transform(a, b)
+        return {"easting_m": a, "northing_m": b, "longitude": np.asarray(lon), "latitude": np.asarray(lat)}
+    if source_crs == EPSG_WGS84:
+        east, north = _to_utm.transform(a, b)
+        return {"easting_m": np.asarray(east), "northing_m": np.asarray(north), "longitude": a, "latitude": b}
+    raise ValueError(f"unsupported CRS {source_crs}")
+
+
+# --- register reading -----------------------------------------------------------------------------------
+
+
+def _sql_str(path: Path) -> str:
+    return "'" + str(path).replace("'", "''") + "'"
+
+
+def _register_from_geojson(path: Path, con: duckdb.DuckDBPyConnection) -> tuple[pa.Table, str]:
+    """A GeoJSON FeatureCollection of points: properties as a string map, feature index as row number."""
+    try:
+        rel = con.sql(
+            f"""
+            with doc as (
+                select * from read_json({_sql_str(path)}, format = 'unstructured', records = true,
+                    maximum_object_size = 2147483647,
+                    columns = {{'type': 'VARCHAR', 'crs': 'JSON',
+                               'features': 'STRUCT("type" VARCHAR, geometry STRUCT("type" VARCHAR,
+                                   coordinates VARCHAR[]), properties MAP(VARCHAR, VARCHAR))[]'}})
+            )
+            select generate_subscripts(features, 1)::bigint as _row_number, unnest(features) as f,
+                   crs ->> '$.properties.name' as crs_name
+            from doc
+            """
+        )
+        features = rel.to_arrow_table()
+    except duckdb.Error as exc:
+        raise FileProblem(f"GeoJSON nicht lesbar: {str(exc).splitlines()[0]}", "file_unreadable") from exc
+    con.register("features", features)
+    try:
+        keys = [r[0] for r in con.sql(
+            "select distinct unnest(map_keys(f.properties)) from features order by 1").fetchall()]
+        crs_names = {r[0] for r in con.sql("select distinct crs_name from features").fetchall()} - {None}
+        mapping = map_headers(keys, REGISTER_HEADERS, ("tree_number",))
+        crs = EPSG_WGS84
+        if any("25832" in c for c in crs_names):
+            crs = EPSG_UTM32
+        elif crs_names and not any(re.search(r"CRS84|4326", c) for c in crs_names):
+            raise FileProblem(f"Koordinatensystem {sorted(crs_names)} wird nicht unterstützt; erwartet WGS84 "
+                              "oder EPSG:25832.", "crs_unsupported")
+        select = ["_row_number"]
+        for original, canon in mapping.items():
+            if canon in ("x", "y", "lon", "lat"):
+                continue  # coordinates come from the geometry
+            select.append(f"f.properties[{_sql_literal(original)}] as {canon}")
+        for canon in REGISTER_COLUMNS:
+            if canon not in mapping.values() and canon not in ("x", "y", "lon", "lat"):
+                select.append(f"null::varchar as {canon}")
+        first, second = ("x", "y") if crs == EPSG_UTM32 else ("lon", "lat")
+        other = ("lon", "lat") if crs == EPSG_UTM32 else ("x", "y")
+        select += [
+            f"case when f.geometry.type = 'Point' then f.geometry.coordinates[1] end as {first}",
+            f"case when f.geometry.type = 'Point' then f.geometry.coordinates[2] end as {second}",
+            f"null::varchar as {other[0]}", f"null::varchar as {other[1]}",
+            "f.geometry.type as geometry_type",
+        ]
+        table = con.sql("select " + ", ".join(select) + " from features order by _row_number").to_arrow_table()
+    finally:
+        con.unregister("features")
+    return table, crs
+
+
+def _sql_literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+_REGISTER_TYPED_SQL = """
+select
+    _row_number,
+    nullif(trim(tree_number), '') as tree_number,
+    nullif(trim(species_botanical), '') as species_botanical,
+    nullif(trim(species_german), '') as species_german,
+    nullif(trim(planting_year), '') as planting_year_text,
+    try_cast(try_cast(replace(trim(planting_year), ',', '.') as double) as integer) as planting_year,
+    nullif(trim(trunk_circumference_cm), '') as trunk_text,
+    try_cast(replace(trim(trunk_circumference_cm), ',', '.') as double) as trunk_circumference_cm,
+    nullif(trim(crown_diameter_m), '') as crown_text,
+    try_cast(replace(trim(crown_diameter_m), ',', '.') as double) as crown_diameter_m,
+    nullif(trim(height_m), '') as height_text,
+    try_cast(replace(trim(height_m), ',', '.') as double) as height_m,
+    nullif(trim(district_name), '') as district_name,
+    nullif(trim(street), '') as street,
+    nullif(trim(status), '') as status,
+    nullif(trim({a}), '') as coord_a_text,
+    nullif(trim({b}), '') as coord_b_text,
+    try_cast(replace(trim({a}), ',', '.') as double) as coord_a,
+    try_cast(replace(trim({b}), ',', '.') as double) as coord_b,
+    {geometry_type} as geometry_type
+from src
+"""
+
+_NUMBER_RULES = [
+    # (text column, typed column, reported column, rule, message)
+    ("planting_year_text", "planting_year", "planting_year", "planting_year_not_numeric",
+     "Pflanzjahr ist keine Jahreszahl; bitte vierstellig angeben (z. B. 1998) oder leer lassen."),
+    ("trunk_text", "trunk_circumference_cm", "trunk_circumference_cm", "trunk_circumference_not_numeric",
+     "Stammumfang ist keine Zahl; bitte in cm angeben oder leer lassen."),
+    ("crown_text", "crown_diameter_m", "crown_diameter_m", "crown_diameter_not_numeric",
+     "Kronendurchmesser ist keine Zahl; bitte in m angeben oder leer lassen."),
+    ("height_text", "height_m", "height_m", "height_not_numeric",
+     "Baumhöhe ist keine Zahl; bitte in m angeben oder leer lassen."),
+]
+
+
+def _register_reject_sql(current_year: int) -> str:
+    h0, h1 = HEIGHT_M
+    c0, c1 = CROWN_DIAMETER_M
+    t0, t1 = TRUNK_CIRCUMFERENCE_CM
+    parts = [
+        """select _row_number as row_number, 'tree_number' as column_name, tree_number as value_found,
+                  'tree_number_missing' as rule,
+                  'Baumnummer fehlt; jeder Baum im Kataster braucht eine eindeutige Nummer.' as message_de
+           from checked where tree_number is null""",
+        """select _row_number, 'tree_number', tree_number, 'tree_number_unique',
+                  'Baumnummer kommt in der Datei mehrfach vor; nur das erste Vorkommen wurde übernommen.'
+           from checked where duplicate_no > 1""",
+        """select _row_number, 'species_botanical', species_botanical, 'species_missing',
+                  'Baumart fehlt (weder botanisch noch deutsch angegeben).'
+           from checked where species_botanical is null and species_german is null""",
+        f"""select _row_number, 'height_m', height_text, 'height_plausible',
+                  'Baumhöhe unplausibel: erlaubt sind {h0:g} bis {h1:g} m; bitte Messwert prüfen.'
+           from checked where height_m is not null and not (height_m between {h0} and {h1})""",
+        f"""select _row_number, 'crown_diameter_m', crown_text, 'crown_diameter_plausible',
+                  'Kronendurchmesser unplausibel: erlaubt sind 0,5 bis {c1:g} m; bitte Messwert prüfen.'
+           from checked where crown_diameter_m is not null and not (crown_diameter_m between {c0} and {c1})""",
+        f"""select _row_number, 'trunk_circumference_cm', trunk_text, 'trunk_circumference_plausible',
+                  'Stammumfang unplausibel: erlaubt sind {t0:g} bis {t1:g} cm; bitte Messwert prüfen.'
+           from checked where trunk_circumference_cm is not null
+             and not (trunk_circumference_cm between {t0} and {t1})""",
+        f"""select _row_number, 'planting_year', planting_year_text, 'planting_year_not_future',
+                  'Pflanzjahr liegt in der Zukunft (nach {current_year}); bitte prüfen.'
+           from checked where planting_year > {current_year}""",
+        """select _row_number, 'planting_year', planting_year_text, 'planting_year_plausible',
+                  'Pflanzjahr vor 1500 ist unplausibel; bitte prüfen.'
+           from checked where planting_year < 1500""",
+        """select _row_number, 'coordinates', concat_ws(' / ', coord_a_text, coord_b_text, geometry_type),
+                  'coordinates_missing',
+                  'Koordinaten fehlen oder sind keine Zahlen (bei GeoJSON: nur Punktgeometrien); '
+                  || 'bitte Lage des Baums angeben.'
+           from checked where easting_m is null or northing_m is null or isnan(easting_m)
+                           or isnan(northing_m) or isinf(easting_m) or isinf(northing_m)""",
+        """select _row_number, 'coordinates', concat_ws(' / ', coord_a_text, coord_b_text),
+                  'coordinates_inside_municipality',
+                  'Koordinaten liegen außerhalb der Kommune (mehr als ' || cast(round(inside_radius_m / 1000, 1)
+                  as varchar) || ' km vom Bezugspunkt, ' || cast(round(distance_to_reference_point_m / 1000, 1)
+                  as varchar) || ' km gefunden); Koordinatensystem und Achsenreihenfolge prüfen.'
+           from checked where distance_to_reference_point_m > inside_radius_m""",
+    ]
+    for text_col, typed_col, column, rule, message in _NUMBER_RULES:
+        parts.append(
+            f"select _row_number, '{column}', {text_col}, '{rule}', '{message}' "
+            f"from checked where {text_col} is not null and {typed_col} is null"
+        )
+    return "\nunion all\n".join(parts)
+
+
+def check_register(
+    table: pa.Table,
+    crs: str,
+    municipality_key: str,
+    source_file: str,
+    con: duckdb.DuckDBPyConnection,
+    current_year: int | None = None,
+) -> tuple[pa.Table, pa.Table]:
+    """Type, convert and check a register's canonical string columns: (good rows, rejections)."""
+    current_year = current_year or dt.date.today().year
+    cur = con.cursor()
+    try:
+        cur.register("src", table)
+        a, b = ("x", "y") if crs == EPSG_UTM32 else ("lon", "lat")
+        geometry_type = "geometry_type" if "geometry_type" in table.column_names else "null::varchar"
+        typed = cur.sql(_REGISTER_TYPED_SQL.format(a=a, b=b, geometry_type=geometry_type)).to_arrow_table()
+        coord_a = typed.column("coord_a").to_numpy(zero_copy_only=False).astype(float)
+        coord_b = typed.column("coord_b").to_numpy(zero_copy_only=False).astype(float)
+        converted = to_both_crs(coord_a, coord_b, crs)
+        for name, values in converted.items():
+            typed = typed.append_column(name, pa.array(values, pa.float64(), mask=np.isnan(values)))
+        cur.register("typed", typed)
+        cur.register("refs", _reference_points())
+        cur.execute(
+            """
+            create or replace temp table checked as
+            select t.*,
+                   sqrt(power(t.easting_m - r.ref_easting_m, 2) + power(t.northing_m - r.ref_northing_m, 2))
+                       as distance_to_reference_point_m,
+                   r.inside_radius_m,
+                   case when t.tree_number is null then 1
+                        else row_number() over (partition by t.tree_number order by t._row_number) end
+                       as duplicate_no
+            from typed t
+            cross join (select * from refs where municipality_key = ?) r
+            """,
+            [municipality_key],
+        )
+        rejected = cur.sql(_register_reject_sql(current_year) + " order by 1, 2, 4").to_arrow_table()
+        cur.register("rejected", rejected)
+        good = cur.sql(
+            """
+            select ?::varchar as municipality_key, tree_number, species_botanical, species_german,
+                   planting_year, trunk_circumference_cm, crown_diameter_m, height_m, district_name, street,
+                   status, ?::varchar as source_crs, easting_m, northing_m, longitude, latitude,
+                   distance_to_reference_point_m, ?::varchar as _source_file, _row_number
+            from checked
+            where _row_number not in (select row_number from rejected)
+            order by _row_number
+            """,
+            params=[municipality_key, crs, source_file],
+        ).to_arrow_table()
+        cur.execute("drop table checked")
+        return good, rejected
+    finally:
+        cur.close()
+
+
+# --- campaign -------------------------------------------------------------------------------------------
+
+
+def _species_lookup(value: str) -> str | None:
+    n = normalise_name(value)
+    for group, spellings in CAMPAIGN_SPECIES.items():
+        if n in spellings:
+            return group
+    return None
+
+
+_CAMPAIGN_SQL = """
+create or replace temp table campaign_typed as
+select
+    _row_number,
+    nullif(trim(distribution_point), '') as distribution_point,
+    nullif(trim(municipality), '') as municipality_name,
+    mu.code as municipality_key,
+    nullif(trim(species), '') as species_as_delivered,
+    sp.code as species_group,
+    nullif(trim(trees), '') as trees_text,
+    try_cast(trim(trees) as bigint) as trees,
+    nullif(trim(trees_unclaimed), '') as unclaimed_text,
+    coalesce(try_cast(nullif(trim(trees_unclaimed), '') as bigint), case when nullif(trim(trees_unclaimed), '')
+        is null then 0 end) as trees_unclaimed,
+    nullif(trim(distribution_date), '') as date_text,
+    coalesce(try_strptime(trim(distribution_date), '%d.%m.%Y'),
+             try_strptime(trim(distribution_date), '%Y-%m-%d'))::date as distribution_date
+from src
+left join municipality_map mu on mu.value = src.municipality
+left join species_map sp on sp.value = src.species
+"""
+
+_CAMPAIGN_REJECT_SQL = """
+select _row_number as row_number, 'distribution_point' as column_name, distribution_point as value_found,
+       'distribution_point_missing' as rule, 'Ausgabestelle fehlt.' as message_de
+from campaign_typed where distribution_point is null
+union all
+select _row_number, 'municipality', municipality_name, 'municipality_known',
+       'Kommune nicht erkannt; bitte den amtlichen Namen einer RVR-Kommune angeben.'
+from campaign_typed where municipality_key is null
+union all
+select _row_number, 'species', species_as_delivered, 'species_group_known',
+       'Obstart unbekannt; zulässig sind Apfel, Birne, Kirsche, Pflaume (oder Klimabaum/Sonstige).'
+from campaign_typed where species_group is null
+union all
+select _row_number, 'trees', trees_text, 'trees_positive_integer',
+       'Anzahl Bäume muss eine ganze Zahl größer als 0 sein.'
+from campaign_typed where trees is null or trees <= 0
+union all
+select _row_number, 'trees_unclaimed', unclaimed_text, 'trees_unclaimed_valid',
+       'Anzahl nicht abgeholter Bäume muss eine ganze Zahl zwischen 0 und der ausgegebenen Anzahl sein.'
+from campaign_typed where trees_unclaimed is null or trees_unclaimed < 0
+   or (trees > 0 and trees_unclaimed > trees)
+union all
+select _row_number, 'distribution_date', date_text, 'distribution_date_valid',
+       'Ausgabedatum fehlt oder ist kein Datum; bitte als TT.MM.JJJJ angeben.'
+from campaign_typed where distribution_date is null
+"""
+
+
+def check_campaign(table: pa.Table, source_file: str, con: duckdb.DuckDBPyConnection) -> tuple[pa.Table, pa.Table]:
+    cur = con.cursor()
+    try:
+        cur.register("src", table)
+        municipality_values, species_values = cur.sql(
+            "select list(distinct municipality), list(distinct species) from src").fetchall()[0]
+        code_map(cur, "municipality_map", municipality_values or [], match_municipality)
+        code_map(cur, "species_map", species_values or [], _species_lookup)
+        cur.execute(_CAMPAIGN_SQL)
+        rejected = cur.sql(_CAMPAIGN_REJECT_SQL + " order by 1, 2").to_arrow_table()
+        cur.register("rejected", rejected)
+        good = cur.sql(
+            """
+            select distribution_point, municipality_name, municipality_key, species_group, species_as_delivered,
+                   trees, trees_unclaimed, distribution_date, ?::varchar as _source_file, _row_number
+            from campaign_typed where _row_number not in (select row_number from rejected)
+            order by _row_number
+            """,
+            params=[source_file],
+        ).to_arrow_table()
+        cur.execute("drop table campaign_typed")
+        return good, rejected
+    finally:
+        cur.close()
+
+
+# --- dispatch -------------------------------------------------------------------------------------------
+
+
+def _is_campaign_header(headers: Iterable[str]) -> bool:
+    spellings = {normalise_name(s) for s in CAMPAIGN_HEADERS["distribution_point"]}
+    return any(normalise_name(h) in spellings for h in headers)
+
+
+def read_file(landed: LandedFile, con: duckdb.DuckDBPyConnection, current_year: int | None = None) -> FileResult:
+    result = FileResult(SOURCE_FAMILY, landed.source_file, landed.file_hash, file_size_bytes=landed.size_bytes)
+    name = landed.path.name.lower()
+    try:
+        if name.endswith((".geojson", ".json")):
+            municipality_key = _require_municipality(landed.source_file)
+            table, crs = _register_from_geojson(landed.path, con)
+            result.rows_read = table.num_rows
+            good, rejected = check_register(table, crs, municipality_key, landed.source_file, con, current_year)
+            result.tables[REGISTER] = good
+            result.municipality_key = municipality_key
+        elif name.endswith((".csv", ".txt")):
+            try:
+                table, _ = read_delimited_as_strings(landed.path)
+            except ValueError as exc:
+                raise FileProblem(str(exc), "file_unreadable") from exc
+            result.rows_read = table.num_rows
+            if _is_campaign_header(table.column_names):
+                mapping = map_headers(table.column_names, CAMPAIGN_HEADERS, CAMPAIGN_REQUIRED)
+                good, rejected = check_campaign(
+                    canonical_columns(table, mapping, CAMPAIGN_HEADERS), landed.source_file, con)
+                result.tables[CAMPAIGN] = good
+                dates = good.column("distribution_date").unique().to_pylist()
+                result.period = dates[0].isoformat() if len(dates) == 1 else None
+            else:
+                municipality_key = _require_municipality(landed.source_file)
+                canon, crs = _register_table(table)
+                good, rejected = check_register(canon, crs, municipality_key, landed.source_file, con, current_year)
+                result.tables[REGISTER] = good
+                result.municipality_key = municipality_key
+        else:
+            raise FileProblem(
+                f"Dateiformat '{landed.path.suffix}' wird nicht unterstützt; erwartet CSV oder GeoJSON.",
+                "file_format_unsupported",
+            )
+    except HeaderError as exc:
+        return result.fail(str(exc), rule="header_mismatch")
+    except FileProblem as exc:
+        return result.fail(str(exc), rule=exc.rule)
+    result.rejections = rejections_from_arrow(rejected)
+    return result
+
+
+def _register_table(table: pa.Table) -> tuple[pa.Table, str]:
+    mapping = map_headers(table.column_names, REGISTER_HEADERS, ("tree_number",))
+    present = set(mapping.values())
+    if {"x", "y"} <= present:
+        crs = EPSG_UTM32
+    elif {"lon", "lat"} <= present:
+        crs = EPSG_WGS84
+    else:
+        raise HeaderError(
+            "Koordinatenspalten fehlen: erwartet Rechtswert/Hochwert (EPSG:25832) oder Länge/Breite (WGS84)."
+        )
+    if "species_botanical" not in present and "species_german" not in present:
+        raise HeaderError("Baumart fehlt: erwartet eine Spalte 'Art botanisch' oder 'Art deutsch'.")
+    return canonical_columns(table, mapping, REGISTER_COLUMNS), crs
+
+
+def _require_municipality(source_file: str) -> str:
+    key = register_municipality(source_file)
+    if key is None:
+        raise FileProblem(
+            "Kommune des Baumkatasters nicht erkennbar: Dateiname oder Ordner muss die Kommune nennen, "
+            "z. B. baumkataster_dortmund.csv.",
+            "register_municipality_unknown",
+        )
+    return key
+
+
+def read_files(files: list[LandedFile], context, current_year: int | None = None) -> Iterable[FileResult]:
+    con = new_connection()  # one in-memory DuckDB for the batch
+    try:
+        for landed in files:
+            yield read_file(landed, con, current_year)
+    finally:
+        con.close()
+
+
+# --- checks over the loaded warehouse (plain functions; dagster_zi/trees_surfaces.py wires them) --------
+
+
+def campaign_total(con: duckdb.DuckDBPyConnection, distribution_date: dt.date) -> tuple[int, int]:
+    """(trees, distribution points) loaded for the campaign of ``distribution_date``."""
+    trees, points = con.execute(
+        f"select coalesce(sum(trees), 0), count(distinct distribution_point) from raw.{CAMPAIGN} "
+        "where distribution_date = ?",
+        [distribution_date],
+    ).fetchall()[0]
+    return int(trees), int(points)
+
+
+def register_rejection_shares(con: duckdb.DuckDBPyConnection) -> list[tuple[str, int, int, float]]:
+    """Per register file (ledger rows of this family with a municipality): (file, read, rejected, share)."""
+    rows = con.execute(
+        "select source_file, rows_read, rows_rejected from raw.ingestion_files "
+        "where source_family = ? and municipality_key is not null and rows_read > 0 order by source_file",
+        [SOURCE_FAMILY],
+    ).fetchall()
+    return [(f, int(r), int(j), j / r) for f, r, j in rows]
