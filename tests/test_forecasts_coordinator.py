@@ -196,7 +196,9 @@ def test_sensor_requests_a_run_only_for_new_or_changed_content(data_dir):
     folder = paths.landing_for("forecasts")
     first = forecast_landing_sensor(build_sensor_context(cursor=None))
     assert isinstance(first, RunRequest)
-    assert [k.path for k in first.asset_selection] == [["raw_forecasts"]]
+    assert sorted(k.path for k in first.asset_selection) == [
+        ["raw_forecasts", "forecasts__payment_forecasts"], ["raw_forecasts", "forecasts__projects"],
+        ["raw_forecasts", "forecasts__submissions"]]
     cursor = json.dumps(json.loads(_cursor_after(None)), sort_keys=True)
     assert isinstance(forecast_landing_sensor(build_sensor_context(cursor=cursor)), SkipReason)
     # touched but unchanged: no run

@@ -79,9 +79,11 @@ def _status_as_of(con, moment: dt.datetime) -> dict[str, str]:
 
 
 def _table(con, name: str, exclude=()) -> list[tuple]:
+    """The table's business columns; lineage columns (_source_file, _row_number) name the channel, so differ."""
     cols = [r[0] for r in con.execute(
         "select column_name from information_schema.columns where table_schema = 'intermediate' "
-        "and table_name = ? order by ordinal_position", [name]).fetchall() if r[0] not in exclude]
+        "and table_name = ? order by ordinal_position", [name]).fetchall()
+        if r[0] not in exclude and not r[0].startswith("_")]
     return con.execute(f"select {', '.join(cols)} from intermediate.{name} order by all").fetchall()
 
 

@@ -10,7 +10,7 @@ ideas_by_year as (
 ),
 applications as (
     select municipality_key, year(application_date) as year, count(*) as applications,
-           sum(requested_eur) as requested_eur, sum(funding_rate) as funding_rate_sum,
+           sum(requested_eur) as requested_eur, {{ exact_sum('funding_rate') }} as funding_rate_sum,
            count(funding_rate) as funding_rate_count
     from {{ ref('int_funding__applications') }}
     where not is_deleted
@@ -23,7 +23,7 @@ approvals as (
 ),
 measures as (
     select municipality_key, year(notice_date) as year,
-           sum(disconnected_area_m2) as disconnected_area_approved_m2,
+           {{ exact_sum('disconnected_area_m2') }} as disconnected_area_approved_m2,
            sum(approved_eur) filter (where disconnected_area_m2 > 0) as approved_eur_disconnecting,
            sum(trees) as trees_approved,
            sum(approved_eur) filter (where trees > 0) as approved_eur_with_trees

@@ -4,7 +4,7 @@
 -- otherwise (a station that started later) the mean over all its complete years. NULL only when the
 -- station has no complete year at all.
 with complete_years as (
-    select station_id, year, cast(precipitation_mm as double) as precipitation_mm
+    select station_id, year, precipitation_mm  -- DECIMAL: an exact (deterministic) mean
     from {{ ref('int_climate__station_year') }}
     where is_complete
 ),

@@ -20,9 +20,9 @@ scoped as (
 select
     m.municipality_key,
     sc.scope,
-    coalesce(sum(s.area_m2) filter (where s.sewer_connection = 'combined'), 0) as connected_area_m2,
-    coalesce(sum(s.area_m2), 0) as surface_area_m2,
-    coalesce(sum(s.evaporation_weighted_m2), 0) as evaporation_weighted_m2
+    coalesce({{ exact_sum('s.area_m2', 4) }} filter (where s.sewer_connection = 'combined'), 0) as connected_area_m2,
+    coalesce({{ exact_sum('s.area_m2', 4) }}, 0) as surface_area_m2,
+    coalesce({{ exact_sum('s.evaporation_weighted_m2') }}, 0) as evaporation_weighted_m2
 from {{ ref('municipalities') }} as m
 cross join (values ('all'), ('designated')) as sc(scope)
 left join scoped as s on s.municipality_key = m.municipality_key and s.scope = sc.scope

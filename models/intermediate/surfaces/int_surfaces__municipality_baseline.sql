@@ -6,7 +6,7 @@ select
     is_in_designated_area,
     surface_type,
     sewer_connection,
-    sum(area_m2) as area_m2,
+    {{ exact_sum('area_m2', 4) }} as area_m2,  -- exact: identical inputs, identical marts
     count(*) as record_count
 from {{ ref('stg_surfaces__parcels') }}
 group by all

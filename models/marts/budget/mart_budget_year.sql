@@ -11,9 +11,9 @@ with summed as (
         sum(approvals)::bigint as approvals,
         sum(approved_eur)::decimal(14, 2) as approved_eur,
         sum(paid_eur)::decimal(14, 2) as paid_eur,
-        sum(funding_rate_sum) as funding_rate_sum,
+        {{ exact_sum('funding_rate_sum') }} as funding_rate_sum,
         sum(funding_rate_count) as funding_rate_count,
-        sum(disconnected_area_approved_m2) as disconnected_area_approved_m2,
+        {{ exact_sum('disconnected_area_approved_m2') }} as disconnected_area_approved_m2,
         sum(approved_eur_disconnecting) as approved_eur_disconnecting,
         sum(trees_approved) as trees_approved,
         sum(approved_eur_with_trees) as approved_eur_with_trees

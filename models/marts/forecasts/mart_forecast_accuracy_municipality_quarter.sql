@@ -37,7 +37,7 @@ forecast_payments as (
     select
         p.municipality_key,
         p.target_index as period_index,
-        sum(f.forecast_payment_eur) as forecast_payments_eur
+        {{ exact_sum('f.forecast_payment_eur', 2) }} as forecast_payments_eur
     from previous as p
     join {{ ref('stg_forecasts__payment_forecasts') }} as f
         on f.submission_id = p.submission_id and f.project_id = p.project_id
@@ -46,7 +46,7 @@ forecast_payments as (
 ),
 actual as (
     select municipality_key, period_index, sum(applications) as actual_applications, sum(approvals) as actual_approvals,
-           sum(payments_eur) as actual_payments_eur, sum(completions) as actual_completions
+           {{ exact_sum('payments_eur', 2) }} as actual_payments_eur, sum(completions) as actual_completions
     from (
         select municipality_key, {{ period_index(period_of('application_date')) }} as period_index,
                1 as applications, 0 as approvals, 0 as payments_eur, 0 as completions

@@ -18,16 +18,16 @@ summed as (
         year,
         bool_or(is_actual_year) as is_actual_year,
         count(distinct municipality_key) as municipalities,
-        sum(baseline_connected_area_m2) as baseline_connected_area_m2,
-        sum(baseline_connected_area_designated_m2) as baseline_connected_area_designated_m2,
-        sum(disconnected_actual_m2) as disconnected_actual_m2,
-        sum(disconnected_planned_m2) as disconnected_planned_m2,
-        sum(disconnected_actual_designated_m2) as disconnected_actual_designated_m2,
-        sum(disconnected_planned_designated_m2) as disconnected_planned_designated_m2,
-        sum(surface_area_m2) as surface_area_m2,
-        sum(evaporation_weighted_baseline_m2) as evaporation_weighted_baseline_m2,
-        sum(evaporation_weighted_change_actual_m2) as evaporation_weighted_change_actual_m2,
-        sum(evaporation_weighted_change_planned_m2) as evaporation_weighted_change_planned_m2
+        {{ exact_sum('baseline_connected_area_m2') }} as baseline_connected_area_m2,
+        {{ exact_sum('baseline_connected_area_designated_m2') }} as baseline_connected_area_designated_m2,
+        {{ exact_sum('disconnected_actual_m2') }} as disconnected_actual_m2,
+        {{ exact_sum('disconnected_planned_m2') }} as disconnected_planned_m2,
+        {{ exact_sum('disconnected_actual_designated_m2') }} as disconnected_actual_designated_m2,
+        {{ exact_sum('disconnected_planned_designated_m2') }} as disconnected_planned_designated_m2,
+        {{ exact_sum('surface_area_m2') }} as surface_area_m2,
+        {{ exact_sum('evaporation_weighted_baseline_m2') }} as evaporation_weighted_baseline_m2,
+        {{ exact_sum('evaporation_weighted_change_actual_m2') }} as evaporation_weighted_change_actual_m2,
+        {{ exact_sum('evaporation_weighted_change_planned_m2') }} as evaporation_weighted_change_planned_m2
     from regions
     group by region_key, region_name, year
 )
