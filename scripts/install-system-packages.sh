@@ -10,6 +10,9 @@ fi
 if ! command -v chromium >/dev/null 2>&1; then
   missing+=(chromium)
 fi
+if ! command -v pdftotext >/dev/null 2>&1; then
+  missing+=(poppler-utils)  # pdftotext/pdfinfo: the report test reads the printed PDF
+fi
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0
 fi

@@ -58,8 +58,13 @@ def template(
 @app.command("build")
 def build(
     demo_if_empty: bool = typer.Option(True, help="Leerer Landebereich: zuerst die Demo-Daten schreiben"),
+    always: bool = typer.Option(False, "--always", help="Vollständiger Lauf, auch wenn sich nichts geändert hat"),
 ) -> None:
-    """Load every landed file, build and check the marts, publish the read-only warehouse."""
+    """Load every landed file, build and check the marts, publish the read-only warehouse.
+
+    Without changes since the last successful build nothing is started; when only some source families
+    received files, only their assets and everything downstream run (``zi_warehouse.build_state``).
+    """
     from zi_warehouse.demo import DEFAULT_SCALE, DEFAULT_SEED, generate, landing_is_empty
 
     os.environ.setdefault("DO_NOT_TRACK", "1")
@@ -72,13 +77,61 @@ def build(
         with console.status("Demo-Daten …") as status:
             generate(paths.ensure().landing, DEFAULT_SCALE, DEFAULT_SEED, progress=status.update)
     paths.ensure()
+    from zi_warehouse import build_state
+
+    if always:
+        os.environ["ZI_BUILD_ALWAYS"] = "1"
+    decision = build_state.decide(paths)
+    if decision.mode == "skip":
+        print_unchanged(paths, decision, time.perf_counter() - started)
+        _write_timings(None, time.perf_counter() - started, decision)
+        return
+    inputs = build_state.inputs(paths)  # what this build starts from (files landing later count next time)
+    build_state.forget(paths)  # a failed or interrupted build leaves no record
+    families = decision.families if decision.mode == "families" else None
+    if families:
+        console.print(f"Teillauf: {decision.reason}; nur diese Quellen und alles Nachgelagerte.")
     from dagster_zi.runner import run_build
 
     with console.status("Build läuft …") as status:
-        report = run_build(progress=lambda msg: status.update(f"Build {msg}"))
+        report = run_build(progress=lambda msg: status.update(f"Build {msg}"), families=families)
     print_summary(paths, report, time.perf_counter() - started)
+    if report.success:
+        build_state.record(paths, inputs, {
+            "checks_passed": report.checks_passed, "checks_warned": report.checks_warned,
+            "finished_at": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+        })
+    _write_timings(report, time.perf_counter() - started, decision)
     if not report.success:
         raise typer.Exit(code=1)
+
+
+def _write_timings(report, seconds: float, decision) -> None:
+    """For ``make bench``: where the build's time went, as JSON, when ZI_BUILD_TIMINGS names a file."""
+    target = os.environ.get("ZI_BUILD_TIMINGS")
+    if not target:
+        return
+    import json
+
+    Path(target).write_text(json.dumps({
+        "success": True if report is None else report.success, "total_seconds": round(seconds, 3),
+        "mode": decision.mode, "reason": decision.reason, "families": decision.families,
+        "skipped": report is None,
+        "definitions_seconds": None if report is None else report.definitions_seconds,
+        "step_seconds": {} if report is None else report.step_seconds,
+    }, indent=1, ensure_ascii=False), encoding="utf-8")
+
+
+def print_unchanged(paths: config.Paths, decision, seconds: float) -> None:
+    """The no-change run: nothing was started; say so, and what the published copy holds."""
+    _print_row_balance(paths)
+    last = decision.last
+    if last:
+        console.print(f"Prüfungen des letzten Laufs ({last.get('finished_at', '?')}): "
+                      f"{last.get('checks_passed', '?')} bestanden, {len(last.get('checks_warned', []))} Warnungen")
+    console.print(f"[green]Keine Änderung[/green] ({decision.reason}): Dagster und dbt nicht gestartet, "
+                  f"geprüft in {seconds:.1f} s. Veröffentlicht bleibt: {paths.published_duckdb}")
+    console.print("  Vollständigen Lauf erzwingen: .venv/bin/zi build --always")
 
 
 @app.command("sql")
@@ -111,6 +164,16 @@ def sql(
         con.close()
 
 
+@app.command("report")
+def report(
+    quarter: str = typer.Option(None, "--quarter", help="Berichtsquartal JJJJ-Qn (Standard: letztes Quartal mit Daten)"),
+) -> None:
+    """Write the quarterly controlling report (HTML and PDF) from the published warehouse."""
+    from zi_warehouse.reports.quarterly import report_command
+
+    report_command(quarter)
+
+
 @app.command("docs-site")
 def docs_site_command(
     empty_catalog: bool = typer.Option(False, help="Ohne Katalog (öffnet das Warehouse nicht)"),
@@ -121,12 +184,16 @@ def docs_site_command(
     docs_site(empty_catalog)
 
 
-def print_summary(paths: config.Paths, report, seconds: float) -> None:
-    """What a person needs after a build: rows per source, checks, where the warehouse is, a query."""
+def _print_row_balance(paths: config.Paths) -> None:
+    """Rows per source family from the ledger (read-only: the file is not changed)."""
     import duckdb
 
     if paths.warehouse.exists():
-        con = duckdb.connect(str(paths.warehouse), read_only=True)
+        try:
+            con = duckdb.connect(str(paths.warehouse), read_only=True)
+        except duckdb.Error as exc:  # e.g. a dbt process left behind by a failed step still holds the file
+            console.print(f"Zeilenbilanz nicht lesbar (Warehouse gesperrt?): {str(exc).splitlines()[0]}")
+            return
         try:
             rows = con.execute(
                 "select source_family, count(*), sum(rows_read), sum(rows_loaded), sum(rows_rejected), "
@@ -140,6 +207,11 @@ def print_summary(paths: config.Paths, report, seconds: float) -> None:
         for family, files, read, loaded, rejected, failed in rows:
             table.add_row(family, f"{files:,}", f"{read or 0:,}", f"{loaded or 0:,}", f"{rejected or 0:,}", str(failed))
         console.print(table)
+
+
+def print_summary(paths: config.Paths, report, seconds: float) -> None:
+    """What a person needs after a build: rows per source, checks, where the warehouse is, a query."""
+    _print_row_balance(paths)
     console.print(
         f"Prüfungen: {report.checks_passed} bestanden, {len(report.checks_failed)} fehlgeschlagen, "
         f"{len(report.checks_warned)} Warnungen"

@@ -20,7 +20,7 @@ scoped as (
 select
     m.municipality_key,
     sc.scope,
-    coalesce({{ exact_sum('s.area_m2', 4) }} filter (where s.sewer_connection = 'combined'), 0) as connected_area_m2,
+    coalesce({{ exact_sum('s.area_m2', 4, where="s.sewer_connection = 'combined'") }}, 0) as connected_area_m2,
     coalesce({{ exact_sum('s.area_m2', 4) }}, 0) as surface_area_m2,
     coalesce({{ exact_sum('s.evaporation_weighted_m2') }}, 0) as evaporation_weighted_m2
 from {{ ref('municipalities') }} as m

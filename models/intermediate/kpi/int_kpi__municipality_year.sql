@@ -23,15 +23,15 @@ effects as (
     select
         m.municipality_key,
         y.year,
-        coalesce({{ exact_sum('e.disconnected_area_m2') }} filter (where year(e.completion_date) <= y.year), 0) as disconnected_actual_m2,
-        coalesce({{ exact_sum('e.disconnected_area_m2') }} filter (where year(e.notice_date) <= y.year), 0) as disconnected_planned_m2,
-        coalesce({{ exact_sum('e.disconnected_area_m2') }} filter (where year(e.completion_date) <= y.year and e.is_in_designated_area), 0)
+        coalesce({{ exact_sum('e.disconnected_area_m2', where="year(e.completion_date) <= y.year") }}, 0) as disconnected_actual_m2,
+        coalesce({{ exact_sum('e.disconnected_area_m2', where="year(e.notice_date) <= y.year") }}, 0) as disconnected_planned_m2,
+        coalesce({{ exact_sum('e.disconnected_area_m2', where="year(e.completion_date) <= y.year and e.is_in_designated_area") }}, 0)
             as disconnected_actual_designated_m2,
-        coalesce({{ exact_sum('e.disconnected_area_m2') }} filter (where year(e.notice_date) <= y.year and e.is_in_designated_area), 0)
+        coalesce({{ exact_sum('e.disconnected_area_m2', where="year(e.notice_date) <= y.year and e.is_in_designated_area") }}, 0)
             as disconnected_planned_designated_m2,
-        coalesce({{ exact_sum('e.evaporation_weighted_change_m2') }} filter (where year(e.completion_date) <= y.year), 0)
+        coalesce({{ exact_sum('e.evaporation_weighted_change_m2', where="year(e.completion_date) <= y.year") }}, 0)
             as evaporation_weighted_change_actual_m2,
-        coalesce({{ exact_sum('e.evaporation_weighted_change_m2') }} filter (where year(e.notice_date) <= y.year), 0)
+        coalesce({{ exact_sum('e.evaporation_weighted_change_m2', where="year(e.notice_date) <= y.year") }}, 0)
             as evaporation_weighted_change_planned_m2
     from {{ ref('municipalities') }} as m
     cross join years as y

@@ -34,8 +34,8 @@ by_year as (
         count(m.approval_year) filter (where m.is_heat_stressed) as measures_in_heat_stressed_areas,
         count(m.approval_year) filter (where m.is_flood_prone) as measures_in_flood_prone_areas,
         coalesce({{ exact_sum('m.disconnected_area_m2') }}, 0) as disconnected_area_planned_m2,
-        coalesce({{ exact_sum('m.disconnected_area_m2') }} filter (where m.is_heat_stressed), 0) as disconnected_area_heat_stressed_m2,
-        coalesce({{ exact_sum('m.disconnected_area_m2') }} filter (where m.is_flood_prone), 0) as disconnected_area_flood_prone_m2
+        coalesce({{ exact_sum('m.disconnected_area_m2', where="m.is_heat_stressed") }}, 0) as disconnected_area_heat_stressed_m2,
+        coalesce({{ exact_sum('m.disconnected_area_m2', where="m.is_flood_prone") }}, 0) as disconnected_area_flood_prone_m2
     from {{ ref('int_climate__municipality_year') }} as c
     left join measures as m on m.municipality_key = c.municipality_key and m.approval_year <= c.year
     group by c.municipality_key, c.year
