@@ -3,6 +3,7 @@
 
 
 import os
+import shutil
 import sys
 from pathlib import Path
 from typing import Any, Mapping
@@ -12,6 +13,12 @@ from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_as
 
 from dagster_zi.constants import WAREHOUSE_POOL
 from zi_warehouse.config import REPO_ROOT
+
+#: The dbt executable of this virtual environment (PATH may not include .venv/bin, e.g. under cron, or
+#: when `dagster dev` re-parses the project through prepare_if_dev, which looks dbt up on PATH).
+DBT_EXECUTABLE = str(Path(sys.executable).parent / "dbt")
+if shutil.which("dbt") is None:
+    os.environ["PATH"] = str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", "")
 
 dbt_project = DbtProject(project_dir=REPO_ROOT, profiles_dir=REPO_ROOT / "dbt_project")
 dbt_project.prepare_if_dev()
@@ -40,6 +47,9 @@ class ZiDbtTranslator(DagsterDbtTranslator):
     manifest=dbt_project.manifest_path,
     project=dbt_project,
     dagster_dbt_translator=ZiDbtTranslator(),
+    # The controlling layer's models (mart_data_quality) build in their own invocation after the quality
+    # checks ran (dagster_zi/quality.py).
+    exclude="tag:zi_quality",
     pool=WAREHOUSE_POOL,
 )
 def zi_dbt_assets(context: AssetExecutionContext, dbt: DbtCliResource):
@@ -47,9 +57,6 @@ def zi_dbt_assets(context: AssetExecutionContext, dbt: DbtCliResource):
     os.environ.setdefault("ZI_DATA_DIR", str(REPO_ROOT / "data"))
     yield from dbt.cli(["build"], context=context).stream()
 
-
-#: The dbt executable of this virtual environment (PATH may not include .venv/bin, e.g. under cron).
-DBT_EXECUTABLE = str(Path(sys.executable).parent / "dbt")
 
 dbt_resource = DbtCliResource(
     project_dir=dbt_project, profiles_dir=str(REPO_ROOT / "dbt_project"), dbt_executable=DBT_EXECUTABLE
