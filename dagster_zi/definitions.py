@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from dagster import AssetSelection, Definitions, ScheduleDefinition, define_asset_job
 
-from dagster_zi import climate, forecasts, funding, publish, reports, serving, sources, trees_surfaces
+from dagster_zi import climate, forecasts, funding, publish, quality, reports, serving, sources, trees_surfaces
 from dagster_zi.dbt import dbt_resource, zi_dbt_assets
 
 #: Modules exporting assets, asset_checks, sensors, schedules and jobs.
-FAMILY_MODULES = (forecasts, funding, climate, trees_surfaces, serving, reports)
+FAMILY_MODULES = (forecasts, funding, climate, trees_surfaces, quality, serving, reports)
 
 #: Everything from landing files to the published warehouse.
 build_all_job = define_asset_job(

@@ -5,6 +5,7 @@ from dagster import AssetExecutionContext, MaterializeResult, asset
 
 from dagster_zi.constants import WAREHOUSE_POOL
 from dagster_zi.dbt import zi_dbt_assets
+from dagster_zi.quality import zi_quality_dbt_assets
 from zi_warehouse import config
 from zi_warehouse.publish import publish
 
@@ -12,7 +13,8 @@ from zi_warehouse.publish import publish
 @asset(
     name="published_warehouse",
     group_name="publish",
-    deps=[zi_dbt_assets],
+    # The quality mart carries the blocking checks: a failed one withholds publishing.
+    deps=[zi_dbt_assets, zi_quality_dbt_assets],
     pool=WAREHOUSE_POOL,
     description="data/published/zi.duckdb (schema marts, DuckDB-1.x-lesbar) und parquet/<mart>.parquet, atomar ersetzt.",
     kinds={"duckdb", "parquet"},

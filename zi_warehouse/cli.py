@@ -174,6 +174,16 @@ def report(
     report_command(quarter)
 
 
+@app.command("quality-report")
+def quality_report(
+    run_id: str = typer.Option(None, "--run-id", help="Lauf (Standard: der letzte Lauf)"),
+) -> None:
+    """Write the data-quality report (German HTML) of a run from the quality results."""
+    from zi_warehouse.reports.quality import quality_report_command
+
+    quality_report_command(run_id=run_id)
+
+
 @app.command("docs-site")
 def docs_site_command(
     empty_catalog: bool = typer.Option(False, help="Ohne Katalog (öffnet das Warehouse nicht)"),

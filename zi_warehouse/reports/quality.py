@@ -1,0 +1,188 @@
+"""The quality report: one self-contained German HTML page per quality run (no internet needed).
+
+What belongs here: collecting the report's figures from the working warehouse (``report_data``) and
+writing ``$ZI_DATA_DIR/reports/quality/<run>/index.html`` plus a stable copy ``reports/quality/latest/``.
+The figures come from the run's records in ``raw.data_quality_results`` (exactly what
+``marts.mart_data_quality`` holds for the run; the report is written even when a blocking check stops the
+mart's downstream), the rejected rows from ``marts.mart_rejected_rows`` and the feedback workbooks from
+``$ZI_DATA_DIR/feedback/forecasts/<municipality>/``. The template is
+``templates/quality_report.html.j2`` (inline CSS, no scripts, no external fonts).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import shutil
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import jinja2
+
+from zi_warehouse import config, reference
+from zi_warehouse.quality import results as qr
+
+TEMPLATE = "quality_report.html.j2"
+FAMILY_LABELS = {"forecasts": "Prognose", "funding": "Förderdaten", "climate": "Klima", "trees": "Bäume",
+                 "surfaces": "Flächen"}
+TEMPLATES_DIR = Path(__file__).parent / "templates"
+
+
+@dataclass
+class QualityReport:
+    run_id: str
+    index_path: Path
+    latest_path: Path
+    checks_failed: int
+
+
+def _rows(con, sql: str, params=None) -> list[dict]:
+    cur = con.execute(sql, params or [])
+    cols = [d[0] for d in cur.description]
+    return [dict(zip(cols, r)) for r in cur.fetchall()]
+
+
+def _table_exists(con, schema: str, table: str) -> bool:
+    return bool(con.execute("select count(*) from information_schema.tables where table_schema = ? and table_name = ? "
+                            "and table_catalog = current_database()", [schema, table]).fetchone()[0])
+
+
+def _examples(text: str | None) -> list[str]:
+    return json.loads(text) if text else []
+
+
+def run_dir_name(run_id: str, started: dt.datetime) -> str:
+    """Folder of a run: sortable start time (UTC) and the start of the run id."""
+    return f"{started.astimezone(dt.timezone.utc):%Y%m%dT%H%M%SZ}_{run_id[:8]}"
+
+
+def report_data(con: duckdb.DuckDBPyConnection, paths: config.Paths, run_id: str | None = None) -> dict:
+    """Everything the report shows, as plain data (the template only formats it)."""
+    run_id = run_id or qr.latest_run_id(con)
+    records = qr.run_records(con, run_id) if run_id else []
+    if not records:
+        if run_id is not None and (latest := qr.latest_run_id(con)):
+            run_id, records = latest, qr.run_records(con, latest)
+        if not records:
+            raise LookupError("Es gibt noch keine Prüfergebnisse (raw.data_quality_results ist leer).")
+    started = records[0]["run_started_at"]
+    failed = [r for r in records if r["outcome"] == "failed"]
+    for r in records:
+        r["examples"] = _examples(r["example_values"])
+
+    by_muni_failed: dict[str | None, Counter] = defaultdict(Counter)
+    for r in failed:
+        by_muni_failed[r["municipality_key"]][r["severity"]] += 1
+    forecast_status = {r["municipality_key"]: r for r in records if r["check_name"] == "freshness.forecasts_due"}
+    rejected: dict[str, Counter] = defaultdict(Counter)
+    if _table_exists(con, "marts", "mart_rejected_rows"):
+        for r in _rows(con, "select municipality_key, source_family, rule, count(*) as n from marts.mart_rejected_rows "
+                            "where municipality_key is not null group by all"):
+            label = f"{FAMILY_LABELS.get(r['source_family'], r['source_family'])}: {r['rule']}"
+            rejected[r["municipality_key"]][label] = r["n"]
+    feedback_root = paths.feedback / "forecasts"
+    run_dir = paths.reports / "quality" / run_dir_name(run_id, started)
+
+    scorecard = []
+    for m in reference.municipalities():
+        status = forecast_status.get(m.key)
+        if status is None:
+            forecast = ("not_reporting", "meldet (noch) nicht")
+        elif status["outcome"] == "passed":
+            forecast = ("on_time", status["message_de"])
+        else:
+            forecast = ("late" if "verspätet" in (status["message_de"] or "") else "missing", status["message_de"])
+        workbooks = sorted((feedback_root / m.key).glob("*.xlsx")) if (feedback_root / m.key).is_dir() else []
+        scorecard.append({
+            "municipality_key": m.key,
+            "municipality_name": m.name,
+            "forecast_state": forecast[0],
+            "forecast_text": forecast[1],
+            "rejected_by_rule": sorted(rejected[m.key].items(), key=lambda kv: (-kv[1], kv[0])),
+            "rejected_total": sum(rejected[m.key].values()),
+            "checks_failed_error": by_muni_failed[m.key]["error"],
+            "checks_failed_warn": by_muni_failed[m.key]["warn"],
+            "feedback": [{"name": p.name, "href": os.path.relpath(p, run_dir).replace(os.sep, "/")}
+                         for p in workbooks],
+        })
+
+    def summarise(kind: str) -> list[dict]:
+        groups: dict[str, list[dict]] = defaultdict(list)
+        for r in records:
+            if r["check_kind"] == kind:
+                groups[r["check_name"]].append(r)
+        out = []
+        for name, rows in sorted(groups.items()):
+            bad = [r for r in rows if r["outcome"] == "failed"]
+            out.append({
+                "check_name": name,
+                "description_de": rows[0]["description_de"],
+                "severity": rows[0]["severity"],
+                "outcome": "failed" if bad else "passed",
+                "rows_evaluated": sum(r["rows_evaluated"] for r in rows),
+                "rows_failed": sum(r["rows_failed"] for r in rows),
+                "municipalities_failed": sorted(r["municipality_key"] or "Region" for r in bad),
+                "examples": [e for r in bad for e in r["examples"]][:5],
+            })
+        return out
+
+    return {
+        "run_id": run_id,
+        "run_dir": run_dir,
+        "run_started_at": started,
+        "results": len(records),
+        "failed_error": sum(r["severity"] == "error" for r in failed),
+        "failed_warn": sum(r["severity"] == "warn" for r in failed),
+        "is_publishing_blocked": any(r["severity"] == "error" for r in failed),
+        "scorecard": scorecard,
+        "reconciliations": summarise("reconciliation"),
+        "suites": summarise("suite"),
+        "freshness": summarise("freshness"),
+        "failed": sorted(failed, key=lambda r: (r["severity"] != "error", r["check_name"], r["municipality_key"] or "")),
+        "municipality_names": {m.key: m.name for m in reference.municipalities()},
+    }
+
+
+def _environment() -> jinja2.Environment:
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES_DIR), autoescape=True,
+                             undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    env.filters["de_int"] = lambda n: f"{int(n):,}".replace(",", ".")
+    env.filters["de_datetime"] = lambda d: d.astimezone(dt.timezone.utc).strftime("%d.%m.%Y %H:%M UTC")
+    return env
+
+
+def render(data: dict) -> str:
+    return _environment().get_template(TEMPLATE).render(**data, generated_at=dt.datetime.now(dt.timezone.utc))
+
+
+def write_report(con: duckdb.DuckDBPyConnection, paths: config.Paths, run_id: str | None = None) -> QualityReport:
+    """Write the run's report and replace ``latest/`` with a copy of it."""
+    data = report_data(con, paths, run_id)
+    run_dir: Path = data["run_dir"]
+    run_dir.mkdir(parents=True, exist_ok=True)
+    index = run_dir / "index.html"
+    tmp = index.with_suffix(".html.tmp")
+    tmp.write_text(render(data), encoding="utf-8")
+    os.replace(tmp, index)
+    # "latest" sits at the same depth as a run folder, so the relative links to the feedback work there too.
+    latest_dir = paths.reports / "quality" / "latest"
+    latest_dir.mkdir(parents=True, exist_ok=True)
+    latest = latest_dir / "index.html"
+    shutil.copyfile(index, latest_dir / "index.html.tmp")
+    os.replace(latest_dir / "index.html.tmp", latest)
+    return QualityReport(data["run_id"], index, latest, data["failed_error"] + data["failed_warn"])
+
+
+def quality_report_command(run_id: str | None = None) -> QualityReport:
+    """For ``zi quality-report``: the report of a run (default: the latest) from the working warehouse."""
+    paths = config.paths().ensure()
+    if not paths.warehouse.exists():
+        raise FileNotFoundError(f"Kein Warehouse unter {paths.warehouse}: zuerst `zi build`.")
+    con = duckdb.connect(str(paths.warehouse), read_only=True)
+    try:
+        return write_report(con, paths, run_id)
+    finally:
+        con.close()
