@@ -9,6 +9,7 @@ a half-written one, and a failed run leaves the previous copy untouched.
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import uuid
@@ -22,6 +23,10 @@ from zi_warehouse.warehouse import quote_ident
 PUBLIC_SCHEMA = "marts"
 #: Oldest DuckDB release that must be able to read the published file (BI drivers lag behind).
 STORAGE_COMPATIBILITY_VERSION = "v1.0.0"
+
+
+class PublishError(OSError):
+    """Publishing could not write its copy (disk full, read-only, no rights); the previous copy is unchanged."""
 
 
 @dataclass
@@ -54,9 +59,9 @@ def publish(warehouse_path: Path, published_dir: Path) -> PublishResult:
     token = uuid.uuid4().hex[:12]
     tmp_db = published_dir / f".zi.duckdb.{token}.tmp"
     parquet_version = published_dir / f".parquet-{token}"
-    parquet_version.mkdir()
     tables: dict[str, int] = {}
     try:
+        parquet_version.mkdir()
         con = duckdb.connect()  # in-memory: attach the warehouse read-only and the new file writable
         try:
             con.execute(f"attach {_literal(warehouse_path)} as warehouse (read_only)")
@@ -99,12 +104,36 @@ def publish(warehouse_path: Path, published_dir: Path) -> PublishResult:
         _fsync(tmp_db)
         os.replace(tmp_db, published_dir / "zi.duckdb")
         _swap_symlink(published_dir / "parquet", parquet_version.name)
-    except BaseException:
-        tmp_db.unlink(missing_ok=True)
+    except BaseException as exc:
+        for leftover in (tmp_db, Path(f"{tmp_db}.wal")):  # the .wal: DuckDB's log of the half-written file
+            try:
+                leftover.unlink(missing_ok=True)
+            except OSError:
+                pass  # e.g. a read-only disk: nothing was written, and the cause below matters more
         shutil.rmtree(parquet_version, ignore_errors=True)
+        if isinstance(exc, (OSError, duckdb.IOException)) and not isinstance(exc, PublishError):
+            raise PublishError(_failure_message(exc, published_dir)) from exc
         raise
     _remove_stale_versions(published_dir, keep=parquet_version.name)
     return PublishResult(published_dir / "zi.duckdb", published_dir / "parquet", tables)
+
+
+def _failure_message(exc: BaseException, published_dir: Path) -> str:
+    """A German message naming the cause a person can fix (space, rights), with the original error."""
+    text = str(exc)
+    code = getattr(exc, "errno", None)
+    if code == errno.ENOSPC or "No space left" in text:
+        reason = "kein Speicherplatz mehr auf dem Datenträger"
+    elif code == errno.EROFS or "Read-only file system" in text:
+        reason = "das Verzeichnis ist schreibgeschützt"
+    elif code in (errno.EACCES, errno.EPERM) or "Permission denied" in text:
+        reason = "keine Schreibrechte für das Verzeichnis"
+    else:
+        reason = "Ein-/Ausgabefehler"
+    return (
+        f"Veröffentlichen nach {published_dir} fehlgeschlagen: {reason}. Die bisher veröffentlichte Fassung "
+        f"bleibt unverändert. (Ursache: {text})"
+    )
 
 
 def _literal(value: object) -> str:

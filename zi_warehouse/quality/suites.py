@@ -199,11 +199,12 @@ def suites() -> tuple[MartSuite, ...]:
         )),
         MartSuite("mart_ingestion_files", ("source_family", "source_file"), (
             *key_unique(("source_family", "source_file")),
-            *in_set("source_family", ["forecasts", "funding", "climate", "trees", "surfaces"], what="Quelle"),
+            *in_set("source_family", ["forecasts", "funding", "funding_db", "climate", "trees", "surfaces"], what="Quelle"),
             *in_set("outcome", ["loaded", "partially_loaded", "rejected", "failed", "blocked"], what="Ergebnis"),
             *non_negative("rows_read", "rows_loaded", "rows_rejected", "file_size_bytes"),
         )),
-        MartSuite("mart_rejected_rows", ("source_family", "source_file"), (
+        MartSuite("mart_rejected_rows", ("rejection_id",), (
+            *key_unique(("rejection_id",)),
             *[e for e in key_unique(("source_family", "source_file")) if e.name.endswith("_not_null")],
             *[Expect(f"{c}_not_null", "error", f"{c} ist bei jeder abgewiesenen Zeile angegeben.",
                      lambda E, c=c: E.ExpectColumnValuesToNotBeNull(column=c), (c,)) for c in ("rule", "message_de")],

@@ -1,5 +1,10 @@
 -- Grain: one row per rejection reason. Values of personal columns are masked at ingestion already.
 select
+    -- stable key: the file and the position of the rejection within it (in a deterministic order)
+    r.source_family || ':' || r.source_file || '#' || row_number() over (
+        partition by r.source_family, r.source_file
+        order by r.sheet nulls first, r.row_number nulls first, r.column_name, r.rule, r.value_found, r.message_de
+    ) as rejection_id,
     r.source_family,
     r.source_file,
     f.file_name,
