@@ -75,9 +75,15 @@ def test_summary_tells_a_person_what_happened(demo_build):
 
 
 def test_second_run_changes_nothing(demo_build):
+    """`make run` twice: the no-change path publishes nothing new, and a forced full run (the whole job:
+    ingest, dbt, checks, publish) gives identical marts."""
     data_dir = demo_build["data_dir"]
     before = _mart_hashes(data_dir)
-    run_zi(data_dir, "build")
+    published_before = (data_dir / "published" / "zi.duckdb").stat().st_mtime_ns
+    out = run_zi(data_dir, "build")
+    assert (data_dir / "published" / "zi.duckdb").stat().st_mtime_ns == published_before
+    assert "Keine Änderung" in out.stdout
+    run_zi(data_dir, "build", "--always")
     assert _mart_hashes(data_dir) == before
 
 

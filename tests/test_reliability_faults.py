@@ -196,10 +196,6 @@ def test_read_only_data_directory_gives_a_german_error_and_keeps_the_published_c
         assert sorted(p.name for p in published.iterdir()) == before
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "known bug, reported to the lead: `zi build` on a read-only data directory ends in a Python traceback "
-    "(OSError from dagster_zi/runner.py::_dbt_target_path creating warehouse/dbt_target) instead of a German "
-    "message; the published copy stays intact (asserted before the message checks fail)"))
 def test_build_on_a_read_only_data_directory_fails_in_german_and_publishes_nothing(demo_build, tmp_path):
     """The whole `zi build` on a data directory mounted read-only: a German summary, nothing changed."""
     from conftest import run_zi

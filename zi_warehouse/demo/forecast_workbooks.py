@@ -148,7 +148,8 @@ def _project_row(rng: random.Random, proj: DemoProject, status: str, y: int, q: 
 
 
 def _file_name(municipality_name: str, y: int, q: int, suffix: str = "", ext: str = ".xlsx") -> str:
-    return f"Prognose_{municipality_name.replace(' ', '-')}_{y}-Q{q}{suffix}{ext}"
+    safe = municipality_name.replace(" ", "-").replace("/", "-")  # "Fröndenberg/Ruhr" is no file name
+    return f"Prognose_{safe}_{y}-Q{q}{suffix}{ext}"
 
 
 def _write_xlsx(path: Path, version: str, municipality_name: str, y: int, q: int, stand: dt.date,

@@ -73,7 +73,14 @@ TITLE = "Zukunftsinitiative Klima.Werk – Quartalsprognose der Projekte"
 
 def normalise_header(text: object) -> str:
     """Header text as compared: case, spacing, line breaks and a trailing colon or asterisk ignored."""
-    s = " ".join(str(text or "").replace("\u00a0", " ").split()).casefold()
+    return _normalise_text(text if isinstance(text, str) else str(text or ""))
+
+
+@lru_cache(maxsize=1 << 16)
+def _normalise_text(text: str) -> str:
+    # Cached: the reader normalises every cell of the first rows of every workbook while looking for the
+    # header row, and the same few hundred texts recur in every workbook.
+    s = " ".join(text.replace("\u00a0", " ").split()).casefold()
     return s.rstrip(":* ").strip()
 
 
@@ -90,6 +97,7 @@ def payment_header(version: str, year: int, quarter: int) -> str:
     return header_maps()[version][PAYMENT_COLUMN].format(quarter=f"Q{quarter}/{year}")
 
 
+@lru_cache(maxsize=None)
 def payment_pattern(version: str) -> re.Pattern:
     template = normalise_header(header_maps()[version][PAYMENT_COLUMN])
     before, after = template.split("{quarter}")

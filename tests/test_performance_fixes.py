@@ -1,0 +1,225 @@
+"""The performance fixes of issue 9 keep behaviour: the build-state decision (skip / families / full), the
+GeoJSON register reader (same table as DuckDB's read_json gave), the cached header normalisation, the
+process-tree memory sampler and the hold-back of deliveries in ``make bench``."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from zi_warehouse import build_state, config
+
+
+# --- build state -----------------------------------------------------------------------------------
+@pytest.fixture
+def data(tmp_path, monkeypatch) -> config.Paths:
+    monkeypatch.setenv("ZI_DATA_DIR", str(tmp_path))
+    for name in ("ZI_BUILD_ALWAYS", "ZI_FUNDING_DB_DSN", "ZI_POSTGRES_DSN", "PGHOST", "PGHOSTADDR", "PGSERVICE",
+                 "PGDATABASE"):
+        monkeypatch.delenv(name, raising=False)
+    paths = config.paths().ensure()
+    (paths.landing_for("forecasts") / "Prognose_Bochum_2024-Q1.xlsx").write_bytes(b"one")
+    (paths.landing_for("trees") / "baumkataster_bochum.csv").write_bytes(b"two")
+    paths.warehouse.write_bytes(b"warehouse")
+    (paths.published_duckdb).write_bytes(b"published")
+    return paths
+
+
+def _record(paths: config.Paths) -> None:
+    build_state.record(paths, build_state.inputs(paths), {"checks_passed": 3, "checks_warned": []})
+
+
+def test_no_record_means_a_full_build(data):
+    assert build_state.decide(data).mode == "full"
+
+
+def test_nothing_changed_means_skip(data):
+    _record(data)
+    decision = build_state.decide(data)
+    assert decision.mode == "skip" and decision.last["checks_passed"] == 3
+
+
+def test_a_new_file_runs_only_its_family(data):
+    _record(data)
+    (data.landing_for("forecasts") / "Prognose_Bochum_2024-Q2.xlsx").write_bytes(b"three")
+    decision = build_state.decide(data)
+    assert decision.mode == "families" and decision.families == ["forecasts"]
+
+
+def test_a_removed_or_rewritten_file_counts_as_a_change(data):
+    _record(data)
+    path = data.landing_for("trees") / "baumkataster_bochum.csv"
+    path.write_bytes(b"TWO")  # same size, new content and modification time
+    os.utime(path, ns=(time.time_ns() + 10**9, time.time_ns() + 10**9))
+    assert build_state.decide(data).families == ["trees"]
+    _record(data)
+    path.unlink()
+    assert build_state.decide(data).families == ["trees"]
+
+
+@pytest.mark.parametrize("touch", ["warehouse", "published", "feedback", "reports"])
+def test_outputs_changed_by_someone_else_mean_a_full_build(data, touch):
+    _record(data)
+    target = {"warehouse": data.warehouse, "published": data.published_duckdb,
+              "feedback": data.feedback / "Rueckmeldung.xlsx", "reports": data.reports / "bericht.pdf"}[touch]
+    target.write_bytes(b"changed by hand")
+    assert build_state.decide(data).mode == "full"
+
+
+def test_settings_code_or_external_sources_mean_a_full_build(data, monkeypatch):
+    _record(data)
+    monkeypatch.setenv("ZI_BASELINE_YEAR", "2019")
+    assert build_state.decide(data).mode == "full"
+    monkeypatch.delenv("ZI_BASELINE_YEAR")
+    assert build_state.decide(data).mode == "skip"
+    monkeypatch.setenv("ZI_BUILD_ALWAYS", "1")
+    assert build_state.decide(data).mode == "full"
+    monkeypatch.delenv("ZI_BUILD_ALWAYS")
+    monkeypatch.setenv("ZI_POSTGRES_DSN", "postgresql://x@localhost/zi")
+    assert "PostgreSQL" in build_state.decide(data).reason
+    monkeypatch.delenv("ZI_POSTGRES_DSN")
+    recorded = json.loads(build_state.state_path(data).read_text())
+    recorded["inputs"]["dbt"] = "an older dbt project"
+    build_state.state_path(data).write_text(json.dumps(recorded))
+    assert build_state.decide(data).mode == "full"
+
+
+def test_a_build_that_starts_forgets_the_record(data):
+    _record(data)
+    build_state.forget(data)
+    assert build_state.decide(data).mode == "full"
+
+
+# --- GeoJSON registers -----------------------------------------------------------------------------
+GEOJSON = {
+    "type": "FeatureCollection",
+    "crs": {"type": "name", "properties": {"name": "urn:ogc:def:crs:OGC:1.3:CRS84"}},
+    "features": [
+        {"type": "Feature", "geometry": {"type": "Point", "coordinates": [7.46540, 51.51360]},
+         "properties": {"Baumnummer": "DO-1", "Art_botanisch": "Tilia cordata", "Pflanzjahr": 2005,
+                        "Baumhoehe_m": 12.50, "Kronendurchmesser_m": 6, "Status": True}},
+        {"type": "Feature", "geometry": None, "properties": {"Baumnummer": "DO-2", "Art_botanisch": None}},
+        {"type": "Feature", "geometry": {"type": "LineString", "coordinates": [[7.4, 51.5], [7.5, 51.6]]},
+         "properties": {"Baumnummer": "DO-3", "Stammumfang_cm": 1e2, "Strasse": "Hauptstraße 1"}},
+        {"type": "Feature", "geometry": {"type": "Point", "coordinates": [7.4]}, "properties": None},
+    ],
+}
+
+
+def _duckdb_reference(path: Path) -> list[dict]:
+    """What DuckDB's read_json (the reader before the fix) made of the same file, per feature."""
+    con = duckdb.connect()
+    rows = con.execute(
+        f"""
+        with doc as (select * from read_json('{path}', format = 'unstructured', records = true,
+            columns = {{'type': 'VARCHAR', 'crs': 'JSON', 'features': 'STRUCT("type" VARCHAR, geometry STRUCT("type"
+            VARCHAR, coordinates VARCHAR[]), properties MAP(VARCHAR, VARCHAR))[]'}}))
+        select generate_subscripts(features, 1)::bigint, unnest(features) from doc
+        """).fetchall()
+    con.close()
+    out = []
+    for index, f in rows:
+        geometry = f["geometry"] or {}
+        point = geometry.get("type") == "Point"
+        coords = (geometry.get("coordinates") or []) if point else []
+        out.append({"_row_number": index, "properties": dict(f["properties"] or {}),
+                    "first": coords[0] if len(coords) > 0 else None, "second": coords[1] if len(coords) > 1 else None,
+                    "geometry_type": geometry.get("type")})
+    return out
+
+
+def test_geojson_reader_gives_what_duckdb_read_json_gave(tmp_path):
+    from zi_warehouse.sources import trees
+
+    path = tmp_path / "baumkataster_dortmund.geojson"
+    # numbers written as senders write them (trailing zeros, exponent): printed as DuckDB printed them
+    path.write_text(json.dumps(GEOJSON).replace("12.5", "12.50").replace("100.0", "1e2"), encoding="utf-8")
+    table, crs = trees._register_from_geojson(path, trees.new_connection())
+    assert crs == trees.EPSG_WGS84
+    got = table.to_pylist()
+    expected = _duckdb_reference(path)
+    assert [r["_row_number"] for r in got] == [e["_row_number"] for e in expected] == [1, 2, 3, 4]
+    assert [(r["lon"], r["lat"], r["geometry_type"]) for r in got] == \
+        [(e["first"], e["second"], e["geometry_type"]) for e in expected]
+    assert got[0]["height_m"] == expected[0]["properties"]["Baumhoehe_m"] == "12.5"
+    assert got[0]["status"] == expected[0]["properties"]["Status"] == "true"
+    assert got[2]["trunk_circumference_cm"] == expected[2]["properties"]["Stammumfang_cm"] == "100.0"
+    assert got[1]["species_botanical"] is None and got[3]["tree_number"] is None
+    assert all(r["x"] is None and r["y"] is None for r in got)
+
+
+def test_geojson_in_25832_and_unreadable_files(tmp_path):
+    from zi_warehouse.sources import trees
+
+    doc = {**GEOJSON, "crs": {"type": "name", "properties": {"name": "EPSG:25832"}}}
+    path = tmp_path / "baumkataster_dortmund.geojson"
+    path.write_text(json.dumps(doc), encoding="utf-8")
+    table, crs = trees._register_from_geojson(path, trees.new_connection())
+    assert crs == trees.EPSG_UTM32 and table.column("x").to_pylist()[0] == "7.4654"
+    path.write_text('{"type": "FeatureCollection", "features": [', encoding="utf-8")
+    with pytest.raises(trees.FileProblem) as bad:
+        trees._register_from_geojson(path, trees.new_connection())
+    assert bad.value.rule == "file_unreadable" and "GeoJSON nicht lesbar" in str(bad.value)
+
+
+# --- forecast header normalisation -----------------------------------------------------------------
+def test_cached_header_normalisation_is_the_same_function():
+    from zi_warehouse.forecasts.template import normalise_header
+
+    assert normalise_header("  Gesamt\u00a0kosten\n(EUR) *: ") == "gesamt kosten (eur)"
+    assert normalise_header(None) == "" and normalise_header(0) == "" and normalise_header(2024) == "2024"
+    assert normalise_header("Kommune:") == normalise_header("KOMMUNE") == "kommune"
+
+
+# --- bench helpers ---------------------------------------------------------------------------------
+def test_tree_rss_counts_children(tmp_path):
+    import subprocess
+    import sys
+
+    from zi_warehouse.bench import tree_rss_bytes
+
+    child = subprocess.Popen([sys.executable, "-c", "import time; x = bytearray(200 * 2**20); time.sleep(30)"])
+    try:
+        deadline = time.time() + 20
+        while tree_rss_bytes(os.getpid()) - tree_rss_bytes(child.pid) < 0 and time.time() < deadline:
+            time.sleep(0.1)
+        while tree_rss_bytes(child.pid) < 200 * 2**20 and time.time() < deadline:
+            time.sleep(0.1)
+        assert tree_rss_bytes(child.pid) >= 200 * 2**20
+        assert tree_rss_bytes(os.getpid()) >= tree_rss_bytes(child.pid)  # the child is part of our tree
+    finally:
+        child.kill()
+        child.wait()
+
+
+def test_hold_back_and_put_back(tmp_path):
+    from zi_warehouse.bench import hold_back, put_back
+
+    landing = tmp_path / "landing"
+    names = {
+        "forecasts": ["Prognose_Bochum_2024-Q1.xlsx", "Prognose_Bochum_2024-Q2.xlsx",
+                      "Prognose_Herne_2024-Q2.xlsx", "Prognose_Herne_2024-Q2_korrektur1.xlsx"],
+        "funding": [f"zi_foerderung_00{i}_{'voll' if i == 0 else 'delta'}_2024010{i + 1}_{e}.csv"
+                    for i in range(3) for e in ("antraege", "zahlungen")],
+        "climate/dwd/recent/2026-11-01": ["tageswerte_KL_01303_akt.zip", "tageswerte_KL_13670_akt.zip"],
+    }
+    for folder, files in names.items():
+        (landing / folder).mkdir(parents=True)
+        for name in files:
+            (landing / folder / name).write_text(name)
+    held = hold_back(landing, tmp_path / "held")
+    assert held == {
+        "new_workbook": ["forecasts/Prognose_Bochum_2024-Q2.xlsx"],  # Herne's Q2 has a correction: not chosen
+        "funding_delta": ["funding/zi_foerderung_002_delta_20240103_antraege.csv",
+                          "funding/zi_foerderung_002_delta_20240103_zahlungen.csv"],
+        "dwd_recent": ["climate/dwd/recent/2026-11-01/tageswerte_KL_01303_akt.zip"],
+    }
+    assert not (landing / "forecasts/Prognose_Bochum_2024-Q2.xlsx").exists()
+    for scenario, files in held.items():
+        put_back(landing, tmp_path / "held", scenario, files)
+    assert all((landing / f).exists() for files in held.values() for f in files)

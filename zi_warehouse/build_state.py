@@ -1,0 +1,156 @@
+"""What the last successful ``zi build`` was built from, so that the next one does only what is needed.
+
+What belongs here: the fingerprint of everything a build depends on and everything it leaves behind,
+recorded after a successful build (``warehouse/last_build.json``), and the decision it allows:
+
+- ``skip``: nothing changed (same landing files, code, dbt project, ``ZI_*``/``DBT_*`` settings) and the
+  outputs (warehouse, published copy, feedback workbooks, reports) are exactly as the last build left them.
+  Starting Dagster and dbt would only rebuild the same marts from the same rows.
+- ``families``: only landing files of some source families changed (everything else as above); the build
+  can run those families' ingest assets and everything downstream of them, not the whole job.
+- ``full``: anything else (no record, a failed or interrupted last build, changed code or dbt files,
+  changed settings, outputs touched by someone else, or an external source/target configured whose state
+  a fingerprint cannot see: the funding database, PostgreSQL publishing).
+
+Landing files are compared by path, size and modification time (like make and rsync), not by content:
+the ingest itself still hashes every file it reads. No Dagster imports: this runs before Dagster loads.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from zi_warehouse import config
+
+STATE_FILE = "last_build.json"
+#: Settings that change what a build produces; the rest of the environment does not.
+ENV_PREFIXES = ("ZI_", "DBT_")
+#: Variables about the run itself, not its result.
+ENV_IGNORED = {"ZI_BUILD_TIMINGS", "ZI_BUILD_ALWAYS", "ZI_DATA_DIR"}
+CODE_DIRS = ("zi_warehouse", "dagster_zi")
+#: Not part of the build: the benchmark harness, and dbt's run folders (artefacts, not state).
+CODE_IGNORED = {"bench.py"}
+LISTING_IGNORED = (STATE_FILE, "dbt_target")
+DBT_PATHS = ("dbt_project.yml", "models", "seeds", "dbt_project")
+VERSION = 1
+
+
+def state_path(paths: config.Paths) -> Path:
+    return paths.warehouse_dir / STATE_FILE
+
+
+def _listing(folder: Path, exclude: tuple[str, ...] = ()) -> list[list]:
+    """(relative path, size, mtime_ns) of every file below ``folder``, sorted."""
+    if not folder.exists():
+        return []
+    out = []
+    for path in sorted(folder.rglob("*")):
+        if any(part in exclude for part in path.relative_to(folder).parts) or not path.is_file():
+            continue
+        st = path.stat()
+        out.append([path.relative_to(folder).as_posix(), st.st_size, st.st_mtime_ns])
+    return out
+
+
+def _content_hash(root: Path, entries: tuple[str, ...]) -> str:
+    digest = hashlib.sha256()
+    for entry in entries:
+        base = root / entry
+        files = [base] if base.is_file() else sorted(p for p in base.rglob("*") if p.is_file())
+        for path in files:
+            if "__pycache__" in path.parts or path.suffix == ".pyc" or path.name in CODE_IGNORED:
+                continue
+            digest.update(path.relative_to(root).as_posix().encode())
+            digest.update(b"\0")
+            digest.update(path.read_bytes())
+            digest.update(b"\0")
+    return digest.hexdigest()
+
+
+def inputs(paths: config.Paths) -> dict:
+    """What the build reads: landing files per family, the pipeline code, the dbt project, settings."""
+    env = {k: v for k, v in os.environ.items() if k.startswith(ENV_PREFIXES) and k not in ENV_IGNORED}
+    return {
+        "version": VERSION,
+        "landing": {family: _listing(paths.landing_for(family)) for family in config.SOURCE_FAMILIES},
+        "code": _content_hash(config.REPO_ROOT, CODE_DIRS),
+        "dbt": _content_hash(config.REPO_ROOT, DBT_PATHS),
+        "env": dict(sorted(env.items())),
+        "data_dir": str(paths.data_dir),
+    }
+
+
+def outputs(paths: config.Paths) -> dict:
+    """What the build leaves behind; if any of it changed since, the record no longer describes it."""
+    return {
+        "warehouse": _listing(paths.warehouse_dir, exclude=LISTING_IGNORED),
+        "published": _listing(paths.published),
+        "feedback": _listing(paths.feedback),
+        "reports": _listing(paths.reports),
+    }
+
+
+def external_state_configured() -> str | None:
+    """A configured source or target outside the data directory, whose changes no fingerprint sees."""
+    from zi_warehouse.publish_postgres import resolve_dsn
+    from zi_warehouse.sources.funding_db import DSN_ENV as FUNDING_DSN_ENV, configured_dsn
+
+    if configured_dsn() is not None:
+        return f"Förderdatenbank ({FUNDING_DSN_ENV})"
+    if resolve_dsn() is not None:
+        return "PostgreSQL-Veröffentlichung"
+    return None
+
+
+@dataclass
+class Decision:
+    mode: str  # "skip" | "families" | "full"
+    reason: str  # German, shown to the user
+    families: list[str] = field(default_factory=list)
+    last: dict = field(default_factory=dict)  # what the last successful build reported (for "skip")
+
+
+def decide(paths: config.Paths) -> Decision:
+    if os.environ.get("ZI_BUILD_ALWAYS") == "1":
+        return Decision("full", "ZI_BUILD_ALWAYS=1: vollständiger Lauf erzwungen")
+    external = external_state_configured()
+    if external:
+        return Decision("full", f"{external} konfiguriert: externer Zustand, immer vollständiger Lauf")
+    try:
+        recorded = json.loads(state_path(paths).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return Decision("full", "kein erfolgreicher Lauf verzeichnet")
+    now_in = inputs(paths)
+    if recorded.get("outputs") != outputs(paths):
+        return Decision("full", "Warehouse oder veröffentlichte Dateien seit dem letzten Lauf verändert")
+    before = recorded.get("inputs", {})
+    for key in ("version", "code", "dbt", "env", "data_dir"):
+        if before.get(key) != now_in[key]:
+            return Decision("full", f"geändert seit dem letzten Lauf: {key}")
+    changed = [f for f in config.SOURCE_FAMILIES if before.get("landing", {}).get(f) != now_in["landing"][f]]
+    if not changed:
+        return Decision("skip", "keine Änderung seit dem letzten erfolgreichen Lauf", last=recorded.get("summary", {}))
+    return Decision("families", "neue oder geänderte Dateien: " + ", ".join(changed), changed)
+
+
+def forget(paths: config.Paths) -> None:
+    """Called before a build starts: a build that fails or is interrupted leaves no record behind."""
+    try:
+        state_path(paths).unlink()
+    except FileNotFoundError:
+        pass
+    except OSError:
+        pass  # e.g. a read-only data directory: the build itself fails there and says so in German
+
+
+def record(paths: config.Paths, recorded_inputs: dict, summary: dict | None = None) -> None:
+    """After a successful build: the inputs it started from, the outputs it left, what it reported."""
+    target = state_path(paths)
+    tmp = target.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"inputs": recorded_inputs, "outputs": outputs(paths), "summary": summary or {}}),
+                   encoding="utf-8")
+    os.replace(tmp, target)
