@@ -271,6 +271,17 @@ def _plan_after_approval(rng, p: DemoProject, approvals_seq, payments_seq) -> No
         payments_seq[0] += 1
         p.payments.append(Payment(f"ZI-Z-{payments_seq[0]:06d}", day, amount))
     p.payments.sort(key=lambda x: x.paid_on)
+    # Funds are called only within the amount approved at the time: a payment that would exceed the
+    # initial notice moves after the amending notice that raised the amount.
+    if p.amendments:
+        amended_on = p.amendments[-1].notice_date
+        paid = 0.0
+        for payment in p.payments:
+            paid = round(paid + payment.amount_eur, 2)
+            if paid > p.approved_eur and payment.paid_on < amended_on:
+                moved = max(amended_on, p.construction_start) + dt.timedelta(days=rng.randint(1, 30))
+                payment.paid_on = min(moved, today)
+        p.payments.sort(key=lambda x: x.paid_on)
 
 
 def build_programme(scale: float = 0.05, seed: int = 7) -> DemoProgramme:
