@@ -13,12 +13,5 @@ select
     requested_eur,
     cast(funding_rate_pct / 100.0 as double) as funding_rate,
     status_key,
-    updated_at,
-    extract_id,
-    extract_channel,
-    extract_kind,
-    extract_seq,
-    extract_as_of,
-    _source_file,
-    _row_number
+    {{ funding_extract_columns() }}
 from {{ source('raw_funding', 'funding__applications') }}

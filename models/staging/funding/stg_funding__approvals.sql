@@ -6,12 +6,5 @@ select
     approved_eur,
     construction_start_date,
     completion_date,
-    updated_at,
-    extract_id,
-    extract_channel,
-    extract_kind,
-    extract_seq,
-    extract_as_of,
-    _source_file,
-    _row_number
+    {{ funding_extract_columns() }}
 from {{ source('raw_funding', 'funding__approvals') }}

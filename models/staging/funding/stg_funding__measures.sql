@@ -9,12 +9,5 @@ select
     affected_surface_type,
     surface_change_m2,
     trees,
-    updated_at,
-    extract_id,
-    extract_channel,
-    extract_kind,
-    extract_seq,
-    extract_as_of,
-    _source_file,
-    _row_number
+    {{ funding_extract_columns() }}
 from {{ source('raw_funding', 'funding__measures') }}

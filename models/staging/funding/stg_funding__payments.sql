@@ -4,12 +4,5 @@ select
     approval_id,
     paid_on,
     amount_eur,
-    updated_at,
-    extract_id,
-    extract_channel,
-    extract_kind,
-    extract_seq,
-    extract_as_of,
-    _source_file,
-    _row_number
+    {{ funding_extract_columns() }}
 from {{ source('raw_funding', 'funding__payments') }}
