@@ -356,8 +356,10 @@ def build_programme(scale: float = 0.05, seed: int = 7) -> DemoProgramme:
     for _ in range(n_later):
         year = rng.choices(range(2021, 2027), weights=[8, 12, 16, 20, 22, 18])[0]
         start = dt.date(year, 1, 1)
-        candidates = [k for k, first in active_from.items() if first <= (year, 4)]
-        m = by_key[rng.choice(sorted(candidates))]
+        candidates = sorted(k for k, first in active_from.items() if first <= (year, 4))
+        # Bigger cities run more projects: weight by population, so that no small town's measures
+        # outgrow its paved area at large scales.
+        m = by_key[rng.choices(candidates, weights=[by_key[k].population_2020 for k in candidates])[0]]
         first_day = max(start, dt.date(active_from[m.key][0], 3 * active_from[m.key][1] - 2, 1))
         p = make(m, _random_day(rng, first_day, min(dt.date(year, 12, 31), last_idea)))
         roll = rng.random()
