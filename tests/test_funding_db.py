@@ -127,10 +127,15 @@ def test_a_row_deleted_in_the_database_is_recorded_in_the_key_list(funding_dsn, 
     with warehouse.connect(db) as con:
         funding_db.run(con, funding_dsn, now=NOW, log=lambda m: None)
         with psycopg.connect(funding_dsn) as conn:
+            (mark,) = conn.execute("select max(geaendert_am) from foerderung.zahlung").fetchone()
             (gone,) = conn.execute("delete from foerderung.zahlung where zahlung_nr = "
                                    "(select max(zahlung_nr) from foerderung.zahlung) returning zahlung_nr").fetchone()
+            # rows changed in the watermark's own second are read again by design (nothing committed in
+            # that second is lost); the deletion itself adds no row, only a new key list
+            (overlap,) = conn.execute("select count(*) from foerderung.zahlung where geaendert_am >= %s",
+                                      [mark]).fetchone()
         later = funding_db.run(con, funding_dsn, now=NOW + dt.timedelta(hours=1), log=lambda m: None)
-        assert later.rows_loaded == 0 and len(later.files) == 1 and "+" in later.files[0]
+        assert later.rows_loaded == overlap and len(later.files) == 1 and "+" in later.files[0]
         lists = con.execute(
             "select extract_as_of, bool_or(business_key = ?) from raw.funding__key_lists "
             "where entity = 'payments' group by 1 order by 1", [gone]).fetchall()

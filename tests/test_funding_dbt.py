@@ -47,9 +47,7 @@ def dbt_project(tmp_path_factory) -> Path:
     for folder in ("models/staging/funding", "models/intermediate/funding"):
         shutil.copytree(REPO_ROOT / folder, root / folder)
     shutil.copytree(REPO_ROOT / "seeds", root / "seeds")
-    (root / "dbt_project" / "macros").mkdir(parents=True)
-    for macro in ("generate_schema_name.sql", "test_unique_combination.sql"):
-        shutil.copy(REPO_ROOT / "dbt_project" / "macros" / macro, root / "dbt_project" / "macros" / macro)
+    shutil.copytree(REPO_ROOT / "dbt_project" / "macros", root / "dbt_project" / "macros")
     (root / "dbt_project" / "snapshots").mkdir()
     for snap in (REPO_ROOT / "dbt_project" / "snapshots").glob("*funding*"):
         shutil.copy(snap, root / "dbt_project" / "snapshots" / snap.name)
