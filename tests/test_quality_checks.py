@@ -212,16 +212,24 @@ def test_freshness_passes_on_the_demo(con):
 
 
 def test_missing_forecast_is_flagged_for_exactly_the_municipalities_without_a_file(con, demo_data_dir):
-    today = dt.date(2026, 10, 1)  # 2026-Q2 (due 14.08.2026) is the latest due quarter
-    landing = demo_data_dir / "landing" / "forecasts"
-    delivered = {m for m, in con.execute(
-        "select distinct municipality_key from raw.ingestion_files where source_family = 'forecasts' "
-        "and period = '2026-Q2' and outcome in ('loaded', 'partially_loaded')").fetchall()}
-    reporting = {m for m, in con.execute("select distinct municipality_key from staging.stg_forecasts__submissions "
-                                          "where reporting_period <= '2026-Q2'").fetchall()}
-    assert any(landing.rglob("*2026-Q2*"))
+    # The demo leaves some quarters out: take the latest quarter with a gap, and a day just after it fell due
+    # (45 days after quarter end), so that it is the latest due quarter.
+    periods = [p for p, in con.execute(
+        "select distinct reporting_period from staging.stg_forecasts__submissions order by 1 desc").fetchall()]
+    for period in periods:
+        delivered = {m for m, in con.execute(
+            "select distinct municipality_key from raw.ingestion_files where source_family = 'forecasts' "
+            "and period = ? and outcome in ('loaded', 'partially_loaded')", [period]).fetchall()}
+        reporting = {m for m, in con.execute("select distinct municipality_key from staging.stg_forecasts__submissions "
+                                              "where reporting_period <= ?", [period]).fetchall()}
+        if reporting - delivered:
+            break
+    year, quarter = int(period[:4]), int(period[-1])
+    quarter_end = dt.date(year + (quarter == 4), quarter * 3 % 12 + 1, 1) - dt.timedelta(days=1)
+    today = quarter_end + dt.timedelta(days=46)
+    assert any((demo_data_dir / "landing" / "forecasts").rglob(f"*{period}*"))
     failed = {r.municipality_key for r in freshness.forecasts_due(con, today, 45) if not r.passed}
-    assert failed == reporting - delivered and failed  # the demo leaves some quarters out
+    assert failed == reporting - delivered and failed
 
 
 def test_late_forecast_is_flagged(con):

@@ -221,14 +221,17 @@ def render(landing_dir: Path, programme: DemoProgramme, seed: int,
         name = names[m].name
         done = accepted.setdefault(m, set())
         rows, kinds = [], []
-        for proj in by_muni.get(m, []):
-            if proj.idea_date > qend:
-                continue
+        known = [proj for proj in by_muni.get(m, []) if proj.idea_date <= qend]
+        for proj in known:
             status = proj.status_on(qend)
             since = _terminal_since(proj, status) if status in _TERMINAL else None
             if since and (qend - since).days > 365:
                 continue
             rows.append(_project_row(rng, proj, status, y, q, version))
+        if not rows and known:
+            # A coordinator with only long-finished projects still reports every quarter: the workbook then
+            # lists them with their final status rather than not arriving at all.
+            rows = [_project_row(rng, proj, proj.status_on(qend), y, q, version) for proj in known]
         if not rows:
             continue
         row_mess: list[tuple[int, str, str | None, object]] = []  # (row index, kind, column, expected)
