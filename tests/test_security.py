@@ -80,6 +80,8 @@ def test_no_secrets_in_tracked_files():
     findings = []
     for name in tracked_files():
         assert not FORBIDDEN_FILES.search(name), f"{name} must not be in the repository"
+        if name == "tests/test_security.py":
+            continue  # this file holds the scanner's deliberate fake secrets (test_scanner_finds_what_it_looks_for)
         path = REPO_ROOT / name
         if not path.is_file() or path.stat().st_size > 5_000_000:
             continue
