@@ -212,24 +212,25 @@ def test_freshness_passes_on_the_demo(con):
 
 
 def test_missing_forecast_is_flagged_for_exactly_the_municipalities_without_a_file(con, demo_data_dir):
-    # The demo leaves some quarters out: take the latest quarter with a gap, and a day just after it fell due
-    # (45 days after quarter end), so that it is the latest due quarter.
-    periods = [p for p, in con.execute(
-        "select distinct reporting_period from staging.stg_forecasts__submissions order by 1 desc").fetchall()]
-    for period in periods:
-        delivered = {m for m, in con.execute(
-            "select distinct municipality_key from raw.ingestion_files where source_family = 'forecasts' "
-            "and period = ? and outcome in ('loaded', 'partially_loaded')", [period]).fetchall()}
-        reporting = {m for m, in con.execute("select distinct municipality_key from staging.stg_forecasts__submissions "
-                                              "where reporting_period <= ?", [period]).fetchall()}
-        if reporting - delivered:
-            break
+    # Take the latest reporting quarter, withdraw two municipalities' submissions for it (inside the
+    # test's transaction), and evaluate just after that quarter fell due (45 days after quarter end).
+    period = con.execute("select max(reporting_period) from staging.stg_forecasts__submissions").fetchone()[0]
+    assert any((demo_data_dir / "landing" / "forecasts").rglob(f"*{period}*"))
+    withdrawn = {m for m, in con.execute(
+        "select distinct municipality_key from raw.forecasts__submissions where reporting_period = ? "
+        "order by 1 limit 2", [period]).fetchall()}
+    con.execute("delete from raw.forecasts__submissions where reporting_period = ? and municipality_key in "
+                "(select unnest(?::varchar[]))", [period, sorted(withdrawn)])
+    delivered = {m for m, in con.execute("select distinct municipality_key from staging.stg_forecasts__submissions "
+                                          "where reporting_period = ?", [period]).fetchall()}
+    reporting = {m for m, in con.execute("select distinct municipality_key from staging.stg_forecasts__submissions "
+                                          "where reporting_period <= ?", [period]).fetchall()}
     year, quarter = int(period[:4]), int(period[-1])
     quarter_end = dt.date(year + (quarter == 4), quarter * 3 % 12 + 1, 1) - dt.timedelta(days=1)
     today = quarter_end + dt.timedelta(days=46)
-    assert any((demo_data_dir / "landing" / "forecasts").rglob(f"*{period}*"))
     failed = {r.municipality_key for r in freshness.forecasts_due(con, today, 45) if not r.passed}
-    assert failed == reporting - delivered and failed
+    assert len(withdrawn) == 2 and withdrawn <= failed
+    assert failed == reporting - delivered
 
 
 def test_late_forecast_is_flagged(con):
