@@ -28,3 +28,13 @@ def demo_build(tmp_path_factory) -> dict:
     data_dir = tmp_path_factory.mktemp("zi_data")
     result = run_zi(data_dir, "build")
     return {"data_dir": data_dir, "stdout": result.stdout}
+
+
+@pytest.fixture(scope="module")
+def demo_data_dir(request) -> Path:
+    """The session demo build's data directory, or a finished demo build named by ZI_QUALITY_DEMO_DATA_DIR
+    (saves the 1–3 minute build while working on the checks; never written to: tests copy it)."""
+    override = os.environ.get("ZI_QUALITY_DEMO_DATA_DIR")
+    if override:
+        return Path(override)
+    return request.getfixturevalue("demo_build")["data_dir"]

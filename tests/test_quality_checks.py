@@ -28,16 +28,6 @@ DEMO_FUNDING_FRESH_TODAY = dt.date(2026, 10, 1)
 
 
 @pytest.fixture(scope="module")
-def demo_data_dir(request) -> Path:
-    """The session demo build's data directory, or a finished demo build named by ZI_QUALITY_DEMO_DATA_DIR
-    (saves the 1–3 minute build while working on the checks; never written to, the tests copy it)."""
-    override = os.environ.get("ZI_QUALITY_DEMO_DATA_DIR")
-    if override:
-        return Path(override)
-    return request.getfixturevalue("demo_build")["data_dir"]
-
-
-@pytest.fixture(scope="module")
 def warehouse_copy(demo_data_dir, tmp_path_factory) -> Path:
     target = tmp_path_factory.mktemp("quality_wh") / "zi.duckdb"
     shutil.copyfile(demo_data_dir / "warehouse" / "zi.duckdb", target)

@@ -29,16 +29,6 @@ def _sha(path: Path) -> str:
 
 
 @pytest.fixture(scope="module")
-def demo_data_dir(request) -> Path:
-    """The session demo build's data directory, or a finished demo build named by ZI_QUALITY_DEMO_DATA_DIR
-    (saves the 1–3 minute build while working on the checks; never written to, the tests copy it)."""
-    override = os.environ.get("ZI_QUALITY_DEMO_DATA_DIR")
-    if override:
-        return Path(override)
-    return request.getfixturevalue("demo_build")["data_dir"]
-
-
-@pytest.fixture(scope="module")
 def data_dir(demo_data_dir, tmp_path_factory) -> Path:
     target = tmp_path_factory.mktemp("quality_pipeline") / "data"
     shutil.copytree(demo_data_dir, target, symlinks=True)
