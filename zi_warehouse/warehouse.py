@@ -118,6 +118,8 @@ def ledger(con: duckdb.DuckDBPyConnection, source_family: str) -> dict[str, dict
 
 def _conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
     """Order and cast a reader's table to the declared raw schema (missing lineage columns as NULL)."""
+    if table.schema.equals(schema):  # already conform (most readers build the declared schema): no copy
+        return table
     columns = []
     for f in schema:
         if f.name in table.column_names:
@@ -158,6 +160,11 @@ def store_results(
         parts = [p for p in parts if p.num_rows]
         if parts:
             batch = pa.concat_tables(parts)  # noqa: F841
+            if len(parts) > 1 and batch.num_rows < 10_000 * len(parts):
+                # Many small files (forecast workbooks): DuckDB inserts one contiguous chunk several times
+                # faster than a chunk per file (1,000 workbooks: 0.9 s -> 0.1 s). Large parts are left
+                # as they are (no copy of a register's millions of rows).
+                batch = batch.combine_chunks()  # noqa: F841
             con.execute(f"insert into {raw_table(entity)} by name select * from batch")
     rejected = [
         {"source_family": source_family, "source_file": r.source_file, **rej.as_record()}
