@@ -175,7 +175,7 @@ def snapshot_repo(work: Path, log) -> Path:
     shutil.copytree(REPO_ROOT, dest, ignore=ignore, symlinks=True)
     log("code snapshot taken; dbt parse in the snapshot …")
     subprocess.run([str(BIN / "dbt"), "parse", "--profiles-dir", "dbt_project", "--quiet"], cwd=dest, check=True,
-                   env={**os.environ, "ZI_DATA_DIR": str(work / "parse"), "PYTHONPATH": str(dest)},
+                   env={**os.environ, "ZI_DATA_DIR": str(work / "parse"), "ZI_DBT_DATABASE": "zi.duckdb", "PYTHONPATH": str(dest)},
                    capture_output=True, timeout=900)
     return dest
 
