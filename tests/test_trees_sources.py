@@ -229,3 +229,60 @@ def test_demo_registers_scale_and_ingest_with_row_accounting(tmp_path):
         assert trees.campaign_total(con, dt.date(2021, 10, 30)) == (10_000, 43)
         shares = trees.register_rejection_shares(con)
         assert len(shares) == n_registers and all(s[2] == 5 for s in shares)
+
+
+# --- the fast register check gives the reference check's result ---------------------------------------
+def _same_as_reference(table, crs, key, con):
+    fast = trees.check_register(table, crs, key, "registers/x", con, YEAR)
+    reference = trees._check_register_reference(table, crs, key, "registers/x", con, YEAR)
+    assert fast[0].schema == reference[0].schema
+    assert fast[0].equals(reference[0]), "good rows differ from the reference check"
+    assert fast[1].equals(reference[1]), "rejections differ from the reference check"
+    return fast
+
+
+def test_fast_register_check_equals_the_reference_on_demo_registers(tmp_path):
+    landing = tmp_path / "landing"
+    demo_trees.write(landing, SimpleNamespace(scale=0.02), seed=7)
+    con = trees.new_connection()
+    registers = [f for f in discover(landing, "trees", ()) if "baumkataster" in f.path.name]
+    assert {f.path.suffix for f in registers} == {".csv", ".geojson"}
+    for landed in registers:
+        key = trees.register_municipality(landed.source_file)
+        if landed.path.suffix == ".geojson":
+            table, crs = trees._register_from_geojson(landed.path, con)
+        else:
+            table, crs = trees._register_table(trees.read_delimited_as_strings(landed.path)[0])
+        good, rejected = _same_as_reference(table, crs, key, con)
+        assert good.num_rows > 0 and rejected.num_rows > 0
+
+
+def test_fast_register_check_equals_the_reference_on_bad_and_padded_values():
+    east, north, lon, lat = _dortmund_points()
+    e, n = str(east[0]), str(north[0])
+    rows = [  # tree number, botanical, german, year, trunk, crown, height, district, street, status, x, y
+        ("T1", "Tilia cordata", "Linde", "1990", "120", "8,5", "15", "Mitte", "A-Str. 1", "gesund", e, n),
+        (" T2 ", "\u00a0Acer\u00a0", "", "1990", "120", "8,5", "62", " Süd", "B-Str. ", "", e, n),
+        ("T1", "Tilia", "Linde", "2102", "x", "41", "zwölf", "Mitte", "", "gesund", n, e),
+        ("", "", "", "", "", "", "", "", "", "", "", ""),
+        ("T5", "Tilia", "Linde", "1e3", "1e9", "nan", "inf", "Ost", "C", "tot", "nan", n),
+        ("T2", "Tilia", None, "1990.0", "120", "8.5", "15", None, "C", "gesund", e, n),
+        ("T7", "Tilia", "Linde", " 1990 ", " 120 ", " 8,5 ", " 15 ", "Mitte", "C", "gesund", f" {e} ", f" {n} "),
+    ]
+    names = ["tree_number", "species_botanical", "species_german", "planting_year", "trunk_circumference_cm",
+             "crown_diameter_m", "height_m", "district_name", "street", "status", "x", "y"]
+    import pyarrow as pa
+
+    table = pa.table({"_row_number": pa.array(range(2, len(rows) + 2), pa.int64()),
+                      **{c: pa.array([r[i] for r in rows], pa.string()) for i, c in enumerate(names)},
+                      "lon": pa.nulls(len(rows), pa.string()), "lat": pa.nulls(len(rows), pa.string())})
+    con = trees.new_connection()
+    good, rejected = _same_as_reference(table, trees.EPSG_UTM32, "dortmund", con)
+    assert good.column("tree_number").to_pylist() == ["T1", "T7"]
+    assert good.column("species_german").to_pylist() == ["Linde", "Linde"]
+    # the same trees from a GeoJSON whose values need no trimming, and a file with rows out of order
+    geo = table.drop_columns(["x", "y", "lon", "lat"]).append_column("lon", pa.array([str(lon[0])] * len(rows))) \
+        .append_column("lat", pa.array([str(lat[0])] * len(rows))).append_column("x", pa.nulls(len(rows), pa.string())) \
+        .append_column("y", pa.nulls(len(rows), pa.string())).append_column("geometry_type", pa.array(["Point"] * len(rows)))
+    _same_as_reference(geo, trees.EPSG_WGS84, "dortmund", con)
+    _same_as_reference(table.take([3, 0, 1, 2, 4, 5, 6]), trees.EPSG_UTM32, "dortmund", con)

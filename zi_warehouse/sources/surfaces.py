@@ -19,6 +19,7 @@ from typing import Iterable
 import duckdb
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
@@ -164,6 +165,52 @@ def code_map(con: duckdb.DuckDBPyConnection, name: str, values: Iterable, lookup
     distinct = sorted({v for v in values if v is not None})
     con.register(name, pa.table({"value": pa.array(distinct, pa.string()),
                                  "code": pa.array([lookup(v) for v in distinct], pa.string())}))
+
+
+def constant_column(value: str | None, n: int) -> pa.Array:
+    """A string column with the same value in every row (as DuckDB gave for ``?::varchar as name``)."""
+    return pa.repeat(pa.scalar(value, pa.string()), n)
+
+
+def _ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+#: A value that starts or ends with a space or a non-ASCII character: the only values DuckDB's ``trim``
+#: may change (it removes Unicode space separators, U+0020 being the only ASCII one).
+_MAY_NEED_TRIM = r"^[ \x{80}-\x{10FFFF}]|[ \x{80}-\x{10FFFF}]$"
+
+
+def text_columns(con: duckdb.DuckDBPyConnection, table: pa.Table, names: Iterable[str]) -> dict[str, pa.Array]:
+    """``nullif(trim(x), '')`` of string columns of ``table``, which is registered as ``src`` on ``con``.
+
+    Exporting strings from DuckDB is the slow part of a check; most delivered values need no trimming.
+    A column none of whose values starts or ends with a space or a non-ASCII character cannot change
+    under ``trim``; for the others one aggregate asks DuckDB (whose ``trim`` is the rule). Unchanged
+    columns are taken from the Arrow table as they are, with empty strings made NULL; only columns with
+    values to trim are computed and exported by DuckDB.
+    """
+    names = list(names)
+    suspect = [c for c in names if pc.any(pc.match_substring_regex(table.column(c), _MAY_NEED_TRIM)).as_py()]
+    unchanged = dict.fromkeys(names, True)
+    if suspect:
+        answers = con.sql(
+            "select " + ", ".join(f"bool_and(trim({_ident(c)}) = {_ident(c)})" for c in suspect) + " from src"
+        ).fetchall()[0]
+        unchanged.update({c: same is not False for c, same in zip(suspect, answers)})  # NULL: all values NULL
+    out: dict[str, pa.Array] = {}
+    null = pa.scalar(None, pa.string())
+    for name in names:
+        if unchanged[name]:
+            column = table.column(name)
+            out[name] = pc.if_else(pc.equal(column, ""), null, column)
+    trimmed = [c for c in names if not unchanged[c]]
+    if trimmed:
+        exported = con.sql(
+            "select " + ", ".join(f"nullif(trim({_ident(c)}), '') as {_ident(c)}" for c in trimmed) + " from src"
+        ).to_arrow_table()
+        out.update({c: exported.column(c) for c in trimmed})
+    return out
 
 
 def rejections_from_arrow(table: pa.Table, sheet: str | None = None) -> list[Rejection]:

@@ -25,16 +25,19 @@ are columnar; only rejected rows become Python objects.
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import json
 import math
 import re
 from functools import lru_cache
+from itertools import repeat
 from pathlib import Path
 from typing import Iterable
 
 import duckdb
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 from pyproj import Transformer
 
 from zi_warehouse.accounting import FileResult
@@ -44,11 +47,18 @@ from zi_warehouse.sources.surfaces import (
     HeaderError,
     canonical_columns,
     code_map,
+    constant_column,
     map_headers,
     new_connection,
     read_delimited_as_strings,
     rejections_from_arrow,
+    text_columns,
 )
+
+try:  # a dependency of dagster-dbt; the json module gives the same result without it, only slower
+    import orjson as _orjson
+except ImportError:  # pragma: no cover
+    _orjson = None
 
 SOURCE_FAMILY = "trees"
 
@@ -230,14 +240,40 @@ def _json_text(value) -> str | None:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
+#: Bytes with every ASCII digit as b"0" and everything else as b".": a run of 19 digits is then a plain
+#: substring search (a regex over a 40 MB file took a second).
+_DIGITS_AS_ZERO = bytes(48 if 48 <= i <= 57 else 46 for i in range(256))
+_LONG_DIGIT_RUN = b"0" * 19
+_STR_OR_NONE = frozenset({str, type(None)})
+_NUMBERS = frozenset({int, float})
+_NUMBERS_OR_NONE = _NUMBERS | {type(None)}
+
+
 def _reject_constant(name: str):
     raise ValueError(f"ungültiger JSON-Wert {name}")
+
+
+def _parse_json(data: bytes):
+    """Parse JSON bytes exactly as ``json.loads(data, parse_constant=_reject_constant)`` does.
+
+    orjson (when installed) is tried first: it builds the same objects ~1.5x faster. It is only trusted
+    where it provably agrees with the json module: it refuses NaN/Infinity, a BOM, lone surrogates and
+    numbers out of float range (then the json module reads the file and reports the error, or reads what
+    orjson refused), and it silently turns integers beyond 64 bits into floats, so a file with a run of
+    19 or more digits goes to the json module straight away.
+    """
+    if _orjson is not None and _LONG_DIGIT_RUN not in data.translate(_DIGITS_AS_ZERO):
+        try:
+            return _orjson.loads(data)
+        except _orjson.JSONDecodeError:
+            pass
+    return json.loads(data, parse_constant=_reject_constant)
 
 
 def _load_feature_collections(path: Path) -> list[dict]:
     """The document(s) of a GeoJSON file; NaN/Infinity are invalid JSON (DuckDB refused them too)."""
     try:
-        doc = json.loads(path.read_bytes(), parse_constant=_reject_constant)
+        doc = _parse_json(path.read_bytes())
     except (ValueError, UnicodeDecodeError) as exc:  # JSONDecodeError is a ValueError
         raise FileProblem(f"GeoJSON nicht lesbar: {str(exc).splitlines()[0]}", "file_unreadable") from exc
     docs = doc if isinstance(doc, list) else [doc]  # a top-level array: one collection per element
@@ -246,14 +282,41 @@ def _load_feature_collections(path: Path) -> list[dict]:
     return docs
 
 
+def _text_column(values: list) -> pa.Array:
+    """``[_json_text(v) for v in values]`` as an Arrow string array, without a Python call per value
+    in the usual cases (all strings, or all numbers)."""
+    kinds = set(map(type, values))
+    if kinds <= _STR_OR_NONE:
+        return pa.array(values, pa.string())
+    if kinds <= _NUMBERS:  # int and float print as str() prints them (bool is neither)
+        return pa.array(list(map(str, values)), pa.string())
+    if kinds <= _NUMBERS_OR_NONE:
+        return pa.array([None if v is None else str(v) for v in values], pa.string())
+    return pa.array([_json_text(v) for v in values], pa.string())
+
+
 def _register_from_geojson(path: Path, con: duckdb.DuckDBPyConnection) -> tuple[pa.Table, str]:
     """A GeoJSON FeatureCollection of points: properties as strings, feature index as row number.
 
-    Parsed with Python's json module and turned into columns directly. DuckDB's ``read_json`` reads a
-    FeatureCollection (one JSON object) on one thread and took about 5x as long (``make bench``:
-    ~100 s for the registers at scale 1); the result is the same table, column for column.
+    Parsed with Python's json module (or orjson, see ``_parse_json``) and turned into columns directly.
+    DuckDB's ``read_json`` reads a FeatureCollection (one JSON object) on one thread and took about 5x as
+    long (``make bench``: ~100 s for the registers at scale 1); the result is the same table, column for
+    column. The cyclic garbage collector is paused while the document's millions of small objects exist:
+    it would otherwise traverse them again and again for nothing (they hold no cycles), which cost more
+    than the parsing itself.
     """
-    features: list[tuple[int, dict]] = []
+    collect = gc.isenabled()
+    gc.disable()
+    try:
+        return _register_columns_from_geojson(path)
+    finally:
+        if collect:
+            gc.enable()
+
+
+def _register_columns_from_geojson(path: Path) -> tuple[pa.Table, str]:
+    row_numbers: list[int] = []
+    features: list[dict] = []
     crs_names: set[str] = set()
     for doc in _load_feature_collections(path):
         crs = doc.get("crs")
@@ -265,10 +328,11 @@ def _register_from_geojson(path: Path, con: duckdb.DuckDBPyConnection) -> tuple[
             continue
         if not isinstance(items, list):
             raise FileProblem("GeoJSON nicht lesbar: 'features' ist keine Liste.", "file_unreadable")
-        for index, feature in enumerate(items, start=1):
-            features.append((index, feature if isinstance(feature, dict) else {}))
-    properties = [f.get("properties") if isinstance(f.get("properties"), dict) else {} for _, f in features]
-    keys = sorted({k for props in properties for k in props})
+        row_numbers.extend(range(1, len(items) + 1))
+        features.extend([f if type(f) is dict else {} for f in items])  # JSON objects are plain dicts
+    empty: dict = {}
+    properties = [p if type(p) is dict else empty for p in [f.get("properties") for f in features]]
+    keys = sorted(set().union(*properties)) if properties else []
     mapping = map_headers(keys, REGISTER_HEADERS, ("tree_number",))
     crs = EPSG_WGS84
     if any("25832" in c for c in crs_names):
@@ -276,31 +340,41 @@ def _register_from_geojson(path: Path, con: duckdb.DuckDBPyConnection) -> tuple[
     elif crs_names and not any(re.search(r"CRS84|4326", c) for c in crs_names):
         raise FileProblem(f"Koordinatensystem {sorted(crs_names)} wird nicht unterstützt; erwartet WGS84 "
                           "oder EPSG:25832.", "crs_unsupported")
-    columns: dict[str, pa.Array] = {"_row_number": pa.array([i for i, _ in features], pa.int64())}
+    columns: dict[str, pa.Array] = {"_row_number": pa.array(row_numbers, pa.int64())}
     for original, canon in mapping.items():
         if canon in ("x", "y", "lon", "lat"):
             continue  # coordinates come from the geometry
-        columns[canon] = pa.array([_json_text(props.get(original)) for props in properties], pa.string())
+        columns[canon] = _text_column(list(map(dict.get, properties, repeat(original))))
     n = len(features)
     for canon in REGISTER_COLUMNS:
         if canon not in mapping.values() and canon not in ("x", "y", "lon", "lat"):
             columns[canon] = pa.nulls(n, pa.string())
-    first_values, second_values, types = [], [], []
-    for _, feature in features:
-        geometry = feature.get("geometry") if isinstance(feature.get("geometry"), dict) else {}
-        gtype = _json_text(geometry.get("type"))
-        coords = geometry.get("coordinates") if gtype == "Point" else None
-        coords = coords if isinstance(coords, list) else []
-        first_values.append(_json_text(coords[0]) if len(coords) > 0 else None)
-        second_values.append(_json_text(coords[1]) if len(coords) > 1 else None)
-        types.append(gtype)
+    first_values: list = []
+    second_values: list = []
+    types: list = []
+    add_first, add_second, add_type = first_values.append, second_values.append, types.append
+    for feature in features:
+        geometry = feature.get("geometry")
+        if type(geometry) is dict:
+            gtype = geometry.get("type")
+            add_type(gtype)
+            if gtype == "Point":  # _json_text of anything but this string never reads "Point"
+                coords = geometry.get("coordinates")
+                if type(coords) is list:
+                    add_first(coords[0] if len(coords) > 0 else None)
+                    add_second(coords[1] if len(coords) > 1 else None)
+                    continue
+        else:
+            add_type(None)
+        add_first(None)
+        add_second(None)
     first, second = ("x", "y") if crs == EPSG_UTM32 else ("lon", "lat")
     other = ("lon", "lat") if crs == EPSG_UTM32 else ("x", "y")
-    columns[first] = pa.array(first_values, pa.string())
-    columns[second] = pa.array(second_values, pa.string())
+    columns[first] = _text_column(first_values)
+    columns[second] = _text_column(second_values)
     columns[other[0]] = pa.nulls(n, pa.string())
     columns[other[1]] = pa.nulls(n, pa.string())
-    columns["geometry_type"] = pa.array(types, pa.string())
+    columns["geometry_type"] = _text_column(types)
     return pa.table(columns), crs
 
 
@@ -329,7 +403,7 @@ select
     nullif(trim({b}), '') as coord_b_text,
     try_cast(replace(trim({a}), ',', '.') as double) as coord_a,
     try_cast(replace(trim({b}), ',', '.') as double) as coord_b,
-    {geometry_type} as geometry_type
+    {geometry_type} as geometry_type{extra}
 from src
 """
 
@@ -347,6 +421,11 @@ _NUMBER_RULES = [
 
 
 def _register_reject_sql(current_year: int) -> str:
+    return "\nunion all\n".join(_register_reject_parts(current_year))
+
+
+def _register_reject_parts(current_year: int) -> list[str]:
+    """One ``select ... from checked where <rule>`` per rule (the WHERE is the whole rest of the part)."""
     h0, h1 = HEIGHT_M
     c0, c1 = CROWN_DIAMETER_M
     t0, t1 = TRUNK_CIRCUMFERENCE_CM
@@ -395,10 +474,10 @@ def _register_reject_sql(current_year: int) -> str:
             f"select _row_number, '{column}', {text_col}, '{rule}', '{message}' "
             f"from checked where {text_col} is not null and {typed_col} is null"
         )
-    return "\nunion all\n".join(parts)
+    return parts
 
 
-def check_register(
+def _check_register_reference(
     table: pa.Table,
     crs: str,
     municipality_key: str,
@@ -406,14 +485,16 @@ def check_register(
     con: duckdb.DuckDBPyConnection,
     current_year: int | None = None,
 ) -> tuple[pa.Table, pa.Table]:
-    """Type, convert and check a register's canonical string columns: (good rows, rejections)."""
+    """``check_register`` as it was first written: every typed column materialised twice (a temp table, then
+    the good rows). Kept as the reference the fast path is tested against, and used for the rare file whose
+    row numbers do not increase (several feature collections in one GeoJSON file)."""
     current_year = current_year or dt.date.today().year
     cur = con.cursor()
     try:
         cur.register("src", table)
         a, b = ("x", "y") if crs == EPSG_UTM32 else ("lon", "lat")
         geometry_type = "geometry_type" if "geometry_type" in table.column_names else "null::varchar"
-        typed = cur.sql(_REGISTER_TYPED_SQL.format(a=a, b=b, geometry_type=geometry_type)).to_arrow_table()
+        typed = cur.sql(_REGISTER_TYPED_SQL.format(a=a, b=b, geometry_type=geometry_type, extra="")).to_arrow_table()
         coord_a = typed.column("coord_a").to_numpy(zero_copy_only=False).astype(float)
         coord_b = typed.column("coord_b").to_numpy(zero_copy_only=False).astype(float)
         converted = to_both_crs(coord_a, coord_b, crs)
@@ -454,6 +535,120 @@ def check_register(
         return good, rejected
     finally:
         cur.close()
+
+
+_REGISTER_NUMBERS_SQL = """
+select planting_year, trunk_circumference_cm, crown_diameter_m, height_m, coord_a, coord_b,
+       coalesce({any_rule}, false) as flagged
+from ({typed}) as checked
+"""
+
+_REGISTER_DUPLICATES_SQL = """
+select _row_number from (
+    select _row_number, row_number() over (partition by tree_number order by _row_number) as duplicate_no
+    from (select _row_number, nullif(trim(tree_number), '') as tree_number from src)
+    where tree_number is not null
+) where duplicate_no > 1
+"""
+
+#: String columns of the register loaded as ``nullif(trim(x), '')``.
+_REGISTER_TEXT_COLUMNS = ("tree_number", "species_botanical", "species_german", "district_name", "street", "status")
+#: Rules that need the converted coordinates or the whole file (duplicates); the others see one row.
+_LATE_RULE_COLUMNS = ("duplicate_no", "easting_m", "northing_m", "distance_to_reference_point_m")
+
+
+def check_register(
+    table: pa.Table,
+    crs: str,
+    municipality_key: str,
+    source_file: str,
+    con: duckdb.DuckDBPyConnection,
+    current_year: int | None = None,
+) -> tuple[pa.Table, pa.Table]:
+    """Type, convert and check a register's canonical string columns: (good rows, rejections).
+
+    Same result as ``_check_register_reference`` (tests/test_trees_sources.py compares them on the demo
+    registers and on bad rows), without copying the ~1 M register rows as strings through DuckDB, which
+    took most of the time: one DuckDB pass types the numbers and flags the rows that break a row rule,
+    pyproj converts the coordinates, a narrow query finds repeated tree numbers; only the flagged rows (a
+    handful) go through the reference rule SQL, and the good rows are the delivered Arrow columns filtered
+    (strings that need no trimming are taken as they are, see ``text_columns``).
+    """
+    refs = _reference_points()
+    ref_index = refs.column("municipality_key").to_pylist()
+    if municipality_key not in ref_index or not _increasing(table.column("_row_number")):
+        return _check_register_reference(table, crs, municipality_key, source_file, con, current_year)
+    current_year = current_year or dt.date.today().year
+    ref = refs.slice(ref_index.index(municipality_key), 1).to_pylist()[0]
+    a, b = ("x", "y") if crs == EPSG_UTM32 else ("lon", "lat")
+    geometry_type = "geometry_type" if "geometry_type" in table.column_names else "null::varchar"
+    parts = _register_reject_parts(current_year)
+    conditions = ["(" + part.split("from checked where", 1)[1] + ")" for part in parts]
+    row_rules = " or ".join(c for c in conditions if not any(col in c for col in _LATE_RULE_COLUMNS))
+    late_rules = " or ".join(c for c in conditions if any(col in c for col in _LATE_RULE_COLUMNS)
+                             and "duplicate_no" not in c)
+    distance = "sqrt(power(easting_m - ?::double, 2) + power(northing_m - ?::double, 2))"
+    n = table.num_rows
+    cur = con.cursor()
+    try:
+        cur.register("src", table)
+        numbers = cur.sql(_REGISTER_NUMBERS_SQL.format(
+            any_rule=row_rules, typed=_REGISTER_TYPED_SQL.format(a=a, b=b, geometry_type=geometry_type, extra=""),
+        )).to_arrow_table()
+        duplicates = cur.sql(_REGISTER_DUPLICATES_SQL).to_arrow_table().column("_row_number")
+        converted = to_both_crs(numbers.column("coord_a").to_numpy(zero_copy_only=False).astype(float),
+                                numbers.column("coord_b").to_numpy(zero_copy_only=False).astype(float), crs)
+        geo = pa.table({name: pa.array(values, pa.float64(), mask=np.isnan(values))
+                        for name, values in converted.items()})
+        cur.register("geo", geo)
+        located = cur.sql(
+            f"""select {distance} as distance_to_reference_point_m,
+                       coalesce({late_rules}, false) as flagged
+                from (select *, {distance} as distance_to_reference_point_m, ?::double as inside_radius_m
+                      from geo)""",
+            params=[ref["ref_easting_m"], ref["ref_northing_m"]] * 2 + [ref["inside_radius_m"]],
+        ).to_arrow_table()
+        is_duplicate = pc.is_in(table.column("_row_number"), value_set=duplicates)
+        flagged = pc.or_(pc.or_(numbers.column("flagged"), located.column("flagged")), is_duplicate)
+        suspects = table
+        for name in converted:
+            suspects = suspects.append_column(name, geo.column(name))
+        suspects = suspects.append_column("_duplicate", is_duplicate).filter(flagged)
+        cur.register("suspects", suspects)
+        cur.execute(
+            f"""
+            create or replace temp table checked as
+            select t.*, {distance} as distance_to_reference_point_m, ?::double as inside_radius_m,
+                   case when t._duplicate then 2 else 1 end as duplicate_no
+            from ({_REGISTER_TYPED_SQL.format(a=a, b=b, geometry_type=geometry_type,
+                                              extra=", easting_m, northing_m, longitude, latitude, _duplicate")
+                   .replace("from src", "from suspects")}) t
+            """,
+            [ref["ref_easting_m"], ref["ref_northing_m"], ref["inside_radius_m"]],
+        )
+        rejected = cur.sql("\nunion all\n".join(parts) + " order by 1, 2, 4").to_arrow_table()
+        cur.execute("drop table checked")
+        texts = text_columns(cur, table, _REGISTER_TEXT_COLUMNS)
+    finally:
+        cur.close()
+    keep = pc.invert(pc.is_in(table.column("_row_number"), value_set=rejected.column("row_number")))
+    columns = {
+        "municipality_key": constant_column(municipality_key, n),
+        **{c: texts[c] for c in _REGISTER_TEXT_COLUMNS[:3]},
+        **{c: numbers.column(c) for c in ("planting_year", "trunk_circumference_cm", "crown_diameter_m", "height_m")},
+        **{c: texts[c] for c in _REGISTER_TEXT_COLUMNS[3:]},
+        "source_crs": constant_column(crs, n),
+        **{c: geo.column(c) for c in converted},
+        "distance_to_reference_point_m": located.column("distance_to_reference_point_m"),
+        "_source_file": constant_column(source_file, n),
+        "_row_number": table.column("_row_number"),
+    }
+    return pa.table(columns).filter(keep), rejected
+
+
+def _increasing(values: pa.ChunkedArray) -> bool:
+    array = values.to_numpy()
+    return bool(np.all(array[1:] > array[:-1]))
 
 
 # --- campaign -------------------------------------------------------------------------------------------
