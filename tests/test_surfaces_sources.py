@@ -154,3 +154,47 @@ def test_demo_totals_are_realistic_at_any_scale_and_rows_scale(tmp_path):
         assert surfaces.out_of_domain_codes(con) == [("sewer_connection", "Mischwasser", 1)]
     assert demo_surfaces.rows_per_municipality(1.0)["dortmund"] == pytest.approx(
         1_500_000 * munis["dortmund"].population_2020 / sum(m.population_2020 for m in munis.values()), abs=1)
+
+
+# --- the fast parcel check gives the reference check's result ------------------------------------------
+def _same_as_reference(canon: pa.Table):
+    con = surfaces.new_connection()
+    fast = surfaces.check_parcels(canon, "surfaces/x.csv", con)
+    reference = surfaces._check_parcels_reference(canon, "surfaces/x.csv", con)
+    assert fast[0].schema == reference[0].schema
+    assert fast[0].equals(reference[0]), "good rows differ from the reference check"
+    assert fast[1].equals(reference[1]), "rejections differ from the reference check"
+    return fast
+
+
+def _canonical(table: pa.Table) -> pa.Table:
+    return surfaces.canonical_columns(table, surfaces.map_headers(table.column_names, surfaces.HEADERS,
+                                                                  surfaces.REQUIRED), surfaces.HEADERS)
+
+
+def test_fast_parcel_check_equals_the_reference_on_demo_files(tmp_path):
+    paths = demo_surfaces.write(tmp_path / "landing", SimpleNamespace(scale=0.02), seed=7)
+    rejected = 0
+    for path in paths:
+        good, bad = _same_as_reference(_canonical(surfaces._read_table(path)))
+        assert good.num_rows > 0
+        rejected += bad.num_rows
+    assert rejected > 0
+
+
+def test_fast_parcel_check_equals_the_reference_on_bad_and_padded_values():
+    rows = [  # parcel, area, surface type, sewer, municipality, designated area
+        ("P1", "120,5", "Steildach", "Mischwasser", "Bochum", ""),
+        (" P2 ", " 80 ", "Pflaster", "Trennsystem", "Bochum", " Gestaltungsraum\u00a0Nord "),
+        ("", "-3", "Unbekannt", "Kanal?", "Atlantis", None),
+        ("P4", "abc", "Asphalt", "mischwasser", "bochum", "Süd"),
+        ("P5", "inf", "Flachdach", "kein", " Bochum", ""),
+        ("P6", "0", None, None, None, "X"),
+        ("P1", "1e2", "Gründach", "RW", "Herne", ""),
+    ]
+    names = ["parcel_id", "area_m2", "surface_type", "sewer_connection", "municipality", "designated_area"]
+    table = pa.table({"_row_number": pa.array(range(2, len(rows) + 2), pa.int64()),
+                      **{c: pa.array([r[i] for r in rows], pa.string()) for i, c in enumerate(names)}})
+    good, _ = _same_as_reference(table)
+    assert good.column("parcel_id").to_pylist() == ["P1", "P2", "P1"]
+    _same_as_reference(table.take([2, 0, 1, 3, 4, 5, 6]))  # rows out of order: the reference path

@@ -181,6 +181,12 @@ def _ident(name: str) -> str:
 _MAY_NEED_TRIM = r"^[ \x{80}-\x{10FFFF}]|[ \x{80}-\x{10FFFF}]$"
 
 
+def _may_need_trim(column: pa.ChunkedArray) -> bool:
+    if pc.all(pc.string_is_ascii(column)).as_py() is not False:  # the usual case, and much cheaper than a regex
+        return pc.any(pc.or_(pc.starts_with(column, " "), pc.ends_with(column, " "))).as_py() is True
+    return pc.any(pc.match_substring_regex(column, _MAY_NEED_TRIM)).as_py() is True
+
+
 def text_columns(con: duckdb.DuckDBPyConnection, table: pa.Table, names: Iterable[str]) -> dict[str, pa.Array]:
     """``nullif(trim(x), '')`` of string columns of ``table``, which is registered as ``src`` on ``con``.
 
@@ -191,7 +197,7 @@ def text_columns(con: duckdb.DuckDBPyConnection, table: pa.Table, names: Iterabl
     values to trim are computed and exported by DuckDB.
     """
     names = list(names)
-    suspect = [c for c in names if pc.any(pc.match_substring_regex(table.column(c), _MAY_NEED_TRIM)).as_py()]
+    suspect = [c for c in names if _may_need_trim(table.column(c))]
     unchanged = dict.fromkeys(names, True)
     if suspect:
         answers = con.sql(
@@ -308,10 +314,12 @@ from typed where municipality_key is null
 """
 
 
-def check_parcels(
+def _check_parcels_reference(
     table: pa.Table, source_file: str | None = None, con: duckdb.DuckDBPyConnection | None = None
 ) -> tuple[pa.Table, pa.Table]:
-    """Type and check canonical string columns: (good rows in the raw schema, rejections)."""
+    """``check_parcels`` as it was first written (every row typed and copied as strings through a DuckDB
+    temp table). Kept as the reference the fast path is tested against, and for a table whose row numbers
+    do not increase."""
     own = con is None
     con = new_connection() if own else con.cursor()
     try:
@@ -341,6 +349,77 @@ def check_parcels(
         return good, rejected
     finally:
         con.close()
+
+
+_PARCEL_NUMBERS_SQL = """
+select area_m2,
+       coalesce(parcel_id is not null and area_m2 > 0 and not isinf(area_m2), false) as loadable,
+       coalesce(parcel_id is null or area_m2 is null or (area_m2 <= 0 or isnan(area_m2) or isinf(area_m2)), false)
+           as flagged
+from (
+    select nullif(trim(parcel_id), '') as parcel_id, try_cast(replace(trim(area_m2), ',', '.') as double) as area_m2
+    from src
+)
+"""
+
+
+def _codes(column: pa.ChunkedArray, values: list[str], codes: list[str | None]) -> pa.ChunkedArray:
+    """The code of each delivered value (as the left join on ``code_map``'s table gives it; NULL if none)."""
+    index = pc.index_in(column, value_set=pa.array(values, pa.string()))
+    return pa.array(codes, pa.string()).take(index)
+
+
+def check_parcels(
+    table: pa.Table, source_file: str | None = None, con: duckdb.DuckDBPyConnection | None = None
+) -> tuple[pa.Table, pa.Table]:
+    """Type and check canonical string columns: (good rows in the raw schema, rejections).
+
+    Same result as ``_check_parcels_reference`` (tests/test_surfaces_sources.py compares them), without
+    copying the rows as strings through DuckDB: DuckDB types the area and flags the rows that break a rule
+    in one pass, codes are looked up per distinct value and taken in Arrow, only the flagged rows (a
+    handful) go through the reference rule SQL, and the good rows are the delivered Arrow columns filtered.
+    """
+    row_numbers = table.column("_row_number").to_numpy()
+    if not bool(np.all(row_numbers[1:] > row_numbers[:-1])):
+        return _check_parcels_reference(table, source_file, con)
+    own = con is None
+    con = new_connection() if own else con.cursor()
+    try:
+        con.register("src", table)
+        surfaces = _surface_index()
+        lookups = (lambda v: surfaces.get(normalise_name(v)), _sewer_lookup, match_municipality)
+        codes = {}
+        for name, column, lookup in zip(("surface_map", "sewer_map", "municipality_map"),
+                                        ("surface_type", "sewer_connection", "municipality"), lookups):
+            values = sorted(v for v in pc.unique(table.column(column)).to_pylist() if v is not None)
+            mapped = [lookup(v) for v in values]
+            con.register(name, pa.table({"value": pa.array(values, pa.string()), "code": pa.array(mapped, pa.string())}))
+            codes[column] = _codes(table.column(column), values, mapped)
+        numbers = con.sql(_PARCEL_NUMBERS_SQL).to_arrow_table()
+        coded = pc.and_(pc.and_(pc.is_valid(codes["surface_type"]), pc.is_valid(codes["sewer_connection"])),
+                        pc.is_valid(codes["municipality"]))
+        flagged = pc.or_(numbers.column("flagged"), pc.invert(coded))
+        con.register("src", table.filter(flagged))
+        con.execute("create or replace temp table typed as " + _CHECK_SQL)
+        rejected = con.sql(_REJECT_SQL + " order by 1, 2").to_arrow_table()
+        con.execute("drop table typed")
+        con.register("src", table)
+        texts = text_columns(con, table, ("parcel_id", "designated_area"))
+    finally:
+        con.close()
+    n = table.num_rows
+    good = pa.table({
+        "municipality_key": codes["municipality"],
+        "parcel_id": texts["parcel_id"],
+        "area_m2": numbers.column("area_m2"),
+        "surface_type": codes["surface_type"],
+        "sewer_connection": codes["sewer_connection"],
+        "designated_area_name": texts["designated_area"],
+        "is_in_designated_area": pc.is_valid(texts["designated_area"]),
+        "_source_file": constant_column(source_file, n),
+        "_row_number": table.column("_row_number"),
+    })
+    return good.filter(pc.and_(numbers.column("loadable"), coded)), rejected
 
 
 def _read_table(path: Path) -> pa.Table:
