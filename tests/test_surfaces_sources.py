@@ -59,6 +59,20 @@ def test_codes_are_mapped_and_bad_rows_rejected_with_line_numbers(tmp_path):
     assert result.rows_read == 9 and result.rows_loaded == 3 and result.rows_rejected == 6
 
 
+def test_an_area_written_nan_or_inf_is_rejected_and_not_loaded(tmp_path):
+    # DuckDB orders NaN above every number, so "area > 0" alone let a NaN area through: loaded *and*
+    # rejected, one row counted twice.
+    rows = ["0510-001-00001;nan;Flachdach;Mischwasser;Bochum;", "0510-001-00002;inf;Flachdach;Mischwasser;Bochum;",
+            "0510-001-00003;12,5;Flachdach;Mischwasser;Bochum;"]
+    path = tmp_path / "surfaces" / "flaechen_bochum.csv"
+    path.parent.mkdir(parents=True)
+    path.write_text("\n".join([HEADER, *rows]) + "\n", encoding="utf-8")
+    result = _read(path, tmp_path)
+    assert result.tables[surfaces.PARCELS].column("area_m2").to_pylist() == [12.5]
+    assert {(r.row_number, r.rule) for r in result.rejections} == {(2, "area_m2_positive"), (3, "area_m2_positive")}
+    assert result.rows_read == 3 and result.rows_loaded == 1 and result.rows_rejected == 2
+
+
 def test_unknown_or_missing_header_fails_the_file_with_the_difference(tmp_path):
     path = tmp_path / "surfaces" / "x.csv"
     path.parent.mkdir(parents=True)

@@ -339,7 +339,7 @@ def _check_parcels_reference(
                    designated_area_name, designated_area_name is not null as is_in_designated_area,
                    ?::varchar as _source_file, _row_number
             from typed
-            where parcel_id is not null and area_m2 > 0 and not isinf(area_m2) and surface_type is not null
+            where parcel_id is not null and area_m2 > 0 and not isnan(area_m2) and not isinf(area_m2) and surface_type is not null
               and sewer_connection is not null and municipality_key is not null
             order by _row_number
             """,
@@ -353,7 +353,7 @@ def _check_parcels_reference(
 
 _PARCEL_NUMBERS_SQL = """
 select area_m2,
-       coalesce(parcel_id is not null and area_m2 > 0 and not isinf(area_m2), false) as loadable,
+       coalesce(parcel_id is not null and area_m2 > 0 and not isnan(area_m2) and not isinf(area_m2), false) as loadable,
        coalesce(parcel_id is null or area_m2 is null or (area_m2 <= 0 or isnan(area_m2) or isinf(area_m2)), false)
            as flagged
 from (
@@ -468,7 +468,7 @@ def read_files(files: list[LandedFile], context) -> Iterable[FileResult]:
 def non_positive_areas(con: duckdb.DuckDBPyConnection) -> int:
     """Loaded surface records whose area is missing, zero or negative (the reader should make this 0)."""
     return int(con.execute(
-        f"select count(*) from raw.{PARCELS} where area_m2 is null or not (area_m2 > 0) or isinf(area_m2)"
+        f"select count(*) from raw.{PARCELS} where area_m2 is null or not (area_m2 > 0) or isnan(area_m2) or isinf(area_m2)"
     ).fetchall()[0][0])
 
 
