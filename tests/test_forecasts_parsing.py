@@ -164,3 +164,63 @@ def test_quarters_in_every_spelling(y, q, pattern):
     assert p.parse_date(text, anchor="start") == first
     assert p.parse_date(text, anchor="end") == last
     assert p.parse_quarter(first) == p.parse_quarter(last) == f"{y}-Q{q}"
+
+
+# --- column typing (forecasts/columns.py) agrees with the cell parsers, cell by cell ---------------------
+from zi_warehouse.forecasts import columns as col  # noqa: E402
+
+CELL_PARSERS = {
+    "number": p.parse_number,
+    "rate": p.parse_percent_or_fraction,
+    "quarter": p.parse_quarter,
+    "date_start": lambda v: p.parse_date(v, anchor="start"),
+    "date_end": lambda v: p.parse_date(v, anchor="end"),
+    "yes_no": p.parse_yes_no,
+    "text": p.parse_text,
+}
+german_numbers = st.builds(
+    lambda amount, thousands, prefix, suffix: prefix + p.format_german_number(float(amount), 2, thousands) + suffix,
+    amounts, st.booleans(), st.sampled_from(["", "ca. ", "-", " "]), st.sampled_from(["", " €", " Mio", "%", " m²"]))
+german_dates = st.builds(lambda d, f: f(d), dates, st.sampled_from(
+    [p.format_german_date, dt.date.isoformat, lambda d: d.strftime("%m/%Y"), lambda d: f"Q{(d.month - 1) // 3 + 1}/{d.year}",
+     lambda d: str(p.excel_serial(d)), lambda d: d.strftime("%d.%m.%y")]))
+cells = st.one_of(
+    st.none(), st.booleans(), st.integers(min_value=-10**12, max_value=10**12),
+    st.floats(allow_nan=True, allow_infinity=True), dates,
+    st.datetimes(min_value=dt.datetime(1990, 1, 1), max_value=dt.datetime(2090, 12, 31)),
+    german_numbers, german_dates,
+    st.sampled_from(["", " ", "-", "k.A.", "K. A.", "n/a", "entfällt", "ja", " Nein ", "x", "1", "0", "offen",
+                     "Q3/2022", "3. Quartal 2022", "III/2022", "März 2023", "31.02.2022", "nan", "inf", "1e5"]),
+    st.text(max_size=12),
+)
+
+
+def _by_cell(parse, value):
+    """What the reader makes of one cell with the cell parser: None for a blank cell, else value or error."""
+    if p.is_blank(value):
+        return ("ok", None)
+    try:
+        return ("ok", parse(value))
+    except p.ParseError as exc:
+        return ("error", exc.rule, exc.message_de)
+
+
+def _same(a, b) -> bool:
+    if a[0] == b[0] == "ok" and type(a[1]) is not type(b[1]):  # 1.0 == 1 == True, but not the same value
+        return False
+    return a == b or (a[0] == b[0] == "ok" and isinstance(a[1], float) and a[1] != a[1] and b[1] != b[1])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(sorted(CELL_PARSERS)), st.lists(cells, max_size=25))
+def test_column_typing_equals_the_cell_parser_for_every_cell(kind, values):
+    masked = col.mask_blank(values)
+    assert [m is None for m in masked] == [p.is_blank(v) for v in values]
+    # twice: the second pass answers from the remembered texts
+    for _ in range(2):
+        typed, errors = col.type_column(kind, masked)
+        errs = {i: e for i, e in errors}
+        got = [("error", errs[i].rule, errs[i].message_de) if i in errs else ("ok", typed[i]) for i in range(len(values))]
+        expected = [_by_cell(CELL_PARSERS[kind], v) for v in values]
+        assert all(_same(g, e) for g, e in zip(got, expected)), (kind, values, got, expected)
+        assert all(typed[i] is None for i in errs)

@@ -14,12 +14,15 @@ import datetime as dt
 import difflib
 import io
 import re
+from collections import Counter
 from dataclasses import dataclass, field
 from functools import lru_cache
+from operator import itemgetter
 from pathlib import Path
 
 from zi_warehouse.accounting import Rejection
 from zi_warehouse.forecasts import parsing as p
+from zi_warehouse.forecasts.columns import lookup_typer, mask_blank, type_column
 from zi_warehouse.forecasts.template import (
     BLOCK_LABELS,
     COLUMN_ORDER,
@@ -61,6 +64,8 @@ class FileFailure(Exception):
 
 @dataclass
 class ParsedRow:
+    """One project row as the cell-by-cell reader saw it (built on demand from a ParsedFile's columns)."""
+
     row_number: int
     values: dict  # canonical -> typed value (unknown labels kept as text for validation to reject)
     payments: dict  # 'YYYY-Qn' -> amount
@@ -69,6 +74,8 @@ class ParsedRow:
 
 @dataclass
 class ParsedFile:
+    """A parsed workbook, column by column: ``values[column][k]`` belongs to the row ``row_numbers[k]``."""
+
     source_file: str
     sheet: str | None
     template_version: str
@@ -77,7 +84,10 @@ class ParsedFile:
     reporting_quarter: int
     submitted_on: dt.date | None
     revision: int
-    rows: list[ParsedRow]
+    row_numbers: list[int]
+    values: dict[str, list]  # output column -> typed values (unknown labels kept as text for validation)
+    payments: list[dict | None]  # per row: 'YYYY-Qn' -> amount, None without any payment
+    errors: dict[int, list[Rejection]] = field(default_factory=dict)  # row position -> why it is rejected
     file_notices: list[Rejection] = field(default_factory=list)
     municipality_in_file_name: str | None = None
     period_in_file_name: str | None = None
@@ -85,6 +95,24 @@ class ParsedFile:
     @property
     def reporting_period(self) -> str:
         return p.quarter_label(self.reporting_year, self.reporting_quarter)
+
+    @property
+    def rows_read(self) -> int:
+        return len(self.row_numbers)
+
+    def column(self, name: str) -> list:
+        """The typed values of an output column (all ``None`` if the file's template has no such column)."""
+        found = self.values.get(name)
+        return found if found is not None else [None] * len(self.row_numbers)
+
+    @property
+    def rows(self) -> list[ParsedRow]:
+        """Row view (for inspection and tests; the ingest works on the columns)."""
+        return [
+            ParsedRow(n, {c: v[k] for c, v in self.values.items()}, dict(self.payments[k] or {}),
+                      list(self.errors.get(k, ())))
+            for k, n in enumerate(self.row_numbers)
+        ]
 
 
 # --- lookups of labels to keys ---------------------------------------------------------------------
@@ -206,6 +234,8 @@ def _header_score(cells: list, version: str) -> int:
 def find_header(grid: list[list]) -> tuple[int, str, int] | None:
     """(row index, version, matches) of the first row that looks like a header row."""
     for i, row in enumerate(grid[:HEADER_SEARCH_ROWS]):
+        if len(row) - row.count("") - row.count(None) < MIN_HEADER_MATCHES:
+            continue  # too few filled cells to match enough headers (title, header block, blank rows)
         headers = [normalise_header(c) for c in row]  # once per row, not once per template version
         scores = {v: _score_normalised(headers, v) for v in header_maps()}
         best = max(scores, key=lambda v: (scores[v], v))
@@ -216,6 +246,22 @@ def find_header(grid: list[list]) -> tuple[int, str, int] | None:
 
 def map_headers(row: list, version: str) -> tuple[dict[int, str], dict[int, str], list[str], list[str]]:
     """(column index -> canonical, column index -> payment period, unknown headers, missing headers)."""
+    try:
+        key = tuple(row)
+        hash(key)
+    except TypeError:
+        return _map_headers(row, version)
+    columns, payments, unknown, missing = _map_headers_cached(key, version)
+    return dict(columns), dict(payments), list(unknown), list(missing)
+
+
+@lru_cache(maxsize=1024)
+def _map_headers_cached(row: tuple, version: str):
+    # The same few dozen header rows recur in every batch (one per template version and reporting quarter).
+    return _map_headers(list(row), version)
+
+
+def _map_headers(row: list, version: str) -> tuple[dict[int, str], dict[int, str], list[str], list[str]]:
     known = _known_headers()[version]
     pattern = payment_pattern(version)
     columns, payments, unknown, seen = {}, {}, [], set()
@@ -264,10 +310,15 @@ def municipality_from_name(text: str) -> str | None:
     words = normalise_name(text).split()
     for n in range(min(5, len(words)), 0, -1):
         for i in range(len(words) - n + 1):
-            key = match_municipality(" ".join(words[i : i + n]))
+            key = _match_words(" ".join(words[i : i + n]))
             if key:
                 return key
     return None
+
+
+@lru_cache(maxsize=8192)
+def _match_words(words: str) -> str | None:
+    return match_municipality(words)  # file names repeat their words ('prognose', '2025 q1'): remembered
 
 
 def period_from_name(text: str) -> tuple[int, int] | None:
@@ -291,13 +342,19 @@ def revision_from_name(text: str) -> int:
     return 1 if re.search(r"korrektur|korrigiert|berichtigt|neu\b", s) else 0
 
 
-def _block_values(grid: list[list], header_index: int) -> dict[str, object]:
+@lru_cache(maxsize=1)
+def _block_labels() -> dict[str, str]:
     labels = {normalise_header(v): k for k, v in BLOCK_LABELS.items()}
     labels.update({"kommune": "municipality", "quartal": "period", "berichtszeitraum": "period", "datum": "submitted_on"})
+    return labels
+
+
+def _block_values(grid: list[list], header_index: int) -> dict[str, object]:
+    labels = _block_labels()
     found = {}
     for row in grid[:header_index]:
         for j, cell in enumerate(row):
-            key = labels.get(normalise_header(cell)) if isinstance(cell, str) else None
+            key = labels.get(normalise_header(cell)) if isinstance(cell, str) and cell else None
             if key and key not in found:
                 found[key] = next((v for v in row[j + 1 :] if not p.is_blank(v)), None)
     return found
@@ -324,67 +381,119 @@ def _is_note_or_total(cells: dict[int, object], columns: dict[int, str]) -> bool
     return False
 
 
-def parse_row(row_number: int, cells: dict[int, object], columns: dict[int, str], payment_cols: dict[int, str],
-              sheet: str | None) -> ParsedRow:
-    raw = {c: cells.get(j) for j, c in columns.items()}
-    values, errors = {}, []
+#: Column kinds typed by ``columns.type_column`` (output column = canonical column).
+_KINDS = {
+    **{c: "number" for c in _NUMBER_COLUMNS}, "expected_trees": "number", "funding_rate": "rate",
+    "planned_application_period": "quarter", "planned_start_date": "date_start",
+    "planned_completion_date": "date_end", "is_in_designated_area": "yes_no",
+}
 
-    def err(column: str, value: object, rule: str, message: str) -> None:
-        errors.append(Rejection(row_number, column, value, rule, message, sheet))
 
-    for canonical, value in raw.items():
-        try:
-            if canonical in _NUMBER_COLUMNS:
-                values[canonical] = p.parse_number(value)
-            elif canonical == "expected_trees":
-                values[canonical] = p.parse_integer(value)
-            elif canonical == "funding_rate":
-                values[canonical] = p.parse_percent_or_fraction(value)
-            elif canonical == "planned_application_period":
-                values[canonical] = p.parse_quarter(value)
-            elif canonical == "planned_start_date":
-                values[canonical] = p.parse_date(value, anchor="start")
-            elif canonical == "planned_completion_date":
-                values[canonical] = p.parse_date(value, anchor="end")
-            elif canonical == "is_in_designated_area":
-                values[canonical] = p.parse_yes_no(value)
-            elif canonical == "municipality":
-                text = p.parse_text(value)
-                values["municipality_name_found"] = text
-                values["municipality_key"] = (match_municipality(text) or text) if text else None
-            elif canonical == "measure_type":
-                values["measure_type_key"] = lookup(value, _MEASURES)
-            elif canonical == "status":
-                values["status_key"] = lookup(value, _STATUSES)
-            elif canonical == "affected_surface_type":
-                values["affected_surface_type"] = lookup(value, _SURFACES)
-            else:
-                values[canonical] = p.parse_text(value)
-        except p.ParseError as exc:
-            values[canonical] = None
-            err(canonical, value, exc.rule, f"{column_label(canonical)}: {exc.message_de}")
+def _municipality(value: object) -> tuple[str | None, str | None]:
+    text = p.parse_text(value)
+    return text, ((match_municipality(text) or text) if text else None)
+
+
+#: Columns whose text maps to a key: canonical -> (output column, typer remembering each distinct text).
+_LOOKUPS = {
+    "measure_type": ("measure_type_key", lookup_typer(lambda v: lookup(v, _MEASURES))),
+    "status": ("status_key", lookup_typer(lambda v: lookup(v, _STATUSES))),
+    "affected_surface_type": ("affected_surface_type", lookup_typer(lambda v: lookup(v, _SURFACES))),
+}
+_MUNICIPALITY_TYPER = lookup_typer(_municipality)
+_REQUIRED_KEY = {"municipality": "municipality_key", "measure_type": "measure_type_key", "status": "status_key"}
+
+
+def parse_rows(grid: list[list], header_index: int, columns: dict[int, str], payment_cols: dict[int, str],
+               sheet: str | None) -> tuple[list[int], dict[str, list], list[dict | None], dict[int, list[Rejection]]]:
+    """The project rows below the header, typed column by column.
+
+    Returns (row numbers, output column -> typed values, payments per row, row position -> rejections).
+    Blank rows, totals rows and notes under the table are skipped; a cell that cannot be read is ``None``
+    with a rejection naming its column (the same values and messages as the former cell-by-cell reader).
+    """
+    used = sorted(set(columns) | set(payment_cols))
+    width = used[-1] + 1
+    data = grid[header_index + 1:]
+    if any(len(r) < width for r in data):  # CSV rows end at their last value
+        data = [list(r) + [""] * (width - len(r)) if len(r) < width else r for r in data]
+    masked = [mask_blank(c) for c in zip(*map(itemgetter(*used), data))] if data else [[] for _ in used]
+    by_col = dict(zip(used, masked))
+
+    # Which rows carry a project: not blank, not a totals row, not a note under the table.
+    keep = []
+    n_used = len(used)
+    for i, cells_t in enumerate(zip(*masked)):
+        present = n_used - cells_t.count(None)
+        if not present:
+            continue
+        first = next(v for v in cells_t if v is not None)
+        if present == 1 or normalise_header(first).startswith(_TOTALS):
+            cells = {j: v for j, v in zip(used, cells_t) if v is not None}
+            if _is_note_or_total(cells, columns):
+                continue
+        keep.append(i)
+    n_rows = len(masked[0]) if masked else 0
+    if len(keep) != n_rows:
+        by_col = {j: [col[i] for i in keep] for j, col in by_col.items()}
+    row_numbers = [header_index + 2 + i for i in keep]
+
+    values: dict[str, list] = {}
+    errors: dict[int, list[Rejection]] = {}
+
+    def err(k: int, column: str, value: object, rule: str, message: str) -> None:
+        errors.setdefault(k, []).append(Rejection(row_numbers[k], column, value, rule, message, sheet))
+
+    failed: dict[str, set[int]] = {}  # canonical -> row positions with a parse error
+    for j, canonical in columns.items():  # in column order, so a row lists its errors left to right
+        raw = by_col[j]
+        if canonical == "municipality":
+            pairs, _ = _MUNICIPALITY_TYPER(raw)
+            values["municipality_name_found"] = [None if x is None else x[0] for x in pairs]
+            values["municipality_key"] = [None if x is None else x[1] for x in pairs]
+            continue
+        if canonical in _LOOKUPS:
+            out, typer = _LOOKUPS[canonical]
+            values[out], _ = typer(raw)
+            continue
+        typed, bad = type_column(_KINDS.get(canonical, "text"), raw)
+        values[canonical] = typed
+        if bad:
+            label = column_label(canonical)
+            failed[canonical] = {k for k, _ in bad}
+            for k, exc in bad:
+                err(k, canonical, raw[k], exc.rule, f"{label}: {exc.message_de}")
+    raw_of = {c: by_col[j] for j, c in columns.items()}
     for canonical in REQUIRED_COLUMNS:
-        key = {"municipality": "municipality_key", "measure_type": "measure_type_key", "status": "status_key"}.get(
-            canonical, canonical)
-        if values.get(key) is None and not any(e.column == canonical for e in errors):
-            err(canonical, raw.get(canonical), "required",
-                f"{column_label(canonical)} fehlt; diese Angabe ist Pflicht.")
+        key = _REQUIRED_KEY.get(canonical, canonical)
+        typed = values.get(key)
+        raw = raw_of.get(canonical)
+        bad = failed.get(canonical, ())
+        for k in range(len(row_numbers)):
+            if (typed is None or typed[k] is None) and k not in bad:
+                err(k, canonical, None if raw is None else raw[k], "required",
+                    f"{column_label(canonical)} fehlt; diese Angabe ist Pflicht.")
     # Rate and requested amount determine each other; fill the one left empty (not a correction).
     cost, requested, rate = values.get("total_cost_eur"), values.get("requested_funding_eur"), values.get("funding_rate")
-    if requested is None and cost and rate is not None:
-        values["requested_funding_eur"] = round(cost * rate, 2)
-    if rate is None and cost and requested is not None:
-        values["funding_rate"] = round(requested / cost, 6)
-    payments = {}
+    if cost is not None and requested is not None and rate is not None:
+        for k in range(len(row_numbers)):
+            c, q, r = cost[k], requested[k], rate[k]
+            if q is None and c and r is not None:
+                requested[k] = q = round(c * r, 2)
+            if r is None and c and q is not None:
+                rate[k] = round(q / c, 6)
+    payments: list[dict | None] = [None] * len(row_numbers)
     for j, period in payment_cols.items():
-        try:
-            amount = p.parse_number(cells.get(j))
-        except p.ParseError as exc:
-            err(PAYMENT_COLUMN, cells.get(j), exc.rule, f"Mittelabruf {period}: {exc.message_de}")
-            continue
-        if amount is not None:
-            payments[period] = amount
-    return ParsedRow(row_number, values, payments, errors)
+        raw = by_col[j]
+        amounts, bad = type_column("number", raw)
+        for k, exc in bad:
+            err(k, PAYMENT_COLUMN, raw[k], exc.rule, f"Mittelabruf {period}: {exc.message_de}")
+        for k, amount in enumerate(amounts):
+            if amount is not None:
+                if payments[k] is None:
+                    payments[k] = {}
+                payments[k][period] = amount
+    return row_numbers, values, payments, errors
 
 
 def read_file(path: Path, source_file: str) -> ParsedFile:
@@ -441,20 +550,12 @@ def read_file(path: Path, source_file: str) -> ParsedFile:
         except p.ParseError:
             submitted_on = None
 
-    rows: list[ParsedRow] = []
-    used_cols = set(columns) | set(payment_cols)
-    for i in range(header_index + 1, len(grid)):
-        cells = {j: v for j, v in enumerate(grid[i]) if j in used_cols and not p.is_blank(v)
-                 and not (isinstance(v, str) and not v.strip())}
-        if not cells:
-            continue
-        if _is_note_or_total(cells, columns):
-            continue
-        rows.append(parse_row(i + 1, cells, columns, payment_cols, sheet))
+    row_numbers, values, payments, errors = parse_rows(grid, header_index, columns, payment_cols, sheet)
 
-    row_keys = [r.values.get("municipality_key") for r in rows]
+    row_keys = values.get("municipality_key") or []
     known_keys = set(municipality_by_key())
-    majority = max((k for k in row_keys if k in known_keys), key=row_keys.count, default=None)
+    counts = Counter(k for k in row_keys if k in known_keys)
+    majority = max(counts, key=counts.__getitem__, default=None)  # the first of the most frequent, in row order
     municipality_key = block_key or majority or name_key
     if municipality_key is None:
         raise FileFailure(
@@ -479,22 +580,22 @@ def read_file(path: Path, source_file: str) -> ParsedFile:
         ))
     # Duplicate project ids: the first row counts, later ones are rejected (the sender decides which is right).
     first_row: dict[str, int] = {}
-    for r in rows:
-        pid = r.values.get("project_id")
+    for k, pid in enumerate(values.get("project_id") or []):
         if pid is None:
             continue
         if pid in first_row:
-            r.errors.append(Rejection(
-                r.row_number, "project_id", pid, "duplicate_project_id",
+            errors.setdefault(k, []).append(Rejection(
+                row_numbers[k], "project_id", pid, "duplicate_project_id",
                 f"Projekt-ID {pid} steht mehrfach in dieser Datei (zuerst in Zeile {first_row[pid]}); "
                 "nur die erste Zeile wurde übernommen.", sheet,
             ))
         else:
-            first_row[pid] = r.row_number
+            first_row[pid] = row_numbers[k]
     return ParsedFile(
         source_file=source_file, sheet=sheet, template_version=version, municipality_key=municipality_key,
         reporting_year=period[0], reporting_quarter=period[1], submitted_on=submitted_on,
-        revision=revision_from_name(Path(file_name).stem), rows=rows, file_notices=notices,
+        revision=revision_from_name(Path(file_name).stem), row_numbers=row_numbers, values=values,
+        payments=payments, errors=errors, file_notices=notices,
         municipality_in_file_name=name_key,
         period_in_file_name=p.quarter_label(*name_period) if name_period else None,
     )
