@@ -3,11 +3,16 @@
 Written from ``raw.ingestion_files`` and ``raw.rejected_rows`` (never from the landing files, so the
 feedback shows exactly what the warehouse recorded) into ``<feedback>/forecasts/<municipality>/``. One
 workbook per delivered file that has rejected rows, a whole-file failure or a notice about the file.
-Rewriting is idempotent: the folder is made to hold exactly the current set of workbooks.
+Rewriting is idempotent: the folder is made to hold exactly the current set of workbooks. A workbook
+whose content is unchanged since the last run (fingerprint stored as a document property) is not
+written again, so a build after one new delivery writes one workbook, not all of them.
 """
 
 from __future__ import annotations
 
+import hashlib
+import re
+import zipfile
 from pathlib import Path
 
 from zi_warehouse.forecasts.reader import column_label
@@ -85,8 +90,10 @@ def write_feedback(con, root: Path) -> list[Path]:
         if not rows:
             continue
         path = out_dir / _file_name(entry)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        _write_workbook(path, entry, rows)
+        digest = _content_digest(entry, rows)
+        if _digest_of(path) != digest:  # an unchanged workbook is kept as it is (a new delivery: one write)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            _write_workbook(path, entry, rows, digest)
         written.append(path)
     keep = {p.resolve() for p in written}
     if out_dir.exists():  # feedback for files no longer in the warehouse (or now clean) is stale
@@ -96,11 +103,39 @@ def write_feedback(con, root: Path) -> list[Path]:
     return written
 
 
-def _write_workbook(path: Path, entry: dict, rows: list[tuple]) -> None:
+#: Raise when the layout of the feedback workbook changes, so existing workbooks are written anew.
+LAYOUT_VERSION = "1"
+_DIGEST_PROPERTY = "zi_inhalt"
+
+
+def _content_digest(entry: dict, rows: list[tuple]) -> str:
+    """A fingerprint of everything the workbook shows (facts, labels, rejections) and of its layout."""
+    muni = municipality_by_key().get(entry["municipality_key"] or "")
+    shown = [LAYOUT_VERSION, muni.name if muni else None, entry["municipality_key"], entry["period"],
+             entry["file_name"], OUTCOME_DE.get(entry["outcome"], entry["outcome"]), entry["rows_read"],
+             entry["rows_loaded"], entry["rows_rejected"]]
+    shown += [(r, column_label(r[2]) if r[2] else "", RULE_DE.get(r[4], r[4])) for r in rows]
+    return hashlib.sha256(repr(shown).encode("utf-8")).hexdigest()
+
+
+def _digest_of(path: Path) -> str | None:
+    """The fingerprint stored in an existing feedback workbook (document property), None if unreadable."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            xml = zf.read("docProps/custom.xml").decode("utf-8")
+    except (OSError, KeyError, zipfile.BadZipFile, UnicodeDecodeError):
+        return None
+    m = re.search(rf'name="{_DIGEST_PROPERTY}"[^>]*>\s*<vt:lpwstr>([0-9a-f]{{64}})</vt:lpwstr>', xml)
+    return m.group(1) if m else None
+
+
+def _write_workbook(path: Path, entry: dict, rows: list[tuple], digest: str | None = None) -> None:
     import xlsxwriter
 
     wb = xlsxwriter.Workbook(str(path), {"in_memory": True, "strings_to_numbers": False,
                                          "strings_to_formulas": False})
+    if digest:
+        wb.set_custom_property(_DIGEST_PROPERTY, digest)
     bold = wb.add_format({"bold": True})
     title = wb.add_format({"bold": True, "font_size": 14})
     head = wb.add_format({"bold": True, "bg_color": "#DCE6F1", "border": 1, "text_wrap": True})
