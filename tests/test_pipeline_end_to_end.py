@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import hashlib
+import json
 
 import duckdb
 import pyarrow.parquet as pq
 
-from conftest import run_zi
+from conftest import REPO_ROOT, run_zi
 
 
 def _published(demo_build):
@@ -100,3 +101,22 @@ def test_zi_sql_answers_on_the_published_file(demo_build, tmp_path):
     run_zi(demo_build["data_dir"], "sql", "select year, applications from marts.mart_budget_year order by year",
            "--out", str(csv_file))
     assert csv_file.read_text(encoding="utf-8-sig").splitlines()[1] == "2020;64"
+
+
+def test_not_null_constraints_of_the_mart_contracts_are_enforced_by_duckdb(demo_build):
+    # The marts' NOT NULL guarantees are contract constraints (no separate dbt test per column): every one
+    # declared in the dbt project must be a NOT NULL column of the built table, which DuckDB enforces.
+    manifest = json.loads((REPO_ROOT / "target" / "manifest.json").read_text())
+    declared = {(node["alias"], column["name"])
+                for node in manifest["nodes"].values() if node["resource_type"] == "model"
+                for column in node["columns"].values()
+                if any(c["type"] == "not_null" for c in column.get("constraints", []))}
+    assert len(declared) >= 40
+    con = duckdb.connect(str(demo_build["data_dir"] / "warehouse" / "zi.duckdb"), read_only=True)
+    try:
+        not_nullable = set(con.execute(
+            "select table_name, column_name from information_schema.columns "
+            "where table_schema = 'marts' and is_nullable = 'NO'").fetchall())
+    finally:
+        con.close()
+    assert declared <= not_nullable, sorted(declared - not_nullable)
