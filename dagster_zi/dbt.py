@@ -58,7 +58,9 @@ class ZiDbtTranslator(DagsterDbtTranslator):
 def zi_dbt_assets(context: AssetExecutionContext, dbt: DbtCliResource):
     # dbt reads ZI_DATA_DIR from the environment (dbt_project/profiles.yml).
     os.environ.setdefault("ZI_DATA_DIR", str(REPO_ROOT / "data"))
-    yield from dbt.cli(["build"], context=context).stream()
+    # dbt unit tests check SQL logic against fixed inputs: they belong to the code's tests (tests/
+    # test_dbt_unit_tests.py runs them), not to every build of the data.
+    yield from dbt.cli(["build", "--exclude-resource-type", "unit_test"], context=context).stream()
 
 
 class ZiDbtCliResource(DbtCliResource):
