@@ -223,3 +223,22 @@ def test_hold_back_and_put_back(tmp_path):
     for scenario, files in held.items():
         put_back(landing, tmp_path / "held", scenario, files)
     assert all((landing / f).exists() for files in held.values() for f in files)
+
+
+def test_dbt_resource_starts_no_version_subprocess_and_no_adapter(monkeypatch):
+    # dagster-dbt would run `dbt --version` (a whole dbt start-up) and open an adapter before every
+    # invocation; the project's resource knows the version from the installed package.
+    import dagster_dbt.core.resource
+    from dbt.version import __version__
+
+    from dagster_zi.dbt import ZiDbtCliResource, dbt_resource
+
+    def no_subprocess(*args, **kwargs):
+        raise AssertionError(f"subprocess started: {args}")
+
+    monkeypatch.setattr(dagster_dbt.core.resource, "check_output", no_subprocess)
+    fresh = ZiDbtCliResource(project_dir=dbt_resource.project_dir, profiles_dir=dbt_resource.profiles_dir,
+                             dbt_executable=dbt_resource.dbt_executable)
+    assert str(fresh._cli_version) == __version__
+    assert fresh._initialize_dbt_core_adapter(["build"]) is None
+    assert fresh.dbt_executable.endswith("zi-dbt")
