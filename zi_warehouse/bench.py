@@ -442,19 +442,35 @@ def geojson_registers(landing: Path) -> dict:
 
 
 def dbt_parse(data_dir: Path) -> dict:
-    """Fix measured: dbt parse without and with a partial-parse file written for this data directory."""
-    target = data_dir / "dbt_parse_probe"
-    shutil.rmtree(target, ignore_errors=True)
-    env = {**os.environ, "ZI_DATA_DIR": str(data_dir), "DBT_TARGET_PATH": str(target), "DO_NOT_TRACK": "1"}
-    out = {}
-    for label in ("full_parse_seconds", "partial_parse_seconds"):  # the second finds the first's file
+    """Fix measured: what one dbt invocation cost before its first node, in a fresh data directory.
+
+    Before: dagster-dbt's ``dbt --version`` subprocess, then ``dbt parse`` of the whole project (the profile
+    named this data directory's warehouse, so make setup's partial-parse file did not apply). Now: ``zi-dbt``
+    partial-parses from that file (zi_warehouse/dbt_launcher.py). Each build has two dbt invocations.
+    """
+    seed = RUN_REPO / "target" / "partial_parse.msgpack"
+    env = {**os.environ, "ZI_DATA_DIR": str(data_dir), "DO_NOT_TRACK": "1", "PYTHONPATH": str(RUN_REPO)}
+    env.pop("ZI_DBT_DATABASE", None)
+
+    def timed(command: list[str], target: Path | None) -> tuple[float, int]:
+        if target is not None:
+            shutil.rmtree(target, ignore_errors=True)
+            target.mkdir(parents=True)
+            shutil.copyfile(seed, target / "partial_parse.msgpack")  # what the runner seeds a new data dir with
         started = time.perf_counter()
-        done = subprocess.run([str(BIN / "dbt"), "parse", "--profiles-dir", "dbt_project", "--quiet"], cwd=RUN_REPO,
-                              env=env, capture_output=True, text=True, timeout=600)
-        out[label] = round(time.perf_counter() - started, 2)
-        out[label.replace("seconds", "exit_code")] = done.returncode
-    shutil.rmtree(target, ignore_errors=True)
-    return out
+        done = subprocess.run(command, cwd=RUN_REPO, capture_output=True, text=True, timeout=600,
+                              env={**env, **({"DBT_TARGET_PATH": str(target)} if target else {})})
+        if target is not None:
+            shutil.rmtree(target, ignore_errors=True)
+        return round(time.perf_counter() - started, 2), done.returncode
+
+    probe = data_dir / "dbt_parse_probe"
+    version_s, version_rc = timed([str(BIN / "dbt"), "--version"], None)
+    full_s, full_rc = timed([str(BIN / "dbt"), "parse", "--profiles-dir", "dbt_project", "--quiet"], probe)
+    partial_s, partial_rc = timed([str(BIN / "zi-dbt"), "parse", "--quiet"], probe)
+    return {"version_seconds": version_s, "full_parse_seconds": full_s, "partial_parse_seconds": partial_s,
+            "before_seconds": round(version_s + full_s, 2), "after_seconds": partial_s,
+            "exit_codes": [version_rc, full_rc, partial_rc]}
 
 
 def ledger_totals(data_dir: Path) -> dict:
@@ -651,10 +667,11 @@ def render_markdown(doc: dict) -> str:
                          f"{'yes' if g['identical_tables'] else 'NO'}) | {g['duckdb_read_json_seconds']:.1f} s | "
                          f"{g['python_json_seconds']:.1f} s | {g['speedup']:.1f}x |")
         p = s.get("dbt_parse")
-        if p and p.get("partial_parse_seconds"):
-            lines.append(f"| {key} | dbt parse with a partial-parse file for this data directory | "
-                         f"{p['full_parse_seconds']:.1f} s | {p['partial_parse_seconds']:.1f} s | "
-                         f"{p['full_parse_seconds'] / p['partial_parse_seconds']:.1f}x |")
+        if p and p.get("after_seconds") and not any(p.get("exit_codes", [])):
+            lines.append(f"| {key} | dbt start-up per invocation, fresh data directory (before: `dbt --version` "
+                         f"{p['version_seconds']:.1f} s + whole-project parse {p['full_parse_seconds']:.1f} s; now: "
+                         f"partial parse; two invocations per build) | {p['before_seconds']:.1f} s | "
+                         f"{p['after_seconds']:.1f} s | {p['before_seconds'] / p['after_seconds']:.1f}x |")
     lines += ["", "Excel ingestion (forecast workbooks, same files, same run, best of 2):", "",
               "| Scale | Workbooks | Data rows | Project reader s | rows/s | python-calamine (all sheets) s | rows/s | "
               "project / raw speed |", "|---|---|---|---|---|---|---|---|"]
