@@ -925,29 +925,35 @@ def write_report(
     progress: Callable[[str], None] = lambda _msg: None,
 ) -> ReportResult:
     """Render the report of ``period`` (default: the latest quarter with data) as bericht.html and bericht.pdf."""
-    from zi_warehouse.reports.chromium import print_pdf
+    from zi_warehouse.reports.chromium import Browser
 
     started = time.perf_counter()
     paths = config.paths()
     source = published or paths.published_duckdb
     if not source.exists():
         raise FileNotFoundError(f"Kein veröffentlichtes Warehouse unter {source}: zuerst `zi build` ausführen.")
-    progress("Marts werden gelesen …")
-    con = duckdb.connect(str(source), read_only=True)
+    # Chromium starts now and gets ready (about a second) while the marts are read and the charts drawn.
+    browser = Browser().start() if pdf else None
     try:
-        period = resolve_period(con, period)
-        progress(f"Diagramme für {period} …")
-        sections = build_sections(con, period)
+        progress("Marts werden gelesen …")
+        con = duckdb.connect(str(source), read_only=True)
+        try:
+            period = resolve_period(con, period)
+            progress(f"Diagramme für {period} …")
+            sections = build_sections(con, period)
+        finally:
+            con.close()
+        target = out_dir or report_dir(period, paths)
+        target.mkdir(parents=True, exist_ok=True)
+        html_path = target / "bericht.html"
+        html_path.write_text(render_html(sections, period, source), encoding="utf-8")
+        pdf_path = None
+        if browser is not None:
+            progress("PDF wird gedruckt (Chromium) …")
+            pdf_path = browser.print_pdf(html_path, target / "bericht.pdf")
     finally:
-        con.close()
-    target = out_dir or report_dir(period, paths)
-    target.mkdir(parents=True, exist_ok=True)
-    html_path = target / "bericht.html"
-    html_path.write_text(render_html(sections, period, source), encoding="utf-8")
-    pdf_path = None
-    if pdf:
-        progress("PDF wird gedruckt (Chromium) …")
-        pdf_path = print_pdf(html_path, target / "bericht.pdf")
+        if browser is not None:
+            browser.close(wait=False)  # quitting Chromium and removing its profile need not hold up the caller
     charts = [c.key for s in sections for c in s.charts]
     figures = sum(1 for s in sections for f in _all_figures(s))
     return ReportResult(period, html_path, pdf_path, charts, figures, time.perf_counter() - started)
