@@ -286,3 +286,83 @@ def test_fast_register_check_equals_the_reference_on_bad_and_padded_values():
         .append_column("y", pa.nulls(len(rows), pa.string())).append_column("geometry_type", pa.array(["Point"] * len(rows)))
     _same_as_reference(geo, trees.EPSG_WGS84, "dortmund", con)
     _same_as_reference(table.take([3, 0, 1, 2, 4, 5, 6]), trees.EPSG_UTM32, "dortmund", con)
+
+
+# --- GeoJSON: the columnar path (pyarrow, numbers read as their literal text) against the exact path -----
+
+def _geojson_features(values: list, coordinates=None) -> dict:
+    features = []
+    for i, value in enumerate(values):
+        features.append({"type": "Feature",
+                         "geometry": {"type": "Point", "coordinates": coordinates or [7.4654, 51.5136]},
+                         "properties": {"Baumnummer": f"DO-{i}", "Art_botanisch": "Tilia cordata",
+                                        "Pflanzjahr": 1998, "Baumhoehe_m": value, "Strasse": "Weg 1"}})
+    return {"type": "FeatureCollection", "features": features}
+
+
+def _exact_or_error(data: bytes):
+    try:
+        return trees._register_columns_from_geojson(data)
+    except (trees.FileProblem, trees.HeaderError) as exc:
+        return type(exc), str(exc)
+
+
+def _columnar_agrees(data: bytes) -> bool:
+    """True when the columnar path took the file; either way the public reader equals the exact path."""
+    fast = trees._register_columns_columnar(data)
+    exact = _exact_or_error(data)
+    if fast is not None:
+        assert not isinstance(exact[0], type), f"exact path refused what the columnar path read: {exact}"
+        assert fast[1] == exact[1] and fast[0].equals(exact[0]), (fast[0].to_pylist()[:3], exact[0].to_pylist()[:3])
+    return fast is not None
+
+
+PLAIN = json.dumps(_geojson_features([15.0, 12.5, 7.1]), ensure_ascii=False, separators=(",", ":"))
+
+
+@pytest.mark.parametrize("text, taken", [
+    (PLAIN, True),  # as the demo writes it: the columnar path must take it
+    (json.dumps(_geojson_features([15.0, 12.5, 7.1]), indent=2, ensure_ascii=False), True),  # spaces, newlines
+    (PLAIN.replace('"Weg 1"', '"Straße \\u00df"'), True),  # escapes decode alike
+    (PLAIN.replace('"Weg 1"', '"Weg 1,2"'), False),  # a quote put inside a string breaks the document
+    (PLAIN.replace('"Weg 1"', '"a\\":1,\\"b"'), False),
+    (PLAIN.replace('"Weg 1"', 'true'), True),  # booleans print as true / false
+    (PLAIN.replace('"Weg 1"', '"118.50"'), False),  # a number-like string: declined, the exact path decides
+    (PLAIN.replace("12.5", "12.50"), False),  # non-canonical literals print as Python prints the value
+    (PLAIN.replace("12.5", "1.25e1"), False),
+    (PLAIN.replace("12.5", "-0"), False),
+    (PLAIN.replace("12.5", "0.00001"), False),
+    (PLAIN.replace("12.5", "0.0001"), True),
+    (PLAIN.replace("12.5", "1234567890123.4567"), False),
+    (PLAIN.replace("1998", "12345678901234567890"), False),
+    (PLAIN.replace("1998", "01998"), False),  # invalid JSON: the exact path refuses the file
+    (PLAIN.replace("12.5", "NaN"), False),
+    (PLAIN.replace("7.4654", "7"), True),  # an integer coordinate prints as written, 7
+    (PLAIN.replace("7.4654,", "7.4654,3,"), True),  # third coordinate ignored
+    (PLAIN.replace('"Point"', '"LineString"', 1), True),
+    (PLAIN.replace('"geometry":{"type":"Point","coordinates":[7.4654,51.5136]}', '"geometry":null', 1), True),
+    (PLAIN.replace('"properties":{"Baumnummer":"DO-1",', '"properties":{"Baumnummer":"DO-1","Status":null,'), True),
+    (PLAIN.replace('"FeatureCollection",', '"FeatureCollection","crs":{"type":"name","properties":'
+                   '{"name":"urn:ogc:def:crs:EPSG::25832"}},'), True),
+    (PLAIN.replace('"FeatureCollection",', '"FeatureCollection","crs":{"type":"name","properties":'
+                   '{"name":"EPSG:3857"}},'), True),  # unsupported: both paths raise the same FileProblem
+    (PLAIN.replace('"Pflanzjahr":1998', '"Pflanzjahr":1998,"Pflanzjahr":1999', 1), False),  # duplicate key
+    ("\ufeff" + PLAIN, False),
+    (PLAIN + "\n" + PLAIN, False),
+    ("[" + PLAIN + "]", False),
+    (PLAIN.replace('"Weg 1"', '{"a":1}'), False),
+])
+def test_columnar_geojson_path_equals_the_exact_path(text, taken):
+    data = text.encode("utf-8")
+    try:
+        assert _columnar_agrees(data) is taken
+    except trees.FileProblem as exc:  # raised by the columnar path only where the exact path raises it too
+        assert _exact_or_error(data) == (trees.FileProblem, str(exc))
+        assert taken
+
+
+def test_columnar_geojson_path_equals_the_exact_path_on_demo_registers(tmp_path):
+    landing = tmp_path / "landing"
+    demo_trees.write(landing, SimpleNamespace(scale=0.02), seed=7)
+    files = sorted(landing.rglob("*.geojson"))
+    assert files and all(_columnar_agrees(f.read_bytes()) for f in files)

@@ -270,10 +270,10 @@ def _parse_json(data: bytes):
     return json.loads(data, parse_constant=_reject_constant)
 
 
-def _load_feature_collections(path: Path) -> list[dict]:
+def _load_feature_collections(data: bytes) -> list[dict]:
     """The document(s) of a GeoJSON file; NaN/Infinity are invalid JSON (DuckDB refused them too)."""
     try:
-        doc = _parse_json(path.read_bytes())
+        doc = _parse_json(data)
     except (ValueError, UnicodeDecodeError) as exc:  # JSONDecodeError is a ValueError
         raise FileProblem(f"GeoJSON nicht lesbar: {str(exc).splitlines()[0]}", "file_unreadable") from exc
     docs = doc if isinstance(doc, list) else [doc]  # a top-level array: one collection per element
@@ -305,20 +305,35 @@ def _register_from_geojson(path: Path, con: duckdb.DuckDBPyConnection) -> tuple[
     it would otherwise traverse them again and again for nothing (they hold no cycles), which cost more
     than the parsing itself.
     """
+    data = path.read_bytes()
+    fast = _register_columns_columnar(data)
+    if fast is not None:
+        return fast
     collect = gc.isenabled()
     gc.disable()
     try:
-        return _register_columns_from_geojson(path)
+        return _register_columns_from_geojson(data)
     finally:
         if collect:
             gc.enable()
 
 
-def _register_columns_from_geojson(path: Path) -> tuple[pa.Table, str]:
+def _register_crs(crs_names: set[str]) -> str:
+    if any("25832" in c for c in crs_names):
+        return EPSG_UTM32
+    if crs_names and not any(re.search(r"CRS84|4326", c) for c in crs_names):
+        raise FileProblem(f"Koordinatensystem {sorted(crs_names)} wird nicht unterstützt; erwartet WGS84 "
+                          "oder EPSG:25832.", "crs_unsupported")
+    return EPSG_WGS84
+
+
+def _register_columns_from_geojson(data: bytes) -> tuple[pa.Table, str]:
+    """The exact path: the whole document as Python objects (``_parse_json``), every value through
+    ``_json_text``. Used for every file the columnar path (``_register_columns_columnar``) declines."""
     row_numbers: list[int] = []
     features: list[dict] = []
     crs_names: set[str] = set()
-    for doc in _load_feature_collections(path):
+    for doc in _load_feature_collections(data):
         crs = doc.get("crs")
         name = crs.get("properties", {}).get("name") if isinstance(crs, dict) and isinstance(crs.get("properties"), dict) else None
         if name is not None:
@@ -334,12 +349,7 @@ def _register_columns_from_geojson(path: Path) -> tuple[pa.Table, str]:
     properties = [p if type(p) is dict else empty for p in [f.get("properties") for f in features]]
     keys = sorted(set().union(*properties)) if properties else []
     mapping = map_headers(keys, REGISTER_HEADERS, ("tree_number",))
-    crs = EPSG_WGS84
-    if any("25832" in c for c in crs_names):
-        crs = EPSG_UTM32
-    elif crs_names and not any(re.search(r"CRS84|4326", c) for c in crs_names):
-        raise FileProblem(f"Koordinatensystem {sorted(crs_names)} wird nicht unterstützt; erwartet WGS84 "
-                          "oder EPSG:25832.", "crs_unsupported")
+    crs = _register_crs(crs_names)
     columns: dict[str, pa.Array] = {"_row_number": pa.array(row_numbers, pa.int64())}
     for original, canon in mapping.items():
         if canon in ("x", "y", "lon", "lat"):
@@ -376,6 +386,176 @@ def _register_columns_from_geojson(path: Path) -> tuple[pa.Table, str]:
     columns[other[1]] = pa.nulls(n, pa.string())
     columns["geometry_type"] = _text_column(types)
     return pa.table(columns), crs
+
+
+# --- GeoJSON, columnar path ------------------------------------------------------------------------------
+#
+# pyarrow's JSON reader parses a register ~5x faster than building Python objects, but types numbers: it
+# would read 118 and 118.0 alike and print 12.50 as 12.5 only after a slow float-to-text pass. So every
+# number literal outside strings is first put in quotes (one RE2 pass over the bytes) and the reader sees
+# only strings, booleans and nulls: a value's text is then the literal as written. That text equals what
+# the exact path stores (``str()`` of the value json/orjson gives) exactly when the literal is canonical
+# (``1998``, ``118.0``, ``6.9713282``: no exponent, no trailing zeros, at most 15 digits, not below 1e-4,
+# not ``-0``); the used columns are checked for that, and any other literal, any structure the columnar
+# path does not know and any reader error send the file to the exact path. Quotes put inside a string
+# (``"Weg 1,2"``) always end it before a digit, which no valid JSON has: such a file fails the reader
+# and goes to the exact path too.
+
+#: A number literal after a key's colon or inside an array (JSON grammar, plus leading zeros, checked apart).
+_NUMBER_LITERAL = r'(":|[\[,])([ \t\n\r]*)(-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?)'
+#: Leading zeros are invalid JSON (json refuses the file); quoted, they would read as a valid string.
+_LEADING_ZERO = r'(":|[\[,])[ \t\n\r]*-?0\d'
+_NUMBERISH = r"^-?\d+(\.\d+)?([eE][+-]?\d+)?$"
+#: Literals whose text is ``str()`` of the parsed value: integers of up to 18 digits (not -0); decimals
+#: in fixed notation without trailing zeros (but ``.0``), not below 1e-4 (``repr`` switches to exponent
+#: notation there) and, checked by length, of at most 15 digits, so they are the shortest repr.
+_CANONICAL = r"^(0|-?[1-9]\d{0,17})$|^-?[1-9]\d*\.(0|\d*[1-9])$|^-?0\.(0|0{0,3}[1-9]\d*)$"
+_MAX_DECIMAL_CHARS = 16  # 15 digits and the point (a sign not counted)
+_BOM = b"\xef\xbb\xbf"
+_TEXT_TYPES = (pa.string(), pa.null())
+
+
+def _register_columns_columnar(data: bytes) -> tuple[pa.Table, str] | None:
+    """``_register_columns_from_geojson(data)`` through pyarrow's JSON reader, or None where it cannot be
+    sure to give the same table (then the caller takes the exact path, which also reports bad files)."""
+    import pyarrow.json as pj
+
+    if not data or data.startswith(_BOM) or b"\\u0000" in data:
+        return None
+    try:
+        raw = pa.Array.from_buffers(pa.large_binary(), 1, [None, pa.array([0, len(data)], pa.int64()).buffers()[1],
+                                                             pa.py_buffer(data)])  # no copy
+        raw.cast(pa.string())  # invalid UTF-8: json refuses the file, the reader would not
+        if pc.count_substring_regex(raw, _LEADING_ZERO)[0].as_py():
+            return None
+        quoted = pc.replace_substring_regex(raw, _NUMBER_LITERAL, r'\1\2"\3"')[0].as_buffer()
+        doc = pj.read_json(pa.BufferReader(quoted),
+                           read_options=pj.ReadOptions(block_size=len(quoted) + 64, use_threads=False))
+    except (pa.ArrowException, ValueError, SystemError, OverflowError):
+        return None
+    try:
+        return _columns_from_parsed(doc)
+    except _Decline:
+        return None
+
+
+class _Decline(Exception):
+    """The columnar path cannot vouch for this document."""
+
+
+def _field(array: pa.Array, name: str) -> pa.Array | None:
+    """A struct child with the parent's nulls applied (``StructArray.field`` ignores them)."""
+    if not pa.types.is_struct(array.type):
+        raise _Decline(name)
+    if array.type.get_field_index(name) < 0:
+        return None
+    return pc.struct_field(array, name)
+
+
+def _as_text(array: pa.Array | None, n: int) -> pa.Array:
+    if array is None or array.type == pa.null():
+        return pa.nulls(n, pa.string())
+    if array.type == pa.string():
+        return array
+    if array.type == pa.bool_():  # _json_text prints true / false, as Arrow does
+        return pc.cast(array, pa.string())
+    raise _Decline(str(array.type))
+
+
+def _require_canonical(column: pa.Array) -> None:
+    """Decline unless every number-looking value is a literal whose text the exact path keeps as is."""
+    if column.null_count == len(column):
+        return
+    numberish = pc.match_substring_regex(column, _NUMBERISH)
+    if not pc.any(numberish).as_py():
+        return
+    values = column.filter(numberish)
+    canonical = pc.match_substring_regex(values, _CANONICAL)
+    chars = pc.subtract(pc.binary_length(values), pc.cast(pc.starts_with(values, "-"), pa.int32()))
+    short = pc.or_(pc.less_equal(chars, _MAX_DECIMAL_CHARS), pc.invert(pc.match_substring(values, ".")))
+    if not pc.all(pc.and_(canonical, short)).as_py():
+        raise _Decline("number literal")
+
+
+def _columns_from_parsed(doc: pa.Table) -> tuple[pa.Table, str]:
+    if doc.num_rows != 1 or "features" not in doc.column_names:
+        raise _Decline("not one document with features")
+    crs_names: set[str] = set()
+    if "crs" in doc.column_names:
+        crs = doc.column("crs").combine_chunks()
+        if crs.type != pa.null():
+            props = _field(crs, "properties")
+            if props is not None and props.type != pa.null():
+                name = _field(props, "name")
+                if name is not None and name.type != pa.null():
+                    if name.type != pa.string():
+                        raise _Decline("crs name")
+                    crs_names.update(v for v in name.to_pylist() if v is not None)
+    feature_lists = doc.column("features").combine_chunks()
+    if not pa.types.is_list(feature_lists.type) or feature_lists.null_count:
+        raise _Decline("features")
+    features = feature_lists.flatten()
+    n = len(features)
+    if n == 0 or not pa.types.is_struct(features.type) or features.null_count:
+        raise _Decline("features")
+    properties = _field(features, "properties")
+    if properties is not None and properties.type == pa.null():
+        properties = None
+    keys = sorted(properties.type.field(i).name for i in range(properties.type.num_fields)) if properties else []
+    mapping = map_headers(keys, REGISTER_HEADERS, ("tree_number",))
+    crs = _register_crs(crs_names)
+    if properties is not None:
+        for i in range(properties.type.num_fields):
+            if properties.type.field(i).type not in _TEXT_TYPES and properties.type.field(i).type != pa.bool_():
+                raise _Decline("property type")
+    columns: dict[str, pa.Array] = {"_row_number": pa.array(np.arange(1, n + 1, dtype=np.int64))}
+    for original, canon in mapping.items():
+        if canon in ("x", "y", "lon", "lat"):
+            continue  # coordinates come from the geometry
+        columns[canon] = _as_text(_field(properties, original), n)
+        _require_canonical(columns[canon])
+    for canon in REGISTER_COLUMNS:
+        if canon not in mapping.values() and canon not in ("x", "y", "lon", "lat"):
+            columns[canon] = pa.nulls(n, pa.string())
+    geometry = _field(features, "geometry")
+    if geometry is None or geometry.type == pa.null():
+        gtype = pa.nulls(n, pa.string())
+        coords = None
+    else:
+        gtype = _as_text(_field(geometry, "type"), n)
+        coords = _field(geometry, "coordinates")
+        if gtype.type != pa.string():
+            raise _Decline("geometry type")
+    first = second = pa.nulls(n, pa.string())
+    if coords is not None and coords.type != pa.null():
+        if not pa.types.is_list(coords.type) or coords.type.value_type not in _TEXT_TYPES:
+            raise _Decline("coordinates")
+        values = _as_text(coords.values, len(coords.values))
+        offsets = coords.offsets.to_numpy()
+        lengths = np.diff(offsets)
+        is_point = pc.fill_null(pc.equal(gtype, "Point"), False).to_numpy(zero_copy_only=False)
+        valid = is_point & coords.is_valid().to_numpy(zero_copy_only=False)
+        starts = offsets[:-1]
+        first = _pick(values, starts, valid & (lengths > 0))
+        second = _pick(values, starts + 1, valid & (lengths > 1))
+        _require_canonical(first)
+        _require_canonical(second)
+    a, b = ("x", "y") if crs == EPSG_UTM32 else ("lon", "lat")
+    other = ("lon", "lat") if crs == EPSG_UTM32 else ("x", "y")
+    columns[a] = first
+    columns[b] = second
+    columns[other[0]] = pa.nulls(n, pa.string())
+    columns[other[1]] = pa.nulls(n, pa.string())
+    columns["geometry_type"] = gtype
+    return pa.table(columns), crs
+
+
+def _pick(values: pa.Array, positions: np.ndarray, mask: np.ndarray) -> pa.Array:
+    """``values[positions]`` where ``mask``, NULL elsewhere."""
+    if not mask.any():
+        return pa.nulls(len(mask), pa.string())
+    taken = pc.take(values, pa.array(np.where(mask, positions, 0), pa.int64()))
+    return pc.if_else(pa.array(mask), taken, pa.scalar(None, pa.string()))
 
 
 def _sql_literal(text: str) -> str:
