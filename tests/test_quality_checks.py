@@ -88,6 +88,20 @@ def test_every_expectation_fails_on_data_built_to_break_it(con, mart):
         assert any(r.municipality_key == muni and not r.passed for r in records)
 
 
+@pytest.mark.parametrize("mart", [s.mart for s in suites.suites()])
+def test_pre_screen_never_clears_what_gx_fails(con, mart):
+    """The pandas pre-screen (suites.certainly_met) may only skip GX where GX would pass: on the demo frame and
+    on the frame built to break every expectation, each expectation it clears also passes in GX itself."""
+    spec = {s.mart: s for s in suites.suites()}[mart]
+    demo = suites.read_mart(con, mart)
+    _, batch_definition = suites._context()
+    for df in (demo, _break(demo, spec)):
+        batch = batch_definition.get_batch(batch_parameters={"dataframe": df})
+        for expect, gx_e, kind, kwargs in suites._gx_expectations(mart):
+            if suites.certainly_met(kind, kwargs, df):
+                assert batch.validate(gx_e).success, f"{mart}.{expect.name} cleared by the pre-screen but fails in GX"
+
+
 def test_a_missing_mart_is_an_error(con):
     con.execute("drop table marts.mart_budget_year")
     specs = tuple(s for s in suites.suites() if s.mart in ("mart_budget_year", "dim_measure_type"))
