@@ -76,6 +76,11 @@ class Browser:
         self._warm: threading.Thread | None = None
 
     def start(self) -> "Browser":
+        try:
+            binary = chromium_binary()
+        except ChromiumMissing:
+            shutil.rmtree(self._tmp, ignore_errors=True)
+            raise
         # Chromium reads commands from fd 3 and writes replies to fd 4. The pipe ends are moved to fds >= 10 and
         # bash (dash handles only one-digit fds) puts them on 3 and 4 before exec'ing Chromium.
         cmd_read, cmd_write = os.pipe()
@@ -84,7 +89,7 @@ class Browser:
         child_out = fcntl.fcntl(reply_write, fcntl.F_DUPFD_CLOEXEC, 10)
         os.close(cmd_read)
         os.close(reply_write)
-        args = [chromium_binary(), *OFFLINE_FLAGS, f"--user-data-dir={self._tmp}/profile", "--remote-debugging-pipe",
+        args = [binary, *OFFLINE_FLAGS, f"--user-data-dir={self._tmp}/profile", "--remote-debugging-pipe",
                 "about:blank"]
         self._stderr = open(Path(self._tmp) / "stderr.log", "wb")
         try:

@@ -925,7 +925,7 @@ def write_report(
     progress: Callable[[str], None] = lambda _msg: None,
 ) -> ReportResult:
     """Render the report of ``period`` (default: the latest quarter with data) as bericht.html and bericht.pdf."""
-    from zi_warehouse.reports.chromium import Browser
+    from zi_warehouse.reports.chromium import Browser, ChromiumMissing, print_pdf
 
     started = time.perf_counter()
     paths = config.paths()
@@ -933,7 +933,12 @@ def write_report(
     if not source.exists():
         raise FileNotFoundError(f"Kein veröffentlichtes Warehouse unter {source}: zuerst `zi build` ausführen.")
     # Chromium starts now and gets ready (about a second) while the marts are read and the charts drawn.
-    browser = Browser().start() if pdf else None
+    browser = None
+    if pdf:
+        try:
+            browser = Browser().start()
+        except ChromiumMissing:
+            pass  # the HTML is still written; print_pdf below raises the same error afterwards
     try:
         progress("Marts werden gelesen …")
         con = duckdb.connect(str(source), read_only=True)
@@ -948,9 +953,9 @@ def write_report(
         html_path = target / "bericht.html"
         html_path.write_text(render_html(sections, period, source), encoding="utf-8")
         pdf_path = None
-        if browser is not None:
+        if pdf:
             progress("PDF wird gedruckt (Chromium) …")
-            pdf_path = browser.print_pdf(html_path, target / "bericht.pdf")
+            pdf_path = print_pdf(html_path, target / "bericht.pdf", browser=browser)
     finally:
         if browser is not None:
             browser.close(wait=False)  # quitting Chromium and removing its profile need not hold up the caller
