@@ -563,8 +563,8 @@ def targets(scales: dict) -> list[dict]:
     full1 = _secs(scales, "1", "full")
     out.append({"target": "Gesamtbuild Skala 1 ≤ 60 s", "key": "full_build_scale1_s", "value": full1,
                 "limit": 60, "status": verdict(full1, full1 is not None and full1 <= 60)})
-    for label, name in (("new_workbook", "eine neue Arbeitsmappe"), ("funding_delta", "ein Förder-Delta"),
-                        ("dwd_recent", "ein DWD-recent-Archiv")):
+    for label, name in (("new_workbook", "einer neuen Arbeitsmappe"), ("funding_delta", "einem Förder-Delta"),
+                        ("dwd_recent", "einem DWD-recent-Archiv")):
         inc = _secs(scales, "1", label)
         ratio = round(inc / full1, 3) if inc is not None and full1 else None
         entry = {"target": f"Neubau nach {name} ≤ 15 % des Gesamtbuilds (Skala 1)", "key": f"{label}_ratio_scale1",
@@ -701,8 +701,9 @@ def render_markdown(doc: dict) -> str:
     return "\n".join(lines)
 
 
-_STEP_COLUMNS = ("raw_forecasts", "raw_funding", "raw_climate", "raw_trees", "raw_surfaces", "zi_dbt_assets",
-                 "published_warehouse")
+_STEP_COLUMNS = ("raw_forecasts", "forecast_feedback_workbooks", "raw_funding", "raw_climate", "raw_trees",
+                 "raw_surfaces", "zi_dbt_assets", "raw_quality__data_quality_results", "zi_quality_dbt_assets",
+                 "published_warehouse", "quarterly_report")
 
 
 def write_markdown(doc: dict, path: Path) -> None:
