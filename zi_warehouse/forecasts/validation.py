@@ -9,13 +9,13 @@ German message; type errors were caught earlier while parsing (``parsing.py``).
 from __future__ import annotations
 
 import datetime as dt
-import logging
 from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
 import pandas as pd
 
+from zi_warehouse import gx_context
 from zi_warehouse.reference import measure_types, municipality_by_key, project_statuses
 from zi_warehouse.forecasts.template import SURFACE_TYPES
 
@@ -114,17 +114,11 @@ def _rules() -> list[Rule]:
 
 @lru_cache(maxsize=1)
 def _suite():
-    """An ephemeral GX context with one pandas asset and the suite; built once per process."""
+    """The forecast rows' batch definition and suite on the shared GX context; built once per process."""
     import great_expectations as gx
 
-    logging.getLogger("great_expectations").setLevel(logging.ERROR)
-    context = gx.get_context(mode="ephemeral")
-    context.variables.progress_bars = {"globally": False, "metric_calculations": False}
-    batch_definition = (
-        context.data_sources.add_pandas("forecast_rows")
-        .add_dataframe_asset("parsed_rows")
-        .add_batch_definition_whole_dataframe("batch")
-    )
+    context = gx_context.context()
+    batch_definition = gx_context.pandas_batch_definition("forecast_rows")
     rules = _rules()
     suite = gx.ExpectationSuite(name="forecast_rows")
     for r in rules:

@@ -20,7 +20,6 @@ guard its key).
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Callable
@@ -28,7 +27,7 @@ from typing import Callable
 import duckdb
 import pandas as pd
 
-from zi_warehouse import reference
+from zi_warehouse import gx_context, reference
 from zi_warehouse.quality.results import CheckResult
 
 MARTS_SCHEMA = "marts"
@@ -215,18 +214,9 @@ def suites() -> tuple[MartSuite, ...]:
 
 # --- running --------------------------------------------------------------------------------------------
 
-@lru_cache(maxsize=1)
 def _context():
-    """One ephemeral GX context with a pandas asset, built once per process."""
-    import great_expectations as gx
-
-    logging.getLogger("great_expectations").setLevel(logging.ERROR)
-    context = gx.get_context(mode="ephemeral")
-    context.variables.progress_bars = {"globally": False, "metric_calculations": False}
-    batch_definition = (
-        context.data_sources.add_pandas("marts").add_dataframe_asset("mart").add_batch_definition_whole_dataframe("all")
-    )
-    return context, batch_definition
+    """The shared GX context and this step's pandas batch definition (zi_warehouse/gx_context.py)."""
+    return gx_context.context(), gx_context.pandas_batch_definition("marts")
 
 
 @lru_cache(maxsize=None)
