@@ -14,7 +14,9 @@ import sys
 def main() -> None:
     from zi_warehouse import config
 
-    warehouse = config.paths().warehouse
+    paths = config.paths()
+    warehouse = paths.warehouse
+    os.environ["ZI_DATA_DIR"] = str(paths.data_dir)  # absolute: dbt's Python models must not see a relative one
     warehouse.parent.mkdir(parents=True, exist_ok=True)
     os.environ["ZI_DBT_DATABASE"] = warehouse.name  # relative: the same value ``make setup`` parses with
     os.environ.setdefault("DBT_PROJECT_DIR", str(config.REPO_ROOT))
