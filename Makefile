@@ -6,14 +6,15 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 export ZI_DATA_DIR ?= $(CURDIR)/data
-export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
+# The Dagster instance of this data directory: every run (zi build, schedule, sensor, UI) goes into it.
+export DAGSTER_HOME ?= $(ZI_DATA_DIR)/dagster
 export DO_NOT_TRACK := 1
 export DAGSTER_DISABLE_TELEMETRY := 1
 DBT_SOURCES := dbt_project.yml $(shell find models seeds dbt_project -type f 2>/dev/null)
 
-.PHONY: setup run test dev bench system-packages clean
+.PHONY: setup run test dev bench runtime-packages test-packages instance clean
 
-setup: $(VENV)/.installed target/manifest.json $(DAGSTER_HOME)/dagster.yaml
+setup: $(VENV)/.installed target/manifest.json
 
 # Pinned install from requirements.lock (uv resolves nothing at install time; the lock is the truth).
 $(VENV)/.installed: requirements.lock pyproject.toml
@@ -32,25 +33,29 @@ target/manifest.json: $(VENV)/.installed $(DBT_SOURCES)
 	ZI_DBT_DATABASE=zi.duckdb $(BIN)/dbt parse --profiles-dir dbt_project --quiet
 	touch $@
 
-$(DAGSTER_HOME)/dagster.yaml: dagster.yaml
-	mkdir -p $(DAGSTER_HOME)
-	cp dagster.yaml $@
+# System packages, installed only when missing: what the pipeline needs (Chromium for the report's PDF),
+# and on top what the tests need (PostgreSQL server binaries, poppler-utils).
+runtime-packages:
+	scripts/install-system-packages.sh run
 
-# System packages some tests need (PostgreSQL server binaries); installs only what is missing.
-system-packages:
-	scripts/install-system-packages.sh
+test-packages:
+	scripts/install-system-packages.sh test
 
-run: setup
+# $(DAGSTER_HOME)/dagster.yaml from the repository's dagster.yaml (zi does this itself before each build).
+instance: setup
+	$(BIN)/python -m dagster_zi.instance
+
+run: setup runtime-packages
 	$(BIN)/zi build
 
-test: setup system-packages
+test: setup test-packages
 	$(BIN)/pytest
 
-dev: setup
-	$(BIN)/dagster dev -m dagster_zi.definitions
+dev: instance runtime-packages
+	$(BIN)/dagster dev -w workspace.yaml
 
 bench: setup
 	$(BIN)/python -m zi_warehouse.bench
 
 clean:
-	rm -rf target logs $(DAGSTER_HOME)
+	rm -rf target logs

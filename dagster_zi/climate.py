@@ -1,7 +1,7 @@
-"""Dagster wiring of the climate family: the monthly climate job and schedule, and the climate checks.
+"""Dagster wiring of the climate family: the climate checks.
 
-Belongs here: what runs when (``climate_monthly`` materialises ``raw_climate`` and everything
-downstream of it) and the asset checks with their severities. The ingest asset ``raw_climate`` itself
+Belongs here: the asset checks with their severities. A DWD archive dropped into ``landing/climate/`` is
+built by the landing sensor (``dagster_zi/landing.py``). The ingest asset ``raw_climate`` itself
 comes from ``dagster_zi.sources``; reading lives in ``zi_warehouse.sources.climate``. The check logic is
 in plain functions over a DuckDB connection in ``zi_warehouse.sources.climate`` (no Dagster there).
 
@@ -24,10 +24,7 @@ from dagster import (
     AssetCheckResult,
     AssetCheckSeverity,
     AssetKey,
-    AssetSelection,
-    ScheduleDefinition,
     asset_check,
-    define_asset_job,
 )
 
 from dagster_zi.constants import WAREHOUSE_POOL
@@ -95,24 +92,9 @@ def climate_data_current() -> AssetCheckResult:
                             metadata={"data_age_days": -1 if age is None else age})
 
 
-climate_monthly_job = define_asset_job(
-    "climate_monthly",
-    # the group "climate" holds the family's raw-table assets; downstream: the dbt models and the publish
-    selection=AssetSelection.groups("climate").downstream(),
-    description="DWD-Klimadaten und Klimaanalyse laden und alles Abhängige neu bauen (monatlich).",
-)
-
-climate_monthly_schedule = ScheduleDefinition(
-    name="climate_monthly_schedule",
-    job=climate_monthly_job,
-    cron_schedule="0 7 2 * *",  # 2nd of the month: the DWD's recent archives then hold the whole last month
-    execution_timezone="Europe/Berlin",
-    description="Monatlich am 2. um 07:00: neue DWD-Archive aus dem Klima-Eingang laden und nachgelagerte Modelle bauen.",
-)
-
 assets = []
 asset_checks = [climate_station_list_parses, climate_daily_values_plausible, climate_no_duplicate_days,
                 climate_data_current]
 sensors = []
-schedules = [climate_monthly_schedule]
-jobs = [climate_monthly_job]
+schedules = []
+jobs = []

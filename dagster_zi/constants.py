@@ -1,5 +1,14 @@
 """Names shared by the Dagster modules."""
 
-#: Every asset and check that opens the working DuckDB file runs in this pool, limited to one at a time
-#: (DuckDB allows one writing process per file; see dagster.yaml and DESIGN.md).
+#: Every asset and check that opens the working DuckDB file runs in this pool. Pools count whole runs
+#: (``granularity: run`` in dagster.yaml, limit 1): the daemon starts no second run that touches the warehouse
+#: while one is in progress (DuckDB allows one writing process per file; see DESIGN.md).
 WAREHOUSE_POOL = "zi_warehouse"
+
+#: The job that builds everything from landing files to the published warehouse.
+BUILD_JOB = "build_warehouse"
+
+#: Run tags this project sets: who started the run (German, shown to whoever waits for it or gets its alert),
+#: and the source families a partial build covers (comma-separated; absent on a full build).
+LAUNCHED_BY_TAG = "zi/launched_by"
+FAMILIES_TAG = "zi/families"

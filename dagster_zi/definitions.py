@@ -1,22 +1,32 @@
-"""The one Dagster entry point: assembles assets, checks, sensors, schedules and resources.
+"""The one Dagster entry point: assembles assets, checks, sensors, schedules, resources and the executor.
 
 Per-family wiring lives in the sibling modules (``forecasts``, ``funding``, ``climate``,
 ``trees_surfaces``); each exports ``assets``, ``asset_checks``, ``sensors``, ``schedules`` and ``jobs``.
+How runs execute (one process, one writer per data directory) is ``execution.py``.
 """
 
 from __future__ import annotations
 
-from dagster import AssetSelection, Definitions, ScheduleDefinition, define_asset_job
+from dagster import (
+    AssetSelection,
+    DefaultScheduleStatus,
+    Definitions,
+    JobDefinition,
+    ScheduleDefinition,
+    define_asset_job,
+)
 
-from dagster_zi import climate, forecasts, funding, publish, quality, reports, serving, sources, trees_surfaces
+from dagster_zi import climate, forecasts, funding, landing, publish, quality, reports, serving, sources, trees_surfaces
+from dagster_zi.constants import BUILD_JOB
 from dagster_zi.dbt import dbt_resource, zi_dbt_assets
+from dagster_zi.execution import warehouse_executor
 
 #: Modules exporting assets, asset_checks, sensors, schedules and jobs.
 FAMILY_MODULES = (forecasts, funding, climate, trees_surfaces, quality, serving, reports)
 
 #: Everything from landing files to the published warehouse.
 build_all_job = define_asset_job(
-    "build_warehouse",
+    BUILD_JOB,
     selection=AssetSelection.all(),
     description="Alle Quellen laden, dbt bauen und prüfen, veröffentlichen.",
 )
@@ -26,8 +36,17 @@ daily_build_schedule = ScheduleDefinition(
     job=build_all_job,
     cron_schedule="0 6 * * *",
     execution_timezone="Europe/Berlin",
-    description="Täglicher Gesamtlauf um 06:00 (Förderdaten-Extrakt kommt täglich).",
+    default_status=DefaultScheduleStatus.RUNNING,
+    description=(
+        "Täglicher Gesamtlauf um 06:00: alle Quellen, auch die Förderdatenbank (Extrakt kommt täglich), "
+        "dbt mit Tests, Prüfungen, Veröffentlichung, Berichte."
+    ),
 )
+
+
+def family_selection(families: list[str]) -> AssetSelection:
+    """The assets a delivery to ``families`` affects: their raw tables and everything downstream."""
+    return AssetSelection.groups(*families).downstream()
 
 
 def build_definitions() -> Definitions:
@@ -41,9 +60,15 @@ def build_definitions() -> Definitions:
         asset_checks=[*sources.asset_checks, *(c for m in FAMILY_MODULES for c in m.asset_checks)],
         jobs=[build_all_job, *(j for m in FAMILY_MODULES for j in m.jobs)],
         schedules=[daily_build_schedule, *(s for m in FAMILY_MODULES for s in m.schedules)],
-        sensors=[s for m in FAMILY_MODULES for s in m.sensors],
+        sensors=[*landing.sensors, *(s for m in FAMILY_MODULES for s in m.sensors)],
         resources={"dbt": dbt_resource},
+        executor=warehouse_executor,
     )
 
 
 defs = build_definitions()
+
+
+def build_job() -> JobDefinition:
+    """The build job, by a name ``zi build`` can reconstruct it from (``dagster.reconstructable``)."""
+    return defs.resolve_job_def(BUILD_JOB)

@@ -1,87 +1,33 @@
-"""Dagster wiring of the forecast workbooks: landing-folder sensor, feedback workbooks, row-accounting check.
+"""Dagster wiring of the forecast workbooks: feedback workbooks and the row-accounting check.
 
 The ingest asset ``raw_forecasts`` itself comes from ``sources.py``; reading and validation live in
 ``zi_warehouse/sources/forecasts.py`` and ``zi_warehouse/forecasts/``. Ingest is per file and
 hash-based, so each submission (municipality and quarter = one file) is re-runnable alone: dropping a
-corrected file re-reads only that file, and re-running with nothing new changes nothing.
+corrected file re-reads only that file, and re-running with nothing new changes nothing. New workbooks are
+picked up by the landing sensor (``dagster_zi/landing.py``).
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-from pathlib import Path
 
 from dagster import (
     AssetCheckResult,
     AssetCheckSeverity,
     AssetKey,
     MaterializeResult,
-    RunRequest,
-    SensorEvaluationContext,
-    SkipReason,
     asset,
     asset_check,
-    sensor,
 )
 
 from dagster_zi.constants import WAREHOUSE_POOL
 from dagster_zi.sources import REJECTED_ROWS_KEY, raw_asset_keys
 from zi_warehouse import config, warehouse
 from zi_warehouse.forecasts.feedback import write_feedback
-from zi_warehouse.landing import file_sha256
 
 #: The forecasts ingest multi-asset materialises these keys together (one per raw table).
 RAW_FORECASTS_KEYS = raw_asset_keys("forecasts")
 RAW_FORECASTS = AssetKey(["raw_forecasts", "forecasts__projects"])
 FAMILY = "forecasts"
-
-
-def landing_fingerprint(folder: Path, previous: dict[str, list]) -> dict[str, list]:
-    """{relative path: [size, mtime_ns, sha256]} of every delivery; hashes only files whose stat changed."""
-    out = {}
-    if not folder.exists():
-        return out
-    for path in sorted(folder.rglob("*")):
-        if not path.is_file() or path.name.startswith((".", "~$")):
-            continue
-        rel = path.relative_to(folder).as_posix()
-        st = path.stat()
-        old = previous.get(rel)
-        if old and old[0] == st.st_size and old[1] == st.st_mtime_ns:
-            out[rel] = old
-        else:
-            out[rel] = [st.st_size, st.st_mtime_ns, file_sha256(path)]
-    return out
-
-
-def changed_files(previous: dict[str, list], current: dict[str, list]) -> list[str]:
-    """New, changed (by content hash) or removed files; a touched but unchanged file is not a change."""
-    names = set(previous) | set(current)
-    return sorted(n for n in names if (previous.get(n) or [None] * 3)[2] != (current.get(n) or [None] * 3)[2])
-
-
-@sensor(
-    name="forecast_landing_sensor",
-    asset_selection=RAW_FORECASTS_KEYS,
-    minimum_interval_seconds=60,
-    description="Startet das Laden der Prognosen, wenn in landing/forecasts/ Dateien neu, geändert oder entfernt sind.",
-)
-def forecast_landing_sensor(context: SensorEvaluationContext):
-    previous = json.loads(context.cursor) if context.cursor else {}
-    current = landing_fingerprint(config.paths().landing_for(FAMILY), previous)
-    changed = changed_files(previous, current)
-    if not changed:
-        # Keep refreshed mtimes so a touched file is not hashed again next time.
-        context.update_cursor(json.dumps(current, sort_keys=True))
-        return SkipReason("Keine neuen oder geänderten Prognosedateien.")
-    state = hashlib.sha256(json.dumps({k: v[2] for k, v in current.items()}, sort_keys=True).encode()).hexdigest()
-    context.update_cursor(json.dumps(current, sort_keys=True))
-    return RunRequest(
-        run_key=f"forecasts-{state[:16]}",
-        asset_selection=RAW_FORECASTS_KEYS,
-        tags={"zi/changed_files": str(len(changed))},
-    )
 
 
 @asset(
@@ -150,6 +96,6 @@ def forecast_row_accounting() -> AssetCheckResult:
 
 assets = [forecast_feedback_workbooks]
 asset_checks = [forecast_row_accounting]
-sensors = [forecast_landing_sensor]
+sensors = []
 schedules = []
 jobs = []

@@ -1,26 +1,23 @@
-"""Run the whole build in-process (what ``zi build`` and ``make run`` do) and report what happened.
+"""Run the build job from the command line (what ``zi build`` and ``make run`` do) and report what happened.
 
-In-process execution: one Python process, the warehouse opened by one step at a time, no executor
-start-up cost per step. The data team's scheduled runs use the same job through ``dagster dev``.
+The run goes into the data directory's Dagster instance like every scheduled, sensor or UI run, and
+executes in this process with the same executor (``dagster_zi.execution``): one process, one writer.
 """
 
 from __future__ import annotations
 
-import os
-import shutil
 import threading
 from dataclasses import dataclass, field
-from typing import Callable
-
 import uuid
-
-from pathlib import Path
+from typing import Callable
 
 from dagster import DagsterEventType, DagsterInstance
 
-from zi_warehouse import config
-
-PARTIAL_PARSE = "partial_parse.msgpack"
+#: The terminal shows progress and a German summary; Dagster's event log (in the UI) has every detail,
+#: errors are still printed.
+QUIET_CONSOLE = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
+#: Finds the run this process started (execute_job chooses the run id).
+LAUNCH_ID_TAG = "zi/launch_id"
 
 
 @dataclass
@@ -36,27 +33,48 @@ class BuildReport:
     definitions_seconds: float = 0.0  # importing the Dagster definitions (dbt manifest, GX, all modules)
 
 
-def run_build(progress: Callable[[str], None] = lambda _m: None, families: list[str] | None = None) -> BuildReport:
-    """Run the build job; with ``families``, only those families' assets and everything downstream of them
-    (the caller, ``zi build``, has established that nothing else changed since the last successful build)."""
+def run_build(progress: Callable[[str], None] = lambda _m: None, families: list[str] | None = None,
+              launched_by: str = "zi build") -> BuildReport:
+    """Run the build job in this process, in the data directory's Dagster instance (so the UI shows it);
+    with ``families``, only those families' assets and everything downstream of them (the caller has
+    established that nothing else changed since the last successful build).
+
+    The job's executor (``dagster_zi.execution``) holds the writer lock and records the build state; the
+    caller normally holds the lock already (``zi build`` waits for it before deciding what to build).
+    """
     import time
 
-    target = _dbt_target_path()
+    from dagster import DagsterInstance, RunsFilter, execute_job, reconstructable
+
+    from dagster_zi.constants import FAMILIES_TAG, LAUNCHED_BY_TAG
+    from dagster_zi.instance import ensure_instance
+
+    ensure_instance()
     started = time.perf_counter()
-    from dagster_zi.definitions import defs  # imported here: the CLI must start fast without Dagster
+    from dagster_zi.definitions import build_job, defs, family_selection  # the CLI must start fast without Dagster
 
     definitions_seconds = time.perf_counter() - started
-
-    job = defs.resolve_job_def("build_warehouse")
-    instance = DagsterInstance.ephemeral()
-    run_id = str(uuid.uuid4())
+    instance = DagsterInstance.get()
+    launch_id = str(uuid.uuid4())
+    tags = {LAUNCHED_BY_TAG: launched_by, LAUNCH_ID_TAG: launch_id}
+    selection = None
+    if families:
+        tags[FAMILIES_TAG] = ",".join(families)
+        selection = sorted(family_selection(families).resolve(defs.resolve_asset_graph()))
     done = threading.Event()
+    found: dict[str, str] = {}
 
     def watch() -> None:
         seen = set()
         while not done.wait(0.5):
             try:
-                records = instance.all_logs(run_id, of_type=DagsterEventType.STEP_START)
+                if "run_id" not in found:
+                    runs = instance.get_runs(filters=RunsFilter(tags={LAUNCH_ID_TAG: launch_id}), limit=1)
+                    if not runs:
+                        continue
+                    found["run_id"] = runs[0].run_id
+                    progress(f"Lauf {found['run_id'][:8]}")
+                records = instance.all_logs(found["run_id"], of_type=DagsterEventType.STEP_START)
             except Exception:  # noqa: BLE001 - progress display only
                 continue
             for record in records:
@@ -68,20 +86,18 @@ def run_build(progress: Callable[[str], None] = lambda _m: None, families: list[
     watcher = threading.Thread(target=watch, daemon=True)
     watcher.start()
     try:
-        selection = None
-        if families:
-            from dagster import AssetSelection
-
-            selection = list(AssetSelection.groups(*families).downstream().resolve(defs.resolve_asset_graph()))
-        result = job.execute_in_process(instance=instance, run_id=run_id, raise_on_error=False,
-                                        asset_selection=selection)
+        with execute_job(reconstructable(build_job), instance=instance, tags=tags, asset_selection=selection,
+                         run_config=QUIET_CONSOLE) as result:
+            report = _report(instance, result, definitions_seconds)
     finally:
         done.set()
         watcher.join()
-    report = BuildReport(success=result.success, run_id=run_id, definitions_seconds=round(definitions_seconds, 3))
-    if target is not None:
-        _keep_partial_parse(target)
-    report.step_seconds = _step_seconds(instance, run_id)
+    return report
+
+
+def _report(instance: DagsterInstance, result, definitions_seconds: float) -> BuildReport:
+    report = BuildReport(success=result.success, run_id=result.run_id, definitions_seconds=round(definitions_seconds, 3))
+    report.step_seconds = _step_seconds(instance, result.run_id)
     for event in result.all_events:
         if event.event_type == DagsterEventType.STEP_FAILURE:
             report.failed_steps.append(event.step_key or "?")
@@ -96,53 +112,6 @@ def run_build(progress: Callable[[str], None] = lambda _m: None, families: list[
         else:
             report.checks_failed.append(name)
     return report
-
-
-#: dbt run folders kept per data directory (artefacts: run_results.json, compiled SQL, logs).
-KEEP_DBT_RUNS = 3
-
-
-def _dbt_target_path() -> Path | None:
-    """dbt's target folder for this data directory (unless DBT_TARGET_PATH is set already).
-
-    dbt re-parses the whole project when the profile differs from the one its partial-parse file was
-    written with, and the profile contains the warehouse path under ZI_DATA_DIR. dagster-dbt starts every
-    invocation from ``$DBT_TARGET_PATH/partial_parse.msgpack``, so one such file per data directory, kept
-    current after each build (``_keep_partial_parse``), lets every later build parse only what changed.
-    """
-    if os.environ.get("DBT_TARGET_PATH"):
-        return None
-    target = config.paths().warehouse_dir / "dbt_target"
-    try:
-        target.mkdir(parents=True, exist_ok=True)
-        seed = config.REPO_ROOT / "target" / PARTIAL_PARSE
-        if not (target / PARTIAL_PARSE).exists() and seed.exists():
-            shutil.copyfile(seed, target / PARTIAL_PARSE)  # first build: valid if the profile is the same
-    except OSError:
-        return None  # e.g. a read-only data directory: the build fails in its steps and says so in German
-    os.environ["DBT_TARGET_PATH"] = str(target)
-    return target
-
-
-def _keep_partial_parse(target: Path) -> None:
-    """Keep the newest run's partial-parse file for the next build; drop all but the newest run folders."""
-    try:
-        _rotate(target)
-    except OSError:
-        pass  # only a speed-up for the next build
-
-
-def _rotate(target: Path) -> None:
-    runs = sorted((d for d in target.iterdir() if d.is_dir()), key=lambda d: d.stat().st_mtime, reverse=True)
-    for run in runs:
-        newest = run / PARTIAL_PARSE
-        if newest.exists():
-            tmp = target / (PARTIAL_PARSE + ".tmp")
-            shutil.copyfile(newest, tmp)
-            os.replace(tmp, target / PARTIAL_PARSE)
-            break
-    for old in runs[KEEP_DBT_RUNS:]:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 def _step_seconds(instance: DagsterInstance, run_id: str) -> dict[str, float]:

@@ -1,22 +1,28 @@
 #!/usr/bin/env bash
-# Installs the Debian packages the tests need when they are missing: PostgreSQL server binaries (the
-# tests start throwaway servers) and Chromium (reports are rendered and checked in headless Chromium,
-# and printed to PDF). Run as root (CI and the development machines are), or with sudo.
+# Installs the Debian packages the project needs when they are missing, for one of two purposes:
+#   run   what the pipeline itself needs: Chromium (the quarterly report is printed to PDF in headless
+#         Chromium). `make run` installs these: no step of the build may depend on a test-only package.
+#   test  what the tests need on top: PostgreSQL server binaries (tests start throwaway servers) and
+#         poppler-utils (pdftotext/pdfinfo read the printed PDF).
+# Run as root (CI and the development machines are), or with sudo.
 set -euo pipefail
+purpose="${1:-test}"
 missing=()
-if ! command -v initdb >/dev/null 2>&1 && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
-  missing+=(postgresql)
-fi
 if ! command -v chromium >/dev/null 2>&1; then
   missing+=(chromium)
 fi
-if ! command -v pdftotext >/dev/null 2>&1; then
-  missing+=(poppler-utils)  # pdftotext/pdfinfo: the report test reads the printed PDF
+if [ "$purpose" = "test" ]; then
+  if ! command -v initdb >/dev/null 2>&1 && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+    missing+=(postgresql)
+  fi
+  if ! command -v pdftotext >/dev/null 2>&1; then
+    missing+=(poppler-utils)
+  fi
 fi
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0
 fi
-echo "Installing system packages: ${missing[*]}"
+echo "Installing system packages ($purpose): ${missing[*]}"
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 $SUDO apt-get update -qq

@@ -24,7 +24,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from zi_warehouse import config
+from zi_warehouse import config, writer_lock
 
 STATE_FILE = "last_build.json"
 #: Settings that change what a build produces; the rest of the environment does not.
@@ -34,7 +34,7 @@ ENV_IGNORED = {"ZI_BUILD_TIMINGS", "ZI_BUILD_ALWAYS", "ZI_DATA_DIR"}
 CODE_DIRS = ("zi_warehouse", "dagster_zi")
 #: Not part of the build: the benchmark harness, and dbt's run folders (artefacts, not state).
 CODE_IGNORED = {"bench.py"}
-LISTING_IGNORED = (STATE_FILE, "dbt_target")
+LISTING_IGNORED = (STATE_FILE, "dbt_target", writer_lock.LOCK_FILE)
 DBT_PATHS = ("dbt_project.yml", "models", "seeds", "dbt_project")
 VERSION = 1
 
@@ -135,6 +135,40 @@ def decide(paths: config.Paths) -> Decision:
     if not changed:
         return Decision("skip", "keine Änderung seit dem letzten erfolgreichen Lauf", last=recorded.get("summary", {}))
     return Decision("families", "neue oder geänderte Dateien: " + ", ".join(changed), changed)
+
+
+def landing_decision(paths: config.Paths, content_changed: list[str]) -> Decision:
+    """What the landing sensor should build, given the families whose files changed in content.
+
+    A family whose landing listing equals the one the last successful build started from is built already
+    (e.g. by a ``zi build`` started by hand). Without a record of a successful build, or with code, dbt
+    project or settings changed since, the build is a full one.
+    """
+    try:
+        recorded = json.loads(state_path(paths).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        recorded = None
+    if not content_changed:
+        return Decision("skip", "keine neuen, geänderten oder entfernten Dateien")
+    if recorded is None:
+        return Decision("full", "kein erfolgreicher Lauf verzeichnet; neue Dateien: " + ", ".join(content_changed))
+    before = recorded.get("inputs", {})
+    now_in = inputs(paths)
+    pending = [f for f in content_changed if before.get("landing", {}).get(f) != now_in["landing"][f]]
+    if not pending:
+        return Decision("skip", "die neuen Dateien sind schon gebaut")
+    for key in ("version", "code", "dbt", "env", "data_dir"):
+        if before.get(key) != now_in[key]:
+            return Decision("full", f"neue Dateien ({', '.join(pending)}) und geändert seit dem letzten Lauf: {key}")
+    return Decision("families", "neue oder geänderte Dateien: " + ", ".join(pending), pending)
+
+
+def now_text() -> str:
+    """When a build finished, as the summaries show it (local time of the data team, zone named)."""
+    import datetime as dt
+    from zoneinfo import ZoneInfo
+
+    return dt.datetime.now(ZoneInfo("Europe/Berlin")).strftime("%d.%m.%Y %H:%M:%S %Z")
 
 
 def forget(paths: config.Paths) -> None:

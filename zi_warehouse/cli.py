@@ -59,12 +59,19 @@ def template(
 def build(
     demo_if_empty: bool = typer.Option(True, help="Leerer Landebereich: zuerst die Demo-Daten schreiben"),
     always: bool = typer.Option(False, "--always", help="Vollständiger Lauf, auch wenn sich nichts geändert hat"),
+    wait_minutes: float = typer.Option(
+        60, "--wait-minutes", help="Läuft schon ein Build auf diesem Datenverzeichnis: so lange warten"),
+    no_wait: bool = typer.Option(False, "--no-wait", help="Läuft schon ein Build: sofort abbrechen statt zu warten"),
 ) -> None:
     """Load every landed file, build and check the marts, publish the read-only warehouse.
 
-    Without changes since the last successful build nothing is started; when only some source families
-    received files, only their assets and everything downstream run (``zi_warehouse.build_state``).
+    The run goes into the data directory's Dagster instance (the UI shows it). One build at a time per data
+    directory: while another runs (the schedule, the landing sensor, a UI launch, another person's build),
+    this one waits for it or, with ``--no-wait``, stops with a message naming it. Without changes since the
+    last successful build nothing is started; when only some source families received files, only their
+    assets and everything downstream run (``zi_warehouse.build_state``).
     """
+    from zi_warehouse import build_state, writer_lock
     from zi_warehouse.demo import DEFAULT_SCALE, DEFAULT_SEED, generate, landing_is_empty
 
     os.environ.setdefault("DO_NOT_TRACK", "1")
@@ -72,38 +79,53 @@ def build(
     paths = config.paths()
     os.environ["ZI_DATA_DIR"] = str(paths.data_dir)  # dbt's profile reads it
     started = time.perf_counter()
-    if demo_if_empty and landing_is_empty(paths.landing):
-        console.print(f"Landebereich {paths.landing} ist leer: Demo-Daten (Skala {DEFAULT_SCALE}) werden erzeugt.")
-        with console.status("Demo-Daten …") as status:
-            generate(paths.ensure().landing, DEFAULT_SCALE, DEFAULT_SEED, progress=status.update)
-    paths.ensure()
-    from zi_warehouse import build_state
-
     if always:
         os.environ["ZI_BUILD_ALWAYS"] = "1"
-    decision = build_state.decide(paths)
-    if decision.mode == "skip":
-        print_unchanged(paths, decision, time.perf_counter() - started)
-        _write_timings(None, time.perf_counter() - started, decision)
-        return
-    inputs = build_state.inputs(paths)  # what this build starts from (files landing later count next time)
-    build_state.forget(paths)  # a failed or interrupted build leaves no record
-    families = decision.families if decision.mode == "families" else None
-    if families:
-        console.print(f"Teillauf: {decision.reason}; nur diese Quellen und alles Nachgelagerte.")
-    from dagster_zi.runner import run_build
 
-    with console.status("Build läuft …") as status:
-        report = run_build(progress=lambda msg: status.update(f"Build {msg}"), families=families)
+    def waiting(holder) -> None:
+        who = holder.describe_de() if holder else "ein anderer Prozess"
+        console.print(f"[yellow]Auf diesem Datenverzeichnis läuft bereits ein Build:[/yellow] {who}.")
+        console.print(f"  zi build wartet, bis er fertig ist (höchstens {wait_minutes:g} min; "
+                      "--no-wait bricht stattdessen ab).")
+
+    try:
+        with writer_lock.hold(paths.warehouse_dir, run_id="", launched_by="zi build",
+                              wait_seconds=0 if no_wait else wait_minutes * 60, on_wait=waiting):
+            if demo_if_empty and landing_is_empty(paths.landing):
+                console.print(f"Landebereich {paths.landing} ist leer: Demo-Daten (Skala {DEFAULT_SCALE}) werden erzeugt.")
+                with console.status("Demo-Daten …") as status:
+                    generate(paths.ensure().landing, DEFAULT_SCALE, DEFAULT_SEED, progress=status.update)
+            paths.ensure()
+            decision = build_state.decide(paths)
+            if decision.mode == "skip":
+                print_unchanged(paths, decision, time.perf_counter() - started)
+                _write_timings(None, time.perf_counter() - started, decision)
+                return
+            families = decision.families if decision.mode == "families" else None
+            if families:
+                console.print(f"Teillauf: {decision.reason}; nur diese Quellen und alles Nachgelagerte.")
+            from dagster_zi.runner import run_build
+
+            with console.status("Build läuft …") as status:
+                report = run_build(progress=lambda msg: status.update(f"Build {msg}"), families=families)
+    except writer_lock.WriterBusy as busy:
+        console.print(f"[red]Nicht gestartet.[/red] {busy}")
+        console.print("  Später erneut starten; den laufenden Build zeigt das Dagster-UI "
+                      f"({dagster_ui_url()}/runs).")
+        raise typer.Exit(code=EXIT_BUSY)
     print_summary(paths, report, time.perf_counter() - started)
-    if report.success:
-        build_state.record(paths, inputs, {
-            "checks_passed": report.checks_passed, "checks_warned": report.checks_warned,
-            "finished_at": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
-        })
     _write_timings(report, time.perf_counter() - started, decision)
     if not report.success:
         raise typer.Exit(code=1)
+
+
+#: Exit code of ``zi build`` when another build holds the data directory and it did not wait (EX_TEMPFAIL).
+EXIT_BUSY = 75
+
+
+def dagster_ui_url() -> str:
+    """Where the data team opens the Dagster UI (``ZI_DAGSTER_UI_URL``; ``make dev``/``zi serve`` default)."""
+    return os.environ.get("ZI_DAGSTER_UI_URL", "http://localhost:3000").rstrip("/")
 
 
 def _write_timings(report, seconds: float, decision) -> None:
@@ -230,6 +252,8 @@ def print_summary(paths: config.Paths, report, seconds: float) -> None:
         console.print(f"  [red]fehlgeschlagen[/red] {name}")
     for name in report.checks_warned[:20]:
         console.print(f"  [yellow]Warnung[/yellow] {name}")
+    console.print(f"Dagster-Lauf {report.run_id}: {dagster_ui_url()}/runs/{report.run_id} "
+                  "(Dagster-UI: make dev oder zi serve)")
     if report.success:
         console.print(f"[green]Build erfolgreich[/green] in {seconds:.1f} s. Veröffentlicht: {paths.published_duckdb}")
         console.print(f"  Parquet: {paths.published_parquet}/<mart>.parquet")

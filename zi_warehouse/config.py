@@ -60,6 +60,13 @@ class Paths:
     def reports(self) -> Path:
         return self.data_dir / "reports"
 
+    @property
+    def dagster_home(self) -> Path:
+        """The Dagster instance of this data directory (runs, materialisations, check history, schedules):
+        ``$DAGSTER_HOME`` when set, else ``<data directory>/dagster``."""
+        home = os.environ.get("DAGSTER_HOME")
+        return Path(home).resolve() if home else self.data_dir / "dagster"
+
     def ensure(self) -> "Paths":
         for family in SOURCE_FAMILIES:
             self.landing_for(family).mkdir(parents=True, exist_ok=True)

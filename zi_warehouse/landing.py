@@ -46,3 +46,31 @@ def discover(landing_dir: Path, source_family: str, suffixes: tuple[str, ...]) -
             )
         )
     return found
+
+
+def fingerprint(folder: Path, previous: dict[str, list]) -> dict[str, list]:
+    """{path relative to ``folder``: [size, mtime_ns, sha256]} of every delivery below ``folder``.
+
+    Hashes only files whose size or modification time changed since ``previous`` (the last fingerprint),
+    so a watcher that looks every few seconds reads a file's bytes once, not at every look.
+    """
+    out = {}
+    if not folder.exists():
+        return out
+    for path in sorted(folder.rglob("*")):
+        if not path.is_file() or path.name.startswith((".", "~$")):
+            continue
+        rel = path.relative_to(folder).as_posix()
+        st = path.stat()
+        old = previous.get(rel)
+        if old and old[0] == st.st_size and old[1] == st.st_mtime_ns:
+            out[rel] = old
+        else:
+            out[rel] = [st.st_size, st.st_mtime_ns, file_sha256(path)]
+    return out
+
+
+def changed_files(previous: dict[str, list], current: dict[str, list]) -> list[str]:
+    """New, changed (by content hash) or removed files; a touched but unchanged file is not a change."""
+    names = set(previous) | set(current)
+    return sorted(n for n in names if (previous.get(n) or [None] * 3)[2] != (current.get(n) or [None] * 3)[2])

@@ -1,0 +1,100 @@
+"""How every run of this code location executes: one process, one writer at a time, the build recorded.
+
+What belongs here: the executor all jobs use (``Definitions(executor=...)``), whoever launches the run — the
+daemon for the schedule or a sensor, the UI, ``dagster job execute`` or ``zi build``:
+
+- **In process.** Dagster's default multiprocess executor starts one process per step and each imports the
+  whole code location again (about 9 s per step here; a demo build took 10 minutes from the UI). The steps
+  that touch the working DuckDB file run one after another anyway (one writer per file), so one process
+  runs them all, as ``zi build`` always did.
+- **One writer per data directory.** A run with a step in the ``zi_warehouse`` pool holds the writer lock
+  (``zi_warehouse.writer_lock``) for its whole execution. Dagster's run queue (pools with run granularity,
+  ``dagster.yaml``) keeps the daemon from starting a second such run while one is in progress; the lock
+  covers what the queue cannot see (a ``zi build`` started by hand, a run launched at the same moment): the
+  later run waits, and says in its log which build it waits for.
+- **The build recorded.** A complete build (the whole ``build_warehouse`` job, or the families a landing
+  sensor or ``zi build`` chose) that succeeds records what it was built from (``zi_warehouse.build_state``),
+  so that the next ``zi build`` or sensor tick knows what is new.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Iterator
+
+from dagster import DagsterEvent, DagsterEventType, executor
+from dagster._core.definitions.executor_definition import IN_PROC_CONFIG
+from dagster._core.events import EngineEventData
+from dagster._core.execution.retries import RetryMode
+from dagster._core.execution.step_dependency_config import StepDependencyConfig
+from dagster._core.executor.in_process import InProcessExecutor
+
+from dagster_zi.constants import BUILD_JOB, FAMILIES_TAG, LAUNCHED_BY_TAG, WAREHOUSE_POOL
+from zi_warehouse import build_state, config, writer_lock
+
+
+def launched_by_de(tags: dict[str, str]) -> str:
+    """Who started a run, in German, from its tags (for the lock file, alerts and messages)."""
+    if tags.get(LAUNCHED_BY_TAG):
+        return tags[LAUNCHED_BY_TAG]
+    if tags.get("dagster/schedule_name"):
+        return f"Zeitplan {tags['dagster/schedule_name']}"
+    if tags.get("dagster/sensor_name"):
+        return f"Sensor {tags['dagster/sensor_name']}"
+    if tags.get("dagster/backfill"):
+        return f"Nachlauf (Backfill) {tags['dagster/backfill']}"
+    return "Dagster-UI"
+
+
+def records_build_state(job_name: str, asset_selection, tags: dict[str, str]) -> bool:
+    """A run describes the whole warehouse when it is the whole build job, or the families a build chose."""
+    return job_name == BUILD_JOB and (not asset_selection or bool(tags.get(FAMILIES_TAG)))
+
+
+class WarehouseWriterExecutor(InProcessExecutor):
+    """Dagster's in-process executor, holding the data directory's writer lock while warehouse steps run."""
+
+    def execute(self, plan_context, execution_plan) -> Iterator[DagsterEvent]:
+        steps = [execution_plan.get_step_by_key(key) for key in execution_plan.step_keys_to_execute]
+        if not any(step.pool == WAREHOUSE_POOL for step in steps):
+            yield from super().execute(plan_context, execution_plan)
+            return
+        run = plan_context.dagster_run
+        paths = config.paths().ensure()
+        holder = writer_lock.current_holder(paths.warehouse_dir)
+        if holder is not None and holder.pid != os.getpid():
+            yield DagsterEvent.engine_event(
+                plan_context, f"Wartet, bis der laufende Build fertig ist: {holder.describe_de()}.", EngineEventData())
+        with writer_lock.hold(paths.warehouse_dir, run.run_id, launched_by_de(run.tags)):
+            writer_lock.set_run_id(paths.warehouse_dir, run.run_id)
+            recording = records_build_state(run.job_name, run.asset_selection, run.tags)
+            if recording:
+                started_from = build_state.inputs(paths)  # files landing from now on count next time
+                build_state.forget(paths)  # a failed or interrupted build leaves no record
+            failed = False
+            checks = {"passed": 0, "warned": []}
+            for event in super().execute(plan_context, execution_plan):
+                if event.event_type == DagsterEventType.STEP_FAILURE:
+                    failed = True
+                elif event.event_type == DagsterEventType.ASSET_CHECK_EVALUATION:
+                    evaluation = event.event_specific_data
+                    if evaluation.passed:
+                        checks["passed"] += 1
+                    elif evaluation.severity.value == "WARN":
+                        checks["warned"].append(f"{evaluation.asset_key.to_user_string()}:{evaluation.check_name}")
+                yield event
+            if recording and not failed:
+                build_state.record(paths, started_from, {
+                    "run_id": run.run_id, "checks_passed": checks["passed"], "checks_warned": checks["warned"],
+                    "finished_at": build_state.now_text(),
+                })
+
+
+@executor(name="zi_in_process", config_schema=IN_PROC_CONFIG)
+def warehouse_executor(init_context) -> WarehouseWriterExecutor:
+    """In-process execution holding the data directory's writer lock (see the module docstring)."""
+    executor_config = init_context.executor_config
+    return WarehouseWriterExecutor(
+        retries=RetryMode.from_config(executor_config["retries"]),
+        step_dependency_config=StepDependencyConfig.from_config(executor_config.get("step_dependency_config")),
+    )

@@ -1,0 +1,59 @@
+"""The one Dagster instance every run goes into: where it lives and how its ``dagster.yaml`` is written.
+
+What belongs here: choosing ``DAGSTER_HOME`` (default ``$ZI_DATA_DIR/dagster``: one instance per data
+directory, so the UI shows exactly the runs that built that warehouse) and writing its ``dagster.yaml`` from
+the repository's template, with PostgreSQL storage when ``ZI_DAGSTER_POSTGRES_URL`` is set (several people
+and the daemon sharing one instance on a server; the URL is read from the environment when the instance
+starts and never written into the file). Runs by ``zi build``, the daemon (schedule, sensors) and the UI
+all use this instance, so every run, materialisation and check result has one history.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+from zi_warehouse import config
+
+TEMPLATE = config.REPO_ROOT / "dagster.yaml"
+POSTGRES_URL_ENV = "ZI_DAGSTER_POSTGRES_URL"
+
+_POSTGRES_STORAGE = f"""
+# PostgreSQL storage (runs, event logs, schedules), because {POSTGRES_URL_ENV} is set where this was written.
+storage:
+  postgres:
+    postgres_url:
+      env: {POSTGRES_URL_ENV}
+"""
+
+
+def instance_yaml() -> str:
+    """The instance configuration for the current environment."""
+    text = TEMPLATE.read_text(encoding="utf-8")
+    if os.environ.get(POSTGRES_URL_ENV):
+        text += _POSTGRES_STORAGE
+    return text
+
+
+def ensure_instance() -> Path:
+    """Point ``DAGSTER_HOME`` at this data directory's instance and (re)write its ``dagster.yaml``."""
+    home = config.paths().dagster_home
+    home.mkdir(parents=True, exist_ok=True)
+    os.environ["DAGSTER_HOME"] = str(home)
+    target = home / "dagster.yaml"
+    wanted = instance_yaml()
+    try:
+        current = target.read_text(encoding="utf-8")
+    except OSError:
+        current = None
+    if current != wanted:
+        tmp = target.with_suffix(".yaml.tmp")
+        tmp.write_text(wanted, encoding="utf-8")
+        os.replace(tmp, target)
+    return home
+
+
+if __name__ == "__main__":  # `make setup`: python -m dagster_zi.instance
+    print(ensure_instance())
+    sys.exit(0)
