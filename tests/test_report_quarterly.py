@@ -363,11 +363,12 @@ def test_report_command_renders_an_earlier_quarter(report, tmp_path):
 
 def test_failed_checks_come_from_the_latest_run_of_mart_data_quality():
     """The scorecard's check part reads marts.mart_data_quality when present (its contract's columns)."""
-    from zi_warehouse.reports.quarterly import Section, _failed_checks
+    from zi_warehouse.reports.quarterly.figures import Section
+    from zi_warehouse.reports.quarterly.sections.data_quality import failed_checks
 
     con = duckdb.connect()
     section = Section("data_quality", "Datenqualität")
-    assert _failed_checks(con, section) == [] and "nicht veröffentlicht" in section.notes[0]
+    assert failed_checks(con, section) == [] and "nicht veröffentlicht" in section.notes[0]
     con.execute("create schema marts")
     con.execute("""create table marts.mart_data_quality (
         result_id varchar, run_id varchar, run_started_at timestamptz, is_latest_run boolean, check_kind varchar,
@@ -385,7 +386,7 @@ def test_failed_checks_come_from_the_latest_run_of_mart_data_quality():
         con.execute("insert into marts.mart_data_quality values (?, ?, now(), ?, ?, ?, ?, ?, ?, '', ?, ?, ?, ?, '[]', ?)",
                     list(r))
     section = Section("data_quality", "Datenqualität")
-    [table] = _failed_checks(con, section)
+    [table] = failed_checks(con, section)
     assert {f.key: f.value for f in section.figures} == {"dq_checks_total": 3, "dq_checks_failed": 2,
                                                          "dq_checks_failed_error": 1}
     assert [row[3] for row in table.rows] == ["reconciliation.x", "suite.paid"]  # errors first

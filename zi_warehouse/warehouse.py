@@ -3,6 +3,9 @@
 Only the pipeline opens this file, one writer at a time (Dagster pool ``zi_warehouse``). Readers use the
 published copy (see ``publish.py``). Loading is per file: a file's rows are replaced as a whole, so a
 re-delivered file replaces its predecessor and an unchanged file is skipped.
+
+Also the home of the small DuckDB helpers any reader of a warehouse file uses (the published copy
+included): ``connect``, ``quote_ident``, ``rows`` (a result as dicts) and ``table_exists``.
 """
 
 from __future__ import annotations
@@ -67,6 +70,25 @@ def connect(path: Path, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConn
         yield con
     finally:
         con.close()
+
+
+def rows(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None) -> list[dict]:
+    """The result of ``sql`` as one dict per row, keyed by column name (for small results: it fetches all)."""
+    cursor = con.execute(sql, params or [])
+    names = [d[0] for d in cursor.description]
+    return [dict(zip(names, row)) for row in cursor.fetchall()]
+
+
+def table_exists(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
+    """Whether ``schema.table`` (table or view) exists in the connection's own database file.
+
+    Databases attached to the connection are not looked at, so an attached copy cannot stand in for it.
+    """
+    return bool(con.execute(
+        "select count(*) from information_schema.tables "
+        "where table_schema = ? and table_name = ? and table_catalog = current_database()",
+        [schema, table],
+    ).fetchone()[0])
 
 
 def with_lineage(schema: pa.Schema) -> pa.Schema:

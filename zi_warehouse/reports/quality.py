@@ -6,7 +6,8 @@ The figures come from the run's records in ``raw.data_quality_results`` (exactly
 ``marts.mart_data_quality`` holds for the run; the report is written even when a blocking check stops the
 mart's downstream), the rejected rows from ``marts.mart_rejected_rows`` and the feedback workbooks from
 ``$ZI_DATA_DIR/feedback/forecasts/<municipality>/``. The template is
-``templates/quality_report.html.j2`` (inline CSS, no scripts, no external fonts).
+``templates/quality_report.html.j2`` (inline CSS, no scripts, no external fonts), rendered through the
+shared Jinja set-up of ``rendering.py``.
 """
 
 from __future__ import annotations
@@ -20,15 +21,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
-import jinja2
 
-from zi_warehouse import config, reference
+from zi_warehouse import config, reference, warehouse
 from zi_warehouse.quality import results as qr
+from zi_warehouse.reports.rendering import environment
 
 TEMPLATE = "quality_report.html.j2"
 FAMILY_LABELS = {"forecasts": "Prognose", "funding": "Förderdaten", "climate": "Klima", "trees": "Bäume",
                  "surfaces": "Flächen"}
-TEMPLATES_DIR = Path(__file__).parent / "templates"
 
 
 @dataclass
@@ -37,17 +37,6 @@ class QualityReport:
     index_path: Path
     latest_path: Path
     checks_failed: int
-
-
-def _rows(con, sql: str, params=None) -> list[dict]:
-    cur = con.execute(sql, params or [])
-    cols = [d[0] for d in cur.description]
-    return [dict(zip(cols, r)) for r in cur.fetchall()]
-
-
-def _table_exists(con, schema: str, table: str) -> bool:
-    return bool(con.execute("select count(*) from information_schema.tables where table_schema = ? and table_name = ? "
-                            "and table_catalog = current_database()", [schema, table]).fetchone()[0])
 
 
 def _examples(text: str | None) -> list[str]:
@@ -72,20 +61,43 @@ def report_data(con: duckdb.DuckDBPyConnection, paths: config.Paths, run_id: str
     failed = [r for r in records if r["outcome"] == "failed"]
     for r in records:
         r["examples"] = _examples(r["example_values"])
+    run_dir = paths.reports / "quality" / run_dir_name(run_id, started)
+    return {
+        "run_id": run_id,
+        "run_dir": run_dir,
+        "run_started_at": started,
+        "results": len(records),
+        "failed_error": sum(r["severity"] == "error" for r in failed),
+        "failed_warn": sum(r["severity"] == "warn" for r in failed),
+        "is_publishing_blocked": any(r["severity"] == "error" for r in failed),
+        "scorecard": _scorecard(records, _rejected_by_municipality(con), paths.feedback / "forecasts", run_dir),
+        "reconciliations": _summarise(records, "reconciliation"),
+        "suites": _summarise(records, "suite"),
+        "freshness": _summarise(records, "freshness"),
+        "failed": sorted(failed, key=lambda r: (r["severity"] != "error", r["check_name"],
+                                                r["municipality_key"] or "")),
+        "municipality_names": {m.key: m.name for m in reference.municipalities()},
+    }
 
-    by_muni_failed: dict[str | None, Counter] = defaultdict(Counter)
-    for r in failed:
-        by_muni_failed[r["municipality_key"]][r["severity"]] += 1
-    forecast_status = {r["municipality_key"]: r for r in records if r["check_name"] == "freshness.forecasts_due"}
+
+def _rejected_by_municipality(con: duckdb.DuckDBPyConnection) -> dict[str, Counter]:
+    """Rejected rows per municipality, counted by "<source label>: <rule>" (none before the mart exists)."""
     rejected: dict[str, Counter] = defaultdict(Counter)
-    if _table_exists(con, "marts", "mart_rejected_rows"):
-        for r in _rows(con, "select municipality_key, source_family, rule, count(*) as n from marts.mart_rejected_rows "
-                            "where municipality_key is not null group by all"):
+    if warehouse.table_exists(con, "marts", "mart_rejected_rows"):
+        for r in warehouse.rows(con, "select municipality_key, source_family, rule, count(*) as n "
+                                     "from marts.mart_rejected_rows where municipality_key is not null group by all"):
             label = f"{FAMILY_LABELS.get(r['source_family'], r['source_family'])}: {r['rule']}"
             rejected[r["municipality_key"]][label] = r["n"]
-    feedback_root = paths.feedback / "forecasts"
-    run_dir = paths.reports / "quality" / run_dir_name(run_id, started)
+    return rejected
 
+
+def _scorecard(records: list[dict], rejected: dict[str, Counter], feedback_root: Path, run_dir: Path) -> list[dict]:
+    """One row per municipality: forecast delivery, rejected rows by rule, failed checks, feedback workbooks."""
+    by_muni_failed: dict[str | None, Counter] = defaultdict(Counter)
+    for r in records:
+        if r["outcome"] == "failed":
+            by_muni_failed[r["municipality_key"]][r["severity"]] += 1
+    forecast_status = {r["municipality_key"]: r for r in records if r["check_name"] == "freshness.forecasts_due"}
     scorecard = []
     for m in reference.municipalities():
         status = forecast_status.get(m.key)
@@ -108,54 +120,33 @@ def report_data(con: duckdb.DuckDBPyConnection, paths: config.Paths, run_id: str
             "feedback": [{"name": p.name, "href": os.path.relpath(p, run_dir).replace(os.sep, "/")}
                          for p in workbooks],
         })
-
-    def summarise(kind: str) -> list[dict]:
-        groups: dict[str, list[dict]] = defaultdict(list)
-        for r in records:
-            if r["check_kind"] == kind:
-                groups[r["check_name"]].append(r)
-        out = []
-        for name, rows in sorted(groups.items()):
-            bad = [r for r in rows if r["outcome"] == "failed"]
-            out.append({
-                "check_name": name,
-                "description_de": rows[0]["description_de"],
-                "severity": rows[0]["severity"],
-                "outcome": "failed" if bad else "passed",
-                "rows_evaluated": sum(r["rows_evaluated"] for r in rows),
-                "rows_failed": sum(r["rows_failed"] for r in rows),
-                "municipalities_failed": sorted(r["municipality_key"] or "Region" for r in bad),
-                "examples": [e for r in bad for e in r["examples"]][:5],
-            })
-        return out
-
-    return {
-        "run_id": run_id,
-        "run_dir": run_dir,
-        "run_started_at": started,
-        "results": len(records),
-        "failed_error": sum(r["severity"] == "error" for r in failed),
-        "failed_warn": sum(r["severity"] == "warn" for r in failed),
-        "is_publishing_blocked": any(r["severity"] == "error" for r in failed),
-        "scorecard": scorecard,
-        "reconciliations": summarise("reconciliation"),
-        "suites": summarise("suite"),
-        "freshness": summarise("freshness"),
-        "failed": sorted(failed, key=lambda r: (r["severity"] != "error", r["check_name"], r["municipality_key"] or "")),
-        "municipality_names": {m.key: m.name for m in reference.municipalities()},
-    }
+    return scorecard
 
 
-def _environment() -> jinja2.Environment:
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES_DIR), autoescape=True,
-                             undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
-    env.filters["de_int"] = lambda n: f"{int(n):,}".replace(",", ".")
-    env.filters["de_datetime"] = lambda d: d.astimezone(dt.timezone.utc).strftime("%d.%m.%Y %H:%M UTC")
-    return env
+def _summarise(records: list[dict], kind: str) -> list[dict]:
+    """The checks of one kind (reconciliation, suite, freshness), each summed over its municipalities."""
+    groups: dict[str, list[dict]] = defaultdict(list)
+    for r in records:
+        if r["check_kind"] == kind:
+            groups[r["check_name"]].append(r)
+    out = []
+    for name, rows in sorted(groups.items()):
+        bad = [r for r in rows if r["outcome"] == "failed"]
+        out.append({
+            "check_name": name,
+            "description_de": rows[0]["description_de"],
+            "severity": rows[0]["severity"],
+            "outcome": "failed" if bad else "passed",
+            "rows_evaluated": sum(r["rows_evaluated"] for r in rows),
+            "rows_failed": sum(r["rows_failed"] for r in rows),
+            "municipalities_failed": sorted(r["municipality_key"] or "Region" for r in bad),
+            "examples": [e for r in bad for e in r["examples"]][:5],
+        })
+    return out
 
 
 def render(data: dict) -> str:
-    return _environment().get_template(TEMPLATE).render(**data, generated_at=dt.datetime.now(dt.timezone.utc))
+    return environment().get_template(TEMPLATE).render(**data, generated_at=dt.datetime.now(dt.timezone.utc))
 
 
 def write_report(con: duckdb.DuckDBPyConnection, paths: config.Paths, run_id: str | None = None) -> QualityReport:

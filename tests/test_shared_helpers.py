@@ -1,0 +1,59 @@
+"""The shared small helpers: German notation (zi_warehouse/german.py) and the DuckDB helpers of
+zi_warehouse/warehouse.py (``rows``, ``table_exists``) that the reports read the marts with."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from decimal import Decimal
+
+import duckdb
+import pytest
+
+from zi_warehouse.german import format_date, format_datetime, format_number
+from zi_warehouse.warehouse import rows, table_exists
+
+
+@pytest.mark.parametrize(("value", "kwargs", "text"), [
+    (1234.5, {"decimals": 1}, "1.234,5"),
+    (1234567, {}, "1.234.567"),
+    (0.125, {"decimals": 2, "unit": "%"}, "0,12\u00a0%"),  # round half to even, as Python's format does
+    (Decimal("2.5"), {"decimals": 3, "unit": "pp"}, "2,500\u00a0pp"),
+    (-1234.5, {"decimals": 2}, "-1.234,50"),
+    (-0.0004, {"decimals": 2}, "0,00"),  # no "-0,00"
+    (-0.4, {}, "0"),
+    (1234.5, {"decimals": 2, "thousands": False}, "1234,50"),
+    (None, {"unit": "EUR"}, "–"),
+    (math.nan, {"decimals": 1}, "–"),
+    (True, {}, "ja"),
+    (False, {}, "nein"),
+])
+def test_format_number_writes_german_notation(value, kwargs, text):
+    assert format_number(value, **kwargs) == text
+
+
+def test_dates_and_moments_are_written_the_german_way_with_the_zone_named():
+    assert format_date(dt.date(2026, 3, 9)) == "09.03.2026"
+    berlin_summer = dt.timezone(dt.timedelta(hours=2))
+    assert format_datetime(dt.datetime(2026, 7, 1, 14, 5, tzinfo=berlin_summer)) == "01.07.2026 12:05 UTC"
+
+
+def test_rows_returns_one_dict_per_row_and_binds_parameters():
+    con = duckdb.connect()
+    con.execute("create table t as select * from (values (1, 'a'), (2, 'b'), (3, 'c')) v(n, s)")
+    assert rows(con, "select n, s from t where n >= ? order by n", [2]) == [{"n": 2, "s": "b"}, {"n": 3, "s": "c"}]
+    assert rows(con, "select n from t where n > 9") == []
+
+
+def test_table_exists_sees_tables_and_views_of_its_own_database_only():
+    con = duckdb.connect()
+    con.execute("create schema marts")
+    con.execute("create table marts.t (n int)")
+    con.execute("create view marts.v as select 1 as n")
+    con.execute("attach ':memory:' as other")
+    con.execute("create schema other.marts")
+    con.execute("create table other.marts.elsewhere (n int)")
+    assert table_exists(con, "marts", "t") and table_exists(con, "marts", "v")
+    assert not table_exists(con, "marts", "missing")
+    assert not table_exists(con, "raw", "t")
+    assert not table_exists(con, "marts", "elsewhere")

@@ -1,0 +1,44 @@
+"""German notation for numbers, dates and times in text people read (reports, messages, exports).
+
+What belongs here: turning a value into its German spelling: ``1.234,5`` (thousands ``.``, decimals ``,``),
+``–`` for no value, ``ja``/``nein`` for a flag, ``31.12.2026`` for a day, ``31.12.2026 14:05 UTC`` for a
+moment. Parsing German input (a reader's job) stays with the reader of that format. The matplotlib tick
+formatter of the quarterly report lives with its charts and calls :func:`format_number`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from typing import Any
+
+#: How a missing value is written (an en dash, so an empty cell reads as "no value", not as forgotten).
+NO_VALUE = "–"
+
+
+def format_number(value: Any, decimals: int = 0, unit: str = "", thousands: bool = True) -> str:
+    """1234.5 -> '1.234,5' with ``decimals`` places; ``unit`` follows after a no-break space.
+
+    None and NaN are written as '–', a flag (bool) as 'ja'/'nein'. ``thousands=False`` leaves out the
+    thousands separator ('1234,50', as a form field expects it). A value that rounds to zero is written
+    without a minus sign ('-0,0' reads like an error).
+    """
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return NO_VALUE
+    if isinstance(value, bool):
+        return "ja" if value else "nein"
+    spec = f",.{decimals}f" if thousands else f".{decimals}f"
+    text = format(float(value), spec).replace(",", "\u0000").replace(".", ",").replace("\u0000", ".")
+    if text.startswith("-") and text.strip("-0,.") == "":
+        text = text[1:]
+    return f"{text}\u00a0{unit}" if unit else text
+
+
+def format_date(day: dt.date) -> str:
+    """A day as '31.12.2026'."""
+    return day.strftime("%d.%m.%Y")
+
+
+def format_datetime(moment: dt.datetime) -> str:
+    """A moment as '31.12.2026 14:05 UTC' (the zone is named; a naive value is taken as local time)."""
+    return moment.astimezone(dt.timezone.utc).strftime("%d.%m.%Y %H:%M UTC")

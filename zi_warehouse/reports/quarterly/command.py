@@ -1,0 +1,102 @@
+"""Writing the quarterly report: ``write_report`` (the Dagster asset calls it) and the command ``zi report``.
+
+What belongs here: opening the *published* warehouse read-only, choosing the quarter, having the sections
+built and the HTML rendered, printing the PDF with headless Chromium (``reports/chromium.py``, started early
+so it gets ready while the charts are drawn), where the files go, and the command's console output.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import duckdb
+
+from zi_warehouse import config
+from zi_warehouse.german import format_number
+from zi_warehouse.reports.quarterly.periods import resolve_period
+from zi_warehouse.reports.quarterly.render import render_html
+from zi_warehouse.reports.quarterly.sections import build_sections
+
+
+@dataclass
+class ReportResult:
+    period: str
+    html_path: Path
+    pdf_path: Path | None
+    charts: list[str]
+    figures: int
+    seconds: float
+
+
+def report_dir(period: str, paths: config.Paths | None = None) -> Path:
+    return (paths or config.paths()).reports / "quarterly" / period
+
+
+def write_report(
+    period: str | None = None,
+    published: Path | None = None,
+    out_dir: Path | None = None,
+    pdf: bool = True,
+    progress: Callable[[str], None] = lambda _msg: None,
+) -> ReportResult:
+    """Render the report of ``period`` (default: the latest quarter with data) as bericht.html and bericht.pdf."""
+    from zi_warehouse.reports.chromium import Browser, ChromiumMissing, print_pdf
+
+    started = time.perf_counter()
+    paths = config.paths()
+    source = published or paths.published_duckdb
+    if not source.exists():
+        raise FileNotFoundError(f"Kein veröffentlichtes Warehouse unter {source}: zuerst `zi build` ausführen.")
+    # Chromium starts now and gets ready (about a second) while the marts are read and the charts drawn.
+    browser = None
+    if pdf:
+        try:
+            browser = Browser().start()
+        except ChromiumMissing:
+            pass  # the HTML is still written; print_pdf below raises the same error afterwards
+    try:
+        progress("Marts werden gelesen …")
+        con = duckdb.connect(str(source), read_only=True)
+        try:
+            period = resolve_period(con, period)
+            progress(f"Diagramme für {period} …")
+            sections = build_sections(con, period)
+        finally:
+            con.close()
+        target = out_dir or report_dir(period, paths)
+        target.mkdir(parents=True, exist_ok=True)
+        html_path = target / "bericht.html"
+        html_path.write_text(render_html(sections, period, source), encoding="utf-8")
+        pdf_path = None
+        if pdf:
+            progress("PDF wird gedruckt (Chromium) …")
+            pdf_path = print_pdf(html_path, target / "bericht.pdf", browser=browser)
+    finally:
+        if browser is not None:
+            browser.close(wait=False)  # quitting Chromium and removing its profile need not hold up the caller
+    charts = [c.key for s in sections for c in s.charts]
+    figures = sum(1 for s in sections for _f in s.all_figures())
+    return ReportResult(period, html_path, pdf_path, charts, figures, time.perf_counter() - started)
+
+
+def report_command(quarter: str | None = None, pdf: bool = True) -> ReportResult:
+    """`zi report [--quarter JJJJ-Qn]`: write the quarterly report of the published warehouse (HTML and PDF)."""
+    import typer
+    from rich.console import Console
+
+    console = Console()
+    try:
+        with console.status("Quartalsbericht …") as status:
+            result = write_report(quarter, pdf=pdf, progress=status.update)
+    except (ValueError, FileNotFoundError, RuntimeError) as exc:
+        console.print(f"[red]Fehler:[/red] {exc}")
+        raise typer.Exit(1)
+    console.print(f"[green]Quartalsbericht {result.period}[/green] in {result.seconds:.1f} s: "
+                  f"{len(result.charts)} Diagramme, {format_number(result.figures)} Kennzahlen")
+    console.print(f"  HTML: {result.html_path}")
+    if result.pdf_path:
+        console.print(f"  PDF:  {result.pdf_path}")
+    return result
