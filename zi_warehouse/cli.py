@@ -111,7 +111,7 @@ def build(
     except writer_lock.WriterBusy as busy:
         console.print(f"[red]Nicht gestartet.[/red] {busy}")
         console.print("  Später erneut starten; den laufenden Build zeigt das Dagster-UI "
-                      f"({dagster_ui_url()}/runs).")
+                      f"({config.dagster_ui_url()}/runs).")
         raise typer.Exit(code=EXIT_BUSY)
     print_summary(paths, report, time.perf_counter() - started)
     _write_timings(report, time.perf_counter() - started, decision)
@@ -121,11 +121,6 @@ def build(
 
 #: Exit code of ``zi build`` when another build holds the data directory and it did not wait (EX_TEMPFAIL).
 EXIT_BUSY = 75
-
-
-def dagster_ui_url() -> str:
-    """Where the data team opens the Dagster UI (``ZI_DAGSTER_UI_URL``; ``make dev``/``zi serve`` default)."""
-    return os.environ.get("ZI_DAGSTER_UI_URL", "http://localhost:3000").rstrip("/")
 
 
 @app.command("serve")
@@ -267,8 +262,10 @@ def print_summary(paths: config.Paths, report, seconds: float) -> None:
         console.print(f"  [red]fehlgeschlagen[/red] {name}")
     for name in report.checks_warned[:20]:
         console.print(f"  [yellow]Warnung[/yellow] {name}")
-    console.print(f"Dagster-Lauf {report.run_id}: {dagster_ui_url()}/runs/{report.run_id} "
+    console.print(f"Dagster-Lauf {report.run_id}: {config.run_url(report.run_id)} "
                   "(Dagster-UI: make dev oder zi serve)")
+    if report.alert:
+        console.print(report.alert)
     if report.success:
         console.print(f"[green]Build erfolgreich[/green] in {seconds:.1f} s. Veröffentlicht: {paths.published_duckdb}")
         console.print(f"  Parquet: {paths.published_parquet}/<mart>.parquet")
