@@ -2,12 +2,13 @@
 
 Usage::
 
-    from tests.smtp_server import smtp_server
+    from smtp_server import smtp_server   # tests/ is on sys.path under pytest
 
     with smtp_server() as smtp:
         env = smtp.env(to="team@example.org")   # ZI_ALERT_* variables pointing at this server
         ...
         [message] = smtp.messages             # email.message.EmailMessage, as received
+        text = body_of(message)               # its text, with \n line ends
 """
 
 from __future__ import annotations
@@ -65,6 +66,11 @@ class SmtpServer:
         while len(self.messages) < count and time.monotonic() < deadline:
             time.sleep(0.05)
         return self.messages
+
+
+def body_of(message: EmailMessage) -> str:
+    """The text of a received message with Python line ends (SMTP transmits CRLF)."""
+    return message.get_content().replace("\r\n", "\n")
 
 
 def _free_port() -> int:
