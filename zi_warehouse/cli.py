@@ -71,6 +71,7 @@ def build(
     last successful build nothing is started; when only some source families received files, only their
     assets and everything downstream run (``zi_warehouse.build_state``).
     """
+    from dagster_zi.instance import InstanceMismatch  # light: no Dagster import
     from zi_warehouse import build_state, writer_lock
     from zi_warehouse.demo import DEFAULT_SCALE, DEFAULT_SEED, generate, landing_is_empty
 
@@ -113,6 +114,9 @@ def build(
         console.print("  Später erneut starten; den laufenden Build zeigt das Dagster-UI "
                       f"({config.dagster_ui_url()}/runs).")
         raise typer.Exit(code=EXIT_BUSY)
+    except InstanceMismatch as exc:
+        console.print(f"[red]Nicht gestartet.[/red] {exc}")
+        raise typer.Exit(code=2)
     print_summary(paths, report, time.perf_counter() - started)
     _write_timings(report, time.perf_counter() - started, decision)
     if not report.success:
@@ -134,8 +138,14 @@ def serve(
     them ends, the others are stopped too and the exit code is non-zero (a service manager restarts it).
     """
     from dagster_zi.deployment import serve_all
+    from dagster_zi.instance import InstanceMismatch
 
-    raise typer.Exit(code=serve_all(host, port, console.print))
+    try:
+        code = serve_all(host, port, console.print)
+    except InstanceMismatch as exc:
+        console.print(f"[red]Nicht gestartet.[/red] {exc}")
+        code = 2
+    raise typer.Exit(code=code)
 
 
 def _write_timings(report, seconds: float, decision) -> None:
