@@ -55,7 +55,7 @@ dev: instance runtime-packages
 	$(BIN)/dagster dev -w workspace.yaml
 
 bench: setup
-	$(BIN)/python -m zi_warehouse.bench
+	$(BIN)/python bench/zi_bench.py
 
 clean:
 	rm -rf target logs
