@@ -1,4 +1,7 @@
 -- The programme-year budget equals the sum of its municipality rows for every additive figure.
+-- An asset check on mart_budget_year in Dagster (dagster-dbt attaches a test that reads several models to
+-- the model named here; the other models become the check's additional dependencies).
+{{ config(meta={'dagster': {'ref': {'name': 'mart_budget_year'}}}) }}
 with municipal as (
     select year, sum(project_ideas) as project_ideas, sum(applications) as applications,
            sum(requested_eur) as requested_eur, sum(approvals) as approvals,
