@@ -38,4 +38,5 @@ inner join {{ ref('mart_kpi_municipality_year') }} as kpi
 left join {{ ref('mart_budget_municipality_year') }} as budget
     on kpi.municipality_key = budget.municipality_key and kpi.year = budget.year
 left join quality_findings on municipality.municipality_key = quality_findings.municipality_key
-order by municipality.is_zi_member desc, kpi.is_disconnection_on_track nulls first, municipality.municipality_name
+order by
+    municipality.is_zi_member desc, kpi.is_disconnection_on_track asc nulls first, municipality.municipality_name asc

@@ -27,7 +27,7 @@ with municipal as (
 )
 select r.region_key, r.year
 from {{ ref('mart_kpi_region_year') }} as r
-join municipal as m using (region_key, year)
+inner join municipal as m using (region_key, year)
 where abs(r.baseline_connected_area_m2 - m.baseline_connected_area_m2) > 0.01
    or abs(r.disconnected_actual_m2 - m.disconnected_actual_m2) > 0.01
    or abs(r.disconnected_planned_m2 - m.disconnected_planned_m2) > 0.01
