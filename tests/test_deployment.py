@@ -14,7 +14,6 @@ import os
 import shlex
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -23,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO_ROOT, ZI
+from conftest import REPO_ROOT, ZI, free_port, zi_env
 
 UNIT_DIR = REPO_ROOT / "deploy" / "systemd"
 #: Where the units expect the repository and the environment file on the server.
@@ -106,12 +105,6 @@ def test_systemd_accepts_the_units(tmp_path):
         result.stdout + result.stderr
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _processes() -> dict[int, tuple[int, str]]:
     """pid -> (parent pid, start time) of every process (start time tells a reused pid apart)."""
     found = {}
@@ -141,9 +134,8 @@ def _descendants(root: int) -> dict[int, str]:
 
 @pytest.mark.slow
 def test_zi_serve_answers_and_stops_all_its_processes_on_sigterm(tmp_path):
-    port = _free_port()
-    env = {**os.environ, "ZI_DATA_DIR": str(tmp_path / "zi"), "DO_NOT_TRACK": "1", "DAGSTER_DISABLE_TELEMETRY": "1"}
-    env.pop("DAGSTER_HOME", None)
+    port = free_port()
+    env = zi_env(tmp_path / "zi")
     env.pop("ZI_DAGSTER_POSTGRES_URL", None)
     log = (tmp_path / "serve.log").open("w")
     serve = subprocess.Popen([ZI, "serve", "--port", str(port)], cwd=REPO_ROOT, env=env, stdout=log,

@@ -18,16 +18,14 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO_ROOT, ZI
+from conftest import REPO_ROOT, ZI, zi_env
 from pg_server import postgres_server
 
 BIN = Path(sys.executable).parent
 
 
 def _env(data_dir: Path, **extra: str) -> dict[str, str]:
-    env = {**os.environ, "ZI_DATA_DIR": str(data_dir), "DO_NOT_TRACK": "1", "DAGSTER_DISABLE_TELEMETRY": "1",
-           "COLUMNS": "200"}
-    env.pop("DAGSTER_HOME", None)  # the data directory's own instance: <data dir>/dagster
+    env = zi_env(data_dir)
     env.pop("ZI_DAGSTER_POSTGRES_URL", None)
     env.update(extra)
     return env
