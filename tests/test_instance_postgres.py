@@ -9,8 +9,6 @@ and records their ticks there.
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
 import sys
 import time
@@ -18,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO_ROOT, ZI, zi_env
+from conftest import REPO_ROOT, ZI, stop_process_group, zi_env
 from pg_server import postgres_server
 
 BIN = Path(sys.executable).parent
@@ -97,12 +95,7 @@ def test_runs_materialisations_checks_and_sensor_ticks_go_into_postgres(tmp_path
                     for status, body in con.execute("select status, tick_body from job_ticks order by id").fetchall():
                         ticks[deserialize_value(body, TickData).instigator_name] = status
         finally:
-            os.killpg(daemon.pid, signal.SIGTERM)
-            try:
-                daemon.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                os.killpg(daemon.pid, signal.SIGKILL)
-                daemon.wait()
+            stop_process_group(daemon)
         # The build recorded what it was built from, so the landing sensor finds nothing new.
         assert ticks.get("landing_sensor") == "SKIPPED", ticks
         assert "run_failure_alert" in ticks, ticks
