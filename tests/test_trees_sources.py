@@ -12,10 +12,17 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
+import duckdb
+import pyarrow as pa
+
 from zi_warehouse import ingest, warehouse
+from zi_warehouse.columnar import HeaderError, new_connection
+from zi_warehouse.delimited import read_delimited_as_strings
 from zi_warehouse.demo import trees as demo_trees
 from zi_warehouse.landing import discover
 from zi_warehouse.sources import trees
+from zi_warehouse.trees import FileProblem, geojson, register
+from zi_warehouse.trees.coordinates import EPSG_UTM32, EPSG_WGS84, to_both_crs
 
 YEAR = 2026  # "today" for the planting-year check, fixed so the tests do not age
 
@@ -48,10 +55,10 @@ def _read(path: Path, landing: Path):
 
 def test_conversion_against_an_independent_reference_and_round_trip():
     lat = np.array([51.0, 51.5])
-    out = trees.to_both_crs(np.array([9.0, 9.0]), lat, trees.EPSG_WGS84)
+    out = to_both_crs(np.array([9.0, 9.0]), lat, EPSG_WGS84)
     assert out["easting_m"] == pytest.approx([500000.0, 500000.0], abs=0.01)  # central meridian of zone 32
     assert out["northing_m"][0] == pytest.approx(_utm_northing_on_central_meridian(51.0), abs=0.05)
-    back = trees.to_both_crs(out["easting_m"], out["northing_m"], trees.EPSG_UTM32)
+    back = to_both_crs(out["easting_m"], out["northing_m"], EPSG_UTM32)
     assert back["longitude"] == pytest.approx([9.0, 9.0], abs=1e-9)
     assert back["latitude"] == pytest.approx(lat, abs=1e-9)
 
@@ -60,7 +67,7 @@ def _dortmund_points():
     """Three trees near Dortmund's reference point, in EPSG:25832 and in WGS84."""
     east = np.array([393500.25, 395000.5, 391200.75])
     north = np.array([5708050.5, 5710000.25, 5706500.0])
-    wgs = trees.to_both_crs(east, north, trees.EPSG_UTM32)
+    wgs = to_both_crs(east, north, EPSG_UTM32)
     return east, north, wgs["longitude"], wgs["latitude"]
 
 
@@ -132,9 +139,9 @@ def test_implausible_trees_are_rejected_with_row_rule_and_german_reason(tmp_path
 
 
 def test_municipality_of_a_register_comes_from_its_name_or_folder():
-    assert trees.register_municipality("trees/baumkataster_muelheim_an_der_ruhr_2024.csv") == "muelheim_an_der_ruhr"
-    assert trees.register_municipality("trees/registers/castrop-rauxel/export.geojson") == "castrop_rauxel"
-    assert trees.register_municipality("trees/registers/baumkataster.csv") is None
+    assert register.register_municipality("trees/baumkataster_muelheim_an_der_ruhr_2024.csv") == "muelheim_an_der_ruhr"
+    assert register.register_municipality("trees/registers/castrop-rauxel/export.geojson") == "castrop_rauxel"
+    assert register.register_municipality("trees/registers/baumkataster.csv") is None
 
 
 def test_register_without_recognisable_municipality_or_with_unknown_header_fails_whole_file(tmp_path):
@@ -232,9 +239,64 @@ def test_demo_registers_scale_and_ingest_with_row_accounting(tmp_path):
 
 
 # --- the fast register check gives the reference check's result ---------------------------------------
+def _check_register_reference(table: pa.Table, crs: str, municipality_key: str, source_file: str,
+                              con: duckdb.DuckDBPyConnection, current_year: int) -> tuple[pa.Table, pa.Table]:
+    """``check_register`` as it was first written: every row typed through a DuckDB temp table and every
+    rule of ``register.register_reject_parts`` run over all rows. The production check takes shortcuts
+    (only flagged rows through the rule SQL, the delivered Arrow columns as the good rows); this is what
+    it must equal."""
+    cur = con.cursor()
+    try:
+        cur.register("src", table)
+        a, b = ("x", "y") if crs == EPSG_UTM32 else ("lon", "lat")
+        geometry_type = "geometry_type" if "geometry_type" in table.column_names else "null::varchar"
+        typed = cur.sql(register._REGISTER_TYPED_SQL.format(a=a, b=b, geometry_type=geometry_type, extra="")
+                        ).to_arrow_table()
+        coord_a = typed.column("coord_a").to_numpy(zero_copy_only=False).astype(float)
+        coord_b = typed.column("coord_b").to_numpy(zero_copy_only=False).astype(float)
+        for name, values in to_both_crs(coord_a, coord_b, crs).items():
+            typed = typed.append_column(name, pa.array(values, pa.float64(), mask=np.isnan(values)))
+        cur.register("typed", typed)
+        cur.register("refs", register._reference_points())
+        cur.execute(
+            """
+            create or replace temp table checked as
+            select t.*,
+                   sqrt(power(t.easting_m - r.ref_easting_m, 2) + power(t.northing_m - r.ref_northing_m, 2))
+                       as distance_to_reference_point_m,
+                   r.inside_radius_m,
+                   case when t.tree_number is null then 1
+                        else row_number() over (partition by t.tree_number order by t._row_number) end
+                       as duplicate_no
+            from typed t
+            cross join (select * from refs where municipality_key = ?) r
+            """,
+            [municipality_key],
+        )
+        rules = "\nunion all\n".join(register.register_reject_parts(current_year))
+        rejected = cur.sql(rules + " order by 1, 2, 4").to_arrow_table()
+        cur.register("rejected", rejected)
+        good = cur.sql(
+            """
+            select ?::varchar as municipality_key, tree_number, species_botanical, species_german,
+                   planting_year, trunk_circumference_cm, crown_diameter_m, height_m, district_name, street,
+                   status, ?::varchar as source_crs, easting_m, northing_m, longitude, latitude,
+                   distance_to_reference_point_m, ?::varchar as _source_file, _row_number
+            from checked
+            where _row_number not in (select row_number from rejected)
+            order by _row_number
+            """,
+            params=[municipality_key, crs, source_file],
+        ).to_arrow_table()
+        cur.execute("drop table checked")
+        return good, rejected
+    finally:
+        cur.close()
+
+
 def _same_as_reference(table, crs, key, con):
-    fast = trees.check_register(table, crs, key, "registers/x", con, YEAR)
-    reference = trees._check_register_reference(table, crs, key, "registers/x", con, YEAR)
+    fast = register.check_register(table, crs, key, "registers/x", con, YEAR)
+    reference = _check_register_reference(table, crs, key, "registers/x", con, YEAR)
     assert fast[0].schema == reference[0].schema
     assert fast[0].equals(reference[0]), "good rows differ from the reference check"
     assert fast[1].equals(reference[1]), "rejections differ from the reference check"
@@ -244,15 +306,15 @@ def _same_as_reference(table, crs, key, con):
 def test_fast_register_check_equals_the_reference_on_demo_registers(tmp_path):
     landing = tmp_path / "landing"
     demo_trees.write(landing, SimpleNamespace(scale=0.02), seed=7)
-    con = trees.new_connection()
+    con = new_connection()
     registers = [f for f in discover(landing, "trees", ()) if "baumkataster" in f.path.name]
     assert {f.path.suffix for f in registers} == {".csv", ".geojson"}
     for landed in registers:
-        key = trees.register_municipality(landed.source_file)
+        key = register.register_municipality(landed.source_file)
         if landed.path.suffix == ".geojson":
-            table, crs = trees._register_from_geojson(landed.path, con)
+            table, crs = geojson.read_register(landed.path)
         else:
-            table, crs = trees._register_table(trees.read_delimited_as_strings(landed.path)[0])
+            table, crs = register.canonical_register(read_delimited_as_strings(landed.path)[0])
         good, rejected = _same_as_reference(table, crs, key, con)
         assert good.num_rows > 0 and rejected.num_rows > 0
 
@@ -271,21 +333,19 @@ def test_fast_register_check_equals_the_reference_on_bad_and_padded_values():
     ]
     names = ["tree_number", "species_botanical", "species_german", "planting_year", "trunk_circumference_cm",
              "crown_diameter_m", "height_m", "district_name", "street", "status", "x", "y"]
-    import pyarrow as pa
-
     table = pa.table({"_row_number": pa.array(range(2, len(rows) + 2), pa.int64()),
                       **{c: pa.array([r[i] for r in rows], pa.string()) for i, c in enumerate(names)},
                       "lon": pa.nulls(len(rows), pa.string()), "lat": pa.nulls(len(rows), pa.string())})
-    con = trees.new_connection()
-    good, rejected = _same_as_reference(table, trees.EPSG_UTM32, "dortmund", con)
+    con = new_connection()
+    good, rejected = _same_as_reference(table, EPSG_UTM32, "dortmund", con)
     assert good.column("tree_number").to_pylist() == ["T1", "T7"]
     assert good.column("species_german").to_pylist() == ["Linde", "Linde"]
     # the same trees from a GeoJSON whose values need no trimming, and a file with rows out of order
     geo = table.drop_columns(["x", "y", "lon", "lat"]).append_column("lon", pa.array([str(lon[0])] * len(rows))) \
         .append_column("lat", pa.array([str(lat[0])] * len(rows))).append_column("x", pa.nulls(len(rows), pa.string())) \
         .append_column("y", pa.nulls(len(rows), pa.string())).append_column("geometry_type", pa.array(["Point"] * len(rows)))
-    _same_as_reference(geo, trees.EPSG_WGS84, "dortmund", con)
-    _same_as_reference(table.take([3, 0, 1, 2, 4, 5, 6]), trees.EPSG_UTM32, "dortmund", con)
+    _same_as_reference(geo, EPSG_WGS84, "dortmund", con)
+    _same_as_reference(table.take([3, 0, 1, 2, 4, 5, 6]), EPSG_UTM32, "dortmund", con)  # sorted first
 
 
 # --- GeoJSON: the columnar path (pyarrow, numbers read as their literal text) against the exact path -----
@@ -302,14 +362,14 @@ def _geojson_features(values: list, coordinates=None) -> dict:
 
 def _exact_or_error(data: bytes):
     try:
-        return trees._register_columns_from_geojson(data)
-    except (trees.FileProblem, trees.HeaderError) as exc:
+        return geojson._register_columns_from_geojson(data)
+    except (FileProblem, HeaderError) as exc:
         return type(exc), str(exc)
 
 
 def _columnar_agrees(data: bytes) -> bool:
     """True when the columnar path took the file; either way the public reader equals the exact path."""
-    fast = trees._register_columns_columnar(data)
+    fast = geojson._register_columns_columnar(data)
     exact = _exact_or_error(data)
     if fast is not None:
         assert not isinstance(exact[0], type), f"exact path refused what the columnar path read: {exact}"
@@ -356,8 +416,8 @@ def test_columnar_geojson_path_equals_the_exact_path(text, taken):
     data = text.encode("utf-8")
     try:
         assert _columnar_agrees(data) is taken
-    except trees.FileProblem as exc:  # raised by the columnar path only where the exact path raises it too
-        assert _exact_or_error(data) == (trees.FileProblem, str(exc))
+    except FileProblem as exc:  # raised by the columnar path only where the exact path raises it too
+        assert _exact_or_error(data) == (FileProblem, str(exc))
         assert taken
 
 
@@ -366,3 +426,20 @@ def test_columnar_geojson_path_equals_the_exact_path_on_demo_registers(tmp_path)
     demo_trees.write(landing, SimpleNamespace(scale=0.02), seed=7)
     files = sorted(landing.rglob("*.geojson"))
     assert files and all(_columnar_agrees(f.read_bytes()) for f in files)
+
+
+def test_several_feature_collections_in_one_file_are_numbered_on_and_every_tree_is_accounted_for(tmp_path):
+    """A top-level array of collections: features are numbered through the file, so a bad tree in the
+    second collection is rejected as itself (numbering each collection from 1 dropped its namesake in the
+    first collection too, and the file's accounting failed)."""
+    def collection(prefix: str, bad: int | None = None) -> dict:
+        return {"type": "FeatureCollection", "features": [
+            {"type": "Feature", "geometry": {"type": "Point", "coordinates": [7.4654, 51.5136]},
+             "properties": {"Baumnummer": f"{prefix}-{i}", "Art_botanisch": "Tilia cordata",
+                            "Baumhoehe_m": 99 if i == bad else 10}} for i in range(3)]}
+    path = tmp_path / "trees" / "baumkataster_dortmund.geojson"
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps([collection("A"), collection("B", bad=1)]), encoding="utf-8")
+    result = _read(path, tmp_path)  # _read runs FileResult.check(): read = loaded + rejected
+    assert [(r.row_number, r.rule) for r in result.rejections] == [(5, "height_plausible")]
+    assert result.tables[trees.REGISTER].column("_row_number").to_pylist() == [1, 2, 3, 4, 6]
