@@ -140,7 +140,7 @@ def test_geojson_reader_gives_what_duckdb_read_json_gave(tmp_path):
     path = tmp_path / "baumkataster_dortmund.geojson"
     # numbers written as senders write them (trailing zeros, exponent): printed as DuckDB printed them
     path.write_text(json.dumps(GEOJSON).replace("12.5", "12.50").replace("100.0", "1e2"), encoding="utf-8")
-    table, crs = geojson.read_register(path)
+    table, crs, _schema = geojson.read_register(path)
     assert crs == EPSG_WGS84
     got = table.to_pylist()
     expected = _duckdb_reference(path)
@@ -161,7 +161,7 @@ def test_geojson_in_25832_and_unreadable_files(tmp_path):
     doc = {**GEOJSON, "crs": {"type": "name", "properties": {"name": "EPSG:25832"}}}
     path = tmp_path / "baumkataster_dortmund.geojson"
     path.write_text(json.dumps(doc), encoding="utf-8")
-    table, crs = geojson.read_register(path)
+    table, crs, _schema = geojson.read_register(path)
     assert crs == EPSG_UTM32 and table.column("x").to_pylist()[0] == "7.4654"
     path.write_text('{"type": "FeatureCollection", "features": [', encoding="utf-8")
     with pytest.raises(FileProblem) as bad:

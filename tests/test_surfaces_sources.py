@@ -228,7 +228,7 @@ def test_fast_parcel_check_equals_the_reference_on_demo_files(tmp_path):
     paths = demo_surfaces.write(tmp_path / "landing", SimpleNamespace(scale=0.02), seed=7)
     rejected = 0
     for path in paths:
-        good, bad = _same_as_reference(_canonical(surfaces._read_table(path)))
+        good, bad = _same_as_reference(_canonical(surfaces._read_table(path)[0]))
         assert good.num_rows > 0
         rejected += bad.num_rows
     assert rejected > 0
@@ -250,3 +250,35 @@ def test_fast_parcel_check_equals_the_reference_on_bad_and_padded_values():
     good, _ = _same_as_reference(table)
     assert good.column("parcel_id").to_pylist() == ["P1", "P2", "P1"]
     _same_as_reference(table.take([2, 0, 1, 3, 4, 5, 6]))  # rows out of order: sorted first
+
+
+def test_a_surfaces_file_with_a_stray_byte_a_short_and_a_long_row_loads_every_other_row(tmp_path):
+    rows = [f"0510-001-{i:05d};12,5;Flachdach;Mischwasser;Mülheim an der Ruhr;Gestaltungsraum Süd".encode("utf-8")
+            for i in range(1, 8)]
+    rows[1] = rows[1].replace("Süd".encode(), b"S\x81d")  # a byte that is no character in UTF-8 nor cp1252
+    rows[3] = b"0510-001-00004;12,5;Flachdach"  # short
+    rows[5] = rows[5] + b";unerwartet"  # long
+    path = tmp_path / "surfaces" / "flaechen_muelheim.csv"
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"\r\n".join([HEADER.encode("utf-8"), *rows]) + b"\r\n")
+    result = _read(path, tmp_path)  # FileResult.check(): read = loaded + rejected
+    assert result.outcome == "partially_loaded" and result.rows_read == 7
+    good = result.tables[surfaces.PARCELS]
+    assert good.column("_row_number").to_pylist() == [2, 4, 6, 8]
+    assert set(good.column("designated_area_name").to_pylist()) == {"Gestaltungsraum Süd"}
+    found = {r.row_number: (r.rule, r.value_found) for r in result.rejections}
+    assert found == {3: ("row_encoding",
+                         "0510-001-00002;12,5;Flachdach;Mischwasser;Mülheim an der Ruhr;Gestaltungsraum S\ufffdd"),
+                     5: ("row_field_count", "0510-001-00004;12,5;Flachdach"),
+                     7: ("row_field_count", "0510-001-00006;12,5;Flachdach;Mischwasser;Mülheim an der Ruhr;"
+                                            "Gestaltungsraum Süd;unerwartet")}
+    messages = {r.row_number: r.message_de for r in result.rejections}
+    assert "0x81" in messages[3] and "3 statt 6 Felder" in messages[5] and "7 statt 6 Felder" in messages[7]
+
+
+def test_blank_lines_count_as_lines_but_are_no_rows(tmp_path):
+    path = tmp_path / "surfaces" / "flaechen_herne.csv"
+    path.parent.mkdir(parents=True)
+    path.write_text(HEADER + "\n1;10;Flachdach;MW;Herne;\n\n   \n2;-1;Flachdach;MW;Herne;\n", encoding="utf-8")
+    result = _read(path, tmp_path)
+    assert result.rows_read == 2 and [(r.row_number, r.rule) for r in result.rejections] == [(5, "area_m2_positive")]

@@ -384,7 +384,7 @@ def _geojson_duckdb_baseline(path: Path, con) -> "pa.Table":
     """The GeoJSON register reader before issue 9 (DuckDB read_json on the whole FeatureCollection), kept
     here only to measure the replacement against it in the same run and check that both give one table."""
     from zi_warehouse.columnar import map_headers
-    from zi_warehouse.trees.register import REGISTER_COLUMNS, REGISTER_HEADERS
+    from zi_warehouse.trees.schemas import REGISTER_COLUMNS, REGISTER_HEADERS
 
     quoted = "'" + str(path).replace("'", "''") + "'"
     features = con.sql(f"""
@@ -432,7 +432,7 @@ def geojson_registers(landing: Path) -> dict:
             old = _geojson_duckdb_baseline(path, con)
             old_s += time.perf_counter() - started
             started = time.perf_counter()
-            new, _crs = geojson.read_register(path)
+            new, _crs, _schema = geojson.read_register(path)
             new_s += time.perf_counter() - started
             rows += new.num_rows
             same = same and old.equals(new)

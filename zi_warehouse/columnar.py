@@ -39,13 +39,17 @@ def read_spellings(path: Path, key: str, spelling: str) -> dict[str, set[str]]:
 
 
 def map_headers(
-    headers: Iterable[str], aliases: dict[str, set[str]], required: Iterable[str]
+    headers: Iterable[str], aliases: dict[str, set[str]], required: Iterable[str], ignore: Iterable[str] = ()
 ) -> dict[str, str]:
     """{header as delivered: canonical name}; raises HeaderError on unknown, missing or duplicate headers.
 
-    Unknown headers fail loudly: a column we do not map is data we would lose silently.
+    Unknown headers fail loudly: a column we do not map is data we would lose silently. Headers mapped to
+    a name in ``ignore`` are columns a sender sends and a header map declares as not loaded: they may
+    repeat and are left out of the result.
     """
-    index = {normalise_name(a): canon for canon, spellings in aliases.items() for a in spellings | {canon}}
+    ignore = set(ignore)
+    index = {normalise_name(a): canon for canon, spellings in aliases.items() for a in spellings | {canon}
+             if canon not in ignore or a != canon}
     mapping, unknown, seen = {}, [], {}
     for h in headers:
         if h == "_row_number":
@@ -53,6 +57,8 @@ def map_headers(
         canon = index.get(normalise_name(h))
         if canon is None:
             unknown.append(h)
+            continue
+        if canon in ignore:
             continue
         if canon in seen:
             raise HeaderError(f"Spalte '{canon}' kommt doppelt vor ('{seen[canon]}' und '{h}').")

@@ -1,10 +1,11 @@
 """Source family ``surfaces``: paved-surface records per parcel (the data behind the split wastewater fee).
 
 Belongs here: the family's contract (``SOURCE_FAMILY``, ``RAW_TABLES``, ``read_files``), reading the
-municipalities' parcel files (CSV through ``zi_warehouse/delimited.py``, or Parquet; one row = one surface of
-one parcel: parcel id, area m², surface type, sewer connection, municipality, designated area), and the
-checks over the loaded warehouse that ``dagster_zi/trees_surfaces.py`` wires. Header and code maps and the
-rules are ``zi_warehouse/surfaces/parcels.py``.
+municipalities' parcel files (CSV through ``zi_warehouse/delimited.py``, a malformed row rejected as that
+row, or Parquet; one row = one surface of one parcel: parcel id, area m², surface type, sewer connection,
+municipality, designated area), and the checks over the loaded warehouse that
+``dagster_zi/trees_surfaces.py`` wires. Header and code maps and the rules are
+``zi_warehouse/surfaces/parcels.py``.
 
 Scale: about 1.5 million rows for the whole region. Everything is columnar: files are read with
 ``pyarrow.csv`` / ``pyarrow.parquet`` into Arrow, typed and checked with one DuckDB query over the Arrow
@@ -21,9 +22,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from zi_warehouse.accounting import FileResult
+from zi_warehouse.accounting import FileResult, Rejection
 from zi_warehouse.columnar import HeaderError, canonical_columns, map_headers, new_connection, rejections_from_arrow
-from zi_warehouse.delimited import read_delimited_as_strings
+from zi_warehouse.delimited import read_delimited
 from zi_warehouse.landing import LandedFile
 from zi_warehouse.surfaces.parcels import HEADERS, REQUIRED, SEWER_CONNECTIONS, check_parcels
 from zi_warehouse.water_balance import element_types
@@ -45,24 +46,28 @@ RAW_TABLES = {
     )
 }
 
-def _read_table(path: Path) -> pa.Table:
+def _read_table(path: Path) -> tuple[pa.Table, list[Rejection]]:
+    """The file's rows as a table (strings for CSV) with ``_row_number``, and its malformed rows (CSV)."""
     name = path.name.lower()
     if name.endswith(".parquet"):
         table = pq.read_table(path)
         # A Parquet file has no header line: row 1 is the first record.
-        return table.append_column("_row_number", pa.array(np.arange(1, table.num_rows + 1, dtype=np.int64)))
+        return table.append_column("_row_number", pa.array(np.arange(1, table.num_rows + 1, dtype=np.int64))), []
     if name.endswith((".csv", ".txt")):
-        return read_delimited_as_strings(path)[0]
+        text = read_delimited(path)
+        return text.table, text.malformed
     raise ValueError(f"Dateiformat '{path.suffix}' wird nicht unterstützt; erwartet CSV oder Parquet.")
 
 
 def read_file(landed: LandedFile, con: duckdb.DuckDBPyConnection | None = None) -> FileResult:
+    """One parcel file. A malformed CSV row (a stray byte, a quote left open, too few or too many fields)
+    is rejected as that row and the rest loads; the file fails as a whole only when it cannot be read."""
     result = FileResult(SOURCE_FAMILY, landed.source_file, landed.file_hash, file_size_bytes=landed.size_bytes)
     try:
-        table = _read_table(landed.path)
-    except (ValueError, OSError, pa.ArrowException) as exc:
+        table, malformed = _read_table(landed.path)
+    except (ValueError, OSError, pa.ArrowException) as exc:  # UnreadableFile is a ValueError
         return result.fail(f"Datei nicht lesbar: {exc}")
-    result.rows_read = table.num_rows
+    result.rows_read = table.num_rows + len({r.row_number for r in malformed})
     try:
         mapping = map_headers(table.column_names, HEADERS, REQUIRED)
     except HeaderError as exc:
@@ -70,7 +75,7 @@ def read_file(landed: LandedFile, con: duckdb.DuckDBPyConnection | None = None) 
     canon = canonical_columns(table, mapping, HEADERS)
     good, rejected = check_parcels(canon, landed.source_file, con)
     result.tables[PARCELS] = good
-    result.rejections = rejections_from_arrow(rejected)
+    result.rejections = malformed + rejections_from_arrow(rejected)
     keys = good.column("municipality_key").unique().to_pylist()
     result.municipality_key = keys[0] if len(keys) == 1 else None
     return result

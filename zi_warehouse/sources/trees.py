@@ -4,9 +4,13 @@ Belongs here: the family's contract (``SOURCE_FAMILY``, ``RAW_TABLES``, ``read_f
 a delivery is, and the checks over the loaded warehouse that ``dagster_zi/trees_surfaces.py`` wires. The
 readers and rules live in ``zi_warehouse/trees/`` (see its ``__init__``):
 - **campaign distribution lists** (CSV with a header ``Ausgabestelle``): ``trees/campaign.py``;
-- **municipal tree registers** (*Baumkataster*): CSV (``zi_warehouse/delimited.py``) or GeoJSON
-  (``trees/geojson.py``), checked by ``trees/register.py``. One file per municipality; the municipality
-  comes from the file name (``baumkataster_<kommune>[_...].csv|geojson``) or from the folder it lies in.
+- **municipal tree registers** (*Baumkataster*): CSV in the sender's own schema (``trees/schemas.py``,
+  read by ``zi_warehouse/delimited.py``) or GeoJSON (``trees/geojson.py``), checked by
+  ``trees/register.py``. One file per municipality; the municipality comes from the file name
+  (``baumkataster_<kommune>[_...].csv|geojson``) or from the folder it lies in.
+
+A malformed row of a CSV file (a stray byte, a quote left open, too few or too many fields) is rejected as
+that row and the rest of the file is read; a file fails as a whole only when it cannot be read at all.
 """
 
 from __future__ import annotations
@@ -19,11 +23,12 @@ import pyarrow as pa
 
 from zi_warehouse.accounting import FileResult
 from zi_warehouse.columnar import HeaderError, canonical_columns, map_headers, new_connection, rejections_from_arrow
-from zi_warehouse.delimited import read_delimited_as_strings
+from zi_warehouse.delimited import UnreadableFile, read_delimited, read_header
 from zi_warehouse.landing import LandedFile
 from zi_warehouse.trees import FileProblem, geojson
 from zi_warehouse.trees.campaign import CAMPAIGN_HEADERS, CAMPAIGN_REQUIRED, check_campaign, is_campaign_header
-from zi_warehouse.trees.register import canonical_register, check_register, register_municipality
+from zi_warehouse.trees.register import check_register, register_municipality
+from zi_warehouse.trees.schemas import canonical_register, schema_of_file
 
 SOURCE_FAMILY = "trees"
 
@@ -41,12 +46,15 @@ RAW_TABLES = {
             pa.field("trees", pa.int64()),  # handed over at the point, including the unclaimed ones
             pa.field("trees_unclaimed", pa.int64()),  # of which not picked up (planted at schools etc.)
             pa.field("distribution_date", pa.date32()),
+            pa.field("longitude", pa.float64()),  # of the distribution point, WGS84, if the list gives it
+            pa.field("latitude", pa.float64()),
         ]
     ),
     REGISTER: pa.schema(
         [
             pa.field("municipality_key", pa.string()),
             pa.field("tree_number", pa.string()),
+            pa.field("tree_key", pa.string()),  # unique in the file: the number, with its street if numbered so
             pa.field("species_botanical", pa.string()),
             pa.field("species_german", pa.string()),
             pa.field("planting_year", pa.int32()),
@@ -56,15 +64,16 @@ RAW_TABLES = {
             pa.field("district_name", pa.string()),
             pa.field("street", pa.string()),
             pa.field("status", pa.string()),
-            pa.field("source_crs", pa.string()),  # EPSG:25832 or EPSG:4326, as delivered
+            pa.field("source_crs", pa.string()),  # as delivered, e.g. EPSG:25832, EPSG:4326, EPSG:31467
             pa.field("easting_m", pa.float64()),  # EPSG:25832
             pa.field("northing_m", pa.float64()),
             pa.field("longitude", pa.float64()),  # EPSG:4326
             pa.field("latitude", pa.float64()),
-            pa.field("distance_to_reference_point_m", pa.float64()),
+            pa.field("distance_outside_boundary_m", pa.float64()),  # 0 inside; up to the boundary tolerance
         ]
     ),
 }
+
 
 # --- dispatch -------------------------------------------------------------------------------------------
 
@@ -72,33 +81,37 @@ RAW_TABLES = {
 def read_file(landed: LandedFile, con: duckdb.DuckDBPyConnection, current_year: int | None = None) -> FileResult:
     result = FileResult(SOURCE_FAMILY, landed.source_file, landed.file_hash, file_size_bytes=landed.size_bytes)
     name = landed.path.name.lower()
+    malformed = []
     try:
         if name.endswith((".geojson", ".json")):
             municipality_key = _require_municipality(landed.source_file)
-            table, crs = geojson.read_register(landed.path)
+            table, crs, schema = geojson.read_register(landed.path)
             result.rows_read = table.num_rows
-            good, rejected = check_register(table, crs, municipality_key, landed.source_file, con, current_year)
+            good, rejected = check_register(table, crs, municipality_key, landed.source_file, con, current_year,
+                                            unique_within=schema.unique_within)
             result.tables[REGISTER] = good
             result.municipality_key = municipality_key
         elif name.endswith((".csv", ".txt")):
-            try:
-                table, _ = read_delimited_as_strings(landed.path)
-            except ValueError as exc:
-                raise FileProblem(str(exc), "file_unreadable") from exc
-            result.rows_read = table.num_rows
-            if is_campaign_header(table.column_names):
-                mapping = map_headers(table.column_names, CAMPAIGN_HEADERS, CAMPAIGN_REQUIRED)
+            headers, _ = read_header(landed.path)
+            if is_campaign_header(headers):
+                text = read_delimited(landed.path)
+                mapping = map_headers(text.table.column_names, CAMPAIGN_HEADERS, CAMPAIGN_REQUIRED)
                 good, rejected = check_campaign(
-                    canonical_columns(table, mapping, CAMPAIGN_HEADERS), landed.source_file, con)
+                    canonical_columns(text.table, mapping, CAMPAIGN_HEADERS), landed.source_file, con)
                 result.tables[CAMPAIGN] = good
                 dates = good.column("distribution_date").unique().to_pylist()
                 result.period = dates[0].isoformat() if len(dates) == 1 else None
             else:
                 municipality_key = _require_municipality(landed.source_file)
-                canon, crs = canonical_register(table)
-                good, rejected = check_register(canon, crs, municipality_key, landed.source_file, con, current_year)
+                schema, mapping = schema_of_file(landed.path)
+                text = read_delimited(landed.path, schema.separator, schema.encoding)
+                canon, crs = canonical_register(text.table, schema, mapping)
+                good, rejected = check_register(canon, crs, municipality_key, landed.source_file, con, current_year,
+                                                schema.decimal_mark, schema.unique_within)
                 result.tables[REGISTER] = good
                 result.municipality_key = municipality_key
+            result.rows_read = text.rows_read
+            malformed = text.malformed
         else:
             raise FileProblem(
                 f"Dateiformat '{landed.path.suffix}' wird nicht unterstützt; erwartet CSV oder GeoJSON.",
@@ -106,9 +119,11 @@ def read_file(landed: LandedFile, con: duckdb.DuckDBPyConnection, current_year: 
             )
     except HeaderError as exc:
         return result.fail(str(exc), rule="header_mismatch")
+    except UnreadableFile as exc:
+        return result.fail(str(exc), rule="file_unreadable")
     except FileProblem as exc:
         return result.fail(str(exc), rule=exc.rule)
-    result.rejections = rejections_from_arrow(rejected)
+    result.rejections = malformed + rejections_from_arrow(rejected)
     return result
 
 

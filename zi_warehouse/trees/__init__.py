@@ -3,9 +3,13 @@
 Modules, one responsibility each:
 - ``coordinates.py``: coordinate reference systems and the vectorised conversion (pyproj);
 - ``geojson.py``: GeoJSON registers into canonical string columns (a columnar and an exact path);
-- ``register.py``: tree registers: the municipality of a register, the header map, the plausibility rules;
+- ``schemas.py``: tree-register schemas, one per sender (data), and a register's canonical columns;
+- ``register.py``: tree registers: the municipality of a register, the plausibility rules (inside the
+  municipality: ``zi_warehouse/boundaries.py``);
 - ``campaign.py``: the campaign distribution lists: header and species maps, the rules;
-- ``*.csv``: header and value maps as data (compared after ``reference.normalise_name``).
+- ``*.csv``: header and value maps as data (compared after ``reference.normalise_name``):
+  ``register_schemas.csv`` and ``register_headers.csv`` (one schema per sender), ``campaign_headers.csv``,
+  ``campaign_species.csv``.
 """
 
 

@@ -23,10 +23,12 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from zi_warehouse.columnar import map_headers
 from zi_warehouse.trees import FileProblem
 from zi_warehouse.trees.coordinates import EPSG_UTM32, EPSG_WGS84
-from zi_warehouse.trees.register import REGISTER_COLUMNS, REGISTER_HEADERS
+from zi_warehouse.trees.schemas import GEOMETRY_WKT, REGISTER_COLUMNS, RegisterSchema, match_schema
+
+#: Canonical columns a GeoJSON register takes from the geometry, never from the properties.
+_COORDINATES = ("x", "y", "lon", "lat", GEOMETRY_WKT)
 
 try:  # a dependency of dagster-dbt; the json module gives the same result without it, only slower
     import orjson as _orjson
@@ -102,8 +104,9 @@ def _text_column(values: list) -> pa.Array:
     return pa.array([_json_text(v) for v in values], pa.string())
 
 
-def read_register(path: Path) -> tuple[pa.Table, str]:
-    """A GeoJSON FeatureCollection of points: properties as strings, feature number (1-based) as row number.
+def read_register(path: Path) -> tuple[pa.Table, str, RegisterSchema]:
+    """A GeoJSON FeatureCollection of points: properties as strings, feature number (1-based) as row number;
+    the CRS of the points, and the register schema whose header map fits the property names.
 
     Parsed with Python's json module (or orjson, see ``_parse_json``) and turned into columns directly.
     DuckDB's ``read_json`` reads a FeatureCollection (one JSON object) on one thread and took about 5x as
@@ -134,7 +137,7 @@ def _register_crs(crs_names: set[str]) -> str:
     return EPSG_WGS84
 
 
-def _register_columns_from_geojson(data: bytes) -> tuple[pa.Table, str]:
+def _register_columns_from_geojson(data: bytes) -> tuple[pa.Table, str, RegisterSchema]:
     """The exact path: the whole document as Python objects (``_parse_json``), every value through
     ``_json_text``. Used for every file the columnar path (``_register_columns_columnar``) declines."""
     row_numbers: list[int] = []
@@ -157,16 +160,16 @@ def _register_columns_from_geojson(data: bytes) -> tuple[pa.Table, str]:
     empty: dict = {}
     properties = [p if type(p) is dict else empty for p in [f.get("properties") for f in features]]
     keys = sorted(set().union(*properties)) if properties else []
-    mapping = map_headers(keys, REGISTER_HEADERS, ("tree_number",))
+    schema, mapping = match_schema(keys, geojson=True)
     crs = _register_crs(crs_names)
     columns: dict[str, pa.Array] = {"_row_number": pa.array(row_numbers, pa.int64())}
     for original, canon in mapping.items():
-        if canon in ("x", "y", "lon", "lat"):
+        if canon in _COORDINATES:
             continue  # coordinates come from the geometry
         columns[canon] = _text_column(list(map(dict.get, properties, repeat(original))))
     n = len(features)
     for canon in REGISTER_COLUMNS:
-        if canon not in mapping.values() and canon not in ("x", "y", "lon", "lat"):
+        if canon not in mapping.values() and canon not in _COORDINATES:
             columns[canon] = pa.nulls(n, pa.string())
     first_values: list = []
     second_values: list = []
@@ -194,7 +197,7 @@ def _register_columns_from_geojson(data: bytes) -> tuple[pa.Table, str]:
     columns[other[0]] = pa.nulls(n, pa.string())
     columns[other[1]] = pa.nulls(n, pa.string())
     columns["geometry_type"] = _text_column(types)
-    return pa.table(columns), crs
+    return pa.table(columns), crs, schema
 
 
 # --- GeoJSON, columnar path ------------------------------------------------------------------------------
@@ -224,7 +227,7 @@ _BOM = b"\xef\xbb\xbf"
 _TEXT_TYPES = (pa.string(), pa.null())
 
 
-def _register_columns_columnar(data: bytes) -> tuple[pa.Table, str] | None:
+def _register_columns_columnar(data: bytes) -> tuple[pa.Table, str, RegisterSchema] | None:
     """``_register_columns_from_geojson(data)`` through pyarrow's JSON reader, or None where it cannot be
     sure to give the same table (then the caller takes the exact path, which also reports bad files)."""
     import pyarrow.json as pj
@@ -286,7 +289,7 @@ def _require_canonical(column: pa.Array) -> None:
         raise _Decline("number literal")
 
 
-def _columns_from_parsed(doc: pa.Table) -> tuple[pa.Table, str]:
+def _columns_from_parsed(doc: pa.Table) -> tuple[pa.Table, str, RegisterSchema]:
     if doc.num_rows != 1 or "features" not in doc.column_names:
         raise _Decline("not one document with features")
     crs_names: set[str] = set()
@@ -311,7 +314,7 @@ def _columns_from_parsed(doc: pa.Table) -> tuple[pa.Table, str]:
     if properties is not None and properties.type == pa.null():
         properties = None
     keys = sorted(properties.type.field(i).name for i in range(properties.type.num_fields)) if properties else []
-    mapping = map_headers(keys, REGISTER_HEADERS, ("tree_number",))
+    schema, mapping = match_schema(keys, geojson=True)
     crs = _register_crs(crs_names)
     if properties is not None:
         for i in range(properties.type.num_fields):
@@ -319,12 +322,12 @@ def _columns_from_parsed(doc: pa.Table) -> tuple[pa.Table, str]:
                 raise _Decline("property type")
     columns: dict[str, pa.Array] = {"_row_number": pa.array(np.arange(1, n + 1, dtype=np.int64))}
     for original, canon in mapping.items():
-        if canon in ("x", "y", "lon", "lat"):
+        if canon in _COORDINATES:
             continue  # coordinates come from the geometry
         columns[canon] = _as_text(_field(properties, original), n)
         _require_canonical(columns[canon])
     for canon in REGISTER_COLUMNS:
-        if canon not in mapping.values() and canon not in ("x", "y", "lon", "lat"):
+        if canon not in mapping.values() and canon not in _COORDINATES:
             columns[canon] = pa.nulls(n, pa.string())
     geometry = _field(features, "geometry")
     if geometry is None or geometry.type == pa.null():
@@ -356,7 +359,7 @@ def _columns_from_parsed(doc: pa.Table) -> tuple[pa.Table, str]:
     columns[other[0]] = pa.nulls(n, pa.string())
     columns[other[1]] = pa.nulls(n, pa.string())
     columns["geometry_type"] = gtype
-    return pa.table(columns), crs
+    return pa.table(columns), crs, schema
 
 
 def _pick(values: pa.Array, positions: np.ndarray, mask: np.ndarray) -> pa.Array:

@@ -1,29 +1,20 @@
-"""Municipal tree registers (Baumkataster): whose register a file is, its header map, the plausibility rules.
+"""Municipal tree registers (Baumkataster): whose register a file is, and the plausibility rules.
 
-Belongs here: the municipality of a register (from its folder or file name), the register header map
-(``register_headers.csv``, data), the canonical columns of a CSV register, and ``check_register``: typing
-the canonical string columns, converting the coordinates (``coordinates.py``) and applying the rules of
-DOMAIN.md §6: height 1–45 m, crown diameter 0.5–30 m, planting year not in the future, coordinates inside
-the municipality, a unique tree number, a species.
+Belongs here: the municipality of a register (from its folder or file name) and ``check_register``: typing
+a register's canonical string columns (``schemas.py`` makes them from the sender's schema), converting the
+coordinates (``coordinates.py``) and applying the rules of DOMAIN.md §6: height 1–45 m, crown diameter
+0.5–30 m, planting year not in the future, coordinates inside the municipality (its boundary polygon,
+``zi_warehouse/boundaries.py``), a unique tree number (within the schema's scope), a species.
 
-"Inside" is an **approximation** (no municipal polygons are available offline): the tree must lie within
-``INSIDE_RADIUS_FACTOR`` × the radius of a circle with the municipality's area (seeds/municipalities.csv),
-plus ``INSIDE_RADIUS_MARGIN_M``, around its reference point (seeds/municipality_locations.csv). Generous on
-purpose: it catches swapped axes, wrong CRS and trees of another city, not trees a few hundred metres over
-the border.
-
-Registers reach about a million trees for the region: typing and checking (one DuckDB query) and the
-coordinate transformation (numpy arrays through pyproj) are columnar; only rejected rows become Python
-objects.
+Registers reach about a million trees for the region: typing and checking (one DuckDB query), the
+coordinate transformation (numpy arrays through pyproj) and the point-in-polygon test (shapely) are
+columnar; only rejected rows become Python objects.
 """
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
-import math
 import re
-from functools import lru_cache
 from pathlib import Path
 
 import duckdb
@@ -31,44 +22,17 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from zi_warehouse.columnar import (
-    HeaderError,
-    canonical_columns,
-    constant_column,
-    map_headers,
-    sorted_by_row_number,
-    text_columns,
-)
+from zi_warehouse import boundaries
+from zi_warehouse.columnar import constant_column, sorted_by_row_number, text_columns
 from zi_warehouse.reference import match_municipality, municipality_by_key, normalise_name
-from zi_warehouse.trees.coordinates import EPSG_UTM32, EPSG_WGS84, to_both_crs, to_utm
+from zi_warehouse.trees.coordinates import EPSG_WGS84, to_both_crs
+from zi_warehouse.trees.schemas import split_species
 
 #: Plausibility ranges (DOMAIN.md §6). Trunk circumference has no published range: 1–1,500 cm is our
 #: generous assumption (Germany's thickest trees measure about 1,000–1,300 cm).
 HEIGHT_M = (1.0, 45.0)
 CROWN_DIAMETER_M = (0.5, 30.0)
 TRUNK_CIRCUMFERENCE_CM = (1.0, 1500.0)
-#: "Inside the municipality" approximation: radius = factor · sqrt(area / π) + margin.
-INSIDE_RADIUS_FACTOR = 2.0
-INSIDE_RADIUS_MARGIN_M = 1000.0
-
-#: Header map of registers (data): schema, canonical column, a header spelling (compared after normalise_name).
-REGISTER_HEADERS_CSV = Path(__file__).with_name("register_headers.csv")
-STANDARD_SCHEMA = "zi_standard"
-
-
-@lru_cache(maxsize=None)
-def register_header_maps() -> dict[str, dict[str, frozenset[str]]]:
-    """schema -> {canonical column: header spellings}, columns in the order they first appear."""
-    maps: dict[str, dict[str, set[str]]] = {}
-    with open(REGISTER_HEADERS_CSV, newline="", encoding="utf-8") as fh:
-        for row in csv.DictReader(fh):
-            maps.setdefault(row["schema"], {}).setdefault(row["column"], set()).add(row["header"])
-    return {s: {c: frozenset(h) for c, h in m.items()} for s, m in maps.items()}
-
-
-REGISTER_HEADERS = {c: set(h) for c, h in register_header_maps()[STANDARD_SCHEMA].items()}
-REGISTER_COLUMNS = tuple(REGISTER_HEADERS)
-
 
 # --- municipality of a register -------------------------------------------------------------------------
 
@@ -92,66 +56,43 @@ def register_municipality(source_file: str) -> str | None:
     return None
 
 
-@lru_cache(maxsize=None)
-def _reference_points() -> pa.Table:
-    """Municipality reference points in EPSG:25832 and the radius of the "inside" approximation."""
-    from zi_warehouse.config import SEEDS_DIR
-
-    with open(SEEDS_DIR / "municipality_locations.csv", newline="", encoding="utf-8") as fh:
-        locations = {r["municipality_key"]: (float(r["longitude"]), float(r["latitude"])) for r in csv.DictReader(fh)}
-    keys = sorted(locations)
-    lon = np.array([locations[k][0] for k in keys])
-    lat = np.array([locations[k][1] for k in keys])
-    east, north = to_utm(lon, lat)
-    areas = municipality_by_key()
-    radius = np.array([
-        INSIDE_RADIUS_FACTOR * math.sqrt(areas[k].area_km2 * 1e6 / math.pi) + INSIDE_RADIUS_MARGIN_M for k in keys
-    ])
-    return pa.table({"municipality_key": keys, "ref_easting_m": east, "ref_northing_m": north,
-                     "inside_radius_m": radius})
+def _number(column: str, decimal_mark: str) -> str:
+    """SQL reading a delivered number: with a decimal comma (``auto`` accepts comma or point) or point."""
+    text = f"trim({column})"
+    return text if decimal_mark == "point" else f"replace({text}, ',', '.')"
 
 
-def canonical_register(table: pa.Table) -> tuple[pa.Table, str]:
-    """A CSV register's columns renamed to the canonical ones, and the CRS its coordinate columns imply."""
-    mapping = map_headers(table.column_names, REGISTER_HEADERS, ("tree_number",))
-    present = set(mapping.values())
-    if {"x", "y"} <= present:
-        crs = EPSG_UTM32
-    elif {"lon", "lat"} <= present:
-        crs = EPSG_WGS84
-    else:
-        raise HeaderError(
-            "Koordinatenspalten fehlen: erwartet Rechtswert/Hochwert (EPSG:25832) oder Länge/Breite (WGS84)."
-        )
-    if "species_botanical" not in present and "species_german" not in present:
-        raise HeaderError("Baumart fehlt: erwartet eine Spalte 'Art botanisch' oder 'Art deutsch'.")
-    return canonical_columns(table, mapping, REGISTER_COLUMNS), crs
+def typed_sql(a: str, b: str, geometry_type: str, decimal_mark: str = "auto", extra: str = "",
+              source: str = "src") -> str:
+    """The register's canonical strings typed: one row per tree, the texts kept for rejections."""
+    def number(column: str) -> str:
+        return _number(column, decimal_mark)
 
-
-_REGISTER_TYPED_SQL = """
+    return f"""
 select
     _row_number,
     nullif(trim(tree_number), '') as tree_number,
     nullif(trim(species_botanical), '') as species_botanical,
     nullif(trim(species_german), '') as species_german,
     nullif(trim(planting_year), '') as planting_year_text,
-    try_cast(try_cast(replace(trim(planting_year), ',', '.') as double) as integer) as planting_year,
+    try_cast(try_cast({number('planting_year')} as double) as integer) as planting_year,
     nullif(trim(trunk_circumference_cm), '') as trunk_text,
-    try_cast(replace(trim(trunk_circumference_cm), ',', '.') as double) as trunk_circumference_cm,
+    try_cast({number('trunk_circumference_cm')} as double) as trunk_circumference_cm,
     nullif(trim(crown_diameter_m), '') as crown_text,
-    try_cast(replace(trim(crown_diameter_m), ',', '.') as double) as crown_diameter_m,
+    try_cast({number('crown_diameter_m')} as double) as crown_diameter_m,
     nullif(trim(height_m), '') as height_text,
-    try_cast(replace(trim(height_m), ',', '.') as double) as height_m,
+    try_cast({number('height_m')} as double) as height_m,
     nullif(trim(district_name), '') as district_name,
     nullif(trim(street), '') as street,
     nullif(trim(status), '') as status,
     nullif(trim({a}), '') as coord_a_text,
     nullif(trim({b}), '') as coord_b_text,
-    try_cast(replace(trim({a}), ',', '.') as double) as coord_a,
-    try_cast(replace(trim({b}), ',', '.') as double) as coord_b,
+    try_cast({number(a)} as double) as coord_a,
+    try_cast({number(b)} as double) as coord_b,
     {geometry_type} as geometry_type{extra}
-from src
+from {source}
 """
+
 
 _NUMBER_RULES = [
     # (text column, typed column, reported column, rule, message)
@@ -166,12 +107,19 @@ _NUMBER_RULES = [
 ]
 
 
+def _sql_text(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
 
-def register_reject_parts(current_year: int) -> list[str]:
-    """One ``select ... from checked where <rule>`` per rule (the WHERE is the whole rest of the part)."""
+
+def register_reject_parts(current_year: int, municipality_name: str) -> list[str]:
+    """One ``select ... from checked where <rule>`` per rule (the WHERE is the whole rest of the part).
+
+    ``checked`` holds the typed columns (``typed_sql``), the converted coordinates, ``duplicate_no``,
+    ``distance_outside_boundary_m`` and ``located_in`` (``boundaries.locate``)."""
     h0, h1 = HEIGHT_M
     c0, c1 = CROWN_DIAMETER_M
     t0, t1 = TRUNK_CIRCUMFERENCE_CM
+    tolerance = boundaries.BOUNDARY_TOLERANCE_M
     parts = [
         """select _row_number as row_number, 'tree_number' as column_name, tree_number as value_found,
                   'tree_number_missing' as rule,
@@ -205,12 +153,15 @@ def register_reject_parts(current_year: int) -> list[str]:
                   || 'bitte Lage des Baums angeben.'
            from checked where easting_m is null or northing_m is null or isnan(easting_m)
                            or isnan(northing_m) or isinf(easting_m) or isinf(northing_m)""",
-        """select _row_number, 'coordinates', concat_ws(' / ', coord_a_text, coord_b_text),
+        f"""select _row_number, 'coordinates', concat_ws(' / ', coord_a_text, coord_b_text),
                   'coordinates_inside_municipality',
-                  'Koordinaten liegen außerhalb der Kommune (mehr als ' || cast(round(inside_radius_m / 1000, 1)
-                  as varchar) || ' km vom Bezugspunkt, ' || cast(round(distance_to_reference_point_m / 1000, 1)
-                  as varchar) || ' km gefunden); Koordinatensystem und Achsenreihenfolge prüfen.'
-           from checked where distance_to_reference_point_m > inside_radius_m""",
+                  'Baum liegt ' || case when distance_outside_boundary_m >= 10000
+                      then cast(round(distance_outside_boundary_m / 1000) as bigint) || ' km'
+                      else cast(round(distance_outside_boundary_m) as bigint) || ' m' end
+                  || ' außerhalb der Grenze von ' || {_sql_text(municipality_name)}
+                  || coalesce(' (in ' || located_in || ')', ' (außerhalb der Metropole Ruhr)')
+                  || '; Koordinaten, Koordinatensystem und Achsenreihenfolge prüfen.'
+           from checked where distance_outside_boundary_m > {tolerance}""",
     ]
     for text_col, typed_col, column, rule, message in _NUMBER_RULES:
         parts.append(
@@ -220,25 +171,40 @@ def register_reject_parts(current_year: int) -> list[str]:
     return parts
 
 
-
 _REGISTER_NUMBERS_SQL = """
 select planting_year, trunk_circumference_cm, crown_diameter_m, height_m, coord_a, coord_b,
        coalesce({any_rule}, false) as flagged
 from ({typed}) as checked
 """
 
-_REGISTER_DUPLICATES_SQL = """
+
+def duplicates_sql(unique_within: tuple[str, ...] = ()) -> str:
+    """Row numbers of the repeated tree numbers (within ``unique_within``, e.g. per street): the first
+    occurrence is kept, the later ones are rejected."""
+    scope = "".join(f", nullif(trim({c}), '') as {c}" for c in unique_within)
+    partition = ", ".join(("tree_number", *unique_within))
+    return f"""
 select _row_number from (
-    select _row_number, row_number() over (partition by tree_number order by _row_number) as duplicate_no
-    from (select _row_number, nullif(trim(tree_number), '') as tree_number from src)
+    select _row_number, row_number() over (partition by {partition} order by _row_number) as duplicate_no
+    from (select _row_number, nullif(trim(tree_number), '') as tree_number{scope} from src)
     where tree_number is not null
 ) where duplicate_no > 1
 """
 
+
+def _tree_key(texts: dict[str, pa.Array], unique_within: tuple[str, ...]) -> pa.Array:
+    """What identifies a tree in its file: the tree number, prefixed by the columns it is unique within
+    (``Husumer Straße | 20``) where the sender numbers per street."""
+    if not unique_within:
+        return texts["tree_number"]
+    return pc.binary_join_element_wise(*(texts[c] for c in unique_within), texts["tree_number"], " | ",
+                                       null_handling="replace", null_replacement="")
+
+
 #: String columns of the register loaded as ``nullif(trim(x), '')``.
 _REGISTER_TEXT_COLUMNS = ("tree_number", "species_botanical", "species_german", "district_name", "street", "status")
 #: Rules that need the converted coordinates or the whole file (duplicates); the others see one row.
-_LATE_RULE_COLUMNS = ("duplicate_no", "easting_m", "northing_m", "distance_to_reference_point_m")
+_LATE_RULE_COLUMNS = ("duplicate_no", "easting_m", "northing_m", "distance_outside_boundary_m")
 
 
 def check_register(
@@ -248,68 +214,56 @@ def check_register(
     source_file: str,
     con: duckdb.DuckDBPyConnection,
     current_year: int | None = None,
+    decimal_mark: str = "auto",
+    unique_within: tuple[str, ...] = (),
 ) -> tuple[pa.Table, pa.Table]:
     """Type, convert and check a register's canonical string columns: (good rows, rejections).
 
-    The rules are written once, as SQL over a table ``checked`` (``register_reject_parts``). The ~1 M
-    register rows are not copied as strings through DuckDB, which took most of the time: one DuckDB pass
-    types the numbers and flags the rows that break a row rule, pyproj converts the coordinates, a narrow
-    query finds repeated tree numbers; only the flagged rows (a handful) go through the rule SQL, and the
-    good rows are the delivered Arrow columns filtered (strings that need no trimming are taken as they
-    are, see ``text_columns``). Rows are taken in file order (``sorted_by_row_number``).
-    tests/test_trees_sources.py checks the result against a straightforward all-rows-through-SQL version.
+    ``crs`` is that of the x/y (or lon/lat) columns; ``decimal_mark`` and ``unique_within`` come from the
+    sender's schema. The rules are written once, as SQL over a table ``checked`` (``register_reject_parts``).
+    The ~1 M register rows are not copied as strings through DuckDB, which took most of the time: one
+    DuckDB pass types the numbers and flags the rows that break a row rule, pyproj converts the
+    coordinates, shapely tests them against the municipality's boundary, a narrow query finds repeated tree
+    numbers; only the flagged rows (a handful) go through the rule SQL, and the good rows are the delivered
+    Arrow columns filtered (strings that need no trimming are taken as they are, see ``text_columns``).
+    Rows are taken in file order (``sorted_by_row_number``). tests/test_trees_sources.py checks the result
+    against a straightforward all-rows-through-SQL version.
     """
-    table = sorted_by_row_number(table)
-    refs = _reference_points()
-    ref_index = refs.column("municipality_key").to_pylist()
+    table = split_species(sorted_by_row_number(table))
     current_year = current_year or dt.date.today().year
-    ref = refs.slice(ref_index.index(municipality_key), 1).to_pylist()[0]
-    a, b = ("x", "y") if crs == EPSG_UTM32 else ("lon", "lat")
+    a, b = ("lon", "lat") if crs == EPSG_WGS84 else ("x", "y")
     geometry_type = "geometry_type" if "geometry_type" in table.column_names else "null::varchar"
-    parts = register_reject_parts(current_year)
+    parts = register_reject_parts(current_year, municipality_by_key()[municipality_key].name)
     conditions = ["(" + part.split("from checked where", 1)[1] + ")" for part in parts]
     row_rules = " or ".join(c for c in conditions if not any(col in c for col in _LATE_RULE_COLUMNS))
     late_rules = " or ".join(c for c in conditions if any(col in c for col in _LATE_RULE_COLUMNS)
                              and "duplicate_no" not in c)
-    distance = "sqrt(power(easting_m - ?::double, 2) + power(northing_m - ?::double, 2))"
     n = table.num_rows
     cur = con.cursor()
     try:
         cur.register("src", table)
         numbers = cur.sql(_REGISTER_NUMBERS_SQL.format(
-            any_rule=row_rules, typed=_REGISTER_TYPED_SQL.format(a=a, b=b, geometry_type=geometry_type, extra=""),
-        )).to_arrow_table()
-        duplicates = cur.sql(_REGISTER_DUPLICATES_SQL).to_arrow_table().column("_row_number")
+            any_rule=row_rules, typed=typed_sql(a, b, geometry_type, decimal_mark))).to_arrow_table()
+        duplicates = cur.sql(duplicates_sql(unique_within)).to_arrow_table().column("_row_number")
         converted = to_both_crs(numbers.column("coord_a").to_numpy(zero_copy_only=False).astype(float),
                                 numbers.column("coord_b").to_numpy(zero_copy_only=False).astype(float), crs)
-        geo = pa.table({name: pa.array(values, pa.float64(), mask=np.isnan(values))
-                        for name, values in converted.items()})
+        outside, located_in = boundaries.locate(municipality_key, converted["easting_m"], converted["northing_m"])
+        geo = pa.table({**{name: pa.array(values, pa.float64(), mask=np.isnan(values))
+                           for name, values in converted.items()},
+                        "distance_outside_boundary_m": pa.array(outside, pa.float64(), mask=np.isnan(outside)),
+                        "located_in": pa.array(located_in, pa.string())})
         cur.register("geo", geo)
-        located = cur.sql(
-            f"""select {distance} as distance_to_reference_point_m,
-                       coalesce({late_rules}, false) as flagged
-                from (select *, {distance} as distance_to_reference_point_m, ?::double as inside_radius_m
-                      from geo)""",
-            params=[ref["ref_easting_m"], ref["ref_northing_m"]] * 2 + [ref["inside_radius_m"]],
-        ).to_arrow_table()
+        located = cur.sql(f"select coalesce({late_rules}, false) as flagged from geo").to_arrow_table()
         is_duplicate = pc.is_in(table.column("_row_number"), value_set=duplicates)
         flagged = pc.or_(pc.or_(numbers.column("flagged"), located.column("flagged")), is_duplicate)
         suspects = table
-        for name in converted:
+        for name in geo.column_names:
             suspects = suspects.append_column(name, geo.column(name))
         suspects = suspects.append_column("_duplicate", is_duplicate).filter(flagged)
         cur.register("suspects", suspects)
-        cur.execute(
-            f"""
-            create or replace temp table checked as
-            select t.*, {distance} as distance_to_reference_point_m, ?::double as inside_radius_m,
-                   case when t._duplicate then 2 else 1 end as duplicate_no
-            from ({_REGISTER_TYPED_SQL.format(a=a, b=b, geometry_type=geometry_type,
-                                              extra=", easting_m, northing_m, longitude, latitude, _duplicate")
-                   .replace("from src", "from suspects")}) t
-            """,
-            [ref["ref_easting_m"], ref["ref_northing_m"], ref["inside_radius_m"]],
-        )
+        extra = ", " + ", ".join(geo.column_names) + ", case when _duplicate then 2 else 1 end as duplicate_no"
+        cur.execute("create or replace temp table checked as "
+                    + typed_sql(a, b, geometry_type, decimal_mark, extra, source="suspects"))
         rejected = cur.sql("\nunion all\n".join(parts) + " order by 1, 2, 4").to_arrow_table()
         cur.execute("drop table checked")
         texts = text_columns(cur, table, _REGISTER_TEXT_COLUMNS)
@@ -318,12 +272,14 @@ def check_register(
     keep = pc.invert(pc.is_in(table.column("_row_number"), value_set=rejected.column("row_number")))
     columns = {
         "municipality_key": constant_column(municipality_key, n),
-        **{c: texts[c] for c in _REGISTER_TEXT_COLUMNS[:3]},
+        **{c: texts[c] for c in _REGISTER_TEXT_COLUMNS[:1]},
+        "tree_key": _tree_key(texts, unique_within),
+        **{c: texts[c] for c in _REGISTER_TEXT_COLUMNS[1:3]},
         **{c: numbers.column(c) for c in ("planting_year", "trunk_circumference_cm", "crown_diameter_m", "height_m")},
         **{c: texts[c] for c in _REGISTER_TEXT_COLUMNS[3:]},
         "source_crs": constant_column(crs, n),
         **{c: geo.column(c) for c in converted},
-        "distance_to_reference_point_m": located.column("distance_to_reference_point_m"),
+        "distance_outside_boundary_m": geo.column("distance_outside_boundary_m"),
         "_source_file": constant_column(source_file, n),
         "_row_number": table.column("_row_number"),
     }
