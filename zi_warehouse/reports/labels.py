@@ -1,0 +1,59 @@
+"""German labels for the internal keys the reports would otherwise show: source families, kinds and
+severities of checks, the sources a check looked at, rejection rules and checks.
+
+What belongs here: turning a key of the marts (``forecasts``, ``reconciliation``, ``error``,
+``funding×forecasts``, a rule or check name) into the words a controller reads. Both reports (quality and
+quarterly) use these functions, so a key is labelled the same way everywhere.
+"""
+
+from __future__ import annotations
+
+FAMILY_LABELS = {
+    "forecasts": "Prognosen",
+    "funding": "Förderdaten",
+    "climate": "Klimadaten",
+    "trees": "Bäume",
+    "surfaces": "Flächen",
+}
+CHECK_KIND_LABELS = {
+    "suite": "Prüfung einer Mart",
+    "reconciliation": "Abgleich zwischen Quellen",
+    "freshness": "Aktualität",
+}
+SEVERITY_LABELS = {"error": "Fehler (blockierend)", "warn": "Warnung"}
+SEVERITY_SHORT = {"error": "Fehler", "warn": "Warnung"}
+OUTCOME_LABELS = {"passed": "bestanden", "failed": "fehlgeschlagen"}
+#: How mart_data_quality writes a pair of sources that a reconciliation compares ("funding×forecasts").
+PAIR_SEPARATOR = "×"
+
+
+def family_label(family: str | None) -> str:
+    if not family:
+        return "–"
+    return FAMILY_LABELS.get(family, family)
+
+
+def source_label(source: str | None) -> str:
+    """What a check looked at: a source family ('Prognosen'), a pair ('Förderdaten × Prognosen') or a mart
+    (its public table name, which controllers query)."""
+    if not source:
+        return "–"
+    return f" {PAIR_SEPARATOR} ".join(family_label(part) for part in source.split(PAIR_SEPARATOR))
+
+
+def check_kind_label(kind: str) -> str:
+    return CHECK_KIND_LABELS.get(kind, kind)
+
+
+def severity_label(severity: str, short: bool = False) -> str:
+    return (SEVERITY_SHORT if short else SEVERITY_LABELS).get(severity, severity)
+
+
+def rule_label(family: str, rule: str) -> str:
+    """The German label of a rejection rule of ``family``."""
+    return rule
+
+
+def check_label(check_name: str, description_de: str | None = None) -> str:
+    """The German label of a check: what it demands, as the check itself describes it."""
+    return description_de or check_name
