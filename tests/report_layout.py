@@ -20,6 +20,7 @@ A4_WIDTH_MM = 210.0
 #: content is wider than its own box (text running into the next cell, or cut off by overflow: hidden).
 OVERFLOW_SCRIPT = r"""
 (() => {
+  for (const d of document.querySelectorAll('details')) d.open = true;  // what a reader can unfold is measured too
   const width = document.documentElement.clientWidth;
   const describe = (el) => {
     let path = [];
@@ -66,8 +67,9 @@ def printable_width_px(html: str) -> int:
     margins = re.search(r"margin:\s*([^;]+);", body)
     values = [float(v.removesuffix("mm")) for v in margins.group(1).split()] if margins else [0.0]
     assert all(v >= 0 for v in values)
-    left, right = {1: (values[0], values[0]), 2: (values[1], values[1]), 3: (values[1], values[1]),
-                   4: (values[3], values[1])}[len(values)]
+    # CSS shorthand: one value for all sides; two or three: the second is left and right; four: top right bottom left
+    left, right = (values[0], values[0]) if len(values) == 1 else (values[3], values[1]) if len(values) == 4 \
+        else (values[1], values[1])
     return int((A4_WIDTH_MM - left - right) * PX_PER_MM)
 
 
