@@ -12,3 +12,8 @@ BUILD_JOB = "build_warehouse"
 #: and the source families a partial build covers (comma-separated; absent on a full build).
 LAUNCHED_BY_TAG = "zi/launched_by"
 FAMILIES_TAG = "zi/families"
+
+#: The process and host executing a run (set by the executor of every run): run monitoring asks whether that
+#: process is alive, so a run whose process was killed is marked failed and frees the queue.
+RUN_PID_TAG = "zi/pid"
+RUN_HOST_TAG = "zi/host"

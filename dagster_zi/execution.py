@@ -20,6 +20,7 @@ daemon for the schedule or a sensor, the UI, ``dagster job execute`` or ``zi bui
 from __future__ import annotations
 
 import os
+import socket
 from typing import Iterator
 
 from dagster import DagsterEvent, DagsterEventType, executor
@@ -29,7 +30,7 @@ from dagster._core.execution.retries import RetryMode
 from dagster._core.execution.step_dependency_config import StepDependencyConfig
 from dagster._core.executor.in_process import InProcessExecutor
 
-from dagster_zi.constants import BUILD_JOB, FAMILIES_TAG, LAUNCHED_BY_TAG, WAREHOUSE_POOL
+from dagster_zi.constants import BUILD_JOB, FAMILIES_TAG, LAUNCHED_BY_TAG, RUN_HOST_TAG, RUN_PID_TAG, WAREHOUSE_POOL
 from zi_warehouse import build_state, config, writer_lock
 
 
@@ -55,6 +56,8 @@ class WarehouseWriterExecutor(InProcessExecutor):
     """Dagster's in-process executor, holding the data directory's writer lock while warehouse steps run."""
 
     def execute(self, plan_context, execution_plan) -> Iterator[DagsterEvent]:
+        plan_context.instance.add_run_tags(
+            plan_context.dagster_run.run_id, {RUN_PID_TAG: str(os.getpid()), RUN_HOST_TAG: socket.gethostname()})
         steps = [execution_plan.get_step_by_key(key) for key in execution_plan.step_keys_to_execute]
         if not any(step.pool == WAREHOUSE_POOL for step in steps):
             yield from super().execute(plan_context, execution_plan)

@@ -128,6 +128,21 @@ def dagster_ui_url() -> str:
     return os.environ.get("ZI_DAGSTER_UI_URL", "http://localhost:3000").rstrip("/")
 
 
+@app.command("serve")
+def serve(
+    host: str = typer.Option("127.0.0.1", help="Adresse des Dagster-UI (0.0.0.0: im Netz erreichbar)"),
+    port: int = typer.Option(3000, help="Port des Dagster-UI"),
+) -> None:
+    """Run the Dagster deployment of this data directory: UI, daemon (schedule, sensors, run queue), run worker.
+
+    All three use the data directory's instance (``DAGSTER_HOME``); stop with Ctrl-C or SIGTERM. If one of
+    them ends, the others are stopped too and the exit code is non-zero (a service manager restarts it).
+    """
+    from dagster_zi.deployment import serve_all
+
+    raise typer.Exit(code=serve_all(host, port, console.print))
+
+
 def _write_timings(report, seconds: float, decision) -> None:
     """For ``make bench``: where the build's time went, as JSON, when ZI_BUILD_TIMINGS names a file."""
     target = os.environ.get("ZI_BUILD_TIMINGS")

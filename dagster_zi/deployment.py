@@ -1,0 +1,64 @@
+"""The Dagster deployment of one data directory on one server: which processes, started how.
+
+What belongs here: the processes ``zi serve`` starts and supervises — the webserver (UI), the daemon
+(schedule, sensors, run queue, run monitoring) and the run worker (``dagster_zi/run_worker.py``) — all with
+the data directory's instance (``DAGSTER_HOME``) and the repository's ``workspace.yaml``. The systemd units in
+``deploy/systemd/`` start the same commands as separate services.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Callable
+
+from dagster_zi.instance import ensure_instance
+from zi_warehouse.config import REPO_ROOT
+
+WORKSPACE = REPO_ROOT / "workspace.yaml"
+
+
+def commands(host: str, port: int) -> dict[str, list[str]]:
+    """The deployment's processes by German name, as command lines (the virtual environment's executables)."""
+    bin_dir = Path(sys.executable).parent
+    return {
+        "Dagster-UI": [str(bin_dir / "dagster-webserver"), "-w", str(WORKSPACE), "-h", host, "-p", str(port)],
+        "Dagster-Daemon": [str(bin_dir / "dagster-daemon"), "run", "-w", str(WORKSPACE)],
+        "Run-Worker": [sys.executable, "-m", "dagster_zi.run_worker"],
+    }
+
+
+def serve_all(host: str, port: int, say: Callable[[str], None] = print) -> int:
+    """Start every process, wait until one ends or a stop signal arrives, then stop all; the exit code."""
+    home = ensure_instance()
+    env = {**os.environ, "DAGSTER_HOME": str(home), "DO_NOT_TRACK": "1", "DAGSTER_DISABLE_TELEMETRY": "1"}
+    started = {name: subprocess.Popen(cmd, cwd=REPO_ROOT, env=env) for name, cmd in commands(host, port).items()}
+    say(f"Dagster-Instanz: {home}")
+    say(f"Dagster-UI: http://{host}:{port}  (Zeitplan und Sensoren laufen; Strg-C beendet alles)")
+    stop = {"signal": None}
+
+    def on_signal(signum, _frame) -> None:
+        stop["signal"] = signum
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    ended = None
+    while stop["signal"] is None and ended is None:
+        time.sleep(0.5)
+        ended = next((name for name, proc in started.items() if proc.poll() is not None), None)
+    if ended:
+        say(f"{ended} beendet (Code {started[ended].returncode}); die anderen Prozesse werden gestoppt.")
+    for proc in started.values():
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + 30
+    for proc in started.values():
+        try:
+            proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    return 0 if ended is None else 1

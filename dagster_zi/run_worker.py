@@ -1,0 +1,315 @@
+"""Runs launched by the daemon or the UI start in milliseconds: a preloaded run worker and its launcher.
+
+What belongs here: the run launcher configured in ``dagster.yaml`` (``ZiRunLauncher``) and the long-running
+process it hands runs to (``zi run-worker``, started by ``zi serve``).
+
+Why: Dagster's default launcher asks the code server to start every run in a new Python process, which
+imports the whole code location again (Dagster, dbt, Great Expectations, pandas, the definitions: about
+6-10 s here) before the first step. A delivery dropped into ``landing/`` would wait that long for its
+feedback workbook. The run worker imports all of it once and forks a child per run; the child (a copy of a
+warm process) executes the run with Dagster's own run-worker code, exactly as ``dagster api execute_run``
+would. The worker serves one data directory: it lives in that instance's ``DAGSTER_HOME``.
+
+- No worker running (``dagster dev``, a worker being restarted): the launcher falls back to Dagster's
+  default launcher, so runs still start, only slower.
+- Code changed since the worker started (a deployment): the worker restarts itself, and the launcher waits
+  for it (or falls back) — a run never executes stale code.
+- Health: every run's executor tags the run with the process and host that execute it
+  (``dagster_zi.execution``); run monitoring asks this launcher whether that process is alive, so a run whose
+  process was killed (including a ``zi build`` killed by hand) is marked failed and frees the queue.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import signal
+import socket
+import socketserver
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any, Mapping
+
+from dagster._core.launcher import DefaultRunLauncher, RunLauncher
+from dagster._core.launcher.base import CheckRunHealthResult, LaunchRunContext, WorkerStatus
+from dagster._serdes import ConfigurableClass, ConfigurableClassData
+
+from dagster_zi.constants import RUN_HOST_TAG, RUN_PID_TAG
+
+SOCKET_NAME = "run-worker.sock"
+#: How long a launch waits for a worker that is restarting (new code) before it falls back.
+RESTART_WAIT_SECONDS = 60
+#: Source folders whose change makes a warm worker stale (plus the dbt manifest).
+CODE_DIRS = ("dagster_zi", "zi_warehouse")
+
+log = logging.getLogger("zi.run_worker")
+
+
+def socket_path(dagster_home: Path | None = None) -> Path:
+    home = dagster_home or Path(os.environ.get("DAGSTER_HOME", "."))
+    return home / SOCKET_NAME
+
+
+def code_fingerprint() -> str:
+    """Paths and modification times of the code a run executes (cheap enough to check at every launch)."""
+    from zi_warehouse.config import REPO_ROOT
+
+    digest = hashlib.sha256()
+    for name in CODE_DIRS:
+        for path in sorted((REPO_ROOT / name).rglob("*.py")):
+            digest.update(f"{path}:{path.stat().st_mtime_ns}\n".encode())
+    manifest = REPO_ROOT / "target" / "manifest.json"
+    if manifest.exists():
+        digest.update(f"{manifest}:{manifest.stat().st_mtime_ns}".encode())
+    return digest.hexdigest()
+
+
+def ask(path: Path, request: dict, timeout: float = 10.0) -> dict | None:
+    """Send one request to the worker; None when no worker answers."""
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.settimeout(timeout)
+            sock.connect(str(path))
+            sock.sendall(json.dumps(request).encode() + b"\n")
+            data = b""
+            while not data.endswith(b"\n"):
+                chunk = sock.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+        return json.loads(data) if data else None
+    except (OSError, ValueError):
+        return None
+
+
+def process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a zombie (finished, not yet reaped by its parent) is not running
+        with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return True
+
+
+# --- the launcher (runs in the daemon and the webserver) -------------------------------------------------------
+
+
+class ZiRunLauncher(RunLauncher, ConfigurableClass):
+    """Hands each run to the preloaded run worker of this instance; Dagster's default launcher otherwise."""
+
+    def __init__(self, inst_data: ConfigurableClassData | None = None):
+        self._inst_data = inst_data
+        self._default = DefaultRunLauncher()
+        super().__init__()
+
+    @property
+    def inst_data(self) -> ConfigurableClassData | None:
+        return self._inst_data
+
+    @classmethod
+    def config_type(cls) -> dict:
+        return {}
+
+    @classmethod
+    def from_config_value(cls, inst_data: ConfigurableClassData, config_value: Mapping[str, Any]) -> "ZiRunLauncher":
+        return cls(inst_data=inst_data)
+
+    def register_instance(self, instance) -> None:
+        super().register_instance(instance)
+        self._default.register_instance(instance)
+
+    def _socket(self) -> Path:
+        return socket_path(Path(self._instance.root_directory))
+
+    def launch_run(self, context: LaunchRunContext) -> None:
+        run = context.dagster_run
+        reply = ask(self._socket(), {"op": "launch", "run_id": run.run_id})
+        if reply is not None and reply.get("restarting"):
+            # The worker restarts on new code and answers again once it has imported it.
+            deadline = time.monotonic() + RESTART_WAIT_SECONDS
+            while time.monotonic() < deadline and (reply is None or reply.get("restarting")):
+                time.sleep(0.5)
+                reply = ask(self._socket(), {"op": "launch", "run_id": run.run_id})
+        if reply and reply.get("ok"):
+            self._instance.report_engine_event(
+                f"Im vorgeladenen Run-Worker gestartet (Prozess {reply['pid']}).", run, cls=self.__class__)
+            return
+        why = "kein Run-Worker läuft" if reply is None else reply.get("error", "Run-Worker startet neu")
+        self._instance.report_engine_event(
+            f"Start über den Code-Server ({why}; zi serve startet den Run-Worker).", run, cls=self.__class__)
+        self._default.launch_run(context)
+
+    def terminate(self, run_id: str) -> bool:
+        run = self._instance.get_run_by_id(run_id)
+        if run is None or run.is_finished:
+            return False
+        reply = ask(self._socket(), {"op": "terminate", "run_id": run_id})
+        if reply and reply.get("ok"):
+            self._instance.report_run_canceling(run)
+            return True
+        return self._default.terminate(run_id)
+
+    @property
+    def supports_check_run_worker_health(self) -> bool:
+        return True
+
+    def check_run_worker_health(self, run) -> CheckRunHealthResult:
+        """Alive or not, by the process the run's executor registered (any launcher, ``zi build`` too)."""
+        pid, host = run.tags.get(RUN_PID_TAG), run.tags.get(RUN_HOST_TAG)
+        if not pid or host != socket.gethostname():
+            # Not yet executing (the start timeout covers that), or on another machine: nothing to judge here.
+            return CheckRunHealthResult(WorkerStatus.RUNNING, "Prozess nicht von hier prüfbar")
+        if process_alive(int(pid)):
+            return CheckRunHealthResult(WorkerStatus.RUNNING, run_worker_id=pid)
+        return CheckRunHealthResult(
+            WorkerStatus.FAILED, f"Der Prozess {pid} des Laufs auf {host} ist beendet, ohne den Lauf abzuschließen.",
+            run_worker_id=pid)
+
+    def dispose(self) -> None:
+        self._default.dispose()
+
+
+# --- the worker (a long-running process, `zi run-worker`) --------------------------------------------------
+
+
+def warm_up() -> None:
+    """Import what runs execute, once: the definitions and the libraries their steps import lazily."""
+    import dagster_zi.definitions  # noqa: F401 - Dagster, dagster-dbt, every asset module, the dbt manifest
+    import great_expectations  # noqa: F401 - quality suites and forecast validation
+    import matplotlib.pyplot  # noqa: F401 - the quarterly report's charts
+    import zi_warehouse.reports.quality  # noqa: F401
+    import zi_warehouse.reports.quarterly  # noqa: F401
+
+
+def _execute_in_child(run_id: str) -> int:
+    """In the forked child: execute the run as Dagster's own run worker does (``dagster api execute_run``)."""
+    from dagster import DagsterInstance
+    from dagster._cli.api import _execute_run_command_body
+
+    with DagsterInstance.get() as instance:
+        return _execute_run_command_body(run_id, instance, write_stream_fn=lambda _event: None,
+                                         set_exit_code_on_failure=False)
+
+
+class RunWorker:
+    """Forks one child per run from a warm process; restarts itself when the code changes."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.fingerprint = code_fingerprint()
+        self.children: dict[str, int] = {}  # run id -> pid
+        self.guard = threading.Lock()
+        self.restart = threading.Event()
+        self.server: socketserver.BaseServer | None = None  # closed in each child
+
+    def handle(self, request: dict) -> dict:
+        op = request.get("op")
+        if op == "ping":
+            return {"ok": True, "pid": os.getpid()}
+        if op == "launch":
+            if self.restart.is_set() or code_fingerprint() != self.fingerprint:
+                self.restart.set()
+                return {"ok": False, "restarting": True}
+            return self.launch(str(request["run_id"]))
+        if op == "terminate":
+            with self.guard:
+                pid = self.children.get(str(request.get("run_id")))
+            if pid is None:
+                return {"ok": False, "error": "Lauf nicht in diesem Run-Worker"}
+            os.kill(pid, signal.SIGINT)  # Dagster's run worker stops at the next step boundary and reports it
+            return {"ok": True, "pid": pid}
+        return {"ok": False, "error": f"unbekannte Anfrage {op!r}"}
+
+    def launch(self, run_id: str) -> dict:
+        pid = os.fork()
+        if pid == 0:  # the child: never returns into the server loop
+            code = 1
+            try:
+                signal.signal(signal.SIGINT, signal.default_int_handler)
+                signal.signal(signal.SIGTERM, signal.SIG_DFL)
+                os.setsid()  # its own process group: a Ctrl-C on `zi serve` does not cut a build in half
+                if self.server is not None:
+                    self.server.socket.close()
+                code = _execute_in_child(run_id)
+            except BaseException:  # noqa: BLE001 - the run's failure is in its event log; the child must exit
+                logging.getLogger("zi.run_worker").exception("Lauf %s: Run-Worker-Prozess gescheitert", run_id)
+            finally:
+                os._exit(code)
+        with self.guard:
+            self.children[run_id] = pid
+        log.info("Lauf %s gestartet (Prozess %s)", run_id, pid)
+        return {"ok": True, "pid": pid}
+
+    def reap(self) -> None:
+        """Collect finished children (any: after a restart, the new image inherits the old one's)."""
+        while True:
+            try:
+                pid, _status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            with self.guard:
+                for run_id, child in list(self.children.items()):
+                    if child == pid:
+                        del self.children[run_id]
+                        log.info("Lauf %s beendet (Prozess %s)", run_id, pid)
+
+
+def serve(path: Path | None = None) -> None:
+    """``zi run-worker``: import once, then fork a child per run until stopped (SIGTERM/SIGINT)."""
+    # Libraries log a lot at INFO while importing (GX, alembic); the runs' own logs go to the event log.
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    log.setLevel(logging.INFO)
+    path = path or socket_path()
+    started = time.perf_counter()
+    warm_up()
+    worker = RunWorker(path)
+    log.info("vorgeladen in %.1f s; wartet auf Läufe an %s", time.perf_counter() - started, path)
+
+    class Handler(socketserver.StreamRequestHandler):
+        def handle(self) -> None:
+            try:
+                request = json.loads(self.rfile.readline() or b"{}")
+                reply = worker.handle(request)
+            except Exception as exc:  # noqa: BLE001 - answer the launcher, keep serving
+                reply = {"ok": False, "error": str(exc)}
+            self.wfile.write(json.dumps(reply).encode() + b"\n")
+
+    if path.exists():
+        path.unlink()
+    server = socketserver.UnixStreamServer(str(path), Handler)
+    worker.server = server
+    stop = threading.Event()
+
+    def on_signal(_signum, _frame) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True)
+    thread.start()
+    try:
+        while not stop.is_set() and not worker.restart.is_set():
+            worker.reap()
+            stop.wait(0.5)
+    finally:
+        server.shutdown()
+        server.server_close()
+    if worker.restart.is_set() and not stop.is_set():
+        log.info("Code geändert: Run-Worker startet neu (laufende Läufe laufen weiter)")
+        os.execv(sys.executable, [sys.executable, "-m", "dagster_zi.run_worker"])
+    path.unlink(missing_ok=True)
+
+
+if __name__ == "__main__":
+    serve()
