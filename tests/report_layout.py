@@ -116,6 +116,10 @@ def overlapping_chart_texts(browser, html_path: Path, *, width_px: int, toleranc
 
 
 class _TextCollector(HTMLParser):
+    #: Elements whose text a reader sees apart from its neighbours' (inline ones such as <a>, <span> join).
+    SEPARATE = {"p", "div", "section", "header", "nav", "li", "td", "th", "tr", "caption", "figcaption", "summary",
+                "h1", "h2", "h3", "h4", "br", "text", "ol", "ul", "table"}
+
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)
         self.parts: list[str] = []
@@ -124,10 +128,14 @@ class _TextCollector(HTMLParser):
     def handle_starttag(self, tag, attrs):
         if tag in ("style", "script", "title"):
             self._skip += 1
+        if tag in self.SEPARATE:
+            self.parts.append(" ")
 
     def handle_endtag(self, tag):
         if tag in ("style", "script", "title") and self._skip:
             self._skip -= 1
+        if tag in self.SEPARATE:
+            self.parts.append(" ")
 
     def handle_data(self, data):
         if not self._skip:
@@ -138,4 +146,4 @@ def visible_text(html: str) -> str:
     """The text a reader sees (chart labels included), without styles and scripts."""
     collector = _TextCollector()
     collector.feed(html)
-    return " ".join(" ".join(collector.parts).split())
+    return " ".join("".join(collector.parts).split())
