@@ -140,7 +140,7 @@ def test_zi_sql_writes_csv_for_german_excel(data_dir, tmp_path):
     assert rows[0] == ["measure_id", "municipality_key", "area_m2", "note"]
     body = rows[1:]
     assert len(body) == 400
-    assert body[1][:3] == ["1", "05117000", "2,5"]  # key kept as text with its leading zero, decimal comma
+    assert body[1][:3] == ["1", "05117000", "2,50"]  # key kept as text with its leading zero, decimal comma, the scale
     assert body[2][3] == 'Mulde; "Rigole"\nzweite Zeile'  # separator, quotes and line break survive
 
 
