@@ -151,6 +151,7 @@ def test_zi_sql_writes_excel(data_dir, tmp_path):
     assert result.exit_code == 0, result.output
     sheet = openpyxl.load_workbook(out).active
     values = list(sheet.iter_rows(values_only=True))
+    # This warehouse has no column descriptions: the keys are the headers (German ones: test_sql_console.py).
     assert values[0] == ("year", "envelope_eur", "paid_eur", "paid_share_pct")
     con = duckdb.connect(str(data_dir / "published" / "zi.duckdb"), read_only=True)
     expected = con.execute("select year, envelope_eur, paid_share_pct from marts.mart_budget_year order by year").fetchall()

@@ -36,7 +36,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from zi_warehouse.german import LOCAL_TIME_ZONE
+from zi_warehouse.german import LOCAL_TIME_ZONE, format_number
 
 MAX_ROWS_SHOWN = 200
 NULL_TEXT = "NULL"
@@ -261,7 +261,7 @@ def print_result(result: Result, console: Console, vertical: bool | None = None)
     rows = "1 Zeile" if result.total == 1 else f"{result.total} Zeilen"
     more = (f"; gezeigt die ersten {shown} (mit --out alle in eine Datei schreiben)"
             if result.total > shown else "")
-    console.print(f"[dim]{rows}{more} ({result.seconds:.2f} s)[/dim]")
+    console.print(f"[dim]{rows}{more} ({format_number(result.seconds, 2)} s)[/dim]")
 
 
 # --- commands ---------------------------------------------------------------------------------------
@@ -286,7 +286,7 @@ class Session:
             try:
                 print_result(run_cancellable(self.con, sql), self.console, self.vertical)
             except QueryCancelled as exc:
-                self.console.print(f"[yellow]{exc}[/yellow]")
+                self.console.print(f"\n[yellow]{exc}[/yellow]")  # after the terminal's "^C"
                 return
             except duckdb.Error as exc:
                 self.console.print(f"[red]Fehler:[/red] {exc}")
