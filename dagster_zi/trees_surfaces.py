@@ -40,7 +40,7 @@ RAW_TREES = AssetKey(["raw_trees", "trees__register_trees"])
 RAW_SURFACES = AssetKey(["raw_surfaces", "surfaces__parcels"])
 
 CAMPAIGN_DATE = dt.date(2021, 10, 30)
-CAMPAIGN_TREES = 10_000  # mirrors dbt var campaign_tree_target (DOMAIN.md §2, §6)
+CAMPAIGN_TREES = 10_000  # mirrors dbt var campaign_tree_target (docs/domain.md#tree-campaign)
 CAMPAIGN_POINTS = 43
 MAX_REGISTER_REJECTION_SHARE = 0.02
 MAX_SURFACE_REJECTION_SHARE = 0.01

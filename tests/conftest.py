@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -13,9 +14,25 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 ZI = str(Path(sys.executable).parent / "zi")
 
 
-def run_zi(data_dir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+def zi_env(data_dir: Path) -> dict[str, str]:
+    """The environment of a `zi` command on ``data_dir``: its own Dagster instance (``<data_dir>/dagster``)."""
     env = {**os.environ, "ZI_DATA_DIR": str(data_dir), "DO_NOT_TRACK": "1", "DAGSTER_DISABLE_TELEMETRY": "1",
            "COLUMNS": "200"}
+    env.pop("DAGSTER_HOME", None)
+    return env
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _no_shared_dagster_home():
+    """`make test` exports the repository's DAGSTER_HOME; each test data directory gets its own instance."""
+    previous = os.environ.pop("DAGSTER_HOME", None)
+    yield
+    if previous is not None:
+        os.environ["DAGSTER_HOME"] = previous
+
+
+def run_zi(data_dir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    env = zi_env(data_dir)
     result = subprocess.run([ZI, *args], cwd=REPO_ROOT, env=env, capture_output=True, text=True)
     if check and result.returncode != 0:
         raise AssertionError(f"zi {' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
@@ -38,3 +55,23 @@ def demo_data_dir(request) -> Path:
     if override:
         return Path(override)
     return request.getfixturevalue("demo_build")["data_dir"]
+
+
+def copy_built_data_dir(source: Path, target: Path, with_instance: bool = False) -> Path:
+    """A finished build's data directory at a new path, as if it had been built there.
+
+    The build record (warehouse/last_build.json) names the data directory it was built in; the copy's record
+    names the copy, so a build or sensor there sees exactly the changes made to the copy. Modification times
+    are kept (the record compares them). Without ``with_instance`` the copy starts with an empty Dagster
+    instance (no runs, sensors without cursors).
+    """
+    import json
+
+    ignore = None if with_instance else shutil.ignore_patterns("dagster")
+    shutil.copytree(source, target, symlinks=True, ignore=ignore)
+    record = target / "warehouse" / "last_build.json"
+    if record.exists():
+        state = json.loads(record.read_text(encoding="utf-8"))
+        state["inputs"]["data_dir"] = str(target.resolve())
+        record.write_text(json.dumps(state), encoding="utf-8")
+    return target

@@ -1,18 +1,10 @@
-"""The climate family's Dagster wiring: monthly schedule and job, checks with their severities."""
+"""The climate family's Dagster wiring: checks with their severities (DWD archives arrive via the landing sensor)."""
 
 from __future__ import annotations
 
 from dagster import AssetKey
 
 from dagster_zi import climate
-
-
-def test_monthly_schedule_materialises_raw_climate_and_downstream():
-    (schedule,) = climate.schedules
-    assert schedule.cron_schedule == "0 7 2 * *" and schedule.execution_timezone == "Europe/Berlin"
-    (job,) = climate.jobs
-    assert schedule.job_name == job.name == "climate_monthly"
-    assert "climate" in repr(job.selection) and "downstream" in repr(job.selection).lower()
 
 
 def test_checks_and_severities():
@@ -24,4 +16,4 @@ def test_checks_and_severities():
     assert specs["climate_station_list_parses"].asset_key == AssetKey(["raw_climate", "climate__stations"])
     assert specs["climate_daily_values_plausible"].asset_key == AssetKey(["raw_climate", "climate__daily"])
     assert specs["climate_no_duplicate_days"].asset_key.path[-1] == "int_climate__daily"
-    assert climate.assets == [] and climate.sensors == []
+    assert climate.assets == [] and climate.sensors == [] and climate.schedules == [] and climate.jobs == []

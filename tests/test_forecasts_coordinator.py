@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 import os
-import time
 from pathlib import Path
 
 import openpyxl
 import pytest
 import python_calamine as pc
-from dagster import RunRequest, SkipReason, build_sensor_context
 
 from zi_warehouse import config, warehouse
 from zi_warehouse.forecasts import template as t
@@ -187,43 +184,3 @@ def test_dagster_feedback_asset_and_blocking_row_accounting_check(data_dir):
     finally:
         with warehouse.connect(paths.warehouse) as con:
             con.execute("update raw.ingestion_files set rows_rejected = rows_rejected + 1 where file_name = ?", [FILE])
-
-
-def test_sensor_requests_a_run_only_for_new_or_changed_content(data_dir):
-    from dagster_zi.forecasts import forecast_landing_sensor
-
-    paths, _, _ = data_dir
-    folder = paths.landing_for("forecasts")
-    first = forecast_landing_sensor(build_sensor_context(cursor=None))
-    assert isinstance(first, RunRequest)
-    assert sorted(k.path for k in first.asset_selection) == [
-        ["raw_forecasts", "forecasts__payment_forecasts"], ["raw_forecasts", "forecasts__projects"],
-        ["raw_forecasts", "forecasts__submissions"]]
-    cursor = json.dumps(json.loads(_cursor_after(None)), sort_keys=True)
-    assert isinstance(forecast_landing_sensor(build_sensor_context(cursor=cursor)), SkipReason)
-    # touched but unchanged: no run
-    target = folder / FILE
-    os.utime(target, ns=(time.time_ns(), time.time_ns() + 10_000_000))
-    assert isinstance(forecast_landing_sensor(build_sensor_context(cursor=cursor)), SkipReason)
-    # a new file: a run, with a different run key than before
-    new = folder / "Prognose_Gelsenkirchen_2023-Q3.xlsx"
-    new.write_bytes(target.read_bytes() + b"")
-    new_file = forecast_landing_sensor(build_sensor_context(cursor=cursor))
-    assert isinstance(new_file, RunRequest) and new_file.run_key != first.run_key
-    new.unlink()
-    # a removed file is a change as well
-    assert isinstance(forecast_landing_sensor(build_sensor_context(cursor=_cursor_with_extra(cursor))), RunRequest)
-
-
-def _cursor_after(cursor):
-    from dagster_zi.forecasts import forecast_landing_sensor
-
-    context = build_sensor_context(cursor=cursor)
-    forecast_landing_sensor(context)
-    return context.cursor
-
-
-def _cursor_with_extra(cursor: str) -> str:
-    state = json.loads(cursor)
-    state["forecasts/gone.xlsx"] = [1, 1, "0" * 64]
-    return json.dumps(state)

@@ -1,6 +1,6 @@
 """The KPIs recomputed by hand from fct_measure, the parcel surfaces and the factor table equal the mart.
 
-An independent Python implementation of DOMAIN.md §3–4 (not the SQL of the marts): if a join, a filter
+An independent Python implementation of docs/domain.md#kpis (not the SQL of the marts): if a join, a filter
 or a formula in the dbt models changes the figures, this test disagrees.
 """
 

@@ -1,4 +1,4 @@
-"""DWA-M 102-4 factors: the worked values of DOMAIN.md §4 (P 800, ETp 600, standard parameters)."""
+"""DWA-M 102-4 factors: the worked values in docs/domain.md#worked-values (P 800, ETp 600, standard parameters)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from zi_warehouse.config import SEEDS_DIR
 P, ETP = 800.0, 600.0
 TOL = 0.005
 
-# (element type in seeds/surface_types.csv, expected a, g, v) as printed in DOMAIN.md §4.
+# (element type in seeds/surface_types.csv, expected a, g, v) as printed in docs/domain.md#worked-values.
 WORKED = [
     ("pitched_roof", 0.909, 0.0, 0.091),
     ("flat_roof", 0.832, 0.0, 0.168),

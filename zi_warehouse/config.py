@@ -1,7 +1,8 @@
 """Where things live and which parameters the figures depend on; everything comes from the environment.
 
-One place for paths under ``ZI_DATA_DIR`` and for the domain parameters that DOMAIN.md marks as
-assumptions (baseline year, ETp, factor edition), so that nothing is hard-coded in readers or models.
+One place for paths under ``ZI_DATA_DIR`` and for the domain parameters that
+docs/domain.md#assumptions-and-open-points marks as assumptions (baseline year, ETp, factor edition), so
+that nothing is hard-coded in readers or models.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""Reference data shared by every reader: municipalities and their aliases, measure types, statuses.
+"""Reference data shared by every reader: municipalities and their aliases, measure types, statuses, and the
+German texts of every rule the code reports.
 
 The CSVs in ``seeds/`` are the single source (dbt loads the same files as seeds); this module reads them
 for the Python side, so a spelling a coordinator uses is matched the same way everywhere.
@@ -7,6 +8,7 @@ for the Python side, so a spelling a coordinator uses is matched the same way ev
 from __future__ import annotations
 
 import csv
+import fnmatch
 import re
 import unicodedata
 from dataclasses import dataclass
@@ -81,3 +83,53 @@ def measure_types() -> tuple[dict, ...]:
 @lru_cache(maxsize=None)
 def project_statuses() -> tuple[dict, ...]:
     return tuple(_read("project_statuses.csv"))
+
+
+# --- rule texts (seeds/rule_texts.csv, documented in seeds/_rule_texts.yml) ------------------------------
+#: Where a rule key appears: a row's reason in raw.rejected_rows, a check_name of mart_data_quality, or the
+#: name of a Dagster asset check.
+RULE_KINDS = ("rejection", "quality_check", "asset_check")
+#: Who has to act on a rule.
+AUDIENCES = ("coordinator", "data_team", "controller")
+
+
+@dataclass(frozen=True)
+class RuleText:
+    rule_key: str  # exact key, or a pattern with * (quality_check / asset_check only)
+    kind: str
+    source_family: str | None  # None: every family
+    label_de: str
+    explanation_de: str
+    audience: str
+
+    @property
+    def is_pattern(self) -> bool:
+        return "*" in self.rule_key
+
+
+@lru_cache(maxsize=None)
+def rule_texts() -> tuple[RuleText, ...]:
+    return tuple(
+        RuleText(r["rule_key"], r["kind"], r["source_family"] or None, r["label_de"], r["explanation_de"],
+                 r["audience"])
+        for r in _read("rule_texts.csv")
+    )
+
+
+def rule_text(rule_key: str, kind: str = "rejection", source_family: str | None = None) -> RuleText | None:
+    """The German texts of a rule key as the code emits it, or None if the table has none.
+
+    A row for ``source_family`` wins over the family-independent row. Generated check names (mart suites,
+    dbt tests) match pattern rows (``*``); an exact key wins, otherwise the pattern with the most fixed
+    characters. Rejection rules are never patterns.
+    """
+    if kind not in RULE_KINDS:
+        raise ValueError(f"kind must be one of {RULE_KINDS}: {kind}")
+    rows = [r for r in rule_texts() if r.kind == kind and r.source_family in (source_family, None)]
+    exact = [r for r in rows if not r.is_pattern and r.rule_key == rule_key]
+    if exact:
+        return min(exact, key=lambda r: r.source_family is None)  # the family's own row first
+    matches = [r for r in rows if r.is_pattern and fnmatch.fnmatchcase(rule_key, r.rule_key)]
+    if not matches:
+        return None
+    return max(matches, key=lambda r: (len(r.rule_key.replace("*", "")), r.source_family is not None))

@@ -1,10 +1,10 @@
-"""Water-balance factors: the DWA-M 102-4 regression equations (DOMAIN.md §4) and nothing else.
+"""Water-balance factors: the DWA-M 102-4 regression equations (docs/domain.md#water-balance) and nothing else.
 
 Each surface or facility element splits long-term precipitation P (mm/a) into runoff ``a``, groundwater
 recharge ``g`` and evaporation ``v`` (a + g + v = 1), as functions of P, the potential evaporation ETp
 (mm/a) and the element's parameters. This module is the ONE implementation of those equations: the dbt
 Python model ``int_water_balance__factors`` imports it, and ``tests/test_water_balance.py`` checks it against
-the worked values of DOMAIN.md §4.
+the worked values in docs/domain.md#worked-values.
 
 What is data, not code:
 - the coefficients of each equation, per *edition* (``EDITIONS``; only the December 2020 draft
@@ -32,8 +32,8 @@ DEFAULT_EDITION = DRAFT_2020
 VALID_P_MM = (500.0, 1700.0)
 VALID_ETP_MM = (450.0, 700.0)
 
-#: Coefficients per edition and equation, as transcribed from the draft (DOMAIN.md §4). Names follow the
-#: term they multiply (``ln_p`` multiplies ln P, ``inv_etp`` multiplies 1/ETp, ...).
+#: Coefficients per edition and equation, as transcribed from the draft (docs/domain.md#factor-equations).
+#: Names follow the term they multiply (``ln_p`` multiplies ln P, ``inv_etp`` multiplies 1/ETp, ...).
 EDITIONS: dict[str, dict[str, dict[str, float]]] = {
     DRAFT_2020: {
         # pitched roof; metal/glass flat roof: a = c0 + p·P + etp·ETp + ln_sp·ln(Sp+1); g = 0

@@ -1,4 +1,4 @@
-{#- The KPI formulas (DOMAIN.md §3–4), in one place for the municipality and the region marts.
+{#- The KPI formulas (docs/domain.md#kpis), in one place for the municipality and the region marts.
     Parameters are dbt vars (dbt_project.yml): baseline year, targets and horizons are configuration. -#}
 
 {#- Linear target path from 0 in the baseline year to `target` in `target_year`, capped at the target. -#}

@@ -38,7 +38,7 @@ RECENT_END = dt.date(2026, 10, 31)
 RECENT_DOWNLOAD = "2026-11-01"
 SERIES_START = dt.date(1950, 1, 1)
 
-#: The daily-KL stations in and around the Ruhr (DOMAIN.md §8); closed ones end on their last day.
+#: The daily-KL stations in and around the Ruhr (docs/domain.md#ruhr-stations); closed ones end on their last day.
 RUHR_STATIONS = [
     dwd.StationEntry(1303, dt.date(1935, 1, 1), RECENT_END, 150, 51.4041, 6.9677, "Essen-Bredeney", "Nordrhein-Westfalen"),
     dwd.StationEntry(13670, dt.date(2007, 6, 1), RECENT_END, 24, 51.5088, 6.7018, "Duisburg-Baerl", "Nordrhein-Westfalen"),

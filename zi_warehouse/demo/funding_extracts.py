@@ -6,7 +6,7 @@ one full extract as of 2020-12-31 plus quarterly deltas up to the demo's last qu
 2022 come from the old export (Windows-1252, no thousands separators); from 2023 the new system writes
 UTF-8 with BOM and thousands separators. Deterministic for (programme, seed).
 
-Calibration (DOMAIN.md §2) is carried through unchanged: the full extract as of 2020-12-31 holds the
+Calibration (docs/domain.md#programme-figures) is carried through unchanged: the full extract as of 2020-12-31 holds the
 64 applications of 2020 (5,200,000.00 EUR requested) and their 60 grant notices of 2020.
 """
 

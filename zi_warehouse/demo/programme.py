@@ -4,7 +4,7 @@ The writers in this package render this one truth into what each sender really s
 workbooks, funding-database extracts, ...), so the sources agree with each other the way real ones
 mostly do. Deterministic for a given (scale, seed).
 
-Calibration (DOMAIN.md §2, fixed at every scale): programme year 2020 has exactly 91 project ideas
+Calibration (docs/domain.md#programme-figures, fixed at every scale): programme year 2020 has exactly 91 project ideas
 (projects first reported in a 2020 forecast), 64 funding applications filed in 2020 requesting
 5,200,000 EUR in total, and 60 approvals (grant notices) issued in 2020.
 """
@@ -118,7 +118,7 @@ class DemoProject:
     funding_rate: float  # requested / total cost
     idea_date: dt.date
     disconnected_area_m2: float
-    affected_surface_type: str | None  # surface before the measure (DOMAIN.md §4 element)
+    affected_surface_type: str | None  # surface before the measure (docs/domain.md#element-types)
     surface_change_m2: float  # m² of that surface changed by the measure
     trees: int
     contact_name: str

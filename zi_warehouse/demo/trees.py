@@ -1,6 +1,6 @@
 """Demo tree data: the RVR "Klimabäume" campaign lists and municipal tree registers (Baumkataster).
 
-What is rendered (DOMAIN.md §6):
+What is rendered (docs/domain.md#tree-campaign):
 - ``trees/campaign/klimabaeume_ausgabe_2021-10-30.csv``: the 30.10.2021 distribution, exactly **10,000**
   fruit trees through **43** distribution points, split into apple/pear/cherry/plum; each row's
   ``davon nicht abgeholt`` is a subset of its count (those trees were planted at schools and playgrounds,
@@ -36,7 +36,7 @@ from zi_warehouse.reference import municipality_by_key
 CAMPAIGN_DATE = dt.date(2021, 10, 30)
 CAMPAIGN_TREES = 10_000
 DISTRIBUTION_POINTS = 43
-#: Counts the talk names per municipality (DOMAIN.md §6).
+#: Counts the talk names per municipality (docs/domain.md#tree-campaign).
 NAMED_COUNTS = {"duisburg": 230, "muelheim_an_der_ruhr": 200, "castrop_rauxel": 200, "bergkamen": 210,
                 "dinslaken": 130}
 SPECIES_SHARES = {"Apfel": 0.40, "Birne": 0.20, "Kirsche": 0.20, "Pflaume": 0.20}

@@ -50,7 +50,7 @@ COLUMN_ORDER = {
 #: Columns a row must fill; everything else may stay empty in an early planning stage.
 REQUIRED_COLUMNS = ("project_id", "title", "municipality", "measure_type", "status", "total_cost_eur")
 
-#: Surfaces a measure changes (DOMAIN.md §4 elements), German label as shown in the drop-down.
+#: Surfaces a measure changes (docs/domain.md#element-types), German label as shown in the drop-down.
 SURFACE_TYPES = {
     "asphalt": "Asphalt / Beton",
     "flat_roof": "Flachdach",

@@ -19,7 +19,7 @@ from zi_warehouse import gx_context
 from zi_warehouse.reference import measure_types, municipality_by_key, project_statuses
 from zi_warehouse.forecasts.template import SURFACE_TYPES
 
-#: Funding rate limits (DOMAIN.md §5): up to 100 % for municipal owners; the workbook does not say who
+#: Funding rate limits (docs/domain.md#funding-rates): up to 100 % for municipal owners; the workbook does not say who
 #: owns a project, so the upper limit is the municipal one (private owners' 90 % is checked on approval).
 MAX_FUNDING_RATE = 1.0
 #: Planning dates outside this window are typing errors (the programme runs 2020-2030, construction

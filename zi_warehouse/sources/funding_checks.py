@@ -2,7 +2,7 @@
 
 What belongs here: one function per check, taking an open DuckDB connection to the working warehouse
 and returning a ``CheckOutcome``. ``dagster_zi/funding.py`` wires them as asset checks with their
-severities; tests call them directly. The thresholds are the programme's rules (DOMAIN.md §5).
+severities; tests call them directly. The thresholds are the programme's rules (docs/domain.md#funding).
 
 Which checks block publishing (ERROR) and why:
 - payments above the approved amount: money paid without legal basis, the data must be wrong;

@@ -9,7 +9,7 @@ Belongs here: reading and validating
   honoured). One file per municipality; the municipality comes from the file name
   (``baumkataster_<kommune>[_...].csv|geojson``) or from the folder it lies in.
 
-Every register tree is converted with pyproj to both CRSs and checked for plausibility (DOMAIN.md §6):
+Every register tree is converted with pyproj to both CRSs and checked for plausibility (docs/domain.md#tree-registers):
 height 1–45 m, crown diameter 0.5–30 m, planting year not in the future, coordinates inside the
 municipality. "Inside" is an **approximation** (no municipal polygons are available offline): the tree must
 lie within ``INSIDE_RADIUS_FACTOR`` × the radius of a circle with the municipality's area
@@ -104,7 +104,7 @@ RAW_TABLES = {
 EPSG_UTM32 = "EPSG:25832"
 EPSG_WGS84 = "EPSG:4326"
 
-#: Plausibility ranges (DOMAIN.md §6). Trunk circumference has no published range: 1–1,500 cm is our
+#: Plausibility ranges (docs/domain.md#tree-registers). Trunk circumference has no published range: 1–1,500 cm is our
 #: generous assumption (Germany's thickest trees measure about 1,000–1,300 cm).
 HEIGHT_M = (1.0, 45.0)
 CROWN_DIAMETER_M = (0.5, 30.0)

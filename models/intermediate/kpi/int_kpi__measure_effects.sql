@@ -1,4 +1,4 @@
--- Grain: one row per funded measure. Its effect on the two KPIs (DOMAIN.md §3–4):
+-- Grain: one row per funded measure. Its effect on the two KPIs (docs/domain.md#verdunstungsrate):
 -- disconnected area, and the change of Σ area·v: a measure that replaces a surface (green roof,
 -- unsealing) changes v on its area from the old element's to the new one's; a measure that routes runoff
 -- into a facility (swale, trench, tree trench) lets the facility evaporate its share of that runoff.

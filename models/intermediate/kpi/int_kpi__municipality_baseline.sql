@@ -1,6 +1,6 @@
 -- Grain: one row per municipality and scope ('all' = whole municipality, 'designated' = inside its
 -- designated areas). The KPI denominators in the baseline: paved area connected to the combined sewer,
--- and the evaporation-weighted area Σ area·v over all surface elements (DOMAIN.md §3–4).
+-- and the evaporation-weighted area Σ area·v over all surface elements (docs/domain.md#kpis).
 with surfaces as (
     select
         s.municipality_key,

@@ -1,6 +1,6 @@
 -- Grain: one row per municipality, designated-area flag, surface type and sewer connection. The KPI
 -- baseline "paved area connected to the combined sewer" is sum(area_m2) where sewer_connection = 'combined'
--- (DOMAIN.md §3); with the water-balance factors it also gives Σ area·v.
+-- (docs/domain.md#abkopplungsgrad); with the water-balance factors it also gives Σ area·v.
 select
     municipality_key,
     is_in_designated_area,

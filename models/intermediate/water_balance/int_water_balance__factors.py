@@ -6,7 +6,7 @@ Long-term water-balance shares a (runoff), g (groundwater recharge) and v (evapo
 edition (dbt var ``water_balance_edition``, also a column).
 
 A Python model on purpose: the equations exist once, in ``zi_warehouse/water_balance.py``, where the
-unit tests check them against the worked values of DOMAIN.md §4. SQL macros would be a second copy that
+unit tests check them against the worked values in docs/domain.md#worked-values. SQL macros would be a second copy that
 could drift. Element types and their standard parameters come from the seed ``surface_types``.
 """
 

@@ -1,6 +1,6 @@
--- Grain: one row per DWD station and calendar year (station_id, year). Climate indicators (DOMAIN.md §8)
--- from the deduplicated daily values; a year with gaps says so (missing_days > 0, is_complete false) and
--- its counts are counts over the observed days only.
+-- Grain: one row per DWD station and calendar year (station_id, year). Climate indicators
+-- (docs/domain.md#climate-indicators) from the deduplicated daily values; a year with gaps says so
+-- (missing_days > 0, is_complete false) and its counts are counts over the observed days only.
 select
     y.station_id,
     s.station_name,

@@ -1,5 +1,5 @@
 -- Grain: one row per municipality and year (baseline year .. 2040). Abkopplungsgrad and
--- Verdunstungsrate with their target paths; formulas in dbt_project/macros/kpi.sql (DOMAIN.md §3–4).
+-- Verdunstungsrate with their target paths; formulas in dbt_project/macros/kpi.sql (docs/domain.md#kpis).
 select
     k.municipality_key,
     m.municipality_name,

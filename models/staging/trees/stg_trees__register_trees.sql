@@ -1,5 +1,5 @@
 -- Grain: one row per tree of a municipal tree register (_source_file, _row_number); only trees that
--- passed the plausibility checks (DOMAIN.md §6) reach the raw table. species_group maps the species to
+-- passed the plausibility checks (docs/domain.md#tree-registers) reach the raw table. species_group maps the species to
 -- the campaign's groups (apple, pear, cherry, plum) or 'other'; the botanical name decides when present.
 with trees as (
     select

@@ -1,0 +1,95 @@
+"""The landing sensor: a delivery in any family's landing folder leads to a build of that family and downstream."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+import pytest
+from dagster import DefaultScheduleStatus, DefaultSensorStatus, RunRequest, SkipReason, build_sensor_context
+
+from conftest import copy_built_data_dir
+from dagster_zi import landing
+from zi_warehouse import config
+
+FAMILY_ROOTS = {"raw_forecasts", "raw_funding", "raw_climate", "raw_trees", "raw_surfaces"}
+
+
+@pytest.fixture()
+def built(demo_data_dir, tmp_path, monkeypatch):
+    data_dir = copy_built_data_dir(demo_data_dir, tmp_path / "data")
+    monkeypatch.setenv("ZI_DATA_DIR", str(data_dir))
+    return config.paths()
+
+
+def _tick(cursor: str | None):
+    context = build_sensor_context(cursor=cursor)
+    return landing.landing_sensor(context), context.cursor
+
+
+def test_sensor_and_schedule_run_by_default():
+    from dagster_zi.definitions import daily_build_schedule
+
+    assert landing.landing_sensor.default_status == DefaultSensorStatus.RUNNING
+    assert daily_build_schedule.default_status == DefaultScheduleStatus.RUNNING
+    assert landing.landing_sensor.minimum_interval_seconds <= 5
+
+
+def test_nothing_new_after_a_build_and_a_touched_file_is_no_delivery(built):
+    result, cursor = _tick(None)
+    assert isinstance(result, SkipReason), result
+    workbook = next(built.landing_for("forecasts").glob("*.xlsx"))
+    os.utime(workbook, ns=(time.time_ns(), time.time_ns() + 10_000_000))
+    result, _ = _tick(cursor)
+    assert isinstance(result, SkipReason)
+
+
+def test_a_new_workbook_builds_its_family_and_everything_downstream(built):
+    _, cursor = _tick(None)
+    source = next(built.landing_for("forecasts").glob("*.xlsx"))
+    (built.landing_for("forecasts") / "Prognose_Test_korrektur1.xlsx").write_bytes(source.read_bytes() + b"\0")
+    request, cursor_after = _tick(cursor)
+    assert isinstance(request, RunRequest)
+    assert request.job_name in (None, "build_warehouse") and request.tags["zi/families"] == "forecasts"
+    roots = {key.path[0] for key in request.asset_selection if key.path[0].startswith("raw_")}
+    assert "raw_forecasts" in roots and not (roots & (FAMILY_ROOTS - {"raw_forecasts"}))
+    names = {key.to_user_string() for key in request.asset_selection}
+    for downstream in ("forecast_feedback_workbooks", "marts/mart_pipeline_municipality_quarter",
+                       "published_warehouse", "quarterly_report"):
+        assert downstream in names, downstream
+    # The same landing state is one run (the key), a further change another.
+    again, _ = _tick(cursor)
+    assert isinstance(again, RunRequest) and again.run_key == request.run_key
+    # Taken back before any build: the landing area is as built again, nothing to do.
+    (built.landing_for("forecasts") / "Prognose_Test_korrektur1.xlsx").unlink()
+    taken_back, cursor_after = _tick(cursor_after)
+    assert isinstance(taken_back, SkipReason)
+    # A delivered file removed is a change as well (its rows leave the warehouse).
+    source.unlink()
+    removed, _ = _tick(cursor_after)
+    assert isinstance(removed, RunRequest) and removed.run_key != request.run_key
+    assert removed.tags["zi/families"] == "forecasts"
+
+
+def test_files_already_built_by_hand_start_nothing(built):
+    """A file that a `zi build` started by hand has already built (its record names it) needs no run."""
+    from zi_warehouse import build_state
+
+    _, cursor = _tick(None)
+    (built.landing_for("funding") / "extra.csv").write_text("x;y\n1;2\n", encoding="utf-8")
+    record_path = build_state.state_path(built)
+    state = json.loads(record_path.read_text(encoding="utf-8"))
+    state["inputs"]["landing"] = build_state.inputs(built)["landing"]
+    record_path.write_text(json.dumps(state), encoding="utf-8")
+    result, _ = _tick(cursor)
+    assert isinstance(result, SkipReason) and "schon gebaut" in result.skip_message
+
+
+def test_without_a_successful_build_the_whole_job_runs(built):
+    _, cursor = _tick(None)
+    (built.warehouse_dir / "last_build.json").unlink()
+    (built.landing_for("trees") / "baumkataster_bochum_neu.csv").write_text("Baumnummer\n1\n", encoding="utf-8")
+    request, _ = _tick(cursor)
+    assert isinstance(request, RunRequest) and request.asset_selection is None
+    assert "zi/families" not in request.tags

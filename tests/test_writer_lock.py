@@ -1,0 +1,94 @@
+"""The writer lock: one build per data directory across processes, and a German sentence naming the holder."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+
+from zi_warehouse import writer_lock
+
+#: Another process takes the lock and reports on stdout when it holds it.
+HOLDER = textwrap.dedent("""
+    import sys, time
+    from pathlib import Path
+    from zi_warehouse import writer_lock
+    folder, wait = Path(sys.argv[1]), sys.argv[2]
+    try:
+        with writer_lock.hold(folder, "run-xyz", "Zeitplan daily_warehouse_build",
+                              wait_seconds=None if wait == "forever" else float(wait)):
+            print("HOLDING", flush=True)
+            time.sleep(float(sys.argv[3]))
+    except writer_lock.WriterBusy as busy:
+        print("BUSY", busy, flush=True)
+""")
+
+
+def _start(folder, wait="0", hold_seconds="60") -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-c", HOLDER, str(folder), wait, hold_seconds],
+                            stdout=subprocess.PIPE, text=True)
+
+
+def _wait_for_line(proc: subprocess.Popen, timeout: float = 30) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if line:
+            return line.strip()
+    raise AssertionError("no line from the other process")
+
+
+def test_a_second_process_is_refused_with_the_holder_named_in_german(tmp_path):
+    other = _start(tmp_path)
+    try:
+        assert _wait_for_line(other) == "HOLDING"
+        holder = writer_lock.current_holder(tmp_path)
+        assert holder is not None and holder.run_id == "run-xyz" and holder.pid == other.pid
+        with pytest.raises(writer_lock.WriterBusy) as busy:
+            with writer_lock.hold(tmp_path, "", "zi build", wait_seconds=0):
+                pass
+        message = str(busy.value)
+        assert "läuft bereits ein Build" in message and "Lauf run-xyz" in message
+        assert "Zeitplan daily_warehouse_build" in message and "seit" in message and f"Prozess {other.pid}" in message
+    finally:
+        other.kill()
+        other.wait()
+
+
+def test_a_waiting_process_gets_the_lock_when_the_holder_finishes(tmp_path):
+    told = []
+    with writer_lock.hold(tmp_path, "first", "zi build"):
+        waiter = _start(tmp_path, wait="forever", hold_seconds="0")
+        time.sleep(1.5)
+        assert waiter.poll() is None  # still waiting while this process holds the lock
+    assert _wait_for_line(waiter) == "HOLDING"
+    waiter.wait(timeout=30)
+    assert waiter.returncode == 0
+    with writer_lock.hold(tmp_path, "again", "zi build", wait_seconds=0, on_wait=told.append):
+        pass
+    assert told == []  # nobody held it any more: no waiting message
+
+
+def test_a_killed_holder_leaves_no_stale_lock(tmp_path):
+    other = _start(tmp_path)
+    assert _wait_for_line(other) == "HOLDING"
+    os.kill(other.pid, signal.SIGKILL)
+    other.wait()
+    assert writer_lock.current_holder(tmp_path) is None
+    with writer_lock.hold(tmp_path, "next", "zi build", wait_seconds=0) as me:
+        assert me.pid == os.getpid()
+
+
+def test_the_lock_is_reentrant_within_one_process(tmp_path):
+    """`zi build` holds the lock and then executes the run, whose executor takes it again in the same process."""
+    with writer_lock.hold(tmp_path, "", "zi build", wait_seconds=0):
+        writer_lock.set_run_id(tmp_path, "abc")
+        with writer_lock.hold(tmp_path, "abc", "zi build", wait_seconds=0) as inner:
+            assert inner.run_id == "abc"
+        assert writer_lock.current_holder(tmp_path).run_id == "abc"
+    assert writer_lock.current_holder(tmp_path) is None
