@@ -139,13 +139,20 @@ def test_summary_on_top_names_what_blocks_warns_and_is_late(constructed):
                      "einzelheiten", "kommune-herne", "regionweit", "alle-pruefungen"]
     assert 'data-status="blocked"' in html
     blocking = _section_text(html, "glance-blocking")
-    assert "Ausgezahlt ≤ bewilligt je Maßnahme: Herne" in blocking
-    assert "Bewilligt ≤ Plafond, kumuliert: regionweit" in blocking
+    # checks with their own row in the rule texts are named by it, with what to do
+    paid = reference.rule_text("reconciliation.paid_within_approved", "quality_check")
+    assert f"{paid.label_de}: Herne {paid.explanation_de}" in blocking
+    envelope = reference.rule_text("reconciliation.approved_within_envelope", "quality_check")
+    assert f"{envelope.label_de}: regionweit" in blocking
     assert re.search(r'id="glance-blocking".*?href="#kommune-herne"', html, re.S)
     warnings = _section_text(html, "glance-warnings")
-    assert "Ausgezahlte EUR sind nicht negativ: regionweit" in warnings
-    assert "Förderdaten-Extrakt täglich: regionweit" in warnings
-    assert "Quartalsprognose fristgerecht: Bochum Essen" in warnings
+    # a generated suite check: the pattern's label and the check's own description (naming the column)
+    negative = reference.rule_text("mart_budget_year.paid_eur_non_negative", "quality_check")
+    assert f"{negative.label_de}: Ausgezahlte EUR sind nicht negativ: regionweit" in warnings
+    extract = reference.rule_text("freshness.funding_extract_daily", "quality_check").label_de
+    assert f"{extract}: regionweit" in warnings
+    due = reference.rule_text("freshness.forecasts_due", "quality_check").label_de
+    assert f"{due}: Bochum Essen" in warnings
     late = _section_text(html, "glance-forecasts")
     assert "Bochum: verspätet" in late and "Essen: fehlt" in late and "Dortmund" not in late
     # every link of the page has its target, and every municipality with a finding has its details

@@ -3,10 +3,13 @@ severities of checks, the sources a check looked at, rejection rules and checks.
 
 What belongs here: turning a key of the marts (``forecasts``, ``reconciliation``, ``error``,
 ``funding×forecasts``, a rule or check name) into the words a controller reads. Both reports (quality and
-quarterly) use these functions, so a key is labelled the same way everywhere.
+quarterly) use these functions, so a key is labelled the same way everywhere. Rules and checks are labelled
+from the rule texts table (``seeds/rule_texts.csv`` through ``reference.rule_text``).
 """
 
 from __future__ import annotations
+
+from zi_warehouse import reference
 
 FAMILY_LABELS = {
     "forecasts": "Prognosen",
@@ -49,11 +52,26 @@ def severity_label(severity: str, short: bool = False) -> str:
     return (SEVERITY_SHORT if short else SEVERITY_LABELS).get(severity, severity)
 
 
-def rule_label(family: str, rule: str) -> str:
-    """The German label of a rejection rule of ``family``."""
-    return rule
+def rule_label(family: str | None, rule: str) -> str:
+    """The German label of a rejection rule of ``family`` (the key itself only if the table lacks it, which
+    tests/test_rule_texts.py does not let happen)."""
+    text = reference.rule_text(rule, "rejection", family)
+    return text.label_de if text else rule
 
 
 def check_label(check_name: str, description_de: str | None = None) -> str:
-    """The German label of a check: what it demands, as the check itself describes it."""
-    return description_de or check_name
+    """The German label of a check. A check of its own row in the rule texts ("Auszahlung über
+    Bewilligung") is named by it; a generated one (a mart suite's ``<mart>.<column>_non_negative`` matches
+    a pattern row such as "Negativer Wert") also by its own description, which names the column."""
+    text = reference.rule_text(check_name, "quality_check")
+    if text is None:
+        return description_de or check_name
+    if text.is_pattern and description_de:
+        return f"{text.label_de}: {description_de}"
+    return text.label_de
+
+
+def check_explanation(check_name: str) -> str | None:
+    """What a failed check means and what to do, from the rule texts table."""
+    text = reference.rule_text(check_name, "quality_check")
+    return text.explanation_de if text else None

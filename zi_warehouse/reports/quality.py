@@ -30,7 +30,8 @@ import duckdb
 
 from zi_warehouse import config, reference, warehouse
 from zi_warehouse.quality import results as qr
-from zi_warehouse.reports.labels import check_kind_label, check_label, family_label, rule_label, source_label
+from zi_warehouse.reports.labels import (check_explanation, check_kind_label, check_label, family_label, rule_label,
+                                        source_label)
 from zi_warehouse.reports.rendering import environment
 
 TEMPLATE = "quality_report.html.j2"
@@ -116,6 +117,7 @@ def _failed_by_check(failed: list[dict], severity: str) -> list[dict]:
     out = [{
         "check_name": name,
         "label": rows[0]["label"],
+        "explanation": check_explanation(name),
         "kind": check_kind_label(rows[0]["check_kind"]),
         "where": [{"key": r["municipality_key"], "name": r["where"]} for r in sorted(rows, key=lambda r: r["where"])],
         "rows_failed": sum(r["rows_failed"] for r in rows),

@@ -55,7 +55,7 @@ def section_data_quality(con, period: str) -> Section:
         ax.grid(axis="y", visible=False)
 
     key = "data_quality_rejections"
-    svg = chart_svg(key, draw, (7.2, 0.45 * max(len(families), 1) + 1.0), "marts.mart_ingestion_files")
+    svg = chart_svg(key, draw, (7.2, 0.3 * max(len(families), 1) + 0.9), "marts.mart_ingestion_files")
     table = DataTable(["Quelle", "Dateien", "gelesen", "geladen", "abgewiesen", "Anteil abgewiesen",
                        "Dateien gescheitert/zurückgehalten"], [], key=key)
     for r in families:
