@@ -10,6 +10,8 @@ Parquet files' field metadata all say what the dbt project says, and every publi
 
 from __future__ import annotations
 
+import re
+
 import duckdb
 import pyarrow.parquet as pq
 import pytest
@@ -80,3 +82,9 @@ def test_every_published_column_is_described_in_duckdb_and_parquet(demo_build):
             assert metadata.get(b"unit", b"").decode() == (unit or ""), (table, field.name)
         # the metadata changes nothing about the data: pyarrow reads every row DuckDB published
         assert pq.read_table(published / "parquet" / f"{table}.parquet").num_rows == counts[table], table
+
+
+def test_the_marts_overview_lists_every_mart():
+    overview = (DICTIONARY_DOC.parent / "marts.md").read_text(encoding="utf-8")
+    listed = set(re.findall(r"^\| `(\w+)` \|", overview, re.M))
+    assert listed == {m.name for m in marts()}, "docs/marts.md: die Tabelle der Marts ist nicht vollständig"
