@@ -12,7 +12,7 @@ export DO_NOT_TRACK := 1
 export DAGSTER_DISABLE_TELEMETRY := 1
 DBT_SOURCES := dbt_project.yml $(shell find models seeds dbt_project -type f 2>/dev/null)
 
-.PHONY: setup run test dev bench runtime-packages test-packages instance clean
+.PHONY: setup run test lint dev bench runtime-packages test-packages instance clean
 
 setup: $(VENV)/.installed target/manifest.json
 
@@ -48,14 +48,20 @@ instance: setup
 run: setup runtime-packages
 	$(BIN)/zi build
 
-test: setup test-packages
+# Linters first: a lint failure fails `make test` (and CI) as a failing test does.
+lint: setup
+	scripts/lint-sql.sh
+
+test: setup test-packages lint
 	$(BIN)/pytest
 
-dev: instance runtime-packages
-	$(BIN)/dagster dev -w workspace.yaml
+# The deployment in the foreground: Dagster UI on http://localhost:3000, daemon (schedule, landing sensor, run
+# queue) and the run worker, all on this data directory's instance (what `zi serve` runs on a server).
+dev: setup runtime-packages
+	$(BIN)/zi serve
 
 bench: setup
-	$(BIN)/python -m zi_warehouse.bench
+	$(BIN)/python bench/zi_bench.py
 
 clean:
 	rm -rf target logs
