@@ -200,11 +200,9 @@ def display_value(value: Any) -> str:
     if isinstance(value, decimal.Decimal):
         return format(value, "f")
     if isinstance(value, dt.datetime):
-        if value.tzinfo is not None:
-            local = value.astimezone(LOCAL_TIME_ZONE)
-            text = local.isoformat(sep=" ", timespec="seconds" if not local.microsecond else "microseconds")
-            return text
-        return value.isoformat(sep=" ", timespec="seconds" if not value.microsecond else "microseconds")
+        if value.tzinfo is not None:  # with time zone: local time, the offset shows which
+            value = value.astimezone(LOCAL_TIME_ZONE)
+        return value.isoformat(sep=" ", timespec="microseconds" if value.microsecond else "seconds")
     if isinstance(value, (dt.date, dt.time)):
         return value.isoformat()
     if isinstance(value, bytes):

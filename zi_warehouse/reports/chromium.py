@@ -7,7 +7,9 @@ PDF printing goes through :class:`Browser`: one Chromium process driven over the
 pipe (``--remote-debugging-pipe``, no port is opened). It can be started *before* the page exists, so its
 start-up (about a second) runs while the caller still draws charts, and it can print several pages with one
 launch. ``Page.printToPDF`` gets the options ``--print-to-pdf --no-pdf-header-footer`` uses (A4 from the
-page's CSS ``@page``, backgrounds, no header or footer), so the PDF is the same.
+page's CSS ``@page``, backgrounds, no header or footer), so the PDF is the same. ``Browser.evaluate`` lays a
+page out for print or screen in a window of a given width and returns what a script measures there (the
+tests check with it that nothing is wider than the printed page).
 """
 
 from __future__ import annotations
