@@ -103,14 +103,13 @@ def marts(manifest_path: Path = MANIFEST) -> list[MartDoc]:
     for node in manifest["nodes"].values():
         if node["resource_type"] != "model" or node["schema"] != PUBLIC_SCHEMA:
             continue
-        description = " ".join((node.get("description") or "").split())
+        description = _one_line(node.get("description"))
         out.append(MartDoc(
             name=node["alias"] or node["name"],
             description=description,
             grain=grain_of(description),
             path=node["original_file_path"],
-            columns=[ColumnDoc(c["name"], c.get("data_type") or "", " ".join((c.get("description") or "").split()),
-                               unit_of(c["name"]))
+            columns=[ColumnDoc(c["name"], c.get("data_type") or "", _one_line(c.get("description")), unit_of(c["name"]))
                      for c in node["columns"].values()],
         ))
     return sorted(out, key=lambda m: m.name)
@@ -174,14 +173,19 @@ def parquet_kv_metadata(con, source: str, table_comment: str | None, column_comm
         probe.unlink(missing_ok=True)
     fields = []
     for f in schema:
-        metadata = {"description": column_comments.get(f.name) or ""}
+        metadata = {"description": _one_line(column_comments.get(f.name))}
         if unit := unit_of(f.name):
             metadata["unit"] = unit
         fields.append(f.with_metadata(metadata))
-    table = {"description": table_comment or "", "grain": grain_of(table_comment) or ""}
+    table = {"description": _one_line(table_comment), "grain": grain_of(table_comment) or ""}
     arrow_schema = base64.b64encode(pa.schema(fields, metadata=table).serialize().to_pybytes()).decode()
     pairs = {"ARROW:schema": arrow_schema, **table}
     return "{" + ", ".join(f"{_literal(k)}: {_literal(v)}" for k, v in pairs.items()) + "}"
+
+
+def _one_line(text: str | None) -> str:
+    """A description as one line (YAML's folded text ends in a newline, long ones hold several)."""
+    return " ".join((text or "").split())
 
 
 def _literal(value: object) -> str:
