@@ -50,7 +50,7 @@ def section_pipeline(con, period: str) -> Section:
         ax.set_ylabel("Projekte")
         ax.yaxis.set_major_formatter(german_ticks())
         # Below the axes: inside it would cover the bars of the early quarters as the pipeline grows.
-        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=4)
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.17), ncol=4)
 
     key = "pipeline_quarter"
     svg = chart_svg(key, draw, (7.2, 3.6), "marts.mart_pipeline_municipality_quarter")
