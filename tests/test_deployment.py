@@ -3,7 +3,8 @@
 - The units are valid (``systemd-analyze verify`` where systemd is installed, a structural check always), their
   commands exist in the virtual environment and accept their arguments, and they start the same processes
   as ``zi serve``.
-- ``zi serve`` answers on the UI's port and, on SIGTERM, stops every process it started (and theirs).
+- ``zi serve`` itself: tests/test_operations.py (it answers, picks up deliveries, and on SIGTERM stops every
+  process it started).
 """
 
 from __future__ import annotations
@@ -13,16 +14,13 @@ import importlib.util
 import os
 import shlex
 import shutil
-import signal
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
-from conftest import REPO_ROOT, ZI, free_port, zi_env
+from conftest import REPO_ROOT
 
 UNIT_DIR = REPO_ROOT / "deploy" / "systemd"
 #: Where the units expect the repository and the environment file on the server.
@@ -103,81 +101,3 @@ def test_systemd_accepts_the_units(tmp_path):
     # Unknown keys are only warnings to systemd: any output counts as a failure here.
     assert result.returncode == 0 and not result.stdout.strip() and not result.stderr.strip(), \
         result.stdout + result.stderr
-
-
-def _processes() -> dict[int, tuple[int, str]]:
-    """pid -> (parent pid, start time) of every process (start time tells a reused pid apart)."""
-    found = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if fields[0] != "Z":
-            found[int(entry.name)] = (int(fields[1]), fields[19])
-    return found
-
-
-def _descendants(root: int) -> dict[int, str]:
-    table = _processes()
-    result, frontier = {}, [root]
-    while frontier:
-        parent = frontier.pop()
-        for pid, (ppid, started) in table.items():
-            if ppid == parent and pid not in result:
-                result[pid] = started
-                frontier.append(pid)
-    return result
-
-
-@pytest.mark.slow
-def test_zi_serve_answers_and_stops_all_its_processes_on_sigterm(tmp_path):
-    port = free_port()
-    env = zi_env(tmp_path / "zi")
-    env.pop("ZI_DAGSTER_POSTGRES_URL", None)
-    log = (tmp_path / "serve.log").open("w")
-    serve = subprocess.Popen([ZI, "serve", "--port", str(port)], cwd=REPO_ROOT, env=env, stdout=log,
-                             stderr=subprocess.STDOUT, start_new_session=True)
-    children: dict[int, str] = {}
-    try:
-        deadline = time.monotonic() + 240
-        status = None
-        while time.monotonic() < deadline and status != 200:
-            assert serve.poll() is None, (tmp_path / "serve.log").read_text()
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/server_info", timeout=5) as response:
-                    status = response.status
-            except OSError:
-                time.sleep(1)
-        assert status == 200, (tmp_path / "serve.log").read_text()
-        from dagster_zi.run_worker import ask, socket_path
-
-        socket_file = socket_path(tmp_path / "zi" / "dagster")
-        while time.monotonic() < deadline and not (ask(socket_file, {"op": "ping"}) or {}).get("ok"):
-            time.sleep(1)
-        assert (ask(socket_file, {"op": "ping"}) or {}).get("ok"), "Run-Worker antwortet nicht"
-        children = _descendants(serve.pid)
-        # UI, daemon and run worker, and the code servers the UI and the daemon start for the code location.
-        assert len(children) >= 3, children
-
-        serve.send_signal(signal.SIGTERM)
-        assert serve.wait(timeout=90) == 0, (tmp_path / "serve.log").read_text()
-        deadline = time.monotonic() + 30
-        left = children
-        while left and time.monotonic() < deadline:
-            alive = _processes()
-            left = {pid: started for pid, started in children.items() if alive.get(pid, (0, ""))[1] == started}
-            time.sleep(0.5)
-        assert not left, f"nach SIGTERM noch laufend: {left}"
-        assert not socket_file.exists()
-    finally:
-        if serve.poll() is None:
-            os.killpg(serve.pid, signal.SIGKILL)
-            serve.wait()
-        alive = _processes()
-        for pid, started in children.items():
-            if alive.get(pid, (0, ""))[1] == started:
-                os.kill(pid, signal.SIGKILL)
-        log.close()

@@ -14,7 +14,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -24,6 +23,7 @@ import pytest
 from dagster import AssetKey, DagsterEventType, DagsterInstance, DagsterRunStatus
 
 from conftest import ZI, copy_built_data_dir, zi_env
+from dagster_zi.run_worker import ask
 from zi_bench_deployment import BAD_STATUS, published_files, with_bad_row
 
 pytestmark = pytest.mark.slow
@@ -66,32 +66,76 @@ def _wait(condition, timeout: float, what: str, step: float = 0.2):
     raise AssertionError(f"nicht eingetreten in {timeout:.0f} s: {what}")
 
 
+def _processes() -> dict[int, tuple[int, str]]:
+    """pid -> (parent pid, start time) of every process (start time tells a reused pid apart)."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if fields[0] != "Z":
+            found[int(entry.name)] = (int(fields[1]), fields[19])
+    return found
+
+
+def _descendants(root: int) -> dict[int, str]:
+    table = _processes()
+    result, frontier = {}, [root]
+    while frontier:
+        parent = frontier.pop()
+        for pid, (ppid, started) in table.items():
+            if ppid == parent and pid not in result:
+                result[pid] = started
+                frontier.append(pid)
+    return result
+
+
 @pytest.fixture()
 def served(demo_data_dir, tmp_path):
-    """`zi serve` on a copy of the demo build (an empty instance), until the test ends."""
+    """`zi serve` on a copy of the demo build (an empty instance) until the test ends; then SIGTERM, and
+    every process it started (UI, daemon, run worker, code servers, runs) must be gone."""
     data_dir = copy_built_data_dir(demo_data_dir, tmp_path / "data")
     port = _free_port()
     log = open(tmp_path / "serve.log", "w")
     env = zi_env(data_dir)
     proc = subprocess.Popen([ZI, "serve", "--port", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT,
                             start_new_session=True)
+    worker_socket = data_dir / "dagster" / "run-worker.sock"
 
-    def ui_up() -> bool:
+    def ready() -> bool:
+        assert proc.poll() is None, (tmp_path / "serve.log").read_text()
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/server_info", timeout=2) as response:
-                return response.status == 200
+                return response.status == 200 and (ask(worker_socket, {"op": "ping"}) or {}).get("ok", False)
         except OSError:
             return False
 
+    children: dict[int, str] = {}
     try:
-        _wait(lambda: (data_dir / "dagster" / "run-worker.sock").exists() and ui_up(), 180, "zi serve bereit", 1)
+        _wait(ready, 240, "zi serve bereit (UI antwortet, Run-Worker antwortet)", 1)
+        children = _descendants(proc.pid)
+        assert len(children) >= 3, children  # UI, daemon, run worker (and the code servers they start)
         yield {"data_dir": data_dir, "port": port, "env": env, "log": tmp_path / "serve.log"}
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=90) == 0, (tmp_path / "serve.log").read_text()
+
+        def all_gone() -> bool:
+            alive = _processes()
+            return not [pid for pid, started in children.items() if alive.get(pid, (0, ""))[1] == started]
+
+        _wait(all_gone, 30, "alle Prozesse von zi serve beendet", 0.5)
+        assert not worker_socket.exists()
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
+        if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        alive = _processes()
+        for pid, started in children.items():
+            if alive.get(pid, (0, ""))[1] == started:
+                os.kill(pid, signal.SIGKILL)
         log.close()
 
 

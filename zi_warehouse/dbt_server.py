@@ -104,7 +104,7 @@ class DbtForkServer:
                 sys.stderr.flush()
                 os.write(1, EXIT_MARK + str(code).encode() + b"\n")
             finally:
-                os._exit(code)
+                _exit(code)
 
 
 def socket_path(dagster_home: Path) -> Path:
@@ -236,16 +236,29 @@ def serve_for_this_process(data_dir: Path, repo_root: Path, target: Path) -> tup
         from zi_warehouse import writer_lock
 
         writer_lock.forget_in_child()
+        stopping = threading.Event()
+        signal.signal(signal.SIGTERM, lambda _signum, _frame: stopping.set())
         thread = serve(path, data_dir, repo_root, target)
-        while os.getppid() == parent:  # ends with the build that started it
+        while os.getppid() == parent and not stopping.is_set():  # ends with the build that started it
             try:
                 os.waitpid(-1, os.WNOHANG)
             except ChildProcessError:
                 pass
-            time.sleep(0.5)
+            stopping.wait(0.5)
         thread.server.shutdown()  # type: ignore[attr-defined]
     except BaseException:  # noqa: BLE001 - the build's dbt commands fall back to starting dbt themselves
         code = 1
+    finally:
+        _exit(code)
+
+
+def _exit(code: int) -> None:
+    """End a forked process without the parent's exit handlers, but release what dbt allocated through
+    multiprocessing (named semaphores), which would otherwise be reported as leaked when the build ends."""
+    try:
+        import multiprocessing.util
+
+        multiprocessing.util._exit_function()
     finally:
         os._exit(code)
 
@@ -253,7 +266,7 @@ def serve_for_this_process(data_dir: Path, repo_root: Path, target: Path) -> tup
 def stop(pid: int, path: Path) -> None:
     """End a server started by ``serve_for_this_process`` and remove its socket."""
     try:
-        os.kill(pid, signal.SIGTERM)
+        os.kill(pid, signal.SIGTERM)  # it stops serving and exits (within half a second)
         os.waitpid(pid, 0)
     except (ProcessLookupError, ChildProcessError):
         pass
