@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
-from zi_warehouse.forecasts.parsing import quarter_bounds
+from zi_warehouse.forecasts.parsing import YES_NO, quarter_bounds
 from zi_warehouse.reference import measure_types, municipalities, project_statuses
 
 HEADER_MAPS_CSV = Path(__file__).with_name("header_maps.csv")
@@ -59,7 +59,6 @@ SURFACE_TYPES = {
     "gravel": "Schotter / Kies",
     "vegetated": "Grünfläche",
 }
-YES_NO = ("ja", "nein")
 
 #: Labels of the header block above the table (the reader finds them by text, not position).
 BLOCK_LABELS = {

@@ -1,4 +1,6 @@
 -- Grain: one row per landed file (source_family, source_file). Rows read = loaded + rejected.
+-- The rule of a failed or held-back file keeps its key (error_rule) and gets its German label from the
+-- rule texts (the source family's own row first, then the general one).
 select
     f.source_family,
     f.source_file,
@@ -12,7 +14,16 @@ select
     f.rows_loaded,
     f.rows_rejected,
     f.outcome,
-    f.error_message
+    f.error_message,
+    f.error_rule,
+    coalesce(family_text.label_de, general_text.label_de) as error_label_de,
+    f.data_team_note
 from {{ ref('stg_ingestion__files') }} as f
 left join {{ ref('municipalities') }} as m using (municipality_key)
+left join {{ ref('rule_texts') }} as family_text
+    on family_text.kind = 'rejection' and family_text.rule_key = f.error_rule
+    and family_text.source_family = f.source_family
+left join {{ ref('rule_texts') }} as general_text
+    on general_text.kind = 'rejection' and general_text.rule_key = f.error_rule
+    and general_text.source_family is null
 order by f.source_family, f.source_file

@@ -1,4 +1,6 @@
 -- Grain: one row per rejection reason. Values of personal columns are masked at ingestion already.
+-- The rule keeps its stable key (rule, for machines); its German label, explanation and audience come from
+-- the rule texts (seeds/rule_texts.csv): the source family's own row first, then the general one.
 select
     -- stable key: the file and the position of the rejection within it (in a deterministic order)
     r.source_family || ':' || r.source_file || '#' || row_number() over (
@@ -15,7 +17,16 @@ select
     r.column_name,
     r.value_found,
     r.rule,
+    coalesce(family_text.label_de, general_text.label_de) as rule_label_de,
+    coalesce(family_text.explanation_de, general_text.explanation_de) as rule_explanation_de,
+    coalesce(family_text.audience, general_text.audience) as rule_audience,
     r.message_de
 from {{ ref('stg_ingestion__rejected_rows') }} as r
 left join {{ ref('stg_ingestion__files') }} as f using (source_family, source_file)
+left join {{ ref('rule_texts') }} as family_text
+    on family_text.kind = 'rejection' and family_text.rule_key = r.rule
+    and family_text.source_family = r.source_family
+left join {{ ref('rule_texts') }} as general_text
+    on general_text.kind = 'rejection' and general_text.rule_key = r.rule
+    and general_text.source_family is null
 order by r.source_family, r.source_file, r.sheet, r.row_number nulls first, r.column_name, r.rule
