@@ -218,6 +218,8 @@ def _display(columns: dict[str, list], i: int, rule: Rule) -> object:
         "forecast_payment_eur": "_min_payment_eur",
     }.get(rule.column, rule.column)
     value = columns[column][i]
+    if column == "municipality_key" and value in municipality_by_key():
+        return municipality_by_key()[value].name  # the name, as the sender wrote it in the template
     if isinstance(value, dt.date):
         return value.strftime("%d.%m.%Y")
     if isinstance(value, float):
