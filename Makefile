@@ -51,11 +51,13 @@ run: setup runtime-packages
 test: setup test-packages
 	$(BIN)/pytest
 
-dev: instance runtime-packages
-	$(BIN)/dagster dev -w workspace.yaml
+# The deployment in the foreground: Dagster UI on http://localhost:3000, daemon (schedule, landing sensor, run
+# queue) and the run worker, all on this data directory's instance (what `zi serve` runs on a server).
+dev: setup runtime-packages
+	$(BIN)/zi serve
 
 bench: setup
-	$(BIN)/python -m zi_warehouse.bench
+	$(BIN)/python bench/zi_bench.py
 
 clean:
 	rm -rf target logs

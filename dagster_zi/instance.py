@@ -51,7 +51,21 @@ def ensure_instance() -> Path:
         tmp = target.with_suffix(".yaml.tmp")
         tmp.write_text(wanted, encoding="utf-8")
         os.replace(tmp, target)
+    _ensure_writer_pool()
     return home
+
+
+def _ensure_writer_pool() -> None:
+    """Create the writer pool's limit before the first run: the run queue counts only pools it knows, so on a
+    new instance two runs queued in the same second would both start (and the second wait on the lock)."""
+    from dagster import DagsterInstance
+
+    from dagster_zi.constants import WAREHOUSE_POOL
+
+    with DagsterInstance.get() as instance:
+        storage = instance.event_log_storage
+        if WAREHOUSE_POOL not in storage.get_concurrency_keys():
+            storage.initialize_concurrency_limit_to_default(WAREHOUSE_POOL)
 
 
 if __name__ == "__main__":  # `make setup`: python -m dagster_zi.instance

@@ -181,7 +181,7 @@ def test_tree_rss_counts_children(tmp_path):
     import subprocess
     import sys
 
-    from zi_warehouse.bench import tree_rss_bytes
+    from zi_bench import tree_rss_bytes
 
     child = subprocess.Popen([sys.executable, "-c", "import time; x = bytearray(200 * 2**20); time.sleep(30)"])
     try:
@@ -198,12 +198,13 @@ def test_tree_rss_counts_children(tmp_path):
 
 
 def test_hold_back_and_put_back(tmp_path):
-    from zi_warehouse.bench import hold_back, put_back
+    from zi_bench import hold_back, put_back
 
     landing = tmp_path / "landing"
     names = {
         "forecasts": ["Prognose_Bochum_2024-Q1.xlsx", "Prognose_Bochum_2024-Q2.xlsx",
-                      "Prognose_Herne_2024-Q2.xlsx", "Prognose_Herne_2024-Q2_korrektur1.xlsx"],
+                      "Prognose_Herne_2024-Q2.xlsx", "Prognose_Herne_2024-Q2_korrektur1.xlsx",
+                      "Prognose_Gelsenkirchen_2023-Q4.xlsx"],
         "funding": [f"zi_foerderung_00{i}_{'voll' if i == 0 else 'delta'}_2024010{i + 1}_{e}.csv"
                     for i in range(3) for e in ("antraege", "zahlungen")],
         "climate/dwd/recent/2026-11-01": ["tageswerte_KL_01303_akt.zip", "tageswerte_KL_13670_akt.zip"],
@@ -215,6 +216,7 @@ def test_hold_back_and_put_back(tmp_path):
     held = hold_back(landing, tmp_path / "held")
     assert held == {
         "new_workbook": ["forecasts/Prognose_Bochum_2024-Q2.xlsx"],  # Herne's Q2 has a correction: not chosen
+        "daemon_workbook": ["forecasts/Prognose_Gelsenkirchen_2023-Q4.xlsx"],  # another municipality's latest
         "funding_delta": ["funding/zi_foerderung_002_delta_20240103_antraege.csv",
                           "funding/zi_foerderung_002_delta_20240103_zahlungen.csv"],
         "dwd_recent": ["climate/dwd/recent/2026-11-01/tageswerte_KL_01303_akt.zip"],

@@ -32,8 +32,7 @@ ENV_PREFIXES = ("ZI_", "DBT_")
 #: Variables about the run itself, not its result.
 ENV_IGNORED = {"ZI_BUILD_TIMINGS", "ZI_BUILD_ALWAYS", "ZI_DATA_DIR"}
 CODE_DIRS = ("zi_warehouse", "dagster_zi")
-#: Not part of the build: the benchmark harness, and dbt's run folders (artefacts, not state).
-CODE_IGNORED = {"bench.py"}
+#: dbt's run folders and the writer lock are artefacts of a build, not its state.
 LISTING_IGNORED = (STATE_FILE, "dbt_target", writer_lock.LOCK_FILE)
 DBT_PATHS = ("dbt_project.yml", "models", "seeds", "dbt_project")
 VERSION = 1
@@ -62,7 +61,7 @@ def _content_hash(root: Path, entries: tuple[str, ...]) -> str:
         base = root / entry
         files = [base] if base.is_file() else sorted(p for p in base.rglob("*") if p.is_file())
         for path in files:
-            if "__pycache__" in path.parts or path.suffix == ".pyc" or path.name in CODE_IGNORED:
+            if "__pycache__" in path.parts or path.suffix == ".pyc":
                 continue
             digest.update(path.relative_to(root).as_posix().encode())
             digest.update(b"\0")

@@ -1,5 +1,8 @@
 -- Region rows equal the sum of their municipality rows for every additive KPI component
 -- (areas and Σ area·v); rates are derived from these sums, so they follow.
+-- An asset check on mart_kpi_region_year in Dagster (dagster-dbt attaches a test that reads several models to
+-- the model named here; the other models become the check's additional dependencies).
+{{ config(meta={'dagster': {'ref': {'name': 'mart_kpi_region_year'}}}) }}
 with municipal as (
     select
         'rvr' as region_key, year,
@@ -24,7 +27,7 @@ with municipal as (
 )
 select r.region_key, r.year
 from {{ ref('mart_kpi_region_year') }} as r
-join municipal as m using (region_key, year)
+inner join municipal as m using (region_key, year)
 where abs(r.baseline_connected_area_m2 - m.baseline_connected_area_m2) > 0.01
    or abs(r.disconnected_actual_m2 - m.disconnected_actual_m2) > 0.01
    or abs(r.disconnected_planned_m2 - m.disconnected_planned_m2) > 0.01

@@ -5,41 +5,57 @@ with ideas as (
     from {{ ref('stg_forecasts__projects') }}
     group by project_id
 ),
+
 ideas_by_year as (
-    select municipality_key, year, count(*) as project_ideas from ideas group by all
+    select municipality_key, year, count(*) as project_ideas from ideas
+    group by all
 ),
+
 applications as (
-    select municipality_key, year(application_date) as year, count(*) as applications,
-           sum(requested_eur) as requested_eur, {{ exact_sum('funding_rate') }} as funding_rate_sum,
-           count(funding_rate) as funding_rate_count
+    select
+        municipality_key, year(application_date) as year, count(*) as applications,
+        sum(requested_eur) as requested_eur, {{ exact_sum('funding_rate') }} as funding_rate_sum,
+        count(funding_rate) as funding_rate_count
     from {{ ref('int_funding__applications') }}
     where not is_deleted
     group by all
 ),
+
 approvals as (
     select municipality_key, year(notice_date) as year, count(*) as approvals, sum(approved_eur) as approved_eur
     from {{ live('int_funding__approvals') }}
     group by all
 ),
+
 measures as (
-    select municipality_key, year(notice_date) as year,
-           {{ exact_sum('disconnected_area_m2') }} as disconnected_area_approved_m2,
-           sum(approved_eur) filter (where disconnected_area_m2 > 0) as approved_eur_disconnecting,
-           sum(trees) as trees_approved,
-           sum(approved_eur) filter (where trees > 0) as approved_eur_with_trees
+    select
+        municipality_key, year(notice_date) as year,
+        {{ exact_sum('disconnected_area_m2') }} as disconnected_area_approved_m2,
+        sum(approved_eur) filter (where disconnected_area_m2 > 0) as approved_eur_disconnecting,
+        sum(trees) as trees_approved,
+        sum(approved_eur) filter (where trees > 0) as approved_eur_with_trees
     from {{ ref('int_measures__funded') }}
     group by all
 ),
+
 payments as (
     select municipality_key, year(paid_on) as year, sum(amount_eur) as paid_eur
     from {{ live('int_funding__payments') }}
     group by all
 ),
+
 years as (
     select year from {{ ref('budget_plan') }}
-    union select year from ideas union select year from applications
-    union select year from approvals union select year from payments
+    union
+    select year from ideas
+    union
+    select year from applications
+    union
+    select year from approvals
+    union
+    select year from payments
 )
+
 select
     m.municipality_key,
     y.year::integer as year,

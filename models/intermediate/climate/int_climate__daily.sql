@@ -20,5 +20,5 @@ select
 from {{ ref('stg_climate__daily') }}
 qualify row_number() over (
     partition by station_id, measured_on
-    order by delivery_priority, delivery_period_end desc, source_file desc, source_row_number
+    order by delivery_priority asc, delivery_period_end desc, source_file desc, source_row_number asc
 ) = 1

@@ -28,7 +28,8 @@ select
     ms.municipality_key,
     ms.station_id,
     case when p.years_1991_2020 >= 24 then '1991-2020' else 'all_complete_years' end as reference_period,
-    round(case when p.years_1991_2020 >= 24 then p.mean_1991_2020 else p.mean_all end, 1) as mean_annual_precipitation_mm,
+    round(case when p.years_1991_2020 >= 24 then p.mean_1991_2020 else p.mean_all end, 1)
+        as mean_annual_precipitation_mm,
     coalesce(case when p.years_1991_2020 >= 24 then p.years_1991_2020 else p.years_all end, 0) as years_used,
     case when p.years_1991_2020 >= 24 then p.first_1991_2020 else p.first_all end as first_year_used,
     case when p.years_1991_2020 >= 24 then p.last_1991_2020 else p.last_all end as last_year_used

@@ -12,7 +12,8 @@ stations as (
 ),
 
 complete_years as (
-    select * from {{ ref('int_climate__station_year') }} where is_complete
+    select * from {{ ref('int_climate__station_year') }}
+    where is_complete
 )
 
 select

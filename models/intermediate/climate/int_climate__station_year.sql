@@ -73,8 +73,10 @@ select
     cast(make_date(y.year + 1, 1, 1) - make_date(y.year, 1, 1) as integer) as days_in_year,
     coalesce(p.days_with_data, 0) as days_with_data,
     coalesce(p.days_observed, 0) as days_observed,
-    cast(make_date(y.year + 1, 1, 1) - make_date(y.year, 1, 1) as integer) - coalesce(p.days_observed, 0) as missing_days,
-    coalesce(p.days_observed, 0) = cast(make_date(y.year + 1, 1, 1) - make_date(y.year, 1, 1) as integer) as is_complete,
+    cast(make_date(y.year + 1, 1, 1) - make_date(y.year, 1, 1) as integer)
+    - coalesce(p.days_observed, 0) as missing_days,
+    coalesce(p.days_observed, 0)
+    = cast(make_date(y.year + 1, 1, 1) - make_date(y.year, 1, 1) as integer) as is_complete,
     coalesce(p.days_with_temperature_max, 0) as days_with_temperature_max,
     coalesce(p.days_with_temperature_min, 0) as days_with_temperature_min,
     coalesce(p.days_with_precipitation, 0) as days_with_precipitation,

@@ -1,8 +1,10 @@
 -- Grain: one row per project_id: the latest accepted forecast of each project (the current submission
 -- of the latest reporting quarter that lists it), with the first and latest quarter it was reported in.
 with current_rows as (
-    select * from {{ ref('int_forecasts__submission_history') }} where is_current_submission
+    select * from {{ ref('int_forecasts__submission_history') }}
+    where is_current_submission
 ),
+
 spans as (
     select
         project_id,
@@ -12,6 +14,7 @@ spans as (
     from {{ ref('int_forecasts__submission_history') }}
     group by project_id
 ),
+
 latest as (
     select
         *,
@@ -20,6 +23,7 @@ latest as (
         ) as recency
     from current_rows
 )
+
 select
     l.project_id,
     l.municipality_key,
@@ -47,5 +51,5 @@ select
     l._source_file,
     l._row_number
 from latest as l
-join spans as s using (project_id)
+inner join spans as s using (project_id)
 where l.recency = 1

@@ -11,6 +11,7 @@ with submissions as (
         ) as submission_rank
     from {{ ref('stg_forecasts__submissions') }}
 )
+
 select
     p.submission_id || '|' || p.project_id as submission_project_key,
     p.*,
@@ -19,4 +20,4 @@ select
     s.submission_rank,
     s.submission_rank = 1 as is_current_submission
 from {{ ref('stg_forecasts__projects') }} as p
-join submissions as s using (submission_id)
+inner join submissions as s using (submission_id)

@@ -18,7 +18,7 @@ changes as (
             *,
             lag(status_key) over (partition by application_id order by updated_at) as previous_status_key
         from versions
-    )
+    ) as versions_with_previous
     where previous_status_key is null or previous_status_key <> status_key
 )
 

@@ -12,11 +12,14 @@ with surfaces as (
     left join {{ ref('int_water_balance__factors') }} as f
         on f.municipality_key = s.municipality_key and f.element_type = s.surface_type
 ),
+
 scoped as (
     select *, 'all' as scope from surfaces
     union all
-    select *, 'designated' as scope from surfaces where is_in_designated_area
+    select *, 'designated' as scope from surfaces
+    where is_in_designated_area
 )
+
 select
     m.municipality_key,
     sc.scope,
@@ -24,6 +27,6 @@ select
     coalesce({{ exact_sum('s.area_m2', 4) }}, 0) as surface_area_m2,
     coalesce({{ exact_sum('s.evaporation_weighted_m2') }}, 0) as evaporation_weighted_m2
 from {{ ref('municipalities') }} as m
-cross join (values ('all'), ('designated')) as sc(scope)
+cross join (values ('all'), ('designated')) as sc (scope)
 left join scoped as s on s.municipality_key = m.municipality_key and s.scope = sc.scope
 group by m.municipality_key, sc.scope

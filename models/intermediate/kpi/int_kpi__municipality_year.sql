@@ -5,10 +5,14 @@ with years as (
     select range::integer as year
     from range({{ var('kpi_baseline_year') }}, {{ var('disconnection_target_year_region') }} + 1)
 ),
+
 last_year as (
-    select coalesce(max(greatest(year(notice_date), coalesce(year(completion_date), 0))), {{ var('kpi_baseline_year') }}) as year
+    select
+        coalesce(max(greatest(year(notice_date), coalesce(year(completion_date), 0))), {{ var('kpi_baseline_year') }})
+            as year
     from {{ ref('int_kpi__measure_effects') }}
 ),
+
 baseline as (
     select
         municipality_key,
@@ -19,16 +23,21 @@ baseline as (
     from {{ ref('int_kpi__municipality_baseline') }}
     group by municipality_key
 ),
+
 effects as (
     select
         m.municipality_key,
         y.year,
-        coalesce({{ exact_sum('e.disconnected_area_m2', where="year(e.completion_date) <= y.year") }}, 0) as disconnected_actual_m2,
-        coalesce({{ exact_sum('e.disconnected_area_m2', where="year(e.notice_date) <= y.year") }}, 0) as disconnected_planned_m2,
-        coalesce({{ exact_sum('e.disconnected_area_m2', where="year(e.completion_date) <= y.year and e.is_in_designated_area") }}, 0)
-            as disconnected_actual_designated_m2,
-        coalesce({{ exact_sum('e.disconnected_area_m2', where="year(e.notice_date) <= y.year and e.is_in_designated_area") }}, 0)
-            as disconnected_planned_designated_m2,
+        coalesce({{ exact_sum('e.disconnected_area_m2', where="year(e.completion_date) <= y.year") }}, 0)
+            as disconnected_actual_m2,
+        coalesce({{ exact_sum('e.disconnected_area_m2', where="year(e.notice_date) <= y.year") }}, 0)
+            as disconnected_planned_m2,
+        coalesce({{ exact_sum(
+            'e.disconnected_area_m2', where="year(e.completion_date) <= y.year and e.is_in_designated_area"
+        ) }}, 0) as disconnected_actual_designated_m2,
+        coalesce({{ exact_sum(
+            'e.disconnected_area_m2', where="year(e.notice_date) <= y.year and e.is_in_designated_area"
+        ) }}, 0) as disconnected_planned_designated_m2,
         coalesce({{ exact_sum('e.evaporation_weighted_change_m2', where="year(e.completion_date) <= y.year") }}, 0)
             as evaporation_weighted_change_actual_m2,
         coalesce({{ exact_sum('e.evaporation_weighted_change_m2', where="year(e.notice_date) <= y.year") }}, 0)
@@ -38,10 +47,11 @@ effects as (
     left join {{ ref('int_kpi__measure_effects') }} as e on e.municipality_key = m.municipality_key
     group by m.municipality_key, y.year
 )
+
 select
     e.municipality_key,
     e.year,
-    e.year <= (select year from last_year) as is_actual_year,
+    e.year <= (select last_year.year from last_year) as is_actual_year,
     coalesce(b.baseline_connected_area_m2, 0)::double as baseline_connected_area_m2,
     coalesce(b.baseline_connected_area_designated_m2, 0)::double as baseline_connected_area_designated_m2,
     e.disconnected_actual_m2::double as disconnected_actual_m2,

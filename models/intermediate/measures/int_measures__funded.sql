@@ -2,23 +2,28 @@
 -- Approved and paid EUR are the approval's amounts allocated to its measures by changed surface area
 -- (equally when no area is given); lineage columns name the extract file and row the measure came from.
 with measures as (
-    select * from {{ ref('int_funding__measures') }} where not is_deleted
+    select * from {{ ref('int_funding__measures') }}
+    where not is_deleted
 ),
+
 weights as (
     select
         measure_id,
         case
             when sum(coalesce(surface_change_m2, 0)) over (partition by approval_id) > 0
-                then coalesce(surface_change_m2, 0) / sum(coalesce(surface_change_m2, 0)) over (partition by approval_id)
+                then
+                    coalesce(surface_change_m2, 0) / sum(coalesce(surface_change_m2, 0)) over (partition by approval_id)
             else 1.0 / count(*) over (partition by approval_id)
         end as allocation_share
     from measures
 ),
+
 paid as (
     select approval_id, sum(amount_eur) as paid_eur, max(paid_on) as last_paid_on
     from {{ live('int_funding__payments') }}
     group by approval_id
 )
+
 select
     m.measure_id,
     m.approval_id,
@@ -46,8 +51,8 @@ select
     m._source_file as source_file,
     m._row_number as source_row_number
 from measures as m
-join weights as w using (measure_id)
-join {{ live('int_funding__approvals') }} as ap using (approval_id)
+inner join weights as w using (measure_id)
+inner join {{ live('int_funding__approvals') }} as ap using (approval_id)
 left join {{ ref('int_funding__applications') }} as app on app.application_id = ap.application_id
 left join paid as p on p.approval_id = m.approval_id
 left join {{ ref('measure_types') }} as t on t.measure_type_key = m.measure_type_key

@@ -29,8 +29,9 @@ register as (
     group by all
 )
 
-select municipality_key, year, source, campaign_key, species_group, cast(trees as bigint) as trees,
-       cast(trees_unclaimed as bigint) as trees_unclaimed
+select
+    municipality_key, year, source, campaign_key, species_group, cast(trees as bigint) as trees,
+    cast(trees_unclaimed as bigint) as trees_unclaimed
 from campaign
 union all
 select municipality_key, year, source, campaign_key, species_group, cast(trees as bigint), trees_unclaimed

@@ -3,11 +3,13 @@
 with cumulative as (
     select
         c.*,
-        sum(c.approved_eur) over (partition by c.municipality_key order by c.year)::decimal(14, 2) as approved_eur_cumulative,
+        sum(c.approved_eur) over (partition by c.municipality_key order by c.year)::decimal(14, 2)
+            as approved_eur_cumulative,
         sum(c.paid_eur) over (partition by c.municipality_key order by c.year)::decimal(14, 2) as paid_eur_cumulative,
         sum(c.approved_eur) over (partition by c.year) as region_approved_eur
     from {{ ref('int_budget__municipality_year') }} as c
 )
+
 select
     c.municipality_key,
     m.municipality_name,
@@ -26,5 +28,5 @@ select
     c.disconnected_area_approved_m2,
     c.trees_approved
 from cumulative as c
-join {{ ref('municipalities') }} as m using (municipality_key)
+inner join {{ ref('municipalities') }} as m using (municipality_key)
 order by c.municipality_key, c.year

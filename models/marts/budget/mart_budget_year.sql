@@ -20,6 +20,7 @@ with summed as (
     from {{ ref('int_budget__municipality_year') }}
     group by year
 ),
+
 cumulative as (
     select
         s.*,
@@ -30,6 +31,7 @@ cumulative as (
     from summed as s
     left join {{ ref('budget_plan') }} as b using (year)
 )
+
 select
     year::integer as year,
     envelope_eur,

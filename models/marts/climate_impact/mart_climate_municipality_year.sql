@@ -12,6 +12,7 @@ with area_context as (
         heavy_rain_extreme_hazard_area_pct >= {{ var('flood_hazard_area_threshold_pct') }} as is_flood_prone
     from {{ ref('int_climate__area_statistics') }}
 ),
+
 measures as (
     select
         m.municipality_key,
@@ -26,6 +27,7 @@ measures as (
         on t.municipality_key = m.municipality_key and t.designated_area_name is null
     where m.status_key not in ('withdrawn', 'rejected')
 ),
+
 by_year as (
     select
         c.municipality_key,
@@ -34,12 +36,15 @@ by_year as (
         count(m.approval_year) filter (where m.is_heat_stressed) as measures_in_heat_stressed_areas,
         count(m.approval_year) filter (where m.is_flood_prone) as measures_in_flood_prone_areas,
         coalesce({{ exact_sum('m.disconnected_area_m2') }}, 0) as disconnected_area_planned_m2,
-        coalesce({{ exact_sum('m.disconnected_area_m2', where="m.is_heat_stressed") }}, 0) as disconnected_area_heat_stressed_m2,
-        coalesce({{ exact_sum('m.disconnected_area_m2', where="m.is_flood_prone") }}, 0) as disconnected_area_flood_prone_m2
+        coalesce({{ exact_sum('m.disconnected_area_m2', where="m.is_heat_stressed") }}, 0)
+            as disconnected_area_heat_stressed_m2,
+        coalesce({{ exact_sum('m.disconnected_area_m2', where="m.is_flood_prone") }}, 0)
+            as disconnected_area_flood_prone_m2
     from {{ ref('int_climate__municipality_year') }} as c
     left join measures as m on m.municipality_key = c.municipality_key and m.approval_year <= c.year
     group by c.municipality_key, c.year
 )
+
 select
     c.municipality_key,
     mu.municipality_name,
@@ -74,6 +79,6 @@ select
     round(100.0 * b.disconnected_area_flood_prone_m2 / nullif(b.disconnected_area_planned_m2, 0), 2)::double
         as disconnected_area_flood_prone_pct
 from {{ ref('int_climate__municipality_year') }} as c
-join by_year as b using (municipality_key, year)
-join {{ ref('municipalities') }} as mu using (municipality_key)
+inner join by_year as b using (municipality_key, year)
+inner join {{ ref('municipalities') }} as mu using (municipality_key)
 order by c.municipality_key, year

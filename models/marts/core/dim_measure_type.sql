@@ -8,9 +8,11 @@ with factors as (
     from {{ ref('int_water_balance__factors') }}
     group by element_type
 ),
+
 elements as (
     select element_type, element_label_de, element_kind from {{ ref('surface_types') }}
 )
+
 select
     t.measure_type_key,
     t.measure_type_label_de,

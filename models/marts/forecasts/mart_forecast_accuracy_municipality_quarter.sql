@@ -9,48 +9,64 @@
 -- bias_pct = 100·(forecast − actual)/actual, ape_pct = |bias_pct|; NULL where actual = 0.
 {% set metrics = ['applications', 'approvals', 'payments_eur', 'completions'] %}
 with quarters as (
-    select * from {{ ref('int_calendar__quarters') }} where period_index > (select min(period_index) from {{ ref('int_calendar__quarters') }})
+    select *
+    from {{ ref('int_calendar__quarters') }}
+    where period_index > (select min(q.period_index) from {{ ref('int_calendar__quarters') }} as q)
 ),
+
 submitted as (
     select distinct municipality_key, {{ period_index('reporting_period') }} as period_index
     from {{ ref('int_forecasts__submission_history') }}
 ),
+
 first_submission as (
-    select municipality_key, min(period_index) as first_index from submitted group by all
+    select municipality_key, min(period_index) as first_index from submitted
+    group by all
 ),
+
 previous as (  -- the current accepted submission of the previous quarter
     select h.*, {{ period_index('h.reporting_period') }} + 1 as target_index
     from {{ ref('int_forecasts__submission_history') }} as h
     where h.is_current_submission
 ),
+
 forecast as (
     select
         p.municipality_key,
         p.target_index as period_index,
-        count(*) filter (where p.planned_application_period = {{ period_from_index('p.target_index') }}) as forecast_applications,
+        count(*) filter (
+            where p.planned_application_period = {{ period_from_index('p.target_index') }}
+        ) as forecast_applications,
         count(*) filter (where p.status_key = 'application_filed') as forecast_approvals,
-        count(*) filter (where {{ period_index(period_of('p.planned_completion_date')) }} = p.target_index) as forecast_completions
+        count(*) filter (
+            where {{ period_index(period_of('p.planned_completion_date')) }} = p.target_index
+        ) as forecast_completions
     from previous as p
     group by all
 ),
+
 forecast_payments as (
     select
         p.municipality_key,
         p.target_index as period_index,
         {{ exact_sum('f.forecast_payment_eur', 2) }} as forecast_payments_eur
     from previous as p
-    join {{ ref('stg_forecasts__payment_forecasts') }} as f
+    inner join {{ ref('stg_forecasts__payment_forecasts') }} as f
         on f.submission_id = p.submission_id and f.project_id = p.project_id
     where {{ period_index('f.payment_period') }} = p.target_index
     group by all
 ),
+
 actual as (
-    select municipality_key, period_index, sum(applications) as actual_applications, sum(approvals) as actual_approvals,
-           {{ exact_sum('payments_eur', 2) }} as actual_payments_eur, sum(completions) as actual_completions
+    select
+        municipality_key, period_index, sum(applications) as actual_applications, sum(approvals) as actual_approvals,
+        {{ exact_sum('payments_eur', 2) }} as actual_payments_eur, sum(completions) as actual_completions
     from (
-        select municipality_key, {{ period_index(period_of('application_date')) }} as period_index,
-               1 as applications, 0 as approvals, 0 as payments_eur, 0 as completions
-        from {{ ref('int_funding__applications') }} where not is_deleted
+        select
+            municipality_key, {{ period_index(period_of('application_date')) }} as period_index,
+            1 as applications, 0 as approvals, 0 as payments_eur, 0 as completions
+        from {{ ref('int_funding__applications') }}
+        where not is_deleted
         union all
         select municipality_key, {{ period_index(period_of('notice_date')) }}, 0, 1, 0, 0
         from {{ live('int_funding__approvals') }}
@@ -59,10 +75,12 @@ actual as (
         from {{ live('int_funding__payments') }}
         union all
         select municipality_key, {{ period_index(period_of('completion_date')) }}, 0, 0, 0, 1
-        from {{ live('int_funding__approvals') }} where completion_date is not null
+        from {{ live('int_funding__approvals') }}
+        where completion_date is not null
     )
     group by all
 ),
+
 joined as (
     select
         m.municipality_key,
@@ -89,13 +107,18 @@ joined as (
     left join forecast_payments as fp on fp.municipality_key = m.municipality_key and fp.period_index = q.period_index
     left join actual as a on a.municipality_key = m.municipality_key and a.period_index = q.period_index
 )
+
 select
     *,
-    {% for metric in metrics %}
-    case when has_forecast then round(100.0 * (forecast_{{ metric }} - actual_{{ metric }}) / nullif(actual_{{ metric }}, 0), 2) end
-        as {{ metric }}_bias_pct,
-    case when has_forecast then round(abs(100.0 * (forecast_{{ metric }} - actual_{{ metric }}) / nullif(actual_{{ metric }}, 0)), 2) end
-        as {{ metric }}_ape_pct{{ "," if not loop.last }}
-    {% endfor %}
+{% for metric in metrics %}
+    case
+        when has_forecast
+            then round(100.0 * (forecast_{{ metric }} - actual_{{ metric }}) / nullif(actual_{{ metric }}, 0), 2)
+    end as {{ metric }}_bias_pct,
+    case
+        when has_forecast
+            then round(abs(100.0 * (forecast_{{ metric }} - actual_{{ metric }}) / nullif(actual_{{ metric }}, 0)), 2)
+    end as {{ metric }}_ape_pct{{ "," if not loop.last }}
+{% endfor %}
 from joined
 order by municipality_key, period

@@ -4,8 +4,8 @@ select
     k.municipality_key,
     m.municipality_name,
     m.is_zi_member,
-    k.*exclude (municipality_key),
+    k.* exclude (municipality_key),
     {{ kpi_rate_columns() }}
 from {{ ref('int_kpi__municipality_year') }} as k
-join {{ ref('municipalities') }} as m using (municipality_key)
+inner join {{ ref('municipalities') }} as m using (municipality_key)
 order by k.municipality_key, k.year

@@ -4,13 +4,16 @@
 with components as (
     select k.*, m.is_zi_member
     from {{ ref('int_kpi__municipality_year') }} as k
-    join {{ ref('municipalities') }} as m using (municipality_key)
+    inner join {{ ref('municipalities') }} as m using (municipality_key)
 ),
+
 regions as (
     select 'rvr' as region_key, 'Metropole Ruhr (alle 53 Kommunen)' as region_name, * from components
     union all
-    select 'zi_members', 'Zukunftsinitiative (Gründungsmitglieder)', * from components where is_zi_member
+    select 'zi_members', 'Zukunftsinitiative (Gründungsmitglieder)', * from components
+    where is_zi_member
 ),
+
 summed as (
     select
         region_key,
@@ -31,6 +34,7 @@ summed as (
     from regions
     group by region_key, region_name, year
 )
+
 select
     *,
     {{ kpi_rate_columns() }}

@@ -3,10 +3,14 @@
 -- (int_funding__application_status_history), otherwise the status the municipality reported in its
 -- latest accepted forecast up to that quarter. Volumes: approved EUR once approved, else requested EUR
 -- (application, or the forecast's requested funding).
-{% set statuses = ['idea', 'application_in_preparation', 'application_filed', 'approved', 'in_construction', 'completed', 'withdrawn', 'rejected'] %}
+{% set statuses = [
+    'idea', 'application_in_preparation', 'application_filed', 'approved', 'in_construction', 'completed',
+    'withdrawn', 'rejected',
+] %}
 with quarters as (
     select * from {{ ref('int_calendar__quarters') }}
 ),
+
 forecast_status as (
     select
         q.period_index,
@@ -15,10 +19,11 @@ forecast_status as (
         arg_max(h.status_key, {{ period_index('h.reporting_period') }}) as status_key,
         arg_max(h.requested_funding_eur, {{ period_index('h.reporting_period') }}) as requested_eur
     from {{ ref('int_forecasts__submission_history') }} as h
-    join quarters as q on {{ period_index('h.reporting_period') }} <= q.period_index
+    inner join quarters as q on {{ period_index('h.reporting_period') }} <= q.period_index
     where h.is_current_submission
     group by all
 ),
+
 funding_status as (
     select
         q.period_index,
@@ -27,12 +32,14 @@ funding_status as (
         s.status_key,
         coalesce(ap.approved_eur, a.requested_eur) as volume_eur
     from {{ ref('int_funding__application_status_history') }} as s
-    join {{ ref('int_funding__applications') }} as a using (application_id)
+    inner join {{ ref('int_funding__applications') }} as a using (application_id)
     left join {{ live('int_funding__approvals') }} as ap on ap.application_id = a.application_id
-    join quarters as q
-        on s.valid_from <= q.quarter_end_date
-        and (s.valid_to is null or s.valid_to > q.quarter_end_date)
+    inner join quarters as q
+        on
+            s.valid_from <= q.quarter_end_date
+            and (s.valid_to is null or s.valid_to > q.quarter_end_date)
 ),
+
 projects as (
     select
         coalesce(f.period_index, p.period_index) as period_index,
@@ -44,15 +51,17 @@ projects as (
     full outer join forecast_status as p
         on p.period_index = f.period_index and p.project_id = f.project_id
 ),
+
 decisions as (
     select
         {{ period_index(period_of('ap.notice_date')) }} as period_index,
         ap.municipality_key,
         median(ap.notice_date - a.application_date) as median_days_application_to_approval
     from {{ live('int_funding__approvals') }} as ap
-    join {{ ref('int_funding__applications') }} as a using (application_id)
+    inner join {{ ref('int_funding__applications') }} as a using (application_id)
     group by all
 )
+
 select
     m.municipality_key,
     m.municipality_name,
@@ -61,8 +70,8 @@ select
     q.quarter,
     q.quarter_end_date,
     {% for s in statuses %}
-    count(p.project_id) filter (where p.status_key = '{{ s }}')::bigint as {{ s }}_projects,
-    coalesce(sum(p.volume_eur) filter (where p.status_key = '{{ s }}'), 0)::decimal(14, 2) as {{ s }}_eur,
+        count(p.project_id) filter (where p.status_key = '{{ s }}')::bigint as {{ s }}_projects,
+        coalesce(sum(p.volume_eur) filter (where p.status_key = '{{ s }}'), 0)::decimal(14, 2) as {{ s }}_eur,
     {% endfor %}
     count(p.project_id)::bigint as total_projects,
     any_value(d.median_days_application_to_approval)::double as median_days_application_to_approval

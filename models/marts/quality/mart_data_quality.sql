@@ -3,14 +3,17 @@
 with results as (
     select * from {{ ref('stg_quality__data_quality_results') }}
 ),
+
 latest as (
-    select run_id from results order by run_started_at desc, run_id limit 1
+    select run_id from results
+    order by run_started_at desc, run_id asc limit 1
 )
+
 select
     md5(r.run_id || '|' || r.source || '|' || coalesce(r.municipality_key, '') || '|' || r.check_name) as result_id,
     r.run_id,
     r.run_started_at,
-    r.run_id in (select run_id from latest) as is_latest_run,
+    r.run_id in (select latest.run_id from latest) as is_latest_run,
     r.check_kind,
     r.source,
     r.municipality_key,
@@ -23,5 +26,5 @@ select
     r.outcome,
     r.example_values,
     r.message_de
-from results r
-left join {{ ref('dim_municipality') }} m using (municipality_key)
+from results as r
+left join {{ ref('dim_municipality') }} as m using (municipality_key)

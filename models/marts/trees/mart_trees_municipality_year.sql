@@ -10,6 +10,7 @@ with trees as (
     where completion_date is not null and trees > 0
     group by all
 )
+
 select
     t.municipality_key,
     m.municipality_name,
@@ -20,6 +21,6 @@ select
     {{ var('campaign_tree_target') }}::bigint as campaign_target_trees,
     {{ var('regional_tree_aspiration') }}::bigint as regional_aspiration_trees
 from trees as t
-join {{ ref('municipalities') }} as m using (municipality_key)
+inner join {{ ref('municipalities') }} as m using (municipality_key)
 group by all
 order by t.municipality_key, year, t.tree_source, species_group

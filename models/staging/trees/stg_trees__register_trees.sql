@@ -8,6 +8,7 @@ with trees as (
         lower(trim(species_german)) as german
     from {{ source('raw_trees', 'trees__register_trees') }}
 )
+
 select
     municipality_key,
     trim(tree_number) as tree_number,
@@ -15,14 +16,15 @@ select
     trim(species_german) as species_german,
     nullif(split_part(trim(species_botanical), ' ', 1), '') as genus,
     case
-        when botanical is not null then
-            case
-                when botanical like 'malus%' then 'apple'
-                when botanical like 'pyrus%' then 'pear'
-                when botanical like 'prunus avium%' or botanical like 'prunus cerasus%' then 'cherry'
-                when botanical like 'prunus domestica%' or botanical like 'prunus cerasifera%' then 'plum'
-                else 'other'
-            end
+        when botanical is not null
+            then
+                case
+                    when botanical like 'malus%' then 'apple'
+                    when botanical like 'pyrus%' then 'pear'
+                    when botanical like 'prunus avium%' or botanical like 'prunus cerasus%' then 'cherry'
+                    when botanical like 'prunus domestica%' or botanical like 'prunus cerasifera%' then 'plum'
+                    else 'other'
+                end
         when german like '%apfel%' then 'apple'
         when german like '%birne%' then 'pear'
         when german like '%kirsche%' and german not like '%lorbeer%' then 'cherry'

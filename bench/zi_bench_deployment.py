@@ -1,0 +1,170 @@
+"""The deployment measured: the build through Dagster's own launch paths, and a delivery through the daemon.
+
+What belongs here: starting ``dagster job execute`` and ``zi serve`` on a data directory the command-line
+scenarios built, launching the build job through the daemon's queue (as a click in the UI does, over the
+webserver's GraphQL API), and timing a workbook dropped into the landing folder until its feedback workbook
+exists and until the published marts contain it. It measures; it asserts nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+BIN = Path(sys.executable).parent
+#: The status written into the dropped workbook: not a status, so the row is rejected and a feedback
+#: workbook is written (a workbook without rejections gets none).
+BAD_STATUS = "Status gibt es nicht"
+STATUSES = {"Projektidee", "Antrag in Vorbereitung", "Antrag gestellt", "bewilligt", "in Umsetzung", "abgeschlossen"}
+
+
+def _instance(data_dir: Path):
+    from dagster import DagsterInstance
+
+    return DagsterInstance.from_config(str(data_dir / "dagster"))
+
+
+def job_execute(repo: Path, data_dir: Path, env: dict, timeout_s: float) -> dict:
+    """The build job through ``dagster job execute`` (Dagster's own command line; executor of the job)."""
+    log = data_dir / "build-dagster_job_execute.log"
+    started = time.perf_counter()
+    with open(log, "w", encoding="utf-8") as out:
+        done = subprocess.run([str(BIN / "dagster"), "job", "execute", "-m", "dagster_zi.definitions", "-j",
+                               "build_warehouse"], cwd=repo, env={**env, "DAGSTER_HOME": str(data_dir / "dagster")},
+                              stdout=out, stderr=subprocess.STDOUT, timeout=timeout_s)
+    return {"label": "dagster_job_execute", "seconds": round(time.perf_counter() - started, 2),
+            "success": done.returncode == 0, "exit_code": done.returncode}
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _wait(condition, timeout_s: float, step: float = 0.1):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(step)
+    return None
+
+
+@contextmanager
+def serve(repo: Path, data_dir: Path, env: dict) -> Iterator[dict]:
+    """``zi serve`` (UI, daemon, run worker) on ``data_dir`` until the block ends; its start-up seconds."""
+    port = _free_port()
+    log = open(data_dir / "serve.log", "w", encoding="utf-8")
+    started = time.perf_counter()
+    proc = subprocess.Popen([str(BIN / "zi"), "serve", "--port", str(port)], cwd=repo, env=env, stdout=log,
+                            stderr=subprocess.STDOUT, start_new_session=True)
+
+    def ready() -> bool:
+        if not (data_dir / "dagster" / "run-worker.sock").exists():
+            return False
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/server_info", timeout=2) as response:
+                return response.status == 200
+        except OSError:
+            return False
+
+    try:
+        up = _wait(ready, 300, 0.5)
+        yield {"port": port, "ready": bool(up), "startup_seconds": round(time.perf_counter() - started, 1)}
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+        log.close()
+
+
+def _run_times(record) -> dict:
+    run = record.dagster_run
+    return {"run_id": run.run_id, "status": run.status.value, "success": run.status.value == "SUCCESS",
+            "queued_to_end_seconds": round(record.end_time - record.create_timestamp.timestamp(), 2)
+            if record.end_time else None,
+            "start_to_end_seconds": round(record.end_time - record.start_time, 2)
+            if record.end_time and record.start_time else None}
+
+
+def daemon_full(port: int, data_dir: Path, timeout_s: float) -> dict:
+    """The build job launched as the UI launches it (through the queue, the daemon and the run worker)."""
+    from dagster_graphql import DagsterGraphQLClient
+
+    submitted = time.time()
+    run_id = DagsterGraphQLClient("127.0.0.1", port_number=port).submit_job_execution("build_warehouse")
+    with _instance(data_dir) as instance:
+        record = _wait(lambda: (r := instance.get_run_record_by_id(run_id)) and r.dagster_run.is_finished and r,
+                       timeout_s, 0.5)
+        if record is None:
+            return {"label": "daemon_full", "success": False, "timed_out": True}
+        times = _run_times(record)
+    return {"label": "daemon_full", **times, "seconds": round(record.end_time - submitted, 2)}
+
+
+def _with_bad_row(source: Path, target_dir: Path) -> Path:
+    import openpyxl
+
+    workbook = openpyxl.load_workbook(source)
+    sheet = workbook[workbook.sheetnames[0]]
+    cell = next((c for row in sheet.iter_rows() for c in row if isinstance(c.value, str) and c.value in STATUSES), None)
+    if cell is not None:
+        cell.value = BAD_STATUS
+    staged = target_dir / source.name
+    workbook.save(staged)
+    return staged
+
+
+def _published_files(data_dir: Path) -> set[str]:
+    import duckdb
+
+    try:
+        con = duckdb.connect(str(data_dir / "published" / "zi.duckdb"), read_only=True)
+    except duckdb.Error:
+        return set()
+    try:
+        return {r[0] for r in con.execute("select source_file from marts.mart_ingestion_files").fetchall()}
+    except duckdb.Error:
+        return set()
+    finally:
+        con.close()
+
+
+def daemon_delivery(data_dir: Path, workbook: Path, timeout_s: float) -> dict:
+    """A coordinator's workbook (one row rejected) dropped into landing/forecasts/: seconds to its feedback
+    workbook and to the published marts, with no one starting anything (the landing sensor does)."""
+    staged = _with_bad_row(workbook, data_dir)
+    target = data_dir / "landing" / "forecasts" / workbook.name
+    name = f"forecasts/{workbook.name}"
+    time.sleep(6)  # the sensor has looked at the landing area as it is before the drop
+    dropped = time.time()
+    os.replace(staged, target)  # appears whole, as a file saved by a person
+    feedback = _wait(lambda: next((data_dir / "feedback").rglob(f"*{workbook.stem}*"), None), timeout_s)
+    feedback_s = round(time.time() - dropped, 2) if feedback else None
+    published = _wait(lambda: name in _published_files(data_dir), timeout_s, 0.25)
+    published_s = round(time.time() - dropped, 2) if published else None
+    out = {"label": "daemon_new_workbook", "file": name, "drop_to_feedback_seconds": feedback_s,
+           "drop_to_published_seconds": published_s, "success": bool(feedback and published)}
+    with _instance(data_dir) as instance:
+        runs = [r for r in instance.get_run_records(limit=5) if r.dagster_run.tags.get("dagster/sensor_name")]
+        if runs:
+            record = _wait(lambda: (r := instance.get_run_record_by_id(runs[0].dagster_run.run_id))
+                           and r.dagster_run.is_finished and r, timeout_s, 0.5)
+            if record:
+                out.update(_run_times(record))
+                out["sensor_to_run_created_seconds"] = round(record.create_timestamp.timestamp() - dropped, 2)
+                out["run_created_to_started_seconds"] = round(record.start_time - record.create_timestamp.timestamp(), 2) \
+                    if record.start_time else None
+    return out

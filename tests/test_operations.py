@@ -1,0 +1,191 @@
+"""The deployment the data team runs: every run in the instance, the daemon picking up deliveries, one writer.
+
+- ``zi build`` runs are in the data directory's Dagster instance with their materialisations and checks;
+- with ``zi serve`` (UI, daemon, run worker) on a built data directory, a workbook dropped into the landing
+  folder gets its feedback workbook and reaches the published marts with no one starting anything;
+- builds started while another runs never fail each other: ``zi build`` waits its turn (or, with
+  ``--no-wait``, is refused with a German message naming the running build), and two runs launched through
+  the UI one after another queue instead of colliding on DuckDB's file lock.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import duckdb
+import openpyxl
+import pytest
+from dagster import AssetKey, DagsterEventType, DagsterInstance, DagsterRunStatus
+
+from conftest import ZI, copy_built_data_dir, zi_env
+
+pytestmark = pytest.mark.slow
+
+LOCK_ERROR = "Could not set lock"
+BAD_STATUS = "Status gibt es nicht"
+
+
+def _instance(data_dir: Path) -> DagsterInstance:
+    return DagsterInstance.from_config(str(data_dir / "dagster"))
+
+
+def test_zi_build_runs_are_in_the_instance_with_materialisations_and_checks(demo_build):
+    data_dir = demo_build["data_dir"]
+    assert "Dagster-Lauf" in demo_build["stdout"] and "/runs/" in demo_build["stdout"]
+    with _instance(data_dir) as instance:
+        runs = instance.get_runs()
+        assert runs, "zi build left no run in the instance"
+        run = runs[-1]  # the first build of the session: the demo
+        assert run.status == DagsterRunStatus.SUCCESS and run.tags["zi/launched_by"] == "zi build"
+        assert run.run_id in demo_build["stdout"]
+        event = instance.get_latest_materialization_event(AssetKey(["marts", "mart_budget_year"]))
+        assert event is not None and event.run_id in {r.run_id for r in runs}
+        checks = instance.all_logs(run.run_id, of_type=DagsterEventType.ASSET_CHECK_EVALUATION)
+        assert len(checks) > 100
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _wait(condition, timeout: float, what: str, step: float = 0.2):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(step)
+    raise AssertionError(f"nicht eingetreten in {timeout:.0f} s: {what}")
+
+
+@pytest.fixture()
+def served(demo_data_dir, tmp_path):
+    """`zi serve` on a copy of the demo build (an empty instance), until the test ends."""
+    data_dir = copy_built_data_dir(demo_data_dir, tmp_path / "data")
+    port = _free_port()
+    log = open(tmp_path / "serve.log", "w")
+    env = zi_env(data_dir)
+    proc = subprocess.Popen([ZI, "serve", "--port", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+
+    def ui_up() -> bool:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/server_info", timeout=2) as response:
+                return response.status == 200
+        except OSError:
+            return False
+
+    try:
+        _wait(lambda: (data_dir / "dagster" / "run-worker.sock").exists() and ui_up(), 180, "zi serve bereit", 1)
+        yield {"data_dir": data_dir, "port": port, "env": env, "log": tmp_path / "serve.log"}
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+        log.close()
+
+
+def _drop_corrected_workbook(data_dir: Path) -> Path:
+    """A coordinator's corrected workbook with one row whose status is not a status (one rejection)."""
+    landing = data_dir / "landing" / "forecasts"
+    source = landing / "Prognose_Bochum_2020-Q3.xlsx"
+    workbook = openpyxl.load_workbook(source)
+    sheet = workbook["Projekte"]
+    statuses = {"Projektidee", "Antrag in Vorbereitung", "Antrag gestellt", "bewilligt", "in Umsetzung",
+                "abgeschlossen"}
+    cell = next(c for row in sheet.iter_rows() for c in row if isinstance(c.value, str) and c.value in statuses)
+    cell.value = BAD_STATUS
+    staged = data_dir / "Prognose_Bochum_2020-Q3_korrektur1.xlsx"
+    workbook.save(staged)
+    target = landing / staged.name
+    os.replace(staged, target)  # appears whole, as a file copied in by a person
+    return target
+
+
+def _published_files(data_dir: Path) -> set[str]:
+    try:
+        con = duckdb.connect(str(data_dir / "published" / "zi.duckdb"), read_only=True)
+    except duckdb.Error:
+        return set()
+    try:
+        return {r[0] for r in con.execute("select source_file from marts.mart_ingestion_files").fetchall()}
+    finally:
+        con.close()
+
+
+def _run(data_dir: Path, *args: str, env: dict) -> subprocess.CompletedProcess:
+    return subprocess.run([ZI, *args], env=env, capture_output=True, text=True, timeout=900)
+
+
+def test_a_dropped_workbook_is_built_and_published_while_other_builds_wait_their_turn(served):
+    data_dir, env = served["data_dir"], served["env"]
+    time.sleep(6)  # the sensor's first look: everything is built already
+    dropped = _drop_corrected_workbook(data_dir)
+    name = f"forecasts/{dropped.name}"
+
+    with _instance(data_dir) as instance:
+        run = _wait(lambda: next(iter(instance.get_runs(limit=1)), None), 60, "Lauf des Sensors angelegt")
+        assert run.tags.get("dagster/sensor_name") == "landing_sensor" and run.tags["zi/families"] == "forecasts"
+        _wait(lambda: instance.get_run_by_id(run.run_id).status == DagsterRunStatus.STARTED, 120, "Lauf gestartet")
+
+    # While the sensor's run builds: a person's `zi build --no-wait` is refused, naming the running build ...
+    refused = _run(data_dir, "build", "--no-wait", env=env)
+    assert refused.returncode == 75, refused.stdout + refused.stderr
+    assert "läuft bereits ein Build" in refused.stdout and "Sensor landing_sensor" in refused.stdout
+    assert LOCK_ERROR not in refused.stdout + refused.stderr
+    # ... and a plain `zi build` waits for it, then finds nothing left to do.
+    waiting = subprocess.Popen([ZI, "build"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+    feedback = _wait(lambda: next((data_dir / "feedback").rglob(f"*{dropped.stem}*"), None), 300,
+                     "Rückmeldedatei geschrieben")
+    assert "bochum" in feedback.parts
+    _wait(lambda: name in _published_files(data_dir), 300, "Datei in den veröffentlichten Marts")
+    out, _ = waiting.communicate(timeout=600)
+    assert waiting.returncode == 0, out
+    assert "läuft bereits ein Build" in out and "Keine Änderung" in out and LOCK_ERROR not in out
+
+    with _instance(data_dir) as instance:
+        assert instance.get_run_by_id(run.run_id).status == DagsterRunStatus.SUCCESS
+        messages = " ".join(e.message or "" for e in instance.all_logs(run.run_id))
+        assert LOCK_ERROR not in messages and "vorgeladenen Run-Worker" in messages
+    con = duckdb.connect(str(data_dir / "published" / "zi.duckdb"), read_only=True)
+    try:
+        rejected = con.execute("select count(*) from marts.mart_rejected_rows where source_file = ? and value_found = ?",
+                               [name, BAD_STATUS]).fetchone()[0]
+    finally:
+        con.close()
+    assert rejected == 1
+
+
+def test_two_runs_launched_from_the_ui_queue_instead_of_colliding(served):
+    from dagster_graphql import DagsterGraphQLClient
+
+    client = DagsterGraphQLClient("127.0.0.1", port_number=served["port"])
+    selection = [AssetKey(["raw_forecasts", "forecasts__projects"]), AssetKey(["raw_forecasts", "forecasts__submissions"]),
+                 AssetKey(["raw_forecasts", "forecasts__payment_forecasts"]),
+                 AssetKey(["raw_ingestion", "ingestion_files"]), AssetKey(["raw_ingestion", "rejected_rows"])]
+    first = client.submit_job_execution("build_warehouse", asset_selection=selection)
+    second = client.submit_job_execution("build_warehouse", asset_selection=selection)
+    with _instance(served["data_dir"]) as instance:
+        def finished():
+            runs = [instance.get_run_record_by_id(run_id) for run_id in (first, second)]
+            return runs if all(r.dagster_run.is_finished for r in runs) else None
+
+        one, two = _wait(finished, 300, "beide Läufe beendet", 1)
+        assert one.dagster_run.status == two.dagster_run.status == DagsterRunStatus.SUCCESS
+        earlier, later = sorted((one, two), key=lambda r: r.start_time)
+        assert later.start_time >= earlier.end_time  # one writer at a time: the second waited in the queue
+        for record in (one, two):
+            messages = " ".join(e.message or "" for e in instance.all_logs(record.dagster_run.run_id))
+            assert LOCK_ERROR not in messages
