@@ -102,7 +102,7 @@ def coded_value_spellings() -> dict[str, dict[str, str]]:
     return out
 
 
-# --- rule texts (seeds/rule_texts.csv, documented in seeds/_rule_texts.yml) ------------------------------
+# --- rule texts (seeds/rule_texts.csv, documented in seeds/_reference__seeds.yml) ------------------------------
 #: Where a rule key appears: a row's reason in raw.rejected_rows, a check_name of mart_data_quality, or the
 #: name of a Dagster asset check.
 RULE_KINDS = ("rejection", "quality_check", "asset_check")

@@ -51,11 +51,12 @@ def unassigned_dir(root: Path) -> Path:
     return feedback_dir(root) / UNASSIGNED
 
 
-def _file_name(ledger_row: dict) -> Path:
+def workbook_path(root: Path, ledger_row: dict) -> Path:
+    """Where the feedback workbook of a forecast file (its ``raw.ingestion_files`` row) is written."""
     muni = ledger_row["municipality_key"] or UNASSIGNED
     period = ledger_row["period"] or NO_PERIOD
     stem = Path(ledger_row["file_name"]).stem
-    return Path(muni) / f"{period}_{stem}{SUFFIX}"
+    return feedback_dir(root) / muni / f"{period}_{stem}{SUFFIX}"
 
 
 @dataclass(frozen=True)
@@ -94,7 +95,7 @@ def write_feedback(con, root: Path) -> list[Path]:
         rows = rejections.get(entry["source_file"], [])
         if not rows:
             continue
-        path = out_dir / _file_name(entry)
+        path = workbook_path(root, entry)
         digest = _content_digest(entry, rows)
         if _digest_of(path) != digest:  # an unchanged workbook is kept as it is (a new delivery: one write)
             path.parent.mkdir(parents=True, exist_ok=True)

@@ -21,9 +21,11 @@ select
 from {{ ref('stg_ingestion__files') }} as f
 left join {{ ref('municipalities') }} as m using (municipality_key)
 left join {{ ref('rule_texts') }} as family_text
-    on family_text.kind = 'rejection' and family_text.rule_key = f.error_rule
-    and family_text.source_family = f.source_family
+    on
+        family_text.kind = 'rejection' and family_text.rule_key = f.error_rule
+        and family_text.source_family = f.source_family
 left join {{ ref('rule_texts') }} as general_text
-    on general_text.kind = 'rejection' and general_text.rule_key = f.error_rule
-    and general_text.source_family is null
+    on
+        general_text.kind = 'rejection' and general_text.rule_key = f.error_rule
+        and general_text.source_family is null
 order by f.source_family, f.source_file

@@ -24,9 +24,11 @@ select
 from {{ ref('stg_ingestion__rejected_rows') }} as r
 left join {{ ref('stg_ingestion__files') }} as f using (source_family, source_file)
 left join {{ ref('rule_texts') }} as family_text
-    on family_text.kind = 'rejection' and family_text.rule_key = r.rule
-    and family_text.source_family = r.source_family
+    on
+        family_text.kind = 'rejection' and family_text.rule_key = r.rule
+        and family_text.source_family = r.source_family
 left join {{ ref('rule_texts') }} as general_text
-    on general_text.kind = 'rejection' and general_text.rule_key = r.rule
-    and general_text.source_family is null
+    on
+        general_text.kind = 'rejection' and general_text.rule_key = r.rule
+        and general_text.source_family is null
 order by r.source_family, r.source_file, r.sheet, r.row_number nulls first, r.column_name, r.rule
