@@ -12,7 +12,7 @@ export DO_NOT_TRACK := 1
 export DAGSTER_DISABLE_TELEMETRY := 1
 DBT_SOURCES := dbt_project.yml $(shell find models seeds dbt_project -type f 2>/dev/null)
 
-.PHONY: setup run test dev bench runtime-packages test-packages instance clean
+.PHONY: setup run test lint dev bench runtime-packages test-packages instance clean
 
 setup: $(VENV)/.installed target/manifest.json
 
@@ -48,7 +48,11 @@ instance: setup
 run: setup runtime-packages
 	$(BIN)/zi build
 
-test: setup test-packages
+# Linters first: a lint failure fails `make test` (and CI) as a failing test does.
+lint: setup
+	scripts/lint-sql.sh
+
+test: setup test-packages lint
 	$(BIN)/pytest
 
 # The deployment in the foreground: Dagster UI on http://localhost:3000, daemon (schedule, landing sensor, run

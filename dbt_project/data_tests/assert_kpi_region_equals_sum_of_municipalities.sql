@@ -25,16 +25,18 @@ with municipal as (
     where is_zi_member
     group by year
 )
+
 select r.region_key, r.year
 from {{ ref('mart_kpi_region_year') }} as r
 inner join municipal as m using (region_key, year)
-where abs(r.baseline_connected_area_m2 - m.baseline_connected_area_m2) > 0.01
-   or abs(r.disconnected_actual_m2 - m.disconnected_actual_m2) > 0.01
-   or abs(r.disconnected_planned_m2 - m.disconnected_planned_m2) > 0.01
-   or abs(r.disconnected_actual_designated_m2 - m.disconnected_actual_designated_m2) > 0.01
-   or abs(r.surface_area_m2 - m.surface_area_m2) > 0.01
-   or abs(r.evaporation_weighted_baseline_m2 - m.evaporation_weighted_baseline_m2) > 0.01
-   or abs(r.evaporation_weighted_change_actual_m2 - m.evaporation_weighted_change_actual_m2) > 0.01
+where
+    abs(r.baseline_connected_area_m2 - m.baseline_connected_area_m2) > 0.01
+    or abs(r.disconnected_actual_m2 - m.disconnected_actual_m2) > 0.01
+    or abs(r.disconnected_planned_m2 - m.disconnected_planned_m2) > 0.01
+    or abs(r.disconnected_actual_designated_m2 - m.disconnected_actual_designated_m2) > 0.01
+    or abs(r.surface_area_m2 - m.surface_area_m2) > 0.01
+    or abs(r.evaporation_weighted_baseline_m2 - m.evaporation_weighted_baseline_m2) > 0.01
+    or abs(r.evaporation_weighted_change_actual_m2 - m.evaporation_weighted_change_actual_m2) > 0.01
 union all
 -- every region-year has its municipal counterpart and vice versa
 select r.region_key, r.year from {{ ref('mart_kpi_region_year') }} as r
