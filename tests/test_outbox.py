@@ -156,8 +156,13 @@ def test_without_smtp_the_messages_wait_in_the_outbox_and_go_out_later(data_dir,
     monkeypatch.setenv(mail.SMTP_PORT_ENV, "1")  # nothing listens there: recorded, retried next run
     with warehouse.connect(paths.warehouse) as con:
         result = outbox.run(con, paths, mail.SmtpSettings.from_env(), {"herne": ["k@herne.example.de"]}, log=lambda m: None)
-    assert result.sent == [] and result.why_pending == {"Versand gescheitert": 1}
-    assert outbox.read_record(paths.outbox)[-1]["event"] == "failed"
+        assert result.sent == [] and result.why_pending == {"Versand gescheitert": 1}
+        assert outbox.read_record(paths.outbox)[-1]["event"] == "failed"
+        written[1].unlink()  # the data team deletes the message by hand: it is not sent, and not written again
+        result = outbox.run(con, paths, mail.SmtpSettings.from_env(), {"herne": ["k@herne.example.de"]})
+    assert result.written == [] and result.pending == []
+    assert outbox.read_record(paths.outbox)[-1] == {**outbox.read_record(paths.outbox)[-1], "event": "discarded",
+                                                    "message": written[1].name}
 
 
 def test_address_file_errors_are_reported_in_german(tmp_path):

@@ -113,7 +113,7 @@ def unsent(record: list[dict]) -> dict[str, dict]:
     """Messages written but not yet sent: message file name -> its 'written' event."""
     written = {e["message"]: e for e in record if e["event"] == "written"}
     for e in record:
-        if e["event"] == "sent":
+        if e["event"] in ("sent", "discarded"):
             written.pop(e["message"], None)
     return written
 
@@ -304,6 +304,9 @@ def run(con: duckdb.DuckDBPyConnection, paths: config.Paths, settings: mail.Smtp
     for name, event in sorted(unsent(read_record(outbox_dir)).items()):
         path = outbox_dir / name
         key = event["municipality_key"]
+        if not path.exists():  # deleted by hand: not to be sent; its deliveries stay reported
+            _append(outbox_dir, {"event": "discarded", "message": name})
+            continue
         to = (addresses or {}).get(key, [])
         if settings is None:
             result.pending.append(path)

@@ -149,7 +149,7 @@ def lookup(value: object, index: dict[str, str]) -> str | None:
 
 
 # --- grid reading ----------------------------------------------------------------------------------
-_PASSWORD_MESSAGE = "Die Datei ist passwortgeschützt und kann nicht gelesen werden. Bitte ohne Kennwort erneut senden."
+_LOCKED_FILE_MESSAGE = "Die Datei ist passwortgeschützt und kann nicht gelesen werden. Bitte ohne Kennwort erneut senden."
 _CORRUPT_MESSAGE = ("Die Datei ist beschädigt oder keine Excel-Arbeitsmappe und lässt sich nicht öffnen. "
                     "Bitte die Arbeitsmappe in Excel öffnen, als .xlsx speichern und erneut senden.")
 
@@ -184,11 +184,11 @@ def _read_workbook(path: Path) -> list[tuple[str, list[list], bool]]:
         data = path.read_bytes()
         if "EncryptedPackage".encode("utf-16-le") in data or b"EncryptionInfo" in data or \
                 "EncryptionInfo".encode("utf-16-le") in data:
-            raise FileFailure(_PASSWORD_MESSAGE, "file_password_protected")
+            raise FileFailure(_LOCKED_FILE_MESSAGE, "file_password_protected")
     try:
         wb = pc.CalamineWorkbook.from_path(str(path))
     except pc.PasswordError:
-        raise FileFailure(_PASSWORD_MESSAGE, "file_password_protected") from None
+        raise FileFailure(_LOCKED_FILE_MESSAGE, "file_password_protected") from None
     except Exception as exc:  # calamine raises several types for broken zips/xml/ole
         raise FileFailure(_CORRUPT_MESSAGE, "file_corrupt", _technical(exc)) from None
     sheets = []

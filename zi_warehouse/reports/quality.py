@@ -77,7 +77,26 @@ def report_data(con: duckdb.DuckDBPyConnection, paths: config.Paths, run_id: str
         "failed": sorted(failed, key=lambda r: (r["severity"] != "error", r["check_name"],
                                                 r["municipality_key"] or "")),
         "municipality_names": {m.key: m.name for m in reference.municipalities()},
+        "data_team": _for_the_data_team(con, paths.feedback, run_dir),
     }
+
+
+def _for_the_data_team(con: duckdb.DuckDBPyConnection, feedback_root: Path, run_dir: Path) -> dict:
+    """Feedback whose sender no file told (``feedback/forecasts/nicht-zugeordnet/``) and the notes readers leave
+    for the data team (e.g. a proposed header map entry), from ``marts.mart_ingestion_files``."""
+    from zi_warehouse.forecasts.feedback import unassigned_dir
+
+    folder = unassigned_dir(feedback_root)
+    unassigned = [{"name": p.name, "href": os.path.relpath(p, run_dir).replace(os.sep, "/")}
+                  for p in sorted(folder.glob("*.xlsx"))] if folder.is_dir() else []
+    notes = []
+    if warehouse.table_exists(con, "marts", "mart_ingestion_files") and con.execute(
+            "select count(*) from information_schema.columns where table_schema = 'marts' "
+            "and table_name = 'mart_ingestion_files' and column_name = 'data_team_note'").fetchone()[0]:
+        notes = warehouse.rows(con, "select source_family, file_name, municipality_name, data_team_note "
+                                    "from marts.mart_ingestion_files where data_team_note is not null "
+                                    "order by source_family, file_name")
+    return {"unassigned": unassigned, "notes": notes}
 
 
 def _rejected_by_municipality(con: duckdb.DuckDBPyConnection) -> dict[str, Counter]:
