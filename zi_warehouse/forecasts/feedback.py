@@ -113,7 +113,7 @@ def write_feedback(con, root: Path) -> list[Path]:
 
 
 #: Raise when the layout of the feedback workbook changes, so existing workbooks are written anew.
-LAYOUT_VERSION = "2"
+LAYOUT_VERSION = "3"
 _DIGEST_PROPERTY = "zi_inhalt"
 
 
@@ -175,10 +175,10 @@ def _write_workbook(path: Path, entry: dict, rows: list[tuple], digest: str | No
         ("Berichtsquartal", entry["period"] or "nicht erkannt"),
         ("Datei", entry["file_name"]),
         ("Ergebnis", OUTCOME_DE.get(entry["outcome"], entry["outcome"])),
-        ("Zeilen gelesen", entry["rows_read"]),
-        ("Zeilen übernommen", entry["rows_loaded"]),
-        ("Zeilen abgewiesen", entry["rows_rejected"]),
     ]
+    if entry["outcome"] != "failed":  # a file rejected as a whole was not read row by row
+        facts += [("Zeilen gelesen", entry["rows_read"]), ("Zeilen übernommen", entry["rows_loaded"]),
+                  ("Zeilen abgewiesen", entry["rows_rejected"])]
     for i, (k, v) in enumerate(facts, start=2):
         ws.write(i, 0, k, bold)
         ws.merge_range(i, 1, i, 2, v, fact)
