@@ -587,7 +587,7 @@ def deployment_scenarios(result: dict, data_dir: Path, held: dict, deadline: flo
         log(f"scale {scale:g}: build launched through the daemon: {full.get('seconds')} s ({full.get('status')})")
         workbook = data_dir / "held_back" / "daemon_workbook" / held["daemon_workbook"][0]
         left = max(60.0, deadline - time.monotonic())
-        drop = result["deployment"]["daemon_new_workbook"] = deployment.daemon_delivery(data_dir, workbook, left)
+        drop = result["deployment"]["daemon_new_workbook"] = deployment.daemon_delivery(data_dir, workbook, min(left, 600))
         log(f"scale {scale:g}: dropped workbook: feedback after {drop['drop_to_feedback_seconds']} s, "
             f"published after {drop['drop_to_published_seconds']} s")
 

@@ -23,7 +23,6 @@ BIN = Path(sys.executable).parent
 #: The status written into the dropped workbook: not a status, so the row is rejected and a feedback
 #: workbook is written (a workbook without rejections gets none).
 BAD_STATUS = "Status gibt es nicht"
-STATUSES = {"Projektidee", "Antrag in Vorbereitung", "Antrag gestellt", "bewilligt", "in Umsetzung", "abgeschlossen"}
 
 
 def _instance(data_dir: Path):
@@ -114,20 +113,23 @@ def daemon_full(port: int, data_dir: Path, timeout_s: float) -> dict:
     return {"label": "daemon_full", **times, "seconds": round(record.end_time - submitted, 2)}
 
 
-def _with_bad_row(source: Path, target_dir: Path) -> Path:
+def with_bad_row(source: Path, target: Path) -> Path:
+    """A copy of a forecast workbook whose first project row has a status that is no status (one rejection)."""
     import openpyxl
 
     workbook = openpyxl.load_workbook(source)
-    sheet = workbook[workbook.sheetnames[0]]
-    cell = next((c for row in sheet.iter_rows() for c in row if isinstance(c.value, str) and c.value in STATUSES), None)
-    if cell is not None:
-        cell.value = BAD_STATUS
-    staged = target_dir / source.name
-    workbook.save(staged)
-    return staged
+    for sheet in workbook.worksheets:
+        for row in sheet.iter_rows():
+            header = next((c for c in row if isinstance(c.value, str) and "status" in c.value.lower()), None)
+            if header is not None:
+                sheet.cell(row=header.row + 1, column=header.column).value = BAD_STATUS
+                workbook.save(target)
+                return target
+    raise ValueError(f"{source.name}: no status column found")
 
 
-def _published_files(data_dir: Path) -> set[str]:
+def published_files(data_dir: Path) -> set[str]:
+    """The landing files the published marts account for (marts.mart_ingestion_files), read-only."""
     import duckdb
 
     try:
@@ -145,7 +147,7 @@ def _published_files(data_dir: Path) -> set[str]:
 def daemon_delivery(data_dir: Path, workbook: Path, timeout_s: float) -> dict:
     """A coordinator's workbook (one row rejected) dropped into landing/forecasts/: seconds to its feedback
     workbook and to the published marts, with no one starting anything (the landing sensor does)."""
-    staged = _with_bad_row(workbook, data_dir)
+    staged = with_bad_row(workbook, data_dir / workbook.name)
     target = data_dir / "landing" / "forecasts" / workbook.name
     name = f"forecasts/{workbook.name}"
     time.sleep(6)  # the sensor has looked at the landing area as it is before the drop
@@ -153,7 +155,7 @@ def daemon_delivery(data_dir: Path, workbook: Path, timeout_s: float) -> dict:
     os.replace(staged, target)  # appears whole, as a file saved by a person
     feedback = _wait(lambda: next((data_dir / "feedback").rglob(f"*{workbook.stem}*"), None), timeout_s)
     feedback_s = round(time.time() - dropped, 2) if feedback else None
-    published = _wait(lambda: name in _published_files(data_dir), timeout_s, 0.25)
+    published = _wait(lambda: name in published_files(data_dir), timeout_s, 0.25)
     published_s = round(time.time() - dropped, 2) if published else None
     out = {"label": "daemon_new_workbook", "file": name, "drop_to_feedback_seconds": feedback_s,
            "drop_to_published_seconds": published_s, "success": bool(feedback and published)}

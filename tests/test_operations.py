@@ -20,16 +20,15 @@ import urllib.request
 from pathlib import Path
 
 import duckdb
-import openpyxl
 import pytest
 from dagster import AssetKey, DagsterEventType, DagsterInstance, DagsterRunStatus
 
 from conftest import ZI, copy_built_data_dir, zi_env
+from zi_bench_deployment import BAD_STATUS, published_files, with_bad_row
 
 pytestmark = pytest.mark.slow
 
 LOCK_ERROR = "Could not set lock"
-BAD_STATUS = "Status gibt es nicht"
 
 
 def _instance(data_dir: Path) -> DagsterInstance:
@@ -98,30 +97,11 @@ def served(demo_data_dir, tmp_path):
 
 def _drop_corrected_workbook(data_dir: Path) -> Path:
     """A coordinator's corrected workbook with one row whose status is not a status (one rejection)."""
-    landing = data_dir / "landing" / "forecasts"
-    source = landing / "Prognose_Bochum_2020-Q3.xlsx"
-    workbook = openpyxl.load_workbook(source)
-    sheet = workbook["Projekte"]
-    statuses = {"Projektidee", "Antrag in Vorbereitung", "Antrag gestellt", "bewilligt", "in Umsetzung",
-                "abgeschlossen"}
-    cell = next(c for row in sheet.iter_rows() for c in row if isinstance(c.value, str) and c.value in statuses)
-    cell.value = BAD_STATUS
-    staged = data_dir / "Prognose_Bochum_2020-Q3_korrektur1.xlsx"
-    workbook.save(staged)
-    target = landing / staged.name
+    staged = with_bad_row(data_dir / "landing" / "forecasts" / "Prognose_Bochum_2020-Q3.xlsx",
+                          data_dir / "Prognose_Bochum_2020-Q3_korrektur1.xlsx")
+    target = data_dir / "landing" / "forecasts" / staged.name
     os.replace(staged, target)  # appears whole, as a file copied in by a person
     return target
-
-
-def _published_files(data_dir: Path) -> set[str]:
-    try:
-        con = duckdb.connect(str(data_dir / "published" / "zi.duckdb"), read_only=True)
-    except duckdb.Error:
-        return set()
-    try:
-        return {r[0] for r in con.execute("select source_file from marts.mart_ingestion_files").fetchall()}
-    finally:
-        con.close()
 
 
 def _run(data_dir: Path, *args: str, env: dict) -> subprocess.CompletedProcess:
@@ -150,7 +130,7 @@ def test_a_dropped_workbook_is_built_and_published_while_other_builds_wait_their
     feedback = _wait(lambda: next((data_dir / "feedback").rglob(f"*{dropped.stem}*"), None), 300,
                      "Rückmeldedatei geschrieben")
     assert "bochum" in feedback.parts
-    _wait(lambda: name in _published_files(data_dir), 300, "Datei in den veröffentlichten Marts")
+    _wait(lambda: name in published_files(data_dir), 300, "Datei in den veröffentlichten Marts")
     out, _ = waiting.communicate(timeout=600)
     assert waiting.returncode == 0, out
     assert "läuft bereits ein Build" in out and "Keine Änderung" in out and LOCK_ERROR not in out
