@@ -86,7 +86,8 @@ def coordinator_outbox_delivered() -> AssetCheckResult:
     addresses = outbox.coordinator_addresses() or {}
     waiting = outbox.unsent(outbox.read_record(paths.outbox))
     stuck = sorted(name for name, event in waiting.items()) if settings else []
-    no_address = sorted({waiting[n]["municipality_key"] for n in stuck if not addresses.get(waiting[n]["municipality_key"])})
+    no_address = sorted({waiting[n]["municipality_key"] for n in stuck
+                         if not addresses.get(waiting[n]["municipality_key"])})
     return AssetCheckResult(
         passed=not stuck,
         severity=AssetCheckSeverity.WARN,

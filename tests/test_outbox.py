@@ -44,8 +44,8 @@ def data_dir(tmp_path, monkeypatch):
     _rename_header(herne, "Gesamtkosten in EUR", "Kosten")
     (landing / "scan.xlsx").write_bytes(b"PK\x03\x04")
     addresses = tmp_path / "koordination.csv"  # outside the repository, as in production
-    addresses.write_text("municipality;email\nBochum;\"anna@bochum.example.de; b@bochum.example.de\"\nherne;k@herne.example.de\n",
-                         encoding="utf-8")
+    addresses.write_text('municipality;email\nBochum;"anna@bochum.example.de; b@bochum.example.de"\n'
+                         "herne;k@herne.example.de\n", encoding="utf-8")
     monkeypatch.setenv(outbox.ADDRESSES_ENV, str(addresses))
     return paths
 

@@ -149,7 +149,8 @@ def lookup(value: object, index: dict[str, str]) -> str | None:
 
 
 # --- grid reading ----------------------------------------------------------------------------------
-_LOCKED_FILE_MESSAGE = "Die Datei ist passwortgeschützt und kann nicht gelesen werden. Bitte ohne Kennwort erneut senden."
+_LOCKED_FILE_MESSAGE = ("Die Datei ist passwortgeschützt und kann nicht gelesen werden. "
+                        "Bitte ohne Kennwort erneut senden.")
 _CORRUPT_MESSAGE = ("Die Datei ist beschädigt oder keine Excel-Arbeitsmappe und lässt sich nicht öffnen. "
                     "Bitte die Arbeitsmappe in Excel öffnen, als .xlsx speichern und erneut senden.")
 

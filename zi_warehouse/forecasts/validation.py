@@ -67,7 +67,8 @@ def _rules() -> list[Rule]:
              + _allowed(m["measure_type_label_de"] for m in measure_types()) + ".",
              E.ExpectColumnValuesToBeInSet(column="measure_type_key", value_set=measures)),
         Rule("known_status", "status",
-             "Status '{value}' ist unbekannt. Erlaubt: " + _allowed(s["status_label_de"] for s in project_statuses()) + ".",
+             "Status '{value}' ist unbekannt. Erlaubt: "
+             + _allowed(s["status_label_de"] for s in project_statuses()) + ".",
              E.ExpectColumnValuesToBeInSet(column="status_key", value_set=statuses)),
         Rule("known_surface_type", "affected_surface_type",
              "Oberfläche '{value}' ist unbekannt. Erlaubt: " + _allowed(SURFACE_TYPES.values()) + ".",
