@@ -149,13 +149,16 @@ class _Formats:
         self.header = wb.add_format(
             {"bold": True, "text_wrap": True, "valign": "top", "bg_color": "#DCE6F1", "border": 1, "font_size": 9}
         )
-        self.eur = wb.add_format({"num_format": "#,##0.00"})  # the headers say "in EUR"; no € keeps columns narrow
-        self.eur_whole = wb.add_format({"num_format": "#,##0"})  # forecast payments: whole euros are enough
+        # Data cells align at the top: a row grows for wrapped text, and its other cells stay on its first line.
+        self.top = wb.add_format({"valign": "top"})
         self.wrap = wb.add_format({"text_wrap": True, "valign": "top"})
-        self.m2 = wb.add_format({"num_format": "#,##0"})
-        self.pct = wb.add_format({"num_format": "0%"})
-        self.date = wb.add_format({"num_format": "dd.mm.yyyy"})
-        self.int = wb.add_format({"num_format": "0"})
+        # the headers say "in EUR"; without the € sign the columns stay narrow enough to print on A4
+        self.eur = wb.add_format({"num_format": "#,##0.00", "valign": "top"})
+        self.eur_whole = wb.add_format({"num_format": "#,##0", "valign": "top"})  # payments: whole euros suffice
+        self.m2 = wb.add_format({"num_format": "#,##0", "valign": "top"})
+        self.pct = wb.add_format({"num_format": "0%", "valign": "top"})
+        self.date = wb.add_format({"num_format": "dd.mm.yyyy", "valign": "top"})
+        self.int = wb.add_format({"num_format": "0", "valign": "top"})
 
 
 _COLUMN_FORMAT = {
@@ -336,10 +339,14 @@ def write_project_sheet(
     for i, row in enumerate(rows):
         for j, canonical in enumerate(columns):
             cell_format = getattr(fmt, _COLUMN_FORMAT.get(canonical, ""), None) or \
-                (fmt.wrap if canonical in WRAPPED_COLUMNS else None)
+                (fmt.wrap if canonical in WRAPPED_COLUMNS else fmt.top)
             _write_cell(ws, rr, c0 + j, row.get(canonical), cell_format)
         for k, pq in enumerate(payment_periods):
             _write_cell(ws, rr, c0 + len(columns) + k, row.get("payments", {}).get(pq), fmt.eur_whole)
+        wrapped = [(row.get(c), widths[j]) for j, c in enumerate(columns) if c in WRAPPED_COLUMNS
+                   and isinstance(row.get(c), str)]
+        if wrapped:  # LibreOffice does not grow a row for wrapped text when it opens the file
+            ws.set_row(rr, row_height(wrapped))
         row_numbers.append(rr + 1)
         rr += 1
         if i in layout.blank_rows_after:
@@ -383,7 +390,7 @@ def _write_cell(ws, r: int, c: int, value, cell_format) -> None:
     if isinstance(value, str):
         ws.write_string(r, c, value, cell_format)
     elif isinstance(value, bool):
-        ws.write_string(r, c, "ja" if value else "nein")
+        ws.write_string(r, c, YES_NO[0] if value else YES_NO[1], cell_format)
     elif isinstance(value, dt.date):
         ws.write_datetime(r, c, dt.datetime.combine(value, dt.time()), cell_format)
     else:
