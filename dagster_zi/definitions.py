@@ -16,7 +16,10 @@ from dagster import (
     define_asset_job,
 )
 
-from dagster_zi import climate, forecasts, funding, landing, publish, quality, reports, serving, sources, trees_surfaces
+from dagster_zi import (
+    alerts, climate, forecasts, funding, housekeeping, landing, publish, quality, reports, serving, sources,
+    trees_surfaces,
+)
 from dagster_zi.constants import BUILD_JOB
 from dagster_zi.dbt import dbt_resource, zi_dbt_assets
 from dagster_zi.execution import warehouse_executor
@@ -58,9 +61,9 @@ def build_definitions() -> Definitions:
             *(a for m in FAMILY_MODULES for a in m.assets),
         ],
         asset_checks=[*sources.asset_checks, *(c for m in FAMILY_MODULES for c in m.asset_checks)],
-        jobs=[build_all_job, *(j for m in FAMILY_MODULES for j in m.jobs)],
-        schedules=[daily_build_schedule, *(s for m in FAMILY_MODULES for s in m.schedules)],
-        sensors=[*landing.sensors, *(s for m in FAMILY_MODULES for s in m.sensors)],
+        jobs=[build_all_job, *housekeeping.jobs, *(j for m in FAMILY_MODULES for j in m.jobs)],
+        schedules=[daily_build_schedule, *housekeeping.schedules, *(s for m in FAMILY_MODULES for s in m.schedules)],
+        sensors=[*landing.sensors, *alerts.sensors, *(s for m in FAMILY_MODULES for s in m.sensors)],
         resources={"dbt": dbt_resource},
         executor=warehouse_executor,
     )

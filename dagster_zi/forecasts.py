@@ -26,7 +26,7 @@ from dagster import (
 
 from dagster_zi.constants import WAREHOUSE_POOL
 from dagster_zi.sources import REJECTED_ROWS_KEY, raw_asset_keys
-from zi_warehouse import config, mail, outbox, warehouse
+from zi_warehouse import alerts, config, outbox, warehouse
 from zi_warehouse.forecasts.feedback import write_feedback
 
 #: The forecasts ingest multi-asset materialises these keys together (one per raw table).
@@ -59,13 +59,14 @@ def forecast_feedback_workbooks() -> MaterializeResult:
     kinds={"python", "email"},
     description=(
         "E-Mail je Kommune mit neuen Lieferungen: was je Datei übernommen und abgewiesen wurde, die "
-        "Rückmeldedateien im Anhang (data/outbox/*.eml); gesendet, wenn ZI_SMTP_HOST und "
-        "ZI_COORDINATOR_ADDRESSES gesetzt sind. record.jsonl hält fest, was wann an wen ging."
+        "Rückmeldedateien im Anhang (data/outbox/*.eml); gesendet, wenn ZI_ALERT_SMTP_HOST und "
+        "ZI_COORDINATOR_ADDRESSES gesetzt sind (Mailserver der Benachrichtigungen). record.jsonl hält fest, was "
+        "wann an wen ging."
     ),
 )
 def coordinator_outbox(context) -> MaterializeResult:
     paths = config.paths().ensure()
-    settings = mail.SmtpSettings.from_env()
+    settings = alerts.SmtpSettings.from_env()
     addresses = outbox.coordinator_addresses()
     with warehouse.connect(paths.warehouse) as con:
         warehouse.ensure_tables(con, {})
@@ -77,12 +78,12 @@ def coordinator_outbox(context) -> MaterializeResult:
     asset=AssetKey("coordinator_outbox"),
     name="coordinator_outbox_delivered",
     blocking=False,
-    description=("Rückmeldungen erreichen die Kommunen: ist der Versand eingerichtet (ZI_SMTP_HOST), wartet keine "
+    description=("Rückmeldungen erreichen die Kommunen: ist der Versand eingerichtet (ZI_ALERT_SMTP_HOST), wartet keine "
                  "Nachricht wegen einer fehlenden Adresse oder eines Versandfehlers."),
 )
 def coordinator_outbox_delivered() -> AssetCheckResult:
     paths = config.paths()
-    settings = mail.SmtpSettings.from_env()
+    settings = alerts.SmtpSettings.from_env()
     addresses = outbox.coordinator_addresses() or {}
     waiting = outbox.unsent(outbox.read_record(paths.outbox))
     stuck = sorted(name for name, event in waiting.items()) if settings else []

@@ -36,8 +36,27 @@ def instance_yaml() -> str:
     return text
 
 
+class InstanceMismatch(RuntimeError):
+    """The instance stores in PostgreSQL, but this process's environment does not name the database."""
+
+
+def _uses_postgres(text: str) -> bool:
+    import yaml
+
+    try:
+        storage = (yaml.safe_load(text) or {}).get("storage") or {}
+    except yaml.YAMLError:
+        return False
+    return "postgres" in storage
+
+
 def ensure_instance() -> Path:
-    """Point ``DAGSTER_HOME`` at this data directory's instance and (re)write its ``dagster.yaml``."""
+    """Point ``DAGSTER_HOME`` at this data directory's instance and (re)write its ``dagster.yaml``.
+
+    An instance on PostgreSQL is never switched back to SQLite because one shell lacks the variable: the
+    daemon's runs would then execute against another storage than the one they were queued in, and a
+    person's build would vanish from the shared UI. That is refused with a German message instead.
+    """
     home = config.paths().dagster_home
     home.mkdir(parents=True, exist_ok=True)
     os.environ["DAGSTER_HOME"] = str(home)
@@ -47,8 +66,13 @@ def ensure_instance() -> Path:
         current = target.read_text(encoding="utf-8")
     except OSError:
         current = None
+    if current is not None and _uses_postgres(current) and not os.environ.get(POSTGRES_URL_ENV):
+        raise InstanceMismatch(
+            f"Die Dagster-Instanz {home} speichert ihre Läufe in PostgreSQL, aber {POSTGRES_URL_ENV} ist in dieser "
+            "Umgebung nicht gesetzt. Die Umgebung des Servers laden (z. B. set -a; . /etc/zi-warehouse/zi.env; "
+            f"set +a) oder, um wirklich zu SQLite zurückzukehren, {target} löschen.")
     if current != wanted:
-        tmp = target.with_suffix(".yaml.tmp")
+        tmp = target.with_name(f"dagster.yaml.{os.getpid()}.tmp")  # units starting at once each write their own
         tmp.write_text(wanted, encoding="utf-8")
         os.replace(tmp, target)
     _ensure_writer_pool()
@@ -68,6 +92,10 @@ def _ensure_writer_pool() -> None:
             storage.initialize_concurrency_limit_to_default(WAREHOUSE_POOL)
 
 
-if __name__ == "__main__":  # `make setup`: python -m dagster_zi.instance
-    print(ensure_instance())
+if __name__ == "__main__":  # `make instance`, the systemd units: python -m dagster_zi.instance
+    try:
+        print(ensure_instance())
+    except InstanceMismatch as exc:
+        print(exc, file=sys.stderr)
+        sys.exit(1)
     sys.exit(0)

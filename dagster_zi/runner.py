@@ -31,6 +31,7 @@ class BuildReport:
     checks_warned: list[str] = field(default_factory=list)
     step_seconds: dict[str, float] = field(default_factory=dict)  # step key -> wall time (start to end)
     definitions_seconds: float = 0.0  # importing the Dagster definitions (dbt manifest, GX, all modules)
+    alert: str = ""  # failed run: what became of its alert e-mail (German, dagster_zi/alerts.py)
 
 
 def run_build(progress: Callable[[str], None] = lambda _m: None, families: list[str] | None = None,
@@ -92,7 +93,19 @@ def run_build(progress: Callable[[str], None] = lambda _m: None, families: list[
     finally:
         done.set()
         watcher.join()
+    if not report.success:
+        report.alert = _alert(instance, report.run_id)
     return report
+
+
+def _alert(instance: DagsterInstance, run_id: str) -> str:
+    """Report the failed run now: the daemon's failure sensor may not be running (it stays silent if it was first)."""
+    from dagster_zi.alerts import alert_failed_run
+
+    try:
+        return alert_failed_run(instance, run_id, "zi build")
+    except Exception as exc:  # noqa: BLE001 - the build's own outcome must still be printed
+        return f"Benachrichtigung fehlgeschlagen: {exc}"
 
 
 def _report(instance: DagsterInstance, result, definitions_seconds: float) -> BuildReport:

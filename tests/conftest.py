@@ -14,6 +14,27 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 ZI = str(Path(sys.executable).parent / "zi")
 
 
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on (for servers the tests start)."""
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def stop_process_group(proc: subprocess.Popen, timeout: float = 60) -> None:
+    """SIGTERM to a process started with ``start_new_session=True`` and its group; SIGKILL when it hangs."""
+    import signal
+
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
 def zi_env(data_dir: Path) -> dict[str, str]:
     """The environment of a `zi` command on ``data_dir``: its own Dagster instance (``<data_dir>/dagster``)."""
     env = {**os.environ, "ZI_DATA_DIR": str(data_dir), "DO_NOT_TRACK": "1", "DAGSTER_DISABLE_TELEMETRY": "1",

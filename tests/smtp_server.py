@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import email
 import email.policy
-import socket
 import threading
 import time
 from contextlib import contextmanager
@@ -24,6 +23,8 @@ from email.message import EmailMessage
 from typing import Iterator
 
 from aiosmtpd.controller import Controller
+
+from conftest import free_port
 
 
 @dataclass
@@ -73,16 +74,10 @@ def body_of(message: EmailMessage) -> str:
     return message.get_content().replace("\r\n", "\n")
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @contextmanager
 def smtp_server() -> Iterator[SmtpServer]:
     collector = _Collector()
-    controller = Controller(collector, hostname="127.0.0.1", port=_free_port())
+    controller = Controller(collector, hostname="127.0.0.1", port=free_port())
     controller.start()
     try:
         yield SmtpServer(controller.hostname, controller.port, collector)

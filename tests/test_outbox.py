@@ -14,7 +14,7 @@ from dagster import AssetKey, DagsterInstance, materialize
 
 from smtp_server import smtp_server
 from test_forecasts_reader import good_row, write_xlsx
-from zi_warehouse import config, mail, outbox, reference, warehouse
+from zi_warehouse import alerts, config, outbox, reference, warehouse
 
 
 def _rename_header(path: Path, old: str, new: str) -> None:
@@ -30,7 +30,7 @@ def _rename_header(path: Path, old: str, new: str) -> None:
 @pytest.fixture
 def data_dir(tmp_path, monkeypatch):
     monkeypatch.setenv("ZI_DATA_DIR", str(tmp_path / "data"))
-    for name in (mail.SMTP_HOST_ENV, mail.FROM_ENV, outbox.ADDRESSES_ENV):
+    for name in (alerts.SMTP_HOST_ENV, alerts.FROM_ENV, alerts.TO_ENV, outbox.ADDRESSES_ENV):
         monkeypatch.delenv(name, raising=False)
     paths = config.paths().ensure()
     landing = paths.landing_for("forecasts")
@@ -63,9 +63,9 @@ def _run_dagster():
 
 
 def _smtp_env(monkeypatch, smtp) -> None:
-    monkeypatch.setenv(mail.SMTP_HOST_ENV, smtp.host)
-    monkeypatch.setenv(mail.SMTP_PORT_ENV, str(smtp.port))
-    monkeypatch.setenv(mail.FROM_ENV, "zi-warehouse@example.org")
+    """The alerts' mail server settings, pointing at the test's server (the outbox sends over the same one)."""
+    for name, value in smtp.env(to="datenteam@example.org").items():
+        monkeypatch.setenv(name, value)
 
 
 def body_of(message) -> str:
@@ -147,19 +147,19 @@ def test_without_smtp_the_messages_wait_in_the_outbox_and_go_out_later(data_dir,
     with smtp_server() as smtp:
         _smtp_env(monkeypatch, smtp)
         with warehouse.connect(paths.warehouse) as con:
-            result = outbox.run(con, paths, mail.SmtpSettings.from_env(), outbox.coordinator_addresses())
+            result = outbox.run(con, paths, alerts.SmtpSettings.from_env(), outbox.coordinator_addresses())
         assert [p.name for p in result.sent] == [written[0].name] and smtp.wait_for(1)[0]["To"] == "anna@bochum.example.de"
         assert result.why_pending == {"keine Adresse": 1}
         check = dz.coordinator_outbox_delivered()  # Herne has no address: the data team is warned
         assert not check.passed and check.metadata["municipalities_without_address"].value == "herne"
-    monkeypatch.setenv(mail.SMTP_HOST_ENV, "127.0.0.1")
-    monkeypatch.setenv(mail.SMTP_PORT_ENV, "1")  # nothing listens there: recorded, retried next run
+    monkeypatch.setenv(alerts.SMTP_HOST_ENV, "127.0.0.1")
+    monkeypatch.setenv(alerts.SMTP_PORT_ENV, "1")  # nothing listens there: recorded, retried next run
     with warehouse.connect(paths.warehouse) as con:
-        result = outbox.run(con, paths, mail.SmtpSettings.from_env(), {"herne": ["k@herne.example.de"]}, log=lambda m: None)
+        result = outbox.run(con, paths, alerts.SmtpSettings.from_env(), {"herne": ["k@herne.example.de"]}, log=lambda m: None)
         assert result.sent == [] and result.why_pending == {"Versand gescheitert": 1}
         assert outbox.read_record(paths.outbox)[-1]["event"] == "failed"
         written[1].unlink()  # the data team deletes the message by hand: it is not sent, and not written again
-        result = outbox.run(con, paths, mail.SmtpSettings.from_env(), {"herne": ["k@herne.example.de"]})
+        result = outbox.run(con, paths, alerts.SmtpSettings.from_env(), {"herne": ["k@herne.example.de"]})
     assert result.written == [] and result.pending == []
     assert outbox.read_record(paths.outbox)[-1] == {**outbox.read_record(paths.outbox)[-1], "event": "discarded",
                                                     "message": written[1].name}
@@ -173,5 +173,3 @@ def test_address_file_errors_are_reported_in_german(tmp_path):
     with pytest.raises(outbox.OutboxConfigError, match="nicht lesbar"):
         outbox.coordinator_addresses({outbox.ADDRESSES_ENV: str(tmp_path / "fehlt.csv")})
     assert outbox.coordinator_addresses({}) is None
-    with pytest.raises(mail.MailConfigError, match="ZI_MAIL_FROM"):
-        mail.SmtpSettings.from_env({mail.SMTP_HOST_ENV: "mail.example.org"})

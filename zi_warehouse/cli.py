@@ -71,6 +71,7 @@ def build(
     last successful build nothing is started; when only some source families received files, only their
     assets and everything downstream run (``zi_warehouse.build_state``).
     """
+    from dagster_zi.instance import InstanceMismatch  # light: no Dagster import
     from zi_warehouse import build_state, writer_lock
     from zi_warehouse.demo import DEFAULT_SCALE, DEFAULT_SEED, generate, landing_is_empty
 
@@ -111,8 +112,11 @@ def build(
     except writer_lock.WriterBusy as busy:
         console.print(f"[red]Nicht gestartet.[/red] {busy}")
         console.print("  Später erneut starten; den laufenden Build zeigt das Dagster-UI "
-                      f"({dagster_ui_url()}/runs).")
+                      f"({config.dagster_ui_url()}/runs).")
         raise typer.Exit(code=EXIT_BUSY)
+    except InstanceMismatch as exc:
+        console.print(f"[red]Nicht gestartet.[/red] {exc}")
+        raise typer.Exit(code=2)
     print_summary(paths, report, time.perf_counter() - started)
     _write_timings(report, time.perf_counter() - started, decision)
     if not report.success:
@@ -121,11 +125,6 @@ def build(
 
 #: Exit code of ``zi build`` when another build holds the data directory and it did not wait (EX_TEMPFAIL).
 EXIT_BUSY = 75
-
-
-def dagster_ui_url() -> str:
-    """Where the data team opens the Dagster UI (``ZI_DAGSTER_UI_URL``; ``make dev``/``zi serve`` default)."""
-    return os.environ.get("ZI_DAGSTER_UI_URL", "http://localhost:3000").rstrip("/")
 
 
 @app.command("serve")
@@ -139,8 +138,14 @@ def serve(
     them ends, the others are stopped too and the exit code is non-zero (a service manager restarts it).
     """
     from dagster_zi.deployment import serve_all
+    from dagster_zi.instance import InstanceMismatch
 
-    raise typer.Exit(code=serve_all(host, port, console.print))
+    try:
+        code = serve_all(host, port, console.print)
+    except InstanceMismatch as exc:
+        console.print(f"[red]Nicht gestartet.[/red] {exc}")
+        code = 2
+    raise typer.Exit(code=code)
 
 
 def _write_timings(report, seconds: float, decision) -> None:
@@ -267,8 +272,10 @@ def print_summary(paths: config.Paths, report, seconds: float) -> None:
         console.print(f"  [red]fehlgeschlagen[/red] {name}")
     for name in report.checks_warned[:20]:
         console.print(f"  [yellow]Warnung[/yellow] {name}")
-    console.print(f"Dagster-Lauf {report.run_id}: {dagster_ui_url()}/runs/{report.run_id} "
+    console.print(f"Dagster-Lauf {report.run_id}: {config.run_url(report.run_id)} "
                   "(Dagster-UI: make dev oder zi serve)")
+    if report.alert:
+        console.print(report.alert)
     if report.success:
         console.print(f"[green]Build erfolgreich[/green] in {seconds:.1f} s. Veröffentlicht: {paths.published_duckdb}")
         console.print(f"  Parquet: {paths.published_parquet}/<mart>.parquet")

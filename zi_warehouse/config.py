@@ -87,3 +87,13 @@ def data_dir() -> Path:
 
 def paths() -> Paths:
     return Paths(data_dir())
+
+
+def dagster_ui_url() -> str:
+    """Where the data team opens the Dagster UI (``ZI_DAGSTER_UI_URL``; ``make dev``/``zi serve`` default)."""
+    return os.environ.get("ZI_DAGSTER_UI_URL", "http://localhost:3000").rstrip("/")
+
+
+def run_url(run_id: str) -> str:
+    """A run's page in the Dagster UI (build summaries, alerts)."""
+    return f"{dagster_ui_url()}/runs/{run_id}"

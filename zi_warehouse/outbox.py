@@ -3,9 +3,12 @@
 What belongs here: deciding which deliveries a municipality has not been told about yet, the wording of the
 e-mail (per file what was loaded and rejected, by the rules' German labels), its attachments (the feedback
 workbook of a forecast, the rejected rows of other files as CSV), writing it as a standard MIME message into
-``<data>/outbox/`` and sending it when SMTP is configured (``mail.py``), and the record of what was written
-and sent when (``<data>/outbox/record.jsonl``), so nobody gets the same feedback twice. No Dagster imports;
-the asset is ``dagster_zi/forecasts.py``. Documented in docs/outbox.md.
+``<data>/outbox/`` and sending it when SMTP is configured, and the record of what was written and sent when
+(``<data>/outbox/record.jsonl``), so nobody gets the same feedback twice. No Dagster imports; the asset is
+``dagster_zi/forecasts.py``. Documented in docs/outbox.md.
+
+The mail server is the one the alerts use: its settings (``ZI_ALERT_SMTP_*``, ``ZI_ALERT_FROM``) and the sending
+live in one place, ``alerts.py``; here only the recipients differ (the municipality's coordinators).
 
 A delivery is one landed file in one version (source family, file, content hash) whose ledger row names a
 municipality; it goes into exactly one message. A message that could not be sent yet (no SMTP configured,
@@ -19,6 +22,7 @@ several separated by ``;``); a municipality may have several rows.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import datetime as dt
 import io
 import json
@@ -29,11 +33,12 @@ from collections import Counter
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from email.policy import SMTP as SMTP_POLICY
+from email.utils import formatdate, make_msgid
 from pathlib import Path
 
 import duckdb
 
-from zi_warehouse import config, mail, warehouse
+from zi_warehouse import alerts, config, warehouse
 from zi_warehouse.forecasts import feedback
 from zi_warehouse.german import format_number
 from zi_warehouse.reference import match_municipality, municipality_by_key, rule_text
@@ -250,7 +255,7 @@ def _rows_by_rule(d: Delivery) -> dict[str, set]:
 
 
 def compose(municipality_key: str, deliveries: list[Delivery], feedback_root: Path, sender: str,
-            to: list[str], reply_to: str | None = None) -> EmailMessage:
+            to: list[str]) -> EmailMessage:
     """The message to one municipality about its new deliveries, with the attachments."""
     muni = municipality_by_key()[municipality_key]
     attached: dict[str, str] = {}
@@ -263,7 +268,14 @@ def compose(municipality_key: str, deliveries: list[Delivery], feedback_root: Pa
     rejected = sum(d.outcome != "loaded" for d in deliveries)
     subject = (f"ZI Klima.Werk: Rückmeldung zu {len(deliveries)} Lieferung{'en' if len(deliveries) > 1 else ''} "
                f"der Kommune {muni.name}" + (f" ({rejected} mit Abweisungen)" if rejected else ""))
-    message = mail.new_message(subject, sender, to, message_text(muni.name, deliveries, attached), reply_to)
+    message = EmailMessage()
+    message["Subject"] = subject
+    message["From"] = sender
+    if to:
+        message["To"] = ", ".join(to)
+    message["Date"] = formatdate(localtime=True)
+    message["Message-ID"] = make_msgid(domain=sender.rpartition("@")[2] or None)
+    message.set_content(message_text(muni.name, deliveries, attached))  # UTF-8, encoded as the standard says
     for name, content, (maintype, subtype) in files:
         message.add_attachment(content, maintype=maintype, subtype=subtype, filename=name)
     return message
@@ -279,7 +291,7 @@ def _message_path(outbox_dir: Path, municipality_key: str, stamp: str) -> Path:
     return path
 
 
-def run(con: duckdb.DuckDBPyConnection, paths: config.Paths, settings: mail.SmtpSettings | None = None,
+def run(con: duckdb.DuckDBPyConnection, paths: config.Paths, settings: alerts.SmtpSettings | None = None,
         addresses: dict[str, list[str]] | None = None, log=print) -> OutboxResult:
     """Write a message per municipality with new deliveries, then send every unsent message that can be sent.
 
@@ -292,7 +304,7 @@ def run(con: duckdb.DuckDBPyConnection, paths: config.Paths, settings: mail.Smtp
     stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     for key, deliveries in new_deliveries(con, record).items():
         to = (addresses or {}).get(key, [])
-        message = compose(key, deliveries, paths.feedback, sender, to, settings.reply_to if settings else None)
+        message = compose(key, deliveries, paths.feedback, sender, to)
         path = _message_path(outbox_dir, key, stamp)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")
@@ -316,39 +328,39 @@ def run(con: duckdb.DuckDBPyConnection, paths: config.Paths, settings: mail.Smtp
             result.pending.append(path)
             result.why_pending["keine Adresse"] += 1
             continue
-        message = _addressed(path, settings, to)
-        try:
-            mail.send(message, settings, to)
+        message = _addressed(path, settings.sender, to)
+        server = f"{settings.host}:{settings.port}"
+        try:  # the alerts' server and login, the municipality's recipients
+            alerts.send(message, dataclasses.replace(settings, recipients=tuple(to)))
         except (OSError, smtplib.SMTPException) as exc:
             result.pending.append(path)
             result.why_pending["Versand gescheitert"] += 1
             result.failed.append(f"{name}: {exc}")
-            _append(outbox_dir, {"event": "failed", "message": name, "to": to, "server": settings.address,
+            _append(outbox_dir, {"event": "failed", "message": name, "to": to, "server": server,
                                  "error": str(exc)[:300]})
-            log(f"Rückmeldung {name} nicht gesendet ({settings.address}): {exc}")
+            log(f"Rückmeldung {name} nicht gesendet ({server}): {exc}")
             continue
-        _append(outbox_dir, {"event": "sent", "message": name, "to": to, "server": settings.address})
+        _append(outbox_dir, {"event": "sent", "message": name, "to": to, "server": server})
         result.sent.append(path)
     return result
 
 
-def _addressed(path: Path, settings: mail.SmtpSettings, to: list[str]) -> EmailMessage:
+def _addressed(path: Path, sender: str, to: list[str]) -> EmailMessage:
     """The stored message with the current sender and recipients (the address file may have changed since)."""
     from email import message_from_bytes
     from email.policy import default
 
     message = message_from_bytes(path.read_bytes(), policy=default)
-    for header, value in (("From", settings.sender), ("To", ", ".join(to)), ("Reply-To", settings.reply_to)):
+    for header, value in (("From", sender), ("To", ", ".join(to))):
         del message[header]
-        if value:
-            message[header] = value
+        message[header] = value
     return message
 
 
 def run_command(log=print) -> OutboxResult:
     """The outbox of this data directory's working warehouse, with the environment's SMTP settings and addresses."""
     paths = config.paths()
-    settings = mail.SmtpSettings.from_env()
+    settings = alerts.SmtpSettings.from_env()
     addresses = coordinator_addresses()
     with warehouse.connect(paths.warehouse) as con:
         return run(con, paths, settings, addresses, log)

@@ -1,0 +1,183 @@
+"""The server deployment: the systemd units in deploy/systemd/ and `zi serve` (dagster_zi/deployment.py).
+
+- The units are valid (``systemd-analyze verify`` where systemd is installed, a structural check always), their
+  commands exist in the virtual environment and accept their arguments, and they start the same processes
+  as ``zi serve``.
+- ``zi serve`` answers on the UI's port and, on SIGTERM, stops every process it started (and theirs).
+"""
+
+from __future__ import annotations
+
+import configparser
+import importlib.util
+import os
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO_ROOT, ZI, free_port, zi_env
+
+UNIT_DIR = REPO_ROOT / "deploy" / "systemd"
+#: Where the units expect the repository and the environment file on the server.
+SERVER_REPO = "/opt/zi-warehouse"
+SERVER_ENV_FILE = "/etc/zi-warehouse/zi.env"
+BIN = Path(sys.executable).parent
+UNITS = ("zi-serve.service", "zi-webserver.service", "zi-daemon.service", "zi-run-worker.service")
+
+
+def _local(text: str, env_file: Path) -> str:
+    """A unit with the server's paths replaced by this checkout's (its virtual environment, a test env file)."""
+    return (text.replace(f"{SERVER_REPO}/.venv/bin", str(BIN)).replace(SERVER_REPO, str(REPO_ROOT))
+            .replace(SERVER_ENV_FILE, str(env_file)))
+
+
+def _read_unit(path: Path) -> configparser.ConfigParser:
+    parser = configparser.ConfigParser(strict=True, interpolation=None)
+    parser.optionxform = str  # systemd keys are case-sensitive
+    parser.read_string(path.read_text(encoding="utf-8"))
+    return parser
+
+
+def test_every_unit_is_there_with_user_directory_environment_and_restart():
+    assert sorted(p.name for p in UNIT_DIR.glob("*.service")) == sorted(UNITS)
+    for name in UNITS:
+        unit = _read_unit(UNIT_DIR / name)
+        service = unit["Service"]
+        assert service["User"] == "zi" and service["WorkingDirectory"] == SERVER_REPO, name
+        assert service["EnvironmentFile"] == SERVER_ENV_FILE, name
+        assert service["Restart"] == "on-failure", name
+        assert unit["Install"]["WantedBy"] == "multi-user.target", name
+        assert unit["Unit"]["Description"].startswith("ZI Warehouse"), name
+    # Either the one unit or the three: never both at once.
+    assert set(_read_unit(UNIT_DIR / "zi-serve.service")["Unit"]["Conflicts"].split()) == set(UNITS[1:])
+    # The environment file names the data directory and its instance explicitly (systemd does not expand).
+    env = dict(line.split("=", 1) for line in (UNIT_DIR / "zi-warehouse.env").read_text(encoding="utf-8").splitlines()
+               if line and not line.startswith("#"))
+    assert env["DAGSTER_HOME"] == env["ZI_DATA_DIR"] + "/dagster"
+    assert "ZI_ALERT_SMTP_PASSWORD=" in (UNIT_DIR / "zi-warehouse.env").read_text(encoding="utf-8")
+
+
+def test_the_units_commands_exist_accept_their_arguments_and_match_zi_serve(tmp_path):
+    from dagster_zi.deployment import commands
+
+    env_file = tmp_path / "zi.env"
+    shutil.copy(UNIT_DIR / "zi-warehouse.env", env_file)
+    started: dict[str, list[str]] = {}
+    for name in UNITS:
+        service = _read_unit(UNIT_DIR / name)["Service"]
+        for key in ("ExecStartPre", "ExecStart"):
+            if key not in service:
+                continue
+            argv = shlex.split(_local(service[key], env_file))
+            assert os.access(argv[0], os.X_OK), f"{name} {key}: {argv[0]} fehlt in der virtuellen Umgebung"
+            if argv[1:2] == ["-m"]:  # python -m <module>
+                assert importlib.util.find_spec(argv[2]) is not None, f"{name}: Modul {argv[2]} fehlt"
+            else:  # a click command: unknown options or arguments fail before --help is honoured
+                result = subprocess.run([*argv, "--help"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
+                assert result.returncode == 0, f"{name} {key}: {result.stderr}"
+            if key == "ExecStart":
+                started[name] = argv
+    # The three units start exactly what `zi serve` starts.
+    serve = commands("127.0.0.1", 3000)
+    assert started["zi-webserver.service"] == serve["Dagster-UI"]
+    assert started["zi-daemon.service"] == serve["Dagster-Daemon"]
+    assert started["zi-run-worker.service"][1:] == serve["Run-Worker"][1:]
+    assert Path(started["zi-run-worker.service"][0]).parent == Path(serve["Run-Worker"][0]).parent
+
+
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd not installed (structural check above)")
+def test_systemd_accepts_the_units(tmp_path):
+    env_file = tmp_path / "zi.env"
+    shutil.copy(UNIT_DIR / "zi-warehouse.env", env_file)
+    for name in UNITS:
+        (tmp_path / name).write_text(_local((UNIT_DIR / name).read_text(encoding="utf-8"), env_file), encoding="utf-8")
+    result = subprocess.run(["systemd-analyze", "verify", *(str(tmp_path / n) for n in UNITS)],
+                            capture_output=True, text=True, timeout=120)
+    # Unknown keys are only warnings to systemd: any output counts as a failure here.
+    assert result.returncode == 0 and not result.stdout.strip() and not result.stderr.strip(), \
+        result.stdout + result.stderr
+
+
+def _processes() -> dict[int, tuple[int, str]]:
+    """pid -> (parent pid, start time) of every process (start time tells a reused pid apart)."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if fields[0] != "Z":
+            found[int(entry.name)] = (int(fields[1]), fields[19])
+    return found
+
+
+def _descendants(root: int) -> dict[int, str]:
+    table = _processes()
+    result, frontier = {}, [root]
+    while frontier:
+        parent = frontier.pop()
+        for pid, (ppid, started) in table.items():
+            if ppid == parent and pid not in result:
+                result[pid] = started
+                frontier.append(pid)
+    return result
+
+
+@pytest.mark.slow
+def test_zi_serve_answers_and_stops_all_its_processes_on_sigterm(tmp_path):
+    port = free_port()
+    env = zi_env(tmp_path / "zi")
+    env.pop("ZI_DAGSTER_POSTGRES_URL", None)
+    log = (tmp_path / "serve.log").open("w")
+    serve = subprocess.Popen([ZI, "serve", "--port", str(port)], cwd=REPO_ROOT, env=env, stdout=log,
+                             stderr=subprocess.STDOUT, start_new_session=True)
+    children: dict[int, str] = {}
+    try:
+        deadline = time.monotonic() + 240
+        status = None
+        while time.monotonic() < deadline and status != 200:
+            assert serve.poll() is None, (tmp_path / "serve.log").read_text()
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/server_info", timeout=5) as response:
+                    status = response.status
+            except OSError:
+                time.sleep(1)
+        assert status == 200, (tmp_path / "serve.log").read_text()
+        from dagster_zi.run_worker import ask, socket_path
+
+        socket_file = socket_path(tmp_path / "zi" / "dagster")
+        while time.monotonic() < deadline and not (ask(socket_file, {"op": "ping"}) or {}).get("ok"):
+            time.sleep(1)
+        assert (ask(socket_file, {"op": "ping"}) or {}).get("ok"), "Run-Worker antwortet nicht"
+        children = _descendants(serve.pid)
+        # UI, daemon and run worker, and the code servers the UI and the daemon start for the code location.
+        assert len(children) >= 3, children
+
+        serve.send_signal(signal.SIGTERM)
+        assert serve.wait(timeout=90) == 0, (tmp_path / "serve.log").read_text()
+        deadline = time.monotonic() + 30
+        left = children
+        while left and time.monotonic() < deadline:
+            alive = _processes()
+            left = {pid: started for pid, started in children.items() if alive.get(pid, (0, ""))[1] == started}
+            time.sleep(0.5)
+        assert not left, f"nach SIGTERM noch laufend: {left}"
+        assert not socket_file.exists()
+    finally:
+        if serve.poll() is None:
+            os.killpg(serve.pid, signal.SIGKILL)
+            serve.wait()
+        alive = _processes()
+        for pid, started in children.items():
+            if alive.get(pid, (0, ""))[1] == started:
+                os.kill(pid, signal.SIGKILL)
+        log.close()
