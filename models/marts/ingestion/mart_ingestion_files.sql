@@ -16,16 +16,9 @@ select
     f.outcome,
     f.error_message,
     f.error_rule,
-    coalesce(family_text.label_de, general_text.label_de) as error_label_de,
+    {{ rule_text('label_de') }} as error_label_de,
     f.data_team_note
 from {{ ref('stg_ingestion__files') }} as f
 left join {{ ref('municipalities') }} as m using (municipality_key)
-left join {{ ref('rule_texts') }} as family_text
-    on
-        family_text.kind = 'rejection' and family_text.rule_key = f.error_rule
-        and family_text.source_family = f.source_family
-left join {{ ref('rule_texts') }} as general_text
-    on
-        general_text.kind = 'rejection' and general_text.rule_key = f.error_rule
-        and general_text.source_family is null
+{{ rule_text_joins('f.error_rule', 'f.source_family') }}
 order by f.source_family, f.source_file

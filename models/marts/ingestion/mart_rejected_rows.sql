@@ -17,18 +17,11 @@ select
     r.column_name,
     r.value_found,
     r.rule,
-    coalesce(family_text.label_de, general_text.label_de) as rule_label_de,
-    coalesce(family_text.explanation_de, general_text.explanation_de) as rule_explanation_de,
-    coalesce(family_text.audience, general_text.audience) as rule_audience,
+    {{ rule_text('label_de') }} as rule_label_de,
+    {{ rule_text('explanation_de') }} as rule_explanation_de,
+    {{ rule_text('audience') }} as rule_audience,
     r.message_de
 from {{ ref('stg_ingestion__rejected_rows') }} as r
 left join {{ ref('stg_ingestion__files') }} as f using (source_family, source_file)
-left join {{ ref('rule_texts') }} as family_text
-    on
-        family_text.kind = 'rejection' and family_text.rule_key = r.rule
-        and family_text.source_family = r.source_family
-left join {{ ref('rule_texts') }} as general_text
-    on
-        general_text.kind = 'rejection' and general_text.rule_key = r.rule
-        and general_text.source_family is null
+{{ rule_text_joins('r.rule', 'r.source_family') }}
 order by r.source_family, r.source_file, r.sheet, r.row_number nulls first, r.column_name, r.rule
