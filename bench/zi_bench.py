@@ -393,7 +393,8 @@ def excel_ingestion(landing: Path, repetitions: int = 2) -> dict:
 def _geojson_duckdb_baseline(path: Path, con) -> "pa.Table":
     """The GeoJSON register reader before issue 9 (DuckDB read_json on the whole FeatureCollection), kept
     here only to measure the replacement against it in the same run and check that both give one table."""
-    from zi_warehouse.sources.trees import REGISTER_COLUMNS, REGISTER_HEADERS, map_headers
+    from zi_warehouse.columnar import map_headers
+    from zi_warehouse.trees.schemas import REGISTER_COLUMNS, REGISTER_HEADERS
 
     quoted = "'" + str(path).replace("'", "''") + "'"
     features = con.sql(f"""
@@ -428,10 +429,11 @@ def _geojson_duckdb_baseline(path: Path, con) -> "pa.Table":
 
 def geojson_registers(landing: Path) -> dict:
     """Fix measured: the GeoJSON tree registers read by the new reader and by the former DuckDB one."""
-    from zi_warehouse.sources import trees
+    from zi_warehouse.columnar import new_connection
+    from zi_warehouse.trees import geojson
 
     files = sorted((landing / "trees").rglob("*.geojson"))
-    con = trees.new_connection()
+    con = new_connection()
     old_s = new_s = 0.0
     rows, same = 0, True
     try:
@@ -440,7 +442,7 @@ def geojson_registers(landing: Path) -> dict:
             old = _geojson_duckdb_baseline(path, con)
             old_s += time.perf_counter() - started
             started = time.perf_counter()
-            new, _crs = trees._register_from_geojson(path, con)
+            new, _crs, _schema = geojson.read_register(path)
             new_s += time.perf_counter() - started
             rows += new.num_rows
             same = same and old.equals(new)

@@ -14,8 +14,8 @@ from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_as
 from packaging import version
 
 from dagster_zi.constants import WAREHOUSE_POOL
-from zi_warehouse import config
 from zi_warehouse.config import REPO_ROOT
+from zi_warehouse.dbt_launcher import target_folder
 
 #: The dbt of this virtual environment, started in the warehouse folder (zi_warehouse/dbt_launcher.py;
 #: PATH may not include .venv/bin, e.g. under cron, or when `dagster dev` re-parses the project through
@@ -86,51 +86,6 @@ class ZiDbtCliResource(DbtCliResource):
         """dbt with this data directory's target folder, whichever process runs it (see ``target_folder``)."""
         target_folder()
         return super().cli(args, **kwargs)
-
-
-#: dbt run folders kept per data directory (artefacts: run_results.json, compiled SQL, logs).
-KEEP_DBT_RUNS = 3
-PARTIAL_PARSE = "partial_parse.msgpack"
-#: A target folder chosen by whoever started this process (e.g. a test) is used as it is.
-_CALLERS_TARGET_PATH = os.environ.get("DBT_TARGET_PATH")
-
-
-def target_folder() -> Path | None:
-    """Point dbt at this data directory's target folder, holding the newest partial-parse file.
-
-    dagster-dbt starts every invocation from ``$DBT_TARGET_PATH/partial_parse.msgpack`` and writes each
-    invocation's artefacts into a folder of its own below it. One target folder per data directory
-    (``warehouse/dbt_target``), whose partial-parse file is the one the last invocation left (or, the first
-    time, the one ``make setup`` wrote), lets every invocation parse only what changed. Older run folders
-    beyond the newest ``KEEP_DBT_RUNS`` are removed. ``DBT_TARGET_PATH`` set by the caller is left alone.
-    """
-    if _CALLERS_TARGET_PATH:
-        return None
-    target = config.paths().warehouse_dir / "dbt_target"
-    try:
-        target.mkdir(parents=True, exist_ok=True)
-        _rotate(target)
-        seed = REPO_ROOT / "target" / PARTIAL_PARSE
-        if not (target / PARTIAL_PARSE).exists() and seed.exists():
-            shutil.copyfile(seed, target / PARTIAL_PARSE)  # first build: valid, the profile is the same
-    except OSError:
-        return None  # e.g. a read-only data directory: the build fails in its steps and says so in German
-    os.environ["DBT_TARGET_PATH"] = str(target)
-    return target
-
-
-def _rotate(target: Path) -> None:
-    """Keep the newest run's partial-parse file for the next invocation; drop all but the newest run folders."""
-    runs = sorted((d for d in target.iterdir() if d.is_dir()), key=lambda d: d.stat().st_mtime, reverse=True)
-    for run in runs:
-        newest = run / PARTIAL_PARSE
-        if newest.exists():
-            tmp = target / (PARTIAL_PARSE + ".tmp")
-            shutil.copyfile(newest, tmp)
-            os.replace(tmp, target / PARTIAL_PARSE)
-            break
-    for old in runs[KEEP_DBT_RUNS:]:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 dbt_resource = ZiDbtCliResource(

@@ -55,16 +55,17 @@ def socket_path(dagster_home: Path | None = None) -> Path:
 
 
 def code_fingerprint() -> str:
-    """Paths and modification times of the code a run executes (cheap enough to check at every launch)."""
+    """Paths and modification times of the code a run executes and of the dbt project the worker parsed
+    (cheap enough to check at every launch)."""
+    from zi_warehouse.build_state import DBT_PATHS
     from zi_warehouse.config import REPO_ROOT
 
     digest = hashlib.sha256()
-    for name in CODE_DIRS:
-        for path in sorted((REPO_ROOT / name).rglob("*.py")):
-            digest.update(f"{path}:{path.stat().st_mtime_ns}\n".encode())
-    manifest = REPO_ROOT / "target" / "manifest.json"
-    if manifest.exists():
-        digest.update(f"{manifest}:{manifest.stat().st_mtime_ns}".encode())
+    for name in (*CODE_DIRS, *DBT_PATHS, "target/manifest.json"):
+        root = REPO_ROOT / name
+        for path in sorted(root.rglob("*") if root.is_dir() else [root]):
+            if path.is_file() and "__pycache__" not in path.parts:
+                digest.update(f"{path}:{path.stat().st_mtime_ns}\n".encode())
     return digest.hexdigest()
 
 
@@ -190,6 +191,22 @@ def warm_up() -> None:
     import zi_warehouse.reports.quarterly  # noqa: F401
 
 
+def _start_dbt_server(home: Path) -> Path | None:
+    """The warm dbt for the runs' dbt commands (zi_warehouse/dbt_server.py); without it zi-dbt starts dbt."""
+    from dagster_zi.dbt import target_folder
+    from zi_warehouse import config, dbt_server
+
+    target = target_folder()
+    path = dbt_server.socket_path(home)
+    try:
+        dbt_server.serve(path, config.paths().data_dir, config.REPO_ROOT, target or config.REPO_ROOT / "target")
+    except Exception:  # noqa: BLE001 - runs still work, their dbt commands start dbt themselves
+        log.exception("dbt-Server nicht gestartet; dbt startet je Befehl selbst")
+        return None
+    os.environ[dbt_server.SOCKET_ENV] = str(path)  # the forked runs and their zi-dbt processes inherit it
+    return path
+
+
 def _execute_in_child(run_id: str) -> int:
     """In the forked child: execute the run as Dagster's own run worker does (``dagster api execute_run``)."""
     from dagster import DagsterInstance
@@ -274,6 +291,7 @@ def serve(path: Path | None = None) -> None:
     started = time.perf_counter()
     warm_up()
     worker = RunWorker(path)
+    dbt_socket = _start_dbt_server(path.parent)
     log.info("vorgeladen in %.1f s; wartet auf Läufe an %s", time.perf_counter() - started, path)
 
     class Handler(socketserver.StreamRequestHandler):
@@ -309,6 +327,8 @@ def serve(path: Path | None = None) -> None:
         log.info("Code geändert: Run-Worker startet neu (laufende Läufe laufen weiter)")
         os.execv(sys.executable, [sys.executable, "-m", "dagster_zi.run_worker"])
     path.unlink(missing_ok=True)
+    if dbt_socket is not None:
+        dbt_socket.unlink(missing_ok=True)
 
 
 if __name__ == "__main__":

@@ -6,12 +6,17 @@ executes in this process with the same executor (``dagster_zi.execution``): one 
 
 from __future__ import annotations
 
+import os
 import threading
 from dataclasses import dataclass, field
 import uuid
+from pathlib import Path
 from typing import Callable
 
 from dagster import DagsterEventType, DagsterInstance
+
+from zi_warehouse import config, dbt_server
+from zi_warehouse.dbt_launcher import target_folder
 
 #: The terminal shows progress and a German summary; Dagster's event log (in the UI) has every detail,
 #: errors are still printed.
@@ -51,6 +56,7 @@ def run_build(progress: Callable[[str], None] = lambda _m: None, families: list[
     from dagster_zi.instance import ensure_instance
 
     ensure_instance()
+    dbt = _warm_dbt()
     started = time.perf_counter()
     from dagster_zi.definitions import build_job, defs, family_selection  # the CLI must start fast without Dagster
 
@@ -93,9 +99,26 @@ def run_build(progress: Callable[[str], None] = lambda _m: None, families: list[
     finally:
         done.set()
         watcher.join()
+        if dbt is not None:
+            dbt_server.stop(*dbt)
+            os.environ.pop(dbt_server.SOCKET_ENV, None)
     if not report.success:
         report.alert = _alert(instance, report.run_id)
     return report
+
+
+def _warm_dbt() -> tuple[int, Path] | None:
+    """A dbt server for this build's dbt commands, importing dbt and parsing the project in a child process
+    while this one imports Dagster (zi_warehouse/dbt_server.py). Inside a run the run worker started, its
+    warm dbt is already there."""
+    if os.environ.get(dbt_server.SOCKET_ENV):
+        return None
+    target = target_folder()
+    if target is None:
+        return None
+    pid, path = dbt_server.serve_for_this_process(config.paths().data_dir, config.REPO_ROOT, target)
+    os.environ[dbt_server.SOCKET_ENV] = str(path)
+    return pid, path
 
 
 def _alert(instance: DagsterInstance, run_id: str) -> str:

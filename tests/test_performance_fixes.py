@@ -134,13 +134,14 @@ def _duckdb_reference(path: Path) -> list[dict]:
 
 
 def test_geojson_reader_gives_what_duckdb_read_json_gave(tmp_path):
-    from zi_warehouse.sources import trees
+    from zi_warehouse.trees import geojson
+    from zi_warehouse.trees.coordinates import EPSG_WGS84
 
     path = tmp_path / "baumkataster_dortmund.geojson"
     # numbers written as senders write them (trailing zeros, exponent): printed as DuckDB printed them
     path.write_text(json.dumps(GEOJSON).replace("12.5", "12.50").replace("100.0", "1e2"), encoding="utf-8")
-    table, crs = trees._register_from_geojson(path, trees.new_connection())
-    assert crs == trees.EPSG_WGS84
+    table, crs, _schema = geojson.read_register(path)
+    assert crs == EPSG_WGS84
     got = table.to_pylist()
     expected = _duckdb_reference(path)
     assert [r["_row_number"] for r in got] == [e["_row_number"] for e in expected] == [1, 2, 3, 4]
@@ -154,16 +155,17 @@ def test_geojson_reader_gives_what_duckdb_read_json_gave(tmp_path):
 
 
 def test_geojson_in_25832_and_unreadable_files(tmp_path):
-    from zi_warehouse.sources import trees
+    from zi_warehouse.trees import FileProblem, geojson
+    from zi_warehouse.trees.coordinates import EPSG_UTM32
 
     doc = {**GEOJSON, "crs": {"type": "name", "properties": {"name": "EPSG:25832"}}}
     path = tmp_path / "baumkataster_dortmund.geojson"
     path.write_text(json.dumps(doc), encoding="utf-8")
-    table, crs = trees._register_from_geojson(path, trees.new_connection())
-    assert crs == trees.EPSG_UTM32 and table.column("x").to_pylist()[0] == "7.4654"
+    table, crs, _schema = geojson.read_register(path)
+    assert crs == EPSG_UTM32 and table.column("x").to_pylist()[0] == "7.4654"
     path.write_text('{"type": "FeatureCollection", "features": [', encoding="utf-8")
-    with pytest.raises(trees.FileProblem) as bad:
-        trees._register_from_geojson(path, trees.new_connection())
+    with pytest.raises(FileProblem) as bad:
+        geojson.read_register(path)
     assert bad.value.rule == "file_unreadable" and "GeoJSON nicht lesbar" in str(bad.value)
 
 

@@ -6,6 +6,7 @@ import tracemalloc
 from pathlib import Path
 from types import SimpleNamespace
 
+import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
@@ -13,10 +14,12 @@ import pyarrow.parquet as pq
 import pytest
 
 from zi_warehouse import ingest, warehouse
+from zi_warehouse.columnar import canonical_columns, code_map, map_headers, new_connection
 from zi_warehouse.demo import surfaces as demo_surfaces
 from zi_warehouse.landing import discover
-from zi_warehouse.reference import municipality_by_key
+from zi_warehouse.reference import match_municipality, municipality_by_key, normalise_name
 from zi_warehouse.sources import surfaces
+from zi_warehouse.surfaces import parcels
 
 HEADER = "Flurstück;Fläche m2;Flächenart;Kanalanschluss;Kommune;Gestaltungsraum"
 
@@ -171,10 +174,45 @@ def test_demo_totals_are_realistic_at_any_scale_and_rows_scale(tmp_path):
 
 
 # --- the fast parcel check gives the reference check's result ------------------------------------------
+def _check_parcels_reference(table: pa.Table, source_file: str, con: duckdb.DuckDBPyConnection
+                             ) -> tuple[pa.Table, pa.Table]:
+    """``check_parcels`` as it was first written: every row typed and copied as strings through a DuckDB
+    temp table, every rule of ``parcels._REJECT_SQL`` run over all rows. The production check takes
+    shortcuts (only flagged rows through the rule SQL, codes taken in Arrow); this is what it must equal."""
+    con = con.cursor()
+    try:
+        con.register("src", table)
+        distinct = con.execute(
+            "select list(distinct surface_type), list(distinct sewer_connection), list(distinct municipality) from src"
+        ).fetchall()[0]
+        index = parcels._surface_index()
+        code_map(con, "surface_map", distinct[0] or [], lambda v: index.get(normalise_name(v)))
+        code_map(con, "sewer_map", distinct[1] or [], parcels._sewer_lookup)
+        code_map(con, "municipality_map", distinct[2] or [], match_municipality)
+        con.execute("create temp table typed as " + parcels._CHECK_SQL)
+        rejected = con.sql(parcels._REJECT_SQL + " order by 1, 2").to_arrow_table()
+        good = con.sql(
+            """
+            select municipality_key, parcel_id, area_m2, surface_type, sewer_connection,
+                   designated_area_name, designated_area_name is not null as is_in_designated_area,
+                   ?::varchar as _source_file, _row_number
+            from typed
+            where parcel_id is not null and area_m2 > 0 and not isnan(area_m2) and not isinf(area_m2)
+              and surface_type is not null and sewer_connection is not null and municipality_key is not null
+            order by _row_number
+            """,
+            params=[source_file],
+        ).to_arrow_table()
+        con.execute("drop table typed")
+        return good, rejected
+    finally:
+        con.close()
+
+
 def _same_as_reference(canon: pa.Table):
-    con = surfaces.new_connection()
-    fast = surfaces.check_parcels(canon, "surfaces/x.csv", con)
-    reference = surfaces._check_parcels_reference(canon, "surfaces/x.csv", con)
+    con = new_connection()
+    fast = parcels.check_parcels(canon, "surfaces/x.csv", con)
+    reference = _check_parcels_reference(canon, "surfaces/x.csv", con)
     assert fast[0].schema == reference[0].schema
     assert fast[0].equals(reference[0]), "good rows differ from the reference check"
     assert fast[1].equals(reference[1]), "rejections differ from the reference check"
@@ -182,15 +220,15 @@ def _same_as_reference(canon: pa.Table):
 
 
 def _canonical(table: pa.Table) -> pa.Table:
-    return surfaces.canonical_columns(table, surfaces.map_headers(table.column_names, surfaces.HEADERS,
-                                                                  surfaces.REQUIRED), surfaces.HEADERS)
+    return canonical_columns(table, map_headers(table.column_names, parcels.HEADERS, parcels.REQUIRED),
+                             parcels.HEADERS)
 
 
 def test_fast_parcel_check_equals_the_reference_on_demo_files(tmp_path):
     paths = demo_surfaces.write(tmp_path / "landing", SimpleNamespace(scale=0.02), seed=7)
     rejected = 0
     for path in paths:
-        good, bad = _same_as_reference(_canonical(surfaces._read_table(path)))
+        good, bad = _same_as_reference(_canonical(surfaces._read_table(path)[0]))
         assert good.num_rows > 0
         rejected += bad.num_rows
     assert rejected > 0
@@ -211,4 +249,36 @@ def test_fast_parcel_check_equals_the_reference_on_bad_and_padded_values():
                       **{c: pa.array([r[i] for r in rows], pa.string()) for i, c in enumerate(names)}})
     good, _ = _same_as_reference(table)
     assert good.column("parcel_id").to_pylist() == ["P1", "P2", "P1"]
-    _same_as_reference(table.take([2, 0, 1, 3, 4, 5, 6]))  # rows out of order: the reference path
+    _same_as_reference(table.take([2, 0, 1, 3, 4, 5, 6]))  # rows out of order: sorted first
+
+
+def test_a_surfaces_file_with_a_stray_byte_a_short_and_a_long_row_loads_every_other_row(tmp_path):
+    rows = [f"0510-001-{i:05d};12,5;Flachdach;Mischwasser;Mülheim an der Ruhr;Gestaltungsraum Süd".encode("utf-8")
+            for i in range(1, 8)]
+    rows[1] = rows[1].replace("Süd".encode(), b"S\x81d")  # a byte that is no character in UTF-8 nor cp1252
+    rows[3] = b"0510-001-00004;12,5;Flachdach"  # short
+    rows[5] = rows[5] + b";unerwartet"  # long
+    path = tmp_path / "surfaces" / "flaechen_muelheim.csv"
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"\r\n".join([HEADER.encode("utf-8"), *rows]) + b"\r\n")
+    result = _read(path, tmp_path)  # FileResult.check(): read = loaded + rejected
+    assert result.outcome == "partially_loaded" and result.rows_read == 7
+    good = result.tables[surfaces.PARCELS]
+    assert good.column("_row_number").to_pylist() == [2, 4, 6, 8]
+    assert set(good.column("designated_area_name").to_pylist()) == {"Gestaltungsraum Süd"}
+    found = {r.row_number: (r.rule, r.value_found) for r in result.rejections}
+    assert found == {3: ("row_encoding",
+                         "0510-001-00002;12,5;Flachdach;Mischwasser;Mülheim an der Ruhr;Gestaltungsraum S\ufffdd"),
+                     5: ("row_field_count", "0510-001-00004;12,5;Flachdach"),
+                     7: ("row_field_count", "0510-001-00006;12,5;Flachdach;Mischwasser;Mülheim an der Ruhr;"
+                                            "Gestaltungsraum Süd;unerwartet")}
+    messages = {r.row_number: r.message_de for r in result.rejections}
+    assert "0x81" in messages[3] and "3 statt 6 Felder" in messages[5] and "7 statt 6 Felder" in messages[7]
+
+
+def test_blank_lines_count_as_lines_but_are_no_rows(tmp_path):
+    path = tmp_path / "surfaces" / "flaechen_herne.csv"
+    path.parent.mkdir(parents=True)
+    path.write_text(HEADER + "\n1;10;Flachdach;MW;Herne;\n\n   \n2;-1;Flachdach;MW;Herne;\n", encoding="utf-8")
+    result = _read(path, tmp_path)
+    assert result.rows_read == 2 and [(r.row_number, r.rule) for r in result.rejections] == [(5, "area_m2_positive")]

@@ -29,8 +29,9 @@ from zi_warehouse import config, writer_lock
 STATE_FILE = "last_build.json"
 #: Settings that change what a build produces; the rest of the environment does not.
 ENV_PREFIXES = ("ZI_", "DBT_")
-#: Variables about the run itself, not its result.
-ENV_IGNORED = {"ZI_BUILD_TIMINGS", "ZI_BUILD_ALWAYS", "ZI_DATA_DIR"}
+#: Variables about the run itself, not its result, and those the pipeline sets for its own dbt processes.
+ENV_IGNORED = {"ZI_BUILD_TIMINGS", "ZI_BUILD_ALWAYS", "ZI_DATA_DIR", "ZI_DBT_SERVER", "ZI_DBT_DATABASE",
+               "DBT_TARGET_PATH", "DBT_LOG_PATH", "DBT_LOG_FORMAT", "DBT_PROJECT_DIR", "DBT_PROFILES_DIR"}
 CODE_DIRS = ("zi_warehouse", "dagster_zi")
 #: dbt's run folders and the writer lock are artefacts of a build, not its state.
 LISTING_IGNORED = (STATE_FILE, "dbt_target", writer_lock.LOCK_FILE)

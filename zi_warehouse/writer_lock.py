@@ -184,3 +184,15 @@ def set_run_id(warehouse_dir: Path, run_id: str) -> None:
         data = {**holder.__dict__, "run_id": run_id}
         os.ftruncate(entry[0], 0)
         os.pwrite(entry[0], json.dumps(data, ensure_ascii=False).encode("utf-8"), 0)
+
+
+def forget_in_child() -> None:
+    """In a forked child that does not build: close its copies of the lock files (the parent keeps the locks;
+    without this the lock would outlive the parent as long as the child runs)."""
+    with _held_guard:
+        for fd, _count in _held.values():
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        _held.clear()

@@ -5,7 +5,8 @@ What is rendered (docs/domain.md#tree-campaign):
   fruit trees through **43** distribution points, split into apple/pear/cherry/plum; each row's
   ``davon nicht abgeholt`` is a subset of its count (those trees were planted at schools and playgrounds,
   so they still count towards the 10,000). The figures the talk names are kept: Duisburg 230,
-  Mülheim an der Ruhr 200, Castrop-Rauxel about 200, Bergkamen over 200, Dinslaken about 130.
+  Mülheim an der Ruhr 200, Castrop-Rauxel about 200, Bergkamen over 200, Dinslaken about 130. Each
+  distribution point has a position (``Breite``/``Länge``, WGS84) inside its municipality's boundary.
 - the 100 trees of April 2021 (16 founding municipalities, species group ``other``) are a separate pilot;
   they are rendered (``trees/campaign/klimabaeume_pflanzung_2021-04.csv``) only when
   ``RENDER_APRIL_PILOT`` is set, so that by default every campaign tree in the marts belongs to the
@@ -13,7 +14,8 @@ What is rendered (docs/domain.md#tree-campaign):
   both (``campaign_key`` tells them apart).
 - ``trees/registers/baumkataster_<kommune>.csv`` (German CSV, ``;``, decimal comma, EPSG:25832
   Rechtswert/Hochwert) for some cities and ``.geojson`` (WGS84) for others; about 1,000,000 trees in total at
-  scale 1, proportional to ``programme.scale``; each register has a few implausible rows (height 62 m,
+  scale 1, proportional to ``programme.scale``; trees lie uniformly inside the municipality's boundary
+  polygon (``zi_warehouse/boundaries.py``); each register has a few implausible rows (height 62 m,
   crown 41 m, planting year 2102, swapped coordinates, a duplicated tree number).
 
 The campaign does not scale (it is a historical fact); the registers do. Generated with numpy and written by
@@ -29,9 +31,11 @@ from pathlib import Path
 import duckdb
 import numpy as np
 import pyarrow as pa
-from pyproj import Transformer
+import shapely
 
+from zi_warehouse import boundaries
 from zi_warehouse.reference import municipality_by_key
+from zi_warehouse.trees.coordinates import to_wgs84
 
 CAMPAIGN_DATE = dt.date(2021, 10, 30)
 CAMPAIGN_TREES = 10_000
@@ -71,12 +75,25 @@ STREETS = ("Hauptstraße", "Bahnhofstraße", "Schulstraße", "Gartenstraße", "L
            "Zechenstraße", "Wiesenstraße")
 DISTRICTS = ("Mitte", "Nord", "Süd", "Ost", "West")
 
-_to_wgs = Transformer.from_crs("EPSG:25832", "EPSG:4326", always_xy=True)
-_to_utm = Transformer.from_crs("EPSG:4326", "EPSG:25832", always_xy=True)
-
-
 def _rng(seed: int, key: str) -> np.random.Generator:
     return np.random.default_rng([seed, zlib.crc32(key.encode())])
+
+
+def points_inside(rng: np.random.Generator, key: str, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` points (EPSG:25832) uniformly inside municipality ``key``'s boundary polygon (rejection
+    sampling in its bounding box, vectorised)."""
+    polygon = boundaries.boundaries().polygon(key)
+    x0, y0, x1, y1 = polygon.bounds
+    xs, ys, found = [], [], 0
+    while found < n:
+        size = max(2 * (n - found), 16)
+        x = rng.uniform(x0, x1, size)
+        y = rng.uniform(y0, y1, size)
+        inside = shapely.contains_xy(polygon, x, y)
+        xs.append(x[inside])
+        ys.append(y[inside])
+        found += int(inside.sum())
+    return np.concatenate(xs)[:n], np.concatenate(ys)[:n]
 
 
 def _split(rng: np.random.Generator, total: int, weights: np.ndarray) -> np.ndarray:
@@ -118,14 +135,17 @@ def write_campaign(folder: Path, seed: int = 7) -> list[Path]:
     munis = municipality_by_key()
     species = list(SPECIES_SHARES)
     shares = np.array([SPECIES_SHARES[s] for s in species])
-    lines = ["Ausgabestelle;Kommune;Obstart;Anzahl;Ausgabedatum;davon nicht abgeholt"]
+    where = _rng(seed, "campaign-positions")
+    lines = ["Ausgabestelle;Kommune;Obstart;Anzahl;Ausgabedatum;davon nicht abgeholt;Breite;Länge"]
     for key, point, count in campaign_points(seed):
         split = _split(rng, count, shares * rng.uniform(0.8, 1.2, len(shares)))
+        lon, lat = to_wgs84(*points_inside(where, key, 1))
+        position = f"{lat[0]:.6f};{lon[0]:.6f}".replace(".", ",")
         for sp, n in zip(species, split):
             if n == 0:
                 continue
             unclaimed = int(rng.binomial(n, 0.04))
-            lines.append(f"{point};{munis[key].name};{sp};{n};{CAMPAIGN_DATE:%d.%m.%Y};{unclaimed}")
+            lines.append(f"{point};{munis[key].name};{sp};{n};{CAMPAIGN_DATE:%d.%m.%Y};{unclaimed};{position}")
     autumn = folder / f"klimabaeume_ausgabe_{CAMPAIGN_DATE.isoformat()}.csv"
     autumn.write_text("\n".join(lines) + "\n", encoding="utf-8")
     if not RENDER_APRIL_PILOT:
@@ -158,19 +178,8 @@ def register_sizes(scale: float) -> dict[str, int]:
 def register_table(key: str, n: int, seed: int) -> pa.Table:
     """One municipality's register as numeric arrays (coordinates in EPSG:25832), with broken rows."""
     rng = _rng(seed, "register-" + key)
-    m = municipality_by_key()[key]
-    import csv
-
-    from zi_warehouse.config import SEEDS_DIR
-
-    with open(SEEDS_DIR / "municipality_locations.csv", newline="", encoding="utf-8") as fh:
-        loc = {r["municipality_key"]: r for r in csv.DictReader(fh)}[key]
-    cx, cy = _to_utm.transform(float(loc["longitude"]), float(loc["latitude"]))
-    radius = 0.8 * np.sqrt(m.area_km2 * 1e6 / np.pi)
-    r = radius * np.sqrt(rng.random(n))
-    phi = rng.random(n) * 2 * np.pi
-    x = np.round(cx + r * np.cos(phi), 2)
-    y = np.round(cy + r * np.sin(phi), 2)
+    x, y = points_inside(rng, key, n)
+    x, y = np.round(x, 2), np.round(y, 2)
     weights = np.array([s[2] for s in SPECIES], dtype=float)
     species = rng.choice(len(SPECIES), size=n, p=weights / weights.sum())
     max_h = np.array([s[3] for s in SPECIES], dtype=float)[species]
@@ -245,7 +254,7 @@ def _write_register(folder: Path, key: str, n: int, seed: int, as_geojson: bool)
         con.execute("set enable_progress_bar = false")
         _lookups(con, munis[key].name)
         if as_geojson:
-            lon, lat = _to_wgs.transform(reg.column("x").to_numpy(), reg.column("y").to_numpy())
+            lon, lat = to_wgs84(reg.column("x").to_numpy(), reg.column("y").to_numpy())
             reg = reg.append_column("lon", pa.array(np.round(lon, 7))).append_column("lat", pa.array(np.round(lat, 7)))
             con.register("reg", reg)
             path = folder / f"baumkataster_{key}.geojson"

@@ -22,10 +22,10 @@ from typing import Iterable
 
 import duckdb
 import pyarrow as pa
-import pyarrow.csv as pacsv
 
 from zi_warehouse import reference
 from zi_warehouse.accounting import FileResult, Rejection
+from zi_warehouse.delimited import decode_lines, rows_from_lines
 from zi_warehouse.landing import LandedFile
 
 SOURCE_FAMILY = "funding"
@@ -479,33 +479,6 @@ def parse_file_name(landed: LandedFile) -> ExtractFile | None:
                        ENTITY_BY_TOKEN[m["token"].lower()])
 
 
-class EncodingProblem(ValueError):
-    pass
-
-
-def decode(data: bytes) -> tuple[str, str]:
-    """Text and encoding name: UTF-8 with BOM, else UTF-8 if it is valid, else Windows-1252 (strict)."""
-    if data.startswith(b"\xef\xbb\xbf"):
-        try:
-            return data[3:].decode("utf-8"), "UTF-8 (BOM)"
-        except UnicodeDecodeError as exc:
-            raise EncodingProblem(_encoding_message(data[3:], exc, "UTF-8")) from exc
-    try:
-        return data.decode("utf-8"), "UTF-8"  # ASCII-only files land here too
-    except UnicodeDecodeError:
-        pass
-    try:
-        return data.decode("cp1252"), "Windows-1252"
-    except UnicodeDecodeError as exc:
-        raise EncodingProblem(_encoding_message(data, exc, "Windows-1252")) from exc
-
-
-def _encoding_message(data: bytes, exc: UnicodeDecodeError, encoding: str) -> str:
-    line = data.count(b"\n", 0, exc.start) + 1
-    return (f"Zeichenkodierung fehlerhaft: Byte 0x{data[exc.start]:02X} in Zeile {line} ist in {encoding} "
-            "ungültig. Bitte die Datei als Windows-1252 oder UTF-8 mit BOM neu exportieren.")
-
-
 def parse_control_record(line: str) -> dict[str, str]:
     parts = line.strip().split(";")
     fields = {}
@@ -594,6 +567,7 @@ class _Pending:
     strings: pa.Table
     extract: dict
     control: dict[str, str]
+    malformed: list[Rejection]  # rows that could not be read (stray byte, wrong number of fields)
 
 
 def prepare_extract_file(xf: ExtractFile, predecessor: ExtractFile | None) -> FileResult | _Pending:
@@ -602,15 +576,13 @@ def prepare_extract_file(xf: ExtractFile, predecessor: ExtractFile | None) -> Fi
     result = FileResult(SOURCE_FAMILY, landed.source_file, landed.file_hash, file_size_bytes=landed.size_bytes,
                         period=xf.extract_id, primary_tables=(xf.entity.raw_table,))
     name = Path(landed.source_file).name
-    try:
-        text, _encoding = decode(landed.path.read_bytes())
-    except EncodingProblem as exc:
-        return result.fail(f"{name}: {exc}", rule="encoding_error")
-    # split on CR LF / LF only: str.splitlines would also break at form feeds and the like inside values
-    lines = text.replace("\r\n", "\n").split("\n")
-    while lines and not lines[-1].strip():
+    # Line by line (CR LF / LF only; UTF-8 with BOM, UTF-8 or Windows-1252): a line with a byte that is no
+    # character is rejected as that row, the other rows are read.
+    decoded = decode_lines(landed.path.read_bytes())
+    lines = decoded.lines
+    while lines and lines[-1] is not None and not lines[-1].strip():
         lines.pop()
-    if not lines or not lines[-1].startswith(CONTROL_MARKER):
+    if not lines or lines[-1] is None or not lines[-1].startswith(CONTROL_MARKER):
         return result.fail(
             f"{name}: Datei unvollständig (abgeschnitten?): der Kontrollsatz '{CONTROL_MARKER}' am Dateiende "
             "fehlt. Bitte die Datei vollständig neu übertragen.", rule="control_record_missing")
@@ -637,6 +609,8 @@ def prepare_extract_file(xf: ExtractFile, predecessor: ExtractFile | None) -> Fi
                 rule="extract_out_of_order")
     if not body_lines:
         return result.fail(f"{name}: Kopfzeile fehlt.", rule="header_missing")
+    if body_lines[0] is None:
+        return result.fail(f"{name}: Kopfzeile nicht lesbar: {decoded.malformed[0].message_de}", rule="encoding_error")
     header = [h.strip().strip('"') for h in body_lines[0].split(";")]
     expected = xf.entity.headers
     unknown = [h for h in header if h not in expected]
@@ -645,32 +619,26 @@ def prepare_extract_file(xf: ExtractFile, predecessor: ExtractFile | None) -> Fi
         return result.fail(
             f"{name}: Spaltenköpfe passen nicht zur Extraktbeschreibung. Unbekannt: {unknown or '-'}; "
             f"fehlend: {missing or '-'}.", rule="unknown_header")
-    try:
-        strings = pacsv.read_csv(
-            pa.py_buffer(("\n".join(body_lines) + "\n").encode("utf-8")),
-            read_options=pacsv.ReadOptions(autogenerate_column_names=False),
-            parse_options=pacsv.ParseOptions(delimiter=";", newlines_in_values=False),
-            convert_options=pacsv.ConvertOptions(
-                column_types={h: pa.string() for h in header}, strings_can_be_null=False,
-                quoted_strings_can_be_null=False),
-        )
+    try:  # a row with more or fewer fields than the header is rejected as that row
+        strings, malformed = rows_from_lines(body_lines[1:], header, ";")
     except pa.ArrowInvalid as exc:
         return result.fail(f"{name}: CSV nicht lesbar: {exc}", rule="file_unreadable")
-    result.rows_read = strings.num_rows
+    malformed = sorted([r for r in decoded.malformed if r.row_number < len(lines)] + malformed,
+                       key=lambda r: r.row_number)
+    result.rows_read = strings.num_rows + len(malformed)
     try:
         expected_rows = int(control.get("Saetze", ""))
     except ValueError:
         expected_rows = None
-    if expected_rows != strings.num_rows:
+    if expected_rows != result.rows_read:
         return result.fail(
             f"{name}: Kontrollsatz meldet {control.get('Saetze')} Datensätze, die Datei enthält "
-            f"{strings.num_rows}. Datei unvollständig oder verändert; bitte neu liefern.",
+            f"{result.rows_read}. Datei unvollständig oder verändert; bitte neu liefern.",
             rule="control_count_mismatch")
-    strings = strings.rename_columns([expected[h].name for h in header])
-    strings = strings.append_column("_row_number", pa.array(range(2, strings.num_rows + 2), pa.int64()))
+    strings = strings.rename_columns([expected[h].name for h in header] + ["_row_number"])
     extract = {"extract_id": xf.extract_id, "extract_channel": "file", "extract_kind": xf.kind,
                "extract_seq": xf.seq, "extract_as_of": xf.as_of}
-    return _Pending(xf, result, strings, extract, control)
+    return _Pending(xf, result, strings, extract, control, malformed)
 
 
 def finish_extract_file(pending: _Pending, validated: Validated) -> FileResult:
@@ -678,7 +646,8 @@ def finish_extract_file(pending: _Pending, validated: Validated) -> FileResult:
     xf, result, control, extract = pending.xf, pending.result, pending.control, pending.extract
     name = Path(xf.landed.source_file).name
     control_total = _de_amount(control.get("Summe", ""))
-    if validated.control_total is not None and (
+    # the amounts of unreadable rows are unknown: the control total cannot be checked then
+    if validated.control_total is not None and not pending.malformed and (
         control_total is None or abs(float(validated.control_total) - control_total) > 0.005
     ):
         return result.fail(
@@ -689,7 +658,7 @@ def finish_extract_file(pending: _Pending, validated: Validated) -> FileResult:
     if xf.kind == "full":
         result.tables[KEY_LIST_TABLE] = with_source_file(
             key_list_table(xf.entity, validated.keys, extract), result.source_file)
-    result.rejections = validated.rejections
+    result.rejections = pending.malformed + validated.rejections
     return result
 
 

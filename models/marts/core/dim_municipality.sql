@@ -1,12 +1,15 @@
 -- Grain: one row per municipality of the RVR (53). Climate station: the nearest active DWD station;
 -- long-term precipitation: that station's mean annual precipitation (the P of the water-balance factors).
+-- ags, area_km2 and boundary_area_km2 come from the BKG boundary data (scripts/derive_municipality_boundaries.py).
 select
     m.municipality_key,
+    m.ags,
     m.municipality_name,
     m.district,
     m.is_zi_member,
     m.population_2020,
     m.area_km2,
+    m.boundary_area_km2,
     l.latitude,
     l.longitude,
     s.station_id as climate_station_id,

@@ -12,6 +12,8 @@ select
     cast(trees - trees_unclaimed as bigint) as trees_claimed,
     distribution_date,
     year(distribution_date) as distribution_year,
+    longitude,
+    latitude,
     _source_file,
     _row_number
 from {{ source('raw_trees', 'trees__campaign_distributions') }}

@@ -1,5 +1,6 @@
 -- Grain: one row per tree of a municipal tree register (_source_file, _row_number); only trees that
--- passed the plausibility checks (docs/domain.md#tree-registers) reach the raw table. species_group maps the species to
+-- passed the plausibility checks (docs/domain.md#tree-registers; inside the municipality's boundary) reach the raw
+-- table. species_group maps the species to
 -- the campaign's groups (apple, pear, cherry, plum) or 'other'; the botanical name decides when present.
 with trees as (
     select
@@ -12,6 +13,7 @@ with trees as (
 select
     municipality_key,
     trim(tree_number) as tree_number,
+    tree_key,
     trim(species_botanical) as species_botanical,
     trim(species_german) as species_german,
     nullif(split_part(trim(species_botanical), ' ', 1), '') as genus,
@@ -43,7 +45,7 @@ select
     northing_m,
     longitude,
     latitude,
-    distance_to_reference_point_m,
+    distance_outside_boundary_m,
     _source_file,
     _row_number
 from trees
