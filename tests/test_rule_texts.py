@@ -55,7 +55,13 @@ FAMILIES_OF_MODULE = {
     "zi_warehouse/sources/funding.py": ("funding", "funding_db"),
     "zi_warehouse/sources/funding_db.py": ("funding_db",),
     "zi_warehouse/sources/trees.py": ("trees",),
+    "zi_warehouse/trees/geojson.py": ("trees",),
+    "zi_warehouse/trees/register.py": ("trees",),
+    "zi_warehouse/trees/campaign.py": ("trees",),
     "zi_warehouse/sources/surfaces.py": ("surfaces",),
+    "zi_warehouse/surfaces/parcels.py": ("surfaces",),
+    # delimited text: the tree and surface files (read_delimited) and the funding extracts (rows_from_lines)
+    "zi_warehouse/delimited.py": ("trees", "surfaces", "funding"),
 }
 #: The ledger's API for a rule (zi_warehouse/accounting.py): (name, positional index of the rule, is a method).
 LEDGER_API = (("Rejection", 3, False), ("fail", 1, True), ("block", 1, True))
@@ -227,13 +233,18 @@ def sql_rule_keys(sql: str) -> list[str]:
 
 def _rejection_queries() -> dict[tuple[str, str], list[str]]:
     """(module, name in the module) -> rule keys, for the union-all rejection queries of trees and surfaces
-    (their rows become rejections through ``surfaces.rejections_from_arrow``)."""
-    from zi_warehouse.sources import surfaces, trees
+    (their rows become rejections through ``columnar.rejections_from_arrow``)."""
+    from zi_warehouse.surfaces import parcels
+    from zi_warehouse import boundaries
+    from zi_warehouse.trees import campaign, register
 
+    tolerance = boundaries.BOUNDARY_TOLERANCE_M
     return {
-        ("zi_warehouse/sources/surfaces.py", "_REJECT_SQL"): sql_rule_keys(surfaces._REJECT_SQL),
-        ("zi_warehouse/sources/trees.py", "_register_reject_parts"): sql_rule_keys(trees._register_reject_sql(2026)),
-        ("zi_warehouse/sources/trees.py", "_CAMPAIGN_REJECT_SQL"): sql_rule_keys(trees._CAMPAIGN_REJECT_SQL),
+        ("zi_warehouse/surfaces/parcels.py", "_REJECT_SQL"): sql_rule_keys(parcels._REJECT_SQL),
+        ("zi_warehouse/trees/register.py", "register_reject_parts"):
+            sql_rule_keys(" union all ".join(register.register_reject_parts(2026, "Bochum"))),
+        ("zi_warehouse/trees/campaign.py", "_CAMPAIGN_REJECT_SQL"):
+            sql_rule_keys(campaign._CAMPAIGN_REJECT_SQL.format(tolerance=tolerance)),
     }
 
 
@@ -285,7 +296,7 @@ DYNAMIC_SITES = {
     # that the SQL gives no other).
     ("zi_warehouse/sources/funding.py", "validate", "rule"): _funding_validate_rules,
     # The rows of the trees and surfaces rejection queries: their rule column.
-    ("zi_warehouse/sources/surfaces.py", "rejections_from_arrow", "r['rule']"): _rejection_query_rules,
+    ("zi_warehouse/columnar.py", "rejections_from_arrow", "r['rule']"): _rejection_query_rules,
 }
 
 
