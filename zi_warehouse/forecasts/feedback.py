@@ -226,20 +226,20 @@ def _write_workbook(path: Path, entry: dict, rows: list[tuple], digest: str | No
 
 
 def _write_rows_sheet(wb, row_level: list[tuple], title: str, head, cell, number) -> None:
-    ws2 = wb.add_worksheet(ROWS_SHEET)
+    ws = wb.add_worksheet(ROWS_SHEET)
     for j, (h, width) in enumerate(ROW_COLUMNS):
-        ws2.write(0, j, h, head)
-        ws2.set_column(j, j, width)
-    ws2.set_row(0, row_height([(h, width) for h, width in ROW_COLUMNS]))
+        ws.write(0, j, h, head)
+        ws.set_column(j, j, width)
+    ws.set_row(0, row_height([(h, width) for h, width in ROW_COLUMNS]))
     for i, (sheet, row_number, column, value, rule, message) in enumerate(row_level, start=1):
         texts = [row_number, sheet or "", column_label(column) if column else "", "" if value is None else str(value),
                  rule_shown(rule).label, message]
-        ws2.write_number(i, 0, row_number, number)
+        ws.write_number(i, 0, row_number, number)
         for j in range(1, len(texts)):
-            ws2.write_string(i, j, texts[j], cell)
-        ws2.set_row(i, row_height([(x, width) for x, (_, width) in zip(texts, ROW_COLUMNS)]))
+            ws.write_string(i, j, texts[j], cell)
+        ws.set_row(i, row_height([(x, width) for x, (_, width) in zip(texts, ROW_COLUMNS)]))
     last_col = len(ROW_COLUMNS) - 1
-    ws2.autofilter(0, 0, max(1, len(row_level)), last_col)
-    ws2.freeze_panes(1, 0)
-    setup_page(ws2, landscape=True, area=(0, 0, len(row_level), last_col), repeat_row=0, header=title,
+    ws.autofilter(0, 0, max(1, len(row_level)), last_col)
+    ws.freeze_panes(1, 0)
+    setup_page(ws, landscape=True, area=(0, 0, len(row_level), last_col), repeat_row=0, header=title,
                footer_left=TITLE)
