@@ -56,12 +56,16 @@ FAMILIES_OF_MODULE = {
     "zi_warehouse/sources/funding_db.py": ("funding_db",),
     "zi_warehouse/sources/trees.py": ("trees",),
     "zi_warehouse/trees/geojson.py": ("trees",),
+    "zi_warehouse/trees/coordinates.py": ("trees",),
+    "zi_warehouse/trees/schemas.py": ("trees",),
     "zi_warehouse/trees/register.py": ("trees",),
     "zi_warehouse/trees/campaign.py": ("trees",),
+    "zi_warehouse/boundaries.py": ("trees",),
     "zi_warehouse/sources/surfaces.py": ("surfaces",),
     "zi_warehouse/surfaces/parcels.py": ("surfaces",),
-    # delimited text: the tree and surface files (read_delimited) and the funding extracts (rows_from_lines)
+    # shared by the delimited-text readers of trees, surfaces and funding
     "zi_warehouse/delimited.py": ("trees", "surfaces", "funding"),
+    "zi_warehouse/columnar.py": ("trees", "surfaces"),
 }
 #: The ledger's API for a rule (zi_warehouse/accounting.py): (name, positional index of the rule, is a method).
 LEDGER_API = (("Rejection", 3, False), ("fail", 1, True), ("block", 1, True))
@@ -235,16 +239,14 @@ def _rejection_queries() -> dict[tuple[str, str], list[str]]:
     """(module, name in the module) -> rule keys, for the union-all rejection queries of trees and surfaces
     (their rows become rejections through ``columnar.rejections_from_arrow``)."""
     from zi_warehouse.surfaces import parcels
-    from zi_warehouse import boundaries
     from zi_warehouse.trees import campaign, register
 
-    tolerance = boundaries.BOUNDARY_TOLERANCE_M
     return {
         ("zi_warehouse/surfaces/parcels.py", "_REJECT_SQL"): sql_rule_keys(parcels._REJECT_SQL),
         ("zi_warehouse/trees/register.py", "register_reject_parts"):
             sql_rule_keys(" union all ".join(register.register_reject_parts(2026, "Bochum"))),
         ("zi_warehouse/trees/campaign.py", "_CAMPAIGN_REJECT_SQL"):
-            sql_rule_keys(campaign._CAMPAIGN_REJECT_SQL.format(tolerance=tolerance)),
+            sql_rule_keys(campaign._CAMPAIGN_REJECT_SQL.format(tolerance=200)),
     }
 
 

@@ -2,9 +2,10 @@
 
 ``published/zi.duckdb`` holds only the public ``marts`` schema, written with a storage compatibility
 setting so DuckDB 1.x drivers (BI tools lag behind) can open it. ``published/parquet/<mart>.parquet`` holds
-one Parquet file per mart. Both are built under temporary names and swapped in with ``os.replace`` (the
-DuckDB file) and an atomic symlink swap (the Parquet folder): a reader sees the old or the new copy, never
-a half-written one, and a failed run leaves the previous copy untouched.
+one Parquet file per mart, whose fields carry the columns' descriptions and units as metadata
+(``zi_warehouse/data_dictionary.py``). Both are built under temporary names and swapped in with
+``os.replace`` (the DuckDB file) and an atomic symlink swap (the Parquet folder): a reader sees the old or
+the new copy, never a half-written one, and a failed run leaves the previous copy untouched.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pathlib import Path
 
 import duckdb
 
+from zi_warehouse.data_dictionary import parquet_kv_metadata
 from zi_warehouse.warehouse import quote_ident
 
 PUBLIC_SCHEMA = "marts"
@@ -87,15 +89,19 @@ def publish(warehouse_path: Path, published_dir: Path) -> PublishResult:
                 if comments.get(name):
                     con.execute(f"comment on table {target} is {_literal(comments[name])}")
                 # Column descriptions (German, from the dbt YAML) travel with the data to BI tools.
-                for column, comment in con.execute(
+                column_comments = dict(con.execute(
                     "select column_name, comment from duckdb_columns() where database_name = 'warehouse' "
                     "and schema_name = ? and table_name = ? and comment is not null",
                     [PUBLIC_SCHEMA, name],
-                ).fetchall():
+                ).fetchall())
+                for column, comment in column_comments.items():
                     con.execute(f"comment on column {target}.{quote_ident(column)} is {_literal(comment)}")
                 tables[name] = con.execute(f"select count(*) from {target}").fetchone()[0]
                 parquet_file = parquet_version / f"{name}.parquet"
-                con.execute(f"copy {source} to {_literal(parquet_file)} (format parquet, compression zstd)")
+                # ... and into the Parquet file: field metadata description/unit, table description/grain.
+                metadata = parquet_kv_metadata(con, source, comments.get(name), column_comments, parquet_version)
+                con.execute(f"copy {source} to {_literal(parquet_file)} "
+                            f"(format parquet, compression zstd, kv_metadata {metadata})")
             con.execute("use memory")
             con.execute("detach published")
             con.execute("detach warehouse")

@@ -46,10 +46,12 @@ effects as (
             as evaporation_weighted_change_actual_m2,
         coalesce({{ exact_sum('e.evaporation_weighted_change_m2', where="year(e.notice_date) <= y.year") }}, 0)
             as evaporation_weighted_change_planned_m2,
-        coalesce({{ exact_sum('e.evaporation_weighted_change_m2', where="year(e.completion_date) <= y.year and e.is_in_designated_area") }}, 0)
-            as evaporation_weighted_change_actual_designated_m2,
-        coalesce({{ exact_sum('e.evaporation_weighted_change_m2', where="year(e.notice_date) <= y.year and e.is_in_designated_area") }}, 0)
-            as evaporation_weighted_change_planned_designated_m2
+        coalesce({{ exact_sum(
+            'e.evaporation_weighted_change_m2', where="year(e.completion_date) <= y.year and e.is_in_designated_area"
+        ) }}, 0) as evaporation_weighted_change_actual_designated_m2,
+        coalesce({{ exact_sum(
+            'e.evaporation_weighted_change_m2', where="year(e.notice_date) <= y.year and e.is_in_designated_area"
+        ) }}, 0) as evaporation_weighted_change_planned_designated_m2
     from {{ ref('municipalities') }} as m
     cross join years as y
     left join {{ ref('int_kpi__measure_effects') }} as e on e.municipality_key = m.municipality_key

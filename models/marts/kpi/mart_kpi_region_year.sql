@@ -33,8 +33,10 @@ summed as (
         {{ exact_sum('evaporation_weighted_change_planned_m2') }} as evaporation_weighted_change_planned_m2,
         {{ exact_sum('surface_area_designated_m2') }} as surface_area_designated_m2,
         {{ exact_sum('evaporation_weighted_baseline_designated_m2') }} as evaporation_weighted_baseline_designated_m2,
-        {{ exact_sum('evaporation_weighted_change_actual_designated_m2') }} as evaporation_weighted_change_actual_designated_m2,
-        {{ exact_sum('evaporation_weighted_change_planned_designated_m2') }} as evaporation_weighted_change_planned_designated_m2
+        {{ exact_sum('evaporation_weighted_change_actual_designated_m2') }}
+            as evaporation_weighted_change_actual_designated_m2,
+        {{ exact_sum('evaporation_weighted_change_planned_designated_m2') }}
+            as evaporation_weighted_change_planned_designated_m2
     from regions
     group by region_key, region_name, year
 )
