@@ -456,7 +456,7 @@ def test_unknown_or_missing_header_fails_the_file_with_a_short_german_message(ba
         assert data_team_words not in msg
     # the proposal for the header map goes to the data team, in the ledger (and the quality report)
     assert "total_cost_eur = „Kosten gesamt“" in led["data_team_note"]
-    assert "header_maps.csv, Spalte 2021" in led["data_team_note"]
+    assert "header_maps.csv der Prognose-Vorlage, Spalte 2021" in led["data_team_note"]
     assert batch.rejections("Prognose_Bottrop_2022-Q4.xlsx")[0][3] == "header_mismatch"
 
 

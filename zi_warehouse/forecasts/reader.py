@@ -327,7 +327,8 @@ def header_failure(version: str, unknown: list[str], missing: list[str]) -> File
     proposals = [f"{inverse[m]} = „{u}“" for u, m in pairs if m]
     note = None
     if proposals or strangers:
-        note = (f"Kopfzeilen-Vorschlag für zi_warehouse/forecasts/header_maps.csv, Spalte {version} (nach fachlicher "
+        # the file by its name only: the quality report shows this note, and a path there reads as a key
+        note = (f"Kopfzeilen-Vorschlag für header_maps.csv der Prognose-Vorlage, Spalte {version} (nach fachlicher "
                 "Prüfung eintragen): " + "; ".join(proposals or ["keiner"])
                 + (". Ohne Gegenstück: " + ", ".join(strangers) if strangers else "") + ".")
     return FileFailure(" ".join(parts), "header_mismatch", note)
