@@ -99,14 +99,6 @@ def test_no_rule_key_in_the_outbox(demo_data_dir):
         assert not keys_in(text), path.name
 
 
-#: The reports show rules and checks by their German labels once issue 17's report work (branch wt-reports,
-#: zi_warehouse/reports/labels.py) is merged; checked against a trial merge of that branch. Until then this
-#: test is expected to fail, and it runs as a real test as soon as the labels module exists.
-_REPORT_LABELS = Path(__file__).resolve().parent.parent / "zi_warehouse" / "reports" / "labels.py"
-
-
-@pytest.mark.xfail(not _REPORT_LABELS.exists(), strict=True,
-                   reason="the reports label rules and checks after issue 17 (wt-reports) is merged")
 @pytest.mark.parametrize("report", ["quality", "quarterly"])
 def test_no_rule_key_in_the_reports(demo_data_dir, report):
     pages = sorted((demo_data_dir / "reports" / report).rglob("*.html"))
