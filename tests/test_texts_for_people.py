@@ -11,12 +11,12 @@ from __future__ import annotations
 import re
 from email import message_from_bytes
 from email.policy import default
-from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
 import python_calamine as pc
 
+from report_layout import visible_text  # the text a reader sees, as the report tests read it
 from zi_warehouse import reference
 from zi_warehouse.forecasts import feedback
 
@@ -30,41 +30,6 @@ def rule_keys() -> set[str]:
 
 def keys_in(text: str) -> set[str]:
     return {w.rstrip(".") for w in _WORD.findall(text)} & rule_keys()
-
-
-#: Tags inside a word: a name broken with <wbr> or marked up in parts still reads as one word.
-_INLINE = {"wbr", "span", "a", "code", "b", "i", "em", "strong", "abbr", "sub", "sup", "small"}
-
-
-class _VisibleText(HTMLParser):
-    """The text a reader sees: no tags, attributes, styles or scripts; block tags separate words."""
-
-    def __init__(self):
-        super().__init__()
-        self.parts: list[str] = []
-        self._skip = 0
-
-    def handle_starttag(self, tag, attrs):
-        if tag in ("style", "script", "title"):
-            self._skip += 1
-        elif tag not in _INLINE:
-            self.parts.append(" ")
-
-    def handle_endtag(self, tag):
-        if tag in ("style", "script", "title") and self._skip:
-            self._skip -= 1
-        elif tag not in _INLINE:
-            self.parts.append(" ")
-
-    def handle_data(self, data):
-        if not self._skip:
-            self.parts.append(data)
-
-
-def visible_text(html: str) -> str:
-    parser = _VisibleText()
-    parser.feed(html)
-    return "".join(parser.parts)
 
 
 def workbook_text(path: Path) -> str:
