@@ -1,10 +1,15 @@
-"""Dagster wiring of the forecast workbooks: feedback workbooks and the row-accounting check.
+"""Dagster wiring of the forecast workbooks: feedback workbooks, the coordinators' outbox and the row-accounting
+check.
 
 The ingest asset ``raw_forecasts`` itself comes from ``sources.py``; reading and validation live in
 ``zi_warehouse/sources/forecasts.py`` and ``zi_warehouse/forecasts/``. Ingest is per file and
 hash-based, so each submission (municipality and quarter = one file) is re-runnable alone: dropping a
 corrected file re-reads only that file, and re-running with nothing new changes nothing. New workbooks are
 picked up by the landing sensor (``dagster_zi/landing.py``).
+
+The outbox (``zi_warehouse/outbox.py``) comes after the feedback workbooks and depends on nothing else of the
+forecasts: a dropped workbook gets its feedback workbook first, the e-mail to its municipality after it. It
+also follows the tree and surface ingests, whose files the municipalities deliver as well.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from dagster import (
 
 from dagster_zi.constants import WAREHOUSE_POOL
 from dagster_zi.sources import REJECTED_ROWS_KEY, raw_asset_keys
-from zi_warehouse import config, warehouse
+from zi_warehouse import alerts, config, outbox, warehouse
 from zi_warehouse.forecasts.feedback import write_feedback
 
 #: The forecasts ingest multi-asset materialises these keys together (one per raw table).
@@ -44,6 +49,52 @@ def forecast_feedback_workbooks() -> MaterializeResult:
         warehouse.ensure_tables(con, {})
         written = write_feedback(con, paths.feedback)
     return MaterializeResult(metadata={"workbooks": len(written), "folder": str(paths.feedback / FAMILY)})
+
+
+@asset(
+    name="coordinator_outbox",
+    group_name=FAMILY,
+    deps=[AssetKey("forecast_feedback_workbooks"), *raw_asset_keys("trees"), *raw_asset_keys("surfaces")],
+    pool=WAREHOUSE_POOL,
+    kinds={"python", "email"},
+    description=(
+        "E-Mail je Kommune mit neuen Lieferungen: was je Datei übernommen und abgewiesen wurde, die "
+        "Rückmeldedateien im Anhang (data/outbox/*.eml); gesendet, wenn ZI_ALERT_SMTP_HOST und "
+        "ZI_COORDINATOR_ADDRESSES gesetzt sind (Mailserver der Benachrichtigungen). record.jsonl hält fest, was "
+        "wann an wen ging."
+    ),
+)
+def coordinator_outbox(context) -> MaterializeResult:
+    paths = config.paths().ensure()
+    settings = alerts.SmtpSettings.from_env()
+    addresses = outbox.coordinator_addresses()
+    with warehouse.connect(paths.warehouse) as con:
+        warehouse.ensure_tables(con, {})
+        result = outbox.run(con, paths, settings, addresses, log=context.log.warning)
+    return MaterializeResult(metadata={**result.as_metadata(), "folder": str(paths.outbox)})
+
+
+@asset_check(
+    asset=AssetKey("coordinator_outbox"),
+    name="coordinator_outbox_delivered",
+    blocking=False,
+    description=("Rückmeldungen erreichen die Kommunen: ist der Versand eingerichtet (ZI_ALERT_SMTP_HOST), wartet keine "
+                 "Nachricht wegen einer fehlenden Adresse oder eines Versandfehlers."),
+)
+def coordinator_outbox_delivered() -> AssetCheckResult:
+    paths = config.paths()
+    settings = alerts.SmtpSettings.from_env()
+    addresses = outbox.coordinator_addresses() or {}
+    waiting = outbox.unsent(outbox.read_record(paths.outbox))
+    stuck = sorted(name for name, event in waiting.items()) if settings else []
+    no_address = sorted({waiting[n]["municipality_key"] for n in stuck
+                         if not addresses.get(waiting[n]["municipality_key"])})
+    return AssetCheckResult(
+        passed=not stuck,
+        severity=AssetCheckSeverity.WARN,
+        metadata={"sending_configured": settings is not None, "messages_waiting": len(waiting),
+                  "messages_stuck": len(stuck), "municipalities_without_address": ", ".join(no_address) or "–"},
+    )
 
 
 def accounting_violations(con) -> list[tuple]:
@@ -94,8 +145,8 @@ def forecast_row_accounting() -> AssetCheckResult:
     )
 
 
-assets = [forecast_feedback_workbooks]
-asset_checks = [forecast_row_accounting]
+assets = [forecast_feedback_workbooks, coordinator_outbox]
+asset_checks = [forecast_row_accounting, coordinator_outbox_delivered]
 sensors = []
 schedules = []
 jobs = []

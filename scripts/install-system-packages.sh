@@ -3,8 +3,9 @@
 #   run   what the pipeline itself needs: Chromium (the quarterly report is printed to PDF in headless
 #         Chromium). `make run` installs these: no step of the build may depend on a test-only package.
 #   test  what the tests need on top: PostgreSQL server binaries (tests start throwaway servers),
-#         poppler-utils (pdftotext/pdfinfo read the printed PDF) and tmux (the `zi sql` console is tested in
-#         a real terminal).
+#         poppler-utils (pdftotext/pdfinfo read the printed PDF), tmux (the `zi sql` console is tested in a
+#         real terminal) and LibreOffice Calc (the template and the feedback workbooks are printed to PDF to
+#         check that they print on A4).
 # Run as root (CI and the development machines are), or with sudo.
 set -euo pipefail
 purpose="${1:-test}"
@@ -21,6 +22,9 @@ if [ "$purpose" = "test" ]; then
   fi
   if ! command -v tmux >/dev/null 2>&1; then
     missing+=(tmux)
+  fi
+  if ! command -v soffice >/dev/null 2>&1; then
+    missing+=(libreoffice-calc)
   fi
 fi
 if [ ${#missing[@]} -eq 0 ]; then

@@ -10,7 +10,7 @@ import openpyxl
 import pytest
 import python_calamine as pc
 
-from zi_warehouse import config, warehouse
+from zi_warehouse import config, reference, warehouse
 from zi_warehouse.forecasts import template as t
 from zi_warehouse.forecasts.feedback import write_feedback
 from zi_warehouse.ingest import ingest
@@ -115,10 +115,18 @@ def test_blank_template_has_instructions_dropdowns_and_both_versions(tmp_path):
         labels = [c.value for c in wb[t.LISTS_SHEET]["C"][1:] if c.value]
         assert labels[:2] == ["Projektidee", "Antrag in Vorbereitung"]
         instructions = " ".join(str(c.value) for row in wb[t.INSTRUCTIONS_SHEET].iter_rows() for c in row if c.value)
-        for header in t.header_maps()[version].values():
-            assert header in instructions
+        for canonical, header in t.header_maps()[version].items():
+            if canonical != t.PAYMENT_COLUMN:
+                assert header in instructions
+        assert t.payment_header(version, 2022, 2) in instructions and "Q2/2022 bis Q1/2024" in instructions
+        texts = [str(c.value) for ws in wb.worksheets for row in ws.iter_rows() for c in row if c.value]
+        assert not [x for x in texts if "{" in x or "}" in x], "a placeholder in the template"
     with pytest.raises(ValueError):
         t.write_template(tmp_path / "x.xlsx", version="1999")
+    # `zi template --period 2026-Q3` hands the quarter over as text
+    wb = openpyxl.load_workbook(t.write_template(tmp_path / "q.xlsx", period="2026-Q3"))
+    headers = [c.value for c in wb[t.PROJECT_SHEET][7] if c.value]
+    assert headers[-8] == "Mittelabruf Q4/2026 in EUR" and headers[-1] == "Mittelabruf Q3/2028 in EUR"
 
 
 def test_good_rows_load_bad_rows_are_rejected_and_counts_add_up(data_dir):
@@ -155,8 +163,9 @@ def test_feedback_workbook_lists_exactly_the_rejected_rows(data_dir, tmp_path):
     header, body = listed[0], listed[1:]
     assert header[:3] == ["Zeile", "Blatt", "Spalte"]
     assert {int(r[0]) for r in body} == {rows[len(GOOD) + k] for k in range(len(BAD))}
-    assert {r[5] for r in body} >= {rule for _, rule, _ in BAD}
-    assert all(r[6] for r in body)  # a German reason on every line
+    assert header == ["Zeile", "Blatt", "Spalte", "Gefundener Wert", "Grund", "Hinweis"]  # no rule keys
+    assert {r[4] for r in body} >= {reference.rule_text(rule).label_de for _, rule, _ in BAD}
+    assert all(r[5] for r in body)  # a German reason on every line
     summary = {r[0]: r[1] for r in wb.get_sheet_by_name("Zusammenfassung").to_python() if r[0]}
     assert summary["Kommune"] == "Gelsenkirchen" and summary["Berichtsquartal"] == "2023-Q2"
     assert int(summary["Zeilen gelesen"]) == int(summary["Zeilen übernommen"]) + int(summary["Zeilen abgewiesen"])

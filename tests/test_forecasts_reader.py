@@ -257,6 +257,30 @@ def header_changed(d):
     wb.save(path)
 
 
+def _rename_header(path: Path, renames: dict[str, str | None]) -> None:
+    import openpyxl
+
+    wb = openpyxl.load_workbook(path)
+    for cell in wb["Projekte"][7]:
+        if cell.value in renames:
+            cell.value = renames[cell.value]
+    wb.save(path)
+
+
+@scenario
+def whole_file_rejections_name_their_sender(d):
+    # A person renamed a header; the file name says nothing, the fields above the table do.
+    path = write_xlsx(d / "Meldung final.xlsx", [good_row("CR-1", municipality="Castrop-Rauxel")],
+                      municipality="Castrop-Rauxel", period=(2024, 1))
+    _rename_header(path, {"Projektstatus": "Stand"})
+    # No project table at all, an anonymous file name, but the sheet is named after the sender.
+    wb = t.new_workbook(d / "Export.xlsx")
+    wb.add_worksheet("Herne Q2-2023").write(0, 0, "Projektliste folgt")
+    wb.close()
+    # Nothing to tell: damaged, and a name without municipality or quarter.
+    (d / "scan_0042.xlsx").write_bytes(b"PK\x03\x04 nothing more")
+
+
 RULE_CASES = [
     ({"requested_funding_eur": 120000.0, "funding_rate": None}, "requested_le_total_cost", "requested_funding_eur"),
     ({"funding_rate": "120 %"}, "funding_rate_within_limits", "funding_rate"),
@@ -268,7 +292,7 @@ RULE_CASES = [
     ({"municipality": "Emscherstadt"}, "known_municipality", "municipality"),
     ({"measure_type": "Spielplatz"}, "known_measure_type", "measure_type"),
     ({"status": "in Arbeit"}, "known_status", "status"),
-    ({"affected_surface_type": "Wiese"}, "known_surface_type", "affected_surface_type"),
+    ({"affected_surface_type": "Wasserfläche"}, "known_surface_type", "affected_surface_type"),
     ({"total_cost_eur": 0.0}, "total_cost_range", "total_cost_eur"),
     ({"total_cost_eur": "offen"}, "type", "total_cost_eur"),
     ({"planned_start_date": "Frühjahr"}, "type", "planned_start_date"),
@@ -419,15 +443,71 @@ def test_2020_template_version_is_read_by_its_header_map(batch):
     assert row["total_cost_eur"] == 100000.0 and row["designated_area_name"] == "Gestaltungsraum Bochum Mitte"
 
 
-def test_unknown_or_missing_header_fails_the_file_with_a_proposal(batch):
+def test_unknown_or_missing_header_fails_the_file_with_a_short_german_message(batch):
     led = batch.ledger("Prognose_Bottrop_2022-Q4.xlsx")
     assert led["outcome"] == "failed" and led["rows_loaded"] == 0
+    assert (led["municipality_key"], led["period"], led["error_rule"]) == ("bottrop", "2022-Q4", "header_mismatch")
     msg = led["error_message"]
-    assert "Unbekannte Spalten: 'Kosten gesamt'" in msg
-    assert "Fehlende Spalten: 'Gesamtkosten in EUR', 'Bemerkungen'" in msg
-    assert "Erwartet:" in msg and "Gefunden:" in msg
-    assert 'total_cost_eur -> Spalte 2021: "Kosten gesamt"' in msg
+    assert msg.startswith("Die Kopfzeile passt nicht zur Vorlage (Version 2021).")
+    assert "„Kosten gesamt“ statt „Gesamtkosten in EUR“" in msg  # the unknown header and the expected one
+    assert "Erwartet, aber nicht gefunden: „Bemerkungen“" in msg
+    assert len(msg) < 400
+    for data_team_words in ("header_maps", "Vorschlag", "{", "total_cost_eur"):
+        assert data_team_words not in msg
+    # the proposal for the header map goes to the data team, in the ledger (and the quality report)
+    assert "total_cost_eur = „Kosten gesamt“" in led["data_team_note"]
+    assert "header_maps.csv der Prognose-Vorlage, Spalte 2021" in led["data_team_note"]
     assert batch.rejections("Prognose_Bottrop_2022-Q4.xlsx")[0][3] == "header_mismatch"
+
+
+def test_whole_file_rejections_are_filed_under_their_sender(batch):
+    """The fields above the table, the file name or the sheet names say who sent a file rejected as a whole."""
+    expected = {
+        "Meldung final.xlsx": ("castrop_rauxel", "2024-Q1", "header_mismatch"),  # cells above the table
+        "Prognose_Hagen_2022-Q4.xlsx": ("hagen", "2022-Q4", "file_corrupt"),  # the file name
+        "Prognose_Herten_2022-Q4.xlsx": ("herten", "2022-Q4", "file_password_protected"),
+        "Prognose_Essen_2021-Q4.pdf": ("essen", "2021-Q4", "file_type_unsupported"),
+        "Export.xlsx": ("herne", "2023-Q2", "header_not_found"),  # the sheet name
+        "scan_0042.xlsx": (None, None, "file_corrupt"),  # nothing to tell
+    }
+    for name, identity in expected.items():
+        led = batch.ledger(name)
+        assert (led["municipality_key"], led["period"], led["error_rule"]) == identity, name
+    msg = batch.ledger("Meldung final.xlsx")["error_message"]
+    assert "„Stand“ statt „Projektstatus“" in msg
+    for name in ("Prognose_Hagen_2022-Q4.xlsx", "scan_0042.xlsx"):  # no exception class names for people
+        assert "Error" not in batch.ledger(name)["error_message"]
+        assert "Lesefehler" in batch.ledger(name)["data_team_note"]
+
+
+def test_a_copy_is_filed_with_the_delivery_it_repeats(landing):
+    path = write_xlsx(landing.dir / "Prognose_Bochum_2022-Q4.xlsx", [good_row("BO-1")])
+    landing.load()
+    shutil.copyfile(path, landing.dir / "Kopie von Datei.xlsx")  # sent again later, under a name saying nothing
+    landing.load()
+    led = landing.ledger("Kopie von Datei.xlsx")
+    assert (led["outcome"], led["municipality_key"], led["period"]) == ("failed", "bochum", "2022-Q4")
+
+
+def test_spoken_spellings_of_coded_values_load(landing):
+    """Status, measure type, surface and yes/no as people write them (seeds/coded_value_spellings.csv)."""
+    write_xlsx(landing.dir / "Prognose_Bochum_2022-Q4.xlsx", [
+        good_row("BO-1", status="in Bau", measure_type="Gründach extensiv", affected_surface_type="Kies",
+                 is_in_designated_area="J"),
+        good_row("BO-2", status="genehmigt", measure_type="Mulden-Rigole", affected_surface_type="Asphalt",
+                 is_in_designated_area="Nein"),
+        good_row("BO-3", status="in Arbeit"),  # could mean two statuses: rejected with the allowed values
+    ])
+    landing.load()
+    rows = landing.projects("Prognose_Bochum_2022-Q4.xlsx")
+    assert {k: (r["status_key"], r["measure_type_key"], r["affected_surface_type"], r["is_in_designated_area"])
+            for k, r in rows.items()} == {
+        "BO-1": ("in_construction", "green_roof_extensive", "gravel", True),
+        "BO-2": ("approved", "swale_trench", "asphalt", False),
+    }
+    [rejection] = landing.rejections("Prognose_Bochum_2022-Q4.xlsx")
+    assert rejection[3] == "known_status"
+    assert "'in Arbeit'" in rejection[4] and "Erlaubt: Projektidee, Antrag in Vorbereitung, " in rejection[4]
 
 
 @pytest.mark.parametrize(("i", "rule", "column"), [(i, r, c) for i, (_, r, c) in enumerate(RULE_CASES)],

@@ -120,6 +120,7 @@ def test_a_missing_delta_blocks_later_deltas_and_names_the_file(demo_landing, tm
     later = [f for f in ledger if int(f.split("_")[2]) > 5]
     assert set(blocked) == set(later) and len(later) == 18 * len(funding.ENTITIES)
     assert all("zi_foerderung_005_delta_20220331_antraege.csv" in r["error_message"] for r in blocked.values())
+    assert {r["error_rule"] for r in blocked.values()} == {"delta_sequence_gap"}  # the rule next to the message
     assert ledger["funding/zi_foerderung_005_delta_20220331_bescheide.csv"]["outcome"] == "loaded"
     assert len(summary.files_blocked) == len(later)
     with warehouse.connect(db) as con:

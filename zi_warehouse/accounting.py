@@ -3,6 +3,10 @@
 Every row that arrives is either loaded (in a ``raw.<source>__<entity>`` table, with lineage columns) or
 rejected (in ``raw.rejected_rows``, with file, sheet, row, column, value found, rule and a German
 message). ``rows_read == rows_loaded + rows_rejected`` holds for every file; ``FileResult.check`` enforces it.
+
+A rule key always travels with its German message: a row's rejection carries both, and a whole file that
+failed or was held back keeps its rule next to its message (``FileResult.error_rule``, the ledger's
+``error_rule``). The German label and explanation of every key are in ``seeds/rule_texts.csv``.
 """
 
 from __future__ import annotations
@@ -64,6 +68,10 @@ class FileResult:
     municipality_key: str | None = None
     period: str | None = None  # e.g. "2022-Q3" for a forecast submission, extract sequence for funding
     error_message: str | None = None  # set when the whole file failed (unreadable, unknown headers, ...)
+    error_rule: str | None = None  # the rule key of error_message (a failed or a blocked file)
+    #: What the data team (not the sender) should look at, e.g. a proposed header map entry; never shown to
+    #: the sender, kept in the ledger and shown in the quality report.
+    data_team_note: str | None = None
     file_size_bytes: int | None = None
     #: Entities that hold one row per source row; empty means every table does. Secondary tables
     #: (e.g. a zip's station metadata) do not count towards rows_loaded.
@@ -101,6 +109,7 @@ class FileResult:
     def fail(self, message_de: str, rule: str = "file_unreadable") -> "FileResult":
         """Reject the whole file: every row it had counts as rejected, nothing is loaded."""
         self.error_message = message_de
+        self.error_rule = rule
         self.tables = {}
         self.rejections = [Rejection(None, None, Path(self.source_file).name, rule, message_de)]
         return self
@@ -109,6 +118,7 @@ class FileResult:
         """Hold the whole file back (nothing loaded, nothing rejected); it is read again next run."""
         self.blocked = True
         self.error_message = message_de
+        self.error_rule = rule
         self.tables = {}
         self.rejections = []
         return self

@@ -58,6 +58,11 @@ class Paths:
         return self.data_dir / "feedback"
 
     @property
+    def outbox(self) -> Path:
+        """E-mails to the coordinators, one per municipality and run, and the record of what was sent."""
+        return self.data_dir / "outbox"
+
+    @property
     def reports(self) -> Path:
         return self.data_dir / "reports"
 

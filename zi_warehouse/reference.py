@@ -1,5 +1,5 @@
-"""Reference data shared by every reader: municipalities and their aliases, measure types, statuses, and the
-German texts of every rule the code reports.
+"""Reference data shared by every reader: municipalities and their aliases, measure types, statuses, the
+accepted spellings of the template's other coded values, and the German texts of every rule the code reports.
 
 The CSVs in ``seeds/`` are the single source (dbt loads the same files as seeds); this module reads them
 for the Python side, so a spelling a coordinator uses is matched the same way everywhere.
@@ -83,6 +83,23 @@ def measure_types() -> tuple[dict, ...]:
 @lru_cache(maxsize=None)
 def project_statuses() -> tuple[dict, ...]:
     return tuple(_read("project_statuses.csv"))
+
+
+#: The code lists of the forecast template whose values people spell in their own words (the municipality's
+#: spellings are ``municipality_aliases.csv``).
+CODE_LISTS = ("status", "measure_type", "surface_type", "yes_no")
+
+
+@lru_cache(maxsize=None)
+def coded_value_spellings() -> dict[str, dict[str, str]]:
+    """code list -> {normalised spelling: value key}, from ``seeds/coded_value_spellings.csv``.
+
+    The list's own labels and keys are not in the seed; whoever owns the list adds them (the forecast reader).
+    """
+    out: dict[str, dict[str, str]] = {c: {} for c in CODE_LISTS}
+    for row in _read("coded_value_spellings.csv"):
+        out[row["code_list"]][normalise_name(row["spelling"])] = row["value_key"]
+    return out
 
 
 # --- rule texts (seeds/rule_texts.csv, documented in seeds/_reference__seeds.yml) ------------------------------

@@ -35,6 +35,8 @@ LEDGER_SCHEMA = pa.schema(
         pa.field("rows_rejected", pa.int64()),
         pa.field("outcome", pa.string()),
         pa.field("error_message", pa.string()),
+        pa.field("error_rule", pa.string()),  # rule key of error_message (seeds/rule_texts.csv)
+        pa.field("data_team_note", pa.string()),  # for the data team only, e.g. a proposed header map entry
         pa.field("loaded_at", pa.timestamp("us", tz="UTC")),
     ]
 )
@@ -211,6 +213,8 @@ def store_results(
                 "rows_rejected": r.rows_rejected,
                 "outcome": r.outcome,
                 "error_message": r.error_message,
+                "error_rule": r.error_rule,
+                "data_team_note": r.data_team_note,
                 "loaded_at": loaded_at,
             }
             for r in results

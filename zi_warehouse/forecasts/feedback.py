@@ -2,7 +2,15 @@
 
 Written from ``raw.ingestion_files`` and ``raw.rejected_rows`` (never from the landing files, so the
 feedback shows exactly what the warehouse recorded) into ``<feedback>/forecasts/<municipality>/``. One
-workbook per delivered file that has rejected rows, a whole-file failure or a notice about the file.
+workbook per delivered file that has rejected rows, a whole-file failure or a notice about the file. A file
+rejected as a whole is filed under the municipality and quarter it names (``reader.Sender``); only a file that
+says nothing about its sender goes to ``<feedback>/forecasts/nicht-zugeordnet/``, which the quality report
+lists for the data team.
+
+What a coordinator reads is German: each rule by its label and explanation from ``seeds/rule_texts.csv``
+(``reference.rule_text``), never by its key. The workbooks print on A4 (print areas, the wide table
+landscape, fitted to the page width, its header row repeated on every page).
+
 Rewriting is idempotent: the folder is made to hold exactly the current set of workbooks. A workbook
 whose content is unchanged since the last run (fingerprint stored as a document property) is not
 written again, so a build after one new delivery writes one workbook, not all of them.
@@ -13,12 +21,18 @@ from __future__ import annotations
 import hashlib
 import re
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 
+from zi_warehouse.forecasts.printing import row_height, setup_page
 from zi_warehouse.forecasts.reader import column_label
-from zi_warehouse.reference import municipality_by_key
+from zi_warehouse.reference import municipality_by_key, rule_text
 
 FAMILY = "forecasts"
+#: Folder of the workbooks whose sender could not be identified (listed in the quality report).
+UNASSIGNED = "nicht-zugeordnet"
+#: File name part of a workbook whose quarter is unknown.
+NO_PERIOD = "ohne-Quartal"
 OUTCOME_DE = {
     "loaded": "vollständig übernommen",
     "partially_loaded": "teilweise übernommen",
@@ -26,48 +40,40 @@ OUTCOME_DE = {
     "failed": "Datei abgewiesen",
     "blocked": "zurückgestellt",
 }
-RULE_DE = {
-    "required": "Pflichtangabe fehlt",
-    "type": "Wert nicht lesbar",
-    "duplicate_project_id": "Projekt-ID doppelt",
-    "known_municipality": "Kommune unbekannt",
-    "municipality_matches_submission": "andere Kommune als die Meldung",
-    "known_measure_type": "Maßnahmentyp unbekannt",
-    "known_status": "Status unbekannt",
-    "known_surface_type": "Oberfläche unbekannt",
-    "total_cost_range": "Gesamtkosten unplausibel",
-    "requested_funding_non_negative": "Förderung negativ",
-    "requested_le_total_cost": "Förderung höher als Gesamtkosten",
-    "funding_rate_within_limits": "Förderquote außerhalb der Grenzen",
-    "completion_after_start": "Fertigstellung vor Baubeginn",
-    "date_plausible": "Datum unplausibel",
-    "area_non_negative": "Fläche negativ",
-    "trees_non_negative": "Baumanzahl negativ",
-    "trees_whole_number": "Baumanzahl keine ganze Zahl",
-    "payment_non_negative": "Mittelabruf negativ",
-    "contact_email_format": "E-Mail ungültig",
-    "duplicate_delivery": "Datei doppelt geliefert",
-    "file_corrupt": "Datei beschädigt",
-    "file_password_protected": "Datei passwortgeschützt",
-    "file_type_unsupported": "Dateityp nicht unterstützt",
-    "header_mismatch": "Kopfzeile passt nicht zur Vorlage",
-    "header_not_found": "keine Projekttabelle gefunden",
-    "period_missing": "Berichtsquartal fehlt",
-    "municipality_missing": "Kommune fehlt",
-    "file_name_municipality_mismatch": "Dateiname nennt andere Kommune",
-    "file_name_period_mismatch": "Dateiname nennt anderes Quartal",
-}
+SUFFIX = "_Rueckmeldung.xlsx"
 
 
 def feedback_dir(root: Path) -> Path:
     return Path(root) / FAMILY
 
 
-def _file_name(ledger_row: dict) -> Path:
-    muni = ledger_row["municipality_key"] or "unbekannt"
-    period = ledger_row["period"] or "ohne-Quartal"
+def unassigned_dir(root: Path) -> Path:
+    return feedback_dir(root) / UNASSIGNED
+
+
+def workbook_path(root: Path, ledger_row: dict) -> Path:
+    """Where the feedback workbook of a forecast file (its ``raw.ingestion_files`` row) is written."""
+    muni = ledger_row["municipality_key"] or UNASSIGNED
+    period = ledger_row["period"] or NO_PERIOD
     stem = Path(ledger_row["file_name"]).stem
-    return Path(muni) / f"{period}_{stem}_Rueckmeldung.xlsx"
+    return feedback_dir(root) / muni / f"{period}_{stem}{SUFFIX}"
+
+
+@dataclass(frozen=True)
+class RuleShown:
+    """A rule as a coordinator reads it."""
+
+    label: str
+    explanation: str
+
+
+def rule_shown(rule: str, family: str = FAMILY) -> RuleShown:
+    """German label and explanation of a rejection rule (a key without a text shows as a plain sentence, never
+    as the key: tests/test_rule_texts.py keeps every emitted key in the table)."""
+    text = rule_text(rule, "rejection", family)
+    if text is None:
+        return RuleShown("Sonstiger Grund", "Siehe Hinweis in der Zeile.")
+    return RuleShown(text.label_de, text.explanation_de)
 
 
 def write_feedback(con, root: Path) -> list[Path]:
@@ -89,7 +95,7 @@ def write_feedback(con, root: Path) -> list[Path]:
         rows = rejections.get(entry["source_file"], [])
         if not rows:
             continue
-        path = out_dir / _file_name(entry)
+        path = workbook_path(root, entry)
         digest = _content_digest(entry, rows)
         if _digest_of(path) != digest:  # an unchanged workbook is kept as it is (a new delivery: one write)
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -97,14 +103,17 @@ def write_feedback(con, root: Path) -> list[Path]:
         written.append(path)
     keep = {p.resolve() for p in written}
     if out_dir.exists():  # feedback for files no longer in the warehouse (or now clean) is stale
-        for old in out_dir.rglob("*_Rueckmeldung.xlsx"):
+        for old in out_dir.rglob(f"*{SUFFIX}"):
             if old.resolve() not in keep:
                 old.unlink()
+        for folder in out_dir.iterdir():
+            if folder.is_dir() and not any(folder.iterdir()):
+                folder.rmdir()
     return written
 
 
 #: Raise when the layout of the feedback workbook changes, so existing workbooks are written anew.
-LAYOUT_VERSION = "1"
+LAYOUT_VERSION = "3"
 _DIGEST_PROPERTY = "zi_inhalt"
 
 
@@ -114,7 +123,7 @@ def _content_digest(entry: dict, rows: list[tuple]) -> str:
     shown = [LAYOUT_VERSION, muni.name if muni else None, entry["municipality_key"], entry["period"],
              entry["file_name"], OUTCOME_DE.get(entry["outcome"], entry["outcome"]), entry["rows_read"],
              entry["rows_loaded"], entry["rows_rejected"]]
-    shown += [(r, column_label(r[2]) if r[2] else "", RULE_DE.get(r[4], r[4])) for r in rows]
+    shown += [(r, column_label(r[2]) if r[2] else "", rule_shown(r[4])) for r in rows]
     return hashlib.sha256(repr(shown).encode("utf-8")).hexdigest()
 
 
@@ -129,6 +138,17 @@ def _digest_of(path: Path) -> str | None:
     return m.group(1) if m else None
 
 
+#: Columns of the sheet of rejected rows: (header, width in characters). Sized so that the table fits the
+#: width of an A4 page in landscape at about 90 % (fit_to_pages shrinks it to the page width in any case).
+ROW_COLUMNS = (("Zeile", 7), ("Blatt", 12), ("Spalte", 22), ("Gefundener Wert", 22), ("Grund", 24),
+               ("Hinweis", 62))
+#: Columns of the summary sheet (label, count, what to do), in characters: fits A4 portrait at about 80 %.
+SUMMARY_WIDTHS = (30, 13, 62)
+SUMMARY_SHEET = "Zusammenfassung"
+TITLE = "Zukunftsinitiative Klima.Werk – Rückmeldung zur Quartalsprognose"
+ROWS_SHEET = "Abgewiesene Zeilen"
+
+
 def _write_workbook(path: Path, entry: dict, rows: list[tuple], digest: str | None = None) -> None:
     import xlsxwriter
 
@@ -136,65 +156,90 @@ def _write_workbook(path: Path, entry: dict, rows: list[tuple], digest: str | No
                                          "strings_to_formulas": False})
     if digest:
         wb.set_custom_property(_DIGEST_PROPERTY, digest)
-    bold = wb.add_format({"bold": True})
+    bold = wb.add_format({"bold": True, "valign": "top"})
     title = wb.add_format({"bold": True, "font_size": 14})
-    head = wb.add_format({"bold": True, "bg_color": "#DCE6F1", "border": 1, "text_wrap": True})
-    wrap = wb.add_format({"text_wrap": True, "valign": "top"})
+    head = wb.add_format({"bold": True, "bg_color": "#DCE6F1", "border": 1, "text_wrap": True, "valign": "top"})
+    cell = wb.add_format({"text_wrap": True, "valign": "top", "border": 1})
+    plain = wb.add_format({"valign": "top", "text_wrap": True})
+    number = wb.add_format({"valign": "top", "border": 1, "align": "left"})
+    fact = wb.add_format({"align": "left", "valign": "top"})
     muni = municipality_by_key().get(entry["municipality_key"] or "")
-    ws = wb.add_worksheet("Zusammenfassung")
-    ws.set_column(0, 0, 28)
-    ws.set_column(1, 1, 90)
-    ws.write(0, 0, "Rückmeldung zur Quartalsprognose", title)
+    muni_name = muni.name if muni else (entry["municipality_key"] or "nicht erkannt")
+    ws = wb.add_worksheet(SUMMARY_SHEET)
+    widths = SUMMARY_WIDTHS
+    for j, width in enumerate(widths):
+        ws.set_column(j, j, width)
+    ws.merge_range(0, 0, 0, len(widths) - 1, "Rückmeldung zur Quartalsprognose", title)
     facts = [
-        ("Kommune", muni.name if muni else (entry["municipality_key"] or "nicht erkannt")),
+        ("Kommune", muni_name),
         ("Berichtsquartal", entry["period"] or "nicht erkannt"),
         ("Datei", entry["file_name"]),
         ("Ergebnis", OUTCOME_DE.get(entry["outcome"], entry["outcome"])),
-        ("Zeilen gelesen", entry["rows_read"]),
-        ("Zeilen übernommen", entry["rows_loaded"]),
-        ("Zeilen abgewiesen", entry["rows_rejected"]),
     ]
+    if entry["outcome"] != "failed":  # a file rejected as a whole was not read row by row
+        facts += [("Zeilen gelesen", entry["rows_read"]), ("Zeilen übernommen", entry["rows_loaded"]),
+                  ("Zeilen abgewiesen", entry["rows_rejected"])]
     for i, (k, v) in enumerate(facts, start=2):
         ws.write(i, 0, k, bold)
-        ws.write(i, 1, v)
+        ws.merge_range(i, 1, i, 2, v, fact)
     r = len(facts) + 3
     file_level = [x for x in rows if x[1] is None]
     if file_level:
         ws.write(r, 0, "Hinweise zur Datei", bold)
+        r += 1
         for x in file_level:
-            ws.write(r, 1, x[5], wrap)
+            shown = rule_shown(x[4])
+            ws.write(r, 0, shown.label, bold)
+            ws.merge_range(r, 1, r, 2, x[5], plain)
+            ws.set_row(r, row_height([(shown.label, widths[0]), (x[5], widths[1] + widths[2])]))
             r += 1
         r += 1
     row_level = [x for x in rows if x[1] is not None]
     if row_level:
-        ws.write(r, 0, "Gründe", bold)
-        ws.write(r, 1, "Anzahl Zeilen", bold)
+        ws.write(r, 0, "Gründe", head)
+        ws.write(r, 1, "Anzahl Zeilen", head)
+        ws.write(r, 2, "Was zu tun ist", head)
         counts: dict[str, set] = {}
         for x in row_level:
             counts.setdefault(x[4], set()).add((x[0], x[1]))
-        for rule, found in sorted(counts.items(), key=lambda kv: (-len(kv[1]), kv[0])):
+        for rule, found in sorted(counts.items(), key=lambda kv: (-len(kv[1]), rule_shown(kv[0]).label)):
             r += 1
-            ws.write(r, 0, RULE_DE.get(rule, rule))
-            ws.write(r, 1, len(found))
+            shown = rule_shown(rule)
+            ws.write(r, 0, shown.label, cell)
+            ws.write_number(r, 1, len(found), number)
+            ws.write(r, 2, shown.explanation, cell)
+            ws.set_row(r, row_height([(shown.label, widths[0]), (shown.explanation, widths[2])]))
         r += 2
-        ws.write(r, 0, "Bitte die abgewiesenen Zeilen (Blatt 'Abgewiesene Zeilen') korrigieren und die Datei "
-                       "als Korrektur erneut senden (Dateiname mit '_korrektur1').")
-    ws2 = wb.add_worksheet("Abgewiesene Zeilen")
-    headers = ["Zeile", "Blatt", "Spalte", "Gefundener Wert", "Grund", "Regel", "Hinweis"]
-    for j, h in enumerate(headers):
-        ws2.write(0, j, h, head)
-    ws2.set_column(0, 1, 10)
-    ws2.set_column(2, 3, 26)
-    ws2.set_column(4, 5, 28)
-    ws2.set_column(6, 6, 100)
-    for i, (sheet, row_number, column, value, rule, message) in enumerate(row_level, start=1):
-        ws2.write_number(i, 0, row_number)
-        ws2.write(i, 1, sheet or "")
-        ws2.write(i, 2, column_label(column) if column else "")
-        ws2.write_string(i, 3, "" if value is None else str(value))
-        ws2.write(i, 4, RULE_DE.get(rule, rule))
-        ws2.write(i, 5, rule)
-        ws2.write(i, 6, message, wrap)
-    ws2.autofilter(0, 0, max(1, len(row_level)), len(headers) - 1)
-    ws2.freeze_panes(1, 0)
+        closing = (f"Bitte die abgewiesenen Zeilen (Blatt „{ROWS_SHEET}“) korrigieren und die Datei als Korrektur "
+                   "erneut senden (Dateiname mit „_korrektur1“).")
+    else:
+        closing = "Bitte die Datei wie beschrieben korrigieren und erneut senden." if entry["outcome"] == "failed" \
+            else "Die Datei wurde übernommen; bitte die Hinweise beim nächsten Mal beachten."
+    ws.merge_range(r, 0, r, 2, closing, plain)
+    ws.set_row(r, row_height([(closing, sum(widths))]))
+    setup_page(ws, landscape=False, area=(0, 0, r, len(widths) - 1),
+               header=f"Rückmeldung {muni_name}, {entry['file_name']}", footer_left=TITLE)
+
+    if row_level:  # a file rejected as a whole has no rows to list
+        _write_rows_sheet(wb, row_level, f"Abgewiesene Zeilen {muni_name}, {entry['file_name']}", head, cell, number)
     wb.close()
+
+
+def _write_rows_sheet(wb, row_level: list[tuple], title: str, head, cell, number) -> None:
+    ws = wb.add_worksheet(ROWS_SHEET)
+    for j, (h, width) in enumerate(ROW_COLUMNS):
+        ws.write(0, j, h, head)
+        ws.set_column(j, j, width)
+    ws.set_row(0, row_height([(h, width) for h, width in ROW_COLUMNS]))
+    for i, (sheet, row_number, column, value, rule, message) in enumerate(row_level, start=1):
+        texts = [row_number, sheet or "", column_label(column) if column else "", "" if value is None else str(value),
+                 rule_shown(rule).label, message]
+        ws.write_number(i, 0, row_number, number)
+        for j in range(1, len(texts)):
+            ws.write_string(i, j, texts[j], cell)
+        ws.set_row(i, row_height([(x, width) for x, (_, width) in zip(texts, ROW_COLUMNS)]))
+    last_col = len(ROW_COLUMNS) - 1
+    ws.autofilter(0, 0, max(1, len(row_level)), last_col)
+    ws.freeze_panes(1, 0)
+    setup_page(ws, landscape=True, area=(0, 0, len(row_level), last_col), repeat_row=0, header=title,
+               footer_left=TITLE)

@@ -1,6 +1,7 @@
 """Parsing what coordinators type into cells: German numbers, percentages, dates, quarters, yes/no.
 
-Pure functions, no I/O. Each parser takes a cell value as python-calamine returns it (str, int, float,
+Pure functions; the only data read is the accepted spellings of yes/no (``seeds/coded_value_spellings.csv``,
+once per process). Each parser takes a cell value as python-calamine returns it (str, int, float,
 bool, datetime.date/datetime, or None) and returns the typed value, ``None`` for an empty cell, or
 raises :class:`ParseError` with a German message the sender can act on.
 """
@@ -10,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import re
+from functools import lru_cache
 
 #: Excel's day zero for serial dates (the 1900 system, with Excel's fictitious 29.02.1900 folded in).
 EXCEL_EPOCH = dt.date(1899, 12, 30)
@@ -130,8 +132,18 @@ def parse_integer(value: object) -> float | None:
     return parse_number(value)
 
 
-_YES = {"ja", "j", "yes", "y", "x", "wahr", "true", "1"}
-_NO = {"nein", "n", "no", "falsch", "false", "0"}
+#: The two values of a yes/no column as the template's drop-down offers them.
+YES_NO = ("ja", "nein")
+
+
+@lru_cache(maxsize=1)
+def _yes_no_spellings() -> dict[str, bool]:
+    """Normalised spelling -> answer: 'ja'/'nein' and the other spellings of ``seeds/coded_value_spellings.csv``."""
+    from zi_warehouse.reference import coded_value_spellings, normalise_name
+
+    spellings = {normalise_name(YES_NO[0]): True, normalise_name(YES_NO[1]): False}
+    spellings.update({s: key == "true" for s, key in coded_value_spellings()["yes_no"].items()})
+    return spellings
 
 
 def parse_yes_no(value: object) -> bool | None:
@@ -141,12 +153,12 @@ def parse_yes_no(value: object) -> bool | None:
         return value
     if isinstance(value, (int, float)) and value in (0, 1):
         return bool(value)
-    text = str(value).strip().casefold()
-    if text in _YES:
-        return True
-    if text in _NO:
-        return False
-    raise ParseError(f"'{value}' ist weder 'ja' noch 'nein'.")
+    from zi_warehouse.reference import normalise_name
+
+    answer = _yes_no_spellings().get(normalise_name(str(value)))
+    if answer is None:
+        raise ParseError(f"'{value}' ist weder '{YES_NO[0]}' noch '{YES_NO[1]}'.")
+    return answer
 
 
 # --- quarters -------------------------------------------------------------------------------------

@@ -36,7 +36,7 @@ from zi_warehouse.forecasts.template import (
     payment_pattern,
     status_labels,
 )
-from zi_warehouse.reference import match_municipality, municipality_by_key, normalise_name
+from zi_warehouse.reference import coded_value_spellings, match_municipality, municipality_by_key, normalise_name
 
 WORKBOOK_SUFFIXES = (".xlsx", ".xlsm", ".xls", ".xlsb", ".ods")
 CSV_SUFFIXES = (".csv", ".txt")
@@ -54,12 +54,20 @@ def column_label(canonical: str) -> str:
 
 
 class FileFailure(Exception):
-    """The whole file cannot be read (message in German, stable rule name)."""
+    """The whole file cannot be read (message in German, stable rule name).
 
-    def __init__(self, message_de: str, rule: str):
+    ``read_file`` fills in whom the file came from and for which quarter, as far as the file tells (see
+    :class:`Sender`), so the feedback reaches the municipality; ``data_team_note`` is for the data team only
+    (e.g. a proposed header map entry) and never part of the message.
+    """
+
+    def __init__(self, message_de: str, rule: str, data_team_note: str | None = None):
         super().__init__(message_de)
         self.message_de = message_de
         self.rule = rule
+        self.data_team_note = data_team_note
+        self.municipality_key: str | None = None
+        self.period: str | None = None  # 'YYYY-Qn'
 
 
 @dataclass
@@ -116,17 +124,20 @@ class ParsedFile:
 
 
 # --- lookups of labels to keys ---------------------------------------------------------------------
-def _label_index(labels: dict[str, str]) -> dict[str, str]:
-    index = {}
+def _label_index(labels: dict[str, str], code_list: str) -> dict[str, str]:
+    """Normalised text -> key: the drop-down label, the key, and the accepted spellings of the code list
+    (``seeds/coded_value_spellings.csv``), so "in Bau" finds in_construction as "Mülheim a.d. Ruhr" finds its
+    municipality."""
+    index = dict(coded_value_spellings()[code_list])
     for key, label in labels.items():
         index[normalise_name(label)] = key
         index[normalise_name(key)] = key
     return index
 
 
-_MEASURES = _label_index(measure_type_labels())
-_STATUSES = _label_index(status_labels())
-_SURFACES = _label_index(SURFACE_TYPES)
+_MEASURES = _label_index(measure_type_labels(), "measure_type")
+_STATUSES = _label_index(status_labels(), "status")
+_SURFACES = _label_index(SURFACE_TYPES, "surface_type")
 
 
 def lookup(value: object, index: dict[str, str]) -> str | None:
@@ -138,6 +149,17 @@ def lookup(value: object, index: dict[str, str]) -> str | None:
 
 
 # --- grid reading ----------------------------------------------------------------------------------
+_LOCKED_FILE_MESSAGE = ("Die Datei ist passwortgeschützt und kann nicht gelesen werden. "
+                        "Bitte ohne Kennwort erneut senden.")
+_CORRUPT_MESSAGE = ("Die Datei ist beschädigt oder keine Excel-Arbeitsmappe und lässt sich nicht öffnen. "
+                    "Bitte die Arbeitsmappe in Excel öffnen, als .xlsx speichern und erneut senden.")
+
+
+def _technical(exc: BaseException) -> str:
+    """What the library said, for the data team's log (never in a message to the sender)."""
+    return f"Lesefehler {type(exc).__name__}: {str(exc)[:300]}"
+
+
 def _read_csv(path: Path) -> list[tuple[str, list[list], bool]]:
     raw = path.read_bytes()
     for encoding in ("utf-8-sig", "cp1252", "latin-1"):  # Excel's "CSV" is cp1252; latin-1 never fails
@@ -163,20 +185,13 @@ def _read_workbook(path: Path) -> list[tuple[str, list[list], bool]]:
         data = path.read_bytes()
         if "EncryptedPackage".encode("utf-16-le") in data or b"EncryptionInfo" in data or \
                 "EncryptionInfo".encode("utf-16-le") in data:
-            raise FileFailure(
-                "Die Datei ist passwortgeschützt. Bitte ohne Kennwort erneut senden.", "file_password_protected"
-            )
+            raise FileFailure(_LOCKED_FILE_MESSAGE, "file_password_protected")
     try:
         wb = pc.CalamineWorkbook.from_path(str(path))
     except pc.PasswordError:
-        raise FileFailure(
-            "Die Datei ist passwortgeschützt. Bitte ohne Kennwort erneut senden.", "file_password_protected"
-        ) from None
+        raise FileFailure(_LOCKED_FILE_MESSAGE, "file_password_protected") from None
     except Exception as exc:  # calamine raises several types for broken zips/xml/ole
-        raise FileFailure(
-            f"Die Datei ist beschädigt oder kein Excel-Format ({type(exc).__name__}). Bitte erneut senden.",
-            "file_corrupt",
-        ) from None
+        raise FileFailure(_CORRUPT_MESSAGE, "file_corrupt", _technical(exc)) from None
     sheets = []
     try:
         for meta in wb.sheets_metadata:
@@ -190,9 +205,7 @@ def _read_workbook(path: Path) -> list[tuple[str, list[list], bool]]:
         # PanicException, a BaseException: uncaught it would stop the whole family's ingest, not this file.
         if not isinstance(exc, Exception) and type(exc).__name__ != "PanicException":
             raise
-        raise FileFailure(
-            f"Die Datei ist beschädigt ({type(exc).__name__}). Bitte erneut senden.", "file_corrupt"
-        ) from None
+        raise FileFailure(_CORRUPT_MESSAGE, "file_corrupt", _technical(exc)) from None
     finally:
         wb.close()
     return sheets
@@ -284,24 +297,41 @@ def _map_headers(row: list, version: str) -> tuple[dict[int, str], dict[int, str
     return columns, payments, unknown, missing
 
 
-def header_failure_message(version: str, found: list[str], unknown: list[str], missing: list[str]) -> str:
-    expected = [header_maps()[version][c] for c in COLUMN_ORDER[version]]
-    parts = [f"Kopfzeile passt nicht zur Vorlage (Version {version})."]
-    if unknown:
-        parts.append("Unbekannte Spalten: " + ", ".join(f"'{u}'" for u in unknown) + ".")
-    if missing:
-        parts.append("Fehlende Spalten: " + ", ".join(f"'{m}'" for m in missing) + ".")
-    parts.append("Erwartet: " + " | ".join(expected) + f" | {header_maps()[version][PAYMENT_COLUMN]}.")
-    parts.append("Gefunden: " + " | ".join(found) + ".")
-    inverse = {h: c for c, h in header_maps()[version].items()}
-    proposals = []
+def header_failure(version: str, unknown: list[str], missing: list[str]) -> FileFailure:
+    """The whole-file rejection for a header row that does not match ``version``: a short German message
+    naming the unknown headers, the expected ones they replace or that are missing, and the version; the
+    proposed header map entry goes to the data team (``data_team_note``), not to the sender."""
+    maps = header_maps()[version]
+    inverse = {h: c for c, h in maps.items()}
+    # An unknown header is most likely a renamed expected one: pair it with the closest missing header.
+    pairs, left = [], list(missing)
     for u in unknown:
-        close = difflib.get_close_matches(u, missing, n=1, cutoff=0.3)
-        canonical = inverse[close[0]] if close else "<kanonischer_name>"
-        proposals.append(f"{canonical} -> Spalte {version}: \"{u}\"")
-    if proposals:
-        parts.append("Vorschlag für header_maps.csv (nach Prüfung eintragen): " + "; ".join(proposals) + ".")
-    return " ".join(parts)
+        close = difflib.get_close_matches(u, left, n=1, cutoff=0.3)
+        pairs.append((u, close[0] if close else None))
+        if close:
+            left.remove(close[0])
+    lone = [i for i, (_, m) in enumerate(pairs) if m is None]
+    if len(lone) == 1 and len(left) == 1:  # one header gone, one unknown one in its place: renamed
+        pairs[lone[0]] = (pairs[lone[0]][0], left.pop())
+    parts = [f"Die Kopfzeile passt nicht zur Vorlage (Version {version})."]
+    renamed = [f"„{u}“ statt „{m}“" for u, m in pairs if m]
+    strangers = [f"„{u}“" for u, m in pairs if not m]
+    if renamed:
+        parts.append("Umbenannte Spalte" + ("n" if len(renamed) > 1 else "") + ": " + ", ".join(renamed) + ".")
+    if strangers:
+        parts.append("Unbekannte Spalte" + ("n" if len(strangers) > 1 else "") + ": " + ", ".join(strangers) + ".")
+    if left:
+        parts.append("Erwartet, aber nicht gefunden: " + ", ".join(f"„{m}“" for m in left) + ".")
+    parts.append("Bitte die Kopfzeilen der Vorlage unverändert verwenden (die Reihenfolge der Spalten ist frei; "
+                 "alle Kopfzeilen stehen im Blatt „Anleitung“) und die Datei erneut senden.")
+    proposals = [f"{inverse[m]} = „{u}“" for u, m in pairs if m]
+    note = None
+    if proposals or strangers:
+        # the file by its name only: the quality report shows this note, and a path there reads as a key
+        note = (f"Kopfzeilen-Vorschlag für header_maps.csv der Prognose-Vorlage, Spalte {version} (nach fachlicher "
+                "Prüfung eintragen): " + "; ".join(proposals or ["keiner"])
+                + (". Ohne Gegenstück: " + ", ".join(strangers) if strangers else "") + ".")
+    return FileFailure(" ".join(parts), "header_mismatch", note)
 
 
 # --- identity of the submission --------------------------------------------------------------------
@@ -350,14 +380,68 @@ def _block_labels() -> dict[str, str]:
 
 
 def _block_values(grid: list[list], header_index: int) -> dict[str, object]:
+    """The header block above the table: label -> value ('Kommune:' | 'Bochum', or 'Kommune: Bochum' in one cell)."""
     labels = _block_labels()
     found = {}
     for row in grid[:header_index]:
         for j, cell in enumerate(row):
-            key = labels.get(normalise_header(cell)) if isinstance(cell, str) and cell else None
+            if not isinstance(cell, str) or not cell:
+                continue
+            key = labels.get(normalise_header(cell))
             if key and key not in found:
                 found[key] = next((v for v in row[j + 1 :] if not p.is_blank(v)), None)
+                continue
+            label, colon, rest = cell.partition(":")
+            key = labels.get(normalise_header(label)) if colon and rest.strip() else None
+            if key and key not in found:
+                found[key] = rest.strip()
     return found
+
+
+@dataclass
+class Sender:
+    """Whom a file came from and for which quarter, from everything the file offers.
+
+    Strongest evidence first: the fields above the table ('Kommune:', 'Berichtsquartal:'), the municipality
+    most rows name, the file name, the sheet names. A file rejected as a whole is identified the same way as
+    far as it could be read (a corrupt file by its name), so its feedback reaches the municipality.
+    """
+
+    file_name: str
+    sheet_names: list[str] = field(default_factory=list)
+    block: dict[str, object] = field(default_factory=dict)
+    row_keys: list[str | None] = field(default_factory=list)  # municipality keys of the rows, in row order
+
+    @property
+    def _stem(self) -> str:
+        return Path(self.file_name).stem
+
+    def block_municipality(self) -> str | None:
+        value = p.parse_text(self.block.get("municipality"))
+        return (match_municipality(value) or municipality_from_name(value)) if value else None
+
+    def row_municipality(self) -> str | None:
+        """The municipality most rows name (the first of the most frequent, in row order)."""
+        known = municipality_by_key()
+        counts = Counter(k for k in self.row_keys if k in known)
+        return max(counts, key=counts.__getitem__, default=None)
+
+    def municipality_key(self) -> str | None:
+        return (self.block_municipality() or self.row_municipality() or municipality_from_name(self._stem)
+                or next((k for k in map(municipality_from_name, self.sheet_names) if k), None))
+
+    def block_period(self) -> tuple[int, int] | None:
+        if self.block.get("period") is None:
+            return None
+        try:
+            q = p.parse_quarter(self.block["period"])
+        except p.ParseError:
+            return None
+        return (int(q[:4]), int(q[-1])) if q else None
+
+    def period(self) -> tuple[int, int] | None:
+        return (self.block_period() or period_from_name(self._stem)
+                or next((q for q in map(period_from_name, self.sheet_names) if q), None))
 
 
 # --- rows --------------------------------------------------------------------------------------------
@@ -497,15 +581,45 @@ def parse_rows(grid: list[list], header_index: int, columns: dict[int, str], pay
 
 
 def read_file(path: Path, source_file: str) -> ParsedFile:
-    """Read and parse one delivered file, or raise FileFailure (unreadable, no/unknown header, no period)."""
+    """Read and parse one delivered file, or raise FileFailure (unreadable, no/unknown header, no period).
+
+    A FileFailure says whom the file came from as far as the file tells (``Sender``), so a file rejected as
+    a whole is filed under its municipality and quarter like every other feedback.
+    """
+    sender = Sender(Path(source_file).name)
+    try:
+        return _read_file(path, source_file, sender)
+    except FileFailure as exc:
+        exc.municipality_key = sender.municipality_key()
+        period = sender.period()
+        exc.period = p.quarter_label(*period) if period else None
+        raise
+
+
+def _column_keys(grid: list[list], header_index: int, columns: dict[int, str]) -> list[str | None]:
+    """The municipality each row below the header names (for a file whose header failed: who sent it)."""
+    j = next((j for j, c in columns.items() if c == "municipality"), None)
+    if j is None:
+        return []
+    return [match_municipality(p.parse_text(row[j])) if len(row) > j and not p.is_blank(row[j]) else None
+            for row in grid[header_index + 1:]]
+
+
+def _read_file(path: Path, source_file: str, sender: Sender) -> ParsedFile:
     grids = read_grids(path)
+    sender.sheet_names = [n for n, _, _ in grids if n]
     candidates = []
     for name, grid, visible in grids:
         found = find_header(grid)
         if found:
             candidates.append((visible, name == PROJECT_SHEET, found[2], name, grid, found))
     if not candidates:
-        seen = [n for n, _, _ in grids if n]
+        # No table, but perhaps the header block: visible sheets first.
+        for _, grid, _ in sorted(grids, key=lambda g: not g[2]):
+            sender.block = _block_values(grid, HEADER_SEARCH_ROWS)
+            if sender.block_municipality() or sender.block_period():
+                break
+        seen = sender.sheet_names
         raise FileFailure(
             "Keine Projekttabelle gefunden: keine Zeile mit den Kopfzeilen der Vorlage"
             + (f" in den Blättern {', '.join(seen)}" if seen else "")
@@ -515,7 +629,7 @@ def read_file(path: Path, source_file: str) -> ParsedFile:
     # Visible sheets first (a hidden sheet is often an old copy), then the template's sheet name.
     candidates.sort(key=lambda c: (not c[0], not c[1], -c[2]))
     _, _, _, sheet, grid, (header_index, version, _) = candidates[0]
-    block = _block_values(grid, header_index)
+    block = sender.block = _block_values(grid, header_index)
     if block.get("version") is not None and str(p.parse_text(block["version"])) in header_maps():
         declared = str(p.parse_text(block["version"]))
         if _header_score(grid[header_index], declared) >= _header_score(grid[header_index], version):
@@ -523,24 +637,17 @@ def read_file(path: Path, source_file: str) -> ParsedFile:
     header_row = grid[header_index]
     columns, payment_cols, unknown, missing = map_headers(header_row, version)
     if unknown or missing:
-        found = [p.parse_text(c) for c in header_row if p.parse_text(c)]
-        raise FileFailure(header_failure_message(version, found, unknown, missing), "header_mismatch")
+        sender.row_keys = _column_keys(grid, header_index, columns)
+        raise header_failure(version, unknown, missing)
 
-    file_name = Path(source_file).name
+    file_name = sender.file_name
     name_key = municipality_from_name(Path(file_name).stem)
     name_period = period_from_name(Path(file_name).stem)
-    block_key = match_municipality(block.get("municipality")) if block.get("municipality") else None
-    period = None
-    if block.get("period") is not None:
-        try:
-            q = p.parse_quarter(block["period"])
-            period = (int(q[:4]), int(q[-1])) if q else None
-        except p.ParseError:
-            period = None
-    period = period or name_period
+    period = sender.period()
     if period is None:
         raise FileFailure(
-            "Berichtsquartal fehlt: weder im Feld 'Berichtsquartal:' noch im Dateinamen (z. B. 2022-Q3).",
+            "Berichtsquartal fehlt: weder im Feld „Berichtsquartal:“ über der Tabelle noch im Dateinamen "
+            "(z. B. Prognose_Bochum_2022-Q3.xlsx). Bitte das Quartal eintragen und die Datei erneut senden.",
             "period_missing",
         )
     submitted_on = None
@@ -552,14 +659,12 @@ def read_file(path: Path, source_file: str) -> ParsedFile:
 
     row_numbers, values, payments, errors = parse_rows(grid, header_index, columns, payment_cols, sheet)
 
-    row_keys = values.get("municipality_key") or []
-    known_keys = set(municipality_by_key())
-    counts = Counter(k for k in row_keys if k in known_keys)
-    majority = max(counts, key=counts.__getitem__, default=None)  # the first of the most frequent, in row order
-    municipality_key = block_key or majority or name_key
+    sender.row_keys = values.get("municipality_key") or []
+    municipality_key = sender.municipality_key()
     if municipality_key is None:
         raise FileFailure(
-            "Kommune nicht erkennbar: weder im Feld 'Kommune:', in den Zeilen noch im Dateinamen.",
+            "Kommune nicht erkennbar: weder im Feld „Kommune:“ über der Tabelle, in den Zeilen noch im Dateinamen. "
+            "Bitte die Kommune eintragen und die Datei erneut senden.",
             "municipality_missing",
         )
     notices = []

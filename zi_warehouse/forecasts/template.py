@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
-from zi_warehouse.forecasts.parsing import quarter_bounds
+from zi_warehouse.forecasts.parsing import YES_NO, parse_quarter_text, quarter_bounds
+from zi_warehouse.forecasts.printing import row_height, setup_page
 from zi_warehouse.reference import measure_types, municipalities, project_statuses
 
 HEADER_MAPS_CSV = Path(__file__).with_name("header_maps.csv")
@@ -59,7 +60,6 @@ SURFACE_TYPES = {
     "gravel": "Schotter / Kies",
     "vegetated": "Grünfläche",
 }
-YES_NO = ("ja", "nein")
 
 #: Labels of the header block above the table (the reader finds them by text, not position).
 BLOCK_LABELS = {
@@ -95,6 +95,11 @@ def header_maps() -> dict[str, dict[str, str]]:
 
 def payment_header(version: str, year: int, quarter: int) -> str:
     return header_maps()[version][PAYMENT_COLUMN].format(quarter=f"Q{quarter}/{year}")
+
+
+def payment_header_de(version: str) -> str:
+    """The payment column's header as people read it in a text: 'Mittelabruf Qn/JJJJ in EUR'."""
+    return header_maps()[version][PAYMENT_COLUMN].format(quarter="Qn/JJJJ")
 
 
 @lru_cache(maxsize=None)
@@ -142,13 +147,18 @@ class _Formats:
         self.title = wb.add_format({"bold": True, "font_size": 14})
         self.label = wb.add_format({"bold": True})
         self.header = wb.add_format(
-            {"bold": True, "text_wrap": True, "valign": "top", "bg_color": "#DCE6F1", "border": 1}
+            {"bold": True, "text_wrap": True, "valign": "top", "bg_color": "#DCE6F1", "border": 1, "font_size": 9}
         )
-        self.eur = wb.add_format({"num_format": "#,##0.00 [$€-407]"})
-        self.m2 = wb.add_format({"num_format": "#,##0"})
-        self.pct = wb.add_format({"num_format": "0%"})
-        self.date = wb.add_format({"num_format": "dd.mm.yyyy"})
-        self.int = wb.add_format({"num_format": "0"})
+        # Data cells align at the top: a row grows for wrapped text, and its other cells stay on its first line.
+        self.top = wb.add_format({"valign": "top"})
+        self.wrap = wb.add_format({"text_wrap": True, "valign": "top"})
+        # the headers say "in EUR"; without the € sign the columns stay narrow enough to print on A4
+        self.eur = wb.add_format({"num_format": "#,##0.00", "valign": "top"})
+        self.eur_whole = wb.add_format({"num_format": "#,##0", "valign": "top"})  # payments: whole euros suffice
+        self.m2 = wb.add_format({"num_format": "#,##0", "valign": "top"})
+        self.pct = wb.add_format({"num_format": "0%", "valign": "top"})
+        self.date = wb.add_format({"num_format": "dd.mm.yyyy", "valign": "top"})
+        self.int = wb.add_format({"num_format": "0", "valign": "top"})
 
 
 _COLUMN_FORMAT = {
@@ -188,11 +198,18 @@ def _col_letter(col: int) -> str:
     return s
 
 
-def write_instructions(wb, version: str) -> None:
+def write_instructions(wb, version: str, period: tuple[int, int] | None = None) -> None:
+    """The instructions sheet; ``period`` (the reporting quarter) names the payment columns the template offers."""
     ws = wb.add_worksheet(INSTRUCTIONS_SHEET)
-    ws.set_column(0, 0, 38)
-    ws.set_column(1, 1, 100)
-    ws.write(0, 0, f"Anleitung zur Quartalsprognose (Vorlagenversion {version})", wb.add_format({"bold": True, "font_size": 14}))
+    widths = (34, 80)
+    ws.set_column(0, 0, widths[0])
+    ws.set_column(1, 1, widths[1])
+    title = wb.add_format({"bold": True, "font_size": 14})
+    bold = wb.add_format({"bold": True, "valign": "top", "bottom": 1})
+    wrap = wb.add_format({"text_wrap": True, "valign": "top"})
+    top = wb.add_format({"valign": "top", "text_wrap": True})
+    # The title over both columns, so it prints as one line and never splits across pages.
+    ws.merge_range(0, 0, 0, 1, f"Anleitung zur Quartalsprognose (Vorlagenversion {version})", title)
     lines = [
         "Bitte je Kommune und Quartal eine Datei senden, Dateiname: Prognose_<Kommune>_<JJJJ>-Q<n>.xlsx.",
         "Kopfzeilen im Blatt 'Projekte' nicht umbenennen, keine Spalten löschen; Reihenfolge ist egal.",
@@ -205,15 +222,28 @@ def write_instructions(wb, version: str) -> None:
         "Abgelehnte Zeilen erhalten Sie mit Begründung als Rückmeldedatei zurück.",
     ]
     for i, line in enumerate(lines, start=2):
-        ws.write(i, 0, f"{i - 1}.")
-        ws.write(i, 1, line)
-    ws.write(len(lines) + 3, 0, "Spalte", wb.add_format({"bold": True}))
-    ws.write(len(lines) + 3, 1, "Bedeutung", wb.add_format({"bold": True}))
-    for i, canonical in enumerate(COLUMN_ORDER[version], start=len(lines) + 4):
-        ws.write(i, 0, header_maps()[version][canonical])
-        ws.write(i, 1, COLUMN_HELP_DE[canonical])
-    ws.write(len(lines) + 4 + len(COLUMN_ORDER[version]), 0, header_maps()[version][PAYMENT_COLUMN])
-    ws.write(len(lines) + 4 + len(COLUMN_ORDER[version]), 1, COLUMN_HELP_DE[PAYMENT_COLUMN])
+        ws.write(i, 0, f"{i - 1}.", top)
+        ws.write(i, 1, line, wrap)
+        ws.set_row(i, row_height([(line, widths[1])]))
+    first = len(lines) + 3
+    ws.write(first, 0, "Spalte", bold)
+    ws.write(first, 1, "Bedeutung", bold)
+    r = first
+    rows = [(header_maps()[version][c], COLUMN_HELP_DE[c]) for c in COLUMN_ORDER[version]]
+    quarters = next_quarters(*period) if period else []
+    if quarters:
+        (y0, q0), (y1, q1) = quarters[0], quarters[-1]
+        rows.append((payment_header(version, y0, q0), f"{COLUMN_HELP_DE[PAYMENT_COLUMN]} Diese Vorlage: "
+                                                      f"{len(quarters)} Spalten, Q{q0}/{y0} bis Q{q1}/{y1}."))
+    else:
+        rows.append((payment_header_de(version), COLUMN_HELP_DE[PAYMENT_COLUMN]))
+    r = first
+    for r, (header, meaning) in enumerate(rows, start=first + 1):
+        ws.write(r, 0, header, top)
+        ws.write(r, 1, meaning, wrap)
+        ws.set_row(r, row_height([(header, widths[0]), (meaning, widths[1])]))
+    # the header of the column table is repeated when the table continues on a second page
+    setup_page(ws, landscape=False, area=(0, 0, r, 1), repeat_row=first, footer_left=TITLE)
 
 
 COLUMN_HELP_DE = {
@@ -239,6 +269,21 @@ COLUMN_HELP_DE = {
     "remarks": "Freitext.",
     PAYMENT_COLUMN: "Erwarteter Mittelabruf im genannten Quartal in Euro; eine Spalte je Quartal.",
 }
+
+#: Column widths in characters: as narrow as their content allows, so that the whole table fits the width of
+#: an A4 page in landscape when printed (the header row wraps; 12 is used for a column not listed).
+COLUMN_WIDTHS = {
+    "municipality": 11, "project_id": 9, "title": 18, "measure_type": 14, "status": 11, "is_in_designated_area": 7,
+    "designated_area_name": 11, "total_cost_eur": 12, "requested_funding_eur": 12, "funding_rate": 6,
+    "planned_application_period": 8, "planned_start_date": 10, "planned_completion_date": 10,
+    "expected_disconnected_area_m2": 8, "affected_surface_type": 10, "surface_change_m2": 8, "expected_trees": 6,
+    "remarks": 12, "contact_name": 11, "contact_email": 16, PAYMENT_COLUMN: 9,
+}
+#: Width of the first column, which also holds the labels of the header block ("Berichtsquartal:").
+BLOCK_LABEL_WIDTH = 15
+#: Columns of free text or labels: their cells wrap instead of running into the next column when printed.
+WRAPPED_COLUMNS = ("title", "measure_type", "status", "designated_area_name", "affected_surface_type", "remarks",
+                   "contact_name", "contact_email", "municipality", "project_id")
 
 
 def write_project_sheet(
@@ -281,16 +326,27 @@ def write_project_sheet(
     header_row = r + 6
     for j, h in enumerate(headers):
         ws.write_string(header_row, c0 + j, h + (" " if layout.header_trailing_space and j % 5 == 1 else ""), fmt.header)
-    ws.set_row(header_row, 45)
-    ws.set_column(c0, c0 + ncols - 1, 16)
+    kinds = columns + [PAYMENT_COLUMN] * len(payment_periods)
+    widths = [COLUMN_WIDTHS.get(canonical, 12) for canonical in kinds]
+    widths[0] = max(widths[0], BLOCK_LABEL_WIDTH)  # the labels of the header block stand in the first column
+    # header texts wrap (9 pt: about 1.2 characters per unit of width, 12 pt per line)
+    ws.set_row(header_row, row_height([(h, w * 1.2) for h, w in zip(headers, widths)], line_pt=12))
+    for j, canonical in enumerate(kinds):
+        ws.set_column(c0 + j, c0 + j, widths[j], fmt.wrap if canonical in WRAPPED_COLUMNS else None)
     ws.freeze_panes(header_row + 1, c0 + 1)
     row_numbers = []
     rr = header_row + 1
     for i, row in enumerate(rows):
         for j, canonical in enumerate(columns):
-            _write_cell(ws, rr, c0 + j, row.get(canonical), getattr(fmt, _COLUMN_FORMAT.get(canonical, ""), None))
+            cell_format = getattr(fmt, _COLUMN_FORMAT.get(canonical, ""), None) or \
+                (fmt.wrap if canonical in WRAPPED_COLUMNS else fmt.top)
+            _write_cell(ws, rr, c0 + j, row.get(canonical), cell_format)
         for k, pq in enumerate(payment_periods):
-            _write_cell(ws, rr, c0 + len(columns) + k, row.get("payments", {}).get(pq), fmt.eur)
+            _write_cell(ws, rr, c0 + len(columns) + k, row.get("payments", {}).get(pq), fmt.eur_whole)
+        wrapped = [(row.get(c), widths[j]) for j, c in enumerate(columns) if c in WRAPPED_COLUMNS
+                   and isinstance(row.get(c), str)]
+        if wrapped:  # LibreOffice does not grow a row for wrapped text when it opens the file
+            ws.set_row(rr, row_height(wrapped))
         row_numbers.append(rr + 1)
         rr += 1
         if i in layout.blank_rows_after:
@@ -308,6 +364,9 @@ def write_project_sheet(
     for note in layout.notes:
         ws.write_string(rr, c0, note)
         rr += 1
+    # Printed on A4 landscape, every column on the page width, the header row on every page.
+    setup_page(ws, landscape=True, area=(r, c0, max(rr - 1, header_row + 1), c0 + ncols - 1),
+               repeat_row=header_row, footer_left=TITLE)
     # Drop-downs (German labels) over a generous block of rows, so coordinators can add projects.
     if lists:
         first, last = header_row + 1, max(header_row + 200, last_data)
@@ -329,9 +388,9 @@ def _write_cell(ws, r: int, c: int, value, cell_format) -> None:
     if value is None:
         return
     if isinstance(value, str):
-        ws.write_string(r, c, value)
+        ws.write_string(r, c, value, cell_format)
     elif isinstance(value, bool):
-        ws.write_string(r, c, "ja" if value else "nein")
+        ws.write_string(r, c, YES_NO[0] if value else YES_NO[1], cell_format)
     elif isinstance(value, dt.date):
         ws.write_datetime(r, c, dt.datetime.combine(value, dt.time()), cell_format)
     else:
@@ -348,21 +407,27 @@ def new_workbook(path: Path, created: dt.date | None = None):
     return wb
 
 
-def write_template(path: Path, version: str = "current", period: tuple[int, int] | None = None) -> Path:
+def write_template(path: Path, version: str = "current", period: tuple[int, int] | str | None = None) -> Path:
     """Write the blank template (instructions, project sheet with drop-downs, hidden value lists).
 
-    ``period`` (year, quarter) labels the payment columns; without it they follow today's quarter.
+    ``period`` (year, quarter), or a quarter as text ('2026-Q3', 'Q3/2026'), labels the payment columns;
+    without it they follow today's quarter.
     """
     version = CURRENT_VERSION if version == "current" else version
     if version not in COLUMN_ORDER:
         raise ValueError(f"unknown template version {version!r}; known: {', '.join(VERSIONS)}")
+    if isinstance(period, str):
+        quarter = parse_quarter_text(period)
+        if quarter is None:
+            raise ValueError(f"not a quarter: {period!r} (e.g. 2026-Q3)")
+        period = quarter
     if period is None:
         today = dt.date.today()
         period = (today.year, (today.month - 1) // 3 + 1)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     wb = new_workbook(path)
-    write_instructions(wb, version)
+    write_instructions(wb, version, period)
     lists = _write_lists_sheet(wb)
     write_project_sheet(wb, version, "", period, None, [], next_quarters(*period), lists=lists)
     wb.get_worksheet_by_name(PROJECT_SHEET).activate()

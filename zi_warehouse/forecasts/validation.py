@@ -55,19 +55,23 @@ def _rules() -> list[Rule]:
     measures = [m["measure_type_key"] for m in measure_types()]
     statuses = [s["status_key"] for s in project_statuses()]
     return [
-        Rule("known_municipality", "municipality", "Kommune '{value}' ist unbekannt; bitte aus der Auswahlliste wählen.",
+        Rule("known_municipality", "municipality",
+             "Kommune '{value}' ist unbekannt; bitte eine der Kommunen aus der Auswahlliste der Vorlage wählen.",
              E.ExpectColumnValuesToBeInSet(column="municipality_key", value_set=muni)),
         Rule("municipality_matches_submission", "municipality",
              "Die Zeile nennt eine andere Kommune ({value}) als die Meldung; bitte je Kommune eine eigene Datei senden.",
              E.ExpectColumnPairValuesToBeEqual(column_A="municipality_key", column_B="submission_municipality_key",
                                                ignore_row_if="either_value_is_missing")),
         Rule("known_measure_type", "measure_type",
-             "Maßnahmentyp '{value}' ist nicht förderfähig bzw. unbekannt; bitte aus der Auswahlliste wählen.",
+             "Maßnahmentyp '{value}' ist nicht förderfähig bzw. unbekannt. Erlaubt: "
+             + _allowed(m["measure_type_label_de"] for m in measure_types()) + ".",
              E.ExpectColumnValuesToBeInSet(column="measure_type_key", value_set=measures)),
-        Rule("known_status", "status", "Status '{value}' ist unbekannt; bitte aus der Auswahlliste wählen.",
+        Rule("known_status", "status",
+             "Status '{value}' ist unbekannt. Erlaubt: "
+             + _allowed(s["status_label_de"] for s in project_statuses()) + ".",
              E.ExpectColumnValuesToBeInSet(column="status_key", value_set=statuses)),
         Rule("known_surface_type", "affected_surface_type",
-             "Oberfläche '{value}' ist unbekannt; bitte aus der Auswahlliste wählen.",
+             "Oberfläche '{value}' ist unbekannt. Erlaubt: " + _allowed(SURFACE_TYPES.values()) + ".",
              E.ExpectColumnValuesToBeInSet(column="affected_surface_type", value_set=list(SURFACE_TYPES))),
         Rule("total_cost_range", "total_cost_eur",
              "Gesamtkosten {value} EUR sind nicht plausibel (größer 0 und höchstens 50 Mio. EUR).",
@@ -110,6 +114,11 @@ def _rules() -> list[Rule]:
         Rule("contact_email_format", "contact_email", "E-Mail-Adresse der Ansprechperson ist ungültig.",
              E.ExpectColumnValuesToMatchRegex(column="contact_email", regex=EMAIL_REGEX)),
     ]
+
+
+def _allowed(labels) -> str:
+    """The drop-down labels of a code list, for a message ("Erlaubt: Projektidee, Bewilligt, ...")."""
+    return ", ".join(labels).replace("{", "{{").replace("}", "}}")  # the message is formatted with {value}
 
 
 @lru_cache(maxsize=1)
@@ -210,6 +219,8 @@ def _display(columns: dict[str, list], i: int, rule: Rule) -> object:
         "forecast_payment_eur": "_min_payment_eur",
     }.get(rule.column, rule.column)
     value = columns[column][i]
+    if column == "municipality_key" and value in municipality_by_key():
+        return municipality_by_key()[value].name  # the name, as the sender wrote it in the template
     if isinstance(value, dt.date):
         return value.strftime("%d.%m.%Y")
     if isinstance(value, float):

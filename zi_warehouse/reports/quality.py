@@ -5,7 +5,8 @@ writing ``$ZI_DATA_DIR/reports/quality/<run>/index.html`` plus a stable copy ``r
 The figures come from the run's records in ``raw.data_quality_results`` (exactly what
 ``marts.mart_data_quality`` holds for the run; the report is written even when a blocking check stops the
 mart's downstream), the rejected rows from ``marts.mart_rejected_rows`` and the feedback workbooks from
-``$ZI_DATA_DIR/feedback/forecasts/<municipality>/``. The template is
+``$ZI_DATA_DIR/feedback/forecasts/<municipality>/`` (those naming no municipality, and the readers' notes for
+the data team, in a section of their own). The template is
 ``templates/quality_report.html.j2`` (inline CSS, no scripts, no external fonts), rendered through the
 shared Jinja set-up of ``rendering.py``.
 
@@ -101,7 +102,26 @@ def report_data(con: duckdb.DuckDBPyConnection, paths: config.Paths, run_id: str
         "suites": _summarise(records, "suite", names),
         "freshness": _summarise(records, "freshness", names),
         "municipality_names": names,
+        "data_team": _for_the_data_team(con, paths.feedback, run_dir),
     }
+
+
+def _for_the_data_team(con: duckdb.DuckDBPyConnection, feedback_root: Path, run_dir: Path) -> dict:
+    """Feedback whose sender no file told (``feedback/forecasts/nicht-zugeordnet/``) and the notes readers leave
+    for the data team (e.g. a proposed header map entry), from ``marts.mart_ingestion_files``."""
+    from zi_warehouse.forecasts.feedback import unassigned_dir
+
+    folder = unassigned_dir(feedback_root)
+    unassigned = [{"name": p.name, "href": os.path.relpath(p, run_dir).replace(os.sep, "/")}
+                  for p in sorted(folder.glob("*.xlsx"))] if folder.is_dir() else []
+    notes = []
+    if warehouse.table_exists(con, "marts", "mart_ingestion_files") and con.execute(
+            "select count(*) from information_schema.columns where table_schema = 'marts' "
+            "and table_name = 'mart_ingestion_files' and column_name = 'data_team_note'").fetchone()[0]:
+        notes = warehouse.rows(con, "select source_family, file_name, municipality_name, data_team_note "
+                                    "from marts.mart_ingestion_files where data_team_note is not null "
+                                    "order by source_family, file_name")
+    return {"unassigned": unassigned, "notes": notes}
 
 
 def _failed_order(r: dict) -> tuple:

@@ -6,18 +6,22 @@ returns one FileResult per file: good rows in ``forecasts__projects`` (the prima
 project row) with their per-quarter payments in ``forecasts__payment_forecasts`` and one row per file in
 ``forecasts__submissions``; every bad row as rejections with file, sheet, row, column, value, rule and a
 German message. A byte-identical copy of a file already delivered is refused as ``duplicate_delivery``.
+A file rejected as a whole still carries the municipality and quarter it names (``reader.Sender``; a copy:
+those of the delivery it repeats), so its feedback is filed with its sender's.
 """
 
 from __future__ import annotations
 
 import gc
+from pathlib import Path
 from typing import Iterable
 
 import pyarrow as pa
 
 from zi_warehouse.accounting import FileResult, Rejection
 from zi_warehouse.forecasts import validation
-from zi_warehouse.forecasts.reader import FileFailure, ParsedFile, read_file
+from zi_warehouse.forecasts import parsing as p
+from zi_warehouse.forecasts.reader import FileFailure, ParsedFile, Sender, read_file
 from zi_warehouse.landing import LandedFile
 
 SOURCE_FAMILY = "forecasts"
@@ -118,25 +122,44 @@ def _read_batch(files: list[LandedFile], context) -> list[FileResult]:
     same_hash: dict[str, list[LandedFile]] = {}
     for g in context.all_files:
         same_hash.setdefault(g.file_hash, []).append(g)
+    duplicates: dict[str, str] = {}  # copy -> the delivery it repeats
     for f in files:
         result = FileResult(SOURCE_FAMILY, f.source_file, f.file_hash, file_size_bytes=f.size_bytes,
                             primary_tables=(PROJECTS,))
         duplicate = _duplicate_of(f, same_hash, context.ledger)
         if duplicate:
-            result.fail(f"Diese Datei ist identisch mit der bereits gelieferten Datei '{duplicate}'; "
+            result.fail(f"Diese Datei ist identisch mit der bereits gelieferten Datei „{Path(duplicate).name}“; "
                         "sie wurde nicht noch einmal geladen (keine Änderung).", rule="duplicate_delivery")
+            duplicates[f.source_file] = duplicate
             parsed.append((f, result, None))
             continue
         try:
             pf = read_file(f.path, f.source_file)
         except FileFailure as exc:
             result.fail(exc.message_de, rule=exc.rule)
+            # Filed under the municipality and quarter the file names, so the feedback reaches its sender.
+            result.municipality_key, result.period = exc.municipality_key, exc.period
+            result.data_team_note = exc.data_team_note
+            if exc.data_team_note:
+                context.log(f"{f.source_file}: {exc.data_team_note}")
             parsed.append((f, result, None))
             continue
         result.municipality_key = pf.municipality_key
         result.period = pf.reporting_period
         result.rows_read = pf.rows_read
         parsed.append((f, result, pf))
+    # A copy belongs to whoever sent the delivery it repeats (read in this batch or loaded before).
+    by_file = {result.source_file: result for _, result, _ in parsed}
+    for copy, original in duplicates.items():
+        known = by_file.get(original)
+        entry = {"municipality_key": known.municipality_key, "period": known.period} if known else \
+            context.ledger.get(original) or {}
+        key, period = entry.get("municipality_key"), entry.get("period")
+        if key is None:  # the original is not identified either: what the copy's own name says
+            sender = Sender(Path(copy).name)
+            key, quarter = sender.municipality_key(), sender.period()
+            period = p.quarter_label(*quarter) if quarter else None
+        by_file[copy].municipality_key, by_file[copy].period = key, period
 
     # One validation run for the whole batch, on the columns of all parsed files one after another; the
     # position in the batch attributes each failure to its file and row.

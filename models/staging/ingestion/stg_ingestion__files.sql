@@ -12,5 +12,7 @@ select
     rows_loaded,
     rows_rejected,
     outcome,
-    error_message
+    error_message,
+    error_rule,
+    data_team_note
 from {{ source('raw_ingestion', 'ingestion_files') }}

@@ -1,0 +1,129 @@
+"""No internal rule key in what a coordinator or controller reads (issue 16): the demo build's feedback workbooks,
+the e-mails in its outbox, the quality report and the quarterly report are scanned for every rule key of
+``seeds/rule_texts.csv`` standing as a word. Keys stay for machines: in ``data-*`` attributes and in the marts.
+
+Also: whole-file rejections of the demo are filed under their municipality and linked from the quality report's
+scorecard; only feedback without an identifiable sender is on its list for the data team.
+"""
+
+from __future__ import annotations
+
+import re
+from email import message_from_bytes
+from email.policy import default
+from pathlib import Path
+
+import pytest
+import python_calamine as pc
+
+from report_layout import visible_text  # the text a reader sees, as the report tests read it
+from zi_warehouse import reference
+from zi_warehouse.forecasts import feedback
+
+#: A key "as a word": not part of a longer identifier, a path or a file name.
+_WORD = re.compile(r"(?<![\w./-])[A-Za-z_][\w.*]*(?![\w/-])")
+
+
+def rule_keys() -> set[str]:
+    return {r.rule_key for r in reference.rule_texts() if not r.is_pattern}
+
+
+def keys_in(text: str) -> set[str]:
+    return {w.rstrip(".") for w in _WORD.findall(text)} & rule_keys()
+
+
+def workbook_text(path: Path) -> str:
+    wb = pc.CalamineWorkbook.from_path(str(path))
+    try:
+        return "\n".join(str(v) for name in wb.sheet_names for row in wb.get_sheet_by_name(name).to_python()
+                         for v in row if v not in (None, ""))
+    finally:
+        wb.close()
+
+
+def test_the_scan_finds_a_key():
+    assert keys_in("Regel: duplicate_project_id.") == {"duplicate_project_id"}
+    assert keys_in(visible_text("<td>Regel</td><td>header_<wbr>mismatch</td>")) == {"header_mismatch"}
+    assert not keys_in(visible_text("<td>measure_<wbr>type_<wbr>key</td>"))
+    assert not keys_in("forecasts/Prognose_type.xlsx und data-rule")
+
+
+def test_no_rule_key_in_feedback_workbooks(demo_data_dir):
+    workbooks = sorted((demo_data_dir / "feedback").rglob("*.xlsx"))
+    assert len(workbooks) > 20
+    found = {p.name: keys_in(workbook_text(p)) for p in workbooks}
+    assert not {k: v for k, v in found.items() if v}
+
+
+def test_no_rule_key_in_the_outbox(demo_data_dir):
+    messages = sorted((demo_data_dir / "outbox").glob("*.eml"))
+    assert len(messages) > 20
+    for path in messages:
+        message = message_from_bytes(path.read_bytes(), policy=default)
+        text = message["Subject"] + "\n" + message.get_body(("plain",)).get_content()
+        assert not keys_in(text), path.name
+
+
+@pytest.mark.parametrize("report", ["quality", "quarterly"])
+def test_no_rule_key_in_the_reports(demo_data_dir, report):
+    pages = sorted((demo_data_dir / "reports" / report).rglob("*.html"))
+    assert pages, f"no {report} report in the demo build"
+    for page in pages:
+        text = visible_text(page.read_text(encoding="utf-8"))
+        assert not keys_in(text), f"{page}: {sorted(keys_in(text))}"
+
+
+def test_whole_file_rejections_are_linked_under_their_municipality(demo_data_dir):
+    import duckdb
+
+    con = duckdb.connect(str(demo_data_dir / "published" / "zi.duckdb"), read_only=True)
+    failed = con.execute("select municipality_key, period, file_name, error_rule from marts.mart_ingestion_files "
+                         "where source_family = 'forecasts' and outcome = 'failed' order by file_name").fetchall()
+    con.close()
+    assert len(failed) >= 10
+    assert all(key and period for key, period, _, _ in failed), "a demo file rejected as a whole has no sender"
+    assert {rule for *_, rule in failed} >= {"header_mismatch", "file_corrupt", "duplicate_delivery"}
+    report = (demo_data_dir / "reports" / "quality" / "latest" / "index.html").read_text(encoding="utf-8")
+    root = demo_data_dir / "feedback"
+    for key, period, file_name, _ in failed:
+        path = feedback.workbook_path(root, {"municipality_key": key, "period": period, "file_name": file_name})
+        assert path.exists(), path
+        assert f'href="../../../feedback/forecasts/{key}/{path.name}"' in report, path.name
+    assert not (root / "forecasts" / feedback.UNASSIGNED).exists()  # the demo names every sender
+
+
+def test_the_template_doc_lists_every_spelling_and_every_reason():
+    """docs/template.md (for coordinators) shows the accepted spellings and the rules by their German labels."""
+    import csv
+
+    from test_rule_texts import rejection_keys
+
+    root = Path(__file__).resolve().parent.parent
+    doc = (root / "docs" / "template.md").read_text(encoding="utf-8")
+    with open(root / "seeds" / "coded_value_spellings.csv", encoding="utf-8") as fh:
+        spellings = [r["spelling"] for r in csv.DictReader(fh)]
+    assert [s for s in spellings if f"„{s}“" not in doc] == []
+    labels = {reference.rule_text(key, "rejection", family).label_de
+              for family, key in rejection_keys() if family == "forecasts"}
+    assert sorted(label for label in labels if label not in doc) == []
+    assert not keys_in(doc.split("## Gründe einer Abweisung")[1])
+
+
+def test_spellings_are_unambiguous_and_point_at_real_values():
+    from zi_warehouse.forecasts import template as t
+
+    canonical = {"status": t.status_labels(), "measure_type": t.measure_type_labels(),
+                 "surface_type": t.SURFACE_TYPES, "yes_no": {"true": "ja", "false": "nein"}}
+    seen: dict[tuple[str, str], str] = {}
+    import csv
+
+    root = Path(__file__).resolve().parent.parent
+    with open(root / "seeds" / "coded_value_spellings.csv", encoding="utf-8") as fh:
+        for row in csv.DictReader(fh):
+            code, key = row["code_list"], row["value_key"]
+            assert key in canonical[code], row
+            spelling = reference.normalise_name(row["spelling"])
+            labels = {reference.normalise_name(v): k for k, v in canonical[code].items()}
+            assert spelling not in labels, f"{row}: already a label of the list"
+            assert (code, spelling) not in seen, f"{row}: the same spelling twice"
+            seen[(code, spelling)] = key
