@@ -71,14 +71,18 @@ def _content_hash(root: Path, entries: tuple[str, ...]) -> str:
     return digest.hexdigest()
 
 
+def code_fingerprint() -> dict[str, str]:
+    """Content hashes of the pipeline code and of the dbt project (also what a release records as its code)."""
+    return {"code": _content_hash(config.REPO_ROOT, CODE_DIRS), "dbt": _content_hash(config.REPO_ROOT, DBT_PATHS)}
+
+
 def inputs(paths: config.Paths) -> dict:
     """What the build reads: landing files per family, the pipeline code, the dbt project, settings."""
     env = {k: v for k, v in os.environ.items() if k.startswith(ENV_PREFIXES) and k not in ENV_IGNORED}
     return {
         "version": VERSION,
         "landing": {family: _listing(paths.landing_for(family)) for family in config.SOURCE_FAMILIES},
-        "code": _content_hash(config.REPO_ROOT, CODE_DIRS),
-        "dbt": _content_hash(config.REPO_ROOT, DBT_PATHS),
+        **code_fingerprint(),
         "env": dict(sorted(env.items())),
         "data_dir": str(paths.data_dir),
     }
