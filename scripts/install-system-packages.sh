@@ -2,8 +2,9 @@
 # Installs the Debian packages the project needs when they are missing, for one of two purposes:
 #   run   what the pipeline itself needs: Chromium (the quarterly report is printed to PDF in headless
 #         Chromium). `make run` installs these: no step of the build may depend on a test-only package.
-#   test  what the tests need on top: PostgreSQL server binaries (tests start throwaway servers) and
-#         poppler-utils (pdftotext/pdfinfo read the printed PDF).
+#   test  what the tests need on top: PostgreSQL server binaries (tests start throwaway servers),
+#         poppler-utils (pdftotext/pdfinfo read the printed PDF) and tmux (the `zi sql` console is tested in
+#         a real terminal).
 # Run as root (CI and the development machines are), or with sudo.
 set -euo pipefail
 purpose="${1:-test}"
@@ -17,6 +18,9 @@ if [ "$purpose" = "test" ]; then
   fi
   if ! command -v pdftotext >/dev/null 2>&1; then
     missing+=(poppler-utils)
+  fi
+  if ! command -v tmux >/dev/null 2>&1; then
+    missing+=(tmux)
   fi
 fi
 if [ ${#missing[@]} -eq 0 ]; then

@@ -5,6 +5,9 @@ The report is materialised once through its Dagster asset (into the demo build's
   (``data-figure``/``data-value``) equals what this test computes from the published marts with its own SQL;
 - the printed PDF has pages and contains every chart (the "Abb. n" label written inside each chart's SVG);
 - the HTML references nothing external (no http(s) resource, only the SVG namespace declarations);
+- laid out for print on A4 (the layout Chromium paginates), no element is wider than the page and no two
+  labels of a chart are drawn over each other; the page and the PDF show no internal key (rule, check,
+  source family, severity) and no server path, and times are local with the zone named;
 - `report_command` renders an earlier quarter, and refuses a quarter without data.
 """
 
@@ -21,7 +24,14 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from zi_warehouse.reports.chromium import rendered_dom
+from zi_warehouse.config import REPO_ROOT
+from zi_warehouse.reports.chromium import Browser, rendered_dom
+
+try:  # tests/ is not a package; pytest puts it on sys.path
+    from report_layout import describe, overflowing_elements, overlapping_chart_texts, printable_width_px, visible_text
+except ImportError:  # pragma: no cover - when tests/ becomes a package
+    from tests.report_layout import (describe, overflowing_elements, overlapping_chart_texts, printable_width_px,
+                                     visible_text)
 
 #: The charts in report order; each carries "Abb. n" (its position here, 1-based) inside its SVG.
 EXPECTED_CHARTS = [
@@ -332,6 +342,80 @@ def test_html_references_nothing_external(report):
     for pattern in (r"<script\b[^>]*\bsrc=", r"<link\b", r"@import", r"url\(\s*['\"]?(?!#)", r"<img\b[^>]*\bsrc=\"(?!data:)"):
         assert not re.search(pattern, html, re.I), pattern
     assert 'href="//' not in html and "src=\"//" not in html
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with Browser() as b:
+        yield b
+
+
+def test_no_element_is_wider_than_its_page(report, browser):
+    html = report["html"].read_text(encoding="utf-8")
+    width = printable_width_px(html)
+    assert 650 < width < 720, width  # A4 portrait minus the margins
+    printed = overflowing_elements(browser, report["html"], media="print", width_px=width)
+    assert not printed["found"], "Gedruckt breiter als die Seite:\n" + describe(printed)
+    assert printed["scrollWidth"] <= width
+    # On a laptop screen as well (the HTML is also read in a browser).
+    screen = overflowing_elements(browser, report["html"], media="screen", width_px=1280)
+    assert not screen["found"], "Breiter als ein 1280-px-Fenster:\n" + describe(screen)
+
+
+def test_no_chart_writes_labels_over_each_other(report, browser):
+    width = printable_width_px(report["html"].read_text(encoding="utf-8"))
+    overlaps = overlapping_chart_texts(browser, report["html"], width_px=width)
+    assert not overlaps, [(o["chart"], o["a"], o["b"]) for o in overlaps[:10]]
+
+
+def internal_keys(published: Path) -> set[str]:
+    """Keys of the marts a controller should never have to read: rules, checks, source families, kinds of
+    checks, severities, outcomes, region keys."""
+    con = duckdb.connect(str(published), read_only=True)
+    try:
+        keys = {r for (r,) in con.execute("select distinct rule from marts.mart_rejected_rows").fetchall()}
+        keys |= {f for (f,) in con.execute("select distinct source_family from marts.mart_ingestion_files").fetchall()}
+        keys |= {r for (r,) in con.execute("select distinct region_key from marts.mart_kpi_region_year").fetchall()}
+        keys |= {m for (m,) in con.execute("select municipality_key from marts.dim_municipality").fetchall()}
+        for column in ("check_name", "check_kind", "severity", "outcome"):
+            keys |= {v for (v,) in con.execute(f"select distinct {column} from marts.mart_data_quality").fetchall()}
+        # What a check looked at: source families are keys; marts are the public names controllers query.
+        marts = {t for (t,) in con.execute("select table_name from information_schema.tables "
+                                           "where table_schema = 'marts'").fetchall()}
+        for (source,) in con.execute("select distinct source from marts.mart_data_quality").fetchall():
+            keys |= set(source.split("×")) - marts
+    finally:
+        con.close()
+    return keys - {None}
+
+
+def shown_keys(text: str, keys: set[str]) -> list[str]:
+    """The keys that appear in ``text`` as words of their own (case-sensitive: 'Herne' is not 'herne')."""
+    return sorted(k for k in keys if re.search(rf"(?<![\w.]){re.escape(k)}(?![\w])", text))
+
+
+def server_paths(text: str, data_dir: Path) -> list[str]:
+    found = [p for p in (str(data_dir), str(REPO_ROOT), "docs/", "/tmp/", "/home/", "/srv/") if p in text]
+    return found + re.findall(r"(?:^|[\s(„\"'])(/(?:[^\s/]+/)+[^\s]*)", text)
+
+
+def test_no_internal_key_or_server_path_in_page_or_pdf(report):
+    keys = internal_keys(report["published"])
+    assert {"required", "reconciliation.paid_within_approved", "forecasts", "error"} <= keys  # the test sees them
+    page = visible_text(rendered_dom(report["html"]))
+    pdf = subprocess.run(["pdftotext", str(report["pdf"]), "-"], capture_output=True, text=True, check=True).stdout
+    for name, text in (("HTML", page), ("PDF", pdf)):
+        assert not shown_keys(text, keys), f"{name} zeigt interne Schlüssel: {shown_keys(text, keys)}"
+        assert not server_paths(text, report["data_dir"]), f"{name} zeigt Pfade: {server_paths(text, report['data_dir'])}"
+    # the attributes carry no path either (the data directory must not travel with the file)
+    assert str(report["data_dir"]) not in report["html"].read_text(encoding="utf-8")
+
+
+def test_times_are_local_with_the_zone_named(report):
+    page = visible_text(rendered_dom(report["html"]))
+    moments = re.findall(r"\d\d\.\d\d\.\d{4} \d\d:\d\d(?: (\w+))?", page)
+    assert len(moments) >= 2 and set(moments) <= {"MEZ", "MESZ"}, moments
+    assert "UTC" not in page
 
 
 def test_report_command_renders_an_earlier_quarter(report, tmp_path):

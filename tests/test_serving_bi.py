@@ -140,7 +140,7 @@ def test_zi_sql_writes_csv_for_german_excel(data_dir, tmp_path):
     assert rows[0] == ["measure_id", "municipality_key", "area_m2", "note"]
     body = rows[1:]
     assert len(body) == 400
-    assert body[1][:3] == ["1", "05117000", "2,5"]  # key kept as text with its leading zero, decimal comma
+    assert body[1][:3] == ["1", "05117000", "2,50"]  # key kept as text with its leading zero, decimal comma, the scale
     assert body[2][3] == 'Mulde; "Rigole"\nzweite Zeile'  # separator, quotes and line break survive
 
 
@@ -151,6 +151,7 @@ def test_zi_sql_writes_excel(data_dir, tmp_path):
     assert result.exit_code == 0, result.output
     sheet = openpyxl.load_workbook(out).active
     values = list(sheet.iter_rows(values_only=True))
+    # This warehouse has no column descriptions: the keys are the headers (German ones: test_sql_console.py).
     assert values[0] == ("year", "envelope_eur", "paid_eur", "paid_share_pct")
     con = duckdb.connect(str(data_dir / "published" / "zi.duckdb"), read_only=True)
     expected = con.execute("select year, envelope_eur, paid_share_pct from marts.mart_budget_year order by year").fetchall()

@@ -34,8 +34,13 @@ def test_format_number_writes_german_notation(value, kwargs, text):
 
 def test_dates_and_moments_are_written_the_german_way_with_the_zone_named():
     assert format_date(dt.date(2026, 3, 9)) == "09.03.2026"
-    berlin_summer = dt.timezone(dt.timedelta(hours=2))
-    assert format_datetime(dt.datetime(2026, 7, 1, 14, 5, tzinfo=berlin_summer)) == "01.07.2026 12:05 UTC"
+    utc = dt.timezone.utc
+    # Local time of the programme (Europe/Berlin) whatever zone the value comes in, with the German zone name.
+    assert format_datetime(dt.datetime(2026, 7, 1, 12, 5, tzinfo=utc)) == "01.07.2026 14:05 MESZ"
+    assert format_datetime(dt.datetime(2026, 12, 31, 23, 30, tzinfo=utc)) == "01.01.2027 00:30 MEZ"
+    new_york = dt.timezone(dt.timedelta(hours=-5))
+    assert format_datetime(dt.datetime(2026, 3, 29, 0, 59, tzinfo=utc)) == "29.03.2026 01:59 MEZ"
+    assert format_datetime(dt.datetime(2026, 3, 28, 20, 0, tzinfo=new_york)) == "29.03.2026 03:00 MESZ"
 
 
 def test_rows_returns_one_dict_per_row_and_binds_parameters():

@@ -180,25 +180,36 @@ def print_unchanged(paths: config.Paths, decision, seconds: float) -> None:
 def sql(
     query: str = typer.Argument(None, help="SQL-Abfrage; ohne Abfrage und ohne --file: interaktive Konsole"),
     file: Path = typer.Option(None, "--file", "-f", help="Datei mit einer SQL-Abfrage"),
-    out: Path = typer.Option(None, "--out", "-o", help="Ergebnis als .csv oder .xlsx schreiben"),
+    out: Path = typer.Option(None, "--out", "-o",
+                             help="Ergebnis als .csv oder .xlsx schreiben (Excel: deutsche Spaltenüberschriften)"),
     database: Path = typer.Option(None, help="Standard: $ZI_DATA_DIR/published/zi.duckdb"),
 ) -> None:
-    """Query the published warehouse read-only (never the pipeline's working file)."""
+    """Query the published warehouse read-only (never the pipeline's working file).
+
+    Without a query: the console (line editing, history, Ctrl-C cancels, Ctrl-D quits; zi_warehouse/sql_shell.py).
+    """
     import duckdb
 
+    from zi_warehouse.sql_export import check_output, write_result
     from zi_warehouse.sql_shell import PublishedWarehouseMissing, interactive, open_published, run_query
 
     try:
+        check_output(out)
         text = file.read_text(encoding="utf-8") if file else query
+        if out is not None and text is None:
+            raise ValueError("--out braucht eine Abfrage (Argument oder --file).")
         con = open_published(database or config.paths().published_duckdb)
-    except (OSError, PublishedWarehouseMissing) as exc:
+    except (OSError, ValueError, PublishedWarehouseMissing) as exc:
         console.print(f"[red]Fehler:[/red] {exc}")
         raise typer.Exit(1)
     try:
         if text is None:
             interactive(con, console)
+        elif out is not None:
+            rows = write_result(con, text, out)
+            console.print(f"{rows} Zeilen geschrieben: {out}")
         else:
-            run_query(con, text, console, out)
+            run_query(con, text, console)
     except (duckdb.Error, ValueError) as exc:
         console.print(f"[red]Fehler:[/red] {exc}")
         raise typer.Exit(1)

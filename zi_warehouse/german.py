@@ -1,8 +1,8 @@
 """German notation for numbers, dates and times in text people read (reports, messages, exports).
 
 What belongs here: turning a value into its German spelling: ``1.234,5`` (thousands ``.``, decimals ``,``),
-``–`` for no value, ``ja``/``nein`` for a flag, ``31.12.2026`` for a day, ``31.12.2026 14:05 UTC`` for a
-moment. Parsing German input (a reader's job) stays with the reader of that format. The matplotlib tick
+``–`` for no value, ``ja``/``nein`` for a flag, ``31.12.2026`` for a day, ``31.12.2026 14:05 MEZ`` for a
+moment (local time of the programme, Europe/Berlin, with the zone named). Parsing German input (a reader's job) stays with the reader of that format. The matplotlib tick
 formatter of the quarterly report lives with its charts and calls :func:`format_number`.
 """
 
@@ -11,6 +11,12 @@ from __future__ import annotations
 import datetime as dt
 import math
 from typing import Any
+from zoneinfo import ZoneInfo
+
+#: The programme's local time: reports, exports and messages show moments in it (the warehouse keeps UTC).
+LOCAL_TIME_ZONE = ZoneInfo("Europe/Berlin")
+#: German names of the zone's two offsets (Python's tzname gives the English CET/CEST).
+_ZONE_NAMES = {"CET": "MEZ", "CEST": "MESZ"}
 
 #: How a missing value is written (an en dash, so an empty cell reads as "no value", not as forgotten).
 NO_VALUE = "–"
@@ -39,6 +45,16 @@ def format_date(day: dt.date) -> str:
     return day.strftime("%d.%m.%Y")
 
 
+def local_time(moment: dt.datetime) -> dt.datetime:
+    """A moment in the programme's local time (a naive value is taken as the machine's local time)."""
+    return moment.astimezone(LOCAL_TIME_ZONE)
+
+
 def format_datetime(moment: dt.datetime) -> str:
-    """A moment as '31.12.2026 14:05 UTC' (the zone is named; a naive value is taken as local time)."""
-    return moment.astimezone(dt.timezone.utc).strftime("%d.%m.%Y %H:%M UTC")
+    """A moment as '31.12.2026 14:05 MEZ' (summer: 'MESZ'), in local time of the programme (Europe/Berlin).
+
+    A naive value is taken as the machine's local time.
+    """
+    local = local_time(moment)
+    zone = local.tzname() or ""
+    return f"{local:%d.%m.%Y %H:%M} {_ZONE_NAMES.get(zone, zone)}"

@@ -4,7 +4,8 @@ A release (layout, switch, retention, Berichtsstände: ``releases.py``) holds
 
 - ``zi.duckdb``: only the public ``marts`` schema, written with a storage compatibility setting so DuckDB 1.x
   drivers (BI tools lag behind) can open it, with the German table and column comments;
-- ``parquet/<mart>.parquet``: one Parquet file per mart;
+- ``parquet/<mart>.parquet``: one Parquet file per mart, whose fields carry the columns' descriptions and
+  units as metadata (``zi_warehouse/data_dictionary.py``);
 - ``manifest.json``: run id, code version, the hash (and reach) of every landed file that went in, rows and
   checksum of every mart;
 - ``marts.mart_restatements``: the figures that changed since the last Berichtsstand (``restatements.py``).
@@ -33,6 +34,7 @@ from pathlib import Path
 import duckdb
 
 from zi_warehouse import releases, restatements
+from zi_warehouse.data_dictionary import parquet_kv_metadata
 from zi_warehouse.releases import DUCKDB_FILE, MANIFEST_FILE, PARQUET_DIR
 from zi_warehouse.warehouse import quote_ident
 
@@ -149,7 +151,11 @@ def publish(
                     releases.link_or_copy(previous / PARQUET_DIR / f"{name}.parquet", target)
                     parquet_sha[name] = before[name].get("parquet_sha256") or _sha256(target)
                 else:
-                    con.execute(f"copy {mart.relation} to {_literal(target)} (format parquet, compression zstd)")
+                    # Field metadata description/unit, table description/grain (data_dictionary.py).
+                    metadata = parquet_kv_metadata(con, mart.relation, mart.comment, mart.column_comments,
+                                                   staging / PARQUET_DIR)
+                    con.execute(f"copy {mart.relation} to {_literal(target)} "
+                                f"(format parquet, compression zstd, kv_metadata {metadata})")
                     parquet_sha[name] = _sha256(target)
             clock.lap("parquet")
         finally:

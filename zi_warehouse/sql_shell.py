@@ -1,4 +1,19 @@
-"""Read-only SQL on the published warehouse for controllers: one-off queries, query files, a console.
+"""Read-only SQL on the published warehouse for controllers: one-off queries, query files and a console.
+
+What belongs here: opening the published file read-only, running statements (one after the other, each
+cancellable with Ctrl-C), showing results the way a person reads them, and the interactive console. Files
+(``--out x.csv`` / ``x.xlsx``) are written by ``sql_export.py``.
+
+Showing a result: NULL as ``NULL`` (dimmed), dates as ``2020-02-19``, timestamps with time zone in local time
+(Europe/Berlin, offset shown), integers as integers, decimals with their scale, numbers right-aligned. A
+result wider than the terminal is shown one row per block ("vertical", like psql's ``\\x auto``) instead of
+a table whose headers would be cut. At most ``MAX_ROWS_SHOWN`` rows are shown; ``--out`` writes them all.
+
+The console (prompt_toolkit, when stdin is a terminal): line editing, a history kept across sessions
+(``$ZI_SQL_HISTORY`` or ``~/.local/state/zi/sql_history``), Up/Down recall, a statement runs when it ends
+with ``;`` (Enter before that continues the statement and the bottom line says so), Ctrl-C discards the
+input or cancels a running query, Ctrl-D on an empty line quits. From a pipe, statements are read line by
+line with the same rules.
 
 The published file is opened read-only; a running build swaps in a new file atomically, so a query in
 progress keeps reading the copy it opened and never blocks the pipeline.
@@ -6,20 +21,42 @@ progress keeps reading the copy it opened and never blocks the pipeline.
 
 from __future__ import annotations
 
+import datetime as dt
+import decimal
+import os
+import sys
+import threading
+import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Callable
 
 import duckdb
-import pandas as pd
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
+
+from zi_warehouse.german import LOCAL_TIME_ZONE, format_number
 
 MAX_ROWS_SHOWN = 200
-OUTPUT_SUFFIXES = (".csv", ".xlsx")
-#: Excel has no time zones: timestamps are written as local time of the programme.
-EXCEL_TIME_ZONE = "Europe/Berlin"
+NULL_TEXT = "NULL"
+PROMPT = "zi> "
+CONTINUATION = "…> "
+HELP_DE = (
+    "Abfragen mit ';' abschließen (Enter davor beginnt eine neue Zeile). ↑/↓ blättern im Verlauf, "
+    "Strg-C verwirft die Eingabe oder bricht eine laufende Abfrage ab, Strg-D beendet.\n"
+    "Befehle: .tables (Marts), .columns <mart> (Spalten mit Beschreibung), .vertical (Zeilen untereinander "
+    "an/aus/auto), .help, .quit"
+)
+NUMERIC_TYPES = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER",
+                 "UBIGINT", "UHUGEINT", "FLOAT", "DOUBLE", "DECIMAL")
 
 
 class PublishedWarehouseMissing(RuntimeError):
+    pass
+
+
+class QueryCancelled(RuntimeError):
     pass
 
 
@@ -31,58 +68,360 @@ def open_published(path: Path) -> duckdb.DuckDBPyConnection:
     return duckdb.connect(str(path), read_only=True)
 
 
-def check_output(out: Path | None) -> None:
-    if out is not None and out.suffix.lower() not in OUTPUT_SUFFIXES:
-        raise ValueError(f"Unbekanntes Ausgabeformat {out.suffix!r}: .csv oder .xlsx verwenden")
+# --- statements -------------------------------------------------------------------------------------
+def split_statements(text: str) -> tuple[list[str], str]:
+    """Complete statements (each ending with a ';' outside quotes and comments) and the unfinished rest.
+
+    ``"select 1; select 'a;b' -- x;\n from t"`` -> ``(["select 1;"], "select 'a;b' -- x;\n from t")``: the
+    ';' in the string and in the comment end nothing. The rest still waits for its ';' unless it is blank
+    (only whitespace and comments).
+    """
+    statements: list[str] = []
+    start, i, n = 0, 0, len(text)
+    while i < n:
+        c = text[i]
+        if c in ("'", '"'):
+            end = text.find(c, i + 1)
+            while end != -1 and end + 1 < n and text[end + 1] == c:  # '' and "" escape the quote
+                end = text.find(c, end + 2)
+            if end == -1:
+                return statements, text[start:]
+            i = end + 1
+        elif text.startswith("--", i):
+            end = text.find("\n", i)
+            i = n if end == -1 else end + 1
+        elif text.startswith("/*", i):
+            end = text.find("*/", i + 2)
+            if end == -1:
+                return statements, text[start:]
+            i = end + 2
+        elif c == ";":
+            statement = text[start:i + 1].strip()
+            if statement.strip(";").strip():
+                statements.append(statement)
+            start = i = i + 1
+        else:
+            i += 1
+    return statements, text[start:]
 
 
-def _for_excel(frame: pd.DataFrame) -> pd.DataFrame:
-    for column in frame.columns:
-        if isinstance(frame[column].dtype, pd.DatetimeTZDtype):
-            frame[column] = frame[column].dt.tz_convert(EXCEL_TIME_ZONE).dt.tz_localize(None)
-    return frame
+def is_blank(sql: str) -> bool:
+    """Nothing but whitespace, semicolons and comments."""
+    return not _strip_comments(sql).strip(" \n\r\t;")
 
 
-def run_query(con: duckdb.DuckDBPyConnection, text: str, console: Console, out: Path | None = None) -> int:
-    """Run one query; print it as a table or write it to ``out`` (.csv or .xlsx). Returns the row count."""
-    check_output(out)
-    frame = con.execute(text).df()
-    if out is not None:
-        suffix = out.suffix.lower()
-        if suffix == ".csv":
-            frame.to_csv(out, index=False, sep=";", decimal=",", encoding="utf-8-sig")
-        elif suffix == ".xlsx":
-            _for_excel(frame).to_excel(out, index=False, sheet_name="Ergebnis")
-        console.print(f"{len(frame)} Zeilen geschrieben: {out}")
-        return len(frame)
-    table = Table(*[str(c) for c in frame.columns])
-    for row in frame.head(MAX_ROWS_SHOWN).itertuples(index=False):
-        table.add_row(*["" if v is None else str(v) for v in row])
-    console.print(table)
-    if len(frame) > MAX_ROWS_SHOWN:
-        console.print(f"… {len(frame) - MAX_ROWS_SHOWN} weitere Zeilen (mit --out in eine Datei schreiben)")
-    return len(frame)
+def _strip_comments(sql: str) -> str:
+    out, i, n = [], 0, len(sql)
+    while i < n:
+        if sql.startswith("--", i):
+            end = sql.find("\n", i)
+            i = n if end == -1 else end
+        elif sql.startswith("/*", i):
+            end = sql.find("*/", i + 2)
+            i = n if end == -1 else end + 2
+        elif sql[i] in ("'", '"'):
+            end = sql.find(sql[i], i + 1)
+            end = n - 1 if end == -1 else end
+            out.append(sql[i:end + 1])
+            i = end + 1
+        else:
+            out.append(sql[i])
+            i += 1
+    return "".join(out)
 
 
-def interactive(con: duckdb.DuckDBPyConnection, console: Console) -> None:
-    """A small console: statements end with ';', `.tables` lists the marts, `.quit` or Ctrl-D leaves."""
-    console.print("ZI Warehouse (nur lesend). Abfragen mit ';' abschließen, .tables zeigt die Marts, .quit beendet.")
-    buffer: list[str] = []
+def is_complete(text: str) -> bool:
+    """The input can run: empty, a dot command, or every statement ended with ';'."""
+    stripped = text.strip()
+    if not stripped or stripped.startswith("."):
+        return True
+    _statements, rest = split_statements(text)
+    return is_blank(rest)
+
+
+# --- results ------------------------------------------------------------------------------------------
+@dataclass
+class Result:
+    columns: list[str]
+    types: list[str]
+    rows: list[tuple]
+    total: int  # rows the query returned (``rows`` holds at most the ones to show)
+    seconds: float
+
+
+def run_cancellable(con: duckdb.DuckDBPyConnection, sql: str, limit: int | None = MAX_ROWS_SHOWN) -> Result:
+    """Run ``sql`` in a worker thread; Ctrl-C (KeyboardInterrupt in the caller) interrupts DuckDB and raises
+    :class:`QueryCancelled`. Returns the first ``limit`` rows and the total count."""
+    outcome: dict[str, Any] = {}
+    started = time.perf_counter()
+
+    def work() -> None:
+        try:
+            cursor = con.execute(sql)
+            if cursor.description is None:  # a statement without a result (e.g. SET)
+                outcome["result"] = Result([], [], [], 0, 0.0)
+                return
+            columns = [d[0] for d in cursor.description]
+            types = [str(d[1]) for d in cursor.description]
+            rows = cursor.fetchmany(limit) if limit is not None else cursor.fetchall()
+            total = len(rows)
+            if limit is not None and len(rows) == limit:
+                while chunk := cursor.fetchmany(10_000):
+                    total += len(chunk)
+            outcome["result"] = Result(columns, types, rows, total, 0.0)
+        except BaseException as exc:  # handed to the caller's thread
+            outcome["error"] = exc
+
+    worker = threading.Thread(target=work, name="zi-sql-query", daemon=True)
+    worker.start()
+    try:
+        while worker.is_alive():
+            worker.join(0.05)
+    except KeyboardInterrupt:
+        con.interrupt()
+        worker.join()
+        raise QueryCancelled("Abfrage abgebrochen.") from None
+    if "error" in outcome:
+        error = outcome["error"]
+        if isinstance(error, duckdb.InterruptException):
+            raise QueryCancelled("Abfrage abgebrochen.") from None
+        raise error
+    result = outcome["result"]
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+def display_value(value: Any) -> str:
+    """A value as a person reads it in the console (NULL is handled by the caller)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return format(value, ".15g") if abs(value) < 1e15 else format(value, ".15e")
+    if isinstance(value, decimal.Decimal):
+        return format(value, "f")
+    if isinstance(value, dt.datetime):
+        if value.tzinfo is not None:  # with time zone: local time, the offset shows which
+            value = value.astimezone(LOCAL_TIME_ZONE)
+        return value.isoformat(sep=" ", timespec="microseconds" if value.microsecond else "seconds")
+    if isinstance(value, (dt.date, dt.time)):
+        return value.isoformat()
+    if isinstance(value, bytes):
+        return "\\x" + value.hex()
+    return str(value)
+
+
+def _cell(value: Any) -> Text:
+    if value is None:
+        return Text(NULL_TEXT, style="dim italic")
+    return Text(display_value(value))
+
+
+def _is_numeric(type_name: str) -> bool:
+    return type_name.upper().startswith(NUMERIC_TYPES)
+
+
+def natural_width(result: Result) -> int:
+    """Characters a table of ``result`` needs without wrapping a cell (borders and padding included)."""
+    widths = []
+    for i, name in enumerate(result.columns):
+        cells = [len(NULL_TEXT) if r[i] is None else max(map(len, display_value(r[i]).splitlines() or [""]))
+                 for r in result.rows]
+        widths.append(max([len(name), *cells]))
+    return sum(widths) + 3 * len(widths) + 1
+
+
+def print_result(result: Result, console: Console, vertical: bool | None = None) -> None:
+    """The result as a table, or one block per row when it would not fit (``vertical=None``: automatic)."""
+    if not result.columns:
+        console.print("OK")
+        return
+    if vertical is None:
+        vertical = natural_width(result) > console.width
+    if vertical:
+        label_width = max(len(c) for c in result.columns)
+        for number, row in enumerate(result.rows, start=1):
+            console.rule(f"Zeile {number}", align="left", style="dim")
+            grid = Table.grid(padding=(0, 1))
+            grid.add_column(style="bold", no_wrap=True, min_width=label_width)
+            grid.add_column(overflow="fold")
+            for name, value in zip(result.columns, row):
+                grid.add_row(name, _cell(value))
+            console.print(grid)
+    else:
+        table = Table(show_lines=False)
+        for name, type_name in zip(result.columns, result.types):
+            table.add_column(name, justify="right" if _is_numeric(type_name) else "left", no_wrap=True,
+                             overflow="fold")
+        for row in result.rows:
+            table.add_row(*[_cell(v) for v in row])
+        console.print(table)
+    shown = len(result.rows)
+    rows = "1 Zeile" if result.total == 1 else f"{result.total} Zeilen"
+    more = (f"; gezeigt die ersten {shown} (mit --out alle in eine Datei schreiben)"
+            if result.total > shown else "")
+    console.print(f"[dim]{rows}{more} ({format_number(result.seconds, 2)} s)[/dim]")
+
+
+# --- commands ---------------------------------------------------------------------------------------
+@dataclass
+class Session:
+    con: duckdb.DuckDBPyConnection
+    console: Console
+    vertical: bool | None = None  # None: automatic
+
+    def run_text(self, text: str) -> None:
+        """Run the dot command or every statement of ``text``; errors are shown, the console goes on."""
+        stripped = text.strip()
+        if stripped.startswith("."):
+            self.command(stripped)
+            return
+        statements, rest = split_statements(text)
+        if not is_blank(rest):
+            statements.append(rest.strip())
+        for sql in statements:
+            if is_blank(sql):
+                continue
+            try:
+                print_result(run_cancellable(self.con, sql), self.console, self.vertical)
+            except QueryCancelled as exc:
+                self.console.print(f"\n[yellow]{exc}[/yellow]")  # after the terminal's "^C"
+                return
+            except duckdb.Error as exc:
+                self.console.print(f"[red]Fehler:[/red] {exc}")
+                return
+
+    def command(self, line: str) -> None:
+        name, _, argument = line.partition(" ")
+        argument = argument.strip().rstrip(";")
+        if name == ".tables":
+            self.run_text("select table_name as mart, estimated_size as zeilen_ungefaehr, comment as beschreibung "
+                          "from duckdb_tables() where schema_name = 'marts' order by table_name;")
+        elif name == ".columns" and argument:
+            mart = argument.removeprefix("marts.").replace("'", "''")
+            self.run_text("select column_name as spalte, data_type as typ, comment as beschreibung "
+                          f"from duckdb_columns() where schema_name = 'marts' and table_name = '{mart}' "
+                          "order by column_index;")
+        elif name == ".vertical":
+            choice = argument.lower()
+            self.vertical = {"an": True, "on": True, "aus": False, "off": False, "auto": None}.get(
+                choice, None if self.vertical is True else True)
+            mode = {True: "an", False: "aus", None: "auto"}[self.vertical]
+            self.console.print(f"Zeilen untereinander: {mode}")
+        elif name in (".help", ".hilfe"):
+            self.console.print(HELP_DE)
+        else:
+            self.console.print(f"[red]Unbekannter Befehl {name}[/red]. {HELP_DE}")
+
+
+def run_query(con: duckdb.DuckDBPyConnection, text: str, console: Console) -> int:
+    """One-off query (``zi sql "..."`` or ``--file``): every statement's result; the last one's row count.
+
+    A wrong statement raises ``duckdb.Error`` (the command line reports it and exits with 1).
+    """
+    statements, rest = split_statements(text)
+    if not is_blank(rest):
+        statements.append(rest.strip())
+    count = 0
+    for sql in (s for s in statements if not is_blank(s)):
+        try:
+            result = run_cancellable(con, sql)
+        except QueryCancelled as exc:
+            console.print(f"[yellow]{exc}[/yellow]")
+            return count
+        print_result(result, console)
+        count = result.total
+    return count
+
+
+# --- the console ------------------------------------------------------------------------------------
+QUIT_COMMANDS = (".quit", ".exit", ".q")
+
+
+def history_path() -> Path:
+    configured = os.environ.get("ZI_SQL_HISTORY")
+    if configured:
+        return Path(configured)
+    state = Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state")
+    return state / "zi" / "sql_history"
+
+
+def interactive(con: duckdb.DuckDBPyConnection, console: Console,
+                read_line: Callable[[str], str] | None = None) -> None:
+    """The console: prompt_toolkit on a terminal, plain line reading otherwise (pipes, tests)."""
+    session = Session(con, console)
+    if read_line is None and sys.stdin.isatty() and sys.stdout.isatty():
+        _terminal_console(session)
+    else:
+        _line_console(session, read_line or input)
+
+
+def _line_console(session: Session, read_line: Callable[[str], str]) -> None:
+    session.console.print("ZI Warehouse (nur lesend). Abfragen mit ';' abschließen, .help zeigt die Befehle.")
+    buffer = ""
     while True:
         try:
-            line = input("zi> " if not buffer else "..> ")
+            line = read_line(PROMPT if not buffer else CONTINUATION)
+        except EOFError:
+            if buffer and not is_blank(buffer):
+                session.console.print("[yellow]Unvollständige Anweisung verworfen (ohne ';').[/yellow]")
+            break
+        except KeyboardInterrupt:
+            buffer = ""
+            continue
+        if not buffer and line.strip() in QUIT_COMMANDS:
+            break
+        buffer = f"{buffer}\n{line}" if buffer else line
+        if is_complete(buffer):
+            session.run_text(buffer)
+            buffer = ""
+
+
+def _terminal_console(session: Session) -> None:
+    from prompt_toolkit import PromptSession
+    from prompt_toolkit.history import FileHistory, InMemoryHistory
+    from prompt_toolkit.key_binding import KeyBindings
+
+    path = history_path()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch(exist_ok=True)
+        history = FileHistory(str(path))
+    except OSError:
+        history = InMemoryHistory()  # e.g. a read-only home: the console still works, without a lasting history
+
+    bindings = KeyBindings()
+
+    @bindings.add("enter")
+    def _enter(event) -> None:
+        buffer = event.current_buffer
+        if is_complete(buffer.text):
+            buffer.validate_and_handle()
+        else:
+            buffer.insert_text("\n")
+
+    @bindings.add("escape", "enter")
+    def _run_anyway(event) -> None:  # Alt-Enter: run without the ';'
+        event.current_buffer.validate_and_handle()
+
+    def toolbar() -> str:
+        text = prompt.default_buffer.text
+        if text.strip() and not is_complete(text):
+            return (" Anweisung nicht abgeschlossen: mit ; beenden (Alt-Enter führt sie so aus), "
+                    "Strg-C verwirft sie")
+        return " Enter führt aus (nach ;) · ↑/↓ Verlauf · Strg-C bricht ab · Strg-D beendet · .help"
+
+    prompt = PromptSession(history=history, multiline=True, key_bindings=bindings,
+                           prompt_continuation=lambda width, line, wrap: CONTINUATION.rjust(width),
+                           bottom_toolbar=toolbar, enable_history_search=False)
+    session.console.print("ZI Warehouse (nur lesend). " + HELP_DE)
+    while True:
+        try:
+            text = prompt.prompt(PROMPT)
+        except KeyboardInterrupt:
+            continue  # the input is discarded, the console stays
         except EOFError:
             break
-        stripped = line.strip()
-        if not buffer and stripped in (".quit", ".exit"):
+        if text.strip() in QUIT_COMMANDS:
             break
-        if not buffer and stripped == ".tables":
-            run_query(con, "select table_schema, table_name from information_schema.tables order by 1, 2", console)
-            continue
-        buffer.append(line)
-        if stripped.endswith(";"):
-            try:
-                run_query(con, "\n".join(buffer), console)
-            except duckdb.Error as exc:
-                console.print(f"[red]Fehler:[/red] {exc}")
-            buffer.clear()
+        if text.strip():
+            session.run_text(text)

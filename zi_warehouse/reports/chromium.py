@@ -7,7 +7,9 @@ PDF printing goes through :class:`Browser`: one Chromium process driven over the
 pipe (``--remote-debugging-pipe``, no port is opened). It can be started *before* the page exists, so its
 start-up (about a second) runs while the caller still draws charts, and it can print several pages with one
 launch. ``Page.printToPDF`` gets the options ``--print-to-pdf --no-pdf-header-footer`` uses (A4 from the
-page's CSS ``@page``, backgrounds, no header or footer), so the PDF is the same.
+page's CSS ``@page``, backgrounds, no header or footer), so the PDF is the same. ``Browser.evaluate`` lays a
+page out for print or screen in a window of a given width and returns what a script measures there (the
+tests check with it that nothing is wider than the printed page).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 OFFLINE_FLAGS = (
     "--headless",
@@ -196,6 +199,36 @@ class Browser:
             raise RuntimeError(f"PDF konnte nicht erzeugt werden: {self._stderr_tail()}")
         Path(pdf_path).write_bytes(data)
         return Path(pdf_path)
+
+    def evaluate(self, html_path: Path, expression: str, *, width_px: int, height_px: int = 1000,
+                 media: str = "screen") -> Any:
+        """Load ``html_path`` in a ``width_px`` wide window, laid out for ``media`` ("screen" or "print"), and
+        return the JSON value of the JavaScript ``expression`` (for checks of what a reader sees).
+
+        With ``media="print"`` and the width of the page's printable area the layout is the one
+        ``print_pdf`` paginates: an element wider than that window is wider than the printed page.
+        """
+        if self._proc is None:
+            self.start()
+        self._ready()
+        session = self._page()
+        self._send("Emulation.setDeviceMetricsOverride", {"width": width_px, "height": height_px,
+                                                           "deviceScaleFactor": 1, "mobile": False}, session=session)
+        self._send("Emulation.setEmulatedMedia", {"media": media}, session=session)
+        # A printed page has no scrollbar; a browser window on screen has one.
+        self._send("Emulation.setScrollbarsHidden", {"hidden": media == "print"}, session=session)
+        try:
+            self._send("Page.navigate", {"url": Path(html_path).resolve().as_uri()}, session=session,
+                       wait_for="Page.loadEventFired")
+            result = self._send("Runtime.evaluate", {"expression": expression, "returnByValue": True,
+                                                     "awaitPromise": True}, session=session)
+        finally:  # print_pdf afterwards lays out the page as always
+            self._send("Emulation.setEmulatedMedia", {"media": ""}, session=session)
+            self._send("Emulation.setScrollbarsHidden", {"hidden": False}, session=session)
+            self._send("Emulation.clearDeviceMetricsOverride", session=session)
+        if "exceptionDetails" in result:
+            raise RuntimeError(f"Chromium: Skript fehlgeschlagen: {result['exceptionDetails']}")
+        return result["result"].get("value")
 
     def close(self, wait: bool = True) -> None:
         """Ask Chromium to quit and remove its profile; ``wait=False`` leaves the waiting to a thread."""

@@ -8,6 +8,12 @@ mart's downstream), the rejected rows from ``marts.mart_rejected_rows`` and the 
 ``$ZI_DATA_DIR/feedback/forecasts/<municipality>/``. The template is
 ``templates/quality_report.html.j2`` (inline CSS, no scripts, no external fonts), rendered through the
 shared Jinja set-up of ``rendering.py``.
+
+The page is read top-down: what blocks publishing, what warns, which forecasts are late or missing and the
+rejected rows per source (the summary), then one row per municipality, then the details of every
+municipality with a finding (anchor ``#kommune-<key>``), the region-wide results and all checks of the run.
+Rules, checks and sources are shown with their German labels (``labels.py``); keys stay in ``data-*``
+attributes for tests and tools. It fits a 1280 px laptop window and prints on A4.
 """
 
 from __future__ import annotations
@@ -24,11 +30,11 @@ import duckdb
 
 from zi_warehouse import config, reference, warehouse
 from zi_warehouse.quality import results as qr
+from zi_warehouse.reports.labels import (check_explanation, check_kind_label, check_label, family_label, rule_label,
+                                        source_label)
 from zi_warehouse.reports.rendering import environment
 
 TEMPLATE = "quality_report.html.j2"
-FAMILY_LABELS = {"forecasts": "Prognose", "funding": "Förderdaten", "climate": "Klima", "trees": "Bäume",
-                 "surfaces": "Flächen"}
 
 
 @dataclass
@@ -37,6 +43,13 @@ class QualityReport:
     index_path: Path
     latest_path: Path
     checks_failed: int
+
+
+#: The state of a municipality's latest due forecast, as the overview shows it.
+FORECAST_STATES = {"on_time": "fristgerecht", "late": "verspätet", "missing": "fehlt",
+                   "not_reporting": "meldet (noch) nicht"}
+#: Example values shown per check (the mart keeps up to five per record).
+EXAMPLES_SHOWN = 3
 
 
 def _examples(text: str | None) -> list[str]:
@@ -58,10 +71,15 @@ def report_data(con: duckdb.DuckDBPyConnection, paths: config.Paths, run_id: str
         if not records:
             raise LookupError("Es gibt noch keine Prüfergebnisse (raw.data_quality_results ist leer).")
     started = records[0]["run_started_at"]
-    failed = [r for r in records if r["outcome"] == "failed"]
+    names = {m.key: m.name for m in reference.municipalities()}
     for r in records:
         r["examples"] = _examples(r["example_values"])
+        r["label"] = check_label(r["check_name"], r["description_de"])
+        r["where"] = names.get(r["municipality_key"], r["municipality_key"]) if r["municipality_key"] else "regionweit"
+        r["source_label"] = source_label(r["source"])
+    failed = [r for r in records if r["outcome"] == "failed"]
     run_dir = paths.reports / "quality" / run_dir_name(run_id, started)
+    scorecard = _scorecard(records, _rejected_by_municipality(con), paths.feedback / "forecasts", run_dir)
     return {
         "run_id": run_id,
         "run_dir": run_dir,
@@ -70,79 +88,129 @@ def report_data(con: duckdb.DuckDBPyConnection, paths: config.Paths, run_id: str
         "failed_error": sum(r["severity"] == "error" for r in failed),
         "failed_warn": sum(r["severity"] == "warn" for r in failed),
         "is_publishing_blocked": any(r["severity"] == "error" for r in failed),
-        "scorecard": _scorecard(records, _rejected_by_municipality(con), paths.feedback / "forecasts", run_dir),
-        "reconciliations": _summarise(records, "reconciliation"),
-        "suites": _summarise(records, "suite"),
-        "freshness": _summarise(records, "freshness"),
-        "failed": sorted(failed, key=lambda r: (r["severity"] != "error", r["check_name"],
-                                                r["municipality_key"] or "")),
-        "municipality_names": {m.key: m.name for m in reference.municipalities()},
+        "blocking": _failed_by_check(failed, "error"),
+        "warnings": _failed_by_check(failed, "warn"),
+        "forecasts_late": [s for s in scorecard if s["forecast_state"] in ("late", "missing")],
+        "forecasts_not_reporting": [s for s in scorecard if s["forecast_state"] == "not_reporting"],
+        "rejected_by_family": _rejected_by_family(scorecard),
+        "scorecard": scorecard,
+        "details": [s for s in scorecard if s["has_findings"]],
+        "without_findings": [s for s in scorecard if not s["has_findings"]],
+        "regional_failed": sorted((r for r in failed if not r["municipality_key"]), key=_failed_order),
+        "reconciliations": _summarise(records, "reconciliation", names),
+        "suites": _summarise(records, "suite", names),
+        "freshness": _summarise(records, "freshness", names),
+        "municipality_names": names,
     }
 
 
-def _rejected_by_municipality(con: duckdb.DuckDBPyConnection) -> dict[str, Counter]:
-    """Rejected rows per municipality, counted by "<source label>: <rule>" (none before the mart exists)."""
-    rejected: dict[str, Counter] = defaultdict(Counter)
+def _failed_order(r: dict) -> tuple:
+    return (r["severity"] != "error", r["label"], r["where"])
+
+
+def _failed_by_check(failed: list[dict], severity: str) -> list[dict]:
+    """Failed records of one severity, one entry per check with the municipalities (or 'regionweit') hit."""
+    groups: dict[str, list[dict]] = defaultdict(list)
+    for r in failed:
+        if r["severity"] == severity:
+            groups[r["check_name"]].append(r)
+    out = [{
+        "check_name": name,
+        "label": rows[0]["label"],
+        "explanation": check_explanation(name),
+        "kind": check_kind_label(rows[0]["check_kind"]),
+        "where": [{"key": r["municipality_key"], "name": r["where"]} for r in sorted(rows, key=lambda r: r["where"])],
+        "rows_failed": sum(r["rows_failed"] for r in rows),
+    } for name, rows in groups.items()]
+    return sorted(out, key=lambda g: (-len(g["where"]), g["label"]))
+
+
+def _rejected_by_municipality(con: duckdb.DuckDBPyConnection) -> dict[str, list[dict]]:
+    """Rejected rows per municipality and rule, most frequent first (none before the mart exists)."""
+    rejected: dict[str, list[dict]] = defaultdict(list)
     if warehouse.table_exists(con, "marts", "mart_rejected_rows"):
         for r in warehouse.rows(con, "select municipality_key, source_family, rule, count(*) as n "
-                                     "from marts.mart_rejected_rows where municipality_key is not null group by all"):
-            label = f"{FAMILY_LABELS.get(r['source_family'], r['source_family'])}: {r['rule']}"
-            rejected[r["municipality_key"]][label] = r["n"]
+                                     "from marts.mart_rejected_rows where municipality_key is not null "
+                                     "group by all order by n desc, source_family, rule"):
+            rejected[r["municipality_key"]].append({
+                "family": r["source_family"], "family_label": family_label(r["source_family"]),
+                "rule": r["rule"], "label": rule_label(r["source_family"], r["rule"]), "n": r["n"]})
     return rejected
 
 
-def _scorecard(records: list[dict], rejected: dict[str, Counter], feedback_root: Path, run_dir: Path) -> list[dict]:
+def _rejected_by_family(scorecard: list[dict]) -> list[dict]:
+    totals: Counter = Counter()
+    for s in scorecard:
+        for r in s["rejected_by_rule"]:
+            totals[r["family"]] += r["n"]
+    return [{"family": f, "label": family_label(f), "n": n} for f, n in totals.most_common()]
+
+
+def _forecast_state(status: dict | None) -> tuple[str, str]:
+    """(state, text) of the municipality's latest due forecast from its freshness.forecasts_due record."""
+    if status is None:
+        return "not_reporting", "Die Kommune meldet (noch) keine Prognosen."
+    if status["outcome"] == "passed":
+        return "on_time", status["message_de"]
+    # freshness.forecasts_due writes "verspätet eingereicht am ..." for a late one, "fehlt" for a missing one
+    return ("late" if "verspätet" in (status["message_de"] or "") else "missing"), status["message_de"]
+
+
+def _scorecard(records: list[dict], rejected: dict[str, list[dict]], feedback_root: Path,
+               run_dir: Path) -> list[dict]:
     """One row per municipality: forecast delivery, rejected rows by rule, failed checks, feedback workbooks."""
-    by_muni_failed: dict[str | None, Counter] = defaultdict(Counter)
+    failed_by_muni: dict[str | None, list[dict]] = defaultdict(list)
     for r in records:
         if r["outcome"] == "failed":
-            by_muni_failed[r["municipality_key"]][r["severity"]] += 1
+            failed_by_muni[r["municipality_key"]].append(r)
     forecast_status = {r["municipality_key"]: r for r in records if r["check_name"] == "freshness.forecasts_due"}
     scorecard = []
-    for m in reference.municipalities():
-        status = forecast_status.get(m.key)
-        if status is None:
-            forecast = ("not_reporting", "meldet (noch) nicht")
-        elif status["outcome"] == "passed":
-            forecast = ("on_time", status["message_de"])
-        else:
-            forecast = ("late" if "verspätet" in (status["message_de"] or "") else "missing", status["message_de"])
+    # Alphabetical (umlauts as their base letters): a reader looks a municipality up by its name.
+    for m in sorted(reference.municipalities(), key=lambda m: reference.normalise_name(m.name)):
+        state, text = _forecast_state(forecast_status.get(m.key))
         workbooks = sorted((feedback_root / m.key).glob("*.xlsx")) if (feedback_root / m.key).is_dir() else []
+        failed = sorted(failed_by_muni[m.key], key=_failed_order)
+        rules = rejected[m.key]
         scorecard.append({
             "municipality_key": m.key,
             "municipality_name": m.name,
-            "forecast_state": forecast[0],
-            "forecast_text": forecast[1],
-            "rejected_by_rule": sorted(rejected[m.key].items(), key=lambda kv: (-kv[1], kv[0])),
-            "rejected_total": sum(rejected[m.key].values()),
-            "checks_failed_error": by_muni_failed[m.key]["error"],
-            "checks_failed_warn": by_muni_failed[m.key]["warn"],
+            "forecast_state": state,
+            "forecast_label": FORECAST_STATES[state],
+            "forecast_text": text,
+            "rejected_by_rule": rules,
+            "rejected_total": sum(r["n"] for r in rules),
+            "failed": failed,
+            "checks_failed_error": sum(r["severity"] == "error" for r in failed),
+            "checks_failed_warn": sum(r["severity"] == "warn" for r in failed),
             "feedback": [{"name": p.name, "href": os.path.relpath(p, run_dir).replace(os.sep, "/")}
                          for p in workbooks],
+            "has_findings": bool(rules or failed or workbooks or state in ("late", "missing")),
         })
     return scorecard
 
 
-def _summarise(records: list[dict], kind: str) -> list[dict]:
+def _summarise(records: list[dict], kind: str, names: dict[str, str]) -> list[dict]:
     """The checks of one kind (reconciliation, suite, freshness), each summed over its municipalities."""
     groups: dict[str, list[dict]] = defaultdict(list)
     for r in records:
         if r["check_kind"] == kind:
             groups[r["check_name"]].append(r)
     out = []
-    for name, rows in sorted(groups.items()):
+    for name, rows in groups.items():
         bad = [r for r in rows if r["outcome"] == "failed"]
         out.append({
             "check_name": name,
-            "description_de": rows[0]["description_de"],
+            "label": rows[0]["label"],
+            "source_label": rows[0]["source_label"],
             "severity": rows[0]["severity"],
             "outcome": "failed" if bad else "passed",
             "rows_evaluated": sum(r["rows_evaluated"] for r in rows),
             "rows_failed": sum(r["rows_failed"] for r in rows),
-            "municipalities_failed": sorted(r["municipality_key"] or "Region" for r in bad),
-            "examples": [e for r in bad for e in r["examples"]][:5],
+            "municipalities_failed": sorted(r["where"] for r in bad),
+            "examples": [e for r in bad for e in r["examples"]][:EXAMPLES_SHOWN],
         })
-    return out
+    # failed first, then by what they check
+    return sorted(out, key=lambda c: (c["outcome"] != "failed", c["severity"] != "error", c["source_label"], c["label"]))
 
 
 def render(data: dict) -> str:

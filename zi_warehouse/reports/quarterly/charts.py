@@ -2,20 +2,23 @@
 
 What belongs here: the chart style and colours, the chart order ("Abb. n"), :func:`chart_svg` that turns a
 section's drawing function into an ``<svg data-chart="<key>">`` element, and the axis helpers (German
-ticks, year axes). What a chart shows is drawn by its section (``sections/``).
+ticks with as many decimals as their spacing needs, year and quarter axes with horizontal labels). What a
+chart shows is drawn by its section (``sections/``).
 """
 
 from __future__ import annotations
 
 import io
+import math
 import re
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import matplotlib
 
 matplotlib.use("Agg")  # no display on servers; must precede pyplot
 import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.ticker import FuncFormatter, MaxNLocator, MultipleLocator  # noqa: E402
+from matplotlib.ticker import FixedLocator, Formatter, FuncFormatter, MaxNLocator, MultipleLocator  # noqa: E402
+from matplotlib.transforms import Bbox  # noqa: E402
 
 from zi_warehouse.german import format_number  # noqa: E402
 
@@ -62,12 +65,11 @@ def _style() -> dict:
     }
 
 
-def _svg(fig, key: str, tight: bool) -> str:
-    """The figure as an inline <svg> element (no XML prolog), marked with data-chart=key."""
+def _svg(fig, key: str, bbox: Bbox) -> str:
+    """The figure cropped to ``bbox`` (inches) as an inline <svg> element (no XML prolog), marked data-chart=key."""
     buffer = io.StringIO()
     with plt.rc_context({"svg.hashsalt": key}):  # deterministic, chart-specific element ids
-        fig.savefig(buffer, format="svg", bbox_inches="tight" if tight else None,
-                    metadata={"Date": None, "Creator": None})
+        fig.savefig(buffer, format="svg", bbox_inches=bbox, metadata={"Date": None, "Creator": None})
     plt.close(fig)
     text = buffer.getvalue()
     text = text[text.index("<svg"):]
@@ -86,26 +88,59 @@ def chart_svg(key: str, draw: Callable, figsize: tuple[float, float], source: st
               margins: dict | None = None, **kw) -> str:
     """Draw one chart: ``draw(fig, axes)`` on a grid of ``nrows`` × ``ncols`` axes, labelled "Abb. n · Quelle".
 
-    Single charts are cropped to their content (bbox_inches="tight"); charts with several axes pass fixed
-    ``margins`` (fig.subplots_adjust) instead, because tight layout plus cropping costs 2-3 times the
-    drawing time for a dozen axes.
+    The label goes below everything drawn (tick labels, legends), so it never covers data or text, and the
+    figure is cropped to its content plus the label. Charts with several axes pass fixed ``margins``
+    (fig.subplots_adjust) instead of a tight layout, which costs 2-3 times the drawing time for a dozen axes;
+    the crop is computed once from the drawn figure, for every chart alike.
     """
     with plt.rc_context(_style()):
         fig, axes = plt.subplots(nrows, ncols, figsize=figsize, squeeze=False, **kw)
         draw(fig, axes)
-        label = f"{chart_label(key)} · Quelle: {source}"
         if margins:
             fig.subplots_adjust(**margins)
-            fig.text(0.01, 0.005, label, fontsize=6, color="#777777", ha="left", va="bottom")
-        else:
-            # Below the figure (va="top" at y=0; the cropping makes room), so it never hides data.
-            fig.text(0.0, 0.0, label, fontsize=6, color="#777777", ha="left", va="top")
-        return _svg(fig, key, tight=not margins)
+        renderer = fig.canvas.get_renderer()
+        content = fig.get_tightbbox(renderer)  # inches
+        width, height = fig.get_size_inches()
+        label = fig.text(max(content.x0, 0) / width, (content.y0 - 0.04) / height,
+                         f"{chart_label(key)} · Quelle: {source}", fontsize=6, color="#777777", ha="left", va="top")
+        label_box = label.get_window_extent(renderer).transformed(fig.dpi_scale_trans.inverted())
+        return _svg(fig, key, Bbox.union([content, label_box]).padded(0.03))
 
 
-def german_ticks(decimals: int = 0) -> FuncFormatter:
-    """Axis ticks in German notation with ``decimals`` places."""
-    return FuncFormatter(lambda v, _pos: format_number(v, decimals))
+class GermanTicks(Formatter):
+    """Tick labels in German notation with as many decimals as the ticks' spacing needs.
+
+    0; 0,004; 0,008 … are written with three places, 0; 5; 10 … with none: never "0,01 0,01" for two
+    different ticks, never "5,00" where "5" says it. ``min_decimals`` keeps a fixed minimum.
+    """
+
+    MAX_DECIMALS = 6
+
+    def __init__(self, min_decimals: int = 0) -> None:
+        self.min_decimals = min_decimals
+        self.decimals = min_decimals
+
+    def set_locs(self, locs: Sequence[float]) -> None:
+        super().set_locs(locs)
+        self.decimals = tick_decimals(list(locs), self.min_decimals)
+
+    def __call__(self, value: float, pos: int | None = None) -> str:
+        return format_number(value, self.decimals)
+
+
+def tick_decimals(locs: list[float], min_decimals: int = 0) -> int:
+    """The fewest decimals (at least ``min_decimals``) that write every tick exactly (up to float noise)."""
+    finite = [v for v in locs if math.isfinite(v)]
+    scale = max((abs(v) for v in finite), default=1.0) or 1.0
+    for decimals in range(min_decimals, GermanTicks.MAX_DECIMALS + 1):
+        if all(abs(round(v, decimals) - v) <= 1e-9 * scale for v in finite):
+            return decimals
+    return GermanTicks.MAX_DECIMALS
+
+
+def german_ticks(min_decimals: int = 0) -> GermanTicks:
+    """Axis ticks in German notation, with the decimals their spacing needs (at least ``min_decimals``)."""
+    return GermanTicks(min_decimals)
 
 
 def year_axis(ax, nbins: int = 8) -> None:
@@ -116,6 +151,21 @@ def year_axis(ax, nbins: int = 8) -> None:
     else:
         ax.xaxis.set_major_locator(MaxNLocator(integer=True, nbins=nbins))
     ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _pos: str(int(round(v)))))
+
+
+def quarter_axis(ax, periods: list[str], max_labels: int = 12) -> None:
+    """An x axis of quarters (positions 0, 1, … for ``periods`` 'JJJJ-Qn'): a small tick per quarter, the
+    year written horizontally under its first quarter (every n-th year when there are more than
+    ``max_labels``), so labels never need rotating."""
+    firsts = [(i, p[:4]) for i, p in enumerate(periods) if i == 0 or p[:4] != periods[i - 1][:4]]
+    step = max(1, math.ceil(len(firsts) / max_labels))
+    shown = firsts[::step]
+    ax.xaxis.set_major_locator(FixedLocator([i for i, _ in shown]))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, pos: dict(shown).get(int(round(v)), "")))
+    ax.xaxis.set_minor_locator(FixedLocator(list(range(len(periods)))))
+    ax.tick_params(axis="x", which="minor", length=2)
+    if periods:
+        ax.set_xlim(-0.6, len(periods) - 0.4)
 
 
 def plotted(value: Any) -> float:

@@ -51,6 +51,12 @@ class DataTable:
     key: str = ""
     caption: str = ""
 
+    @property
+    def numeric(self) -> list[bool]:
+        """Per column: every cell is a number (its header is then right-aligned over the numbers)."""
+        return [bool(self.rows) and all(isinstance(row[i], Figure) for row in self.rows)
+                for i in range(len(self.headers))]
+
 
 @dataclass
 class Chart:

@@ -1,7 +1,9 @@
 """HTML of the quarterly report: the sections through the Jinja2 template ``templates/quarterly.html.j2``.
 
 What belongs here: the labels of the headline figures (the cards on top of a section), the template's
-``figure`` test and ``label`` filter, and the page's header and footer data (period, data source, times).
+``figure`` test and ``label`` filter, and the cover's data (period, when the data were published and the
+report written, in local time with the zone named). The report names no file or server path: it is sent
+to people who cannot open either.
 The template writes every :class:`Figure` with ``data-figure``/``data-value``; styles come inline from
 ``templates/quarterly.css``.
 """
@@ -36,7 +38,7 @@ FIGURE_LABELS = {
     "dq_forecast_rows_rejected": "abgewiesene Zeilen im Quartal",
     "dq_checks_total": "Prüfungen im neuesten Lauf",
     "dq_checks_failed": "davon fehlgeschlagen",
-    "dq_checks_failed_error": "davon blockierend (error)",
+    "dq_checks_failed_error": "davon blockierend (Fehler)",
 }
 
 
@@ -56,7 +58,6 @@ def render_html(sections: list[Section], period: str, source: Path) -> str:
         period=period,
         sections=sections,
         css=css,
-        source=str(source),
         published_at=format_datetime(published_at),
         created_at=format_datetime(datetime.now(timezone.utc)),
     )

@@ -30,7 +30,7 @@ def section_budget(con, year: int) -> Section:
             ax.bar([x + (i - 1) * width for x in xs], [plotted(r[column]) / 1e6 for r in shown], width, label=label,
                    color=colour)
         ax.set_ylabel("Mio. EUR")
-        ax.yaxis.set_major_formatter(german_ticks(0))
+        ax.yaxis.set_major_formatter(german_ticks())
         ax.set_xticks(xs)
         ax.set_xticklabels([str(x) for x in xs])
         ax.legend(loc="upper left", ncol=3)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from zi_warehouse import warehouse
 from zi_warehouse.german import format_number
 from zi_warehouse.reports.quarterly.charts import COLOURS, chart_svg, german_ticks, plotted
+from zi_warehouse.reports.labels import check_kind_label, check_label, family_label, rule_label, severity_label, source_label
 from zi_warehouse.reports.quarterly.figures import Chart, DataTable, Figure, Section, mart_number
 
 #: Rows of the rejection-rule table (the full list is in marts.mart_rejected_rows).
@@ -42,7 +43,7 @@ def section_data_quality(con, period: str) -> Section:
 
     def draw(fig, axes):
         ax = axes[0][0]
-        names = [r["source_family"] for r in families][::-1]
+        names = [family_label(r["source_family"]) for r in families][::-1]
         ax.barh(names, [plotted(r["rejected_pct"]) for r in families][::-1], color=COLOURS["target"])
         for i, r in enumerate(families[::-1]):
             ax.text(plotted(r["rejected_pct"]) if r["rejected_pct"] is not None else 0, i,
@@ -50,16 +51,16 @@ def section_data_quality(con, period: str) -> Section:
         ax.set_xlim(0, 1.2 * max([plotted(r["rejected_pct"]) for r in families if r["rejected_pct"] is not None]
                                  + [0.1]))  # room for the value labels
         ax.set_xlabel("Abgewiesene Zeilen (% der gelesenen)")
-        ax.xaxis.set_major_formatter(german_ticks(1))
+        ax.xaxis.set_major_formatter(german_ticks())
         ax.grid(axis="y", visible=False)
 
     key = "data_quality_rejections"
-    svg = chart_svg(key, draw, (7.2, 0.45 * max(len(families), 1) + 1.0), "marts.mart_ingestion_files")
+    svg = chart_svg(key, draw, (7.2, 0.3 * max(len(families), 1) + 0.9), "marts.mart_ingestion_files")
     table = DataTable(["Quelle", "Dateien", "gelesen", "geladen", "abgewiesen", "Anteil abgewiesen",
                        "Dateien gescheitert/zurückgehalten"], [], key=key)
     for r in families:
         f = r["source_family"]
-        table.rows.append([f, *[Figure(f"dq_{f}_{c}", r[c]) for c in ("files", "rows_read", "rows_loaded",
+        table.rows.append([family_label(f), *[Figure(f"dq_{f}_{c}", r[c]) for c in ("files", "rows_read", "rows_loaded",
                                                                        "rows_rejected")],
                            Figure(f"dq_{f}_rejected_pct", mart_number(r["rejected_pct"]), 2, "%"),
                            Figure(f"dq_{f}_files_failed", r["files_failed"])])
@@ -70,7 +71,7 @@ def section_data_quality(con, period: str) -> Section:
     rule_table = DataTable(["Quelle", "Regel", "Ablehnungen"], [], key="data_quality_rules",
                            caption=f"Die {TOP_RULES} häufigsten Ablehnungsgründe")
     for r in rules:
-        rule_table.rows.append([r["source_family"], r["rule"],
+        rule_table.rows.append([family_label(r["source_family"]), rule_label(r["source_family"], r["rule"]),
                                 Figure(f"dq_rule_{r['source_family']}_{r['rule']}", r["rejections"])])
     section.tables.append(rule_table)
     section.tables.extend(failed_checks(con, section))
@@ -78,8 +79,8 @@ def section_data_quality(con, period: str) -> Section:
 
 
 #: Columns of marts.mart_data_quality this report reads (docs/data-quality.md owns the mart).
-QUALITY_COLUMNS = ("is_latest_run", "check_kind", "source", "municipality_name", "check_name", "severity",
-                   "rows_evaluated", "rows_failed", "outcome", "message_de")
+QUALITY_COLUMNS = ("is_latest_run", "check_kind", "source", "municipality_name", "check_name", "description_de",
+                   "severity", "rows_evaluated", "rows_failed", "outcome", "message_de")
 SEVERITY_ORDER = "case severity when 'error' then 0 else 1 end"
 
 
@@ -112,17 +113,16 @@ def failed_checks(con, section: Section) -> list[DataTable]:
         return []
     rows = warehouse.rows(con, f"""
         select check_kind, source, coalesce(municipality_name, 'regionweit') as municipality_name, check_name,
-               severity, rows_failed, rows_evaluated, message_de
+               description_de, severity, rows_failed, rows_evaluated, message_de
         from marts.mart_data_quality where is_latest_run and outcome = 'failed'
         order by {SEVERITY_ORDER}, rows_failed desc, check_name, source, municipality_name
         limit {FAILED_CHECKS_SHOWN}""")
-    table = DataTable(["Art", "Quelle", "Kommune", "Prüfung", "Schwere", "Zeilen verletzt", "Zeilen geprüft",
-                       "Ergebnis"], [], key="data_quality_failed_checks",
+    table = DataTable(["Art", "Quelle", "Kommune", "Prüfung", "Schwere", "Zeilen verletzt / geprüft", "Ergebnis"], [], key="data_quality_failed_checks",
                       caption=(f"Fehlgeschlagene Prüfungen des neuesten Prüflaufs ({format_number(failed)}"
                                f"{f', die ersten {FAILED_CHECKS_SHOWN}' if failed > FAILED_CHECKS_SHOWN else ''})"))
     for r in rows:
-        table.rows.append([r["check_kind"], r["source"], r["municipality_name"], r["check_name"],
-                           "Fehler" if r["severity"] == "error" else "Warnung",
-                           format_number(r["rows_failed"]), format_number(r["rows_evaluated"]),
+        table.rows.append([check_kind_label(r["check_kind"]), source_label(r["source"]), r["municipality_name"],
+                           check_label(r["check_name"], r["description_de"]), severity_label(r["severity"], short=True),
+                           f"{format_number(r['rows_failed'])} / {format_number(r['rows_evaluated'])}",
                            r["message_de"] or ""])
     return [table]

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from zi_warehouse import warehouse
-from zi_warehouse.reports.quarterly.charts import COLOURS, chart_svg, german_ticks, plotted
+from zi_warehouse.reports.quarterly.charts import COLOURS, chart_svg, german_ticks, plotted, quarter_axis
 from zi_warehouse.reports.quarterly.figures import Chart, DataTable, Figure, Section, mart_number
 from zi_warehouse.reports.quarterly.periods import period_index
 
@@ -39,7 +39,6 @@ def section_forecast_accuracy(con, period: str) -> Section:
     def draw(fig, axes):
         flat = [ax for row in axes for ax in row]
         xs = list(range(len(rows)))
-        step = max(1, len(rows) // 6)
         for ax, (m, (label, _dec)) in zip(flat, FORECAST_MEASURES.items()):
             scale = 1e6 if m.endswith("_eur") else 1
             ax.plot(xs, [plotted(r[f"forecast_{m}"]) / scale for r in rows], ls="--", marker="o", ms=2,
@@ -47,15 +46,15 @@ def section_forecast_accuracy(con, period: str) -> Section:
             ax.plot(xs, [plotted(r[f"actual_{m}"]) / scale for r in rows], marker="o", ms=2, color=COLOURS["actual"],
                     label="Ist")
             ax.set_title(label.replace("(EUR)", "(Mio. EUR)"), fontsize=8)
-            ax.set_xticks(xs[::step])
-            ax.set_xticklabels([r["period"] for r in rows][::step], rotation=45, ha="right", fontsize=6)
-            ax.yaxis.set_major_formatter(german_ticks(1 if scale > 1 else 0))
+            quarter_axis(ax, [r["period"] for r in rows], max_labels=6)
+            ax.tick_params(axis="x", labelsize=6)
+            ax.yaxis.set_major_formatter(german_ticks())
         flat[0].legend(loc="upper right")
 
     key = "forecast_accuracy"
-    svg = chart_svg(key, draw, (7.2, 4.6), "marts.mart_forecast_accuracy_municipality_quarter",
+    svg = chart_svg(key, draw, (7.2, 4.2), "marts.mart_forecast_accuracy_municipality_quarter",
                     nrows=2, ncols=2,
-                    margins=dict(left=0.08, right=0.98, top=0.94, bottom=0.14, hspace=0.55, wspace=0.2))
+                    margins=dict(left=0.08, right=0.98, top=0.94, bottom=0.08, hspace=0.4, wspace=0.2))
     headers = ["Quartal", "Meldungen"]
     for _m, (label, _dec) in FORECAST_MEASURES.items():
         headers += [f"{label} Prognose", f"{label} Ist"]

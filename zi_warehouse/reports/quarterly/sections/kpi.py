@@ -32,6 +32,13 @@ KPI_COLUMNS = {
 }
 
 
+#: The on-track flags of the KPI marts and their labels.
+ON_TRACK_FLAGS = {
+    "is_disconnection_on_track": "Abkopplung im Plan",
+    "is_evaporation_on_track": "Verdunstung im Plan",
+}
+
+
 def kpi_figure(prefix: str, column: str, year: int, value: Any) -> Figure:
     _label, decimals, unit = KPI_COLUMNS[column]
     return Figure(f"{prefix}_{column}_{year}", mart_number(value), decimals, unit)
@@ -46,18 +53,17 @@ def section_summary(con, year: int) -> Section:
                "angeschlossenen befestigten Fläche, der abgekoppelt ist (Ziel 25 % bis 2040). ΔV: Veränderung der "
                "Verdunstungsrate gegenüber dem Basisjahr in Prozentpunkten (Ziel +10 pp bis 2040)."),
     )
-    table = DataTable(["Region", *[KPI_COLUMNS[c][0] for c in KPI_COLUMNS], "Abkopplung im Plan",
-                       "Verdunstung im Plan"],
-                      [], key="summary")
-    for r in rows:
-        prefix = f"kpi_{r['region_key']}"
-        table.rows.append([
-            REGION_LABELS.get(r["region_key"], r["region_name"]),
-            *[kpi_figure(prefix, c, year, r[c]) for c in KPI_COLUMNS],
-            Figure(f"{prefix}_is_disconnection_on_track_{year}", r["is_disconnection_on_track"]),
-            Figure(f"{prefix}_is_evaporation_on_track_{year}", r["is_evaporation_on_track"]),
-        ])
+    # One column per region, one row per KPI: two regions fit the page with room for the labels.
+    ordered = sorted(rows, key=lambda r: (r["region_key"] != "rvr", r["region_key"]))
+    table = DataTable(["Kennzahl", *[REGION_LABELS.get(r["region_key"], r["region_name"]) for r in ordered]], [],
+                      key="summary")
+    for column, (label, _decimals, _unit) in KPI_COLUMNS.items():
+        table.rows.append([label, *[kpi_figure(f"kpi_{r['region_key']}", column, year, r[column]) for r in ordered]])
+    for flag, label in ON_TRACK_FLAGS.items():
+        table.rows.append([label, *[Figure(f"kpi_{r['region_key']}_{flag}_{year}", r[flag]) for r in ordered]])
+    for r in ordered:
         if r["region_key"] == "rvr":
+            prefix = f"kpi_{r['region_key']}"
             section.notes.append(status_sentence(r, year))
             section.figures = [
                 kpi_figure(prefix, "disconnection_rate_actual_pct", year, r["disconnection_rate_actual_pct"]),
@@ -97,7 +103,7 @@ def section_kpi_region(con, year: int) -> Section:
     for r in rows:
         by_region.setdefault(r["region_key"], []).append(r)
 
-    def draw(measure: str, target: str, planned: str, label: str, decimals: int):
+    def draw(measure: str, target: str, planned: str, label: str):
         # Left: the whole horizon to the target year; right: the years with data, enlarged, because the
         # early actual values are small against the target and would otherwise lie flat on the axis.
         def _draw(fig, axes):
@@ -112,7 +118,7 @@ def section_kpi_region(con, year: int) -> Section:
                 ax.plot([r["year"] for r in path], [plotted(r[target]) for r in path], color=COLOURS["target"], lw=1.2,
                         label="Zielpfad")
                 ax.set_ylabel(label)
-                ax.yaxis.set_major_formatter(german_ticks(decimals))
+                ax.yaxis.set_major_formatter(german_ticks())
                 year_axis(ax)
             axes[0][0].axvline(year, color="#888888", lw=0.6, ls=":")
             axes[0][0].set_title("bis zum Zieljahr")
@@ -125,19 +131,18 @@ def section_kpi_region(con, year: int) -> Section:
             if clipped:  # the actual values would lie flat under the target path: enlarge them
                 zoom.set_ylim(bottom - 0.05 * (1.5 * top - bottom), 1.5 * top)
             zoom.set_title(f"bis {year} (vergrößert{'; Zielpfad teils außerhalb' if clipped else ''})")
-            axes[0][1].yaxis.set_major_formatter(german_ticks(decimals + 1))
             handles, labels = axes[0][0].get_legend_handles_labels()
             fig.legend(handles=handles, labels=labels, loc="lower center", ncol=3, bbox_to_anchor=(0.5, 0.04))
         return _draw
 
-    for key, measure, planned, target, title, unit, dec in (
+    for key, measure, planned, target, title, unit in (
         ("kpi_region_disconnection", "disconnection_rate_actual_pct", "disconnection_rate_planned_pct",
-         "disconnection_target_path_pct", "Abkopplungsgrad (%) gegen den Zielpfad 25 % bis 2040", "%", 0),
+         "disconnection_target_path_pct", "Abkopplungsgrad (%) gegen den Zielpfad 25 % bis 2040", "%"),
         ("kpi_region_evaporation", "evaporation_change_actual_pp", "evaporation_change_planned_pp",
          "evaporation_target_path_pp", "Veränderung der Verdunstungsrate ΔV (pp) gegen den Zielpfad +10 pp bis 2040",
-         "pp", 1),
+         "pp"),
     ):
-        svg = chart_svg(key, draw(measure, target, planned, unit, dec), (7.2, 3.4), "marts.mart_kpi_region_year",
+        svg = chart_svg(key, draw(measure, target, planned, unit), (7.2, 3.4), "marts.mart_kpi_region_year",
                         nrows=1, ncols=2, margins=dict(left=0.08, right=0.98, top=0.9, bottom=0.3, wspace=0.3))
         table = DataTable(["Region", "Jahr", KPI_COLUMNS[measure][0], KPI_COLUMNS[planned][0], KPI_COLUMNS[target][0]],
                           [], key=key)
@@ -173,7 +178,7 @@ def section_kpi_municipalities(con, year: int) -> Section:
                 height=0.5, label="Ist (abgeschlossen)")
         if target is not None:
             ax.axvline(float(target), color=COLOURS["target"], lw=1.2, label=f"Zielpfad {year}")
-        ax.xaxis.set_major_formatter(german_ticks(1))
+        ax.xaxis.set_major_formatter(german_ticks())
         ax.set_xlabel("Abkopplungsgrad (%)")
         ax.tick_params(axis="y", labelsize=6)
         ax.grid(axis="y", visible=False)
@@ -213,7 +218,7 @@ def section_kpi_municipalities(con, year: int) -> Section:
             ax.set_title(r["municipality_name"], fontsize=7)
             ax.tick_params(labelsize=6)
             year_axis(ax, nbins=3)
-            ax.yaxis.set_major_formatter(german_ticks(1))
+            ax.yaxis.set_major_formatter(german_ticks())
         for ax in flat[len(chosen):]:
             ax.set_visible(False)
         fig.legend(labels=["Zielpfad", "geplant", "Ist"], loc="lower center", ncol=3, bbox_to_anchor=(0.5, 0.02),
@@ -243,15 +248,14 @@ def section_kpi_municipalities(con, year: int) -> Section:
         svg, table))
 
     # The table of all 53.
-    all_table = DataTable(["Kommune", *[KPI_COLUMNS[c][0] for c in KPI_COLUMNS], "Abkopplung im Plan",
-                           "Verdunstung im Plan"], [], key="kpi_municipalities_all",
+    all_table = DataTable(["Kommune", *[KPI_COLUMNS[c][0] for c in KPI_COLUMNS], *ON_TRACK_FLAGS.values()], [],
+                          key="kpi_municipalities_all",
                           caption=f"Alle Kommunen, Jahr {year}")
     for r in rows:
         prefix = f"kpi_{r['municipality_key']}"
         all_table.rows.append([
             r["municipality_name"], *[kpi_figure(prefix, c, year, r[c]) for c in KPI_COLUMNS],
-            Figure(f"{prefix}_is_disconnection_on_track_{year}", r["is_disconnection_on_track"]),
-            Figure(f"{prefix}_is_evaporation_on_track_{year}", r["is_evaporation_on_track"]),
+            *[Figure(f"{prefix}_{flag}_{year}", r[flag]) for flag in ON_TRACK_FLAGS],
         ])
     section.tables.append(all_table)
     return section

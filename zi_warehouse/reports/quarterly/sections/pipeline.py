@@ -7,7 +7,7 @@ summed over municipalities from ``marts.mart_pipeline_municipality_quarter`` up 
 from __future__ import annotations
 
 from zi_warehouse import warehouse
-from zi_warehouse.reports.quarterly.charts import PIPELINE_COLOURS, chart_svg, german_ticks
+from zi_warehouse.reports.quarterly.charts import PIPELINE_COLOURS, chart_svg, german_ticks, quarter_axis
 from zi_warehouse.reports.quarterly.figures import Chart, DataTable, Figure, Section, mart_number
 from zi_warehouse.reports.quarterly.periods import period_index
 
@@ -45,12 +45,12 @@ def section_pipeline(con, period: str) -> Section:
             values = [float(r[f"{status}_projects"] or 0) for r in rows]
             ax.bar(xs, values, 0.8, bottom=bottom, label=label, color=colour)
             bottom = [b + v for b, v in zip(bottom, values)]
-        step = max(1, len(rows) // 12)
-        ax.set_xticks(xs[::step])
-        ax.set_xticklabels([r["period"] for r in rows][::step], rotation=45, ha="right")
+        quarter_axis(ax, [r["period"] for r in rows])
+        ax.set_xlabel("Quartal (Jahreszahl am ersten Quartal)")
         ax.set_ylabel("Projekte")
-        ax.yaxis.set_major_formatter(german_ticks(0))
-        ax.legend(loc="upper left", ncol=2)
+        ax.yaxis.set_major_formatter(german_ticks())
+        # Below the axes: inside it would cover the bars of the early quarters as the pipeline grows.
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.17), ncol=4)
 
     key = "pipeline_quarter"
     svg = chart_svg(key, draw, (7.2, 3.6), "marts.mart_pipeline_municipality_quarter")

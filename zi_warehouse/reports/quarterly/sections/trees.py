@@ -55,7 +55,7 @@ def section_trees(con, year: int) -> Section:
                    label=f"Regionales Ziel ({format_number(targets['aspiration'])})")
         ax.set_ylim(0, 1.35 * max(targets["aspiration"] or 0, max(totals, default=0), 1))  # room for the legend
         ax.set_ylabel("Bäume (kumuliert)")
-        ax.yaxis.set_major_formatter(german_ticks(0))
+        ax.yaxis.set_major_formatter(german_ticks())
         ax.set_xticks(years)
         ax.legend(loc="upper left", ncol=2)
 

@@ -1,0 +1,229 @@
+"""The quality report as a reader sees it, rendered in headless Chromium.
+
+- A constructed run with everything a report can hold (a blocking check for one municipality and one for the
+  region, warnings, a late and a missing forecast, rejected rows, feedback workbooks with long names, long
+  example values): the summary on top names what blocks, what warns and which forecasts are late, each
+  linking to the details below; every link has its anchor; laid out for A4 print and in a 1280 px laptop
+  window no element is wider than the page; no internal key and no server path is shown; times are local.
+- The report the demo build wrote: the same layout and wording checks on real data, summary in the first
+  screen.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from html.parser import HTMLParser
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from zi_warehouse import config, reference
+from zi_warehouse.quality import results as qr
+from zi_warehouse.reports.chromium import Browser, rendered_dom
+from zi_warehouse.reports.quality import write_report
+
+try:  # tests/ is not a package; pytest puts it on sys.path
+    from report_layout import describe, overflowing_elements, printable_width_px, visible_text
+except ImportError:  # pragma: no cover - when tests/ becomes a package
+    from tests.report_layout import describe, overflowing_elements, printable_width_px, visible_text
+
+LAPTOP_WIDTH_PX = 1280
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with Browser() as b:
+        yield b
+
+
+#: German descriptions of the constructed checks (what mart_data_quality.description_de holds).
+DESCRIPTIONS = {
+    "reconciliation.paid_within_approved": "Ausgezahlt ≤ bewilligt je Maßnahme",
+    "reconciliation.approved_within_envelope": "Bewilligt ≤ Plafond, kumuliert",
+    "mart_budget_year.paid_eur_non_negative": "Ausgezahlte EUR sind nicht negativ",
+    "mart_budget_year.year_unique": "Jedes Jahr einmal",
+    "freshness.funding_extract_daily": "Förderdaten-Extrakt täglich",
+    "freshness.forecasts_due": "Quartalsprognose fristgerecht",
+}
+
+
+def _result(kind, source, name, severity, failed, muni=None, message="", examples=(), evaluated=10):
+    return qr.CheckResult(kind, source, name, severity, DESCRIPTIONS[name], evaluated, failed, municipality_key=muni,
+                          examples=list(examples), message_de=message)
+
+
+def constructed_run(data_dir: Path) -> tuple[Path, dict]:
+    """A working warehouse with one quality run and rejected rows; returns its path and what it holds."""
+    paths = config.Paths(data_dir).ensure()
+    con = duckdb.connect(str(paths.warehouse))
+    long_example = "approval_id=ZI-B-2021-000123, paid_eur=1234567.89, approved_eur=1184567.89, " + "x" * 60
+    results = [
+        _result("reconciliation", "funding×forecasts", "reconciliation.paid_within_approved", "error", 2, "herne",
+                "2 Bewilligungen mit Auszahlungen über dem bewilligten Betrag.", [long_example, "ZI-B-2022-000007"]),
+        _result("reconciliation", "fct_measure×mart_budget_year", "reconciliation.approved_within_envelope", "error",
+                1, None, "Bewilligt über Plafond in 2024.", ["year=2024"]),
+        _result("suite", "mart_budget_year", "mart_budget_year.paid_eur_non_negative", "warn", 1, None,
+                "1 Zeile verletzt die Erwartung.", ["-5.00"]),
+        _result("suite", "mart_budget_year", "mart_budget_year.year_unique", "error", 0),
+        _result("freshness", "funding", "freshness.funding_extract_daily", "warn", 1, None,
+                "Letzter Förderdaten-Extrakt vom 01.10.2026 (3 Tage alt).", [], 1),
+    ]
+    due = ("freshness", "forecasts", "freshness.forecasts_due", "warn")
+    results += [
+        _result(*due, 1, "bochum", "Prognose 2026-Q3 verspätet eingereicht am 20.11.2026 (fällig am 14.11.2026).",
+                ["period=2026-Q3"], 1),
+        _result(*due, 1, "essen", "Prognose 2026-Q3 fehlt (fällig am 14.11.2026).", ["period=2026-Q3"], 1),
+        _result(*due, 0, "dortmund", "Prognose 2026-Q3 fristgerecht am 10.11.2026 eingereicht.", [], 1),
+    ]
+    started = dt.datetime(2026, 12, 1, 6, 30, tzinfo=dt.timezone.utc)  # 07:30 MEZ
+    run_id = qr.append_results(con, results, run_started_at=started)
+    con.execute("create schema marts")
+    con.execute("""create table marts.mart_rejected_rows as select * from (values
+        ('forecasts', 'herne', 'required'), ('forecasts', 'herne', 'required'), ('forecasts', 'herne', 'type'),
+        ('trees', 'bochum', 'height_plausible'), ('surfaces', 'essen', 'area_m2_positive'))
+        v(source_family, municipality_key, rule)""")
+    con.close()
+    feedback = paths.feedback / "forecasts" / "herne"
+    feedback.mkdir(parents=True)
+    long_name = "2026-Q3_Quartalsmeldung_Herne_Stadtentwaesserung_Abteilung_Klimaanpassung_2026-Q3_Rueckmeldung.xlsx"
+    (feedback / long_name).write_bytes(b"")
+    return paths.warehouse, {"run_id": run_id, "started": started, "results": results, "paths": paths}
+
+
+class _Links(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.ids: set[str] = set()
+        self.hrefs: list[str] = []
+        self.order: list[str] = []  # ids of the top-level parts in page order
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if "id" in a:
+            self.ids.add(a["id"])
+            self.order.append(a["id"])
+        if tag == "a" and a.get("href", "").startswith("#"):
+            self.hrefs.append(a["href"][1:])
+
+
+def _section_text(html: str, element_id: str) -> str:
+    """Visible text of the element with ``element_id`` (one that holds no element of its own kind)."""
+    match = re.search(rf'<(\w+)[^>]*\bid="{element_id}"[^>]*>(.*?)</\1>', html, re.S)
+    assert match, element_id
+    return visible_text(match.group(2))
+
+
+@pytest.fixture(scope="module")
+def constructed(tmp_path_factory):
+    data_dir = tmp_path_factory.mktemp("quality_report")
+    warehouse, run = constructed_run(data_dir)
+    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        written = write_report(con, run["paths"])
+    finally:
+        con.close()
+    html = rendered_dom(written.index_path)
+    return {"report": written, "html": html, "data_dir": data_dir, **run}
+
+
+def test_summary_on_top_names_what_blocks_warns_and_is_late(constructed):
+    html = constructed["html"]
+    links = _Links()
+    links.feed(html)
+    order = [i for i in links.order if i in ("status", "glance-blocking", "glance-warnings", "glance-forecasts",
+                                             "scorecard", "einzelheiten", "kommune-herne", "regionweit",
+                                             "alle-pruefungen")]
+    assert order == ["status", "glance-blocking", "glance-warnings", "glance-forecasts", "scorecard",
+                     "einzelheiten", "kommune-herne", "regionweit", "alle-pruefungen"]
+    assert 'data-status="blocked"' in html
+    blocking = _section_text(html, "glance-blocking")
+    # checks with their own row in the rule texts are named by it, with what to do
+    paid = reference.rule_text("reconciliation.paid_within_approved", "quality_check")
+    assert f"{paid.label_de}: Herne {paid.explanation_de}" in blocking
+    envelope = reference.rule_text("reconciliation.approved_within_envelope", "quality_check")
+    assert f"{envelope.label_de}: regionweit" in blocking
+    assert re.search(r'id="glance-blocking".*?href="#kommune-herne"', html, re.S)
+    warnings = _section_text(html, "glance-warnings")
+    # a generated suite check: the pattern's label and the check's own description (naming the column)
+    negative = reference.rule_text("mart_budget_year.paid_eur_non_negative", "quality_check")
+    assert f"{negative.label_de}: Ausgezahlte EUR sind nicht negativ: regionweit" in warnings
+    extract = reference.rule_text("freshness.funding_extract_daily", "quality_check").label_de
+    assert f"{extract}: regionweit" in warnings
+    due = reference.rule_text("freshness.forecasts_due", "quality_check").label_de
+    assert f"{due}: Bochum Essen" in warnings
+    late = _section_text(html, "glance-forecasts")
+    assert "Bochum: verspätet" in late and "Essen: fehlt" in late and "Dortmund" not in late
+    # every link of the page has its target, and every municipality with a finding has its details
+    assert set(links.hrefs) <= links.ids, sorted(set(links.hrefs) - links.ids)
+    assert {"kommune-herne", "kommune-bochum", "kommune-essen"} <= links.ids
+    assert "kommune-dortmund" not in links.ids  # on time, nothing rejected: listed under "Ohne Befund"
+    assert "Dortmund" in _section_text(html, "ohne-befund")
+
+
+def test_every_failed_result_appears_once_in_the_details(constructed):
+    html = constructed["html"]
+    rows = re.findall(r'<tr data-check="([^"]+)" data-municipality="([^"]*)" data-severity="(\w+)"', html)
+    failed = [(r.check_name, r.municipality_key or "", r.severity) for r in constructed["results"] if not r.passed]
+    assert sorted(rows) == sorted(failed)
+    assert len(re.findall(r'<tr data-municipality="', html)) == len(reference.municipalities())
+
+
+@pytest.mark.parametrize("media,width", [("print", None), ("screen", LAPTOP_WIDTH_PX)])
+def test_no_element_is_wider_than_the_page_or_window(constructed, browser, media, width):
+    path = constructed["report"].index_path
+    width = width or printable_width_px(path.read_text(encoding="utf-8"))
+    found = overflowing_elements(browser, path, media=media, width_px=width)
+    assert not found["found"], f"{media}, {width} px:\n" + describe(found)
+
+
+def internal_keys(results) -> set[str]:
+    keys = {r.check_name for r in results} | {r.check_kind for r in results} | {r.severity for r in results}
+    keys |= {"passed", "failed", "forecasts", "funding", "trees", "surfaces", "climate"}
+    keys |= {"required", "type", "height_plausible", "area_m2_positive"}  # the rejection rules of the run
+    return keys
+
+
+def test_no_internal_key_or_server_path_is_shown(constructed):
+    text = visible_text(constructed["html"])
+    shown = sorted(k for k in internal_keys(constructed["results"])
+                   if re.search(rf"(?<![\w.]){re.escape(k)}(?![\w])", text))
+    assert not shown, f"interne Schlüssel im Bericht: {shown}"
+    assert str(constructed["data_dir"]) not in constructed["html"]
+    assert not re.search(r"(?:^|\s)/(?:[^\s/]+/)+", text)
+    # the feedback workbook is linked relative to the report (it opens wherever the data directory is mounted)
+    assert re.search(r'href="\.\./\.\./\.\./feedback/forecasts/herne/2026-Q3_[^"]+\.xlsx"', constructed["html"])
+
+
+def test_times_are_local_with_the_zone_named(constructed):
+    text = visible_text(constructed["html"])
+    assert "01.12.2026 07:30 MEZ" in text  # the run started 06:30 UTC
+    assert "UTC" not in text
+
+
+def test_the_demo_builds_report_reads_well(demo_build, browser):
+    path = demo_build["data_dir"] / "reports" / "quality" / "latest" / "index.html"
+    html = path.read_text(encoding="utf-8")
+    for media, width in (("print", printable_width_px(html)), ("screen", LAPTOP_WIDTH_PX)):
+        found = overflowing_elements(browser, path, media=media, width_px=width)
+        assert not found["found"], f"{media}, {width} px:\n" + describe(found)
+    # the summary is in the first screen of a laptop
+    top = browser.evaluate(path, "document.getElementById('glance').getBoundingClientRect().bottom",
+                           width_px=LAPTOP_WIDTH_PX, height_px=800)
+    assert top < 800, top
+    con = duckdb.connect(str(demo_build["data_dir"] / "warehouse" / "zi.duckdb"), read_only=True)
+    try:
+        keys = {v for (v,) in con.execute("select distinct check_name from raw.data_quality_results").fetchall()}
+        keys |= {v for (v,) in con.execute("select distinct rule from marts.mart_rejected_rows").fetchall()}
+        keys |= {v for (v,) in con.execute("select distinct source_family from marts.mart_ingestion_files").fetchall()}
+    finally:
+        con.close()
+    # The folded list of every mart check quotes each check's own description, which names columns and
+    # their allowed values as the data holds them ("Quelle ist ein zulässiger Wert (climate, forecasts, …)");
+    # everything a reader sees unfolded must use labels.
+    dom = rendered_dom(path)
+    text = visible_text(re.sub(r"<details>.*?</details>", "", dom, flags=re.S))
+    shown = sorted(k for k in keys if re.search(rf"(?<![\w.]){re.escape(k)}(?![\w])", text))
+    assert not shown, f"interne Schlüssel im Bericht: {shown[:20]}"
+    assert str(demo_build["data_dir"]) not in html
