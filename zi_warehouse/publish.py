@@ -101,6 +101,8 @@ def publish(
     now = now or dt.datetime.now(dt.timezone.utc)
     days = releases.retention_days() if retention_days is None else retention_days
     folder = releases.releases_dir(published_dir)
+    if published_dir.exists():
+        releases.adopt_legacy(published_dir, now)
     previous = releases.current_release(published_dir) if published_dir.exists() else None
     previous_manifest = releases.read_manifest(previous) if previous else None
     release_id = releases.new_release_id(run_id, now)
@@ -111,6 +113,7 @@ def publish(
         if final.exists():  # two publishes of one run in the same second
             release_id = releases.new_release_id(None, now)
             staging, final = folder / f"{releases.STAGING_PREFIX}{release_id}", folder / release_id
+        releases.remove_tree(staging)  # left by a publish of this run killed a moment ago
         staging.mkdir()
         (staging / PARQUET_DIR).mkdir()
         con = duckdb.connect()  # in-memory: attach the warehouse read-only and the new file writable
@@ -124,8 +127,7 @@ def publish(
             code = releases.code_version()
             restated = restatements.build(
                 con, "warehouse", baseline, landed,
-                code_changed=bool(baseline) and not releases.same_code(code, baseline.manifest.get("code")),
-                lineage=restatements.mart_raw_tables())
+                code_changed=bool(baseline) and not releases.same_code(code, baseline.manifest.get("code")))
             if baseline:
                 con.execute("detach frozen")
             if restatements.TABLE in marts:

@@ -216,17 +216,68 @@ def make_current(published: Path, release: Path) -> None:
     The stable links are created once; replacing the files of the layout before releases (a real
     ``zi.duckdb`` and a ``parquet`` link to a version folder) happens at the first publish with releases.
     """
+    # Stable paths that do not exist yet are made first: they lead nowhere until `current` exists, and then
+    # both appear with the same release. One that shows an older copy (the layout before releases) is
+    # replaced only after `current` leads to that same copy (adopt_legacy).
+    _ensure_stable_links(published, only_missing=True)
     _replace_symlink(published / CURRENT_LINK, os.path.relpath(release, published))
     fsync_path(published)
+    _ensure_stable_links(published, only_missing=False)
+
+
+def _ensure_stable_links(published: Path, only_missing: bool) -> None:
     changed = False
     for name, target in STABLE_LINKS.items():
         link = published / name
         if link.is_symlink() and os.readlink(link) == target:
             continue
+        if only_missing and (link.exists() or link.is_symlink()):
+            continue
         _replace_symlink(link, target)
         changed = True
     if changed:
         fsync_path(published)
+
+
+def adopt_legacy(published: Path, now: dt.datetime) -> Path | None:
+    """The layout before releases (a real ``zi.duckdb`` and ``parquet`` pointing at a version folder) becomes a
+    release of its own and current, before the first publish with releases switches anything.
+
+    So each step is safe: until ``zi.duckdb`` is replaced, both stable paths show the old copy; after, both
+    lead through ``current`` to the same old copy; the publish that follows switches ``current`` in one
+    rename like every other. Returns the adopted release, or None when there was nothing to adopt.
+    """
+    old_db = published / DUCKDB_FILE
+    if old_db.is_symlink() or not old_db.is_file():
+        return None
+    moment = dt.datetime.fromtimestamp(old_db.stat().st_mtime, dt.timezone.utc)
+    release_id = f"{moment:%Y%m%dT%H%M%SZ}-vorher"
+    folder = releases_dir(published)
+    folder.mkdir(exist_ok=True)
+    final = folder / release_id
+    if not final.exists():
+        staging = folder / f"{STAGING_PREFIX}{release_id}"
+        remove_tree(staging)
+        staging.mkdir()
+        (staging / PARQUET_DIR).mkdir()
+        link_or_copy(old_db, staging / DUCKDB_FILE)
+        old_parquet = published / PARQUET_DIR
+        if old_parquet.is_dir():
+            for path in sorted(old_parquet.glob("*.parquet")):
+                link_or_copy(path, staging / PARQUET_DIR / path.name)
+        write_json(staging / MANIFEST_FILE, {
+            "format": MANIFEST_FORMAT, "release_id": release_id, "published_at": moment.isoformat(),
+            "adopted_at": now.astimezone(dt.timezone.utc).isoformat(), "run_id": None, "code": {},
+            "previous_release": None, "reporting_release": None, "marts": {}, "landed_files": [],
+            "note": "Veröffentlichte Fassung aus der Zeit vor den Releases, unverändert übernommen",
+        })
+        fsync_path(staging / PARQUET_DIR)
+        fsync_path(staging)
+        make_read_only(staging)
+        os.rename(staging, final)
+        fsync_path(folder)
+    make_current(published, final)
+    return final
 
 
 def remove_leftovers(published: Path, keep: set[str]) -> list[str]:

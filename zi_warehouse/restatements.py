@@ -263,7 +263,6 @@ def build(
     baseline: Baseline | None,
     current_files: list[dict],
     code_changed: bool,
-    lineage: dict[str, set[str]] | None,
 ) -> int:
     """Fill ``memory.main.mart_restatements``: the figures of ``db``'s marts that differ from the Berichtsstand.
 
@@ -272,6 +271,7 @@ def build(
     create_empty(con)
     if baseline is None:
         return 0
+    lineage = mart_raw_tables()
     parts = []
     for mart in RESTATED_MARTS:
         query = _compare_query(con, db, baseline.alias, mart)
@@ -370,8 +370,8 @@ def _changed_files_table(con: duckdb.DuckDBPyConnection, then: list[dict], now: 
             for municipality in (municipalities if municipalities is not None else [None]):
                 rows.append((path, kind, table, municipality))
     names = ["path", "change_kind", "raw_table", "municipality_key"]
-    arrow = pa.table({n: pa.array([r[i] for r in rows], pa.string()) for i, n in enumerate(names)})
-    con.execute("create or replace temp table _changed_files as select * from arrow")
+    _temp_table(con, "_changed_files", pa.table({n: pa.array([r[i] for r in rows], pa.string())
+                                                 for i, n in enumerate(names)}))
 
 
 def _lineage_table(con: duckdb.DuckDBPyConnection, lineage: dict[str, set[str]] | None) -> None:
@@ -379,9 +379,16 @@ def _lineage_table(con: duckdb.DuckDBPyConnection, lineage: dict[str, set[str]] 
     pairs = [(m, t) for m, tables in sorted((lineage or {}).items()) for t in sorted(tables)]
     if lineage is None:
         pairs = [(None, None)]
-    arrow = pa.table({"mart": pa.array([p[0] for p in pairs], pa.string()),
-                      "raw_table": pa.array([p[1] for p in pairs], pa.string())})
-    con.execute("create or replace temp table _mart_lineage as select * from arrow")
+    _temp_table(con, "_mart_lineage", pa.table({"mart": pa.array([p[0] for p in pairs], pa.string()),
+                                                 "raw_table": pa.array([p[1] for p in pairs], pa.string())}))
+
+
+def _temp_table(con: duckdb.DuckDBPyConnection, name: str, data: pa.Table) -> None:
+    con.register(f"{name}_arrow", data)
+    try:
+        con.execute(f"create or replace temp table {name} as select * from {name}_arrow")
+    finally:
+        con.unregister(f"{name}_arrow")
 
 
 def column_comments() -> dict[str, str]:
