@@ -24,7 +24,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from zi_warehouse import config, writer_lock
+from zi_warehouse import config, releases, writer_lock
 
 STATE_FILE = "last_build.json"
 #: Settings that change what a build produces; the rest of the environment does not.
@@ -36,6 +36,8 @@ CODE_DIRS = ("zi_warehouse", "dagster_zi")
 #: dbt's run folders and the writer lock are artefacts of a build, not its state.
 LISTING_IGNORED = (STATE_FILE, "dbt_target", writer_lock.LOCK_FILE)
 DBT_PATHS = ("dbt_project.yml", "models", "seeds", "dbt_project")
+#: Berichtsstände and their lock: frozen by `zi report`, not written by builds.
+PUBLISHED_IGNORED = (releases.REPORTING_DIR, releases.LOCK_FILE)
 VERSION = 1
 
 
@@ -92,7 +94,7 @@ def outputs(paths: config.Paths) -> dict:
     """What the build leaves behind; if any of it changed since, the record no longer describes it."""
     return {
         "warehouse": _listing(paths.warehouse_dir, exclude=LISTING_IGNORED),
-        "published": _listing(paths.published),
+        "published": _listing(paths.published, exclude=PUBLISHED_IGNORED),
         "feedback": _listing(paths.feedback),
         "reports": _listing(paths.reports),
     }
