@@ -206,8 +206,8 @@ def test_the_berichtsstand_is_unchanged_and_still_queryable(restated):
     old_new = [r for r in restatement_rows(restated["published"]) if r["figure"] == "idea_projects"][0]
     assert re.search(rf"│\s*{int(old_new['old_value'])}\s*│", then), then
     assert re.search(rf"│\s*{int(old_new['new_value'])}\s*│", now), now
-    listing = run_zi(data_dir, "releases").stdout
-    assert quarter in listing and "aktuell" in listing
+    listing = run_zi(data_dir, "releases", "--verify").stdout
+    assert quarter in listing and "aktuell" in listing and "unverändert" in listing
 
 
 def test_the_quarterly_report_lists_the_restatements(restated, monkeypatch, tmp_path):

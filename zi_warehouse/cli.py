@@ -243,7 +243,9 @@ def report(
 
 
 @app.command("releases")
-def releases_command() -> None:
+def releases_command(
+    verify: bool = typer.Option(False, "--verify", help="Berichtsstände gegen ihre SHA-256-Prüfsummen prüfen"),
+) -> None:
     """List the kept releases (one per publish) and the Berichtsstände (frozen quarters)."""
     from zi_warehouse import releases
     from zi_warehouse.german import format_datetime
@@ -255,9 +257,17 @@ def releases_command() -> None:
     table.add_column("Release", no_wrap=True)
     table.add_column("eingefroren")
     table.add_column("Bericht")
+    if verify:
+        table.add_column("Prüfung")
+    changed = False
     for info in frozen:
-        table.add_row(info.quarter, info.release_id, format_datetime(info.frozen_at) if info.frozen_at else "?",
-                      ", ".join(info.report_files) or "–")
+        cells = [info.quarter, info.release_id, format_datetime(info.frozen_at) if info.frozen_at else "?",
+                 ", ".join(info.report_files) or "–"]
+        if verify:
+            differing = releases.verify_frozen(info.path)
+            changed = changed or bool(differing)
+            cells.append("unverändert" if not differing else "[red]GEÄNDERT:[/red] " + ", ".join(differing))
+        table.add_row(*cells)
     console.print(table if frozen else "Noch kein Berichtsstand eingefroren (zi report --quarter JJJJ-Qn).")
     kept = releases.list_releases(published)
     table = Table(title=f"Releases in {published / 'releases'}")
@@ -276,6 +286,8 @@ def releases_command() -> None:
     if kept:
         console.print(f"Aufbewahrung: Tagesstände {releases.retention_days()} Tage ({releases.RETENTION_ENV}); "
                       "Berichtsstände dauerhaft. Abfragen: zi sql --release <Quartal oder Release>")
+    if changed:
+        raise typer.Exit(code=1)
 
 
 @app.command("quality-report")
