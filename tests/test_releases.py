@@ -156,8 +156,6 @@ def test_zi_report_freezes_the_release_with_the_report_beside_it(restated):
     assert manifest["run_id"]  # the Dagster run that published it
     # A second freeze of the quarter changes nothing and says where the Berichtsstand is.
     assert "bereits eingefroren" in restated["again_out"]
-    # The report copy where `zi report` always wrote it.
-    assert (restated["data_dir"] / "reports" / "quarterly" / quarter / "bericht.html").exists()
 
 
 def test_restatements_are_exactly_the_changed_figures_with_the_files_that_caused_them(restated):

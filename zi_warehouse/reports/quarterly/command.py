@@ -85,10 +85,11 @@ def write_report(
 def freeze_report(quarter: str, pdf: bool = True,
                   progress: Callable[[str], None] = lambda _msg: None) -> tuple[ReportResult, Path]:
     """Freeze the current release as the Berichtsstand of ``quarter`` with the report written from it, beside it
-    (``published/reporting/<quarter>/``, ``zi_warehouse/releases.py``); a copy of the report goes to
-    ``reports/quarterly/<quarter>/`` as the command always wrote it. Returns the report and the folder."""
+    (``published/reporting/<quarter>/``, ``zi_warehouse/releases.py``). Returns the report and the folder.
+
+    No copy goes to ``reports/quarterly/``: that folder holds the drafts the pipeline redraws after each
+    publish, and the frozen report stays with its release."""
     import getpass
-    import shutil
 
     from zi_warehouse import releases
 
@@ -102,11 +103,6 @@ def freeze_report(quarter: str, pdf: bool = True,
     progress(f"Berichtsstand {quarter} wird eingefroren …")
     folder = releases.freeze(paths.published, quarter, render, frozen_by=getpass.getuser())
     result = written["result"]
-    copies = report_dir(quarter, paths)
-    copies.mkdir(parents=True, exist_ok=True)
-    for name in ("bericht.html", "bericht.pdf"):
-        if (folder / name).exists():
-            shutil.copyfile(folder / name, copies / name)
     result.html_path = folder / "bericht.html"
     result.pdf_path = folder / "bericht.pdf" if result.pdf_path else None
     return result, folder
