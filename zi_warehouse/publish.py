@@ -268,11 +268,14 @@ def _write_duckdb(
         existing = set(r[0] for r in con.execute(
             "select table_name from duckdb_tables() where database_name = 'published' and schema_name = ?",
             [PUBLIC_SCHEMA]).fetchall())
+        # One transaction for every change: one commit to the file's log instead of one per statement.
+        con.execute("begin")
         for name in sorted(existing - set(marts)):
             con.execute(f"drop table published.{PUBLIC_SCHEMA}.{quote_ident(name)}")
         to_write = sorted(set(written) | (set(marts) - existing))
     else:
         con.execute(f"attach {_literal(target)} as published (storage_version '{STORAGE_COMPATIBILITY_VERSION}')")
+        con.execute("begin")
         con.execute(f"create schema published.{PUBLIC_SCHEMA}")
         existing, to_write = set(), sorted(marts)
     for name in to_write:
@@ -286,6 +289,7 @@ def _write_duckdb(
         # Column descriptions (German, from the dbt YAML) travel with the data to BI tools.
         for column, comment in mart.column_comments.items():
             con.execute(f"comment on column {table}.{quote_ident(column)} is {_literal(comment)}")
+    con.execute("commit")
     con.execute("detach published")
     return from_previous
 
