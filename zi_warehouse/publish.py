@@ -35,6 +35,7 @@ import duckdb
 
 from zi_warehouse import releases, restatements
 from zi_warehouse.data_dictionary import parquet_kv_metadata
+from zi_warehouse.landing import file_sha256
 from zi_warehouse.releases import DUCKDB_FILE, MANIFEST_FILE, PARQUET_DIR
 from zi_warehouse.warehouse import quote_ident
 
@@ -151,14 +152,14 @@ def publish(
                 target = staging / PARQUET_DIR / f"{name}.parquet"
                 if name in reused:
                     releases.link_or_copy(previous / PARQUET_DIR / f"{name}.parquet", target)
-                    parquet_sha[name] = before[name].get("parquet_sha256") or _sha256(target)
+                    parquet_sha[name] = before[name].get("parquet_sha256") or file_sha256(target)
                 else:
                     # Field metadata description/unit, table description/grain (data_dictionary.py).
                     metadata = parquet_kv_metadata(con, mart.relation, mart.comment, mart.column_comments,
                                                    staging / PARQUET_DIR)
                     con.execute(f"copy {mart.relation} to {_literal(target)} "
                                 f"(format parquet, compression zstd, kv_metadata {metadata})")
-                    parquet_sha[name] = _sha256(target)
+                    parquet_sha[name] = file_sha256(target)
             clock.lap("parquet")
         finally:
             con.close()
@@ -304,13 +305,6 @@ def _tidy(published_dir: Path, days: int, now: dt.datetime) -> list[str]:
         log.warning("Alte Releases nicht aufgeräumt: %s", exc)
         return []
 
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 class _Clock:

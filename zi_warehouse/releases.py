@@ -32,7 +32,6 @@ from __future__ import annotations
 import datetime as dt
 import errno
 import fcntl
-import hashlib
 import json
 import os
 import re
@@ -46,6 +45,7 @@ from typing import Callable, Iterator
 from zoneinfo import ZoneInfo
 
 from zi_warehouse import config
+from zi_warehouse.landing import file_sha256
 
 RELEASES_DIR = "releases"
 REPORTING_DIR = "reporting"
@@ -383,13 +383,6 @@ def _lock(published: Path, exclusive: bool, wait: bool = True) -> Iterator[bool]
 # --------------------------------------------------------------------------------------------------
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
 
 def freeze(
     published: Path,
@@ -426,7 +419,7 @@ def freeze(
                     link_or_copy(path, staging / path.relative_to(release))
         written = render(staging / DUCKDB_FILE, staging)
         manifest = read_manifest(staging) or {}
-        files = {p.relative_to(staging).as_posix(): _sha256(p) for p in sorted(staging.rglob("*")) if p.is_file()}
+        files = {p.relative_to(staging).as_posix(): file_sha256(p) for p in sorted(staging.rglob("*")) if p.is_file()}
         write_json(staging / FREEZE_FILE, {
             "quarter": quarter,
             "release_id": manifest.get("release_id", release.name),
@@ -461,7 +454,7 @@ def verify_frozen(folder: Path) -> list[str]:
     differing = []
     for name, digest in record["sha256"].items():
         path = folder / name
-        if not path.exists() or _sha256(path) != digest:
+        if not path.exists() or file_sha256(path) != digest:
             differing.append(name)
     return differing
 
