@@ -1,7 +1,7 @@
-"""Publishing asset: after the dbt build and its blocking checks succeed, swap in the read-only copy."""
+"""Publishing asset: after the dbt build and its blocking checks succeed, publish a new release and make it current."""
 
 
-from dagster import AssetExecutionContext, MaterializeResult, asset
+from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
 
 from dagster_zi.constants import WAREHOUSE_POOL
 from dagster_zi.dbt import zi_dbt_assets
@@ -16,17 +16,34 @@ from zi_warehouse.publish import publish
     # The quality mart carries the blocking checks: a failed one withholds publishing.
     deps=[zi_dbt_assets, zi_quality_dbt_assets],
     pool=WAREHOUSE_POOL,
-    description="data/published/zi.duckdb (schema marts, DuckDB-1.x-lesbar) und parquet/<mart>.parquet, atomar ersetzt.",
+    description=(
+        "Ein Release je Lauf unter data/published/releases/<id> (zi.duckdb mit Schema marts, DuckDB-1.x-lesbar, "
+        "parquet/<mart>.parquet, manifest.json), atomar als current gesetzt; data/published/zi.duckdb und "
+        "parquet/ zeigen darauf. Unveränderte Marts werden übernommen, nicht neu geschrieben."
+    ),
     kinds={"duckdb", "parquet"},
 )
 def published_warehouse(context: AssetExecutionContext) -> MaterializeResult:
     paths = config.paths().ensure()
-    result = publish(paths.warehouse, paths.published)
-    context.log.info(f"Veröffentlicht: {result.duckdb_path} ({len(result.tables)} Marts)")
+    result = publish(paths.warehouse, paths.published, run_id=context.run_id)
+    context.log.info(
+        f"Release {result.release_id} veröffentlicht: {len(result.written)} Marts geschrieben, "
+        f"{len(result.reused)} unverändert übernommen ({result.seconds.get('total', 0):.1f} s)")
+    if result.reporting_quarter:
+        context.log.info(f"{result.restatements} Änderungen gegenüber dem Berichtsstand {result.reporting_quarter}")
     return MaterializeResult(
         metadata={
             "path": str(result.duckdb_path),
+            "release": result.release_id,
+            "release_path": MetadataValue.path(str(result.release_dir)),
+            "previous_release": result.previous_release or "",
             "marts": len(result.tables),
+            "marts_written": MetadataValue.md(", ".join(result.written) or "keine"),
+            "marts_reused": len(result.reused),
+            "reporting_quarter": result.reporting_quarter or "",
+            "restatements": result.restatements,
+            "removed_releases": len(result.removed_releases),
+            **{f"seconds_{phase}": seconds for phase, seconds in result.seconds.items()},
             **{f"rows_{name}": rows for name, rows in result.tables.items()},
         }
     )

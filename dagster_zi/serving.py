@@ -17,7 +17,8 @@ from zi_warehouse.publish_postgres import DSN_ENV, describe_dsn, publish_to_post
     group_name="publish",
     deps=[AssetKey(["published_warehouse"])],
     description=(
-        "Alle Marts der veröffentlichten DuckDB-Datei im PostgreSQL-Schema marts (atomar getauscht), "
+        "Alle Marts des aktuellen Release im PostgreSQL-Schema marts (nur geänderte kopiert, atomar und für "
+        "Leser jeder Isolationsstufe sicher getauscht), "
         "lesbar für die Leserolle (Standard zi_reader). Ohne ZI_POSTGRES_DSN/PGHOST: nichts zu tun."
     ),
     kinds={"postgres"},
@@ -38,6 +39,9 @@ def published_postgres(context: AssetExecutionContext) -> MaterializeResult:
             "schema": result.schema,
             "reader_role": result.reader_role,
             "marts": len(result.tables),
+            "release": result.release_id or "",
+            "marts_written": MetadataValue.md(", ".join(result.written) or "keine"),
+            "marts_unchanged": len(result.unchanged),
             "seconds": round(result.seconds, 2),
             "swap_attempts": result.swap_attempts,
             "findings": MetadataValue.md("\n".join(f"- {f}" for f in result.findings) or "keine"),

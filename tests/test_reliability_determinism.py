@@ -93,7 +93,9 @@ def test_same_inputs_give_identical_marts(demo_build, second_build):
     first_db, first_pq = published_hashes(demo_build["data_dir"])
     second_db, second_pq = published_hashes(second_build)
     assert len(first_db) >= 12 and first_db.keys() == second_db.keys()
-    assert all(rows for rows, _ in first_db.values()), "an empty mart proves nothing"
+    # (mart_restatements is empty by design: no Berichtsstand has been frozen in a fresh build)
+    assert all(rows for name, (rows, _) in first_db.items() if name != "mart_restatements"), \
+        "an empty mart proves nothing"
     differing = sorted(n for n in first_db if first_db[n] != second_db[n])
     examples = {n: example_differences(demo_build["data_dir"], second_build, n) for n in differing[:3]}
     assert differing == [], f"marts differ between two builds of the same input: {differing}; {examples}"

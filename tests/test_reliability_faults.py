@@ -165,7 +165,7 @@ def test_full_disk_gives_a_german_error_and_keeps_the_published_copy(tmp_path, m
         if not mounted:  # no root: the disk fills at the OS boundary instead
             def full(_path):
                 raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-            monkeypatch.setattr(publish_module, "_fsync", full)
+            monkeypatch.setattr(publish_module.releases, "fsync_path", full)
         with pytest.raises(PublishError) as error:
             publish(wh, published)
         assert "kein Speicherplatz mehr" in str(error.value)

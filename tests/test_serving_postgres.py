@@ -8,6 +8,7 @@ an error here, never a skip.
 from __future__ import annotations
 
 import hashlib
+import json
 import socket
 import threading
 import time
@@ -27,6 +28,7 @@ except ImportError:  # pragma: no cover - when tests/ becomes a package
 
 from zi_warehouse.publish import publish
 from zi_warehouse.publish_postgres import (
+    STATE_SCHEMA,
     PostgresPublishError,
     PostgresUnavailable,
     audit_reader,
@@ -142,12 +144,15 @@ def new_role() -> str:
 
 
 def test_every_mart_arrives_with_equal_rows_content_types_and_comments(tmp_path, db):
-    source = published_file(tmp_path)
-    # Column comments: dbt's persist_docs puts them in the working warehouse; they reach PostgreSQL from
-    # whatever the published file carries (added here directly to prove the copy).
-    con = duckdb.connect(str(source))
+    # Column comments: dbt's persist_docs puts them in the working warehouse; they reach PostgreSQL through
+    # the published file (a release's files are read-only: the comment goes into the warehouse first).
+    wh = tmp_path / "warehouse" / "zi.duckdb"
+    wh.parent.mkdir(parents=True)
+    build_warehouse(wh)
+    con = duckdb.connect(str(wh))
     con.execute("comment on column marts.fct_measure.area_m2 is 'Fläche in m²'")
     con.close()
+    source = publish(wh, tmp_path / "published").duckdb_path
 
     result = publish_to_postgres(source, db, reader_role=new_role(), reader_password="pw")
 
@@ -176,7 +181,8 @@ def test_every_mart_arrives_with_equal_rows_content_types_and_comments(tmp_path,
             "where attrelid = 'marts.fct_measure'::regclass and attname = 'area_m2'").fetchone()[0] == "Fläche in m²"
         schemas = {r[0] for r in con.execute(
             "select nspname from pg_namespace where nspname not like 'pg\\_%' and nspname <> 'information_schema'")}
-        assert schemas == {"public", "marts"}  # no staging left, raw never leaves the warehouse
+        # no staging left, raw never leaves the warehouse; zi_publish: which release each mart holds
+        assert schemas == {"public", "marts", STATE_SCHEMA}
         personal = con.execute(
             "select count(*) from information_schema.columns where column_name like 'contact%'").fetchone()[0]
         assert personal == 0
@@ -257,6 +263,8 @@ def test_reader_holding_a_transaction_sees_the_complete_old_then_the_complete_ne
     old = tuple(len(r) for _, r in sorted(duckdb_marts(tmp_path / "published" / "zi.duckdb").items()))
     new = tuple(len(r) for _, r in sorted(duckdb_marts(new_source).items()))
     assert old != new
+    changed = changed_marts(tmp_path / "published" / "zi.duckdb", new_source)  # only these are copied again
+    assert 2 <= len(changed) < len(names)
 
     # A second reader polls all marts in single statements during the whole publish.
     seen: list[tuple] = []
@@ -287,7 +295,7 @@ def test_reader_holding_a_transaction_sees_the_complete_old_then_the_complete_ne
         while staging is None and time.monotonic() < deadline:
             staging = admin.execute(
                 "select n.nspname from pg_namespace n join pg_class c on c.relnamespace = n.oid "
-                "where n.nspname like 'marts\\_staging\\_%%' group by 1 having count(*) = %s", [len(names)]
+                "where n.nspname like 'marts\\_staging\\_%%' group by 1 having count(*) = %s", [len(changed)]
             ).fetchone()
             time.sleep(0.05)
         assert staging is not None, "staging schema never built"
@@ -298,13 +306,14 @@ def test_reader_holding_a_transaction_sees_the_complete_old_then_the_complete_ne
     assert len(seen) > polled  # ... without holding locks that would queue other readers behind it
     assert holder.execute(counts).fetchone() == old  # still the complete old set
     with psycopg.connect(reader, autocommit=True) as other:
-        for n in names:  # the staging schema is invisible to the reader
+        for n in changed:  # the staging schema is invisible to the reader
             with pytest.raises(psycopg.errors.InsufficientPrivilege):
                 other.execute(sql.SQL("select count(*) from {}").format(sql.Identifier(staging[0], n)))
     holder.commit()
     publisher.join(timeout=30)
     assert not publisher.is_alive()
     assert outcome["result"].swap_attempts > 1
+    assert outcome["result"].written == changed and set(outcome["result"].unchanged) == set(names) - set(changed)
     assert holder.execute(counts).fetchone() == new  # next transaction: the complete new set
     holder.close()
     time.sleep(0.2)
@@ -313,6 +322,63 @@ def test_reader_holding_a_transaction_sees_the_complete_old_then_the_complete_ne
     assert errors == []
     assert set(seen) <= {old, new}, set(seen) - {old, new}  # never a mix
     assert seen[0] == old and seen[-1] == new
+
+
+def changed_marts(before: Path, after: Path) -> list[str]:
+    """Marts whose checksum differs between the releases behind two published files (their manifests)."""
+    marts = [json.loads((p.resolve().parent / "manifest.json").read_text())["marts"] for p in (before, after)]
+    return sorted(n for n in marts[1] if marts[0].get(n, {}).get("checksum") != marts[1][n]["checksum"])
+
+
+@pytest.mark.parametrize("isolation", ["repeatable read", "serializable"])
+def test_a_snapshot_taken_before_the_publish_keeps_the_old_figures(tmp_path, db, isolation):
+    """A REPEATABLE READ (or SERIALIZABLE) transaction that started before a publish and reads the marts only
+    afterwards sees the complete old figures, not empty tables: the publish replaces rows, not tables."""
+    role = new_role()
+    publish_to_postgres(published_file(tmp_path, version=1), db, reader_role=role, reader_password="pw")
+    new_source = published_file(tmp_path / "v2", version=2)
+    names = sorted(duckdb_marts(new_source))
+    counts = sql.SQL("select ") + sql.SQL(", ").join(
+        sql.SQL("(select count(*) from {})").format(sql.Identifier("marts", n)) for n in names)
+    sums = sql.SQL("select (select sum(area_m2) from marts.fct_measure), (select sum(envelope_eur) from "
+                   "marts.mart_budget_year)")
+    old = tuple(len(r) for _, r in sorted(duckdb_marts(tmp_path / "published" / "zi.duckdb").items()))
+    new = tuple(len(r) for _, r in sorted(duckdb_marts(new_source).items()))
+    with psycopg.connect(reader_dsn(db, role, "pw")) as before:
+        old_sums = before.execute(sums).fetchone()
+
+    reader = psycopg.connect(reader_dsn(db, role, "pw"))
+    reader.execute(f"begin isolation level {isolation}")
+    reader.execute("select 1")  # the snapshot is taken here; no mart is touched (no lock held)
+    result = publish_to_postgres(new_source, db, reader_role=role, swap_timeout_s=5)
+    assert result.swap_attempts == 1  # nothing held the marts: the publish did not wait
+    assert reader.execute(counts).fetchone() == old  # the complete old set, no empty table
+    assert reader.execute(sums).fetchone() == old_sums
+    reader.rollback()
+    assert reader.execute(counts).fetchone() == new  # a new transaction: the new set
+    assert reader.execute(sums).fetchone() != old_sums
+    reader.close()
+
+
+def test_only_changed_marts_are_copied_and_removed_marts_go(tmp_path, db):
+    role = new_role()
+    first = publish_to_postgres(published_file(tmp_path, version=1), db, reader_role=role, reader_password="pw")
+    assert first.unchanged == [] and first.written == sorted(first.tables)
+    again = publish_to_postgres(tmp_path / "published" / "zi.duckdb", db, reader_role=role)
+    assert again.written == [] and again.unchanged == sorted(first.tables) and again.swap_attempts == 0
+    wh = tmp_path / "warehouse" / "zi.duckdb"
+    con = duckdb.connect(str(wh))
+    con.execute("drop table marts.mart_rejected_rows")
+    con.execute("alter table marts.dim_municipality add column note varchar")  # columns changed: new table
+    con.close()
+    source = publish(wh, tmp_path / "published").duckdb_path
+    third = publish_to_postgres(source, db, reader_role=role)
+    assert third.dropped == ["mart_rejected_rows"] and third.written == ["dim_municipality"]
+    assert Counter(postgres_marts(db)["dim_municipality"]) == Counter(duckdb_marts(source)["dim_municipality"])
+    with psycopg.connect(db) as admin:
+        held = dict(admin.execute(f"select mart, release_id from {STATE_SCHEMA}.published_marts").fetchall())
+        assert set(held) == set(third.tables) and set(held.values()) == {third.release_id}
+        assert audit_reader(admin, role) == []
 
 
 def test_republishing_is_idempotent_and_cleans_up_killed_runs(tmp_path, db):

@@ -24,7 +24,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from zi_warehouse import config, writer_lock
+from zi_warehouse import config, releases, writer_lock
 
 STATE_FILE = "last_build.json"
 #: Settings that change what a build produces; the rest of the environment does not.
@@ -36,6 +36,8 @@ CODE_DIRS = ("zi_warehouse", "dagster_zi")
 #: dbt's run folders and the writer lock are artefacts of a build, not its state.
 LISTING_IGNORED = (STATE_FILE, "dbt_target", writer_lock.LOCK_FILE)
 DBT_PATHS = ("dbt_project.yml", "models", "seeds", "dbt_project")
+#: Berichtsstände and their lock: frozen by `zi report`, not written by builds.
+PUBLISHED_IGNORED = (releases.REPORTING_DIR, releases.LOCK_FILE)
 VERSION = 1
 
 
@@ -71,14 +73,18 @@ def _content_hash(root: Path, entries: tuple[str, ...]) -> str:
     return digest.hexdigest()
 
 
+def code_fingerprint() -> dict[str, str]:
+    """Content hashes of the pipeline code and of the dbt project (also what a release records as its code)."""
+    return {"code": _content_hash(config.REPO_ROOT, CODE_DIRS), "dbt": _content_hash(config.REPO_ROOT, DBT_PATHS)}
+
+
 def inputs(paths: config.Paths) -> dict:
     """What the build reads: landing files per family, the pipeline code, the dbt project, settings."""
     env = {k: v for k, v in os.environ.items() if k.startswith(ENV_PREFIXES) and k not in ENV_IGNORED}
     return {
         "version": VERSION,
         "landing": {family: _listing(paths.landing_for(family)) for family in config.SOURCE_FAMILIES},
-        "code": _content_hash(config.REPO_ROOT, CODE_DIRS),
-        "dbt": _content_hash(config.REPO_ROOT, DBT_PATHS),
+        **code_fingerprint(),
         "env": dict(sorted(env.items())),
         "data_dir": str(paths.data_dir),
     }
@@ -88,7 +94,7 @@ def outputs(paths: config.Paths) -> dict:
     """What the build leaves behind; if any of it changed since, the record no longer describes it."""
     return {
         "warehouse": _listing(paths.warehouse_dir, exclude=LISTING_IGNORED),
-        "published": _listing(paths.published),
+        "published": _listing(paths.published, exclude=PUBLISHED_IGNORED),
         "feedback": _listing(paths.feedback),
         "reports": _listing(paths.reports),
     }

@@ -183,13 +183,17 @@ def sql(
     out: Path = typer.Option(None, "--out", "-o",
                              help="Ergebnis als .csv oder .xlsx schreiben (Excel: deutsche Spaltenüberschriften)"),
     database: Path = typer.Option(None, help="Standard: $ZI_DATA_DIR/published/zi.duckdb"),
+    release: str = typer.Option(None, "--release",
+                                help="Berichtsstand (z. B. 2026-Q2) oder Release-Id statt des aktuellen Stands"),
 ) -> None:
     """Query the published warehouse read-only (never the pipeline's working file).
 
     Without a query: the console (line editing, history, Ctrl-C cancels, Ctrl-D quits; zi_warehouse/sql_shell.py).
+    ``--release 2026-Q2`` queries that quarter's Berichtsstand, ``--release <id>`` a kept release (`zi releases`).
     """
     import duckdb
 
+    from zi_warehouse import releases
     from zi_warehouse.sql_export import check_output, write_result
     from zi_warehouse.sql_shell import PublishedWarehouseMissing, interactive, open_published, run_query
 
@@ -198,8 +202,13 @@ def sql(
         text = file.read_text(encoding="utf-8") if file else query
         if out is not None and text is None:
             raise ValueError("--out braucht eine Abfrage (Argument oder --file).")
+        if release and database:
+            raise ValueError("--release und --database schließen sich aus.")
+        if release:
+            database = releases.resolve(config.paths().published, release) / releases.DUCKDB_FILE
+            console.print(f"Stand: {database.parent}")
         con = open_published(database or config.paths().published_duckdb)
-    except (OSError, ValueError, PublishedWarehouseMissing) as exc:
+    except (OSError, ValueError, PublishedWarehouseMissing, releases.ReleaseError) as exc:
         console.print(f"[red]Fehler:[/red] {exc}")
         raise typer.Exit(1)
     try:
@@ -220,11 +229,65 @@ def sql(
 @app.command("report")
 def report(
     quarter: str = typer.Option(None, "--quarter", help="Berichtsquartal JJJJ-Qn (Standard: letztes Quartal mit Daten)"),
+    draft: bool = typer.Option(False, "--draft", help="Nur Entwurf: den Stand nicht als Berichtsstand einfrieren"),
 ) -> None:
-    """Write the quarterly controlling report (HTML and PDF) from the published warehouse."""
+    """Write the quarterly controlling report (HTML and PDF) from the published warehouse.
+
+    With ``--quarter`` the release it reports on is frozen as that quarter's Berichtsstand
+    (``published/reporting/<JJJJ-Qn>/``, kept for good, with the report beside it); ``--draft`` or no
+    ``--quarter``: a draft from the current release, nothing frozen.
+    """
     from zi_warehouse.reports.quarterly import report_command
 
-    report_command(quarter)
+    report_command(quarter, freeze=quarter is not None and not draft)
+
+
+@app.command("releases")
+def releases_command(
+    verify: bool = typer.Option(False, "--verify", help="Berichtsstände gegen ihre SHA-256-Prüfsummen prüfen"),
+) -> None:
+    """List the kept releases (one per publish) and the Berichtsstände (frozen quarters)."""
+    from zi_warehouse import releases
+    from zi_warehouse.german import format_datetime
+
+    published = config.paths().published
+    frozen = releases.list_reporting(published)
+    table = Table(title=f"Berichtsstände in {published / 'reporting'}")
+    table.add_column("Quartal", no_wrap=True)
+    table.add_column("Release", no_wrap=True)
+    table.add_column("eingefroren")
+    table.add_column("Bericht")
+    if verify:
+        table.add_column("Prüfung")
+    changed = False
+    for info in frozen:
+        cells = [info.quarter, info.release_id, format_datetime(info.frozen_at) if info.frozen_at else "?",
+                 ", ".join(info.report_files) or "–"]
+        if verify:
+            differing = releases.verify_frozen(info.path)
+            changed = changed or bool(differing)
+            cells.append("unverändert" if not differing else "[red]GEÄNDERT:[/red] " + ", ".join(differing))
+        table.add_row(*cells)
+    console.print(table if frozen else "Noch kein Berichtsstand eingefroren (zi report --quarter JJJJ-Qn).")
+    kept = releases.list_releases(published)
+    table = Table(title=f"Releases in {published / 'releases'}")
+    table.add_column("Release", no_wrap=True)
+    for header in ("veröffentlicht", "Lauf", "Code", "Marts (neu geschrieben)", ""):
+        table.add_column(header)
+    for info in kept:
+        code = (info.code.get("git_commit") or info.code.get("code") or "?")[:10]
+        if info.code.get("git_dirty"):
+            code += " (geändert)"
+        marks = ["aktuell"] if info.is_current else []
+        marks += [f"Berichtsstand {q}" for q in info.frozen_as]
+        table.add_row(info.release_id, format_datetime(info.published_at), (info.run_id or "–")[:8], code,
+                      f"{info.marts} ({info.marts_written})", ", ".join(marks))
+    console.print(table if kept else f"Noch kein Release unter {published}: zuerst `zi build` ausführen.")
+    if kept:
+        console.print(f"Aufbewahrung: Tagesstände {releases.retention_days()} Tage ({releases.RETENTION_ENV}); "
+                      "Berichtsstände dauerhaft. Abfragen: zi sql --release <Quartal oder Release>")
+    if changed:
+        raise typer.Exit(code=1)
 
 
 @app.command("quality-report")

@@ -2,7 +2,7 @@
 its type, description and unit, generated from the dbt project so that it cannot drift.
 
 What belongs here: reading the marts from the dbt manifest (``target/manifest.json``, built by
-``make setup``), the unit of a column, the grain of a mart, and writing the dictionary as Markdown
+``make setup``) and the marts the publish adds to a release (``mart_restatements``), the unit of a column, the grain of a mart, and writing the dictionary as Markdown
 (``docs/data-dictionary.md``: ``python -m zi_warehouse.data_dictionary`` rewrites it, a test fails when it
 differs from what the manifest gives) and as Parquet metadata (``publish.py`` calls
 :func:`parquet_kv_metadata` for every mart file).
@@ -112,7 +112,22 @@ def marts(manifest_path: Path = MANIFEST) -> list[MartDoc]:
             columns=[ColumnDoc(c["name"], c.get("data_type") or "", _one_line(c.get("description")), unit_of(c["name"]))
                      for c in node["columns"].values()],
         ))
+    out += release_marts()
     return sorted(out, key=lambda m: m.name)
+
+
+def release_marts() -> list[MartDoc]:
+    """Marts the publish adds to each release (not dbt models): ``mart_restatements``, described where it is
+    built (``zi_warehouse/restatements.py``)."""
+    from zi_warehouse import restatements
+
+    description = _one_line(restatements.TABLE_COMMENT)
+    return [MartDoc(
+        name=restatements.TABLE, description=description, grain=grain_of(description),
+        path="zi_warehouse/restatements.py",
+        columns=[ColumnDoc(name, kind, _one_line(comment), unit_of(name)) for name, kind, comment in
+                 restatements.COLUMNS],
+    )]
 
 
 # --- Markdown -----------------------------------------------------------------------------------------
@@ -140,7 +155,8 @@ def render_markdown(docs: list[MartDoc]) -> str:
     ]
     lines += [f"| [`{m.name}`](#{m.name}) | {_cell(m.grain)} | {len(m.columns)} |" for m in docs]
     for m in docs:
-        lines += ["", f"## {m.name}", "", m.description or "–", "", f"Grain: {m.grain or '–'} · dbt-Modell: "
+        origin = "beim Veröffentlichen gebildet" if m.path.endswith(".py") else "dbt-Modell"
+        lines += ["", f"## {m.name}", "", m.description or "–", "", f"Grain: {m.grain or '–'} · {origin}: "
                   f"`{m.path}`", "", "| Spalte | Typ | Einheit | Beschreibung |", "|---|---|---|---|"]
         lines += [f"| `{c.name}` | {_cell(c.data_type.lower())} | {_cell(c.unit)} | {_cell(c.description)} |"
                   for c in m.columns]

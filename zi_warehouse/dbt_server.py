@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import signal
 import socket
 import socketserver
@@ -142,21 +143,28 @@ def serve(path: Path, data_dir: Path, repo_root: Path, target: Path) -> threadin
             pid = state["server"].run_child(self.connection, request)
             children[pid] = 1
             # The child writes the output; wait here so the connection stays open until it has finished
-            # (a message "stop" from the client ends the child).
-            self.connection.settimeout(0.5)
+            # (a message "stop" from the client ends the child). No settimeout on the connection: it would
+            # make the socket non-blocking for the child too (one open file shared across the fork), and
+            # the child's writes would then fail with EAGAIN whenever the reader falls behind.
+            client_open = True
             while True:
                 try:
                     if os.waitpid(pid, os.WNOHANG)[0] == pid:
                         break
                 except ChildProcessError:
                     break
-                try:
-                    if self.connection.recv(16) == b"stop":
-                        os.killpg(pid, signal.SIGINT)
-                except TimeoutError:
+                if not client_open:
+                    time.sleep(0.5)
                     continue
+                try:
+                    readable, _, _ = select.select([self.connection], [], [], 0.5)
+                    message = self.connection.recv(16) if readable else None
                 except OSError:
                     break
+                if message == b"stop":
+                    os.killpg(pid, signal.SIGINT)
+                elif message == b"":
+                    client_open = False  # zi-dbt went away; the child ends by itself
             children.pop(pid, None)
 
     if path.exists():

@@ -1,26 +1,45 @@
-"""Publishing: the read-only copy users and BI tools read, swapped in atomically.
+"""Publishing: the read-only copy users and BI tools read, one release per publish, made current atomically.
 
-``published/zi.duckdb`` holds only the public ``marts`` schema, written with a storage compatibility
-setting so DuckDB 1.x drivers (BI tools lag behind) can open it. ``published/parquet/<mart>.parquet`` holds
-one Parquet file per mart, whose fields carry the columns' descriptions and units as metadata
-(``zi_warehouse/data_dictionary.py``). Both are built under temporary names and swapped in with
-``os.replace`` (the DuckDB file) and an atomic symlink swap (the Parquet folder): a reader sees the old or
-the new copy, never a half-written one, and a failed run leaves the previous copy untouched.
+A release (layout, switch, retention, Berichtsstände: ``releases.py``) holds
+
+- ``zi.duckdb``: only the public ``marts`` schema, written with a storage compatibility setting so DuckDB 1.x
+  drivers (BI tools lag behind) can open it, with the German table and column comments;
+- ``parquet/<mart>.parquet``: one Parquet file per mart, whose fields carry the columns' descriptions and
+  units as metadata (``zi_warehouse/data_dictionary.py``);
+- ``manifest.json``: run id, code version, the hash (and reach) of every landed file that went in, rows and
+  checksum of every mart;
+- ``marts.mart_restatements``: the figures that changed since the last Berichtsstand (``restatements.py``).
+
+Only what changed is written. A mart's checksum covers its columns, types, comments and rows (an
+order-independent hash of every row); a mart whose checksum equals the one in the current release is taken
+over: its Parquet file is hard-linked (same bytes), and the DuckDB file starts as a copy of the current
+release's file in which only the changed marts are replaced (cheaper than writing every mart again:
+docs/performance.md, "Publishing"). Everything is written under ``releases/.staging-<id>``, synced to disk,
+made read-only and renamed; then ``current`` is switched in one rename. A reader sees the old or the new
+release, never a mix; a failed or killed publish leaves the current release untouched.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import errno
-import os
+import hashlib
+import json
+import logging
 import shutil
-import uuid
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
 
+from zi_warehouse import releases, restatements
 from zi_warehouse.data_dictionary import parquet_kv_metadata
+from zi_warehouse.landing import file_sha256
+from zi_warehouse.releases import DUCKDB_FILE, MANIFEST_FILE, PARQUET_DIR
 from zi_warehouse.warehouse import quote_ident
+
+log = logging.getLogger(__name__)
 
 PUBLIC_SCHEMA = "marts"
 #: Oldest DuckDB release that must be able to read the published file (BI drivers lag behind).
@@ -33,9 +52,27 @@ class PublishError(OSError):
 
 @dataclass
 class PublishResult:
-    duckdb_path: Path
-    parquet_dir: Path
+    release_id: str
+    release_dir: Path
+    duckdb_path: Path  # the stable path (published/zi.duckdb), now on this release
+    parquet_dir: Path  # the stable path (published/parquet)
     tables: dict[str, int]  # mart -> rows
+    written: list[str]  # marts written anew (changed or new since the previous release)
+    reused: list[str]  # marts taken over unchanged from the previous release
+    previous_release: str | None
+    reporting_quarter: str | None  # the Berichtsstand mart_restatements compares with
+    restatements: int
+    removed_releases: list[str] = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=dict)  # phase -> seconds
+
+
+@dataclass
+class _Mart:
+    relation: str  # where the publish reads it (the working warehouse, or the publish connection's memory)
+    comment: str | None
+    column_comments: dict[str, str]
+    rows: int = 0
+    checksum: str = ""
 
 
 def public_tables(con: duckdb.DuckDBPyConnection) -> list[str]:
@@ -47,81 +84,239 @@ def public_tables(con: duckdb.DuckDBPyConnection) -> list[str]:
     return [r[0] for r in rows]
 
 
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+def publish(
+    warehouse_path: Path,
+    published_dir: Path,
+    *,
+    run_id: str | None = None,
+    reuse: bool = True,
+    retention_days: int | None = None,
+    now: dt.datetime | None = None,
+) -> PublishResult:
+    """Publish every table of the ``marts`` schema (and ``mart_restatements``) as a new current release.
 
-
-def publish(warehouse_path: Path, published_dir: Path) -> PublishResult:
-    """Copy every table of the ``marts`` schema into a fresh published DuckDB file and Parquet set."""
-    published_dir.mkdir(parents=True, exist_ok=True)
-    token = uuid.uuid4().hex[:12]
-    tmp_db = published_dir / f".zi.duckdb.{token}.tmp"
-    parquet_version = published_dir / f".parquet-{token}"
-    tables: dict[str, int] = {}
+    ``reuse`` False writes every mart even when unchanged (how publishing worked before; for measuring).
+    ``retention_days`` None: from ``ZI_RELEASE_RETENTION_DAYS`` (default 30).
+    """
+    clock = _Clock()
+    now = now or dt.datetime.now(dt.timezone.utc)
+    days = releases.retention_days() if retention_days is None else retention_days
+    folder = releases.releases_dir(published_dir)
+    if published_dir.exists():
+        releases.adopt_legacy(published_dir, now)
+    previous = releases.current_release(published_dir) if published_dir.exists() else None
+    previous_manifest = releases.read_manifest(previous) if previous else None
+    release_id = releases.new_release_id(run_id, now)
+    staging = folder / f"{releases.STAGING_PREFIX}{release_id}"
+    final = folder / release_id
     try:
-        parquet_version.mkdir()
+        folder.mkdir(parents=True, exist_ok=True)
+        if final.exists():  # two publishes of one run in the same second
+            release_id = releases.new_release_id(None, now)
+            staging, final = folder / f"{releases.STAGING_PREFIX}{release_id}", folder / release_id
+        releases.remove_tree(staging)  # left by a publish of this run killed a moment ago
+        staging.mkdir()
+        (staging / PARQUET_DIR).mkdir()
         con = duckdb.connect()  # in-memory: attach the warehouse read-only and the new file writable
         try:
             con.execute(f"attach {_literal(warehouse_path)} as warehouse (read_only)")
-            con.execute("use warehouse")
-            names = public_tables(con)
-            if not names:
-                raise RuntimeError(f"Keine Tabellen im Schema {PUBLIC_SCHEMA} von {warehouse_path}")
-            comments = dict(
-                con.execute(
-                    "select table_name, comment from duckdb_tables() where schema_name = ? "
-                    "and database_name = 'warehouse'",
-                    [PUBLIC_SCHEMA],
-                ).fetchall()
-            )
-            con.execute(
-                f"attach {_literal(tmp_db)} as published (storage_version '{STORAGE_COMPATIBILITY_VERSION}')"
-            )
-            con.execute(f"create schema published.{PUBLIC_SCHEMA}")
-            for name in names:
-                source = f"warehouse.{PUBLIC_SCHEMA}.{quote_ident(name)}"
-                target = f"published.{PUBLIC_SCHEMA}.{quote_ident(name)}"
-                con.execute(f"create table {target} as select * from {source}")
-                if comments.get(name):
-                    con.execute(f"comment on table {target} is {_literal(comments[name])}")
-                # Column descriptions (German, from the dbt YAML) travel with the data to BI tools.
-                column_comments = dict(con.execute(
-                    "select column_name, comment from duckdb_columns() where database_name = 'warehouse' "
-                    "and schema_name = ? and table_name = ? and comment is not null",
-                    [PUBLIC_SCHEMA, name],
-                ).fetchall())
-                for column, comment in column_comments.items():
-                    con.execute(f"comment on column {target}.{quote_ident(column)} is {_literal(comment)}")
-                tables[name] = con.execute(f"select count(*) from {target}").fetchone()[0]
-                parquet_file = parquet_version / f"{name}.parquet"
-                # ... and into the Parquet file: field metadata description/unit, table description/grain.
-                metadata = parquet_kv_metadata(con, source, comments.get(name), column_comments, parquet_version)
-                con.execute(f"copy {source} to {_literal(parquet_file)} "
-                            f"(format parquet, compression zstd, kv_metadata {metadata})")
-            con.execute("use memory")
-            con.execute("detach published")
-            con.execute("detach warehouse")
+            marts = _read_marts(con)
+            baseline = _attach_baseline(con, published_dir)
+            known = {(f["path"], f["hash"]): f for m in (previous_manifest, baseline and baseline.manifest) if m
+                     for f in m.get("landed_files", [])}
+            landed = restatements.landed_files(con, "warehouse", known)
+            code = releases.code_version()
+            restated = restatements.build(
+                con, "warehouse", baseline, landed,
+                code_changed=bool(baseline) and not releases.same_code(code, baseline.manifest.get("code")))
+            if baseline:
+                con.execute("detach frozen")
+            if restatements.TABLE in marts:
+                raise RuntimeError(f"{restatements.TABLE} ist ein Mart des Releases, nicht des Warehouse.")
+            marts[restatements.TABLE] = _Mart(f"memory.main.{restatements.TABLE}", restatements.TABLE_COMMENT,
+                                              restatements.column_comments())
+            clock.lap("restatements")
+            for mart in marts.values():
+                _checksum(con, mart)
+            clock.lap("checksums")
+            before = (previous_manifest or {}).get("marts", {}) if reuse else {}
+            reused = sorted(name for name, mart in marts.items()
+                            if before.get(name, {}).get("checksum") == mart.checksum
+                            and (previous / PARQUET_DIR / f"{name}.parquet").exists())
+            written = sorted(set(marts) - set(reused))
+            reused_file = _write_duckdb(con, staging / DUCKDB_FILE, marts, written, previous, previous_manifest,
+                                        reuse)
+            clock.lap("duckdb")
+            parquet_sha = {}
+            for name, mart in marts.items():
+                target = staging / PARQUET_DIR / f"{name}.parquet"
+                if name in reused:
+                    releases.link_or_copy(previous / PARQUET_DIR / f"{name}.parquet", target)
+                    parquet_sha[name] = before[name].get("parquet_sha256") or file_sha256(target)
+                else:
+                    # Field metadata description/unit, table description/grain (data_dictionary.py).
+                    metadata = parquet_kv_metadata(con, mart.relation, mart.comment, mart.column_comments,
+                                                   staging / PARQUET_DIR)
+                    con.execute(f"copy {mart.relation} to {_literal(target)} "
+                                f"(format parquet, compression zstd, kv_metadata {metadata})")
+                    parquet_sha[name] = file_sha256(target)
+            clock.lap("parquet")
         finally:
             con.close()
-        _fsync(tmp_db)
-        os.replace(tmp_db, published_dir / "zi.duckdb")
-        _swap_symlink(published_dir / "parquet", parquet_version.name)
+        for leftover in (staging / f"{DUCKDB_FILE}.wal",):  # checkpointed at detach; never part of a release
+            leftover.unlink(missing_ok=True)
+        manifest = {
+            "format": releases.MANIFEST_FORMAT,
+            "release_id": release_id,
+            "published_at": now.astimezone(dt.timezone.utc).isoformat(),
+            "run_id": run_id,
+            "code": code,
+            "duckdb_version": duckdb.__version__,
+            "storage_version": STORAGE_COMPATIBILITY_VERSION,
+            "previous_release": previous.name if previous else None,
+            "duckdb_file_from_previous": reused_file,
+            "reporting_release": ({"quarter": baseline.quarter, "release_id": baseline.release_id}
+                                  if baseline else None),
+            "marts": {name: {"rows": m.rows, "checksum": m.checksum, "parquet_sha256": parquet_sha[name],
+                             "written": name in written} for name, m in sorted(marts.items())},
+            "landed_files": landed,
+        }
+        releases.write_json(staging / MANIFEST_FILE, manifest)
+        releases.fsync_path(staging / DUCKDB_FILE)
+        for name in written:
+            releases.fsync_path(staging / PARQUET_DIR / f"{name}.parquet")
+        releases.fsync_path(staging / PARQUET_DIR)
+        releases.fsync_path(staging)
+        releases.make_read_only(staging)
+        clock.lap("sync")
+        staging.rename(final)
+        releases.fsync_path(folder)
+        releases.make_current(published_dir, final)
+        clock.lap("switch")
     except BaseException as exc:
-        for leftover in (tmp_db, Path(f"{tmp_db}.wal")):  # the .wal: DuckDB's log of the half-written file
-            try:
-                leftover.unlink(missing_ok=True)
-            except OSError:
-                pass  # e.g. a read-only disk: nothing was written, and the cause below matters more
-        shutil.rmtree(parquet_version, ignore_errors=True)
+        releases.remove_tree(staging)
         if isinstance(exc, (OSError, duckdb.IOException)) and not isinstance(exc, PublishError):
             raise PublishError(_failure_message(exc, published_dir)) from exc
         raise
-    _remove_stale_versions(published_dir, keep=parquet_version.name)
-    return PublishResult(published_dir / "zi.duckdb", published_dir / "parquet", tables)
+    removed = _tidy(published_dir, days, now)
+    clock.lap("retention")
+    return PublishResult(
+        release_id=release_id, release_dir=final, duckdb_path=published_dir / DUCKDB_FILE,
+        parquet_dir=published_dir / PARQUET_DIR, tables={n: m.rows for n, m in sorted(marts.items())},
+        written=written, reused=reused, previous_release=previous.name if previous else None,
+        reporting_quarter=baseline.quarter if baseline else None, restatements=restated,
+        removed_releases=removed, seconds=clock.laps,
+    )
+
+
+def _read_marts(con: duckdb.DuckDBPyConnection) -> dict[str, _Mart]:
+    """Every table of the warehouse's ``marts`` schema with its German table and column comments."""
+    con.execute("use warehouse")
+    names = public_tables(con)
+    con.execute("use memory")
+    if not names:
+        raise RuntimeError(f"Keine Tabellen im Schema {PUBLIC_SCHEMA} des Warehouse")
+    comments = dict(con.execute(
+        "select table_name, comment from duckdb_tables() where schema_name = ? and database_name = 'warehouse'",
+        [PUBLIC_SCHEMA]).fetchall())
+    columns: dict[str, dict[str, str]] = {}
+    for table, column, comment in con.execute(
+        "select table_name, column_name, comment from duckdb_columns() where database_name = 'warehouse' "
+        "and schema_name = ? and comment is not null", [PUBLIC_SCHEMA]
+    ).fetchall():
+        columns.setdefault(table, {})[column] = comment
+    return {name: _Mart(f"warehouse.{PUBLIC_SCHEMA}.{quote_ident(name)}", comments.get(name) or None,
+                        columns.get(name, {})) for name in names}
+
+
+def _attach_baseline(con: duckdb.DuckDBPyConnection, published_dir: Path) -> restatements.Baseline | None:
+    """The last Berichtsstand (latest quarter), attached read-only as ``frozen``."""
+    info = releases.latest_reporting(published_dir) if published_dir.exists() else None
+    if info is None or not (info.path / DUCKDB_FILE).exists():
+        return None
+    con.execute(f"attach {_literal(info.path / DUCKDB_FILE)} as frozen (read_only)")
+    return restatements.Baseline(info.quarter, info.release_id, "frozen", releases.read_manifest(info.path) or {})
+
+
+def _checksum(con: duckdb.DuckDBPyConnection, mart: _Mart) -> None:
+    """Rows and a checksum of everything a reader sees of the mart: columns, types, comments, every row."""
+    rows, total = con.execute(f"select count(*), coalesce(sum(hash(t)), 0)::varchar from {mart.relation} t").fetchone()
+    columns = con.execute(f"describe select * from {mart.relation}").fetchall()
+    shape = [[c[0], c[1], mart.column_comments.get(c[0])] for c in columns]
+    digest = hashlib.sha256(json.dumps([mart.comment, shape, rows, total], ensure_ascii=False).encode())
+    mart.rows, mart.checksum = rows, digest.hexdigest()[:32]
+
+
+def _write_duckdb(
+    con: duckdb.DuckDBPyConnection,
+    target: Path,
+    marts: dict[str, _Mart],
+    written: list[str],
+    previous: Path | None,
+    previous_manifest: dict | None,
+    reuse: bool,
+) -> bool:
+    """The release's DuckDB file. Returns True when it started as a copy of the previous release's file.
+
+    A copy keeps the previous file's storage version; it is used only when that is the version we write.
+    """
+    source = previous / DUCKDB_FILE if previous else None
+    from_previous = bool(reuse and source and source.exists() and previous_manifest
+                         and previous_manifest.get("storage_version") == STORAGE_COMPATIBILITY_VERSION)
+    if from_previous:
+        shutil.copyfile(source, target)  # a copy, never the previous file itself: that one stays as it is
+        con.execute(f"attach {_literal(target)} as published")
+        existing = set(r[0] for r in con.execute(
+            "select table_name from duckdb_tables() where database_name = 'published' and schema_name = ?",
+            [PUBLIC_SCHEMA]).fetchall())
+        # One transaction for every change: one commit to the file's log instead of one per statement.
+        con.execute("begin")
+        for name in sorted(existing - set(marts)):
+            con.execute(f"drop table published.{PUBLIC_SCHEMA}.{quote_ident(name)}")
+        to_write = sorted(set(written) | (set(marts) - existing))
+    else:
+        con.execute(f"attach {_literal(target)} as published (storage_version '{STORAGE_COMPATIBILITY_VERSION}')")
+        con.execute("begin")
+        con.execute(f"create schema published.{PUBLIC_SCHEMA}")
+        existing, to_write = set(), sorted(marts)
+    for name in to_write:
+        mart = marts[name]
+        table = f"published.{PUBLIC_SCHEMA}.{quote_ident(name)}"
+        if name in existing:
+            con.execute(f"drop table {table}")
+        con.execute(f"create table {table} as select * from {mart.relation}")
+        if mart.comment:
+            con.execute(f"comment on table {table} is {_literal(mart.comment)}")
+        # Column descriptions (German, from the dbt YAML) travel with the data to BI tools.
+        for column, comment in mart.column_comments.items():
+            con.execute(f"comment on column {table}.{quote_ident(column)} is {_literal(comment)}")
+    con.execute("commit")
+    con.execute("detach published")
+    return from_previous
+
+
+def _tidy(published_dir: Path, days: int, now: dt.datetime) -> list[str]:
+    """After the switch: leftovers of killed publishes and the old layout, and releases past retention.
+    A failure here never fails the publish (the new release is current already)."""
+    try:
+        releases.remove_leftovers(published_dir, keep=set())
+        return releases.apply_retention(published_dir, days, now)
+    except OSError as exc:
+        log.warning("Alte Releases nicht aufgeräumt: %s", exc)
+        return []
+
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.started = self.last = time.perf_counter()
+        self.laps: dict[str, float] = {}
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self.laps[name] = round(now - self.last, 3)
+        self.laps["total"] = round(now - self.started, 3)
+        self.last = now
 
 
 def _failure_message(exc: BaseException, published_dir: Path) -> str:
@@ -144,21 +339,3 @@ def _failure_message(exc: BaseException, published_dir: Path) -> str:
 
 def _literal(value: object) -> str:
     return "'" + str(value).replace("'", "''") + "'"
-
-
-def _swap_symlink(link: Path, target_name: str) -> None:
-    """Point ``link`` at ``target_name`` atomically (rename of a fresh symlink over the old one)."""
-    if link.exists() and not link.is_symlink():
-        shutil.rmtree(link)  # a real folder from an older layout: replace it once
-    tmp_link = link.with_name(f".{link.name}.{uuid.uuid4().hex[:8]}.lnk")
-    os.symlink(target_name, tmp_link)
-    os.replace(tmp_link, link)
-
-
-def _remove_stale_versions(published_dir: Path, keep: str) -> None:
-    """Old Parquet versions and leftovers of killed runs; open readers keep their file handles on Linux."""
-    for entry in published_dir.iterdir():
-        if entry.name.startswith(".parquet-") and entry.name != keep:
-            shutil.rmtree(entry, ignore_errors=True)
-        elif entry.name.startswith(".zi.duckdb.") or entry.name.startswith(".parquet.") and entry.is_symlink():
-            entry.unlink(missing_ok=True)

@@ -6,19 +6,25 @@ as ``marts`` in one transaction, and maintaining the read-only role for BI tools
 
 How a publish runs (``publish_to_postgres``):
 
-1. Every table of schema ``marts`` in the published DuckDB file is read (never a fixed list); a mart with a
-   personal column (``accounting.PERSONAL_COLUMNS``) stops the publish before PostgreSQL is touched.
+1. The published DuckDB file is resolved to its release (``published/releases/<id>/zi.duckdb``, beside it the
+   manifest with each mart's checksum) and every table of schema ``marts`` is read (never a fixed list); a
+   mart with a personal column (``accounting.PERSONAL_COLUMNS``) stops the publish before PostgreSQL is touched.
 2. Connect with a bounded retry and backoff; an unreachable server raises ``PostgresUnavailable`` with a
    German message. The DuckDB publish is never touched: this module only reads the published file.
 3. A session-level advisory lock serialises publishes into the same schema; leftover staging schemas of
-   killed runs are dropped under that lock.
-4. One transaction builds ``marts_staging_<token>``: ``CREATE TABLE`` with mapped types, ``COPY ... FROM
-   STDIN (FORMAT csv)`` fed with Arrow record batches that pyarrow writes as CSV (C speed, no per-row
-   Python), table and column comments. A crash rolls the whole staging build back.
-5. One swap transaction: ``LOCK TABLE`` every old mart ``NOWAIT`` (a reader holding a transaction on the
-   marts keeps its complete old set; we retry with backoff instead of queueing behind it, so readers are
-   never blocked by a waiting publish), ``DROP SCHEMA marts CASCADE``, rename the staging schema to
-   ``marts``, re-apply the role's grants and default privileges. Readers see the old or the new set.
+   killed runs are dropped under that lock. ``zi_publish.published_marts`` (not readable by the reader role)
+   records which release's checksum each mart in PostgreSQL holds: a mart whose checksum and columns are
+   unchanged is not copied again, so PostgreSQL keeps exactly the marts of the current release.
+4. One transaction builds ``marts_staging_<token>`` with the changed and new marts: ``CREATE TABLE`` with
+   mapped types, ``COPY ... FROM STDIN (FORMAT csv)`` fed with Arrow record batches that pyarrow writes as CSV
+   (C speed, no per-row Python), table and column comments. A crash rolls the whole staging build back.
+5. One swap transaction: ``LOCK TABLE`` every mart it changes ``NOWAIT`` (a reader holding a transaction on
+   them keeps its complete old set; we retry with backoff instead of queueing behind it, so readers are never
+   blocked by a waiting publish), then per changed mart ``DELETE`` its rows and ``INSERT`` the staged ones (new
+   marts are moved in, removed marts dropped), re-apply the role's grants. Rows are replaced, tables are not:
+   a ``REPEATABLE READ``/``SERIALIZABLE`` transaction that took its snapshot before the swap keeps seeing
+   the old rows of the same tables (MVCC), where a replaced table would look empty to it. Only a mart whose
+   columns changed (a code change) is replaced as a table. Readers see the old or the new set, never a mix.
 
 Environment (never in the repository):
 
@@ -49,6 +55,7 @@ from psycopg import sql
 
 from zi_warehouse.accounting import PERSONAL_COLUMNS
 from zi_warehouse.publish import PUBLIC_SCHEMA, public_tables
+from zi_warehouse.releases import DUCKDB_FILE, read_manifest
 from zi_warehouse.warehouse import quote_ident
 
 log = logging.getLogger(__name__)
@@ -60,6 +67,12 @@ DEFAULT_READER_ROLE = "zi_reader"
 #: libpq variables that by themselves say "a PostgreSQL server is configured" (PGPORT/PGUSER alone do not).
 LIBPQ_TARGET_ENV = ("PGHOST", "PGHOSTADDR", "PGSERVICE", "PGDATABASE")
 STAGING_PREFIX = "_staging_"  # staging schema: <schema>_staging_<token>
+#: Which release each mart in PostgreSQL comes from (its checksum); readable by the publishing account only.
+STATE_SCHEMA = "zi_publish"
+STATE_TABLE = "published_marts"
+#: format_type() spelling of the mapped types where it differs from how the mapping writes them.
+_FORMAT_TYPE = {"timestamp": "timestamp without time zone", "timestamptz": "timestamp with time zone",
+                "time": "time without time zone"}
 #: Rows per Arrow batch sent through COPY: bounded memory (~tens of MB for wide marts), few round trips.
 BATCH_ROWS = 100_000
 
@@ -80,6 +93,10 @@ class PostgresPublishResult:
     seconds: float
     swap_attempts: int
     findings: list[str] = field(default_factory=list)  # German notes on the role's privileges, if any
+    written: list[str] = field(default_factory=list)  # marts copied (changed or new)
+    unchanged: list[str] = field(default_factory=list)  # marts already holding this content
+    dropped: list[str] = field(default_factory=list)  # marts no longer in the release
+    release_id: str | None = None
 
 
 # --------------------------------------------------------------------------------------------------
@@ -428,9 +445,13 @@ def publish_to_postgres(
     if not Path(published_duckdb).exists():
         raise PostgresPublishError(f"Kein veröffentlichtes Warehouse unter {published_duckdb}.")
 
-    # One read-only connection for the whole publish: a DuckDB publish that swaps the file meanwhile
-    # does not change what we read (we keep the file we opened).
-    source = duckdb.connect(str(published_duckdb), read_only=True)
+    # The release the stable path points to now, resolved once: a DuckDB publish that switches ``current``
+    # meanwhile does not change what we read (a release never changes, and we keep the file we opened).
+    source_path = Path(published_duckdb).resolve()
+    manifest = read_manifest(source_path.parent) if source_path.name == DUCKDB_FILE else None
+    checksums = {name: m.get("checksum") for name, m in (manifest or {}).get("marts", {}).items()}
+    release_id = (manifest or {}).get("release_id")
+    source = duckdb.connect(str(source_path), read_only=True)
     try:
         marts = read_marts(source)
         if not marts:
@@ -445,13 +466,23 @@ def publish_to_postgres(
             _serialise_publishes(con, schema, swap_timeout_s)
             _drop_leftover_staging(con, schema)
             findings = ensure_reader_role(con, role, password)
+            _ensure_state_table(con)
+            plan = _plan(con, schema, marts, checksums)
             staging = f"{schema}{STAGING_PREFIX}{uuid.uuid4().hex[:12]}"
+            attempts = 0
             try:
-                _build_staging(con, source, staging, marts, batch_rows, say)
-                attempts = _swap(con, staging, schema, role, swap_timeout_s, say)
-            except BaseException:
+                staged = [m for m in marts if m.name in plan.staged]
+                if staged:
+                    _build_staging(con, source, staging, staged, batch_rows, say)
+                if staged or plan.dropped or not plan.schema_exists:
+                    attempts = _swap(con, staging, schema, role, plan, marts, checksums, release_id,
+                                     swap_timeout_s, say)
+                else:
+                    say(f"PostgreSQL: alle {len(marts)} Marts in {schema} sind schon auf dem Stand dieses Release")
+            finally:
                 _drop_schema_quietly(con, staging)
-                raise
+            for name in plan.rows:  # planner statistics after the rows changed (outside the swap: no lock held)
+                con.execute(sql.SQL("analyze {}").format(sql.Identifier(schema, name)))
             findings += audit_reader(con, role, schema)
         except psycopg.Error as exc:  # e.g. the server went away mid-publish: the old marts stay valid
             raise PostgresPublishError(
@@ -463,7 +494,8 @@ def publish_to_postgres(
     finally:
         source.close()
     seconds = time.perf_counter() - started
-    say(f"{len(marts)} Marts nach PostgreSQL-Schema {schema} veröffentlicht ({seconds:.1f} s)")
+    say(f"{len(plan.staged)} von {len(marts)} Marts nach PostgreSQL-Schema {schema} geschrieben, "
+        f"{len(plan.unchanged)} unverändert ({seconds:.1f} s)")
     for finding in findings:
         log.warning(finding)
     return PostgresPublishResult(
@@ -473,7 +505,68 @@ def publish_to_postgres(
         seconds=seconds,
         swap_attempts=attempts,
         findings=findings,
+        written=sorted(plan.staged),
+        unchanged=sorted(plan.unchanged),
+        dropped=sorted(plan.dropped),
+        release_id=release_id,
     )
+
+
+@dataclass
+class _Plan:
+    """What the swap does with each mart."""
+
+    schema_exists: bool
+    unchanged: set[str] = field(default_factory=set)  # same checksum and columns: nothing to do
+    rows: set[str] = field(default_factory=set)  # same columns: the rows are replaced (MVCC-safe)
+    tables: set[str] = field(default_factory=set)  # new, or columns changed: the staged table moves in
+    dropped: set[str] = field(default_factory=set)  # no longer a mart of the release
+
+    @property
+    def staged(self) -> set[str]:
+        return self.rows | self.tables
+
+
+def _ensure_state_table(con: psycopg.Connection) -> None:
+    with con.transaction():
+        con.execute(sql.SQL("create schema if not exists {}").format(sql.Identifier(STATE_SCHEMA)))
+        con.execute(sql.SQL("revoke all on schema {} from public").format(sql.Identifier(STATE_SCHEMA)))
+        con.execute(sql.SQL(
+            "create table if not exists {} (schema_name text not null, mart text not null, checksum text, "
+            "release_id text, published_at timestamptz not null default now(), primary key (schema_name, mart))"
+        ).format(sql.Identifier(STATE_SCHEMA, STATE_TABLE)))
+
+
+def _plan(con: psycopg.Connection, schema: str, marts: list[Mart], checksums: dict[str, str | None]) -> _Plan:
+    schema_exists = con.execute("select 1 from pg_namespace where nspname = %s", [schema]).fetchone() is not None
+    plan = _Plan(schema_exists)
+    existing: dict[str, list[tuple]] = {}
+    for table, column, kind, not_null in con.execute(
+        "select c.relname, a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull from pg_class c "
+        "join pg_namespace n on n.oid = c.relnamespace join pg_attribute a on a.attrelid = c.oid "
+        "where n.nspname = %s and c.relkind = 'r' and a.attnum > 0 and not a.attisdropped "
+        "order by c.relname, a.attnum", [schema]
+    ).fetchall():
+        existing.setdefault(table, []).append((column, kind, not_null))
+    others = {r[0] for r in con.execute(
+        "select c.relname from pg_class c join pg_namespace n on n.oid = c.relnamespace "
+        "where n.nspname = %s and c.relkind in ('v', 'm', 'p', 'f')", [schema]).fetchall()}
+    held = dict(con.execute(
+        sql.SQL("select mart, checksum from {} where schema_name = %s").format(
+            sql.Identifier(STATE_SCHEMA, STATE_TABLE)), [schema]).fetchall())
+    for mart in marts:
+        wanted = [(c.name, _FORMAT_TYPE.get(c.postgres_type, c.postgres_type), not c.is_nullable)
+                  for c in mart.columns]
+        if mart.name in others or mart.name not in existing:
+            plan.tables.add(mart.name)
+        elif existing[mart.name] != wanted:
+            plan.tables.add(mart.name)
+        elif checksums.get(mart.name) and held.get(mart.name) == checksums[mart.name]:
+            plan.unchanged.add(mart.name)
+        else:
+            plan.rows.add(mart.name)
+    plan.dropped = (set(existing) | others) - {m.name for m in marts}
+    return plan
 
 
 def _serialise_publishes(con: psycopg.Connection, schema: str, timeout_s: float) -> None:
@@ -578,36 +671,61 @@ def _swap(
     staging: str,
     schema: str,
     role: str,
+    plan: _Plan,
+    marts: list[Mart],
+    checksums: dict[str, str | None],
+    release_id: str | None,
     timeout_s: float,
     say: Callable[[str], None],
 ) -> int:
-    """Replace ``schema`` by ``staging`` in one transaction; returns the number of attempts.
+    """Bring ``schema`` to the release in one transaction; returns the number of attempts.
 
-    ``LOCK TABLE ... NOWAIT`` on every old relation: if a reader holds one, we roll back (releasing what we
-    got, so nobody queues behind us) and try again with backoff, for at most ``timeout_s`` seconds.
+    ``LOCK TABLE ... NOWAIT`` on every relation it changes: if a reader holds one, we roll back (releasing
+    what we got, so nobody queues behind us) and try again with backoff, for at most ``timeout_s`` seconds.
     """
     deadline = time.monotonic() + timeout_s
     delay = 0.05
     attempt = 0
+    by_name = {m.name: m for m in marts}
     while True:
         attempt += 1
         try:
             with con.transaction():
-                old = con.execute(
-                    "select c.relname from pg_class c join pg_namespace n on n.oid = c.relnamespace "
-                    "where n.nspname = %s and c.relkind in ('r', 'v', 'm', 'p', 'f') order by c.relname",
-                    [schema],
-                ).fetchall()
-                if old:
+                con.execute(sql.SQL("create schema if not exists {}").format(sql.Identifier(schema)))
+                touched = sorted(n for n in (plan.rows | plan.tables | plan.dropped) if _exists(con, schema, n))
+                if touched:
                     con.execute(
                         sql.SQL("lock table {} in access exclusive mode nowait").format(
-                            sql.SQL(", ").join(sql.Identifier(schema, name) for (name,) in old)
+                            sql.SQL(", ").join(sql.Identifier(schema, name) for name in touched)
                         )
                     )
-                con.execute(sql.SQL("drop schema if exists {} cascade").format(sql.Identifier(schema)))
-                con.execute(
-                    sql.SQL("alter schema {} rename to {}").format(sql.Identifier(staging), sql.Identifier(schema))
-                )
+                for name in sorted(plan.rows):
+                    target = sql.Identifier(schema, name)
+                    con.execute(sql.SQL("delete from {}").format(target))
+                    con.execute(sql.SQL("insert into {} select * from {}").format(
+                        target, sql.Identifier(staging, name)))
+                    _comment(con, schema, by_name[name])
+                for name in sorted(plan.tables | plan.dropped):
+                    if name in touched:
+                        kind = con.execute(
+                            "select c.relkind from pg_class c join pg_namespace n on n.oid = c.relnamespace "
+                            "where n.nspname = %s and c.relname = %s", [schema, name]).fetchone()[0]
+                        keyword = {"v": "view", "m": "materialized view", "f": "foreign table"}.get(kind, "table")
+                        con.execute(sql.SQL("drop {} {} cascade").format(sql.SQL(keyword),
+                                                                         sql.Identifier(schema, name)))
+                for name in sorted(plan.tables):
+                    con.execute(sql.SQL("alter table {} set schema {}").format(
+                        sql.Identifier(staging, name), sql.Identifier(schema)))
+                state = sql.Identifier(STATE_SCHEMA, STATE_TABLE)
+                con.execute(sql.SQL("delete from {} where schema_name = %s").format(state), [schema])
+                with con.cursor() as cur:
+                    cur.executemany(
+                        sql.SQL("insert into {} (schema_name, mart, checksum, release_id) values (%s, %s, %s, %s)")
+                        .format(state),
+                        [[schema, m.name, checksums.get(m.name), release_id] for m in marts])
+                if release_id:
+                    con.execute(sql.SQL("comment on schema {} is {}").format(
+                        sql.Identifier(schema), sql.Literal(f"Marts des ZI-Warehouse, Release {release_id}")))
                 grant_reader(con, schema, role)
             return attempt
         except psycopg.errors.LockNotAvailable:
@@ -621,3 +739,18 @@ def _swap(
                 say(f"PostgreSQL: Leser halten {schema}; Austausch wird wiederholt")
             time.sleep(delay)
             delay = min(delay * 2, 2.0)
+
+
+def _exists(con: psycopg.Connection, schema: str, name: str) -> bool:
+    return con.execute(
+        "select 1 from pg_class c join pg_namespace n on n.oid = c.relnamespace where n.nspname = %s "
+        "and c.relname = %s", [schema, name]).fetchone() is not None
+
+
+def _comment(con: psycopg.Connection, schema: str, mart: Mart) -> None:
+    """Table and column comments of a mart whose rows were replaced (its descriptions may have changed)."""
+    table = sql.Identifier(schema, mart.name)
+    con.execute(sql.SQL("comment on table {} is {}").format(table, sql.Literal(mart.comment)))
+    for c in mart.columns:
+        con.execute(sql.SQL("comment on column {}.{} is {}").format(
+            table, sql.Identifier(c.name), sql.Literal(c.comment)))

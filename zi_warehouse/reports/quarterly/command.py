@@ -82,16 +82,56 @@ def write_report(
     return ReportResult(period, html_path, pdf_path, charts, figures, time.perf_counter() - started)
 
 
-def report_command(quarter: str | None = None, pdf: bool = True) -> ReportResult:
-    """`zi report [--quarter JJJJ-Qn]`: write the quarterly report of the published warehouse (HTML and PDF)."""
+def freeze_report(quarter: str, pdf: bool = True,
+                  progress: Callable[[str], None] = lambda _msg: None) -> tuple[ReportResult, Path]:
+    """Freeze the current release as the Berichtsstand of ``quarter`` with the report written from it, beside it
+    (``published/reporting/<quarter>/``, ``zi_warehouse/releases.py``). Returns the report and the folder.
+
+    No copy goes to ``reports/quarterly/``: that folder holds the drafts the pipeline redraws after each
+    publish, and the frozen report stays with its release."""
+    import getpass
+
+    from zi_warehouse import releases
+
+    paths = config.paths()
+    written: dict[str, ReportResult] = {}
+
+    def render(database: Path, folder: Path) -> list[Path]:
+        written["result"] = write_report(quarter, published=database, out_dir=folder, pdf=pdf, progress=progress)
+        return [p for p in (written["result"].html_path, written["result"].pdf_path) if p]
+
+    progress(f"Berichtsstand {quarter} wird eingefroren …")
+    folder = releases.freeze(paths.published, quarter, render, frozen_by=getpass.getuser())
+    result = written["result"]
+    result.html_path = folder / "bericht.html"
+    result.pdf_path = folder / "bericht.pdf" if result.pdf_path else None
+    return result, folder
+
+
+def report_command(quarter: str | None = None, pdf: bool = True, freeze: bool = False) -> ReportResult:
+    """`zi report [--quarter JJJJ-Qn] [--draft]`: write the quarterly report of the published warehouse (HTML and
+    PDF); with ``freeze`` (``--quarter`` without ``--draft``) freeze the release it reports on as that quarter's
+    Berichtsstand. A quarter frozen before is not frozen again: its Berichtsstand and report stay as they are."""
     import typer
     from rich.console import Console
 
+    from zi_warehouse.releases import AlreadyFrozen, ReleaseError
+
     console = Console()
+    folder = None
     try:
         with console.status("Quartalsbericht …") as status:
-            result = write_report(quarter, pdf=pdf, progress=status.update)
-    except (ValueError, FileNotFoundError, RuntimeError) as exc:
+            if freeze:
+                result, folder = freeze_report(quarter, pdf=pdf, progress=status.update)
+            else:
+                result = write_report(quarter, pdf=pdf, progress=status.update)
+    except AlreadyFrozen as exc:
+        console.print(f"[yellow]{exc}[/yellow]")
+        console.print(f"  Bericht: {exc.path / 'bericht.html'}; Abfragen: zi sql --release {exc.quarter}")
+        console.print("  Einen Entwurf aus dem aktuellen Stand schreibt: zi report --quarter "
+                      f"{exc.quarter} --draft")
+        raise typer.Exit(0)
+    except (ValueError, FileNotFoundError, RuntimeError, ReleaseError) as exc:
         console.print(f"[red]Fehler:[/red] {exc}")
         raise typer.Exit(1)
     console.print(f"[green]Quartalsbericht {result.period}[/green] in {result.seconds:.1f} s: "
@@ -99,4 +139,9 @@ def report_command(quarter: str | None = None, pdf: bool = True) -> ReportResult
     console.print(f"  HTML: {result.html_path}")
     if result.pdf_path:
         console.print(f"  PDF:  {result.pdf_path}")
+    if folder is not None:
+        console.print(f"[green]Berichtsstand {result.period} eingefroren:[/green] {folder} (schreibgeschützt, "
+                      f"dauerhaft). Abfragen: zi sql --release {result.period}")
+    elif quarter is None:
+        console.print("  Entwurf; einfrieren als Berichtsstand: zi report --quarter JJJJ-Qn")
     return result

@@ -39,6 +39,8 @@ FIGURE_LABELS = {
     "dq_checks_total": "Prüfungen im neuesten Lauf",
     "dq_checks_failed": "davon fehlgeschlagen",
     "dq_checks_failed_error": "davon blockierend (Fehler)",
+    "restatements_total": "geänderte Kennzahlen",
+    "restatements_municipalities": "betroffene Kommunen",
 }
 
 

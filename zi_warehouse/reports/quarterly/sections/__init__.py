@@ -1,4 +1,4 @@
-"""The eight sections of the quarterly report, one module per subject, in report order.
+"""The nine sections of the quarterly report, one module per subject, in report order.
 
 - ``kpi.py``: 1 Zusammenfassung, 2 KPI-Verläufe der Region, 3 KPIs je Kommune
   (``mart_kpi_region_year``, ``mart_kpi_municipality_year``)
@@ -7,6 +7,7 @@
 - ``trees.py``: 6 Bäume (``mart_trees_municipality_year``)
 - ``forecasts.py``: 7 Prognosegüte (``mart_forecast_accuracy_municipality_quarter``)
 - ``data_quality.py``: 8 Datenqualität (``mart_ingestion_files``, ``mart_rejected_rows``, ``mart_data_quality``)
+- ``restatements.py``: 9 Änderungen gegenüber dem Berichtsstand <Quartal> (``mart_restatements``)
 
 Each ``section_*`` function reads its marts (SQL in the function), builds the figures, draws its charts
 (``charts.chart_svg``) and returns a :class:`~zi_warehouse.reports.quarterly.figures.Section`.
@@ -24,6 +25,7 @@ from zi_warehouse.reports.quarterly.sections.data_quality import section_data_qu
 from zi_warehouse.reports.quarterly.sections.forecasts import section_forecast_accuracy
 from zi_warehouse.reports.quarterly.sections.kpi import section_kpi_municipalities, section_kpi_region, section_summary
 from zi_warehouse.reports.quarterly.sections.pipeline import section_pipeline
+from zi_warehouse.reports.quarterly.sections.restatements import section_restatements
 from zi_warehouse.reports.quarterly.sections.trees import section_trees
 
 
@@ -39,4 +41,5 @@ def build_sections(con: duckdb.DuckDBPyConnection, period: str) -> list[Section]
         section_trees(con, year),
         section_forecast_accuracy(con, period),
         section_data_quality(con, period),
+        section_restatements(con),
     ]

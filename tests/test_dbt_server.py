@@ -1,0 +1,57 @@
+"""The dbt fork server passes a command's whole output on, however slowly ``zi-dbt`` reads it.
+
+The parsed dbt project is replaced by a stand-in whose child writes a few megabytes (more than a socket
+buffer holds) straight to the connection, as dbt's log lines do; the handler, the socket and the client are
+the real ones.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+
+from zi_warehouse import dbt_server
+
+LINES = 3000
+LINE = b"x" * 999 + b"\n"
+
+
+class ChattyChild:
+    """Stands in for the parsed dbt project: its child writes LINES lines, then the exit mark."""
+
+    def __init__(self, *_args) -> None:
+        pass
+
+    def run_child(self, conn: socket.socket, _request: dict) -> int:
+        pid = os.fork()
+        if pid:
+            return pid
+        code = 0
+        try:
+            for _ in range(LINES):
+                os.write(conn.fileno(), LINE)
+            os.write(conn.fileno(), dbt_server.EXIT_MARK + b"0\n")
+        except OSError:
+            code = 3  # e.g. EAGAIN: the output the caller needed is lost
+        os._exit(code)
+
+
+def test_a_slow_reader_gets_every_line_and_the_exit_code(tmp_path, monkeypatch):
+    monkeypatch.setattr(dbt_server, "DbtForkServer", ChattyChild)
+    path = tmp_path / dbt_server.SOCKET_NAME
+    thread = dbt_server.serve(path, tmp_path, tmp_path, tmp_path)
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.connect(str(path))
+            sock.sendall(json.dumps({"args": [], "env": {}, "cwd": str(tmp_path)}).encode() + b"\n")
+            time.sleep(1.5)  # the reader falls behind: the socket buffer fills while the handler waits
+            received = bytearray()
+            while chunk := sock.recv(1 << 16):
+                received += chunk
+    finally:
+        thread.server.shutdown()
+        thread.server.server_close()
+    assert received.count(LINE) == LINES
+    assert received.endswith(dbt_server.EXIT_MARK + b"0\n")
