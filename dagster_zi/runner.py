@@ -131,14 +131,23 @@ def _alert(instance: DagsterInstance, run_id: str) -> str:
         return f"Benachrichtigung fehlgeschlagen: {exc}"
 
 
+#: The steps that publish; a build that skipped one of them did not publish and has failed.
+PUBLISH_STEPS = ("published_warehouse", "published_postgres")
+
+
 def _report(instance: DagsterInstance, result, definitions_seconds: float) -> BuildReport:
     report = BuildReport(success=result.success, run_id=result.run_id, definitions_seconds=round(definitions_seconds, 3))
     report.step_seconds = _step_seconds(instance, result.run_id)
     for event in result.all_events:
         if event.event_type == DagsterEventType.STEP_FAILURE:
             report.failed_steps.append(event.step_key or "?")
-        elif event.event_type == DagsterEventType.STEP_SUCCESS and event.step_key in ("published_warehouse", "published_postgres"):
+        elif event.event_type == DagsterEventType.STEP_SUCCESS and event.step_key in PUBLISH_STEPS:
             report.published_steps.append(event.step_key)
+        elif event.event_type == DagsterEventType.STEP_SKIPPED and event.step_key in PUBLISH_STEPS:
+            # Dagster skips a step whose inputs were not produced (a dbt model without its event): the run
+            # itself succeeds, but nothing was published, and that is a failed build.
+            report.success = False
+            report.failed_steps.append(f"{event.step_key} (übersprungen: vorgelagerte Ergebnisse fehlen)")
     for evaluation in result.get_asset_check_evaluations():
         name = f"{evaluation.asset_key.to_user_string()}:{evaluation.check_name}"
         if evaluation.passed:

@@ -72,7 +72,7 @@ def test_a_failed_step_is_mailed_once_in_german(tmp_path):
     assert "Nichts wurde veröffentlicht" in body
     assert f"Datenverzeichnis: {tmp_path / 'zi-daten'}" in body
     assert f"Lauf im Dagster-UI: {UI_URL}/runs/{failure.run_id}" in body
-    assert "Gestartet: 30.11.2026 05:00 UTC, beendet: 30.11.2026 05:04 UTC" in body
+    assert "Gestartet: 30.11.2026 06:00 MEZ, beendet: 30.11.2026 06:04 MEZ" in body  # local time, zone named
     assert alerts.read_record(tmp_path / "alerts", failure.run_id)["status"] == "sent"
 
 

@@ -117,6 +117,10 @@ def build(
     except InstanceMismatch as exc:
         console.print(f"[red]Nicht gestartet.[/red] {exc}")
         raise typer.Exit(code=2)
+    except writer_lock.WarehouseNotWritable as exc:
+        console.print(f"[red]Build fehlgeschlagen.[/red] {exc}")
+        console.print(f"Nichts veröffentlicht; die bisherige Fassung bleibt unverändert: {paths.published_duckdb}")
+        raise typer.Exit(code=1)
     print_summary(paths, report, time.perf_counter() - started)
     _write_timings(report, time.perf_counter() - started, decision)
     if not report.success:

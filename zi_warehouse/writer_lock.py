@@ -71,6 +71,15 @@ class WriterBusy(Exception):
         super().__init__(f"Auf diesem Datenverzeichnis läuft bereits ein Build: {who}.{waited}")
 
 
+class WarehouseNotWritable(Exception):
+    """The warehouse folder cannot be written (read-only mount, missing permission): no build can run."""
+
+    def __init__(self, warehouse_dir: Path, error: OSError):
+        self.warehouse_dir = warehouse_dir
+        reason = error.strerror or str(error)
+        super().__init__(f"Das Warehouse-Verzeichnis {warehouse_dir} ist nicht beschreibbar ({reason}).")
+
+
 def lock_path(warehouse_dir: Path) -> Path:
     return warehouse_dir / LOCK_FILE
 
@@ -136,8 +145,11 @@ def hold(
                 _held[path][1] -= 1
         return
 
-    warehouse_dir.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        warehouse_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise WarehouseNotWritable(warehouse_dir, exc) from None
     started = time.monotonic()
     told = False
     try:
