@@ -2,14 +2,15 @@
 
 The asset reads only the *published* copy (``published/zi.duckdb``), so it runs outside the
 ``zi_warehouse`` pool: it neither waits for nor blocks the pipeline's writer. It is materialised after each
-publish; a run config ``{"quarter": "2026-Q2"}`` renders an earlier quarter.
+publish, and drawn again only when a mart or the code changed since its last drawing; a run config
+``{"quarter": "2026-Q2"}`` renders an earlier quarter.
 """
 
 from typing import Optional
 
 from dagster import AssetExecutionContext, AssetKey, Config, MaterializeResult, MetadataValue, asset
 
-from zi_warehouse.reports.quarterly import write_report
+from zi_warehouse.reports.quarterly.command import write_report_if_changed
 
 
 class QuarterlyReportConfig(Config):
@@ -28,11 +29,15 @@ class QuarterlyReportConfig(Config):
     kinds={"html", "pdf"},
 )
 def quarterly_report(context: AssetExecutionContext, config: QuarterlyReportConfig) -> MaterializeResult:
-    result = write_report(config.quarter, progress=context.log.info)
-    context.log.info(f"Quartalsbericht {result.period}: {result.html_path}")
+    result, drawn = write_report_if_changed(config.quarter, progress=context.log.info)
+    if drawn:
+        context.log.info(f"Quartalsbericht {result.period}: {result.html_path}")
+    else:
+        context.log.info(f"Quartalsbericht {result.period} unverändert (keine Mart geändert): {result.html_path}")
     return MaterializeResult(
         metadata={
             "period": result.period,
+            "drawn": drawn,
             "html": MetadataValue.path(str(result.html_path)),
             "pdf": MetadataValue.path(str(result.pdf_path)) if result.pdf_path else "nicht gedruckt",
             "charts": len(result.charts),

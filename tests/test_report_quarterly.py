@@ -445,6 +445,37 @@ def test_report_command_renders_an_earlier_quarter(report, tmp_path):
     assert 'data-figure="kpi_rvr_disconnection_rate_actual_pct_2025"' not in html
 
 
+def test_the_report_is_drawn_again_only_when_a_mart_changed(report, tmp_path, monkeypatch):
+    """The pipeline's report asset redraws only when a mart (its checksum in the current release's manifest) or
+    the code changed since the last drawing; a report file gone is drawn again too."""
+    import json
+
+    from conftest import copy_built_data_dir
+    from zi_warehouse import releases
+    from zi_warehouse.reports.quarterly.command import write_report_if_changed
+
+    data_dir = copy_built_data_dir(report["data_dir"], tmp_path / "data")
+    monkeypatch.setenv("ZI_DATA_DIR", str(data_dir))
+    first, _ = write_report_if_changed()
+    assert first.html_path.parent == data_dir / "reports" / "quarterly" / first.period
+    drawn_at = first.html_path.stat().st_mtime_ns
+    again, drawn = write_report_if_changed()
+    assert not drawn and again.html_path == first.html_path and again.figures == first.figures
+    assert first.html_path.stat().st_mtime_ns == drawn_at
+
+    manifest_path = releases.current_release(data_dir / "published") / releases.MANIFEST_FILE
+    manifest_path.chmod(0o644)
+    manifest = json.loads(manifest_path.read_text())
+    mart = sorted(manifest["marts"])[0]
+    manifest["marts"][mart]["checksum"] = "0" * 32  # what a publish with that mart changed writes
+    manifest_path.write_text(json.dumps(manifest))
+    _, drawn = write_report_if_changed()
+    assert drawn and first.html_path.stat().st_mtime_ns != drawn_at
+    assert not write_report_if_changed()[1]
+    first.pdf_path.unlink()
+    assert write_report_if_changed()[1] and first.pdf_path.exists()
+
+
 def test_failed_checks_come_from_the_latest_run_of_mart_data_quality():
     """The scorecard's check part reads marts.mart_data_quality when present (its contract's columns)."""
     from zi_warehouse.reports.quarterly.figures import Section

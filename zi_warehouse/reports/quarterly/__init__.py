@@ -3,8 +3,8 @@
 It reads only the *published* warehouse (``published/zi.duckdb``, read-only, so the report never waits for
 or blocks the pipeline) and turns the public marts into figures, charts and tables. Where things are:
 
-- ``command.py``: ``write_report`` (called by the Dagster asset ``quarterly_report``) and ``zi report``;
-  opens the published copy, prints the PDF with headless Chromium (``reports/chromium.py``);
+- ``command.py``: ``write_report``, ``write_report_if_changed`` (called by the Dagster asset ``quarterly_report``;
+  no redraw when no mart changed) and ``zi report``; opens the published copy, prints the PDF with headless Chromium (``reports/chromium.py``);
 - ``periods.py``: the reporting quarter (``JJJJ-Qn``), checked against the marts' calendar;
 - ``sections/``: one module per subject with the SQL, figures and charts of its sections
   (``sections/__init__.py`` lists which section reads which mart);

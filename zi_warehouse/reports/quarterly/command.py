@@ -7,8 +7,9 @@ so it gets ready while the charts are drawn), where the files go, and the comman
 
 from __future__ import annotations
 
+import json
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -80,6 +81,52 @@ def write_report(
     charts = [c.key for s in sections for c in s.charts]
     figures = sum(1 for s in sections for _f in s.all_figures())
     return ReportResult(period, html_path, pdf_path, charts, figures, time.perf_counter() - started)
+
+
+#: What the last drawn report of each requested quarter was drawn from (see ``write_report_if_changed``).
+DRAWN_FROM_FILE = "drawn_from.json"
+
+
+def report_inputs(paths: config.Paths, period: str | None) -> dict | None:
+    """What a report of ``period`` is drawn from: the checksum of every mart of the current release and the
+    code's fingerprint; None when the published warehouse has no release manifest."""
+    from zi_warehouse import releases
+
+    release = releases.current_release(paths.published)
+    manifest = releases.read_manifest(release) if release else None
+    if not manifest or not manifest.get("marts"):
+        return None
+    code = manifest.get("code", {})
+    return {"period": period or "latest", "code": {k: code.get(k) for k in ("code", "dbt")},
+            "marts": {name: mart.get("checksum") for name, mart in sorted(manifest["marts"].items())}}
+
+
+def write_report_if_changed(period: str | None = None,
+                            progress: Callable[[str], None] = lambda _msg: None) -> tuple[ReportResult, bool]:
+    """The pipeline's report: drawn again only when a mart or the code changed since the last drawing of the
+    same quarter (a delivery that changed nothing the report shows costs no redraw). Returns the report and
+    whether it was drawn now."""
+    paths = config.paths()
+    inputs = report_inputs(paths, period)
+    record_path = paths.reports / "quarterly" / DRAWN_FROM_FILE
+    try:
+        record = json.loads(record_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        record = {}
+    last = record.get(period or "latest")
+    if inputs is not None and last and last.get("inputs") == inputs:
+        kept = ReportResult(**{**last["result"], "seconds": 0.0})
+        kept.html_path = paths.data_dir / kept.html_path  # relative: a copied data directory keeps its report
+        kept.pdf_path = paths.data_dir / kept.pdf_path if kept.pdf_path else None
+        if kept.html_path.exists() and (kept.pdf_path is None or kept.pdf_path.exists()):
+            return kept, False
+    result = write_report(period, progress=progress)
+    if inputs is not None:
+        drawn = {**asdict(result), "html_path": str(result.html_path.relative_to(paths.data_dir)),
+                 "pdf_path": str(result.pdf_path.relative_to(paths.data_dir)) if result.pdf_path else None}
+        record[period or "latest"] = {"inputs": inputs, "result": drawn}
+        record_path.write_text(json.dumps(record, indent=1, ensure_ascii=False), encoding="utf-8")
+    return result, True
 
 
 def freeze_report(quarter: str, pdf: bool = True,
