@@ -4,8 +4,10 @@ What belongs here: only wiring; the checks live in ``zi_warehouse/quality/``, th
 ``zi_warehouse/reports/quality.py``.
 
 Order within a run, and why:
-1. ``raw_quality/data_quality_results`` (after every public mart of the main dbt build) runs all GX suites,
-   reconciliations and freshness checks and appends their records to ``raw.data_quality_results``;
+1. ``raw_quality/data_quality_results`` (after every public mart of the main dbt build) runs the GX suites
+   of the marts that changed since their last validation (the others keep their records,
+   ``zi_warehouse/quality/reuse.py``), all reconciliations and freshness checks, and appends the records to
+   ``raw.data_quality_results``;
 2. ``zi_quality_dbt_assets`` (a second dbt invocation, only the models tagged ``zi_quality``) builds
    ``marts.mart_data_quality`` from that table, so even a failed check's rows are in the working mart;
 3. the asset checks on ``marts/mart_data_quality`` (one per suite, reconciliation and freshness rule) read
@@ -35,7 +37,7 @@ from dagster_dbt import DbtCliResource, dbt_assets
 from dagster_zi.constants import WAREHOUSE_POOL
 from dagster_zi.dbt import ZiDbtTranslator, dbt_project, zi_dbt_assets
 from zi_warehouse import config, warehouse
-from zi_warehouse.quality import freshness, reconciliations, results, run_all, suites
+from zi_warehouse.quality import freshness, reconciliations, results, reuse, run_all, suites
 
 #: dbt selection of the controlling layer's models (built in their own dbt invocation, see dagster_zi/dbt.py).
 QUALITY_DBT_SELECT = "tag:zi_quality"
@@ -64,13 +66,18 @@ def data_quality_results(context: AssetExecutionContext) -> MaterializeResult:
     paths = config.paths().ensure()
     started = dt.datetime.now(dt.timezone.utc)
     with warehouse.connect(paths.warehouse) as con:
-        records = run_all(con)
+        suite_plan = reuse.plan(con, suites.suites())
+        records = run_all(con, suite_plan=suite_plan)
         results.append_results(con, records, run_id=context.run.run_id, run_started_at=started)
+        reuse.remember(con, suite_plan, context.run.run_id)
     failed = [r for r in records if not r.passed]
-    context.log.info(f"{len(records)} Prüfergebnisse, {len(failed)} fehlgeschlagen")
+    context.log.info(f"{len(records)} Prüfergebnisse, {len(failed)} fehlgeschlagen; Suiten geprüft: "
+                     f"{len(suite_plan.to_run)}, unverändert übernommen: {len(suite_plan.reused_marts)}")
     return MaterializeResult(metadata={
         "run_id": context.run.run_id,
         "results": len(records),
+        "suites_run": len(suite_plan.to_run),
+        "suites_reused": ", ".join(suite_plan.reused_marts) or "keine",
         "failed_error": sum(r.severity == "error" for r in failed),
         "failed_warn": sum(r.severity == "warn" for r in failed),
         "seconds": round((dt.datetime.now(dt.timezone.utc) - started).total_seconds(), 1),

@@ -33,7 +33,7 @@ from pathlib import Path
 
 import duckdb
 
-from zi_warehouse import releases, restatements
+from zi_warehouse import releases, restatements, warehouse
 from zi_warehouse.data_dictionary import parquet_kv_metadata
 from zi_warehouse.landing import file_sha256
 from zi_warehouse.releases import DUCKDB_FILE, MANIFEST_FILE, PARQUET_DIR
@@ -240,9 +240,8 @@ def _attach_baseline(con: duckdb.DuckDBPyConnection, published_dir: Path) -> res
 
 def _checksum(con: duckdb.DuckDBPyConnection, mart: _Mart) -> None:
     """Rows and a checksum of everything a reader sees of the mart: columns, types, comments, every row."""
-    rows, total = con.execute(f"select count(*), coalesce(sum(hash(t)), 0)::varchar from {mart.relation} t").fetchone()
-    columns = con.execute(f"describe select * from {mart.relation}").fetchall()
-    shape = [[c[0], c[1], mart.column_comments.get(c[0])] for c in columns]
+    rows, columns, total = warehouse.content_hash(con, mart.relation)
+    shape = [[name, type_, mart.column_comments.get(name)] for name, type_ in columns]
     digest = hashlib.sha256(json.dumps([mart.comment, shape, rows, total], ensure_ascii=False).encode())
     mart.rows, mart.checksum = rows, digest.hexdigest()[:32]
 

@@ -93,6 +93,14 @@ def table_exists(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> boo
     ).fetchone()[0])
 
 
+def content_hash(con: duckdb.DuckDBPyConnection, relation: str) -> tuple[int, list, str]:
+    """Rows, columns (name, type) and an order-independent hash of every row of ``relation``: equal for two
+    tables with the same columns and the same multiset of rows, whatever their order."""
+    count, total = con.execute(f"select count(*), coalesce(sum(hash(t)), 0)::varchar from {relation} t").fetchone()
+    columns = [[c[0], c[1]] for c in con.execute(f"describe select * from {relation}").fetchall()]
+    return count, columns, total
+
+
 def with_lineage(schema: pa.Schema) -> pa.Schema:
     names = set(schema.names)
     return pa.schema(list(schema) + [f for f in LINEAGE_FIELDS if f.name not in names])

@@ -374,7 +374,7 @@ def run_suites(con: duckdb.DuckDBPyConnection, specs: tuple[MartSuite, ...] | No
     """Run every mart's suite (or ``specs``); a public mart missing from the warehouse is itself an error."""
     present = existing_marts(con)
     out: list[CheckResult] = []
-    for spec in specs or suites():
+    for spec in suites() if specs is None else specs:
         if spec.mart not in present:
             out.append(CheckResult("suite", spec.mart, f"{spec.mart}.exists", "error",
                                    f"Die Mart {spec.mart} ist im Warehouse vorhanden.", 1, 1,
