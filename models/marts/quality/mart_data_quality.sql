@@ -1,7 +1,21 @@
 -- Grain: one row per quality run, source, municipality and check (result_id), history of all runs.
-{{ config(tags=["zi_quality"]) }}
+-- Incremental: each run adds its own records (and replaces them when a step of the same run is retried,
+-- by result_id) instead of rebuilding the whole history; the post-hook moves is_latest_run to the newest run.
+{{ config(
+    tags=["zi_quality"],
+    materialized="incremental",
+    unique_key="result_id",
+    incremental_strategy="delete+insert",
+    on_schema_change="fail",
+    post_hook="update {{ this }} set is_latest_run = run_id in (
+        select run_id from {{ this }} order by run_started_at desc, run_id asc limit 1)"
+) }}
 with results as (
     select * from {{ ref('stg_quality__data_quality_results') }}
+    {% if is_incremental() %}
+        -- the newest run already in the mart comes again: its records replace themselves if it was retried
+        where run_started_at >= (select coalesce(max(t.run_started_at), '1900-01-01') from {{ this }} as t)
+    {% endif %}
 ),
 
 latest as (
