@@ -124,7 +124,7 @@ def test_unchanged_marts_are_taken_over_not_written_again(tmp_path):
     second = publish(wh, published)
     assert second.written == ["mart_b"] and second.reused == ["mart_a", "mart_restatements"]
     assert second.previous_release == first.release_id
-    assert second.removed_releases == [first.release_id]  # superseded the same day: gone
+    assert second.removed_releases == []  # superseded just now: kept for readers a while (READER_GRACE)
     # Reused Parquet files are the same file (a hard link), the DuckDB file is a copy with mart_b replaced.
     for name in second.reused:
         assert (second.release_dir / "parquet" / f"{name}.parquet").stat().st_ino == inodes[f"{name}.parquet"]
@@ -244,13 +244,23 @@ def test_retention_keeps_the_current_release_and_the_last_of_each_day(tmp_path):
         _warehouse(wh, n + 1)
         ids.append(publish(wh, published, now=moment, retention_days=365).release_id)
     kept = [r.release_id for r in releases.list_releases(published)]
-    # 1 Nov 15:00 and 4 Dec 17:00 are Tagesstände; 5 Dec 07:00 is superseded today; 5 Dec 08:00 current.
-    assert kept == [ids[1], ids[2], ids[4], ids[6]]
+    # 1 Nov 15:00 and 4 Dec 17:00 are Tagesstände; 5 Dec 07:00 was replaced just now (READER_GRACE: a reader
+    # may be about to open it); 5 Dec 08:00 current.
+    assert kept == [ids[1], ids[2], ids[4], ids[5], ids[6]]
     _warehouse(wh, 99)
     last = publish(wh, published, now=dt.datetime(2026, 12, 5, 9, tzinfo=UTC), retention_days=20)
     kept = [r.release_id for r in releases.list_releases(published)]
-    assert kept == [ids[2], ids[4], last.release_id]  # 1 Nov is older than 20 days; today's earlier one went
-    assert last.removed_releases == [ids[1], ids[6]]
+    # 1 Nov is older than 20 days; 07:00, replaced an hour ago, went; 08:00 was replaced just now.
+    assert kept == [ids[2], ids[4], ids[6], last.release_id]
+    assert last.removed_releases == [ids[1], ids[5]]
+    _warehouse(wh, 100)
+    soon = publish(wh, published, now=dt.datetime(2026, 12, 5, 9, 5, tzinfo=UTC), retention_days=20)
+    assert [r.release_id for r in releases.list_releases(published)][-3:] == [ids[6], last.release_id,
+                                                                               soon.release_id]
+    _warehouse(wh, 101)
+    later = publish(wh, published, now=dt.datetime(2026, 12, 5, 9, 30, tzinfo=UTC), retention_days=20)
+    kept = [r.release_id for r in releases.list_releases(published)]
+    assert kept == [ids[2], ids[4], soon.release_id, later.release_id]
 
 
 def test_retention_days_come_from_the_environment(monkeypatch):
@@ -287,9 +297,10 @@ def test_freezing_links_the_release_and_keeps_it_byte_for_byte(tmp_path):
     with pytest.raises(releases.AlreadyFrozen):
         releases.freeze(published, "2026-Q3", render)
     # Later publishes (and retention removing the frozen release) leave the Berichtsstand as it was.
-    for rows in (8, 9):
+    for rows, minutes in ((8, 20), (9, 40)):  # the release goes once it was replaced longer than READER_GRACE ago
         _warehouse(wh, rows)
-        publish(wh, published, retention_days=0)
+        publish(wh, published, retention_days=0,
+                now=dt.datetime.now(dt.timezone.utc) + dt.timedelta(minutes=minutes))
     assert not release.exists()
     assert _files(folder) == before and releases.verify_frozen(folder) == []
     con = duckdb.connect(str(releases.resolve(published, "2026-Q3") / "zi.duckdb"), read_only=True)

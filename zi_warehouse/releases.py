@@ -23,7 +23,8 @@ keeps reading the release it opened; the next open resolves ``current`` again. A
 only a complete release directory becomes ``current``.
 
 Retention (``ZI_RELEASE_RETENTION_DAYS``, default 30): the current release, and for each past day within
-that many days the last release of the day (Tagesstand), are kept; other releases go at the next publish.
+that many days the last release of the day (Tagesstand), are kept, and a release replaced less than
+``READER_GRACE`` ago (a reader may be about to open it); other releases go at the next publish.
 Berichtsstände live apart and are never removed (their hard links keep the files after their release goes).
 """
 
@@ -323,6 +324,11 @@ def _published_at(release: Path, manifest: dict | None) -> dt.datetime:
     return dt.datetime.fromtimestamp(release.stat().st_mtime, dt.timezone.utc)
 
 
+#: A release replaced less than this long ago stays: a reader that resolved ``current`` just before the switch
+#: still finds the file it is about to open (an open file survives its removal anyway).
+READER_GRACE = dt.timedelta(minutes=15)
+
+
 def apply_retention(published: Path, days: int, now: dt.datetime) -> list[str]:
     """Remove releases past retention (see the module docstring); returns the removed ids.
 
@@ -346,9 +352,11 @@ def apply_retention(published: Path, days: int, now: dt.datetime) -> list[str]:
         for published_at, entry in releases:
             last_of_day[published_at.astimezone(LOCAL_ZONE).date()] = entry
         removed = []
+        replaced_at = {entry: releases[i + 1][0] for i, (_at, entry) in enumerate(releases[:-1])}
         for published_at, entry in releases:
             day = published_at.astimezone(LOCAL_ZONE).date()
             keep = (entry == current
+                    or now - replaced_at.get(entry, now) < READER_GRACE
                     or (day < today and last_of_day[day] == entry and (today - day).days <= days))
             if not keep:
                 remove_tree(entry)
