@@ -88,7 +88,9 @@ def test_runs_materialisations_checks_and_sensor_ticks_go_into_postgres(tmp_path
         try:
             ticks: dict[str, str] = {}
             deadline = time.monotonic() + 240
-            while time.monotonic() < deadline and not {"landing_sensor", "run_failure_alert"} <= set(ticks):
+            # until both sensors have a finished tick (a tick reads STARTED while it is being evaluated)
+            while time.monotonic() < deadline and not (
+                    {"landing_sensor", "run_failure_alert"} <= set(ticks) and "STARTED" not in ticks.values()):
                 assert daemon.poll() is None, daemon.stderr.read()
                 time.sleep(2)
                 with psycopg.connect(url) as con:
