@@ -52,8 +52,9 @@ run: setup runtime-packages
 lint: setup
 	scripts/lint-sql.sh
 
+# Both cores: pytest-xdist, one test module per worker (module fixtures such as a demo build stay with their tests).
 test: setup test-packages lint
-	$(BIN)/pytest
+	$(BIN)/pytest -n 2 --dist loadfile
 
 # The deployment in the foreground: Dagster UI on http://localhost:3000, daemon (schedule, landing sensor, run
 # queue) and the run worker, all on this data directory's instance (what `zi serve` runs on a server).
