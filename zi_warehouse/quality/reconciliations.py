@@ -25,9 +25,9 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-import duckdb
 
 from zi_warehouse.quality.results import CheckResult
+from zi_warehouse.warehouse import rows as _rows
 
 #: Cent rounding tolerance when comparing sums of amounts (EUR).
 TOLERANCE_EUR = 0.005
@@ -52,12 +52,6 @@ CATALOGUE = {
     "disconnected_within_connected_area": ("error", "Abgekoppelte Fläche abgeschlossener Maßnahmen ≤ angeschlossene "
                                                     "befestigte Fläche der Kommune."),
 }
-
-
-def _rows(con: duckdb.DuckDBPyConnection, sql: str, params=None) -> list[dict]:
-    cur = con.execute(sql, params or [])
-    cols = [d[0] for d in cur.description]
-    return [dict(zip(cols, r)) for r in cur.fetchall()]
 
 
 def _per_municipality(rows: list[dict], check_name: str, source: str, severity: str, description_de: str,

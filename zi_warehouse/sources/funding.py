@@ -27,6 +27,7 @@ from zi_warehouse import reference
 from zi_warehouse.accounting import FileResult, Rejection
 from zi_warehouse.delimited import decode_lines, rows_from_lines
 from zi_warehouse.landing import LandedFile
+from zi_warehouse.warehouse import quote_ident as _q
 
 SOURCE_FAMILY = "funding"
 
@@ -245,10 +246,6 @@ _UNPARSEABLE_RULE = {
     "municipality": "unknown_municipality", "measure_type": "unknown_measure_type",
     "status": "unknown_status", "owner_type": "unknown_owner_type",
 }
-
-
-def _q(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 def _parse_expr(col: Column, dialect: str, ref: str) -> str:

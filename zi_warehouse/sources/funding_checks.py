@@ -17,11 +17,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import duckdb
 import pyarrow as pa
 
 from zi_warehouse import reference
 from zi_warehouse.sources import funding as spec
+from zi_warehouse.warehouse import rows as _rows
 
 #: Maximum funding rate per owner type (FöRL KRiS: up to 100 % municipal, up to 90 % private).
 MAX_FUNDING_RATE = {"municipal": 1.0, "private": 0.9}
@@ -44,12 +44,6 @@ class CheckOutcome:
 
     def metadata(self) -> dict:
         return {"failing": self.failing, "message_de": self.message_de, "examples": str(self.examples[:10])}
-
-
-def _rows(con: duckdb.DuckDBPyConnection, query: str, params=None) -> list[dict]:
-    cur = con.execute(query, params or [])
-    cols = [d[0] for d in cur.description]
-    return [dict(zip(cols, r)) for r in cur.fetchall()]
 
 
 def _outcome(name: str, rows: list[dict], ok_de: str, bad_de: str) -> CheckOutcome:
