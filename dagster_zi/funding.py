@@ -111,8 +111,8 @@ def _sequence_check():
 
 asset_checks = [
     _sequence_check(),
-    _check("payments_within_approved", dbt_model_key("int_funding__payments"), True,
-           "Auszahlungen je Bescheid <= bewilligter Betrag (blockierend)."),
+    _check("payments_have_approval", dbt_model_key("int_funding__payments"), True,
+           "Jede Zahlung hat einen gültigen Bescheid (blockierend)."),
     _check("approvals_have_application", dbt_model_key("int_funding__approvals"), True,
            "Jeder Bescheid hat einen Antrag (blockierend)."),
     _check("applications_municipality_known", dbt_model_key("int_funding__applications"), True,

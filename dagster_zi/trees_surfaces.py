@@ -27,22 +27,19 @@ Checks and why each has its severity:
 
 from __future__ import annotations
 
-import datetime as dt
-
 from dagster import AssetCheckResult, AssetCheckSeverity, AssetKey, asset_check
 
 from dagster_zi.constants import WAREHOUSE_POOL
 from dagster_zi.keys import dbt_model_key
 from zi_warehouse import config, warehouse
+from zi_warehouse.german import format_date, format_number
 from zi_warehouse.sources import surfaces as surfaces_source
 from zi_warehouse.sources import trees as trees_source
+from zi_warehouse.trees.campaign import CAMPAIGN_DATE, CAMPAIGN_DISTRIBUTION_POINTS, CAMPAIGN_TREE_TARGET
 
 RAW_TREES = AssetKey(["raw_trees", "trees__register_trees"])
 RAW_SURFACES = AssetKey(["raw_surfaces", "surfaces__parcels"])
 
-CAMPAIGN_DATE = dt.date(2021, 10, 30)
-CAMPAIGN_TREES = 10_000  # mirrors dbt var campaign_tree_target (docs/domain.md#tree-campaign)
-CAMPAIGN_POINTS = 43
 MAX_REGISTER_REJECTION_SHARE = 0.02
 MAX_SURFACE_REJECTION_SHARE = 0.01
 
@@ -69,7 +66,8 @@ def trees_register_rejection_share() -> AssetCheckResult:
 
 
 @asset_check(asset=RAW_TREES, pool=WAREHOUSE_POOL,
-             description="Klimabäume-Aktion 30.10.2021: 10.000 Bäume über 43 Ausgabestellen (Warnung).")
+             description=f"Klimabäume-Aktion {format_date(CAMPAIGN_DATE)}: {format_number(CAMPAIGN_TREE_TARGET)} Bäume über "
+                         f"{CAMPAIGN_DISTRIBUTION_POINTS} Ausgabestellen (Warnung).")
 def trees_campaign_total() -> AssetCheckResult:
     with warehouse.connect(config.paths().warehouse) as con:
         if warehouse.table_exists(con, "raw", trees_source.CAMPAIGN):
@@ -77,10 +75,10 @@ def trees_campaign_total() -> AssetCheckResult:
         else:
             trees, points = 0, 0
     return AssetCheckResult(
-        passed=trees == CAMPAIGN_TREES,
+        passed=trees == CAMPAIGN_TREE_TARGET,
         severity=AssetCheckSeverity.WARN,
-        metadata={"trees": trees, "expected_trees": CAMPAIGN_TREES, "distribution_points": points,
-                  "expected_distribution_points": CAMPAIGN_POINTS},
+        metadata={"trees": trees, "expected_trees": CAMPAIGN_TREE_TARGET, "distribution_points": points,
+                  "expected_distribution_points": CAMPAIGN_DISTRIBUTION_POINTS},
     )
 
 

@@ -26,6 +26,7 @@ import pyarrow as pa
 from zi_warehouse import reference
 from zi_warehouse.accounting import FileResult, Rejection
 from zi_warehouse.delimited import decode_lines, rows_from_lines
+from zi_warehouse.german import format_number
 from zi_warehouse.landing import LandedFile
 from zi_warehouse.warehouse import quote_ident as _q
 
@@ -649,7 +650,7 @@ def finish_extract_file(pending: _Pending, validated: Validated) -> FileResult:
     ):
         return result.fail(
             f"{name}: Kontrollsumme '{xf.entity.column(xf.entity.control_column).header_de}' stimmt nicht: "
-            f"Kontrollsatz {control.get('Summe')}, Datei {_format_de(float(validated.control_total))}. "
+            f"Kontrollsatz {control.get('Summe')}, Datei {format_number(float(validated.control_total), 2)}. "
             "Bitte neu liefern.", rule="control_sum_mismatch")
     result.tables = {xf.entity.raw_table: with_source_file(validated.table, result.source_file)}
     if xf.kind == "full":
@@ -657,10 +658,6 @@ def finish_extract_file(pending: _Pending, validated: Validated) -> FileResult:
             key_list_table(xf.entity, validated.keys, extract), result.source_file)
     result.rejections = pending.malformed + validated.rejections
     return result
-
-
-def _format_de(value: float) -> str:
-    return f"{value:,.2f}".replace(",", "_").replace(".", ",").replace("_", ".")
 
 
 def read_files(files: list[LandedFile], context) -> Iterable[FileResult]:
