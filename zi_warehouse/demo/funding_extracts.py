@@ -23,6 +23,7 @@ from zi_warehouse.demo.programme import LAST_QUARTER, DemoProgramme, quarter_end
 from zi_warehouse.german import format_number
 from zi_warehouse.reference import municipality_by_key
 from zi_warehouse.sources import funding as spec
+from zi_warehouse.sources.funding_entities import label_de
 
 FULL_AS_OF = dt.date(2020, 12, 31)
 #: The export system changed at the start of 2023 (encoding and number format).
@@ -151,7 +152,7 @@ def format_value(col: spec.Column, value, new_system: bool) -> str:
     if kind == "bool":
         return "ja" if value else "nein"
     if kind in ("measure_type", "status", "owner_type"):
-        return spec.label_de(kind, value)
+        return label_de(kind, value)
     return str(value)
 
 
