@@ -1,5 +1,9 @@
 """``make bench``: the build measured at demo scales 0.1, 1 and 5, with the machine's details.
 
+Why one script of ~700 lines: it is run as a script, start to end, and the scenarios share one data directory
+whose state each leaves for the next; the deployment benchmark and the report table are already separate
+(``zi_bench_deployment.py``, ``zi_bench_report.py``).
+
 What belongs here: generating (and caching) the demo landing areas, running ``zi build`` as a subprocess
 exactly as users do (``ZI_DATA_DIR`` set), the incremental scenarios, sampling the memory of the whole
 process tree, the Excel ingestion comparison with the raw reader, and writing the results (JSON plus the

@@ -28,6 +28,7 @@ from dagster import (
 )
 
 from dagster_zi.constants import WAREHOUSE_POOL
+from dagster_zi.keys import dbt_model_key
 from zi_warehouse import config, warehouse
 from zi_warehouse.sources.climate import (
     data_age_days,
@@ -42,18 +43,6 @@ RAW_DAILY = AssetKey(["raw_climate", "climate__daily"])
 RAW_STATIONS = AssetKey(["raw_climate", "climate__stations"])
 
 MAX_DATA_AGE_DAYS = 62
-
-
-def _dbt_key(model: str) -> AssetKey:
-    """The Dagster key of a dbt model, as the dbt assets define it (schema-prefixed by default)."""
-    try:
-        from dagster_dbt import get_asset_key_for_model
-
-        from dagster_zi.dbt import zi_dbt_assets
-
-        return get_asset_key_for_model([zi_dbt_assets], model)
-    except Exception:  # no manifest yet (fresh clone before `make setup`): dagster-dbt's default key
-        return AssetKey(["intermediate", model])
 
 
 @asset_check(asset=RAW_STATIONS, blocking=True, pool=WAREHOUSE_POOL,
@@ -74,7 +63,7 @@ def climate_daily_values_plausible() -> AssetCheckResult:
                             metadata={"implausible_days": count, "examples": str(examples[:10])})
 
 
-@asset_check(asset=_dbt_key("int_climate__daily"), blocking=True, pool=WAREHOUSE_POOL,
+@asset_check(asset=dbt_model_key("int_climate__daily"), blocking=True, pool=WAREHOUSE_POOL,
              description="Nach Auflösung der Überlappung genau ein Tageswert je Station und Tag (blockierend).")
 def climate_no_duplicate_days() -> AssetCheckResult:
     with warehouse.connect(config.paths().warehouse) as con:

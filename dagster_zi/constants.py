@@ -2,7 +2,7 @@
 
 #: Every asset and check that opens the working DuckDB file runs in this pool. Pools count whole runs
 #: (``granularity: run`` in dagster.yaml, limit 1): the daemon starts no second run that touches the warehouse
-#: while one is in progress (DuckDB allows one writing process per file; see DESIGN.md).
+#: while one is in progress (DuckDB allows one writing process per file; see docs/runbook.md).
 WAREHOUSE_POOL = "zi_warehouse"
 
 #: The job that builds everything from landing files to the published warehouse.

@@ -23,6 +23,7 @@ from dagster_zi import (
 from dagster_zi.constants import BUILD_JOB
 from dagster_zi.dbt import dbt_resource, zi_dbt_assets
 from dagster_zi.execution import warehouse_executor
+from zi_warehouse.german import LOCAL_TIME_ZONE
 
 #: Modules exporting assets, asset_checks, sensors, schedules and jobs.
 FAMILY_MODULES = (forecasts, funding, climate, trees_surfaces, quality, serving, reports)
@@ -38,7 +39,7 @@ daily_build_schedule = ScheduleDefinition(
     name="daily_warehouse_build",
     job=build_all_job,
     cron_schedule="0 6 * * *",
-    execution_timezone="Europe/Berlin",
+    execution_timezone=LOCAL_TIME_ZONE.key,
     default_status=DefaultScheduleStatus.RUNNING,
     description=(
         "Täglicher Gesamtlauf um 06:00: alle Quellen, auch die Förderdatenbank (Extrakt kommt täglich), "

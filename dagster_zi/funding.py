@@ -25,6 +25,7 @@ from dagster import (
 )
 
 from dagster_zi.constants import WAREHOUSE_POOL
+from dagster_zi.keys import dbt_model_key
 from dagster_zi.sources import raw_asset_keys
 from zi_warehouse import config, warehouse
 from zi_warehouse.sources import funding_checks, funding_db
@@ -78,11 +79,6 @@ def _check(name: str, asset_key: AssetKey, blocking: bool, description: str):
     return _run
 
 
-def _model(name: str) -> AssetKey:
-    # dagster-dbt's default key for a model with a configured schema: [schema, model name]
-    return AssetKey(["intermediate", name])
-
-
 def _sequence_check():
     """Blocking on every raw funding table: no staging model builds on an incomplete delta sequence."""
     keys = raw_asset_keys("funding")
@@ -115,17 +111,17 @@ def _sequence_check():
 
 asset_checks = [
     _sequence_check(),
-    _check("payments_within_approved", _model("int_funding__payments"), True,
-           "Auszahlungen je Bescheid <= bewilligter Betrag (blockierend)."),
-    _check("approvals_have_application", _model("int_funding__approvals"), True,
+    _check("payments_have_approval", dbt_model_key("int_funding__payments"), True,
+           "Jede Zahlung hat einen gültigen Bescheid (blockierend)."),
+    _check("approvals_have_application", dbt_model_key("int_funding__approvals"), True,
            "Jeder Bescheid hat einen Antrag (blockierend)."),
-    _check("applications_municipality_known", _model("int_funding__applications"), True,
+    _check("applications_municipality_known", dbt_model_key("int_funding__applications"), True,
            "Jeder Antrag hat eine bekannte Kommune (blockierend)."),
-    _check("approved_within_requested", _model("int_funding__approvals"), False,
+    _check("approved_within_requested", dbt_model_key("int_funding__approvals"), False,
            "Bewilligt <= beantragt, sonst markiert (Warnung)."),
-    _check("funding_rate_within_limits", _model("int_funding__applications"), False,
+    _check("funding_rate_within_limits", dbt_model_key("int_funding__applications"), False,
            "Fördersatz in den Grenzen der FöRL KRiS: kommunal bis 100 %, privat bis 90 % (Warnung)."),
-    _check("minimum_grant_thresholds", _model("int_funding__approvals"), False,
+    _check("minimum_grant_thresholds", dbt_model_key("int_funding__approvals"), False,
            "Bagatellgrenze: kommunal > 12.500 EUR, sonst > 2.000 EUR (Warnung)."),
 ]
 

@@ -39,6 +39,7 @@ from dagster._core.storage.dagster_run import FINISHED_STATUSES
 from dagster_zi.alerts import record_dir
 from dagster_zi.constants import BUILD_JOB
 from zi_warehouse import alerts
+from zi_warehouse.german import LOCAL_TIME_ZONE
 
 RETENTION_ENV = "ZI_RUN_RETENTION_DAYS"
 DEFAULT_RETENTION_DAYS = 180
@@ -150,7 +151,7 @@ daily_housekeeping_schedule = ScheduleDefinition(
     name=SCHEDULE_NAME,
     job=housekeeping_job,
     cron_schedule="30 5 * * *",
-    execution_timezone="Europe/Berlin",
+    execution_timezone=LOCAL_TIME_ZONE.key,
     default_status=DefaultScheduleStatus.RUNNING,
     description="Täglich 05:30, vor dem Gesamtlauf: Läufe löschen, die älter als ZI_RUN_RETENTION_DAYS (180) Tage sind.",
 )

@@ -36,6 +36,7 @@ from dagster_dbt import DbtCliResource, dbt_assets
 
 from dagster_zi.constants import WAREHOUSE_POOL
 from dagster_zi.dbt import ZiDbtTranslator, dbt_project, zi_dbt_assets
+from dagster_zi.keys import dbt_model_key
 from zi_warehouse import config, warehouse
 from zi_warehouse.quality import freshness, reconciliations, results, reuse, run_all, suites
 
@@ -140,15 +141,12 @@ def evaluate_group(rows: list[dict], prefix: str, blocking: bool) -> tuple[bool,
 
 
 def _mart_rows(con, run_id: str) -> list[dict]:
-    cur = con.execute("select check_name, municipality_key, severity, outcome, rows_failed, example_values "
-                      "from marts.mart_data_quality where run_id = ?", [run_id])
-    rows = [dict(zip([d[0] for d in cur.description], r)) for r in cur.fetchall()]
+    columns = "select check_name, municipality_key, severity, outcome, rows_failed, example_values from marts.mart_data_quality"
+    rows = warehouse.rows(con, f"{columns} where run_id = ?", [run_id])
     if rows:
         return rows
     # The checks were run on their own (not in the run that wrote the results): judge the latest run.
-    cur = con.execute("select check_name, municipality_key, severity, outcome, rows_failed, example_values "
-                      "from marts.mart_data_quality where is_latest_run")
-    return [dict(zip([d[0] for d in cur.description], r)) for r in cur.fetchall()]
+    return warehouse.rows(con, f"{columns} where is_latest_run")
 
 
 GROUPS = check_groups()
@@ -172,7 +170,7 @@ def quality_checks(context):
 @asset(
     name="quality_report",
     group_name=GROUP,
-    deps=[RESULTS_KEY, AssetKey(["marts", "mart_rejected_rows"]), AssetKey(["marts", "mart_ingestion_files"])],
+    deps=[RESULTS_KEY, dbt_model_key("mart_rejected_rows"), dbt_model_key("mart_ingestion_files")],
     pool=WAREHOUSE_POOL,
     kinds={"html"},
     description="Qualitätsbericht (HTML, deutsch, offline lesbar): reports/quality/<Lauf>/index.html und latest/.",

@@ -8,8 +8,6 @@ family is named ``raw_<family>``; select a family with ``AssetSelection.groups("
 """
 
 
-import importlib
-
 from dagster import (
     AssetCheckResult,
     AssetCheckSeverity,
@@ -24,27 +22,18 @@ from dagster import (
 from dagster_zi.constants import WAREHOUSE_POOL
 from zi_warehouse import config, warehouse
 from zi_warehouse.ingest import ingest
-from zi_warehouse.sources import SOURCE_MODULES
+from zi_warehouse.sources import source_module, source_modules
 
 LEDGER_KEY = AssetKey(["raw_ingestion", "ingestion_files"])
 REJECTED_ROWS_KEY = AssetKey(["raw_ingestion", "rejected_rows"])
 
 
-def _module_for(family: str):
-    for name in SOURCE_MODULES:
-        module = importlib.import_module(name)
-        if module.SOURCE_FAMILY == family:
-            return module
-    raise KeyError(family)
-
-
 def raw_asset_keys(family: str) -> list[AssetKey]:
     """The asset keys of a family's raw tables, e.g. ``raw_asset_keys("forecasts")``."""
-    return [AssetKey([f"raw_{family}", entity]) for entity in _module_for(family).RAW_TABLES]
+    return [AssetKey([f"raw_{family}", entity]) for entity in source_module(family).RAW_TABLES]
 
 
-def build_ingest_asset(module_name: str):
-    module = importlib.import_module(module_name)
+def build_ingest_asset(module):
     family = module.SOURCE_FAMILY
     summary_line = (module.__doc__ or "").strip().splitlines()[0] if module.__doc__ else ""
     specs = [
@@ -72,7 +61,7 @@ def build_ingest_asset(module_name: str):
     return _ingest
 
 
-ingest_assets = [build_ingest_asset(name) for name in SOURCE_MODULES]
+ingest_assets = [build_ingest_asset(module) for module in source_modules()]
 
 
 @multi_asset(
@@ -80,7 +69,7 @@ ingest_assets = [build_ingest_asset(name) for name in SOURCE_MODULES]
     specs=[
         AssetSpec(LEDGER_KEY, group_name="ingestion", kinds={"duckdb"},
                   description="raw.ingestion_files: eine Zeile je angelieferter Datei mit Zeilenbilanz.",
-                  deps=[k for m in SOURCE_MODULES for k in raw_asset_keys(importlib.import_module(m).SOURCE_FAMILY)]),
+                  deps=[k for family in config.SOURCE_FAMILIES for k in raw_asset_keys(family)]),
         AssetSpec(REJECTED_ROWS_KEY, group_name="ingestion", kinds={"duckdb"},
                   description="raw.rejected_rows: jede abgewiesene Zeile mit Grund.",
                   deps=[LEDGER_KEY]),

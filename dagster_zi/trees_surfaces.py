@@ -27,49 +27,28 @@ Checks and why each has its severity:
 
 from __future__ import annotations
 
-import datetime as dt
-
 from dagster import AssetCheckResult, AssetCheckSeverity, AssetKey, asset_check
 
 from dagster_zi.constants import WAREHOUSE_POOL
+from dagster_zi.keys import dbt_model_key
 from zi_warehouse import config, warehouse
+from zi_warehouse.german import format_date, format_number
 from zi_warehouse.sources import surfaces as surfaces_source
 from zi_warehouse.sources import trees as trees_source
+from zi_warehouse.trees.campaign import CAMPAIGN_DATE, CAMPAIGN_DISTRIBUTION_POINTS, CAMPAIGN_TREE_TARGET
 
 RAW_TREES = AssetKey(["raw_trees", "trees__register_trees"])
 RAW_SURFACES = AssetKey(["raw_surfaces", "surfaces__parcels"])
 
-CAMPAIGN_DATE = dt.date(2021, 10, 30)
-CAMPAIGN_TREES = 10_000  # mirrors dbt var campaign_tree_target (docs/domain.md#tree-campaign)
-CAMPAIGN_POINTS = 43
 MAX_REGISTER_REJECTION_SHARE = 0.02
 MAX_SURFACE_REJECTION_SHARE = 0.01
-
-
-def _dbt_key(model: str) -> AssetKey:
-    """The Dagster key of a dbt model as the dbt assets define it."""
-    try:
-        from dagster_dbt import get_asset_key_for_model
-
-        from dagster_zi.dbt import zi_dbt_assets
-
-        return get_asset_key_for_model([zi_dbt_assets], model)
-    except Exception:  # no manifest yet (fresh clone before `make setup`): dagster-dbt's default key
-        return AssetKey(["intermediate", model])
-
-
-def _has_table(con, schema: str, table: str) -> bool:
-    return bool(con.execute(
-        "select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
-        [schema, table],
-    ).fetchall()[0][0])
 
 
 @asset_check(asset=RAW_TREES, pool=WAREHOUSE_POOL,
              description="Baumkataster: höchstens 2 % der Bäume je Datei wegen Plausibilität abgewiesen (Warnung).")
 def trees_register_rejection_share() -> AssetCheckResult:
     with warehouse.connect(config.paths().warehouse) as con:
-        shares = trees_source.register_rejection_shares(con) if _has_table(con, "raw", "ingestion_files") else []
+        shares = trees_source.register_rejection_shares(con) if warehouse.table_exists(con, "raw", "ingestion_files") else []
     too_high = [s for s in shares if s[3] > MAX_REGISTER_REJECTION_SHARE]
     read = sum(s[1] for s in shares)
     rejected = sum(s[2] for s in shares)
@@ -87,18 +66,19 @@ def trees_register_rejection_share() -> AssetCheckResult:
 
 
 @asset_check(asset=RAW_TREES, pool=WAREHOUSE_POOL,
-             description="Klimabäume-Aktion 30.10.2021: 10.000 Bäume über 43 Ausgabestellen (Warnung).")
+             description=f"Klimabäume-Aktion {format_date(CAMPAIGN_DATE)}: {format_number(CAMPAIGN_TREE_TARGET)} Bäume über "
+                         f"{CAMPAIGN_DISTRIBUTION_POINTS} Ausgabestellen (Warnung).")
 def trees_campaign_total() -> AssetCheckResult:
     with warehouse.connect(config.paths().warehouse) as con:
-        if _has_table(con, "raw", trees_source.CAMPAIGN):
+        if warehouse.table_exists(con, "raw", trees_source.CAMPAIGN):
             trees, points = trees_source.campaign_total(con, CAMPAIGN_DATE)
         else:
             trees, points = 0, 0
     return AssetCheckResult(
-        passed=trees == CAMPAIGN_TREES,
+        passed=trees == CAMPAIGN_TREE_TARGET,
         severity=AssetCheckSeverity.WARN,
-        metadata={"trees": trees, "expected_trees": CAMPAIGN_TREES, "distribution_points": points,
-                  "expected_distribution_points": CAMPAIGN_POINTS},
+        metadata={"trees": trees, "expected_trees": CAMPAIGN_TREE_TARGET, "distribution_points": points,
+                  "expected_distribution_points": CAMPAIGN_DISTRIBUTION_POINTS},
     )
 
 
@@ -106,7 +86,7 @@ def trees_campaign_total() -> AssetCheckResult:
              description="Versiegelte Flächen: keine fehlende, null oder negative Fläche geladen (blockierend).")
 def surfaces_area_positive() -> AssetCheckResult:
     with warehouse.connect(config.paths().warehouse) as con:
-        bad = surfaces_source.non_positive_areas(con) if _has_table(con, "raw", surfaces_source.PARCELS) else 0
+        bad = surfaces_source.non_positive_areas(con) if warehouse.table_exists(con, "raw", surfaces_source.PARCELS) else 0
     return AssetCheckResult(passed=bad == 0, severity=AssetCheckSeverity.ERROR,
                             metadata={"records_with_non_positive_area": bad})
 
@@ -115,7 +95,7 @@ def surfaces_area_positive() -> AssetCheckResult:
              description="Kanalanschluss und Flächenart aller geladenen Flächen im Wertebereich (blockierend).")
 def surfaces_codes_in_domain() -> AssetCheckResult:
     with warehouse.connect(config.paths().warehouse) as con:
-        bad = surfaces_source.out_of_domain_codes(con) if _has_table(con, "raw", surfaces_source.PARCELS) else []
+        bad = surfaces_source.out_of_domain_codes(con) if warehouse.table_exists(con, "raw", surfaces_source.PARCELS) else []
     return AssetCheckResult(passed=not bad, severity=AssetCheckSeverity.ERROR,
                             metadata={"values_out_of_domain": len(bad), "examples": str(bad[:10])})
 
@@ -124,7 +104,7 @@ def surfaces_codes_in_domain() -> AssetCheckResult:
              description="Versiegelte Flächen: höchstens 1 % der Sätze abgewiesen (Warnung).")
 def surfaces_rejection_share() -> AssetCheckResult:
     with warehouse.connect(config.paths().warehouse) as con:
-        read, rejected = surfaces_source.rejection_share(con) if _has_table(con, "raw", "ingestion_files") else (0, 0)
+        read, rejected = surfaces_source.rejection_share(con) if warehouse.table_exists(con, "raw", "ingestion_files") else (0, 0)
     share = rejected / read if read else 0.0
     return AssetCheckResult(
         passed=share <= MAX_SURFACE_REJECTION_SHARE,
@@ -133,14 +113,14 @@ def surfaces_rejection_share() -> AssetCheckResult:
     )
 
 
-@asset_check(asset=_dbt_key("int_water_balance__factors"), pool=WAREHOUSE_POOL,
+@asset_check(asset=dbt_model_key("int_water_balance__factors"), pool=WAREHOUSE_POOL,
              description="Niederschlag P und ETp im Gültigkeitsbereich der DWA-M-102-4-Regressionen (Warnung).")
 def water_balance_precipitation_in_range() -> AssetCheckResult:
     with warehouse.connect(config.paths().warehouse) as con:
         rows = con.execute(
             "select distinct municipality_key, precipitation_mm, etp_mm "
             "from intermediate.int_water_balance__factors where not is_in_valid_range order by 1"
-        ).fetchall() if _has_table(con, "intermediate", "int_water_balance__factors") else []
+        ).fetchall() if warehouse.table_exists(con, "intermediate", "int_water_balance__factors") else []
     return AssetCheckResult(passed=not rows, severity=AssetCheckSeverity.WARN,
                             metadata={"municipalities_out_of_range": len(rows), "examples": str(rows[:10])})
 

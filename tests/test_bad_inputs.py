@@ -31,7 +31,7 @@ from zi_warehouse.accounting import OUTCOMES
 from zi_warehouse.demo import funding_extracts
 from zi_warehouse.demo.programme import build_programme
 from zi_warehouse.ingest import ingest
-from zi_warehouse.sources import climate, forecasts, funding, surfaces, trees
+from zi_warehouse.sources import climate, forecasts, funding, funding_entities, surfaces, trees
 
 MODULES = {"forecasts": forecasts, "funding": funding, "climate": climate, "trees": trees, "surfaces": surfaces}
 #: The raw table holding one row per loaded source row, per family (secondary tables do not count).
@@ -306,7 +306,7 @@ CELLS = st.lists(st.tuples(st.integers(0, 100), st.integers(0, 100), CELL_TEXT),
 @FUZZ
 @given(cells=CELLS, edits=st.one_of(st.just([]), EDITS))
 def test_fuzz_funding_extract(funding_rows, cells, edits):
-    entity = funding.ENTITY_BY_NAME["applications"]
+    entity = funding_entities.ENTITY_BY_NAME["applications"]
     text = funding_extracts.render_file(entity, funding_rows, 0, "full", dt.date(2020, 12, 31), None).decode("cp1252")
     lines = text.split("\r\n")
     body = [line.split(";") for line in lines[1:1 + len(funding_rows)]]

@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from zi_warehouse.german import format_date, format_number
 from zi_warehouse.forecasts import parsing as p
 
 
@@ -115,7 +116,7 @@ amounts = st.decimals(min_value=0, max_value=10**9, places=2, allow_nan=False, a
 @given(amounts, st.booleans(), st.sampled_from(["", "ca. ", "rd. ", "~"]), st.sampled_from(["", " €", " EUR"]))
 def test_german_formatted_amounts_round_trip(amount, thousands, prefix, suffix):
     value = float(amount)
-    text = prefix + p.format_german_number(value, 2, thousands=thousands) + suffix
+    text = prefix + format_number(value, 2, thousands=thousands) + suffix
     assert p.parse_number(text) == pytest.approx(value, abs=0.005)
 
 
@@ -123,7 +124,7 @@ def test_german_formatted_amounts_round_trip(amount, thousands, prefix, suffix):
 @given(st.integers(min_value=1000, max_value=10**9))
 def test_german_thousands_are_never_decimals(n):
     # '1.200' must be 1200, never 1.2: the classic German/English confusion.
-    assert p.parse_number(p.format_german_number(n, 0)) == n
+    assert p.parse_number(format_number(n, 0)) == n
 
 
 @settings(max_examples=200, deadline=None)
@@ -147,7 +148,7 @@ dates = st.dates(min_value=dt.date(1990, 1, 1), max_value=dt.date(2090, 12, 31))
 @settings(max_examples=300, deadline=None)
 @given(dates)
 def test_dates_round_trip_as_text_serial_and_iso(day):
-    assert p.parse_date(p.format_german_date(day)) == day
+    assert p.parse_date(format_date(day)) == day
     assert p.parse_date(day.isoformat()) == day
     assert p.parse_date(p.excel_serial(day)) == day
     assert p.parse_date(float(p.excel_serial(day))) == day
@@ -179,10 +180,10 @@ CELL_PARSERS = {
     "text": p.parse_text,
 }
 german_numbers = st.builds(
-    lambda amount, thousands, prefix, suffix: prefix + p.format_german_number(float(amount), 2, thousands) + suffix,
+    lambda amount, thousands, prefix, suffix: prefix + format_number(float(amount), 2, thousands=thousands) + suffix,
     amounts, st.booleans(), st.sampled_from(["", "ca. ", "-", " "]), st.sampled_from(["", " €", " Mio", "%", " m²"]))
 german_dates = st.builds(lambda d, f: f(d), dates, st.sampled_from(
-    [p.format_german_date, dt.date.isoformat, lambda d: d.strftime("%m/%Y"), lambda d: f"Q{(d.month - 1) // 3 + 1}/{d.year}",
+    [format_date, dt.date.isoformat, lambda d: d.strftime("%m/%Y"), lambda d: f"Q{(d.month - 1) // 3 + 1}/{d.year}",
      lambda d: str(p.excel_serial(d)), lambda d: d.strftime("%d.%m.%y")]))
 cells = st.one_of(
     st.none(), st.booleans(), st.integers(min_value=-10**12, max_value=10**12),

@@ -172,7 +172,7 @@ def test_dagster_asset_and_check_severities(monkeypatch, tmp_path):
     assert result.get_asset_materialization_events()[0].asset_key.path == ["raw_funding_db", "funding_db_extracts"]
     specs = [s for check in dagster_funding.asset_checks for s in check.check_specs]
     blocking = {s.name for s in specs if s.blocking}
-    assert blocking == {"funding_delta_sequence_complete", "funding_payments_within_approved",
+    assert blocking == {"funding_delta_sequence_complete", "funding_payments_have_approval",
                         "funding_approvals_have_application", "funding_applications_municipality_known"}
     assert {s.name for s in specs if not s.blocking} == {
         "funding_approved_within_requested", "funding_funding_rate_within_limits", "funding_minimum_grant_thresholds"}

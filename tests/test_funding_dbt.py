@@ -205,7 +205,7 @@ def test_reconciliation_checks(built, tmp_path):
         assert all(r["amendment_count"] > 0 for r in outcomes["approved_within_requested"].examples)
 
         # break each rule once in the built tables and see the check fail
-        con.execute("update intermediate.int_funding__payments set amount_eur = amount_eur + 1000000 "
+        con.execute("update intermediate.int_funding__payments set approval_id = 'ZI-B-99999' "
                     "where payment_id = (select min(payment_id) from intermediate.int_funding__payments)")
         con.execute("update intermediate.int_funding__applications set funding_rate = 0.95, owner_type = 'private', "
                     "municipality_key = 'atlantis' where application_id = 'ZI-A-00001'")
@@ -214,7 +214,8 @@ def test_reconciliation_checks(built, tmp_path):
         con.execute("update intermediate.int_funding__approvals set approved_eur = 12000 "
                     "where approval_id = 'ZI-B-00002'")
         broken = funding_checks.run_all(con)
-    assert not broken["payments_within_approved"].passed
+    assert not broken["payments_have_approval"].passed
+    assert [r["approval_id"] for r in broken["payments_have_approval"].examples] == ["ZI-B-99999"]
     assert not broken["funding_rate_within_limits"].passed
     assert not broken["applications_municipality_known"].passed
     assert not broken["approvals_have_application"].passed

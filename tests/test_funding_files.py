@@ -14,7 +14,7 @@ from zi_warehouse.demo import funding_extracts
 from zi_warehouse.demo.programme import build_programme
 from zi_warehouse.ingest import ingest
 from zi_warehouse.landing import discover
-from zi_warehouse.sources import funding, funding_checks
+from zi_warehouse.sources import funding, funding_checks, funding_entities
 
 SEED = 7
 FULL_CUT = dt.datetime(2020, 12, 31, 23, 59, 59)
@@ -156,7 +156,7 @@ def _state(programme):
 
 def _write(landing: Path, entity_name: str, rows: list[dict], seq=0, kind="full", as_of=dt.date(2020, 12, 31),
            predecessor=None) -> Path:
-    entity = funding.ENTITY_BY_NAME[entity_name]
+    entity = funding_entities.ENTITY_BY_NAME[entity_name]
     folder = landing / "funding"
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / funding.file_name(seq, kind, as_of, entity)
@@ -300,7 +300,7 @@ def test_a_delta_without_full_extract_is_held_back(programme, tmp_path):
 
 def test_validation_is_vectorised_over_many_files(demo_landing):
     # all 24 extracts of one entity in one pass: the per-file cost must stay small
-    entity = funding.ENTITY_BY_NAME["payments"]
+    entity = funding_entities.ENTITY_BY_NAME["payments"]
     files = [funding.parse_file_name(f) for f in discover(demo_landing, "funding", ()) if f.path.name.endswith("_zahlungen.csv")]
     pending = [funding.prepare_extract_file(x, None) for x in files]
     started = dt.datetime.now()

@@ -157,15 +157,6 @@ def test_region_not_the_sum_of_municipalities_fails(con):
     assert {(e["mart"], e["year"]) for e in result.examples} == {("mart_kpi_region_year", 2025), ("mart_budget_year", 2021)}
 
 
-def test_campaign_tree_total_other_than_10000_warns(con):
-    con.execute("update marts.mart_trees_municipality_year set trees = trees + 1 where tree_source = 'campaign' "
-                "and (municipality_key, species_group, year) in (select municipality_key, species_group, year "
-                "from marts.mart_trees_municipality_year where tree_source = 'campaign' limit 1)")
-    failed = _failed(reconciliations.campaign_tree_total(con))
-    result = failed[("reconciliation.campaign_tree_total", None)]
-    assert result.severity == "warn" and result.examples[0]["campaign_trees"] == 10_001
-
-
 def test_disconnecting_more_than_connected_fails(con):
     measure_id, muni = _one_measure(con, "is_completed")
     con.execute("update marts.fct_measure set disconnected_area_m2 = 1e12 where measure_id = ?", [measure_id])

@@ -62,3 +62,13 @@ def test_table_exists_sees_tables_and_views_of_its_own_database_only():
     assert not table_exists(con, "marts", "missing")
     assert not table_exists(con, "raw", "t")
     assert not table_exists(con, "marts", "elsewhere")
+
+
+def test_table_exists_looks_into_an_attached_database_when_named():
+    con = duckdb.connect()
+    con.execute("attach ':memory:' as other")
+    con.execute("create schema other.raw")
+    con.execute("create table other.raw.ingestion_files (n int)")
+    assert table_exists(con, "raw", "ingestion_files", database="other")
+    assert not table_exists(con, "raw", "ingestion_files")
+    assert not table_exists(con, "raw", "rejected_rows", database="other")

@@ -172,9 +172,10 @@ def landing_decision(paths: config.Paths, content_changed: list[str]) -> Decisio
 def now_text() -> str:
     """When a build finished, as the summaries show it (local time of the data team, zone named)."""
     import datetime as dt
-    from zoneinfo import ZoneInfo
 
-    return dt.datetime.now(ZoneInfo("Europe/Berlin")).strftime("%d.%m.%Y %H:%M:%S %Z")
+    from zi_warehouse.german import format_datetime
+
+    return format_datetime(dt.datetime.now(dt.timezone.utc), seconds=True)
 
 
 def forget(paths: config.Paths) -> None:

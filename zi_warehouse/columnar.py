@@ -20,6 +20,7 @@ import pyarrow.compute as pc
 
 from zi_warehouse.accounting import Rejection
 from zi_warehouse.reference import normalise_name
+from zi_warehouse.warehouse import quote_ident as _ident
 
 
 class HeaderError(ValueError):
@@ -110,10 +111,6 @@ def sorted_by_row_number(table: pa.Table) -> pa.Table:
         if not bool((numbers[1:] > numbers[:-1]).all()):
             raise ValueError("row numbers must be unique")
     return table
-
-
-def _ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 #: A value that starts or ends with a space or a non-ASCII character: the only values DuckDB's ``trim``

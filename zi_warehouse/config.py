@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -79,6 +80,19 @@ class Paths:
         for d in (self.warehouse_dir, self.published, self.feedback, self.reports):
             d.mkdir(parents=True, exist_ok=True)
         return self
+
+
+@lru_cache(maxsize=None)
+def _dbt_vars() -> dict:
+    import yaml
+
+    return yaml.safe_load((REPO_ROOT / "dbt_project.yml").read_text(encoding="utf-8")).get("vars", {})
+
+
+def dbt_var(name: str):
+    """A parameter of the figures kept as a dbt var in ``dbt_project.yml`` (their one home), for Python that
+    needs the same value (checks, demo data). ``KeyError`` for a var that is not there."""
+    return _dbt_vars()[name]
 
 
 def data_dir() -> Path:

@@ -50,11 +50,13 @@ def local_time(moment: dt.datetime) -> dt.datetime:
     return moment.astimezone(LOCAL_TIME_ZONE)
 
 
-def format_datetime(moment: dt.datetime) -> str:
-    """A moment as '31.12.2026 14:05 MEZ' (summer: 'MESZ'), in local time of the programme (Europe/Berlin).
+def format_datetime(moment: dt.datetime, seconds: bool = False) -> str:
+    """A moment as '31.12.2026 14:05 MEZ' (summer: 'MESZ'), in local time of the programme (Europe/Berlin);
+    with ``seconds`` as '31.12.2026 14:05:09 MEZ' (logs and build summaries, where runs follow closely).
 
     A naive value is taken as the machine's local time.
     """
     local = local_time(moment)
     zone = local.tzname() or ""
-    return f"{local:%d.%m.%Y %H:%M} {_ZONE_NAMES.get(zone, zone)}"
+    clock = f"{local:%H:%M:%S}" if seconds else f"{local:%H:%M}"
+    return f"{local:%d.%m.%Y} {clock} {_ZONE_NAMES.get(zone, zone)}"

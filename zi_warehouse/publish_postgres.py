@@ -1,5 +1,9 @@
 """Publishing the public marts into PostgreSQL for BI over the network, and the read-only role that reads them.
 
+Why one module of ~750 lines: it is one protocol (resolve the release, lock, stage, swap, grant, record) whose
+steps depend on each other's locks, transactions and recovery rules; split across files, the order that makes
+a killed publish harmless (below) could no longer be read in one place.
+
 What belongs here: reading the *published* DuckDB file (never the working warehouse), mapping DuckDB types
 to PostgreSQL types, loading every mart with ``COPY`` into a staging schema, swapping the staging schema in
 as ``marts`` in one transaction, and maintaining the read-only role for BI tools and controllers.

@@ -43,9 +43,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
-from zoneinfo import ZoneInfo
 
 from zi_warehouse import config
+from zi_warehouse.german import LOCAL_TIME_ZONE  # days of the Tagesstand: the data team's calendar day
 from zi_warehouse.landing import file_sha256
 
 RELEASES_DIR = "releases"
@@ -63,8 +63,6 @@ RETENTION_ENV = "ZI_RELEASE_RETENTION_DAYS"
 DEFAULT_RETENTION_DAYS = 30
 MANIFEST_FORMAT = 1
 QUARTER_PATTERN = re.compile(r"^\d{4}-Q[1-4]$")
-#: Days of the Tagesstand: the data team's calendar day.
-LOCAL_ZONE = ZoneInfo("Europe/Berlin")
 READ_ONLY_FILE = 0o444
 READ_ONLY_DIR = 0o555
 
@@ -347,14 +345,14 @@ def apply_retention(published: Path, days: int, now: dt.datetime) -> list[str]:
                 continue
             releases.append((_published_at(entry, read_manifest(entry)), entry))
         releases.sort()
-        today = now.astimezone(LOCAL_ZONE).date()
+        today = now.astimezone(LOCAL_TIME_ZONE).date()
         last_of_day: dict[dt.date, Path] = {}
         for published_at, entry in releases:
-            last_of_day[published_at.astimezone(LOCAL_ZONE).date()] = entry
+            last_of_day[published_at.astimezone(LOCAL_TIME_ZONE).date()] = entry
         removed = []
         replaced_at = {entry: releases[i + 1][0] for i, (_at, entry) in enumerate(releases[:-1])}
         for published_at, entry in releases:
-            day = published_at.astimezone(LOCAL_ZONE).date()
+            day = published_at.astimezone(LOCAL_TIME_ZONE).date()
             keep = (entry == current
                     or now - replaced_at.get(entry, now) < READER_GRACE
                     or (day < today and last_of_day[day] == entry and (today - day).days <= days))

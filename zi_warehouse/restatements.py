@@ -35,7 +35,7 @@ import duckdb
 import pyarrow as pa
 
 from zi_warehouse import config
-from zi_warehouse.warehouse import quote_ident
+from zi_warehouse.warehouse import quote_ident, table_exists
 
 TABLE = "mart_restatements"
 
@@ -118,7 +118,7 @@ def landed_files(con: duckdb.DuckDBPyConnection, db: str, known: dict[tuple[str,
     ``known`` maps (path, hash) to an entry of an earlier release: a file with the same content reaches the
     same raw tables and municipalities, so only new content is looked up in the raw tables.
     """
-    if not _table_exists(con, db, "raw", "ingestion_files"):
+    if not table_exists(con, "raw", "ingestion_files", database=db):
         return []
     ledger = con.execute(
         f"select source_file, source_family, file_hash, outcome, rows_loaded, municipality_key "
@@ -193,12 +193,6 @@ def _raw_columns(con: duckdb.DuckDBPyConnection, db: str) -> dict[str, list[str]
     ).fetchall():
         out.setdefault(table, []).append(column)
     return out
-
-
-def _table_exists(con: duckdb.DuckDBPyConnection, db: str, schema: str, table: str) -> bool:
-    return bool(con.execute(
-        "select count(*) from duckdb_tables() where database_name = ? and schema_name = ? and table_name = ?",
-        [db, schema, table]).fetchone()[0])
 
 
 # --------------------------------------------------------------------------------------------------

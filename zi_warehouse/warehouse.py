@@ -81,15 +81,16 @@ def rows(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None) -
     return [dict(zip(names, row)) for row in cursor.fetchall()]
 
 
-def table_exists(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
+def table_exists(con: duckdb.DuckDBPyConnection, schema: str, table: str, database: str | None = None) -> bool:
     """Whether ``schema.table`` (table or view) exists in the connection's own database file.
 
-    Databases attached to the connection are not looked at, so an attached copy cannot stand in for it.
+    Databases attached to the connection are not looked at, so an attached copy cannot stand in for it;
+    name one with ``database`` (its attach alias) to look there instead.
     """
     return bool(con.execute(
         "select count(*) from information_schema.tables "
-        "where table_schema = ? and table_name = ? and table_catalog = current_database()",
-        [schema, table],
+        "where table_schema = ? and table_name = ? and table_catalog = coalesce(?, current_database())",
+        [schema, table, database],
     ).fetchone()[0])
 
 

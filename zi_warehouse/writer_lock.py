@@ -25,11 +25,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
-from zoneinfo import ZoneInfo
+
+from zi_warehouse.german import format_datetime
 
 LOCK_FILE = "writer.lock"
-#: How the data team reads times (the holder's start time in messages).
-LOCAL_ZONE = ZoneInfo("Europe/Berlin")
 
 #: Locks this process holds, by lock file: a run executed inside ``zi build`` takes the lock the command
 #: already holds (flock is per open file, so a second flock in the same process would wait for itself).
@@ -51,9 +50,8 @@ class Holder:
         """One German sentence: which build runs since when."""
         try:
             started = dt.datetime.fromisoformat(self.started_at)
-            local = started.astimezone(LOCAL_ZONE)
             minutes = max(0, int((dt.datetime.now(dt.timezone.utc) - started).total_seconds() // 60))
-            since = f"seit {local:%d.%m.%Y %H:%M:%S} {local.tzname()} (vor {minutes} min)"
+            since = f"seit {format_datetime(started, seconds=True)} (vor {minutes} min)"
         except ValueError:
             since = "seit unbekannt"
         run = f"Lauf {self.run_id}" if self.run_id else "ein Lauf, der gerade startet"

@@ -6,24 +6,25 @@ real format (forecast workbooks, funding-database extracts, DWD archives, tree r
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 from typing import Callable
 
+from zi_warehouse.config import SOURCE_FAMILIES
+from zi_warehouse.demo import climate, forecast_workbooks, funding_extracts, surfaces, trees
 from zi_warehouse.demo.programme import build_programme
 
 DEFAULT_SCALE = 0.05
 DEFAULT_SEED = 7
 
-#: (landing subfolder, writer module); each module has ``write(landing_dir, programme, seed)`` and
-#: writes into ``landing_dir/<family>/``.
-WRITERS = (
-    ("forecasts", "zi_warehouse.demo.forecast_workbooks"),
-    ("funding", "zi_warehouse.demo.funding_extracts"),
-    ("climate", "zi_warehouse.demo.climate"),
-    ("trees", "zi_warehouse.demo.trees"),
-    ("surfaces", "zi_warehouse.demo.surfaces"),
-)
+#: The writer of each source family (``config.SOURCE_FAMILIES``); each has ``write(landing_dir, programme, seed)``
+#: and writes into ``landing_dir/<family>/``.
+WRITERS = {
+    "forecasts": forecast_workbooks,
+    "funding": funding_extracts,
+    "climate": climate,
+    "trees": trees,
+    "surfaces": surfaces,
+}
 
 
 def generate(
@@ -34,9 +35,9 @@ def generate(
 ) -> dict[str, list[Path]]:
     programme = build_programme(scale=scale, seed=seed)
     written: dict[str, list[Path]] = {}
-    for family, module_name in WRITERS:
+    for family in SOURCE_FAMILIES:
         progress(f"Demo-Daten: {family}")
-        written[family] = importlib.import_module(module_name).write(landing_dir, programme, seed)
+        written[family] = WRITERS[family].write(landing_dir, programme, seed)
     return written
 
 

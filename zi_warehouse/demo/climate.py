@@ -30,6 +30,7 @@ import numpy as np
 
 from zi_warehouse import dwd
 from zi_warehouse.demo.programme import DemoProgramme
+from zi_warehouse.german import format_number
 from zi_warehouse.reference import municipalities
 
 HIST_END = dt.date(2024, 12, 31)
@@ -201,7 +202,7 @@ def _write_dwd(folder: Path, seed: int) -> list[Path]:
 
 
 def _de(x: float) -> str:
-    return f"{x:.2f}".replace(".", ",")
+    return format_number(x, 2, thousands=False)
 
 
 #: Climatope mix of a fully urban and a fully rural area (shares of area; mixed by urbanity).

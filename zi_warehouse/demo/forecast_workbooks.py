@@ -25,6 +25,7 @@ from pathlib import Path
 
 from zi_warehouse.demo.programme import DemoProgramme, DemoProject, quarter_end, quarter_of
 from zi_warehouse.forecasts import parsing as p
+from zi_warehouse.german import format_date, format_number
 from zi_warehouse.forecasts import template as t
 from zi_warehouse.reference import _read as _read_seed
 from zi_warehouse.reference import municipality_by_key
@@ -179,9 +180,9 @@ def _csv_cell(value) -> str:
     if isinstance(value, bool):
         return "ja" if value else "nein"
     if isinstance(value, dt.date):
-        return p.format_german_date(value)
+        return format_date(value)
     if isinstance(value, float):
-        return p.format_german_number(value, 2, thousands=False)
+        return format_number(value, 2, thousands=False)
     return str(value)
 
 
@@ -191,7 +192,7 @@ def _write_csv(path: Path, version: str, municipality_name: str, y: int, q: int,
     columns = t.COLUMN_ORDER[version]
     pqs = t.next_quarters(y, q)
     lines = [[t.TITLE], [t.BLOCK_LABELS["version"], version], [t.BLOCK_LABELS["municipality"], municipality_name],
-             [t.BLOCK_LABELS["period"], f"Q{q}/{y}"], [t.BLOCK_LABELS["submitted_on"], p.format_german_date(stand)], []]
+             [t.BLOCK_LABELS["period"], f"Q{q}/{y}"], [t.BLOCK_LABELS["submitted_on"], format_date(stand)], []]
     lines.append([t.header_maps()[version][c] for c in columns] + [t.payment_header(version, *pq) for pq in pqs])
     numbers = []
     for row in rows:
@@ -355,24 +356,24 @@ def _rename_header(path: Path, version: str) -> None:
 def _apply_formatting(rng, row: dict, kind: str, m: str, aliases) -> tuple[str | None, object]:
     """Change a cell's representation but not its meaning; returns (column, value the warehouse must hold)."""
     if kind == "cost_as_german_text":
-        row["total_cost_eur"] = p.format_german_number(row["total_cost_eur"])
+        row["total_cost_eur"] = format_number(row["total_cost_eur"], 2)
         return "total_cost_eur", round(p.parse_number(row["total_cost_eur"]), 2)
     if kind == "area_approximate" and row["expected_disconnected_area_m2"]:
-        row["expected_disconnected_area_m2"] = "ca. " + p.format_german_number(row["expected_disconnected_area_m2"], 0)
+        row["expected_disconnected_area_m2"] = "ca. " + format_number(row["expected_disconnected_area_m2"], 0)
         return "expected_disconnected_area_m2", p.parse_number(row["expected_disconnected_area_m2"])
     if kind == "cost_in_millions":
         millions = round(row["total_cost_eur"] / 1e6, 2)
         if millions < 0.1:
             return None, None
-        row["total_cost_eur"] = p.format_german_number(millions, 2, thousands=False) + " Mio"
+        row["total_cost_eur"] = format_number(millions, 2, thousands=False) + " Mio"
         row["requested_funding_eur"] = None  # derived from the rate, as the coordinator left it empty
         return "total_cost_eur", round(millions * 1e6, 2)
     if kind == "rate_as_percent_text":
-        row["funding_rate"] = p.format_german_number(row["funding_rate"] * 100, 0) + " %"
+        row["funding_rate"] = format_number(row["funding_rate"] * 100, 0) + " %"
         return "funding_rate", p.parse_percent_or_fraction(row["funding_rate"])
     if kind == "start_as_text":
         day = row["planned_start_date"]
-        row["planned_start_date"] = p.format_german_date(day)
+        row["planned_start_date"] = format_date(day)
         return "planned_start_date", day
     if kind == "start_as_serial":
         day = row["planned_start_date"]

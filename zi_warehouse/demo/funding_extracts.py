@@ -20,8 +20,10 @@ from decimal import Decimal
 from pathlib import Path
 
 from zi_warehouse.demo.programme import LAST_QUARTER, DemoProgramme, quarter_end, quarters
+from zi_warehouse.german import format_number
 from zi_warehouse.reference import municipality_by_key
 from zi_warehouse.sources import funding as spec
+from zi_warehouse.sources.funding_entities import label_de
 
 FULL_AS_OF = dt.date(2020, 12, 31)
 #: The export system changed at the start of 2023 (encoding and number format).
@@ -141,21 +143,21 @@ def format_value(col: spec.Column, value, new_system: bool) -> str:
         return f"{value:%d.%m.%Y %H:%M:%S}"
     if kind in ("eur", "number"):
         decimals = 2 if kind == "eur" else 4
-        text = f"{float(value):,.{decimals}f}" if new_system else f"{float(value):.{decimals}f}"
-        if kind == "number":  # 98.7500 -> 98,75; 1200.0000 -> 1200
-            text = text.rstrip("0").rstrip(".")
-        return text.replace(",", "_").replace(".", ",").replace("_", ".")
+        text = format_number(float(value), decimals, thousands=new_system)
+        if kind == "number":  # 98,7500 -> 98,75; 1200,0000 -> 1200
+            text = text.rstrip("0").rstrip(",")
+        return text
     if kind == "int":
         return str(int(value))
     if kind == "bool":
         return "ja" if value else "nein"
     if kind in ("measure_type", "status", "owner_type"):
-        return spec.label_de(kind, value)
+        return label_de(kind, value)
     return str(value)
 
 
 def format_control_total(value: float) -> str:
-    return f"{value:,.2f}".replace(",", "_").replace(".", ",").replace("_", ".")
+    return format_number(value, 2)
 
 
 def render_file(entity: spec.Entity, rows: list[dict], seq: int, kind: str, as_of: dt.date,

@@ -34,12 +34,11 @@ import pyarrow as pa
 import shapely
 
 from zi_warehouse import boundaries
+from zi_warehouse.german import format_number
 from zi_warehouse.reference import municipality_by_key
+from zi_warehouse.trees.campaign import CAMPAIGN_DATE, CAMPAIGN_DISTRIBUTION_POINTS, CAMPAIGN_TREE_TARGET
 from zi_warehouse.trees.coordinates import to_wgs84
 
-CAMPAIGN_DATE = dt.date(2021, 10, 30)
-CAMPAIGN_TREES = 10_000
-DISTRIBUTION_POINTS = 43
 #: Counts the talk names per municipality (docs/domain.md#tree-campaign).
 NAMED_COUNTS = {"duisburg": 230, "muelheim_an_der_ruhr": 200, "castrop_rauxel": 200, "bergkamen": 210,
                 "dinslaken": 130}
@@ -112,20 +111,20 @@ def campaign_points(seed: int) -> list[tuple[str, str, int]]:
     munis = municipality_by_key()
     others = sorted((k for k in munis if k not in NAMED_COUNTS), key=lambda k: -munis[k].population_2020)
     # 38 further points: the largest cities get two points, then one per municipality by size.
-    n_more = DISTRIBUTION_POINTS - len(NAMED_COUNTS)
+    n_more = CAMPAIGN_DISTRIBUTION_POINTS - len(NAMED_COUNTS)
     doubles = others[:5]
     singles = others[: n_more - len(doubles)]
     keys = doubles + singles
     weights = np.sqrt(np.array([munis[k].population_2020 for k in keys], dtype=float))
     weights *= rng.uniform(0.85, 1.15, len(keys))
-    counts = _split(rng, CAMPAIGN_TREES - sum(NAMED_COUNTS.values()), weights)
+    counts = _split(rng, CAMPAIGN_TREE_TARGET - sum(NAMED_COUNTS.values()), weights)
     points = [(k, f"Ausgabestelle {munis[k].name}", c) for k, c in NAMED_COUNTS.items()]
     seen: dict[str, int] = {}
     for k, c in zip(keys, counts):
         seen[k] = seen.get(k, 0) + 1
         place = ["Betriebshof", "Gartencenter"][seen[k] - 1]
         points.append((k, f"{place} {munis[k].name}", int(c)))
-    assert len(points) == DISTRIBUTION_POINTS and sum(p[2] for p in points) == CAMPAIGN_TREES
+    assert len(points) == CAMPAIGN_DISTRIBUTION_POINTS and sum(p[2] for p in points) == CAMPAIGN_TREE_TARGET
     return points
 
 
@@ -140,7 +139,7 @@ def write_campaign(folder: Path, seed: int = 7) -> list[Path]:
     for key, point, count in campaign_points(seed):
         split = _split(rng, count, shares * rng.uniform(0.8, 1.2, len(shares)))
         lon, lat = to_wgs84(*points_inside(where, key, 1))
-        position = f"{lat[0]:.6f};{lon[0]:.6f}".replace(".", ",")
+        position = f"{format_number(lat[0], 6, thousands=False)};{format_number(lon[0], 6, thousands=False)}"
         for sp, n in zip(species, split):
             if n == 0:
                 continue

@@ -26,6 +26,7 @@ from pathlib import Path
 
 from zi_warehouse.forecasts.printing import row_height, setup_page
 from zi_warehouse.forecasts.reader import column_label
+from zi_warehouse import warehouse
 from zi_warehouse.reference import municipality_by_key, rule_text
 
 FAMILY = "forecasts"
@@ -78,9 +79,8 @@ def rule_shown(rule: str, family: str = FAMILY) -> RuleShown:
 
 def write_feedback(con, root: Path) -> list[Path]:
     """Write one feedback workbook per forecast file with rejections; returns the paths written."""
-    cur = con.execute("select * from raw.ingestion_files where source_family = ? order by source_file", [FAMILY])
-    cols = [d[0] for d in cur.description]
-    ledger = [dict(zip(cols, r)) for r in cur.fetchall()]
+    ledger = warehouse.rows(con, "select * from raw.ingestion_files where source_family = ? order by source_file",
+                            [FAMILY])
     cur = con.execute(
         "select source_file, sheet, row_number, column_name, value_found, rule, message_de "
         "from raw.rejected_rows where source_family = ? order by source_file, row_number nulls first, column_name",

@@ -302,17 +302,7 @@ def parse_text(value: object) -> str | None:
     return text or None
 
 
-# --- formatting (the demo writer and the template use these, so parsing and writing agree) ---------
-def format_german_number(value: float, decimals: int = 2, thousands: bool = True) -> str:
-    """1234.5 -> '1.234,50' (the inverse of :func:`parse_number`)."""
-    text = f"{abs(value):,.{decimals}f}" if thousands else f"{abs(value):.{decimals}f}"
-    text = text.replace(",", "\u0001").replace(".", ",").replace("\u0001", ".")
-    return ("-" if value < 0 and float(text.replace(".", "").replace(",", ".")) else "") + text
-
-
-def format_german_date(day: dt.date) -> str:
-    return day.strftime("%d.%m.%Y")
-
-
+# Writing German numbers and dates (the demo writer) is zi_warehouse/german.py's job; tests check that
+# parse_number and parse_date read back what it writes.
 def excel_serial(day: dt.date) -> int:
     return (day - EXCEL_EPOCH).days

@@ -1,5 +1,10 @@
 """Reading one forecast workbook as people send it: find the sheet, the header row and the version, parse rows.
 
+Why one module of ~700 lines: finding the table, recognising the template version and parsing its rows form one
+pass over a workbook with shared state (header position, column map, version); the pieces that stand alone
+already live beside it (``parsing.py`` values, ``columns.py`` typing, ``template.py`` the template,
+``validation.py`` the rules across fields).
+
 Handles: header not in the first row, merged title rows, hidden or extra sheets, blank rows and columns,
 a totals row, notes under the table, trailing spaces, German text numbers/dates/quarters, municipality
 aliases, a municipality in the file differing from the file name, duplicate project ids, corrupt or

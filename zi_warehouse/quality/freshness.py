@@ -27,6 +27,7 @@ import re
 import duckdb
 
 from zi_warehouse.quality.results import CheckResult
+from zi_warehouse.warehouse import rows as _rows
 
 DEFAULT_FORECAST_DUE_DAYS = 45
 DEFAULT_FUNDING_MAX_AGE_DAYS = 1
@@ -63,12 +64,6 @@ def latest_due_quarter(today: dt.date, due_days: int) -> tuple[int, int]:
     while due_date(year, quarter, due_days) > today:
         year, quarter = (year, quarter - 1) if quarter > 1 else (year - 1, 4)
     return year, quarter
-
-
-def _rows(con, sql: str, params=None) -> list[dict]:
-    cur = con.execute(sql, params or [])
-    cols = [d[0] for d in cur.description]
-    return [dict(zip(cols, r)) for r in cur.fetchall()]
 
 
 def forecasts_due(con: duckdb.DuckDBPyConnection, today: dt.date, due_days: int | None = None) -> list[CheckResult]:

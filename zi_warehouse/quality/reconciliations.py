@@ -17,24 +17,23 @@ Severities (why):
 - ``funding_projects_in_forecasts`` / ``forecast_projects_in_funding`` (warn): the two sources are
   maintained by different people and drift in reality (late forecast, project number typo); a
   controller follows up, the figures stay publishable.
-- ``campaign_tree_total`` (warn): the campaign handed out 10,000 trees; a different total is a
-  delivery or registration gap, not a wrong figure.
+
+The campaign's tree total is checked once, on the loaded distribution lists (asset check
+``trees_campaign_total``, dagster_zi/trees_surfaces.py); payments within the approved amount once, here.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 
-import duckdb
 
 from zi_warehouse.quality.results import CheckResult
+from zi_warehouse.warehouse import rows as _rows
 
 #: Cent rounding tolerance when comparing sums of amounts (EUR).
 TOLERANCE_EUR = 0.005
 #: Relative tolerance for sums of floating-point areas (m²): 1e-9 of the value, at least 0.01 m².
 TOLERANCE_M2 = 0.01
-#: The Klimabäume campaign handed out this many trees (dbt var campaign_tree_target).
-CAMPAIGN_TREE_TARGET = 10_000
 #: Forecast statuses at which the project must exist in the funding database (an application was filed).
 FILED_STATUSES = ("application_filed", "approved", "in_construction", "completed", "rejected")
 
@@ -47,17 +46,9 @@ CATALOGUE = {
                                                      "Summe der Kommunen."),
     "paid_within_approved": ("error", "Ausgezahlt ≤ bewilligt: je Maßnahme und kumuliert je Jahr für die Region."),
     "approved_within_envelope": ("warn", "Bewilligt ≤ Plafond, kumuliert bis zum Jahresende."),
-    "campaign_tree_total": ("warn", f"Die Klimabäume-Aktion hat insgesamt {CAMPAIGN_TREE_TARGET:_} Bäume "
-                                    "ausgegeben.".replace("_", ".")),
     "disconnected_within_connected_area": ("error", "Abgekoppelte Fläche abgeschlossener Maßnahmen ≤ angeschlossene "
                                                     "befestigte Fläche der Kommune."),
 }
-
-
-def _rows(con: duckdb.DuckDBPyConnection, sql: str, params=None) -> list[dict]:
-    cur = con.execute(sql, params or [])
-    cols = [d[0] for d in cur.description]
-    return [dict(zip(cols, r)) for r in cur.fetchall()]
 
 
 def _per_municipality(rows: list[dict], check_name: str, source: str, severity: str, description_de: str,
@@ -172,16 +163,6 @@ def approved_within_envelope(con) -> list[CheckResult]:
         ("year", "approved_eur_cumulative", "envelope_eur_cumulative"))
 
 
-def campaign_tree_total(con) -> list[CheckResult]:
-    rows = _rows(con, f"""
-        select null as municipality_key, coalesce(sum(trees), 0) as campaign_trees,
-               coalesce(sum(trees), 0) <> {CAMPAIGN_TREE_TARGET} as is_failed
-        from marts.mart_trees_municipality_year where tree_source = 'campaign'""")
-    return _per_municipality(
-        rows, "reconciliation.campaign_tree_total", "mart_trees_municipality_year", *CATALOGUE["campaign_tree_total"],
-        "Summe der Aktionsbäume weicht vom Aktionsziel ab.", ("campaign_trees",))
-
-
 def disconnected_within_connected_area(con) -> list[CheckResult]:
     rows = _rows(con, f"""
         with done as (
@@ -206,7 +187,6 @@ RECONCILIATIONS = (
     region_equals_sum_of_municipalities,
     paid_within_approved,
     approved_within_envelope,
-    campaign_tree_total,
     disconnected_within_connected_area,
 )
 

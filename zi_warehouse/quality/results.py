@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import duckdb
 import pyarrow as pa
 
-from zi_warehouse.warehouse import RAW_SCHEMA
+from zi_warehouse.warehouse import RAW_SCHEMA, rows
 
 RESULTS_TABLE = "data_quality_results"
 #: Fully qualified name of the history table in the working warehouse.
@@ -135,10 +135,8 @@ def append_results(
 
 
 def run_records(con: duckdb.DuckDBPyConnection, run_id: str) -> list[dict]:
-    cur = con.execute(f"select * from {RESULTS_QUALIFIED} where run_id = ? order by check_name, municipality_key",
-                      [run_id])
-    cols = [d[0] for d in cur.description]
-    return [dict(zip(cols, row)) for row in cur.fetchall()]
+    return rows(con, f"select * from {RESULTS_QUALIFIED} where run_id = ? order by check_name, municipality_key",
+                [run_id])
 
 
 def latest_run_id(con: duckdb.DuckDBPyConnection) -> str | None:

@@ -34,6 +34,7 @@ from zi_warehouse import dwd
 from zi_warehouse.accounting import FileResult, Rejection
 from zi_warehouse.landing import LandedFile
 from zi_warehouse.reference import match_municipality, normalise_name
+from zi_warehouse.warehouse import table_exists
 
 SOURCE_FAMILY = "climate"
 
@@ -273,15 +274,9 @@ PLAUSIBLE_RANGES = {
 }
 
 
-def _table_exists(con, schema: str, table: str) -> bool:
-    return bool(con.execute(
-        "select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
-        [schema, table]).fetchone()[0])
-
-
 def station_list_problems(con) -> list[str]:
     """Why the station list cannot be relied on (empty list: it can)."""
-    if not _table_exists(con, "raw", "climate__stations"):
+    if not table_exists(con, "raw", "climate__stations"):
         return ["raw.climate__stations fehlt: der Klima-Eingang wurde noch nicht geladen"]
     problems = []
     files = con.execute(
@@ -307,7 +302,7 @@ def station_list_problems(con) -> list[str]:
 
 def implausible_daily_values(con, limit: int = 20) -> tuple[int, list[tuple]]:
     """(count, examples) of raw daily values outside PLAUSIBLE_RANGES or with TNK above TXK."""
-    if not _table_exists(con, "raw", "climate__daily"):
+    if not table_exists(con, "raw", "climate__daily"):
         return 0, []
     conditions = [f"{c} not between {lo} and {hi}" for c, (lo, hi) in PLAUSIBLE_RANGES.items()]
     conditions.append("tnk > txk")
@@ -322,7 +317,7 @@ def implausible_daily_values(con, limit: int = 20) -> tuple[int, list[tuple]]:
 
 def duplicate_days(con, limit: int = 20) -> tuple[int, list[tuple]]:
     """(count, examples) of (station, day) pairs that occur more than once after deduplication."""
-    if not _table_exists(con, "intermediate", "int_climate__daily"):
+    if not table_exists(con, "intermediate", "int_climate__daily"):
         return 0, []
     rows = con.execute(
         "select station_id, measured_on, count(*) from intermediate.int_climate__daily "
@@ -333,7 +328,7 @@ def duplicate_days(con, limit: int = 20) -> tuple[int, list[tuple]]:
 
 def data_age_days(con, today: dt.date) -> int | None:
     """Days between today and the newest daily value of any station (None without data)."""
-    if not _table_exists(con, "raw", "climate__daily"):
+    if not table_exists(con, "raw", "climate__daily"):
         return None
     newest = con.execute("select max(measured_on) from raw.climate__daily").fetchone()[0]
     return None if newest is None else (today - newest).days

@@ -5,31 +5,32 @@ and returning a ``CheckOutcome``. ``dagster_zi/funding.py`` wires them as asset 
 severities; tests call them directly. The thresholds are the programme's rules (docs/domain.md#funding).
 
 Which checks block publishing (ERROR) and why:
-- payments above the approved amount: money paid without legal basis, the data must be wrong;
-- an approval without application, an application whose municipality is unknown: the money would
-  vanish from the figures per municipality and per project;
+- a payment without approval, an approval without application, an application whose municipality is
+  unknown: the money would vanish from the figures per municipality and per project;
 - a missing or failed extract in the delta sequence: later figures would silently lack changes.
 Rule violations that are possible in reality and need a controller's look (approved above requested
 after a cost increase, funding rate or minimum grant outside the guideline) are flagged (WARN).
+
+Paid within approved is checked once, by the controlling layer (``quality/reconciliations.py``,
+``paid_within_approved``: per measure and municipality, recorded in ``mart_data_quality``, blocking).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import duckdb
 import pyarrow as pa
 
 from zi_warehouse import reference
+from zi_warehouse.quality.reconciliations import TOLERANCE_EUR
 from zi_warehouse.sources import funding as spec
+from zi_warehouse.warehouse import rows as _rows
 
 #: Maximum funding rate per owner type (FöRL KRiS: up to 100 % municipal, up to 90 % private).
 MAX_FUNDING_RATE = {"municipal": 1.0, "private": 0.9}
 #: Minimum grant: more than 12,500 EUR for municipalities (and their associations), more than 2,000 EUR
 #: for others (FöRL KRiS).
 MIN_GRANT_EUR = {"municipal": 12_500.0, "private": 2_000.0}
-#: Cent rounding tolerance when comparing sums of amounts.
-TOLERANCE_EUR = 0.005
 
 INT = "intermediate"
 
@@ -46,36 +47,21 @@ class CheckOutcome:
         return {"failing": self.failing, "message_de": self.message_de, "examples": str(self.examples[:10])}
 
 
-def _rows(con: duckdb.DuckDBPyConnection, query: str, params=None) -> list[dict]:
-    cur = con.execute(query, params or [])
-    cols = [d[0] for d in cur.description]
-    return [dict(zip(cols, r)) for r in cur.fetchall()]
-
-
 def _outcome(name: str, rows: list[dict], ok_de: str, bad_de: str) -> CheckOutcome:
     if not rows:
         return CheckOutcome(name, True, ok_de)
     return CheckOutcome(name, False, bad_de.format(n=len(rows)), len(rows), rows[:20])
 
 
-def payments_within_approved(con) -> CheckOutcome:
+def payments_have_approval(con) -> CheckOutcome:
     rows = _rows(con, f"""
-        select a.approval_id, a.project_id, a.municipality_key, a.approved_eur, sum(p.amount_eur) as paid_eur
-        from {INT}.int_funding__approvals a
-        join {INT}.int_funding__payments p on p.approval_id = a.approval_id and not p.is_deleted
-        where not a.is_deleted
-        group by all
-        having sum(p.amount_eur) > a.approved_eur + {TOLERANCE_EUR}
-        order by a.approval_id""")
-    orphans = _rows(con, f"""
         select p.payment_id, p.approval_id, p.amount_eur
         from {INT}.int_funding__payments p
         left join {INT}.int_funding__approvals a on a.approval_id = p.approval_id and not a.is_deleted
         where not p.is_deleted and a.approval_id is null order by p.payment_id""")
-    return _outcome("payments_within_approved", rows + orphans,
-                    "Auszahlungen je Bescheid liegen im bewilligten Betrag.",
-                    "{n} Bescheid(e)/Zahlung(en): Auszahlungen übersteigen den bewilligten Betrag oder haben "
-                    "keinen Bescheid.")
+    return _outcome("payments_have_approval", rows,
+                    "Jede Zahlung hat einen gültigen Bescheid.",
+                    "{n} Zahlung(en) ohne gültigen Bescheid.")
 
 
 def approved_within_requested(con) -> CheckOutcome:
@@ -186,7 +172,7 @@ def delta_sequence_complete(con) -> CheckOutcome:
 #: Every check with its name, the model it guards and whether it blocks publishing.
 CHECKS = {
     "delta_sequence_complete": (delta_sequence_complete, "raw_funding", True),
-    "payments_within_approved": (payments_within_approved, "int_funding__payments", True),
+    "payments_have_approval": (payments_have_approval, "int_funding__payments", True),
     "approvals_have_application": (approvals_have_application, "int_funding__approvals", True),
     "applications_municipality_known": (applications_municipality_known, "int_funding__applications", True),
     "approved_within_requested": (approved_within_requested, "int_funding__approvals", False),

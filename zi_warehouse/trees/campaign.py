@@ -10,6 +10,7 @@ names (``zi_warehouse/boundaries.py``, vectorised per municipality).
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 from typing import Iterable
 
@@ -17,7 +18,7 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-from zi_warehouse import boundaries
+from zi_warehouse import boundaries, config
 from zi_warehouse.columnar import code_map, read_spellings
 from zi_warehouse.reference import match_municipality, normalise_name
 from zi_warehouse.trees.coordinates import to_utm
@@ -26,6 +27,13 @@ _HERE = Path(__file__).parent
 #: Header map (data): canonical column -> spellings, compared after normalise_name.
 CAMPAIGN_HEADERS = read_spellings(_HERE / "campaign_headers.csv", "column", "header")
 CAMPAIGN_REQUIRED = ("distribution_point", "municipality", "species", "trees", "distribution_date")
+
+#: The Klimabäume campaign (docs/domain.md#tree-campaign): handed out on this day, this many trees (the dbt
+#: var ``campaign_tree_target`` is the one home of the figure; the trees mart reports it), through this many
+#: distribution points.
+CAMPAIGN_DATE = dt.date(2021, 10, 30)
+CAMPAIGN_TREE_TARGET: int = config.dbt_var("campaign_tree_target")
+CAMPAIGN_DISTRIBUTION_POINTS = 43
 
 SPECIES_GROUPS = ("apple", "pear", "cherry", "plum", "other")
 #: Campaign species as written by the distribution points -> species group (data).
