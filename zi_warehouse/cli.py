@@ -215,14 +215,16 @@ def sql(
     except (OSError, ValueError, PublishedWarehouseMissing, releases.ReleaseError) as exc:
         console.print(f"[red]Fehler:[/red] {exc}")
         raise typer.Exit(1)
+    # Results are laid out for the terminal as it is now (the module's console took its width at import).
+    results_console = Console()
     try:
         if text is None:
-            interactive(con, console)
+            interactive(con, results_console)
         elif out is not None:
             rows = write_result(con, text, out)
             console.print(f"{rows} Zeilen geschrieben: {out}")
         else:
-            run_query(con, text, console)
+            run_query(con, text, results_console)
     except (duckdb.Error, ValueError) as exc:
         console.print(f"[red]Fehler:[/red] {exc}")
         raise typer.Exit(1)
