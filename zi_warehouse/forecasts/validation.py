@@ -18,6 +18,7 @@ from functools import lru_cache
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from zi_warehouse.reference import measure_types, municipality_by_key, project_statuses
 from zi_warehouse.forecasts.template import SURFACE_TYPES
@@ -209,8 +210,10 @@ def to_frame(columns: dict[str, list]) -> dict:
     for c in _NUMBER_COLUMNS:
         frame[c] = np.array(columns[c], dtype=np.float64)  # None becomes NaN
     for c, helper in DAY_COLUMNS.items():
-        days = np.array(columns[c], dtype="datetime64[D]")  # dates (a datetime: its day), None becomes NaT
-        frame[helper] = np.where(np.isnat(days), np.nan, days.astype(np.int64).astype(np.float64))
+        # Arrow converts date objects in C (numpy's datetime64 conversion took 40x as long); a datetime
+        # counts as its day, a missing date becomes NaN.
+        days = pa.array(columns[c], pa.date32()).cast(pa.int32())
+        frame[helper] = days.to_numpy(zero_copy_only=False).astype(np.float64)
     trees = frame["expected_trees"]
     with np.errstate(invalid="ignore"):
         frame["_trees_fraction"] = trees - np.floor(trees)
