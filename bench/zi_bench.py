@@ -21,7 +21,10 @@ Scenarios per scale, in this order, on one data directory:
 
 Usage: ``python bench/zi_bench.py [--scales 0.1,1,5] [--quick] [--budget-minutes 0.1=15,1=25,5=45]``.
 ``--quick`` runs scale 0.1 only and writes to ``bench/results/`` (the committed ``docs/performance.*``
-are written by full runs only).
+are written by full runs only). ``--only excel-ingestion`` runs just the Excel ingestion comparison on the
+cached demo landing areas (no builds; result to ``bench/results/``), e.g.
+``python bench/zi_bench.py --only excel-ingestion --scales 1``; with ``PYTHONPATH`` set to another checkout
+it measures that code's reader (a before/after pair on the same files and machine).
 """
 
 from __future__ import annotations
@@ -599,6 +602,26 @@ def deployment_scenarios(result: dict, data_dir: Path, held: dict, deadline: flo
 
 
 # -------------------------------------------------------------------------------------------------- main
+def only_excel_ingestion(scales: list[float], stamp: dt.datetime, log) -> int:
+    """``--only excel-ingestion``: the reader comparison alone, on the cached landing areas of ``scales``."""
+    import zi_warehouse
+
+    code = str(Path(zi_warehouse.__file__).resolve().parent.parent)
+    doc = {"command": "python bench/zi_bench.py " + " ".join(sys.argv[1:]), "code": code,
+           "started_at": stamp.isoformat(timespec="seconds"), "machine": machine(), "scales": {}}
+    log(f"code under test: {code}; machine load {doc['machine']['load_average_at_start']}")
+    for scale in scales:
+        landing, _ = generate_landing(scale)
+        result = doc["scales"][f"{scale:g}"] = excel_ingestion(landing)
+        log(f"scale {scale:g}: {result['workbooks']} workbooks, {result['data_rows_read']} rows: project "
+            f"{result['project_seconds']} s, python-calamine {result['raw_seconds']} s, "
+            f"project / raw speed {result['project_to_raw_speed']}")
+    path = RESULTS_DIR / f"excel-ingestion-{stamp:%Y%m%dT%H%M%S}.json"
+    path.write_text(json.dumps(doc, indent=1, ensure_ascii=False), encoding="utf-8")
+    log(f"written {path}")
+    return 0
+
+
 def _parse_budgets(text: str | None) -> dict[float, float]:
     budgets = dict(DEFAULT_BUDGET_MIN)
     for part in (text or "").split(","):
@@ -623,6 +646,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="include the scales of this earlier result file that this run does not measure")
     parser.add_argument("--no-snapshot", action="store_true", help="run the working tree itself, not a frozen copy")
     parser.add_argument("--prepare-only", action="store_true", help="only generate (cache) the demo landing areas")
+    parser.add_argument("--only", choices=["excel-ingestion"], default=None,
+                        help="run only this part on the cached demo landing areas (no builds; to bench/results/)")
     args = parser.parse_args(argv)
 
     scales = [0.1] if args.quick else [float(s) for s in (args.scales.split(",") if args.scales else DEFAULT_SCALES)]
@@ -638,6 +663,8 @@ def main(argv: list[str] | None = None) -> int:
         for scale in scales:
             log(f"scale {scale:g}: {generate_landing(scale)[1]}")
         return 0
+    if args.only == "excel-ingestion":
+        return only_excel_ingestion(scales, stamp, log)
 
     official = not args.quick and args.json is None
     json_path = args.json or (DOC_JSON if official else RESULTS_DIR / "quick.json")

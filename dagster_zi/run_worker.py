@@ -185,7 +185,7 @@ class ZiRunLauncher(RunLauncher, ConfigurableClass):
 def warm_up() -> None:
     """Import what runs execute, once: the definitions and the libraries their steps import lazily."""
     import dagster_zi.definitions  # noqa: F401 - Dagster, dagster-dbt, every asset module, the dbt manifest
-    import great_expectations  # noqa: F401 - quality suites and forecast validation
+    import great_expectations  # noqa: F401 - the marts' quality suites
     import matplotlib.pyplot  # noqa: F401 - the quarterly report's charts
     import zi_warehouse.reports.quality  # noqa: F401
     import zi_warehouse.reports.quarterly  # noqa: F401

@@ -83,7 +83,7 @@ def landing(tmp_path):
 
 
 #: Scenario builders: each writes its files into the shared landing folder. All of them are loaded in
-#: ONE ingest (one Great Expectations run, about a second), as in production; tests then read their file.
+#: ONE ingest (one run of the row rules over the batch), as in production; tests then read their file.
 SCENARIOS = {}
 
 

@@ -1,9 +1,10 @@
 """The process's one Great Expectations context and the pandas batch definitions on it.
 
-Both users of GX share it: the forecast workbooks' batch validation (zi_warehouse/forecasts/validation.py)
-and the marts' quality suites (zi_warehouse/quality/suites.py). A context is ephemeral (nothing written to
-disk), quiet (no progress bars, GX warnings only) and costs about half a second to create, so it is made
-once per process; ``zi build`` runs both users in one process.
+Its user is the marts' quality suites (zi_warehouse/quality/suites.py). The forecast workbooks' row rules
+no longer run GX (issue 20: vectorised in zi_warehouse/forecasts/validation.py); the former suite is kept
+only as the tests' reference (tests/forecast_rules_reference.py, on this context too). A context is
+ephemeral (nothing written to disk), quiet (no progress bars, GX warnings only) and costs about half a
+second to create, so it is made once per process.
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ Handles: header not in the first row, merged title rows, hidden or extra sheets,
 a totals row, notes under the table, trailing spaces, German text numbers/dates/quarters, municipality
 aliases, a municipality in the file differing from the file name, duplicate project ids, corrupt or
 password-protected files, .csv/.xls/.ods instead of .xlsx. Validation across fields is not done here but
-in ``validation.py`` (one Great Expectations run over a batch of files).
+in ``validation.py`` (vectorised row rules over a batch of files).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Forecast workbooks: the municipalities' quarterly project forecasts (landing/forecasts/, .xlsx as sent).
 
 Source contract (docs/architecture.md): reads every new or changed file with ``forecasts.reader``,
-validates all parsed rows of the batch in one Great Expectations run (``forecasts.validation``), and
+checks all parsed rows of the batch at once with the vectorised row rules (``forecasts.validation``), and
 returns one FileResult per file: good rows in ``forecasts__projects`` (the primary table: one row per
 project row) with their per-quarter payments in ``forecasts__payment_forecasts`` and one row per file in
 ``forecasts__submissions``; every bad row as rejections with file, sheet, row, column, value, rule and a
@@ -105,7 +105,7 @@ def _duplicate_of(f: LandedFile, same_hash: dict[str, list[LandedFile]], ledger:
 
 def read_files(files: list[LandedFile], context) -> Iterable[FileResult]:
     # Reading creates millions of short-lived cells but no reference cycles; the cyclic garbage collector
-    # would otherwise scan every live object of the process (Dagster, pandas, GX) again and again while we
+    # would otherwise scan every live object of the process (Dagster, pandas) again and again while we
     # read (about a fifth of the reader's time at scale 1). Paused only while this batch is read.
     enabled = gc.isenabled()
     gc.disable()
@@ -161,7 +161,7 @@ def _read_batch(files: list[LandedFile], context) -> list[FileResult]:
             period = p.quarter_label(*quarter) if quarter else None
         by_file[copy].municipality_key, by_file[copy].period = key, period
 
-    # One validation run for the whole batch, on the columns of all parsed files one after another; the
+    # The row rules once for the whole batch, on the columns of all parsed files one after another; the
     # position in the batch attributes each failure to its file and row.
     files_ok = [pf for _, _, pf in parsed if pf is not None]
     columns: dict[str, list] = {c: [] for c in validation.COLUMNS}
