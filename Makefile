@@ -12,7 +12,7 @@ export DO_NOT_TRACK := 1
 export DAGSTER_DISABLE_TELEMETRY := 1
 DBT_SOURCES := dbt_project.yml $(shell find models seeds dbt_project -type f 2>/dev/null)
 
-.PHONY: setup run test lint dev bench runtime-packages test-packages instance clean
+.PHONY: setup run test test-fast lint format dev bench runtime-packages test-packages instance clean
 
 setup: $(VENV)/.installed target/manifest.json
 
@@ -48,13 +48,24 @@ instance: setup
 run: setup runtime-packages
 	$(BIN)/zi build
 
-# Linters first: a lint failure fails `make test` (and CI) as a failing test does.
+# Linters first: a lint failure fails `make test` (and CI) as a failing test does. Python: ruff (rules and
+# formatting in pyproject.toml; `make format` applies both); SQL: sqlfluff (scripts/lint-sql.sh).
 lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	scripts/lint-sql.sh
+
+format: setup
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
 
 # Both cores: pytest-xdist, one test module per worker (module fixtures such as a demo build stay with their tests).
 test: setup test-packages lint
 	$(BIN)/pytest -n 2 --dist loadfile
+
+# The everyday lane: lint and every test not marked slow (no whole-pipeline builds, no servers), a few minutes.
+test-fast: setup test-packages lint
+	$(BIN)/pytest -n 2 --dist loadfile -m "not slow"
 
 # The deployment in the foreground: Dagster UI on http://localhost:3000, daemon (schedule, landing sensor, run
 # queue) and the run worker, all on this data directory's instance (what `zi serve` runs on a server).

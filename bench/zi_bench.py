@@ -45,10 +45,15 @@ import threading
 import time
 from importlib import metadata
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+from zi_warehouse.config import REPO_ROOT
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 import zi_bench_deployment as deployment
 from zi_bench_report import GIB, SAMPLE_SECONDS, targets, write_markdown
-from zi_warehouse.config import REPO_ROOT
 
 RESULTS_DIR = REPO_ROOT / "bench" / "results"
 CACHE_DIR = RESULTS_DIR / "landing-cache"
@@ -79,18 +84,32 @@ def machine() -> dict:
     except OSError:
         pass
     versions = {}
-    for dist in ("dagster", "dagster-dbt", "dbt-core", "dbt-duckdb", "duckdb", "pyarrow", "pandas",
-                 "great-expectations", "python-calamine", "openpyxl"):
+    for dist in (
+        "dagster",
+        "dagster-dbt",
+        "dbt-core",
+        "dbt-duckdb",
+        "duckdb",
+        "pyarrow",
+        "pandas",
+        "great-expectations",
+        "python-calamine",
+        "openpyxl",
+    ):
         try:
             versions[dist] = metadata.version(dist)
         except metadata.PackageNotFoundError:
             versions[dist] = None
     versions["python"] = platform.python_version()
     try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT, capture_output=True,
-                                text=True, timeout=10).stdout.strip()
-        dirty = bool(subprocess.run(["git", "status", "--porcelain"], cwd=REPO_ROOT, capture_output=True,
-                                    text=True, timeout=20).stdout.strip())
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=10
+        ).stdout.strip()
+        dirty = bool(
+            subprocess.run(
+                ["git", "status", "--porcelain"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=20
+            ).stdout.strip()
+        )
     except (OSError, subprocess.SubprocessError):
         commit, dirty = None, None
     return {
@@ -155,8 +174,18 @@ class TreeSampler(threading.Thread):
 
 # ------------------------------------------------------------------------------------------ code snapshot
 #: Top-level entries of the repository not copied into the snapshot (environment, data, results, VCS).
-SNAPSHOT_SKIP = {".venv", ".git", "data", "bench", "logs", ".dagster_home", ".pytest_cache", ".cache", "tests",
-                 "zi_warehouse.egg-info"}
+SNAPSHOT_SKIP = {
+    ".venv",
+    ".git",
+    "data",
+    "bench",
+    "logs",
+    ".dagster_home",
+    ".pytest_cache",
+    ".cache",
+    "tests",
+    "zi_warehouse.egg-info",
+}
 RUN_REPO: Path = REPO_ROOT  # where ``zi build`` runs from (the snapshot, once taken)
 
 
@@ -178,9 +207,14 @@ def snapshot_repo(work: Path, log) -> Path:
 
     shutil.copytree(REPO_ROOT, dest, ignore=ignore, symlinks=True)
     log("code snapshot taken; dbt parse in the snapshot …")
-    subprocess.run([str(BIN / "dbt"), "parse", "--profiles-dir", "dbt_project", "--quiet"], cwd=dest, check=True,
-                   env={**os.environ, "ZI_DATA_DIR": str(work / "parse"), "ZI_DBT_DATABASE": "zi.duckdb", "PYTHONPATH": str(dest)},
-                   capture_output=True, timeout=900)
+    subprocess.run(
+        [str(BIN / "dbt"), "parse", "--profiles-dir", "dbt_project", "--quiet"],
+        cwd=dest,
+        check=True,
+        env={**os.environ, "ZI_DATA_DIR": str(work / "parse"), "ZI_DBT_DATABASE": "zi.duckdb", "PYTHONPATH": str(dest)},
+        capture_output=True,
+        timeout=900,
+    )
     return dest
 
 
@@ -188,8 +222,15 @@ def snapshot_repo(work: Path, log) -> Path:
 def build_env(data_dir: Path, extra: dict | None = None) -> dict:
     """The environment of every process the benchmark starts on ``data_dir``: the code snapshot, this data
     directory and its own Dagster instance (``<data_dir>/dagster``), telemetry off."""
-    env = {**os.environ, "ZI_DATA_DIR": str(data_dir), "PYTHONPATH": str(RUN_REPO), "DO_NOT_TRACK": "1",
-           "DAGSTER_DISABLE_TELEMETRY": "1", "COLUMNS": "160", **(extra or {})}
+    env = {
+        **os.environ,
+        "ZI_DATA_DIR": str(data_dir),
+        "PYTHONPATH": str(RUN_REPO),
+        "DO_NOT_TRACK": "1",
+        "DAGSTER_DISABLE_TELEMETRY": "1",
+        "COLUMNS": "160",
+        **(extra or {}),
+    }
     env.pop("DAGSTER_HOME", None)
     return env
 
@@ -202,8 +243,14 @@ def run_build(data_dir: Path, label: str, timeout_s: float, extra_env: dict | No
     load = os.getloadavg()[0]
     started = time.perf_counter()
     with open(log, "w", encoding="utf-8") as out:
-        proc = subprocess.Popen([str(BIN / "zi"), "build", "--no-demo-if-empty"], cwd=RUN_REPO, env=env,
-                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(
+            [str(BIN / "zi"), "build", "--no-demo-if-empty"],
+            cwd=RUN_REPO,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         sampler = TreeSampler(proc.pid)
         sampler.start()
         timed_out = False
@@ -267,9 +314,13 @@ def generate_landing(scale: float, seed: int = SEED) -> tuple[Path, dict]:
         written = generate(folder / "landing", scale=scale, seed=seed)
     finally:
         forecast_workbooks._file_name = original
-    info = {"scale": scale, "seed": seed, "seconds": round(time.perf_counter() - started, 1),
-            "files": {k: len(v) for k, v in written.items()},
-            "bytes": sum(p.stat().st_size for p in (folder / "landing").rglob("*") if p.is_file())}
+    info = {
+        "scale": scale,
+        "seed": seed,
+        "seconds": round(time.perf_counter() - started, 1),
+        "files": {k: len(v) for k, v in written.items()},
+        "bytes": sum(p.stat().st_size for p in (folder / "landing").rglob("*") if p.is_file()),
+    }
     info_file.write_text(json.dumps(info, indent=1))
     return folder / "landing", {**info, "cached": False}
 
@@ -298,8 +349,11 @@ def hold_back(landing: Path, held: Path) -> dict[str, list[str]]:
         period = (int(m["y"]), int(m["q"]))
         # the latest quarter of a municipality, with no correction or other variant of it in the folder
         siblings = [n for n in names if n.startswith(f"Prognose_{m['muni']}_{m['y']}-Q{m['q']}")]
-        later = [n for n in names if (k := _PERIOD.match(n)) and k["muni"] == m["muni"]
-                 and (int(k["y"]), int(k["q"])) > period]
+        later = [
+            n
+            for n in names
+            if (k := _PERIOD.match(n)) and k["muni"] == m["muni"] and (int(k["y"]), int(k["q"])) > period
+        ]
         if len(siblings) == 1 and not later:
             workbooks.append((period, p.name, p))
     if workbooks:
@@ -370,8 +424,12 @@ def excel_ingestion(landing: Path, repetitions: int = 2) -> dict:
         started = time.perf_counter()
         results = list(forecasts.read_files(files, context))
         seconds = time.perf_counter() - started
-        return (seconds, sum(r.rows_read for r in results), sum(r.rows_loaded for r in results),
-                sum(r.rows_rejected for r in results))
+        return (
+            seconds,
+            sum(r.rows_read for r in results),
+            sum(r.rows_loaded for r in results),
+            sum(r.rows_rejected for r in results),
+        )
 
     raw_runs, project_runs = [], []
     for _ in range(repetitions):  # interleaved, best of each: the machine is shared
@@ -397,7 +455,7 @@ def excel_ingestion(landing: Path, repetitions: int = 2) -> dict:
     }
 
 
-def _geojson_duckdb_baseline(path: Path, con) -> "pa.Table":
+def _geojson_duckdb_baseline(path: Path, con) -> pa.Table:
     """The GeoJSON register reader before issue 9 (DuckDB read_json on the whole FeatureCollection), kept
     here only to measure the replacement against it in the same run and check that both give one table."""
     from zi_warehouse.columnar import map_headers
@@ -413,7 +471,9 @@ def _geojson_duckdb_baseline(path: Path, con) -> "pa.Table":
                crs ->> '$.properties.name' as crs_name from doc""").to_arrow_table()
     con.register("features", features)
     try:
-        keys = [r[0] for r in con.sql("select distinct unnest(map_keys(f.properties)) from features order by 1").fetchall()]
+        keys = [
+            r[0] for r in con.sql("select distinct unnest(map_keys(f.properties)) from features order by 1").fetchall()
+        ]
         crs_names = {r[0] for r in con.sql("select distinct crs_name from features").fetchall()} - {None}
         mapping = map_headers(keys, REGISTER_HEADERS, ("tree_number",))
         utm = any("25832" in c for c in crs_names)
@@ -426,9 +486,13 @@ def _geojson_duckdb_baseline(path: Path, con) -> "pa.Table":
                 select.append(f"null::varchar as {canon}")
         first, second = ("x", "y") if utm else ("lon", "lat")
         other = ("lon", "lat") if utm else ("x", "y")
-        select += [f"case when f.geometry.type = 'Point' then f.geometry.coordinates[1] end as {first}",
-                   f"case when f.geometry.type = 'Point' then f.geometry.coordinates[2] end as {second}",
-                   f"null::varchar as {other[0]}", f"null::varchar as {other[1]}", "f.geometry.type as geometry_type"]
+        select += [
+            f"case when f.geometry.type = 'Point' then f.geometry.coordinates[1] end as {first}",
+            f"case when f.geometry.type = 'Point' then f.geometry.coordinates[2] end as {second}",
+            f"null::varchar as {other[0]}",
+            f"null::varchar as {other[1]}",
+            "f.geometry.type as geometry_type",
+        ]
         return con.sql("select " + ", ".join(select) + " from features order by _row_number").to_arrow_table()
     finally:
         con.unregister("features")
@@ -455,9 +519,14 @@ def geojson_registers(landing: Path) -> dict:
             same = same and old.equals(new)
     finally:
         con.close()
-    return {"files": len(files), "features": rows, "duckdb_read_json_seconds": round(old_s, 2),
-            "python_json_seconds": round(new_s, 2), "speedup": round(old_s / new_s, 2) if new_s else None,
-            "identical_tables": same}
+    return {
+        "files": len(files),
+        "features": rows,
+        "duckdb_read_json_seconds": round(old_s, 2),
+        "python_json_seconds": round(new_s, 2),
+        "speedup": round(old_s / new_s, 2) if new_s else None,
+        "identical_tables": same,
+    }
 
 
 def dbt_parse(data_dir: Path) -> dict:
@@ -477,8 +546,14 @@ def dbt_parse(data_dir: Path) -> dict:
             target.mkdir(parents=True)
             shutil.copyfile(seed, target / "partial_parse.msgpack")  # what the runner seeds a new data dir with
         started = time.perf_counter()
-        done = subprocess.run(command, cwd=RUN_REPO, capture_output=True, text=True, timeout=600,
-                              env={**env, **({"DBT_TARGET_PATH": str(target)} if target else {})})
+        done = subprocess.run(
+            command,
+            cwd=RUN_REPO,
+            capture_output=True,
+            text=True,
+            timeout=600,
+            env={**env, **({"DBT_TARGET_PATH": str(target)} if target else {})},
+        )
         if target is not None:
             shutil.rmtree(target, ignore_errors=True)
         return round(time.perf_counter() - started, 2), done.returncode
@@ -487,9 +562,14 @@ def dbt_parse(data_dir: Path) -> dict:
     version_s, version_rc = timed([str(BIN / "dbt"), "--version"], None)
     full_s, full_rc = timed([str(BIN / "dbt"), "parse", "--profiles-dir", "dbt_project", "--quiet"], probe)
     partial_s, partial_rc = timed([str(BIN / "zi-dbt"), "parse", "--quiet"], probe)
-    return {"version_seconds": version_s, "full_parse_seconds": full_s, "partial_parse_seconds": partial_s,
-            "before_seconds": round(version_s + full_s, 2), "after_seconds": partial_s,
-            "exit_codes": [version_rc, full_rc, partial_rc]}
+    return {
+        "version_seconds": version_s,
+        "full_parse_seconds": full_s,
+        "partial_parse_seconds": partial_s,
+        "before_seconds": round(version_s + full_s, 2),
+        "after_seconds": partial_s,
+        "exit_codes": [version_rc, full_rc, partial_rc],
+    }
 
 
 def ledger_totals(data_dir: Path) -> dict:
@@ -502,20 +582,33 @@ def ledger_totals(data_dir: Path) -> dict:
     try:
         rows = con.execute(
             "select source_family, count(*), sum(rows_read), sum(rows_loaded), sum(rows_rejected) "
-            "from marts.mart_ingestion_files group by 1 order by 1").fetchall()
+            "from marts.mart_ingestion_files group by 1 order by 1"
+        ).fetchall()
     except duckdb.Error:
         return {}
     finally:
         con.close()
-    return {r[0]: {"files": r[1], "rows_read": int(r[2] or 0), "rows_loaded": int(r[3] or 0),
-                   "rows_rejected": int(r[4] or 0)} for r in rows}
+    return {
+        r[0]: {
+            "files": r[1],
+            "rows_read": int(r[2] or 0),
+            "rows_loaded": int(r[3] or 0),
+            "rows_rejected": int(r[4] or 0),
+        }
+        for r in rows
+    }
 
 
 # ------------------------------------------------------------------------------------------------ a scale
 def bench_scale(scale: float, budget_s: float, work: Path, keep: bool, log) -> dict:
     deadline = time.monotonic() + budget_s
-    result: dict = {"scale": scale, "seed": SEED, "budget_seconds": round(budget_s), "builds": {},
-                    "finished_within_budget": False}
+    result: dict = {
+        "scale": scale,
+        "seed": SEED,
+        "budget_seconds": round(budget_s),
+        "builds": {},
+        "finished_within_budget": False,
+    }
     log(f"scale {scale:g}: demo landing area …")
     cache, result["demo_generation"] = generate_landing(scale)
     data_dir = work / f"scale-{scale:g}"
@@ -534,8 +627,10 @@ def bench_scale(scale: float, budget_s: float, work: Path, keep: bool, log) -> d
         log(f"scale {scale:g}: {label} (budget left {left:.0f} s) …")
         b = run_build(data_dir, label, left, env)
         result["builds"][label] = b
-        log(f"scale {scale:g}: {label}: {b['seconds']:.1f} s, exit {b['exit_code']}, "
-            f"peak {b['peak_tree_rss_bytes'] / GIB:.2f} GiB{' TIMED OUT' if b['timed_out'] else ''}")
+        log(
+            f"scale {scale:g}: {label}: {b['seconds']:.1f} s, exit {b['exit_code']}, "
+            f"peak {b['peak_tree_rss_bytes'] / GIB:.2f} GiB{' TIMED OUT' if b['timed_out'] else ''}"
+        )
         return b
 
     full = build("full")
@@ -560,9 +655,13 @@ def bench_scale(scale: float, budget_s: float, work: Path, keep: bool, log) -> d
             log(f"scale {scale:g}: dbt parse, full and partial …")
             result["dbt_parse"] = dbt_parse(data_dir)
     done = [b for b in result["builds"].values() if b.get("seconds") is not None]
-    result["finished_within_budget"] = bool(done) and all(b.get("success") for b in done) and \
-        len(done) == len(result["builds"]) == 7 and "excel_ingestion" in result and \
-        result.get("deployment", {}).get("daemon_new_workbook", {}).get("success", False)
+    result["finished_within_budget"] = (
+        bool(done)
+        and all(b.get("success") for b in done)
+        and len(done) == len(result["builds"]) == 7
+        and "excel_ingestion" in result
+        and result.get("deployment", {}).get("daemon_new_workbook", {}).get("success", False)
+    )
     result["peak_tree_rss_bytes"] = max((b["peak_tree_rss_bytes"] for b in done), default=None)
     result["biggest_single_child_maxrss_bytes_so_far"] = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
     if not keep:
@@ -596,9 +695,13 @@ def deployment_scenarios(result: dict, data_dir: Path, held: dict, deadline: flo
         log(f"scale {scale:g}: build launched through the daemon: {full.get('seconds')} s ({full.get('status')})")
         workbook = data_dir / "held_back" / "daemon_workbook" / held["daemon_workbook"][0]
         left = max(60.0, deadline - time.monotonic())
-        drop = result["deployment"]["daemon_new_workbook"] = deployment.daemon_delivery(data_dir, workbook, min(left, 600))
-        log(f"scale {scale:g}: dropped workbook: feedback after {drop['drop_to_feedback_seconds']} s, "
-            f"published after {drop['drop_to_published_seconds']} s")
+        drop = result["deployment"]["daemon_new_workbook"] = deployment.daemon_delivery(
+            data_dir, workbook, min(left, 600)
+        )
+        log(
+            f"scale {scale:g}: dropped workbook: feedback after {drop['drop_to_feedback_seconds']} s, "
+            f"published after {drop['drop_to_published_seconds']} s"
+        )
 
 
 # -------------------------------------------------------------------------------------------------- main
@@ -607,15 +710,22 @@ def only_excel_ingestion(scales: list[float], stamp: dt.datetime, log) -> int:
     import zi_warehouse
 
     code = str(Path(zi_warehouse.__file__).resolve().parent.parent)
-    doc = {"command": "python bench/zi_bench.py " + " ".join(sys.argv[1:]), "code": code,
-           "started_at": stamp.isoformat(timespec="seconds"), "machine": machine(), "scales": {}}
+    doc = {
+        "command": "python bench/zi_bench.py " + " ".join(sys.argv[1:]),
+        "code": code,
+        "started_at": stamp.isoformat(timespec="seconds"),
+        "machine": machine(),
+        "scales": {},
+    }
     log(f"code under test: {code}; machine load {doc['machine']['load_average_at_start']}")
     for scale in scales:
         landing, _ = generate_landing(scale)
         result = doc["scales"][f"{scale:g}"] = excel_ingestion(landing)
-        log(f"scale {scale:g}: {result['workbooks']} workbooks, {result['data_rows_read']} rows: project "
+        log(
+            f"scale {scale:g}: {result['workbooks']} workbooks, {result['data_rows_read']} rows: project "
             f"{result['project_seconds']} s, python-calamine {result['raw_seconds']} s, "
-            f"project / raw speed {result['project_to_raw_speed']}")
+            f"project / raw speed {result['project_to_raw_speed']}"
+        )
     path = RESULTS_DIR / f"excel-ingestion-{stamp:%Y%m%dT%H%M%S}.json"
     path.write_text(json.dumps(doc, indent=1, ensure_ascii=False), encoding="utf-8")
     log(f"written {path}")
@@ -635,29 +745,44 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python bench/zi_bench.py", description=__doc__.splitlines()[0])
     parser.add_argument("--scales", default=None, help="comma-separated demo scales (default 0.1,1,5)")
     parser.add_argument("--quick", action="store_true", help="scale 0.1 only; results to bench/results/ only")
-    parser.add_argument("--budget-minutes", default=None,
-                        help="time budget per scale, e.g. '1=25,5=45' (defaults 0.1=15, 1=25, 5=45; other scales 30)")
-    parser.add_argument("--json", type=Path, default=None, help="machine-readable result (default docs/performance.json)")
+    parser.add_argument(
+        "--budget-minutes",
+        default=None,
+        help="time budget per scale, e.g. '1=25,5=45' (defaults 0.1=15, 1=25, 5=45; other scales 30)",
+    )
+    parser.add_argument(
+        "--json", type=Path, default=None, help="machine-readable result (default docs/performance.json)"
+    )
     parser.add_argument("--markdown", type=Path, default=None, help="document to update (default docs/performance.md)")
     parser.add_argument("--keep", action="store_true", help="keep the data directories (in --work-dir)")
-    parser.add_argument("--work-dir", type=Path, default=None, help="where the data directories go (default: a temp dir)")
+    parser.add_argument(
+        "--work-dir", type=Path, default=None, help="where the data directories go (default: a temp dir)"
+    )
     parser.add_argument("--repo", type=Path, default=None, help="run this code snapshot (from an earlier run)")
-    parser.add_argument("--merge", type=Path, default=None,
-                        help="include the scales of this earlier result file that this run does not measure")
+    parser.add_argument(
+        "--merge",
+        type=Path,
+        default=None,
+        help="include the scales of this earlier result file that this run does not measure",
+    )
     parser.add_argument("--no-snapshot", action="store_true", help="run the working tree itself, not a frozen copy")
     parser.add_argument("--prepare-only", action="store_true", help="only generate (cache) the demo landing areas")
-    parser.add_argument("--only", choices=["excel-ingestion"], default=None,
-                        help="run only this part on the cached demo landing areas (no builds; to bench/results/)")
+    parser.add_argument(
+        "--only",
+        choices=["excel-ingestion"],
+        default=None,
+        help="run only this part on the cached demo landing areas (no builds; to bench/results/)",
+    )
     args = parser.parse_args(argv)
 
     scales = [0.1] if args.quick else [float(s) for s in (args.scales.split(",") if args.scales else DEFAULT_SCALES)]
     scales.sort()  # the largest scale runs last
     budgets = _parse_budgets(args.budget_minutes)
-    stamp = dt.datetime.now(dt.timezone.utc)
+    stamp = dt.datetime.now(dt.UTC)
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
 
     def log(message: str) -> None:
-        print(f"[{dt.datetime.now(dt.timezone.utc):%H:%M:%S}] {message}", flush=True)
+        print(f"[{dt.datetime.now(dt.UTC):%H:%M:%S}] {message}", flush=True)
 
     if args.prepare_only:
         for scale in scales:
@@ -669,8 +794,12 @@ def main(argv: list[str] | None = None) -> int:
     official = not args.quick and args.json is None
     json_path = args.json or (DOC_JSON if official else RESULTS_DIR / "quick.json")
     md_path = args.markdown or (DOC_MD if official else None)
-    doc = {"command": "python bench/zi_bench.py " + " ".join(argv if argv is not None else sys.argv[1:]),
-           "started_at": stamp.isoformat(timespec="seconds"), "machine": machine(), "scales": {}}
+    doc = {
+        "command": "python bench/zi_bench.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "started_at": stamp.isoformat(timespec="seconds"),
+        "machine": machine(),
+        "scales": {},
+    }
     log(f"machine: {doc['machine']['cpu_model']}, load {doc['machine']['load_average_at_start']}")
     started = time.perf_counter()
     global RUN_REPO
@@ -680,16 +809,25 @@ def main(argv: list[str] | None = None) -> int:
         if args.merge:
             earlier = json.loads(args.merge.read_text(encoding="utf-8"))
             wanted = {f"{x:g}" for x in scales}
-            doc["scales"] = {k: {**v, "from_run": earlier["started_at"]} for k, v in earlier["scales"].items()
-                             if k not in wanted}
-            doc["merged_from"] = {"file": str(args.merge), "started_at": earlier["started_at"],
-                                  "command": earlier["command"], "code_snapshot": earlier.get("code_snapshot")}
+            doc["scales"] = {
+                k: {**v, "from_run": earlier["started_at"]} for k, v in earlier["scales"].items() if k not in wanted
+            }
+            doc["merged_from"] = {
+                "file": str(args.merge),
+                "started_at": earlier["started_at"],
+                "command": earlier["command"],
+                "code_snapshot": earlier.get("code_snapshot"),
+            }
         if args.repo:
             RUN_REPO = args.repo
-            doc["code_snapshot"] = f"snapshot {args.repo} (taken by the earlier run {doc.get('merged_from', {}).get('started_at', '')})"
+            doc["code_snapshot"] = (
+                f"snapshot {args.repo} (taken by the earlier run {doc.get('merged_from', {}).get('started_at', '')})"
+            )
         elif not args.no_snapshot:
             RUN_REPO = snapshot_repo(work, log)
-            doc["code_snapshot"] = f"copy of {REPO_ROOT} at {dt.datetime.now(dt.timezone.utc):%H:%M:%S} UTC (git {doc['machine']['git_commit']} + working-tree changes)"
+            doc["code_snapshot"] = (
+                f"copy of {REPO_ROOT} at {dt.datetime.now(dt.UTC):%H:%M:%S} UTC (git {doc['machine']['git_commit']} + working-tree changes)"
+            )
         for scale in scales:
             budget = budgets.get(scale, 30.0) * 60
             doc["scales"][f"{scale:g}"] = bench_scale(scale, budget, work, args.keep, log)

@@ -15,9 +15,9 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 BIN = Path(sys.executable).parent
 #: The status written into the dropped workbook: not a status, so the row is rejected and a feedback
@@ -36,11 +36,20 @@ def job_execute(repo: Path, data_dir: Path, env: dict, timeout_s: float) -> dict
     log = data_dir / "build-dagster_job_execute.log"
     started = time.perf_counter()
     with open(log, "w", encoding="utf-8") as out:
-        done = subprocess.run([str(BIN / "dagster"), "job", "execute", "-m", "dagster_zi.definitions", "-j",
-                               "build_warehouse"], cwd=repo, env={**env, "DAGSTER_HOME": str(data_dir / "dagster")},
-                              stdout=out, stderr=subprocess.STDOUT, timeout=timeout_s)
-    return {"label": "dagster_job_execute", "seconds": round(time.perf_counter() - started, 2),
-            "success": done.returncode == 0, "exit_code": done.returncode}
+        done = subprocess.run(
+            [str(BIN / "dagster"), "job", "execute", "-m", "dagster_zi.definitions", "-j", "build_warehouse"],
+            cwd=repo,
+            env={**env, "DAGSTER_HOME": str(data_dir / "dagster")},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            timeout=timeout_s,
+        )
+    return {
+        "label": "dagster_job_execute",
+        "seconds": round(time.perf_counter() - started, 2),
+        "success": done.returncode == 0,
+        "exit_code": done.returncode,
+    }
 
 
 def _free_port() -> int:
@@ -63,10 +72,16 @@ def _wait(condition, timeout_s: float, step: float = 0.1):
 def serve(repo: Path, data_dir: Path, env: dict) -> Iterator[dict]:
     """``zi serve`` (UI, daemon, run worker) on ``data_dir`` until the block ends; its start-up seconds."""
     port = _free_port()
-    log = open(data_dir / "serve.log", "w", encoding="utf-8")
+    log = open(data_dir / "serve.log", "w", encoding="utf-8")  # noqa: SIM115 - open while zi serve runs
     started = time.perf_counter()
-    proc = subprocess.Popen([str(BIN / "zi"), "serve", "--port", str(port)], cwd=repo, env=env, stdout=log,
-                            stderr=subprocess.STDOUT, start_new_session=True)
+    proc = subprocess.Popen(
+        [str(BIN / "zi"), "serve", "--port", str(port)],
+        cwd=repo,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
 
     def ready() -> bool:
         if not (data_dir / "dagster" / "run-worker.sock").exists():
@@ -91,11 +106,17 @@ def serve(repo: Path, data_dir: Path, env: dict) -> Iterator[dict]:
 
 def _run_times(record) -> dict:
     run = record.dagster_run
-    return {"run_id": run.run_id, "status": run.status.value, "success": run.status.value == "SUCCESS",
-            "queued_to_end_seconds": round(record.end_time - record.create_timestamp.timestamp(), 2)
-            if record.end_time else None,
-            "start_to_end_seconds": round(record.end_time - record.start_time, 2)
-            if record.end_time and record.start_time else None}
+    return {
+        "run_id": run.run_id,
+        "status": run.status.value,
+        "success": run.status.value == "SUCCESS",
+        "queued_to_end_seconds": round(record.end_time - record.create_timestamp.timestamp(), 2)
+        if record.end_time
+        else None,
+        "start_to_end_seconds": round(record.end_time - record.start_time, 2)
+        if record.end_time and record.start_time
+        else None,
+    }
 
 
 def daemon_full(port: int, data_dir: Path, timeout_s: float) -> dict:
@@ -105,8 +126,9 @@ def daemon_full(port: int, data_dir: Path, timeout_s: float) -> dict:
     submitted = time.time()
     run_id = DagsterGraphQLClient("127.0.0.1", port_number=port).submit_job_execution("build_warehouse")
     with _instance(data_dir) as instance:
-        record = _wait(lambda: (r := instance.get_run_record_by_id(run_id)) and r.dagster_run.is_finished and r,
-                       timeout_s, 0.5)
+        record = _wait(
+            lambda: (r := instance.get_run_record_by_id(run_id)) and r.dagster_run.is_finished and r, timeout_s, 0.5
+        )
         if record is None:
             return {"label": "daemon_full", "success": False, "timed_out": True}
         times = _run_times(record)
@@ -157,16 +179,27 @@ def daemon_delivery(data_dir: Path, workbook: Path, timeout_s: float) -> dict:
     feedback_s = round(time.time() - dropped, 2) if feedback else None
     published = _wait(lambda: name in published_files(data_dir), timeout_s, 0.25)
     published_s = round(time.time() - dropped, 2) if published else None
-    out = {"label": "daemon_new_workbook", "file": name, "drop_to_feedback_seconds": feedback_s,
-           "drop_to_published_seconds": published_s, "success": bool(feedback and published)}
+    out = {
+        "label": "daemon_new_workbook",
+        "file": name,
+        "drop_to_feedback_seconds": feedback_s,
+        "drop_to_published_seconds": published_s,
+        "success": bool(feedback and published),
+    }
     with _instance(data_dir) as instance:
         runs = [r for r in instance.get_run_records(limit=5) if r.dagster_run.tags.get("dagster/sensor_name")]
         if runs:
-            record = _wait(lambda: (r := instance.get_run_record_by_id(runs[0].dagster_run.run_id))
-                           and r.dagster_run.is_finished and r, timeout_s, 0.5)
+            record = _wait(
+                lambda: (
+                    (r := instance.get_run_record_by_id(runs[0].dagster_run.run_id)) and r.dagster_run.is_finished and r
+                ),
+                timeout_s,
+                0.5,
+            )
             if record:
                 out.update(_run_times(record))
                 out["sensor_to_run_created_seconds"] = round(record.create_timestamp.timestamp() - dropped, 2)
-                out["run_created_to_started_seconds"] = round(record.start_time - record.create_timestamp.timestamp(), 2) \
-                    if record.start_time else None
+                out["run_created_to_started_seconds"] = (
+                    round(record.start_time - record.create_timestamp.timestamp(), 2) if record.start_time else None
+                )
     return out

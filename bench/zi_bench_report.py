@@ -26,6 +26,7 @@ def _deployment(scales: dict, scale: str, key: str) -> dict:
 
 def targets(scales: dict) -> list[dict]:
     """Every target of the performance issues (14: the deployment; 20: the path users wait on) at scale 1."""
+
     def verdict(value, ok):
         return "not measured" if value is None else ("met" if ok else "not met")
 
@@ -40,45 +41,95 @@ def targets(scales: dict) -> list[dict]:
     full1 = _secs(scales, "1", "full")
     always1 = _secs(scales, "1", "no_change_full_path")  # `zi build --always` (ZI_BUILD_ALWAYS=1)
     out.append(limit_target("Gesamtbuild Skala 1 ≤ 45 s (Issue 20)", "full_build_scale1_s", full1, 45))
-    out.append({"target": "Gesamtbuild / Lauf ohne Änderung mit ausgeschaltetem Schnellweg (Skala 1)",
-                "key": "full_over_no_change_full_path_scale1", "value": ratio(full1, always1), "limit": "–",
-                "status": "berichtet"})
-    for label, name, limit in (("new_workbook", "einer neuen Arbeitsmappe", 0.15),
-                               ("funding_delta", "einem Förder-Delta", 0.25),
-                               ("dwd_recent", "einem DWD-recent-Archiv", 0.25)):
-        out.append(limit_target(f"Neubau nach {name} ≤ {limit:.0%} des Gesamtbuilds (Skala 1, Issue 20)",
-                                f"{label}_ratio_scale1", ratio(_secs(scales, "1", label), full1), limit))
-    out.append(limit_target("Lauf ohne Änderung < 10 s (Skala 1)", "no_change_scale1_s",
-                            _secs(scales, "1", "no_change"), 10))
-    out.append(limit_target("`dagster job execute -j build_warehouse` ≤ 1,5 × `zi build --always` (Skala 1, Issue 14)",
-                            "job_execute_over_cli_scale1", ratio(_secs(scales, "1", "dagster_job_execute"), always1), 1.5))
+    out.append(
+        {
+            "target": "Gesamtbuild / Lauf ohne Änderung mit ausgeschaltetem Schnellweg (Skala 1)",
+            "key": "full_over_no_change_full_path_scale1",
+            "value": ratio(full1, always1),
+            "limit": "–",
+            "status": "berichtet",
+        }
+    )
+    for label, name, limit in (
+        ("new_workbook", "einer neuen Arbeitsmappe", 0.15),
+        ("funding_delta", "einem Förder-Delta", 0.25),
+        ("dwd_recent", "einem DWD-recent-Archiv", 0.25),
+    ):
+        out.append(
+            limit_target(
+                f"Neubau nach {name} ≤ {limit:.0%} des Gesamtbuilds (Skala 1, Issue 20)",
+                f"{label}_ratio_scale1",
+                ratio(_secs(scales, "1", label), full1),
+                limit,
+            )
+        )
+    out.append(
+        limit_target("Lauf ohne Änderung < 10 s (Skala 1)", "no_change_scale1_s", _secs(scales, "1", "no_change"), 10)
+    )
+    out.append(
+        limit_target(
+            "`dagster job execute -j build_warehouse` ≤ 1,5 × `zi build --always` (Skala 1, Issue 14)",
+            "job_execute_over_cli_scale1",
+            ratio(_secs(scales, "1", "dagster_job_execute"), always1),
+            1.5,
+        )
+    )
     daemon_full = _deployment(scales, "1", "daemon_full")
     daemon_s = daemon_full.get("seconds") if daemon_full.get("success") else None
-    out.append(limit_target("Gesamtbuild über Daemon und Warteschlange (wie aus dem UI) ≤ 1,5 × `zi build --always` "
-                            "(Skala 1, Issue 14)", "daemon_over_cli_scale1", ratio(daemon_s, always1), 1.5))
+    out.append(
+        limit_target(
+            "Gesamtbuild über Daemon und Warteschlange (wie aus dem UI) ≤ 1,5 × `zi build --always` "
+            "(Skala 1, Issue 14)",
+            "daemon_over_cli_scale1",
+            ratio(daemon_s, always1),
+            1.5,
+        )
+    )
     drop = _deployment(scales, "1", "daemon_new_workbook")
-    for key, name, limits in (("drop_to_feedback_seconds", "Rückmeldedatei", (10, 5)),
-                              ("drop_to_published_seconds", "veröffentlichten Marts", (30, 20))):
+    for key, name, limits in (
+        ("drop_to_feedback_seconds", "Rückmeldedatei", (10, 5)),
+        ("drop_to_published_seconds", "veröffentlichten Marts", (30, 20)),
+    ):
         value = drop.get(key)
         for issue, limit in zip((14, 20), limits):
-            out.append(limit_target(f"Daemon: abgelegte Arbeitsmappe → {name} ≤ {limit} s (Skala 1, Issue {issue})",
-                                    f"{key}_scale1_issue{issue}", value, limit))
+            out.append(
+                limit_target(
+                    f"Daemon: abgelegte Arbeitsmappe → {name} ≤ {limit} s (Skala 1, Issue {issue})",
+                    f"{key}_scale1_issue{issue}",
+                    value,
+                    limit,
+                )
+            )
     b5 = scales.get("5", {}).get("builds", {})
     f5 = b5.get("full", {})
     # a build that ran to its end but failed a blocking check (nothing published) still measured its
     # ingest and dbt: reported, with that caveat, rather than hidden
     ran5 = f5.get("seconds") is not None and not f5.get("timed_out") and not f5.get("skipped_for_budget")
-    caveat = "" if f5.get("success") else " (Build lief durch, aber eine blockierende Prüfung schlug fehl: nicht veröffentlicht)"
+    caveat = (
+        ""
+        if f5.get("success")
+        else " (Build lief durch, aber eine blockierende Prüfung schlug fehl: nicht veröffentlicht)"
+    )
     peaks = [b["peak_tree_rss_bytes"] for b in b5.values() if b.get("peak_tree_rss_bytes")]
     peak = round(max(peaks) / GIB, 2) if peaks and ran5 else None
     out.append(limit_target("Spitzenspeicher Skala 5 < 4 GiB (Prozessbaum)", "peak_rss_scale5_gib", peak, 4))
     out[-1]["status"] += caveat if peak is not None else ""
     ex = scales.get("1", {}).get("excel_ingestion", {}).get("project_to_raw_speed")
-    out.append(limit_target("Excel-Einlesen ≥ halbe Geschwindigkeit des Rohlesers (Skala 1, Issue 20)",
-                            "excel_project_to_raw_speed_scale1", ex, 0.5, below=False))
+    out.append(
+        limit_target(
+            "Excel-Einlesen ≥ halbe Geschwindigkeit des Rohlesers (Skala 1, Issue 20)",
+            "excel_project_to_raw_speed_scale1",
+            ex,
+            0.5,
+            below=False,
+        )
+    )
     full5 = f5.get("seconds") if ran5 else None
-    out.append(limit_target("Buildzeit wächst höchstens linear (Skala 1 → 5: Faktor ≤ 5)", "full_build_5_over_1",
-                            ratio(full5, full1), 5))
+    out.append(
+        limit_target(
+            "Buildzeit wächst höchstens linear (Skala 1 → 5: Faktor ≤ 5)", "full_build_5_over_1", ratio(full5, full1), 5
+        )
+    )
     out[-1]["status"] += caveat if full5 and full1 else ""
     return out
 
@@ -90,26 +141,42 @@ def _gib(b) -> str:
 
 def render_markdown(doc: dict) -> str:
     m = doc["machine"]
-    lines = [MARK_BEGIN, "", f"Command: `{doc['command']}` — started {doc['started_at']}, "
-             f"took {doc['total_seconds'] / 60:.1f} min. Code: {doc.get('code_snapshot', 'the working tree')}.", "",
-             f"Machine: {m['cpu_model']}, {m['cpu_cores']} cores, {m['memory_bytes'] / GIB:.1f} GiB RAM, "
-             f"kernel {m['kernel']}; load average at start {m['load_average_at_start']} (shared machine: "
-             "other engineers' jobs ran at the same time, so compare ratios within this run).", "",
-             "Versions: " + ", ".join(f"{k} {v}" for k, v in m["versions"].items()) +
-             f"; git {m['git_commit']}{' (uncommitted changes)' if m['git_dirty'] else ''}.", "",
-             *([f"Scale(s) {', '.join(k for k, v in doc['scales'].items() if v.get('from_run'))} from the earlier run "
+    lines = [
+        MARK_BEGIN,
+        "",
+        f"Command: `{doc['command']}` — started {doc['started_at']}, "
+        f"took {doc['total_seconds'] / 60:.1f} min. Code: {doc.get('code_snapshot', 'the working tree')}.",
+        "",
+        f"Machine: {m['cpu_model']}, {m['cpu_cores']} cores, {m['memory_bytes'] / GIB:.1f} GiB RAM, "
+        f"kernel {m['kernel']}; load average at start {m['load_average_at_start']} (shared machine: "
+        "other engineers' jobs ran at the same time, so compare ratios within this run).",
+        "",
+        "Versions: "
+        + ", ".join(f"{k} {v}" for k, v in m["versions"].items())
+        + f"; git {m['git_commit']}{' (uncommitted changes)' if m['git_dirty'] else ''}.",
+        "",
+        *(
+            [
+                f"Scale(s) {', '.join(k for k, v in doc['scales'].items() if v.get('from_run'))} from the earlier run "
                 f"`{doc['merged_from']['command']}` started {doc['merged_from']['started_at']} on the same code "
-                "snapshot (merged with `--merge`).", ""] if doc.get("merged_from") else []),
-             "Memory: peak resident set of the `zi build` process and all its descendants (dbt), "
-             f"sampled from /proc every {SAMPLE_SECONDS} s.", "",
-             "| Scale | Landing files | Rows read | Full build s | No change s | No change, fast path off s | "
-             "New workbook s (ratio) | Funding delta s (ratio) | DWD recent s (ratio) | Peak GiB | Load 1 min |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+                "snapshot (merged with `--merge`).",
+                "",
+            ]
+            if doc.get("merged_from")
+            else []
+        ),
+        "Memory: peak resident set of the `zi build` process and all its descendants (dbt), "
+        f"sampled from /proc every {SAMPLE_SECONDS} s.",
+        "",
+        "| Scale | Landing files | Rows read | Full build s | No change s | No change, fast path off s | "
+        "New workbook s (ratio) | Funding delta s (ratio) | DWD recent s (ratio) | Peak GiB | Load 1 min |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for key, s in doc["scales"].items():
         builds = s.get("builds", {})
         full = _secs(doc["scales"], key, "full")
 
-        def cell(label):
+        def cell(label, builds=builds, full=full):
             b = builds.get(label)
             if b is None:
                 return "–"
@@ -128,47 +195,79 @@ def render_markdown(doc: dict) -> str:
         rows = sum(v["rows_read"] for v in s.get("rows", {}).values()) if s.get("rows") else None
         loads = [b.get("load_average_1min_at_start") for b in builds.values() if b.get("load_average_1min_at_start")]
         lines.append(f"| {key} | {files:,} | {rows:,} | " if rows is not None else f"| {key} | {files:,} | – | ")
-        lines[-1] += " | ".join(cell(lbl) for lbl in ("full", "no_change", "no_change_full_path", "new_workbook",
-                                                       "funding_delta", "dwd_recent"))
-        lines[-1] += f" | {_gib(s.get('peak_tree_rss_bytes'))} | {min(loads, default=0):.1f}–{max(loads, default=0):.1f} |"
-    lines += ["", "⚡ = no-change fast path (nothing changed since the last successful build: Dagster and dbt not "
-              "started); ◐ = partial run (only the changed source family and everything downstream of it). "
-              "Ratios are to the full build of the same scale.", ""]
-    lines += ["Fixes measured in this run (same data, same conditions, back to back):", "",
-              "| Scale | Fix | Before | After | Gain |", "|---|---|---|---|---|"]
+        lines[-1] += " | ".join(
+            cell(lbl)
+            for lbl in ("full", "no_change", "no_change_full_path", "new_workbook", "funding_delta", "dwd_recent")
+        )
+        lines[-1] += (
+            f" | {_gib(s.get('peak_tree_rss_bytes'))} | {min(loads, default=0):.1f}–{max(loads, default=0):.1f} |"
+        )
+    lines += [
+        "",
+        "⚡ = no-change fast path (nothing changed since the last successful build: Dagster and dbt not "
+        "started); ◐ = partial run (only the changed source family and everything downstream of it). "
+        "Ratios are to the full build of the same scale.",
+        "",
+    ]
+    lines += [
+        "Fixes measured in this run (same data, same conditions, back to back):",
+        "",
+        "| Scale | Fix | Before | After | Gain |",
+        "|---|---|---|---|---|",
+    ]
     for key, s in doc["scales"].items():
         b = s.get("builds", {})
         before, after = b.get("no_change_full_path", {}), b.get("no_change", {})
         if before.get("success") and after.get("success"):
-            lines.append(f"| {key} | no-change fast path (run without changes) | {before['seconds']:.1f} s | "
-                         f"{after['seconds']:.1f} s | {before['seconds'] / after['seconds']:.0f}x |")
+            lines.append(
+                f"| {key} | no-change fast path (run without changes) | {before['seconds']:.1f} s | "
+                f"{after['seconds']:.1f} s | {before['seconds'] / after['seconds']:.0f}x |"
+            )
         nw = b.get("new_workbook", {})
         if before.get("success") and nw.get("success"):
-            lines.append(f"| {key} | partial run (one new workbook; before: whole job) | {before['seconds']:.1f} s | "
-                         f"{nw['seconds']:.1f} s | {before['seconds'] / nw['seconds']:.1f}x |")
+            lines.append(
+                f"| {key} | partial run (one new workbook; before: whole job) | {before['seconds']:.1f} s | "
+                f"{nw['seconds']:.1f} s | {before['seconds'] / nw['seconds']:.1f}x |"
+            )
         g = s.get("geojson_registers")
         if g and g.get("python_json_seconds"):
-            lines.append(f"| {key} | GeoJSON registers ({g['files']} files, {g['features']:,} trees; identical tables: "
-                         f"{'yes' if g['identical_tables'] else 'NO'}) | {g['duckdb_read_json_seconds']:.1f} s | "
-                         f"{g['python_json_seconds']:.1f} s | {g['speedup']:.1f}x |")
+            lines.append(
+                f"| {key} | GeoJSON registers ({g['files']} files, {g['features']:,} trees; identical tables: "
+                f"{'yes' if g['identical_tables'] else 'NO'}) | {g['duckdb_read_json_seconds']:.1f} s | "
+                f"{g['python_json_seconds']:.1f} s | {g['speedup']:.1f}x |"
+            )
         p = s.get("dbt_parse")
         if p and p.get("after_seconds") and not any(p.get("exit_codes", [])):
-            lines.append(f"| {key} | dbt start-up per invocation, fresh data directory (before: `dbt --version` "
-                         f"{p['version_seconds']:.1f} s + whole-project parse {p['full_parse_seconds']:.1f} s; now: "
-                         f"partial parse; two invocations per build) | {p['before_seconds']:.1f} s | "
-                         f"{p['after_seconds']:.1f} s | {p['before_seconds'] / p['after_seconds']:.1f}x |")
-    lines += ["", "Excel ingestion (forecast workbooks, same files, same run, best of 2):", "",
-              "| Scale | Workbooks | Data rows | Project reader s | rows/s | python-calamine (all sheets) s | rows/s | "
-              "project / raw speed |", "|---|---|---|---|---|---|---|---|"]
+            lines.append(
+                f"| {key} | dbt start-up per invocation, fresh data directory (before: `dbt --version` "
+                f"{p['version_seconds']:.1f} s + whole-project parse {p['full_parse_seconds']:.1f} s; now: "
+                f"partial parse; two invocations per build) | {p['before_seconds']:.1f} s | "
+                f"{p['after_seconds']:.1f} s | {p['before_seconds'] / p['after_seconds']:.1f}x |"
+            )
+    lines += [
+        "",
+        "Excel ingestion (forecast workbooks, same files, same run, best of 2):",
+        "",
+        "| Scale | Workbooks | Data rows | Project reader s | rows/s | python-calamine (all sheets) s | rows/s | "
+        "project / raw speed |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for key, s in doc["scales"].items():
         e = s.get("excel_ingestion")
         if e:
-            lines.append(f"| {key} | {e['workbooks']} | {e['data_rows_read']:,} | {e['project_seconds']:.2f} | "
-                         f"{e['project_rows_per_second']:,} | {e['raw_seconds']:.2f} | {e['raw_rows_per_second']:,} | "
-                         f"{e['project_to_raw_speed']:.2f} |")
-    lines += ["", "Where the full build's time went (Dagster step wall times, s; `definitions` = importing the "
-              "Dagster definitions):", "", "| Scale | Build | definitions | " + " | ".join(_STEP_COLUMNS) + " |",
-              "|---|---|---|" + "---|" * len(_STEP_COLUMNS)]
+            lines.append(
+                f"| {key} | {e['workbooks']} | {e['data_rows_read']:,} | {e['project_seconds']:.2f} | "
+                f"{e['project_rows_per_second']:,} | {e['raw_seconds']:.2f} | {e['raw_rows_per_second']:,} | "
+                f"{e['project_to_raw_speed']:.2f} |"
+            )
+    lines += [
+        "",
+        "Where the full build's time went (Dagster step wall times, s; `definitions` = importing the "
+        "Dagster definitions):",
+        "",
+        "| Scale | Build | definitions | " + " | ".join(_STEP_COLUMNS) + " |",
+        "|---|---|---|" + "---|" * len(_STEP_COLUMNS),
+    ]
     for key, s in doc["scales"].items():
         for label in ("full", "new_workbook", "no_change_full_path"):
             b = s.get("builds", {}).get(label)
@@ -179,18 +278,23 @@ def render_markdown(doc: dict) -> str:
             d = b.get("definitions_import_seconds")
             lines.append(f"| {key} | {label} | {d:.1f} | " if d is not None else f"| {key} | {label} | – | ")
             lines[-1] += " | ".join(cells) + " |"
-    lines += ["", "The same build through Dagster's launch paths, and a delivery through the daemon (`zi serve`: "
-              "UI, daemon, run worker); ratios to `zi build --always` of the same scale:", "",
-              "| Scale | `zi build --always` s | `dagster job execute` s | via daemon and queue s | "
-              "drop → feedback workbook s | drop → published s | sensor → run created s | "
-              "run created → started s | `zi serve` start-up s |", "|---|---|---|---|---|---|---|---|---|"]
+    lines += [
+        "",
+        "The same build through Dagster's launch paths, and a delivery through the daemon (`zi serve`: "
+        "UI, daemon, run worker); ratios to `zi build --always` of the same scale:",
+        "",
+        "| Scale | `zi build --always` s | `dagster job execute` s | via daemon and queue s | "
+        "drop → feedback workbook s | drop → published s | sensor → run created s | "
+        "run created → started s | `zi serve` start-up s |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for key, s in doc["scales"].items():
         always = _secs(doc["scales"], key, "no_change_full_path")
         dep = s.get("deployment", {})
         if not always and not dep:
             continue
 
-        def with_ratio(value):
+        def with_ratio(value, always=always):
             if value is None:
                 return "–"
             return f"{value:.1f}" + (f" ({value / always:.2f}x)" if always else "")
@@ -202,11 +306,13 @@ def render_markdown(doc: dict) -> str:
         def num(value):
             return "–" if value is None else f"{value:.1f}"
 
-        lines.append(f"| {key} | {num(always)} | {with_ratio(execute)} | "
-                     f"{with_ratio(daemon.get('seconds') if daemon.get('success') else None)} | "
-                     f"{num(drop.get('drop_to_feedback_seconds'))} | {num(drop.get('drop_to_published_seconds'))} | "
-                     f"{num(drop.get('sensor_to_run_created_seconds'))} | {num(drop.get('run_created_to_started_seconds'))} | "
-                     f"{num(dep.get('serve', {}).get('startup_seconds'))} |")
+        lines.append(
+            f"| {key} | {num(always)} | {with_ratio(execute)} | "
+            f"{with_ratio(daemon.get('seconds') if daemon.get('success') else None)} | "
+            f"{num(drop.get('drop_to_feedback_seconds'))} | {num(drop.get('drop_to_published_seconds'))} | "
+            f"{num(drop.get('sensor_to_run_created_seconds'))} | {num(drop.get('run_created_to_started_seconds'))} | "
+            f"{num(dep.get('serve', {}).get('startup_seconds'))} |"
+        )
     lines += ["", "Targets (issues 14 and 20):", "", "| Target | Measured | Limit | Status |", "|---|---|---|---|"]
     for t in doc["targets"]:
         lines.append(f"| {t['target']} | {'–' if t['value'] is None else t['value']} | {t['limit']} | {t['status']} |")
@@ -214,14 +320,26 @@ def render_markdown(doc: dict) -> str:
     return "\n".join(lines)
 
 
-_STEP_COLUMNS = ("raw_forecasts", "forecast_feedback_workbooks", "raw_funding", "raw_climate", "raw_trees",
-                 "raw_surfaces", "zi_dbt_assets", "raw_quality__data_quality_results", "zi_quality_dbt_assets",
-                 "published_warehouse", "quarterly_report")
+_STEP_COLUMNS = (
+    "raw_forecasts",
+    "forecast_feedback_workbooks",
+    "raw_funding",
+    "raw_climate",
+    "raw_trees",
+    "raw_surfaces",
+    "zi_dbt_assets",
+    "raw_quality__data_quality_results",
+    "zi_quality_dbt_assets",
+    "published_warehouse",
+    "quarterly_report",
+)
 
 
 def write_markdown(doc: dict, path: Path) -> None:
     block = render_markdown(doc)
-    text = path.read_text(encoding="utf-8") if path.exists() else "# Performance\n\n" + MARK_BEGIN + "\n" + MARK_END + "\n"
+    text = (
+        path.read_text(encoding="utf-8") if path.exists() else "# Performance\n\n" + MARK_BEGIN + "\n" + MARK_END + "\n"
+    )
     if MARK_BEGIN in text and MARK_END in text:
         head, rest = text.split(MARK_BEGIN, 1)
         tail = rest.split(MARK_END, 1)[1]
@@ -229,5 +347,3 @@ def write_markdown(doc: dict, path: Path) -> None:
     else:
         text = text.rstrip() + "\n\n" + block + "\n"
     path.write_text(text, encoding="utf-8")
-
-

@@ -67,13 +67,21 @@ def run_failure(instance: DagsterInstance, run_id: str) -> alerts.RunFailure:
     run = record.dagster_run
     asset_graph = defs.resolve_asset_graph()
     failure = alerts.RunFailure(
-        run_id=run_id, job_name=run.job_name, launched_by=launched_by_de(run.tags),
-        data_dir=config.paths().data_dir, run_url=config.run_url(run_id),
-        started_at=_moment(record.start_time), ended_at=_moment(record.end_time),
+        run_id=run_id,
+        job_name=run.job_name,
+        launched_by=launched_by_de(run.tags),
+        data_dir=config.paths().data_dir,
+        run_url=config.run_url(run_id),
+        started_at=_moment(record.start_time),
+        ended_at=_moment(record.end_time),
         published=False if run.job_name == BUILD_JOB else None,
     )
-    wanted = {DagsterEventType.STEP_FAILURE, DagsterEventType.ASSET_CHECK_EVALUATION,
-              DagsterEventType.RUN_FAILURE, DagsterEventType.STEP_SUCCESS}
+    wanted = {
+        DagsterEventType.STEP_FAILURE,
+        DagsterEventType.ASSET_CHECK_EVALUATION,
+        DagsterEventType.RUN_FAILURE,
+        DagsterEventType.STEP_SUCCESS,
+    }
     for entry in instance.all_logs(run_id, of_type=wanted):
         event = entry.dagster_event
         if event.event_type == DagsterEventType.STEP_FAILURE:
@@ -85,12 +93,15 @@ def run_failure(instance: DagsterInstance, run_id: str) -> alerts.RunFailure:
             evaluation = event.event_specific_data
             if evaluation.passed or evaluation.severity.value != "ERROR":
                 continue
-            failure.failed_checks.append(alerts.FailedCheck(
-                asset=evaluation.asset_key.to_user_string(), name=evaluation.check_name,
-                description=_check_description(asset_graph, evaluation.asset_check_key),
-                blocking=bool(evaluation.blocking),
-                details={key: str(value.value)[:DETAIL_CHARS] for key, value in evaluation.metadata.items()},
-            ))
+            failure.failed_checks.append(
+                alerts.FailedCheck(
+                    asset=evaluation.asset_key.to_user_string(),
+                    name=evaluation.check_name,
+                    description=_check_description(asset_graph, evaluation.asset_check_key),
+                    blocking=bool(evaluation.blocking),
+                    details={key: str(value.value)[:DETAIL_CHARS] for key, value in evaluation.metadata.items()},
+                )
+            )
         elif event.event_type == DagsterEventType.RUN_FAILURE:
             error = getattr(event.event_specific_data, "error", None)
             failure.run_error = _root_error(error) if error else (event.message or "")
@@ -102,7 +113,7 @@ def run_failure(instance: DagsterInstance, run_id: str) -> alerts.RunFailure:
 def _moment(timestamp: float | None):
     import datetime as dt
 
-    return dt.datetime.fromtimestamp(timestamp, dt.timezone.utc) if timestamp else None
+    return dt.datetime.fromtimestamp(timestamp, dt.UTC) if timestamp else None
 
 
 def alert_failed_run(instance: DagsterInstance, run_id: str, by: str) -> str:

@@ -45,45 +45,77 @@ RAW_STATIONS = AssetKey(["raw_climate", "climate__stations"])
 MAX_DATA_AGE_DAYS = 62
 
 
-@asset_check(asset=RAW_STATIONS, blocking=True, pool=WAREHOUSE_POOL,
-             description="DWD-Stationsliste geladen, ohne abgewiesene Zeilen, mit jeder Station der Tageswerte (blockierend).")
+@asset_check(
+    asset=RAW_STATIONS,
+    blocking=True,
+    pool=WAREHOUSE_POOL,
+    description="DWD-Stationsliste geladen, ohne abgewiesene Zeilen, mit jeder Station der Tageswerte (blockierend).",
+)
 def climate_station_list_parses() -> AssetCheckResult:
     with warehouse.connect(config.paths().warehouse) as con:
         problems = station_list_problems(con)
-    return AssetCheckResult(passed=not problems, severity=AssetCheckSeverity.ERROR,
-                            metadata={"problems": len(problems), "details": "\n".join(problems[:20]) or "–"})
+    return AssetCheckResult(
+        passed=not problems,
+        severity=AssetCheckSeverity.ERROR,
+        metadata={"problems": len(problems), "details": "\n".join(problems[:20]) or "–"},
+    )
 
 
-@asset_check(asset=RAW_DAILY, blocking=False, pool=WAREHOUSE_POOL,
-             description="Tageswerte in plausiblen Bereichen (TXK, TNK, TMK, RSK; TNK <= TXK); Warnung.")
+@asset_check(
+    asset=RAW_DAILY,
+    blocking=False,
+    pool=WAREHOUSE_POOL,
+    description="Tageswerte in plausiblen Bereichen (TXK, TNK, TMK, RSK; TNK <= TXK); Warnung.",
+)
 def climate_daily_values_plausible() -> AssetCheckResult:
     with warehouse.connect(config.paths().warehouse) as con:
         count, examples = implausible_daily_values(con)
-    return AssetCheckResult(passed=count == 0, severity=AssetCheckSeverity.WARN,
-                            metadata={"implausible_days": count, "examples": str(examples[:10])})
+    return AssetCheckResult(
+        passed=count == 0,
+        severity=AssetCheckSeverity.WARN,
+        metadata={"implausible_days": count, "examples": str(examples[:10])},
+    )
 
 
-@asset_check(asset=dbt_model_key("int_climate__daily"), blocking=True, pool=WAREHOUSE_POOL,
-             description="Nach Auflösung der Überlappung genau ein Tageswert je Station und Tag (blockierend).")
+@asset_check(
+    asset=dbt_model_key("int_climate__daily"),
+    blocking=True,
+    pool=WAREHOUSE_POOL,
+    description="Nach Auflösung der Überlappung genau ein Tageswert je Station und Tag (blockierend).",
+)
 def climate_no_duplicate_days() -> AssetCheckResult:
     with warehouse.connect(config.paths().warehouse) as con:
         count, examples = duplicate_days(con)
-    return AssetCheckResult(passed=count == 0, severity=AssetCheckSeverity.ERROR,
-                            metadata={"duplicate_station_days": count, "examples": str(examples)})
+    return AssetCheckResult(
+        passed=count == 0,
+        severity=AssetCheckSeverity.ERROR,
+        metadata={"duplicate_station_days": count, "examples": str(examples)},
+    )
 
 
-@asset_check(asset=RAW_DAILY, blocking=False, pool=WAREHOUSE_POOL,
-             description=f"Jüngster Tageswert höchstens {MAX_DATA_AGE_DAYS} Tage alt (neues aktuelles DWD-Archiv geliefert?); Warnung.")
+@asset_check(
+    asset=RAW_DAILY,
+    blocking=False,
+    pool=WAREHOUSE_POOL,
+    description=f"Jüngster Tageswert höchstens {MAX_DATA_AGE_DAYS} Tage alt (neues aktuelles DWD-Archiv geliefert?); Warnung.",
+)
 def climate_data_current() -> AssetCheckResult:
     with warehouse.connect(config.paths().warehouse) as con:
         age = data_age_days(con, dt.date.today())
-    return AssetCheckResult(passed=age is not None and age <= MAX_DATA_AGE_DAYS, severity=AssetCheckSeverity.WARN,
-                            metadata={"data_age_days": -1 if age is None else age})
+    return AssetCheckResult(
+        passed=age is not None and age <= MAX_DATA_AGE_DAYS,
+        severity=AssetCheckSeverity.WARN,
+        metadata={"data_age_days": -1 if age is None else age},
+    )
 
 
 assets = []
-asset_checks = [climate_station_list_parses, climate_daily_values_plausible, climate_no_duplicate_days,
-                climate_data_current]
+asset_checks = [
+    climate_station_list_parses,
+    climate_daily_values_plausible,
+    climate_no_duplicate_days,
+    climate_data_current,
+]
 sensors = []
 schedules = []
 jobs = []

@@ -1,13 +1,13 @@
 """The dbt project as Dagster assets (dagster-dbt). The manifest is built at set-up (``make setup`` runs
 ``dbt parse``), never at import; ``prepare_if_dev`` re-parses only under ``dagster dev``."""
 
-
 import os
 import shutil
 import sys
-from pathlib import Path
+from collections.abc import Mapping, Sequence
 from functools import cached_property
-from typing import Any, Mapping, Sequence
+from pathlib import Path
+from typing import Any
 
 from dagster import AssetExecutionContext, AssetKey
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets

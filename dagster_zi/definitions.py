@@ -17,7 +17,17 @@ from dagster import (
 )
 
 from dagster_zi import (
-    alerts, climate, forecasts, funding, housekeeping, landing, publish, quality, reports, serving, sources,
+    alerts,
+    climate,
+    forecasts,
+    funding,
+    housekeeping,
+    landing,
+    publish,
+    quality,
+    reports,
+    serving,
+    sources,
     trees_surfaces,
 )
 from dagster_zi.constants import BUILD_JOB

@@ -13,8 +13,8 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from dagster_zi.instance import ensure_instance
 from zi_warehouse.config import REPO_ROOT

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import os
 import socket
-from typing import Iterator
+from collections.abc import Iterator
 
 from dagster import DagsterEvent, DagsterEventType, executor
 from dagster._core.definitions.executor_definition import IN_PROC_CONFIG
@@ -57,7 +57,8 @@ class WarehouseWriterExecutor(InProcessExecutor):
 
     def execute(self, plan_context, execution_plan) -> Iterator[DagsterEvent]:
         plan_context.instance.add_run_tags(
-            plan_context.dagster_run.run_id, {RUN_PID_TAG: str(os.getpid()), RUN_HOST_TAG: socket.gethostname()})
+            plan_context.dagster_run.run_id, {RUN_PID_TAG: str(os.getpid()), RUN_HOST_TAG: socket.gethostname()}
+        )
         steps = [execution_plan.get_step_by_key(key) for key in execution_plan.step_keys_to_execute]
         if not any(step.pool == WAREHOUSE_POOL for step in steps):
             yield from super().execute(plan_context, execution_plan)
@@ -67,7 +68,8 @@ class WarehouseWriterExecutor(InProcessExecutor):
         holder = writer_lock.current_holder(paths.warehouse_dir)
         if holder is not None and holder.pid != os.getpid():
             yield DagsterEvent.engine_event(
-                plan_context, f"Wartet, bis der laufende Build fertig ist: {holder.describe_de()}.", EngineEventData())
+                plan_context, f"Wartet, bis der laufende Build fertig ist: {holder.describe_de()}.", EngineEventData()
+            )
         with writer_lock.hold(paths.warehouse_dir, run.run_id, launched_by_de(run.tags)):
             writer_lock.set_run_id(paths.warehouse_dir, run.run_id)
             recording = records_build_state(run.job_name, run.asset_selection, run.tags)
@@ -87,10 +89,16 @@ class WarehouseWriterExecutor(InProcessExecutor):
                         checks["warned"].append(f"{evaluation.asset_key.to_user_string()}:{evaluation.check_name}")
                 yield event
             if recording and not failed:
-                build_state.record(paths, started_from, {
-                    "run_id": run.run_id, "checks_passed": checks["passed"], "checks_warned": checks["warned"],
-                    "finished_at": build_state.now_text(),
-                })
+                build_state.record(
+                    paths,
+                    started_from,
+                    {
+                        "run_id": run.run_id,
+                        "checks_passed": checks["passed"],
+                        "checks_warned": checks["warned"],
+                        "finished_at": build_state.now_text(),
+                    },
+                )
 
 
 @executor(name="zi_in_process", config_schema=IN_PROC_CONFIG)

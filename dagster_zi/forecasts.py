@@ -14,7 +14,6 @@ also follows the tree and surface ingests, whose files the municipalities delive
 
 from __future__ import annotations
 
-
 from dagster import (
     AssetCheckResult,
     AssetCheckSeverity,
@@ -78,8 +77,10 @@ def coordinator_outbox(context) -> MaterializeResult:
     asset=AssetKey("coordinator_outbox"),
     name="coordinator_outbox_delivered",
     blocking=False,
-    description=("Rückmeldungen erreichen die Kommunen: ist der Versand eingerichtet (ZI_ALERT_SMTP_HOST), wartet keine "
-                 "Nachricht wegen einer fehlenden Adresse oder eines Versandfehlers."),
+    description=(
+        "Rückmeldungen erreichen die Kommunen: ist der Versand eingerichtet (ZI_ALERT_SMTP_HOST), wartet keine "
+        "Nachricht wegen einer fehlenden Adresse oder eines Versandfehlers."
+    ),
 )
 def coordinator_outbox_delivered() -> AssetCheckResult:
     paths = config.paths()
@@ -87,13 +88,18 @@ def coordinator_outbox_delivered() -> AssetCheckResult:
     addresses = outbox.coordinator_addresses() or {}
     waiting = outbox.unsent(outbox.read_record(paths.outbox))
     stuck = sorted(name for name, event in waiting.items()) if settings else []
-    no_address = sorted({waiting[n]["municipality_key"] for n in stuck
-                         if not addresses.get(waiting[n]["municipality_key"])})
+    no_address = sorted(
+        {waiting[n]["municipality_key"] for n in stuck if not addresses.get(waiting[n]["municipality_key"])}
+    )
     return AssetCheckResult(
         passed=not stuck,
         severity=AssetCheckSeverity.WARN,
-        metadata={"sending_configured": settings is not None, "messages_waiting": len(waiting),
-                  "messages_stuck": len(stuck), "municipalities_without_address": ", ".join(no_address) or "–"},
+        metadata={
+            "sending_configured": settings is not None,
+            "messages_waiting": len(waiting),
+            "messages_stuck": len(stuck),
+            "municipalities_without_address": ", ".join(no_address) or "–",
+        },
     )
 
 
@@ -132,14 +138,18 @@ def forecast_row_accounting() -> AssetCheckResult:
         missing = loaded_rows_mismatch(con)
         files = con.execute(
             "select count(*), coalesce(sum(rows_read), 0), coalesce(sum(rows_loaded), 0), "
-            "coalesce(sum(rows_rejected), 0) from raw.ingestion_files where source_family = ?", [FAMILY]
+            "coalesce(sum(rows_rejected), 0) from raw.ingestion_files where source_family = ?",
+            [FAMILY],
         ).fetchone()
     return AssetCheckResult(
         passed=not bad and not missing,
         severity=AssetCheckSeverity.ERROR,
         metadata={
-            "files": int(files[0]), "rows_read": int(files[1]), "rows_loaded": int(files[2]),
-            "rows_rejected": int(files[3]), "files_violating": len(bad) + len(missing),
+            "files": int(files[0]),
+            "rows_read": int(files[1]),
+            "rows_loaded": int(files[2]),
+            "rows_rejected": int(files[3]),
+            "files_violating": len(bad) + len(missing),
             "examples": str((bad + missing)[:5]),
         },
     )

@@ -11,7 +11,6 @@ nothing. Severities are deliberate (see funding_checks' docstring): blocking ERR
 withhold publishing, WARN where a controller should look.
 """
 
-
 from dagster import (
     AssetCheckResult,
     AssetCheckSeverity,
@@ -29,7 +28,6 @@ from dagster_zi.keys import dbt_model_key
 from dagster_zi.sources import raw_asset_keys
 from zi_warehouse import config, warehouse
 from zi_warehouse.sources import funding_checks, funding_db
-
 
 #: Same key as dagster-dbt gives the dbt source raw_funding_db.funding_db_extracts (staging depends on it).
 DB_EXTRACT_KEY = AssetKey(["raw_funding_db", "funding_db_extracts"])
@@ -86,10 +84,16 @@ def _sequence_check():
 
     @multi_asset_check(
         name=name,
-        specs=[AssetCheckSpec(name, asset=key, blocking=True,
-                              description="Förderdaten-Extrakte lückenlos: keine Lieferung fehlt, ist zurückgehalten "
-                                          "oder abgewiesen (blockierend).")
-               for key in keys],
+        specs=[
+            AssetCheckSpec(
+                name,
+                asset=key,
+                blocking=True,
+                description="Förderdaten-Extrakte lückenlos: keine Lieferung fehlt, ist zurückgehalten "
+                "oder abgewiesen (blockierend).",
+            )
+            for key in keys
+        ],
         pool=WAREHOUSE_POOL,
     )
     def _run():
@@ -111,18 +115,42 @@ def _sequence_check():
 
 asset_checks = [
     _sequence_check(),
-    _check("payments_have_approval", dbt_model_key("int_funding__payments"), True,
-           "Jede Zahlung hat einen gültigen Bescheid (blockierend)."),
-    _check("approvals_have_application", dbt_model_key("int_funding__approvals"), True,
-           "Jeder Bescheid hat einen Antrag (blockierend)."),
-    _check("applications_municipality_known", dbt_model_key("int_funding__applications"), True,
-           "Jeder Antrag hat eine bekannte Kommune (blockierend)."),
-    _check("approved_within_requested", dbt_model_key("int_funding__approvals"), False,
-           "Bewilligt <= beantragt, sonst markiert (Warnung)."),
-    _check("funding_rate_within_limits", dbt_model_key("int_funding__applications"), False,
-           "Fördersatz in den Grenzen der FöRL KRiS: kommunal bis 100 %, privat bis 90 % (Warnung)."),
-    _check("minimum_grant_thresholds", dbt_model_key("int_funding__approvals"), False,
-           "Bagatellgrenze: kommunal > 12.500 EUR, sonst > 2.000 EUR (Warnung)."),
+    _check(
+        "payments_have_approval",
+        dbt_model_key("int_funding__payments"),
+        True,
+        "Jede Zahlung hat einen gültigen Bescheid (blockierend).",
+    ),
+    _check(
+        "approvals_have_application",
+        dbt_model_key("int_funding__approvals"),
+        True,
+        "Jeder Bescheid hat einen Antrag (blockierend).",
+    ),
+    _check(
+        "applications_municipality_known",
+        dbt_model_key("int_funding__applications"),
+        True,
+        "Jeder Antrag hat eine bekannte Kommune (blockierend).",
+    ),
+    _check(
+        "approved_within_requested",
+        dbt_model_key("int_funding__approvals"),
+        False,
+        "Bewilligt <= beantragt, sonst markiert (Warnung).",
+    ),
+    _check(
+        "funding_rate_within_limits",
+        dbt_model_key("int_funding__applications"),
+        False,
+        "Fördersatz in den Grenzen der FöRL KRiS: kommunal bis 100 %, privat bis 90 % (Warnung).",
+    ),
+    _check(
+        "minimum_grant_thresholds",
+        dbt_model_key("int_funding__approvals"),
+        False,
+        "Bagatellgrenze: kommunal > 12.500 EUR, sonst > 2.000 EUR (Warnung).",
+    ),
 ]
 
 assets = [raw_funding_db]

@@ -20,9 +20,9 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Mapping
 
 from dagster import (
     AssetCheckKey,
@@ -54,7 +54,9 @@ def retention_days(environ: Mapping[str, str] | None = None) -> int | None:
     try:
         days = int(text)
     except ValueError:
-        raise ValueError(f"{RETENTION_ENV}={text!r} ist keine ganze Zahl von Tagen (0 = alle Läufe behalten).") from None
+        raise ValueError(
+            f"{RETENTION_ENV}={text!r} ist keine ganze Zahl von Tagen (0 = alle Läufe behalten)."
+        ) from None
     if days < 0:
         raise ValueError(f"{RETENTION_ENV}={days} ist negativ (0 = alle Läufe behalten).")
     return days or None
@@ -67,22 +69,25 @@ class Purge:
     kept: dict[str, str] = field(default_factory=dict)  # old runs kept: run id -> why (German)
 
     def summary_de(self) -> str:
-        return (f"{len(self.deleted)} Läufe gelöscht, die vor dem {self.cutoff:%d.%m.%Y} endeten; "
-                f"{len(self.kept)} ältere Läufe behalten (letzter erfolgreicher Build, jüngste Materialisierung "
-                "oder Prüfung eines Assets).")
+        return (
+            f"{len(self.deleted)} Läufe gelöscht, die vor dem {self.cutoff:%d.%m.%Y} endeten; "
+            f"{len(self.kept)} ältere Läufe behalten (letzter erfolgreicher Build, jüngste Materialisierung "
+            "oder Prüfung eines Assets)."
+        )
 
 
 def protected_runs(instance: DagsterInstance, check_keys: Iterable[AssetCheckKey]) -> dict[str, str]:
     """Runs kept whatever their age (see the module docstring): run id -> why, in German."""
     keep: dict[str, str] = {}
-    last_build = instance.get_run_records(
-        RunsFilter(job_name=BUILD_JOB, statuses=[DagsterRunStatus.SUCCESS]), limit=1)
+    last_build = instance.get_run_records(RunsFilter(job_name=BUILD_JOB, statuses=[DagsterRunStatus.SUCCESS]), limit=1)
     if last_build:
         keep[last_build[0].dagster_run.run_id] = "letzter erfolgreicher Build"
     for record in instance.get_asset_records():
         latest = record.asset_entry.last_materialization_record
         if latest is not None:
-            keep.setdefault(latest.run_id, f"jüngste Materialisierung von {record.asset_entry.asset_key.to_user_string()}")
+            keep.setdefault(
+                latest.run_id, f"jüngste Materialisierung von {record.asset_entry.asset_key.to_user_string()}"
+            )
     check_keys = list(check_keys)
     if check_keys:
         for key, summary in instance.event_log_storage.get_asset_check_summary_records(check_keys).items():
@@ -106,15 +111,17 @@ def _remove_run_files(instance: DagsterInstance, run_id: str) -> None:
     alerts.forget(record_dir(instance), run_id)
 
 
-def purge_old_runs(instance: DagsterInstance, days: int, check_keys: Iterable[AssetCheckKey],
-                   now: dt.datetime | None = None) -> Purge:
+def purge_old_runs(
+    instance: DagsterInstance, days: int, check_keys: Iterable[AssetCheckKey], now: dt.datetime | None = None
+) -> Purge:
     """Delete finished runs that ended more than ``days`` days before ``now``, except the protected ones."""
-    now = now or dt.datetime.now(dt.timezone.utc)
+    now = now or dt.datetime.now(dt.UTC)
     purge = Purge(cutoff=now - dt.timedelta(days=days))
     keep = protected_runs(instance, check_keys)
     cutoff = purge.cutoff.timestamp()
-    old = instance.get_run_records(RunsFilter(statuses=list(FINISHED_STATUSES), created_before=purge.cutoff),
-                                   ascending=True)
+    old = instance.get_run_records(
+        RunsFilter(statuses=list(FINISHED_STATUSES), created_before=purge.cutoff), ascending=True
+    )
     for record in old:
         run_id = record.dagster_run.run_id
         if (record.end_time or record.create_timestamp.timestamp()) >= cutoff:
@@ -128,7 +135,10 @@ def purge_old_runs(instance: DagsterInstance, days: int, check_keys: Iterable[As
     return purge
 
 
-@op(name="delete_old_runs", description="Löscht beendete Läufe, die älter sind als ZI_RUN_RETENTION_DAYS (Standard 180).")
+@op(
+    name="delete_old_runs",
+    description="Löscht beendete Läufe, die älter sind als ZI_RUN_RETENTION_DAYS (Standard 180).",
+)
 def delete_old_runs(context) -> None:  # no annotation: Dagster cannot read postponed ones
     from dagster_zi.definitions import defs
 

@@ -70,7 +70,8 @@ def ensure_instance() -> Path:
         raise InstanceMismatch(
             f"Die Dagster-Instanz {home} speichert ihre Läufe in PostgreSQL, aber {POSTGRES_URL_ENV} ist in dieser "
             "Umgebung nicht gesetzt. Die Umgebung des Servers laden (z. B. set -a; . /etc/zi-warehouse/zi.env; "
-            f"set +a) oder, um wirklich zu SQLite zurückzukehren, {target} löschen.")
+            f"set +a) oder, um wirklich zu SQLite zurückzukehren, {target} löschen."
+        )
     if current != wanted:
         tmp = target.with_name(f"dagster.yaml.{os.getpid()}.tmp")  # units starting at once each write their own
         tmp.write_text(wanted, encoding="utf-8")

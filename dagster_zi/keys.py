@@ -20,6 +20,6 @@ def dbt_model_key(model: str) -> AssetKey:
         from dagster_zi.dbt import zi_dbt_assets
 
         return get_asset_key_for_model([zi_dbt_assets], model)
-    except Exception:  # no manifest yet (fresh clone before `make setup`): dagster-dbt's default key
+    except Exception:  # noqa: BLE001 - no manifest yet (fresh clone before `make setup`): dagster-dbt's default key
         schema = next((s for p, s in _SCHEMA_BY_PREFIX.items() if model.startswith(p)), "marts")
         return AssetKey([schema, model])

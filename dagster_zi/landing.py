@@ -30,8 +30,9 @@ INTERVAL_SECONDS = 5
 
 def evaluate(paths: config.Paths, cursor: dict) -> tuple[build_state.Decision, dict]:
     """The build the landing folders call for, and the new cursor ({family: fingerprint})."""
-    current = {family: fingerprint(paths.landing_for(family), cursor.get(family, {}))
-               for family in config.SOURCE_FAMILIES}
+    current = {
+        family: fingerprint(paths.landing_for(family), cursor.get(family, {})) for family in config.SOURCE_FAMILIES
+    }
     if not cursor:  # first look (or a reset cursor): the last build's record says what is new
         content_changed = list(config.SOURCE_FAMILIES)
     else:

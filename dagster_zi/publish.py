@@ -1,6 +1,5 @@
 """Publishing asset: after the dbt build and its blocking checks succeed, publish a new release and make it current."""
 
-
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
 
 from dagster_zi.constants import WAREHOUSE_POOL
@@ -28,7 +27,8 @@ def published_warehouse(context: AssetExecutionContext) -> MaterializeResult:
     result = publish(paths.warehouse, paths.published, run_id=context.run_id)
     context.log.info(
         f"Release {result.release_id} veröffentlicht: {len(result.written)} Marts geschrieben, "
-        f"{len(result.reused)} unverändert übernommen ({result.seconds.get('total', 0):.1f} s)")
+        f"{len(result.reused)} unverändert übernommen ({result.seconds.get('total', 0):.1f} s)"
+    )
     if result.reporting_quarter:
         context.log.info(f"{result.restatements} Änderungen gegenüber dem Berichtsstand {result.reporting_quarter}")
     return MaterializeResult(

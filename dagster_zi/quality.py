@@ -18,7 +18,6 @@ Order within a run, and why:
    it is written even when a blocking check stops publishing).
 """
 
-
 import datetime as dt
 import json
 
@@ -65,24 +64,28 @@ def public_mart_keys() -> list[AssetKey]:
 )
 def data_quality_results(context: AssetExecutionContext) -> MaterializeResult:
     paths = config.paths().ensure()
-    started = dt.datetime.now(dt.timezone.utc)
+    started = dt.datetime.now(dt.UTC)
     with warehouse.connect(paths.warehouse) as con:
         suite_plan = reuse.plan(con, suites.suites())
         records = run_all(con, suite_plan=suite_plan)
         results.append_results(con, records, run_id=context.run.run_id, run_started_at=started)
         reuse.remember(con, suite_plan, context.run.run_id)
     failed = [r for r in records if not r.passed]
-    context.log.info(f"{len(records)} Prüfergebnisse, {len(failed)} fehlgeschlagen; Suiten geprüft: "
-                     f"{len(suite_plan.to_run)}, unverändert übernommen: {len(suite_plan.reused_marts)}")
-    return MaterializeResult(metadata={
-        "run_id": context.run.run_id,
-        "results": len(records),
-        "suites_run": len(suite_plan.to_run),
-        "suites_reused": ", ".join(suite_plan.reused_marts) or "keine",
-        "failed_error": sum(r.severity == "error" for r in failed),
-        "failed_warn": sum(r.severity == "warn" for r in failed),
-        "seconds": round((dt.datetime.now(dt.timezone.utc) - started).total_seconds(), 1),
-    })
+    context.log.info(
+        f"{len(records)} Prüfergebnisse, {len(failed)} fehlgeschlagen; Suiten geprüft: "
+        f"{len(suite_plan.to_run)}, unverändert übernommen: {len(suite_plan.reused_marts)}"
+    )
+    return MaterializeResult(
+        metadata={
+            "run_id": context.run.run_id,
+            "results": len(records),
+            "suites_run": len(suite_plan.to_run),
+            "suites_reused": ", ".join(suite_plan.reused_marts) or "keine",
+            "failed_error": sum(r.severity == "error" for r in failed),
+            "failed_warn": sum(r.severity == "warn" for r in failed),
+            "seconds": round((dt.datetime.now(dt.UTC) - started).total_seconds(), 1),
+        }
+    )
 
 
 @dbt_assets(
@@ -99,15 +102,28 @@ def zi_quality_dbt_assets(context: AssetExecutionContext, dbt: DbtCliResource):
 
 # --- asset checks: one per suite, reconciliation and freshness rule, evaluated from the quality mart ---------
 
+
 def check_groups() -> list[tuple[str, str, bool, str]]:
     """(Dagster check name, check_name prefix in the mart, blocking, description) for every check."""
-    groups = [(f"suite_{s.mart}", f"{s.mart}.", True,
-               f"GX-Suite der Mart {s.mart} (Schlüssel, Wertebereiche, zulässige Werte); Fehler blockieren.")
-              for s in suites.suites()]
+    groups = [
+        (
+            f"suite_{s.mart}",
+            f"{s.mart}.",
+            True,
+            f"GX-Suite der Mart {s.mart} (Schlüssel, Wertebereiche, zulässige Werte); Fehler blockieren.",
+        )
+        for s in suites.suites()
+    ]
     for name, (severity, description) in reconciliations.CATALOGUE.items():
         blocking = severity == "error"
-        groups.append((f"reconciliation_{name}", f"reconciliation.{name}", blocking,
-                       description + (" (blockierend)" if blocking else " (Warnung)")))
+        groups.append(
+            (
+                f"reconciliation_{name}",
+                f"reconciliation.{name}",
+                blocking,
+                description + (" (blockierend)" if blocking else " (Warnung)"),
+            )
+        )
     for name, description in freshness.CATALOGUE.items():
         groups.append((f"freshness_{name}", f"freshness.{name}", False, description + " (Warnung)"))
     return groups
@@ -121,8 +137,12 @@ def evaluate_group(rows: list[dict], prefix: str, blocking: bool) -> tuple[bool,
     # A blocking check reports ERROR unless only its warn-level rules failed (those must not withhold publishing).
     severity = AssetCheckSeverity.ERROR if blocking and (failed_error or not failed) else AssetCheckSeverity.WARN
     if not mine:
-        return False, AssetCheckSeverity.ERROR if blocking else AssetCheckSeverity.WARN, \
-            "Keine Prüfergebnisse dieses Laufs in marts.mart_data_quality.", {}
+        return (
+            False,
+            AssetCheckSeverity.ERROR if blocking else AssetCheckSeverity.WARN,
+            "Keine Prüfergebnisse dieses Laufs in marts.mart_data_quality.",
+            {},
+        )
     if failed:
         names = sorted({r["check_name"] for r in failed})
         munis = sorted({r["municipality_key"] or "Region" for r in failed})
@@ -134,8 +154,13 @@ def evaluate_group(rows: list[dict], prefix: str, blocking: bool) -> tuple[bool,
         "failed": len(failed),
         "failed_error": len(failed_error),
         "rows_failed": sum(int(r["rows_failed"]) for r in failed),
-        "examples": json.dumps([{"check": r["check_name"], "municipality": r["municipality_key"],
-                                 "examples": r["example_values"]} for r in failed[:5]], ensure_ascii=False),
+        "examples": json.dumps(
+            [
+                {"check": r["check_name"], "municipality": r["municipality_key"], "examples": r["example_values"]}
+                for r in failed[:5]
+            ],
+            ensure_ascii=False,
+        ),
     }
     return not failed, severity, text, metadata
 
@@ -153,8 +178,10 @@ GROUPS = check_groups()
 
 
 @multi_asset_check(
-    specs=[AssetCheckSpec(name, asset=MART_KEY, blocking=blocking, description=description)
-           for name, _, blocking, description in GROUPS],
+    specs=[
+        AssetCheckSpec(name, asset=MART_KEY, blocking=blocking, description=description)
+        for name, _, blocking, description in GROUPS
+    ],
     name="quality_checks",
     pool=WAREHOUSE_POOL,
 )
@@ -163,8 +190,9 @@ def quality_checks(context):
         rows = _mart_rows(con, context.run.run_id)
     for name, prefix, blocking, _ in GROUPS:
         passed, severity, text, metadata = evaluate_group(rows, prefix, blocking)
-        yield AssetCheckResult(asset_key=MART_KEY, check_name=name, passed=passed, severity=severity,
-                               description=text, metadata=metadata)
+        yield AssetCheckResult(
+            asset_key=MART_KEY, check_name=name, passed=passed, severity=severity, description=text, metadata=metadata
+        )
 
 
 @asset(
@@ -182,8 +210,13 @@ def quality_report(context: AssetExecutionContext) -> MaterializeResult:
     with warehouse.connect(paths.warehouse, read_only=False) as con:
         report = write_report(con, paths, run_id=context.run.run_id)
     context.log.info(f"Qualitätsbericht: {report.index_path}")
-    return MaterializeResult(metadata={"path": str(report.index_path), "latest": str(report.latest_path),
-                                       "checks_failed": report.checks_failed})
+    return MaterializeResult(
+        metadata={
+            "path": str(report.index_path),
+            "latest": str(report.latest_path),
+            "checks_failed": report.checks_failed,
+        }
+    )
 
 
 assets = [data_quality_results, zi_quality_dbt_assets, quality_report]

@@ -6,15 +6,13 @@ publish, and drawn again only when a mart or the code changed since its last dra
 ``{"quarter": "2026-Q2"}`` renders an earlier quarter.
 """
 
-from typing import Optional
-
 from dagster import AssetExecutionContext, AssetKey, Config, MaterializeResult, MetadataValue, asset
 
 from zi_warehouse.reports.quarterly.command import write_report_if_changed
 
 
 class QuarterlyReportConfig(Config):
-    quarter: Optional[str] = None  # JJJJ-Qn; empty: the latest quarter with data
+    quarter: str | None = None  # JJJJ-Qn; empty: the latest quarter with data
 
 
 @asset(

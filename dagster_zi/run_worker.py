@@ -31,8 +31,9 @@ import socketserver
 import sys
 import threading
 import time
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from dagster._core.launcher import DefaultRunLauncher, RunLauncher
 from dagster._core.launcher.base import CheckRunHealthResult, LaunchRunContext, WorkerStatus
@@ -121,7 +122,7 @@ class ZiRunLauncher(RunLauncher, ConfigurableClass):
         return {}
 
     @classmethod
-    def from_config_value(cls, inst_data: ConfigurableClassData, config_value: Mapping[str, Any]) -> "ZiRunLauncher":
+    def from_config_value(cls, inst_data: ConfigurableClassData, config_value: Mapping[str, Any]) -> ZiRunLauncher:
         return cls(inst_data=inst_data)
 
     def register_instance(self, instance) -> None:
@@ -142,11 +143,13 @@ class ZiRunLauncher(RunLauncher, ConfigurableClass):
                 reply = ask(self._socket(), {"op": "launch", "run_id": run.run_id})
         if reply and reply.get("ok"):
             self._instance.report_engine_event(
-                f"Im vorgeladenen Run-Worker gestartet (Prozess {reply['pid']}).", run, cls=self.__class__)
+                f"Im vorgeladenen Run-Worker gestartet (Prozess {reply['pid']}).", run, cls=self.__class__
+            )
             return
         why = "kein Run-Worker läuft" if reply is None else reply.get("error", "Run-Worker startet neu")
         self._instance.report_engine_event(
-            f"Start über den Code-Server ({why}; zi serve startet den Run-Worker).", run, cls=self.__class__)
+            f"Start über den Code-Server ({why}; zi serve startet den Run-Worker).", run, cls=self.__class__
+        )
         self._default.launch_run(context)
 
     def terminate(self, run_id: str) -> bool:
@@ -172,8 +175,10 @@ class ZiRunLauncher(RunLauncher, ConfigurableClass):
         if process_alive(int(pid)):
             return CheckRunHealthResult(WorkerStatus.RUNNING, run_worker_id=pid)
         return CheckRunHealthResult(
-            WorkerStatus.FAILED, f"Der Prozess {pid} des Laufs auf {host} ist beendet, ohne den Lauf abzuschließen.",
-            run_worker_id=pid)
+            WorkerStatus.FAILED,
+            f"Der Prozess {pid} des Laufs auf {host} ist beendet, ohne den Lauf abzuschließen.",
+            run_worker_id=pid,
+        )
 
     def dispose(self) -> None:
         self._default.dispose()
@@ -184,10 +189,11 @@ class ZiRunLauncher(RunLauncher, ConfigurableClass):
 
 def warm_up() -> None:
     """Import what runs execute, once: the definitions and the libraries their steps import lazily."""
-    import dagster_zi.definitions  # noqa: F401 - Dagster, dagster-dbt, every asset module, the dbt manifest
     import great_expectations  # noqa: F401 - the marts' quality suites
     import matplotlib.pyplot  # noqa: F401 - the quarterly report's charts
-    import zi_warehouse.reports.quality  # noqa: F401
+
+    import dagster_zi.definitions  # noqa: F401 - Dagster, dagster-dbt, every asset module, the dbt manifest
+    import zi_warehouse.reports.quality
     import zi_warehouse.reports.quarterly  # noqa: F401
 
 
@@ -200,7 +206,7 @@ def _start_dbt_server(home: Path) -> Path | None:
     path = dbt_server.socket_path(home)
     try:
         dbt_server.serve(path, config.paths().data_dir, config.REPO_ROOT, target or config.REPO_ROOT / "target")
-    except Exception:  # noqa: BLE001 - runs still work, their dbt commands start dbt themselves
+    except Exception:
         log.exception("dbt-Server nicht gestartet; dbt startet je Befehl selbst")
         return None
     os.environ[dbt_server.SOCKET_ENV] = str(path)  # the forked runs and their zi-dbt processes inherit it
@@ -213,8 +219,9 @@ def _execute_in_child(run_id: str) -> int:
     from dagster._cli.api import _execute_run_command_body
 
     with DagsterInstance.get() as instance:
-        return _execute_run_command_body(run_id, instance, write_stream_fn=lambda _event: None,
-                                         set_exit_code_on_failure=False)
+        return _execute_run_command_body(
+            run_id, instance, write_stream_fn=lambda _event: None, set_exit_code_on_failure=False
+        )
 
 
 class RunWorker:
@@ -257,7 +264,7 @@ class RunWorker:
                 if self.server is not None:
                     self.server.socket.close()
                 code = _execute_in_child(run_id)
-            except BaseException:  # noqa: BLE001 - the run's failure is in its event log; the child must exit
+            except BaseException:
                 logging.getLogger("zi.run_worker").exception("Lauf %s: Run-Worker-Prozess gescheitert", run_id)
             finally:
                 os._exit(code)

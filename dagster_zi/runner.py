@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import os
 import threading
-from dataclasses import dataclass, field
 import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from dagster import DagsterEventType, DagsterInstance
 
@@ -39,8 +39,9 @@ class BuildReport:
     alert: str = ""  # failed run: what became of its alert e-mail (German, dagster_zi/alerts.py)
 
 
-def run_build(progress: Callable[[str], None] = lambda _m: None, families: list[str] | None = None,
-              launched_by: str = "zi build") -> BuildReport:
+def run_build(
+    progress: Callable[[str], None] = lambda _m: None, families: list[str] | None = None, launched_by: str = "zi build"
+) -> BuildReport:
     """Run the build job in this process, in the data directory's Dagster instance (so the UI shows it);
     with ``families``, only those families' assets and everything downstream of them (the caller has
     established that nothing else changed since the last successful build).
@@ -93,8 +94,13 @@ def run_build(progress: Callable[[str], None] = lambda _m: None, families: list[
     watcher = threading.Thread(target=watch, daemon=True)
     watcher.start()
     try:
-        with execute_job(reconstructable(build_job), instance=instance, tags=tags, asset_selection=selection,
-                         run_config=QUIET_CONSOLE) as result:
+        with execute_job(
+            reconstructable(build_job),
+            instance=instance,
+            tags=tags,
+            asset_selection=selection,
+            run_config=QUIET_CONSOLE,
+        ) as result:
             report = _report(instance, result, definitions_seconds)
     finally:
         done.set()
@@ -136,7 +142,9 @@ PUBLISH_STEPS = ("published_warehouse", "published_postgres")
 
 
 def _report(instance: DagsterInstance, result, definitions_seconds: float) -> BuildReport:
-    report = BuildReport(success=result.success, run_id=result.run_id, definitions_seconds=round(definitions_seconds, 3))
+    report = BuildReport(
+        success=result.success, run_id=result.run_id, definitions_seconds=round(definitions_seconds, 3)
+    )
     report.step_seconds = _step_seconds(instance, result.run_id)
     for event in result.all_events:
         if event.event_type == DagsterEventType.STEP_FAILURE:

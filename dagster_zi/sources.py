@@ -7,7 +7,6 @@ family is named ``raw_<family>``; select a family with ``AssetSelection.groups("
 ``zi_warehouse/sources/<family>.py``, loading in ``zi_warehouse/ingest.py``.
 """
 
-
 from dagster import (
     AssetCheckResult,
     AssetCheckSeverity,
@@ -67,12 +66,20 @@ ingest_assets = [build_ingest_asset(module) for module in source_modules()]
 @multi_asset(
     name="ingestion_ledger",
     specs=[
-        AssetSpec(LEDGER_KEY, group_name="ingestion", kinds={"duckdb"},
-                  description="raw.ingestion_files: eine Zeile je angelieferter Datei mit Zeilenbilanz.",
-                  deps=[k for family in config.SOURCE_FAMILIES for k in raw_asset_keys(family)]),
-        AssetSpec(REJECTED_ROWS_KEY, group_name="ingestion", kinds={"duckdb"},
-                  description="raw.rejected_rows: jede abgewiesene Zeile mit Grund.",
-                  deps=[LEDGER_KEY]),
+        AssetSpec(
+            LEDGER_KEY,
+            group_name="ingestion",
+            kinds={"duckdb"},
+            description="raw.ingestion_files: eine Zeile je angelieferter Datei mit Zeilenbilanz.",
+            deps=[k for family in config.SOURCE_FAMILIES for k in raw_asset_keys(family)],
+        ),
+        AssetSpec(
+            REJECTED_ROWS_KEY,
+            group_name="ingestion",
+            kinds={"duckdb"},
+            description="raw.rejected_rows: jede abgewiesene Zeile mit Grund.",
+            deps=[LEDGER_KEY],
+        ),
     ],
     pool=WAREHOUSE_POOL,
 )
@@ -86,7 +93,7 @@ def ingestion_ledger():
             "from raw.ingestion_files group by 1 order by 1"
         ).fetchall()
     metadata = {}
-    for family, files, read, loaded, rejected in rows:
+    for family, files, _read, loaded, rejected in rows:
         metadata[f"{family}_files"] = int(files)
         metadata[f"{family}_rows_loaded"] = int(loaded or 0)
         metadata[f"{family}_rows_rejected"] = int(rejected or 0)
@@ -103,8 +110,12 @@ def row_accounting_violations(con) -> list[tuple]:
     ).fetchall()
 
 
-@asset_check(asset=LEDGER_KEY, blocking=True, pool=WAREHOUSE_POOL,
-             description="Zeilenbilanz: je Datei gelesen = geladen + abgewiesen (blockierend).")
+@asset_check(
+    asset=LEDGER_KEY,
+    blocking=True,
+    pool=WAREHOUSE_POOL,
+    description="Zeilenbilanz: je Datei gelesen = geladen + abgewiesen (blockierend).",
+)
 def row_accounting() -> AssetCheckResult:
     with warehouse.connect(config.paths().warehouse) as con:
         bad = row_accounting_violations(con)

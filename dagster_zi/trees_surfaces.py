@@ -44,11 +44,16 @@ MAX_REGISTER_REJECTION_SHARE = 0.02
 MAX_SURFACE_REJECTION_SHARE = 0.01
 
 
-@asset_check(asset=RAW_TREES, pool=WAREHOUSE_POOL,
-             description="Baumkataster: höchstens 2 % der Bäume je Datei wegen Plausibilität abgewiesen (Warnung).")
+@asset_check(
+    asset=RAW_TREES,
+    pool=WAREHOUSE_POOL,
+    description="Baumkataster: höchstens 2 % der Bäume je Datei wegen Plausibilität abgewiesen (Warnung).",
+)
 def trees_register_rejection_share() -> AssetCheckResult:
     with warehouse.connect(config.paths().warehouse) as con:
-        shares = trees_source.register_rejection_shares(con) if warehouse.table_exists(con, "raw", "ingestion_files") else []
+        shares = (
+            trees_source.register_rejection_shares(con) if warehouse.table_exists(con, "raw", "ingestion_files") else []
+        )
     too_high = [s for s in shares if s[3] > MAX_REGISTER_REJECTION_SHARE]
     read = sum(s[1] for s in shares)
     rejected = sum(s[2] for s in shares)
@@ -65,9 +70,12 @@ def trees_register_rejection_share() -> AssetCheckResult:
     )
 
 
-@asset_check(asset=RAW_TREES, pool=WAREHOUSE_POOL,
-             description=f"Klimabäume-Aktion {format_date(CAMPAIGN_DATE)}: {format_number(CAMPAIGN_TREE_TARGET)} Bäume über "
-                         f"{CAMPAIGN_DISTRIBUTION_POINTS} Ausgabestellen (Warnung).")
+@asset_check(
+    asset=RAW_TREES,
+    pool=WAREHOUSE_POOL,
+    description=f"Klimabäume-Aktion {format_date(CAMPAIGN_DATE)}: {format_number(CAMPAIGN_TREE_TARGET)} Bäume über "
+    f"{CAMPAIGN_DISTRIBUTION_POINTS} Ausgabestellen (Warnung).",
+)
 def trees_campaign_total() -> AssetCheckResult:
     with warehouse.connect(config.paths().warehouse) as con:
         if warehouse.table_exists(con, "raw", trees_source.CAMPAIGN):
@@ -77,34 +85,63 @@ def trees_campaign_total() -> AssetCheckResult:
     return AssetCheckResult(
         passed=trees == CAMPAIGN_TREE_TARGET,
         severity=AssetCheckSeverity.WARN,
-        metadata={"trees": trees, "expected_trees": CAMPAIGN_TREE_TARGET, "distribution_points": points,
-                  "expected_distribution_points": CAMPAIGN_DISTRIBUTION_POINTS},
+        metadata={
+            "trees": trees,
+            "expected_trees": CAMPAIGN_TREE_TARGET,
+            "distribution_points": points,
+            "expected_distribution_points": CAMPAIGN_DISTRIBUTION_POINTS,
+        },
     )
 
 
-@asset_check(asset=RAW_SURFACES, blocking=True, pool=WAREHOUSE_POOL,
-             description="Versiegelte Flächen: keine fehlende, null oder negative Fläche geladen (blockierend).")
+@asset_check(
+    asset=RAW_SURFACES,
+    blocking=True,
+    pool=WAREHOUSE_POOL,
+    description="Versiegelte Flächen: keine fehlende, null oder negative Fläche geladen (blockierend).",
+)
 def surfaces_area_positive() -> AssetCheckResult:
     with warehouse.connect(config.paths().warehouse) as con:
-        bad = surfaces_source.non_positive_areas(con) if warehouse.table_exists(con, "raw", surfaces_source.PARCELS) else 0
-    return AssetCheckResult(passed=bad == 0, severity=AssetCheckSeverity.ERROR,
-                            metadata={"records_with_non_positive_area": bad})
+        bad = (
+            surfaces_source.non_positive_areas(con)
+            if warehouse.table_exists(con, "raw", surfaces_source.PARCELS)
+            else 0
+        )
+    return AssetCheckResult(
+        passed=bad == 0, severity=AssetCheckSeverity.ERROR, metadata={"records_with_non_positive_area": bad}
+    )
 
 
-@asset_check(asset=RAW_SURFACES, blocking=True, pool=WAREHOUSE_POOL,
-             description="Kanalanschluss und Flächenart aller geladenen Flächen im Wertebereich (blockierend).")
+@asset_check(
+    asset=RAW_SURFACES,
+    blocking=True,
+    pool=WAREHOUSE_POOL,
+    description="Kanalanschluss und Flächenart aller geladenen Flächen im Wertebereich (blockierend).",
+)
 def surfaces_codes_in_domain() -> AssetCheckResult:
     with warehouse.connect(config.paths().warehouse) as con:
-        bad = surfaces_source.out_of_domain_codes(con) if warehouse.table_exists(con, "raw", surfaces_source.PARCELS) else []
-    return AssetCheckResult(passed=not bad, severity=AssetCheckSeverity.ERROR,
-                            metadata={"values_out_of_domain": len(bad), "examples": str(bad[:10])})
+        bad = (
+            surfaces_source.out_of_domain_codes(con)
+            if warehouse.table_exists(con, "raw", surfaces_source.PARCELS)
+            else []
+        )
+    return AssetCheckResult(
+        passed=not bad,
+        severity=AssetCheckSeverity.ERROR,
+        metadata={"values_out_of_domain": len(bad), "examples": str(bad[:10])},
+    )
 
 
-@asset_check(asset=RAW_SURFACES, pool=WAREHOUSE_POOL,
-             description="Versiegelte Flächen: höchstens 1 % der Sätze abgewiesen (Warnung).")
+@asset_check(
+    asset=RAW_SURFACES,
+    pool=WAREHOUSE_POOL,
+    description="Versiegelte Flächen: höchstens 1 % der Sätze abgewiesen (Warnung).",
+)
 def surfaces_rejection_share() -> AssetCheckResult:
     with warehouse.connect(config.paths().warehouse) as con:
-        read, rejected = surfaces_source.rejection_share(con) if warehouse.table_exists(con, "raw", "ingestion_files") else (0, 0)
+        read, rejected = (
+            surfaces_source.rejection_share(con) if warehouse.table_exists(con, "raw", "ingestion_files") else (0, 0)
+        )
     share = rejected / read if read else 0.0
     return AssetCheckResult(
         passed=share <= MAX_SURFACE_REJECTION_SHARE,
@@ -113,16 +150,26 @@ def surfaces_rejection_share() -> AssetCheckResult:
     )
 
 
-@asset_check(asset=dbt_model_key("int_water_balance__factors"), pool=WAREHOUSE_POOL,
-             description="Niederschlag P und ETp im Gültigkeitsbereich der DWA-M-102-4-Regressionen (Warnung).")
+@asset_check(
+    asset=dbt_model_key("int_water_balance__factors"),
+    pool=WAREHOUSE_POOL,
+    description="Niederschlag P und ETp im Gültigkeitsbereich der DWA-M-102-4-Regressionen (Warnung).",
+)
 def water_balance_precipitation_in_range() -> AssetCheckResult:
     with warehouse.connect(config.paths().warehouse) as con:
-        rows = con.execute(
-            "select distinct municipality_key, precipitation_mm, etp_mm "
-            "from intermediate.int_water_balance__factors where not is_in_valid_range order by 1"
-        ).fetchall() if warehouse.table_exists(con, "intermediate", "int_water_balance__factors") else []
-    return AssetCheckResult(passed=not rows, severity=AssetCheckSeverity.WARN,
-                            metadata={"municipalities_out_of_range": len(rows), "examples": str(rows[:10])})
+        rows = (
+            con.execute(
+                "select distinct municipality_key, precipitation_mm, etp_mm "
+                "from intermediate.int_water_balance__factors where not is_in_valid_range order by 1"
+            ).fetchall()
+            if warehouse.table_exists(con, "intermediate", "int_water_balance__factors")
+            else []
+        )
+    return AssetCheckResult(
+        passed=not rows,
+        severity=AssetCheckSeverity.WARN,
+        metadata={"municipalities_out_of_range": len(rows), "examples": str(rows[:10])},
+    )
 
 
 assets: list = []

@@ -28,19 +28,28 @@ def compare(before: str, after: str, schemas: list[str]) -> list[str]:
     con.execute("attach ? as a (read_only)", [after])
 
     def tables(db: str, schema: str) -> set[str]:
-        return {r[0] for r in con.execute("select table_name from duckdb_tables() where database_name = ? "
-                                          "and schema_name = ?", [db, schema]).fetchall()}
+        return {
+            r[0]
+            for r in con.execute(
+                "select table_name from duckdb_tables() where database_name = ? and schema_name = ?", [db, schema]
+            ).fetchall()
+        }
 
     def columns(db: str, schema: str, table: str) -> list[tuple]:
-        return con.execute("select column_name, data_type from duckdb_columns() where database_name = ? and "
-                           "schema_name = ? and table_name = ? order by column_index", [db, schema, table]).fetchall()
+        return con.execute(
+            "select column_name, data_type from duckdb_columns() where database_name = ? and "
+            "schema_name = ? and table_name = ? order by column_index",
+            [db, schema, table],
+        ).fetchall()
 
     lines, differences = [], 0
     for schema in schemas:
         in_before, in_after = tables("b", schema), tables("a", schema)
         if in_before != in_after:
             differences += 1
-            lines.append(f"{schema}: only before {sorted(in_before - in_after)}, only after {sorted(in_after - in_before)}")
+            lines.append(
+                f"{schema}: only before {sorted(in_before - in_after)}, only after {sorted(in_after - in_before)}"
+            )
         for table in sorted(in_before & in_after):
             if columns("b", schema, table) != columns("a", schema, table):
                 differences += 1
@@ -56,8 +65,11 @@ def compare(before: str, after: str, schemas: list[str]) -> list[str]:
             same = only_before == only_after == 0
             differences += not same
             note = f" (without {', '.join(ignored)})" if ignored else ""
-            lines.append(f"{schema}.{table}: {rows} rows, " + ("identical" if same else
-                         f"DIFFER: {only_before} rows only before, {only_after} only after") + note)
+            lines.append(
+                f"{schema}.{table}: {rows} rows, "
+                + ("identical" if same else f"DIFFER: {only_before} rows only before, {only_after} only after")
+                + note
+            )
     lines.append("all identical" if not differences else f"{differences} differences")
     return lines
 

@@ -35,8 +35,20 @@ KINDS = ("models", "sources", "unit_tests", "seeds", "snapshots")
 #: Canonical key order of mappings; keys not listed keep their relative order after the listed ones.
 KEY_ORDER = {
     "file": ["version", *KINDS],
-    "node": ["name", "description", "model", "schema", "config", "overrides", "given", "expect", "constraints",
-             "data_tests", "columns", "tables"],
+    "node": [
+        "name",
+        "description",
+        "model",
+        "schema",
+        "config",
+        "overrides",
+        "given",
+        "expect",
+        "constraints",
+        "data_tests",
+        "columns",
+        "tables",
+    ],
     "column": ["name", "data_type", "description", "constraints", "data_tests"],
 }
 
@@ -153,8 +165,10 @@ def problems(root: Path = REPO_ROOT) -> list[str]:
             declared = {entry["name"] for entry in data["models"]}
             present = {p.stem for p in path.parent.iterdir() if p.suffix in (".sql", ".py")}
             if declared != present:
-                found.append(f"{rel}: describes {sorted(declared - present)} not in its folder, "
-                             f"misses {sorted(present - declared)}")
+                found.append(
+                    f"{rel}: describes {sorted(declared - present)} not in its folder, "
+                    f"misses {sorted(present - declared)}"
+                )
         if kinds[0] == "unit_tests":
             order = KEY_ORDER["node"]
             for entry in data["unit_tests"]:

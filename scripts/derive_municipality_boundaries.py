@@ -70,15 +70,28 @@ def derive(source: Path) -> tuple[str, str]:
         official = round(float(props["destatis"]["area"]), 2)
         polygon = round(geodesic_area_km2(geometry), 2)
         areas[key] = (props["AGS"], official, polygon)
-        features.append({"type": "Feature",
-                         "properties": {"municipality_key": key, "ags": props["AGS"], "name_official": props["GEN"],
-                                        "area_km2_official": official, "area_km2_polygon": polygon},
-                         "geometry": geometry})
-    out = {"type": "FeatureCollection", "name": "municipality_boundaries_rvr",
-           "crs": {"type": "name", "properties": {"name": "urn:ogc:def:crs:OGC:1.3:CRS84"}},
-           "source": ATTRIBUTION, "license": LICENSE,
-           "derived_with": "scripts/derive_municipality_boundaries.py from gemeinden_nrw.geojson (VG250, simplified)",
-           "features": features}
+        features.append(
+            {
+                "type": "Feature",
+                "properties": {
+                    "municipality_key": key,
+                    "ags": props["AGS"],
+                    "name_official": props["GEN"],
+                    "area_km2_official": official,
+                    "area_km2_polygon": polygon,
+                },
+                "geometry": geometry,
+            }
+        )
+    out = {
+        "type": "FeatureCollection",
+        "name": "municipality_boundaries_rvr",
+        "crs": {"type": "name", "properties": {"name": "urn:ogc:def:crs:OGC:1.3:CRS84"}},
+        "source": ATTRIBUTION,
+        "license": LICENSE,
+        "derived_with": "scripts/derive_municipality_boundaries.py from gemeinden_nrw.geojson (VG250, simplified)",
+        "features": features,
+    }
     boundaries = json.dumps(out, ensure_ascii=False, separators=(",", ":")) + "\n"
 
     with open(SEEDS_DIR / "municipalities.csv", newline="", encoding="utf-8") as fh:

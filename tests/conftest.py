@@ -37,10 +37,25 @@ def stop_process_group(proc: subprocess.Popen, timeout: float = 60) -> None:
 
 def zi_env(data_dir: Path) -> dict[str, str]:
     """The environment of a `zi` command on ``data_dir``: its own Dagster instance (``<data_dir>/dagster``)."""
-    env = {**os.environ, "ZI_DATA_DIR": str(data_dir), "DO_NOT_TRACK": "1", "DAGSTER_DISABLE_TELEMETRY": "1",
-           "COLUMNS": "200"}
+    env = {
+        **os.environ,
+        "ZI_DATA_DIR": str(data_dir),
+        "DO_NOT_TRACK": "1",
+        "DAGSTER_DISABLE_TELEMETRY": "1",
+        "COLUMNS": "200",
+    }
     env.pop("DAGSTER_HOME", None)
     return env
+
+
+#: Fixtures that build the demo (minutes): tests using them count as slow (``make test-fast`` leaves them out).
+BUILD_FIXTURES = {"demo_build", "demo_data_dir"}
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if BUILD_FIXTURES & set(getattr(item, "fixturenames", ())) or item.get_closest_marker("postgres"):
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -31,50 +31,61 @@ def _expectations() -> dict[tuple[str, str], object]:
     E = gx.expectations
     day = v._day
     return {
-        ("known_municipality", "municipality"):
-            E.ExpectColumnValuesToBeInSet(column="municipality_key", value_set=sorted(municipality_by_key())),
-        ("municipality_matches_submission", "municipality"):
-            E.ExpectColumnPairValuesToBeEqual(column_A="municipality_key", column_B="submission_municipality_key",
-                                              ignore_row_if="either_value_is_missing"),
-        ("known_measure_type", "measure_type"):
-            E.ExpectColumnValuesToBeInSet(column="measure_type_key",
-                                          value_set=[m["measure_type_key"] for m in measure_types()]),
-        ("known_status", "status"):
-            E.ExpectColumnValuesToBeInSet(column="status_key", value_set=[s["status_key"] for s in project_statuses()]),
-        ("known_surface_type", "affected_surface_type"):
-            E.ExpectColumnValuesToBeInSet(column="affected_surface_type", value_set=list(SURFACE_TYPES)),
-        ("total_cost_range", "total_cost_eur"):
-            E.ExpectColumnValuesToBeBetween(column="total_cost_eur", min_value=0, max_value=v.MAX_TOTAL_COST_EUR,
-                                            strict_min=True),
-        ("requested_funding_non_negative", "requested_funding_eur"):
-            E.ExpectColumnValuesToBeBetween(column="requested_funding_eur", min_value=0),
-        ("requested_le_total_cost", "requested_funding_eur"):
-            E.ExpectColumnPairValuesAToBeGreaterThanB(column_A="total_cost_eur", column_B="requested_funding_eur",
-                                                      or_equal=True, ignore_row_if="either_value_is_missing"),
-        ("funding_rate_within_limits", "funding_rate"):
-            E.ExpectColumnValuesToBeBetween(column="funding_rate", min_value=0, max_value=v.MAX_FUNDING_RATE,
-                                            strict_min=True),
-        ("completion_after_start", "planned_completion_date"):
-            E.ExpectColumnPairValuesAToBeGreaterThanB(column_A="_completion_day", column_B="_start_day",
-                                                      or_equal=True, ignore_row_if="either_value_is_missing"),
-        ("date_plausible", "planned_start_date"):
-            E.ExpectColumnValuesToBeBetween(column="_start_day", min_value=day(v.DATE_MIN),
-                                            max_value=day(v.DATE_MAX)),
-        ("date_plausible", "planned_completion_date"):
-            E.ExpectColumnValuesToBeBetween(column="_completion_day", min_value=day(v.DATE_MIN),
-                                            max_value=day(v.DATE_MAX)),
-        ("area_non_negative", "expected_disconnected_area_m2"):
-            E.ExpectColumnValuesToBeBetween(column="expected_disconnected_area_m2", min_value=0),
-        ("area_non_negative", "surface_change_m2"):
-            E.ExpectColumnValuesToBeBetween(column="surface_change_m2", min_value=0),
-        ("trees_non_negative", "expected_trees"):
-            E.ExpectColumnValuesToBeBetween(column="expected_trees", min_value=0),
-        ("trees_whole_number", "expected_trees"):
-            E.ExpectColumnValuesToBeBetween(column="_trees_fraction", min_value=0, max_value=0),
-        ("payment_non_negative", "forecast_payment_eur"):
-            E.ExpectColumnValuesToBeBetween(column="_min_payment_eur", min_value=0),
-        ("contact_email_format", "contact_email"):
-            E.ExpectColumnValuesToMatchRegex(column="contact_email", regex=v.EMAIL_REGEX),
+        ("known_municipality", "municipality"): E.ExpectColumnValuesToBeInSet(
+            column="municipality_key", value_set=sorted(municipality_by_key())
+        ),
+        ("municipality_matches_submission", "municipality"): E.ExpectColumnPairValuesToBeEqual(
+            column_A="municipality_key", column_B="submission_municipality_key", ignore_row_if="either_value_is_missing"
+        ),
+        ("known_measure_type", "measure_type"): E.ExpectColumnValuesToBeInSet(
+            column="measure_type_key", value_set=[m["measure_type_key"] for m in measure_types()]
+        ),
+        ("known_status", "status"): E.ExpectColumnValuesToBeInSet(
+            column="status_key", value_set=[s["status_key"] for s in project_statuses()]
+        ),
+        ("known_surface_type", "affected_surface_type"): E.ExpectColumnValuesToBeInSet(
+            column="affected_surface_type", value_set=list(SURFACE_TYPES)
+        ),
+        ("total_cost_range", "total_cost_eur"): E.ExpectColumnValuesToBeBetween(
+            column="total_cost_eur", min_value=0, max_value=v.MAX_TOTAL_COST_EUR, strict_min=True
+        ),
+        ("requested_funding_non_negative", "requested_funding_eur"): E.ExpectColumnValuesToBeBetween(
+            column="requested_funding_eur", min_value=0
+        ),
+        ("requested_le_total_cost", "requested_funding_eur"): E.ExpectColumnPairValuesAToBeGreaterThanB(
+            column_A="total_cost_eur",
+            column_B="requested_funding_eur",
+            or_equal=True,
+            ignore_row_if="either_value_is_missing",
+        ),
+        ("funding_rate_within_limits", "funding_rate"): E.ExpectColumnValuesToBeBetween(
+            column="funding_rate", min_value=0, max_value=v.MAX_FUNDING_RATE, strict_min=True
+        ),
+        ("completion_after_start", "planned_completion_date"): E.ExpectColumnPairValuesAToBeGreaterThanB(
+            column_A="_completion_day", column_B="_start_day", or_equal=True, ignore_row_if="either_value_is_missing"
+        ),
+        ("date_plausible", "planned_start_date"): E.ExpectColumnValuesToBeBetween(
+            column="_start_day", min_value=day(v.DATE_MIN), max_value=day(v.DATE_MAX)
+        ),
+        ("date_plausible", "planned_completion_date"): E.ExpectColumnValuesToBeBetween(
+            column="_completion_day", min_value=day(v.DATE_MIN), max_value=day(v.DATE_MAX)
+        ),
+        ("area_non_negative", "expected_disconnected_area_m2"): E.ExpectColumnValuesToBeBetween(
+            column="expected_disconnected_area_m2", min_value=0
+        ),
+        ("area_non_negative", "surface_change_m2"): E.ExpectColumnValuesToBeBetween(
+            column="surface_change_m2", min_value=0
+        ),
+        ("trees_non_negative", "expected_trees"): E.ExpectColumnValuesToBeBetween(column="expected_trees", min_value=0),
+        ("trees_whole_number", "expected_trees"): E.ExpectColumnValuesToBeBetween(
+            column="_trees_fraction", min_value=0, max_value=0
+        ),
+        ("payment_non_negative", "forecast_payment_eur"): E.ExpectColumnValuesToBeBetween(
+            column="_min_payment_eur", min_value=0
+        ),
+        ("contact_email_format", "contact_email"): E.ExpectColumnValuesToMatchRegex(
+            column="contact_email", regex=v.EMAIL_REGEX
+        ),
     }
 
 
@@ -103,8 +114,7 @@ def to_frame(columns: dict[str, list]) -> pd.DataFrame:
         frame[c] = np.array([np.nan if x is None else x for x in columns[c]], dtype=np.float64)
     epoch = dt.date(1970, 1, 1).toordinal()
     for c, helper in v.DAY_COLUMNS.items():
-        frame[helper] = np.array([np.nan if d is None else d.toordinal() - epoch for d in columns[c]],
-                                 dtype=np.float64)
+        frame[helper] = np.array([np.nan if d is None else d.toordinal() - epoch for d in columns[c]], dtype=np.float64)
     df = pd.DataFrame(frame)
     trees = df["expected_trees"].to_numpy()
     with np.errstate(invalid="ignore"):  # inf - inf: NaN, a missing value (as the production rules see it)
@@ -120,10 +130,14 @@ def validate(columns: dict[str, list]) -> list[v.Failure]:
     df = to_frame(columns)
     batch_definition, suite, pairs = _suite()
     batch = batch_definition.get_batch(batch_parameters={"dataframe": df})
-    result = batch.validate(suite, result_format={
-        "result_format": "COMPLETE", "unexpected_index_column_names": ["_row_key"],
-        "return_unique_unexpected_index_list": False,
-    })
+    result = batch.validate(
+        suite,
+        result_format={
+            "result_format": "COMPLETE",
+            "unexpected_index_column_names": ["_row_key"],
+            "return_unique_unexpected_index_list": False,
+        },
+    )
     failures = []
     for res in result.results:
         cfg = res.expectation_config
@@ -143,7 +157,10 @@ def _match_rule(pairs, type_: str, kwargs: dict) -> v.Rule:
     for rule, e in pairs:
         if e.expectation_type != type_:
             continue
-        if all(kwargs.get(k) == getattr(e, k, None) for k in ("column", "column_A", "column_B")
-               if kwargs.get(k) is not None):
+        if all(
+            kwargs.get(k) == getattr(e, k, None)
+            for k in ("column", "column_A", "column_B")
+            if kwargs.get(k) is not None
+        ):
             return rule
     raise KeyError(type_)

@@ -21,10 +21,10 @@ import shutil
 import socket
 import subprocess
 import tempfile
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 #: Where Debian/Ubuntu put the server binaries; PATH is tried first.
 _BIN_DIRS = ("/usr/lib/postgresql/15/bin", "/usr/lib/postgresql/16/bin", "/usr/lib/postgresql/17/bin")
@@ -115,11 +115,15 @@ def postgres_server(db_user: str = "postgres") -> Iterator[PostgresServer]:
     port = _free_port()
     started = False
     try:
-        _run_as(os_user, [initdb, "-D", str(data_dir), "-U", db_user, "-A", "trust", "-E", "UTF8",
-                          "--locale=C", "--no-sync"])
+        _run_as(
+            os_user,
+            [initdb, "-D", str(data_dir), "-U", db_user, "-A", "trust", "-E", "UTF8", "--locale=C", "--no-sync"],
+        )
         options = f"-p {port} -h 127.0.0.1 -k {socket_dir} -F -c fsync=off -c full_page_writes=off"
-        _run_as(os_user, [pg_ctl, "-D", str(data_dir), "-o", options, "-l", str(base / "server.log"),
-                          "-w", "-t", "60", "start"])
+        _run_as(
+            os_user,
+            [pg_ctl, "-D", str(data_dir), "-o", options, "-l", str(base / "server.log"), "-w", "-t", "60", "start"],
+        )
         started = True
         yield PostgresServer(host="127.0.0.1", port=port, user=db_user, data_dir=data_dir)
     finally:

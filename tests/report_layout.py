@@ -68,8 +68,13 @@ def printable_width_px(html: str) -> int:
     values = [float(v.removesuffix("mm")) for v in margins.group(1).split()] if margins else [0.0]
     assert all(v >= 0 for v in values)
     # CSS shorthand: one value for all sides; two or three: the second is left and right; four: top right bottom left
-    left, right = (values[0], values[0]) if len(values) == 1 else (values[3], values[1]) if len(values) == 4 \
+    left, right = (
+        (values[0], values[0])
+        if len(values) == 1
+        else (values[3], values[1])
+        if len(values) == 4
         else (values[1], values[1])
+    )
     return int((A4_WIDTH_MM - left - right) * PX_PER_MM)
 
 
@@ -79,10 +84,15 @@ def overflowing_elements(browser, html_path: Path, *, media: str, width_px: int)
 
 
 def describe(findings: dict, limit: int = 15) -> str:
-    lines = [f"{f['kind']}: {f['element']} (right edge {f['right']:.0f} px, window {f['width']} px"
-             + (f", content {f['content']} px" if "content" in f else "") + ")" for f in findings["found"][:limit]]
+    lines = [
+        f"{f['kind']}: {f['element']} (right edge {f['right']:.0f} px, window {f['width']} px"
+        + (f", content {f['content']} px" if "content" in f else "")
+        + ")"
+        for f in findings["found"][:limit]
+    ]
     more = len(findings["found"]) - limit
     return "\n".join(lines + ([f"... and {more} more"] if more > 0 else []))
+
 
 #: Pairs of text elements inside one chart (<svg data-chart>) whose boxes intersect: labels written over
 #: each other, e.g. rotated tick labels over the chart's "Abb. n" line. A shared area below ``tolerance`` px²
@@ -117,8 +127,29 @@ def overlapping_chart_texts(browser, html_path: Path, *, width_px: int, toleranc
 
 class _TextCollector(HTMLParser):
     #: Elements whose text a reader sees apart from its neighbours' (inline ones such as <a>, <span> join).
-    SEPARATE = {"p", "div", "section", "header", "nav", "li", "td", "th", "tr", "caption", "figcaption", "summary",
-                "h1", "h2", "h3", "h4", "br", "text", "ol", "ul", "table"}
+    SEPARATE = {
+        "p",
+        "div",
+        "section",
+        "header",
+        "nav",
+        "li",
+        "td",
+        "th",
+        "tr",
+        "caption",
+        "figcaption",
+        "summary",
+        "h1",
+        "h2",
+        "h3",
+        "h4",
+        "br",
+        "text",
+        "ol",
+        "ul",
+        "table",
+    }
 
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)

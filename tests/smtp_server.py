@@ -17,10 +17,10 @@ import email
 import email.policy
 import threading
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from email.message import EmailMessage
-from typing import Iterator
 
 from aiosmtpd.controller import Controller
 
@@ -33,7 +33,7 @@ class _Collector:
     recipients: list[list[str]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    async def handle_DATA(self, server, session, envelope) -> str:  # noqa: N802 - aiosmtpd's handler name
+    async def handle_DATA(self, server, session, envelope) -> str:
         message = email.message_from_bytes(envelope.original_content, policy=email.policy.default)
         with self.lock:
             self.messages.append(message)
@@ -58,8 +58,12 @@ class SmtpServer:
             return list(self.collector.recipients)
 
     def env(self, to: str = "datenteam@example.org", sender: str = "zi-warehouse@example.org") -> dict[str, str]:
-        return {"ZI_ALERT_SMTP_HOST": self.host, "ZI_ALERT_SMTP_PORT": str(self.port),
-                "ZI_ALERT_FROM": sender, "ZI_ALERT_TO": to}
+        return {
+            "ZI_ALERT_SMTP_HOST": self.host,
+            "ZI_ALERT_SMTP_PORT": str(self.port),
+            "ZI_ALERT_FROM": sender,
+            "ZI_ALERT_TO": to,
+        }
 
     def wait_for(self, count: int, timeout: float = 10.0) -> list[EmailMessage]:
         """The messages once at least ``count`` arrived (or whatever arrived when the time is up)."""

@@ -25,31 +25,49 @@ UI_URL = "http://zi-server.example:3000"
 
 def _failure(tmp_path: Path) -> alerts.RunFailure:
     return alerts.RunFailure(
-        run_id="0f0e0d0c-aaaa-bbbb-cccc-123456789abc", job_name="build_warehouse",
-        launched_by="Zeitplan daily_warehouse_build", data_dir=tmp_path / "zi-daten",
+        run_id="0f0e0d0c-aaaa-bbbb-cccc-123456789abc",
+        job_name="build_warehouse",
+        launched_by="Zeitplan daily_warehouse_build",
+        data_dir=tmp_path / "zi-daten",
         run_url=f"{UI_URL}/runs/0f0e0d0c-aaaa-bbbb-cccc-123456789abc",
         failed_steps=[alerts.FailedStep("zi_dbt_assets", "duckdb.IOException: IO Error: Datei nicht lesbar")],
-        started_at=dt.datetime(2026, 11, 30, 5, 0, tzinfo=dt.timezone.utc),
-        ended_at=dt.datetime(2026, 11, 30, 5, 4, tzinfo=dt.timezone.utc),
+        started_at=dt.datetime(2026, 11, 30, 5, 0, tzinfo=dt.UTC),
+        ended_at=dt.datetime(2026, 11, 30, 5, 4, tzinfo=dt.UTC),
         published=False,
     )
 
 
 def test_settings_come_from_the_environment_and_are_checked():
     assert alerts.SmtpSettings.from_env({}) is None  # alerts off
-    settings = alerts.SmtpSettings.from_env({
-        "ZI_ALERT_SMTP_HOST": "mail.intern", "ZI_ALERT_SMTP_STARTTLS": "1", "ZI_ALERT_SMTP_USER": "zi",
-        "ZI_ALERT_SMTP_PASSWORD": "geheim", "ZI_ALERT_FROM": "zi@example.org",
-        "ZI_ALERT_TO": "a@example.org, b@example.org;c@example.org"})
+    settings = alerts.SmtpSettings.from_env(
+        {
+            "ZI_ALERT_SMTP_HOST": "mail.intern",
+            "ZI_ALERT_SMTP_STARTTLS": "1",
+            "ZI_ALERT_SMTP_USER": "zi",
+            "ZI_ALERT_SMTP_PASSWORD": "geheim",
+            "ZI_ALERT_FROM": "zi@example.org",
+            "ZI_ALERT_TO": "a@example.org, b@example.org;c@example.org",
+        }
+    )
     assert settings.port == 587 and settings.starttls and settings.user == "zi" and settings.password == "geheim"
     assert settings.recipients == ("a@example.org", "b@example.org", "c@example.org")
-    assert alerts.SmtpSettings.from_env({"ZI_ALERT_SMTP_HOST": "mail.intern", "ZI_ALERT_FROM": "zi@example.org",
-                                         "ZI_ALERT_TO": "a@example.org"}).port == 25
+    assert (
+        alerts.SmtpSettings.from_env(
+            {"ZI_ALERT_SMTP_HOST": "mail.intern", "ZI_ALERT_FROM": "zi@example.org", "ZI_ALERT_TO": "a@example.org"}
+        ).port
+        == 25
+    )
     with pytest.raises(alerts.AlertConfigError, match="ZI_ALERT_TO"):
         alerts.SmtpSettings.from_env({"ZI_ALERT_SMTP_HOST": "mail.intern", "ZI_ALERT_FROM": "zi@example.org"})
     with pytest.raises(alerts.AlertConfigError, match="Portnummer"):
-        alerts.SmtpSettings.from_env({"ZI_ALERT_SMTP_HOST": "mail.intern", "ZI_ALERT_SMTP_PORT": "smtp",
-                                      "ZI_ALERT_FROM": "zi@example.org", "ZI_ALERT_TO": "a@example.org"})
+        alerts.SmtpSettings.from_env(
+            {
+                "ZI_ALERT_SMTP_HOST": "mail.intern",
+                "ZI_ALERT_SMTP_PORT": "smtp",
+                "ZI_ALERT_FROM": "zi@example.org",
+                "ZI_ALERT_TO": "a@example.org",
+            }
+        )
 
 
 def test_a_failed_step_is_mailed_once_in_german(tmp_path):
@@ -98,9 +116,17 @@ def _daemon_like_context(instance, cursor):
     repo = defs.get_repository_def()
     origin = ManagedGrpcPythonEnvCodeLocationOrigin(
         LoadableTargetOrigin(module_name="dagster_zi.definitions", working_directory=str(REPO_ROOT)),
-        location_name="zi_warehouse")
-    return SensorEvaluationContext(instance_ref=None, instance=instance, cursor=cursor, repository_name=repo.name,
-                                   repository_def=repo, sensor_name=SENSOR_NAME, code_location_origin=origin)
+        location_name="zi_warehouse",
+    )
+    return SensorEvaluationContext(
+        instance_ref=None,
+        instance=instance,
+        cursor=cursor,
+        repository_name=repo.name,
+        repository_def=repo,
+        sensor_name=SENSOR_NAME,
+        code_location_origin=origin,
+    )
 
 
 @pytest.mark.slow
@@ -124,20 +150,29 @@ def test_a_blocked_build_sends_one_mail_whoever_reports_it(tmp_path, monkeypatch
         first_tick = run_failure_alert.evaluate_tick(_daemon_like_context(instance, None))
         start_cursor = first_tick.cursor
 
-        build = subprocess.run([ZI, "build", "--no-demo-if-empty"], cwd=REPO_ROOT, env={**os.environ, "COLUMNS": "200"},
-                               capture_output=True, text=True, timeout=900)
+        build = subprocess.run(
+            [ZI, "build", "--no-demo-if-empty"],
+            cwd=REPO_ROOT,
+            env={**os.environ, "COLUMNS": "200"},
+            capture_output=True,
+            text=True,
+            timeout=900,
+        )
         assert build.returncode == 1, build.stdout + build.stderr
         [run] = instance.get_runs()
         assert "Benachrichtigung gesendet an datenteam@example.org" in build.stdout, build.stdout
         messages = smtp.wait_for(1)
         assert len(messages) == 1
         message = messages[0]
-        assert message["Subject"] == ("[ZI Warehouse] Build blockiert: Prüfung climate_station_list_parses "
-                                      "fehlgeschlagen (zi-daten)")
+        assert message["Subject"] == (
+            "[ZI Warehouse] Build blockiert: Prüfung climate_station_list_parses fehlgeschlagen (zi-daten)"
+        )
         body = body_of(message)
         assert "gestartet von zi build) wurde durch eine blockierende Prüfung angehalten." in body
-        assert ("Blockierende Prüfung fehlgeschlagen:\n  - raw_climate/climate__stations: climate_station_list_parses\n"
-                "    DWD-Stationsliste geladen, ohne abgewiesene Zeilen, mit jeder Station der Tageswerte") in body
+        assert (
+            "Blockierende Prüfung fehlgeschlagen:\n  - raw_climate/climate__stations: climate_station_list_parses\n"
+            "    DWD-Stationsliste geladen, ohne abgewiesene Zeilen, mit jeder Station der Tageswerte"
+        ) in body
         assert "Keine DWD-Stationsliste (KL_Tageswerte_Beschreibung_Stationen.txt) im Eingang" in body
         assert "Fehlgeschlagener Schritt:\n  - raw_climate__climate__stations_climate_station_list_parses" in body
         assert "Nichts wurde veröffentlicht" in body

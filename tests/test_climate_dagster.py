@@ -9,8 +9,12 @@ from dagster_zi import climate
 
 def test_checks_and_severities():
     specs = {spec.name: spec for check in climate.asset_checks for spec in check.check_specs}
-    assert set(specs) == {"climate_station_list_parses", "climate_daily_values_plausible",
-                          "climate_no_duplicate_days", "climate_data_current"}
+    assert set(specs) == {
+        "climate_station_list_parses",
+        "climate_daily_values_plausible",
+        "climate_no_duplicate_days",
+        "climate_data_current",
+    }
     assert specs["climate_station_list_parses"].blocking and specs["climate_no_duplicate_days"].blocking
     assert not specs["climate_daily_values_plausible"].blocking and not specs["climate_data_current"].blocking
     assert specs["climate_station_list_parses"].asset_key == AssetKey(["raw_climate", "climate__stations"])

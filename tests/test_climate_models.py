@@ -20,10 +20,10 @@ import duckdb
 import numpy as np
 import pytest
 
-from zi_warehouse.sources import climate as climate_checks
 from zi_warehouse import dwd, warehouse
 from zi_warehouse.ingest import ingest
 from zi_warehouse.sources import climate
+from zi_warehouse.sources import climate as climate_checks
 
 REPO = Path(__file__).resolve().parents[1]
 REAL = REPO.parent / "shared" / "real-data" / "dwd"
@@ -53,16 +53,26 @@ def isolated_dbt_project(folder: Path) -> Path:
 
 def dbt_build(project: Path, data_dir: Path, *args: str) -> None:
     env = {**os.environ, "ZI_DATA_DIR": str(data_dir), "DO_NOT_TRACK": "1"}
-    result = subprocess.run([str(DBT), "build", "--project-dir", str(project), "--profiles-dir", str(project), *args],
-                            cwd=project, env=env, capture_output=True, text=True)
+    result = subprocess.run(
+        [str(DBT), "build", "--project-dir", str(project), "--profiles-dir", str(project), *args],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
 
 
 def synthetic_product(first: dt.date, last: dt.date, txk: float, rsk: float) -> tuple[str, bytes]:
     days = np.arange(np.datetime64(first), np.datetime64(last) + 1, dtype="datetime64[D]")
     n = len(days)
-    values = {"QN_4": np.full(n, 10.0), "TXK": np.full(n, txk), "TNK": np.full(n, 10.0),
-              "TMK": np.full(n, 15.0), "RSK": np.full(n, rsk)}
+    values = {
+        "QN_4": np.full(n, 10.0),
+        "TXK": np.full(n, txk),
+        "TNK": np.full(n, 10.0),
+        "TMK": np.full(n, 15.0),
+        "RSK": np.full(n, rsk),
+    }
     return dwd.product_name(SYNTHETIC, first, last), dwd.render_product(SYNTHETIC, days, values)
 
 
@@ -93,11 +103,28 @@ def built(tmp_path_factory):
     for real in (FILE_403, FILE_429, STATION_LIST):
         (landing / "real" / real.name).symlink_to(real)  # read in place, never copied
     hist = synthetic_product(dt.date(2024, 1, 1), dt.date(2024, 12, 31), txk=20.0, rsk=1.0)
-    write_zip(landing / "synthetic" / "historical" / dwd.hist_zip_name(SYNTHETIC, dt.date(2024, 1, 1), dt.date(2024, 12, 31)), *hist)
+    write_zip(
+        landing / "synthetic" / "historical" / dwd.hist_zip_name(SYNTHETIC, dt.date(2024, 1, 1), dt.date(2024, 12, 31)),
+        *hist,
+    )
     older = synthetic_product(dt.date(2024, 10, 1), dt.date(2025, 3, 31), txk=21.0, rsk=2.0)
     write_zip(landing / "synthetic" / "recent" / "2026-10-01" / dwd.recent_zip_name(SYNTHETIC), *older)
-    (landing / "synthetic" / dwd.STATION_LIST_NAME).write_bytes(dwd.render_station_list([
-        dwd.StationEntry(SYNTHETIC, dt.date(2024, 1, 1), dt.date(2025, 3, 31), 100, 51.45, 7.01, "Teststation Essen", "Nordrhein-Westfalen")]))
+    (landing / "synthetic" / dwd.STATION_LIST_NAME).write_bytes(
+        dwd.render_station_list(
+            [
+                dwd.StationEntry(
+                    SYNTHETIC,
+                    dt.date(2024, 1, 1),
+                    dt.date(2025, 3, 31),
+                    100,
+                    51.45,
+                    7.01,
+                    "Teststation Essen",
+                    "Nordrhein-Westfalen",
+                )
+            ]
+        )
+    )
     project = isolated_dbt_project(root / "dbt")
     ingest_climate(data_dir)
     # the one dbt run of this module (dbt starts slowly); the data tests in the YAML run in the pipeline's
@@ -110,12 +137,20 @@ def built(tmp_path_factory):
     write_zip(landing / "synthetic" / "recent" / "2026-11-01" / dwd.recent_zip_name(SYNTHETIC), *newer)
     ingest_climate(data_dir)
     with duckdb.connect(str(db), read_only=True) as con:
-        after = dict(con.execute(
-            f"select measured_on, temperature_max_c from ({compiled_sql(project, 'int_climate__daily')}) "
-            "where station_id = ?", [SYNTHETIC]).fetchall())
-        after_kinds = dict(con.execute(
-            f"select delivery_kind, count(*) from ({compiled_sql(project, 'int_climate__daily')}) "
-            "where station_id = ? group by 1", [SYNTHETIC]).fetchall())
+        after = dict(
+            con.execute(
+                f"select measured_on, temperature_max_c from ({compiled_sql(project, 'int_climate__daily')}) "
+                "where station_id = ?",
+                [SYNTHETIC],
+            ).fetchall()
+        )
+        after_kinds = dict(
+            con.execute(
+                f"select delivery_kind, count(*) from ({compiled_sql(project, 'int_climate__daily')}) "
+                "where station_id = ? group by 1",
+                [SYNTHETIC],
+            ).fetchall()
+        )
     return {"db": db, "after": after, "after_kinds": after_kinds}
 
 
@@ -125,7 +160,10 @@ def plain_station_years(path: Path) -> dict[int, dict]:
     days = []
     for line in lines:
         f = [x.strip() for x in line.split(";")]
-        value = {k: (None if f[i] == "-999" else Decimal(f[i])) for k, i in (("RSK", 6), ("TMK", 13), ("TXK", 15), ("TNK", 16))}
+        value = {
+            k: (None if f[i] == "-999" else Decimal(f[i]))
+            for k, i in (("RSK", 6), ("TMK", 13), ("TXK", 15), ("TNK", 16))
+        }
         days.append((dt.datetime.strptime(f[1], "%Y%m%d").date(), value))
     years: dict[int, dict] = defaultdict(lambda: defaultdict(int))
     temps: dict[int, list] = defaultdict(list)
@@ -166,7 +204,10 @@ def plain_station_years(path: Path) -> dict[int, dict]:
 def test_real_403_loads_26298_days_and_mart_equals_direct_count(built):
     expected = plain_station_years(FILE_403)
     with duckdb.connect(str(built["db"]), read_only=True) as con:
-        assert con.execute("select count(*) from intermediate.int_climate__daily where station_id = 403").fetchone()[0] == 26_298
+        assert (
+            con.execute("select count(*) from intermediate.int_climate__daily where station_id = 403").fetchone()[0]
+            == 26_298
+        )
         cur = con.execute("select * from marts.mart_climate_station_year where station_id = 403 order by year")
         names = [d[0] for d in cur.description]
         rows = [dict(zip(names, r)) for r in cur.fetchall()]
@@ -174,9 +215,21 @@ def test_real_403_loads_26298_days_and_mart_equals_direct_count(built):
     for r in rows:
         e = expected[r["year"]]
         assert r["station_name"] == "Berlin-Dahlem (FU)"
-        for col in ("days_in_year", "days_observed", "missing_days", "summer_days", "hot_days", "tropical_nights",
-                    "frost_days", "ice_days", "precipitation_days_10mm", "precipitation_days_20mm",
-                    "precipitation_mm", "max_daily_precipitation_mm", "heat_periods"):
+        for col in (
+            "days_in_year",
+            "days_observed",
+            "missing_days",
+            "summer_days",
+            "hot_days",
+            "tropical_nights",
+            "frost_days",
+            "ice_days",
+            "precipitation_days_10mm",
+            "precipitation_days_20mm",
+            "precipitation_mm",
+            "max_daily_precipitation_mm",
+            "heat_periods",
+        ):
             assert r[col] == e[col], (r["year"], col, r[col], e[col])
         assert r["is_complete"] == (e["missing_days"] == 0)
         assert r["mean_temperature_c"] == pytest.approx(e["mean_temperature_c"], abs=0.006)
@@ -186,29 +239,40 @@ def test_real_403_loads_26298_days_and_mart_equals_direct_count(built):
 def test_reference_periods_of_403(built):
     expected = plain_station_years(FILE_403)
     with duckdb.connect(str(built["db"]), read_only=True) as con:
-        rows = con.execute("select reference_period, years_complete, is_representative, mean_hot_days, mean_precipitation_mm "
-                           "from intermediate.int_climate__reference_periods where station_id = 403 order by 1").fetchall()
-    for (period, years, representative, hot, precipitation), (a, b) in zip(rows, [(1961, 1990), (1991, 2020)]):
+        rows = con.execute(
+            "select reference_period, years_complete, is_representative, mean_hot_days, mean_precipitation_mm "
+            "from intermediate.int_climate__reference_periods where station_id = 403 order by 1"
+        ).fetchall()
+    for (_period, years, representative, hot, precipitation), (a, b) in zip(rows, [(1961, 1990), (1991, 2020)]):
         complete = [expected[y] for y in range(a, b + 1) if expected[y]["missing_days"] == 0]
         assert years == len(complete) and representative == (len(complete) >= 24)
         assert hot == pytest.approx(round(sum(y["hot_days"] for y in complete) / len(complete), 1))
-        assert precipitation == pytest.approx(float(sum(y["precipitation_mm"] for y in complete)) / len(complete), abs=0.051)
+        assert precipitation == pytest.approx(
+            float(sum(y["precipitation_mm"] for y in complete)) / len(complete), abs=0.051
+        )
 
 
 def test_short_429_year_says_it_is_incomplete(built):
     with duckdb.connect(str(built["db"]), read_only=True) as con:
-        rows = con.execute("select year, days_in_year, days_observed, missing_days, is_complete, station_name "
-                           "from marts.mart_climate_station_year where station_id = 429 order by year").fetchall()
+        rows = con.execute(
+            "select year, days_in_year, days_observed, missing_days, is_complete, station_name "
+            "from marts.mart_climate_station_year where station_id = 429 order by year"
+        ).fetchall()
     assert rows == [(1986, 365, 92, 273, False, "Berlin-Spandau"), (1987, 365, 31, 334, False, "Berlin-Spandau")]
 
 
 def test_historical_preferred_and_newer_recent_only_adds_or_corrects(built):
     db, after, kinds = built["db"], built["after"], built["after_kinds"]
     with duckdb.connect(str(db), read_only=True) as con:
-        before = dict(con.execute(  # the table dbt built before the newer archive arrived
-            "select measured_on, temperature_max_c from intermediate.int_climate__daily where station_id = ?",
-            [SYNTHETIC]).fetchall())
-        raw_rows = con.execute("select count(*) from staging.stg_climate__daily where station_id = ?", [SYNTHETIC]).fetchone()[0]
+        before = dict(
+            con.execute(  # the table dbt built before the newer archive arrived
+                "select measured_on, temperature_max_c from intermediate.int_climate__daily where station_id = ?",
+                [SYNTHETIC],
+            ).fetchall()
+        )
+        raw_rows = con.execute(
+            "select count(*) from staging.stg_climate__daily where station_id = ?", [SYNTHETIC]
+        ).fetchone()[0]
         assert climate_checks.duplicate_days(con) == (0, [])
         assert climate_checks.station_list_problems(con) == []
     # before the newer archive: 2024 from the historical archive (the overlap Oct-Dec 2024 too),
@@ -232,7 +296,8 @@ def test_municipalities_get_nearest_active_station_and_its_precipitation(built):
         rows = con.execute(
             "select m.municipality_key, m.station_id, m.distance_km, p.reference_period, p.mean_annual_precipitation_mm "
             "from intermediate.int_climate__municipality_station m "
-            "join intermediate.int_climate__municipality_precipitation p using (municipality_key)").fetchall()
+            "join intermediate.int_climate__municipality_precipitation p using (municipality_key)"
+        ).fetchall()
     assert len(rows) == 53
     # 00403 (Berlin) and 00429 are not active against the newest data (2025); the test station near
     # Essen is the only active one
@@ -248,7 +313,9 @@ def test_checks_find_implausible_values(built, tmp_path):
     shutil.copy(built["db"], db)
     with duckdb.connect(str(db)) as con:
         assert climate_checks.implausible_daily_values(con)[0] == 0
-        con.execute("update raw.climate__daily set txk = 55.5 where station_id = 403 and measured_on = date '2000-07-01'")
+        con.execute(
+            "update raw.climate__daily set txk = 55.5 where station_id = 403 and measured_on = date '2000-07-01'"
+        )
         count, examples = climate_checks.implausible_daily_values(con)
         assert count == 1 and examples[0][:2] == (403, dt.date(2000, 7, 1))
         con.execute("insert into intermediate.int_climate__daily select * from intermediate.int_climate__daily limit 1")

@@ -57,7 +57,9 @@ def assert_every_value(table, rows: list[dict]) -> None:
         expected = [expected_value(r[col], col in dwd.INTEGER_COLUMNS) for r in rows]
         if got[col.lower()] != expected:
             first = next(i for i, (a, b) in enumerate(zip(got[col.lower()], expected)) if a != b)
-            raise AssertionError(f"{col} differs first in line {first + 2}: {got[col.lower()][first]!r} != {expected[first]!r}")
+            raise AssertionError(
+                f"{col} differs first in line {first + 2}: {got[col.lower()][first]!r} != {expected[first]!r}"
+            )
 
 
 def test_real_403_every_row_every_value():
@@ -117,8 +119,10 @@ def make_hist_zip(folder: Path, product: Path) -> Path:
     first, last, sid = m.group(1), m.group(2), m.group(3)
     path = folder / f"tageswerte_KL_{sid}_{first}_{last}_hist.zip"
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
-        zf.writestr(f"Metadaten_Geographie_{sid}.txt",
-                    "Stations_id;Stationshoehe;Geogr.Breite;Geogr.Laenge;von_datum;bis_datum;Stationsname\r\n")
+        zf.writestr(
+            f"Metadaten_Geographie_{sid}.txt",
+            "Stations_id;Stationshoehe;Geogr.Breite;Geogr.Laenge;von_datum;bis_datum;Stationsname\r\n",
+        )
         zf.writestr(f"Metadaten_Parameter_klima_tag_{sid}.txt", "Stations_ID;Von_Datum;Bis_Datum;eor;\r\n")
         zf.write(product, product.name)
     return path
@@ -231,8 +235,10 @@ def test_demo_writer_round_trip(tmp_path):
     table = dwd.parse_product(original, member, "historical").table
     import numpy as np
 
-    values = {c: np.array([np.nan if v is None else float(v) for v in table.column(c.lower()).to_pylist()])
-              for c in dwd.INTEGER_COLUMNS + dwd.DECIMAL_COLUMNS}
+    values = {
+        c: np.array([np.nan if v is None else float(v) for v in table.column(c.lower()).to_pylist()])
+        for c in dwd.INTEGER_COLUMNS + dwd.DECIMAL_COLUMNS
+    }
     days = np.array(table.column("measured_on").to_pylist(), dtype="datetime64[D]")
     assert dwd.render_product(1303, days, values) == original
     # the recent archive overlaps the historical one (second half of 2024)
@@ -263,8 +269,13 @@ def test_area_statistics_rejections(tmp_path):
     result.check()
     assert (result.rows_read, result.rows_loaded, result.rows_rejected) == (9, 2, 7)
     assert {(r.row_number, r.rule) for r in result.rejections} == {
-        (4, "municipality_known"), (5, "class_known"), (6, "number"), (7, "heat_le_area"),
-        (8, "heat_only_for_climatope"), (9, "duplicate_class"), (10, "field_count"),
+        (4, "municipality_known"),
+        (5, "class_known"),
+        (6, "number"),
+        (7, "heat_le_area"),
+        (8, "heat_only_for_climatope"),
+        (9, "duplicate_class"),
+        (10, "field_count"),
     }
     good = result.tables["climate__area_statistics"].to_pylist()
     assert good[0]["area_ha"] == 1234.5 and good[0]["heat_stressed_area_ha"] == 1100.25

@@ -19,14 +19,29 @@ import pytest
 from zi_warehouse.data_dictionary import DICTIONARY_DOC, grain_of, marts, render_markdown, unit_of
 
 
-@pytest.mark.parametrize(("column", "unit"), [
-    ("approved_eur", "EUR"), ("approved_eur_cumulative", "EUR"), ("disconnected_area_approved_m2", "m²"),
-    ("disconnection_rate_actual_pct", "%"), ("evaporation_change_actual_pp", "pp"), ("precipitation_mm", "mm"),
-    ("precipitation_days_10mm", "Tage"), ("mean_temperature_c", "°C"), ("area_km2", "km²"),
-    ("eur_per_m2_disconnected", "EUR/m²"), ("eur_per_tree", "EUR/Baum"), ("days_with_precipitation", "Tage"),
-    ("trees", None), ("population_2020", None), ("evaporation_share_before_v", None), ("municipality_key", None),
-    ("is_completed", None), ("campaign_target_trees", None),
-])
+@pytest.mark.parametrize(
+    ("column", "unit"),
+    [
+        ("approved_eur", "EUR"),
+        ("approved_eur_cumulative", "EUR"),
+        ("disconnected_area_approved_m2", "m²"),
+        ("disconnection_rate_actual_pct", "%"),
+        ("evaporation_change_actual_pp", "pp"),
+        ("precipitation_mm", "mm"),
+        ("precipitation_days_10mm", "Tage"),
+        ("mean_temperature_c", "°C"),
+        ("area_km2", "km²"),
+        ("eur_per_m2_disconnected", "EUR/m²"),
+        ("eur_per_tree", "EUR/Baum"),
+        ("days_with_precipitation", "Tage"),
+        ("trees", None),
+        ("population_2020", None),
+        ("evaporation_share_before_v", None),
+        ("municipality_key", None),
+        ("is_completed", None),
+        ("campaign_target_trees", None),
+    ],
+)
 def test_units_come_from_the_column_name(column, unit):
     assert unit_of(column) == unit
 
@@ -50,7 +65,8 @@ def test_the_committed_dictionary_is_what_the_dbt_project_says():
     expected = render_markdown(marts())
     assert DICTIONARY_DOC.read_text(encoding="utf-8") == expected, (
         "docs/data-dictionary.md weicht vom dbt-Projekt ab: `make setup` und "
-        "`.venv/bin/python -m zi_warehouse.data_dictionary` ausführen und die Datei einchecken")
+        "`.venv/bin/python -m zi_warehouse.data_dictionary` ausführen und die Datei einchecken"
+    )
     for column in ("is_actual_year", "check_name"):  # columns a reader once missed in docs/marts.md
         assert f"| `{column}` |" in expected
 
@@ -60,10 +76,16 @@ def test_every_published_column_is_described_in_duckdb_and_parquet(demo_build):
     described = {(m.name, c.name): c.description for m in marts() for c in m.columns if c.description}
     con = duckdb.connect(str(published / "zi.duckdb"), read_only=True)
     try:
-        columns = con.execute("select table_name, column_name, comment from duckdb_columns() "
-                              "where schema_name = 'marts' order by table_name, column_index").fetchall()
-        tables = [t for (t,) in con.execute("select table_name from duckdb_tables() "
-                                             "where schema_name = 'marts' order by 1").fetchall()]
+        columns = con.execute(
+            "select table_name, column_name, comment from duckdb_columns() "
+            "where schema_name = 'marts' order by table_name, column_index"
+        ).fetchall()
+        tables = [
+            t
+            for (t,) in con.execute(
+                "select table_name from duckdb_tables() where schema_name = 'marts' order by 1"
+            ).fetchall()
+        ]
         counts = {t: con.execute(f'select count(*) from marts."{t}"').fetchone()[0] for t in tables}
     finally:
         con.close()

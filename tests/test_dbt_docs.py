@@ -89,11 +89,25 @@ def test_docs_site_renders_in_headless_chromium_with_no_network(sites, tmp_path)
     assert chromium, "Chromium fehlt: `make system-packages` (scripts/install-system-packages.sh) installiert es"
     url = sites["full"].path.as_uri() + "#!/model/model.zi_warehouse.mart_ingestion_files"
     result = subprocess.run(
-        [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         f"--user-data-dir={tmp_path / 'chromium'}", "--host-resolver-rules=MAP * ~NOTFOUND",
-         "--virtual-time-budget=8000", "--dump-dom", url],
-        capture_output=True, text=True, timeout=120,
+        [
+            chromium,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            f"--user-data-dir={tmp_path / 'chromium'}",
+            "--host-resolver-rules=MAP * ~NOTFOUND",
+            "--virtual-time-budget=8000",
+            "--dump-dom",
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 0, result.stderr[-2000:]
     # What the app rendered, without the inlined JSON and templates in <script>/<style>.
@@ -139,7 +153,7 @@ def test_external_resources_are_found(snippet):
     [
         '<a href="https://docs.getdbt.com/docs/introduction">Hilfe</a>',  # a link: loads nothing by itself
         '<svg xmlns="http://www.w3.org/2000/svg"></svg>',
-        '<style>@font-face{src:url(data:font/woff;base64,AAAA)}</style>',
+        "<style>@font-face{src:url(data:font/woff;base64,AAAA)}</style>",
         '<link rel="canonical" href="/overview/"/>',
     ],
 )

@@ -28,8 +28,14 @@ def manifest(tmp_path_factory) -> dict:
     if partial.exists():
         shutil.copyfile(partial, target / partial.name)
     env = {**os.environ, "DO_NOT_TRACK": "1", "ZI_DBT_DATABASE": "zi.duckdb", "DBT_TARGET_PATH": str(target)}
-    proc = subprocess.run([str(Path(sys.executable).with_name("dbt")), "parse", "--profiles-dir", "dbt_project",
-                           "--quiet"], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [str(Path(sys.executable).with_name("dbt")), "parse", "--profiles-dir", "dbt_project", "--quiet"],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
     return json.loads((target / "manifest.json").read_text(encoding="utf-8"))
 
@@ -47,8 +53,9 @@ def test_every_model_has_a_description(manifest):
 def test_every_mart_column_is_declared_and_described(manifest):
     marts = [m for m in _models(manifest) if m["fqn"][1] == "marts"]
     assert len(marts) >= 15
-    undescribed = [f"{m['name']}.{c}" for m in marts for c, col in m["columns"].items()
-                   if not col.get("description", "").strip()]
+    undescribed = [
+        f"{m['name']}.{c}" for m in marts for c, col in m["columns"].items() if not col.get("description", "").strip()
+    ]
     assert undescribed == []
     # the columns are all there: an enforced contract lists every column of the mart
     assert [m["name"] for m in marts if not m["config"]["contract"]["enforced"] or not m["columns"]] == []
@@ -74,10 +81,15 @@ def test_every_singular_data_test_is_an_asset_check(manifest):
 
     from dagster_zi.dbt import ZiDbtTranslator
 
-    singular = [uid for uid, n in manifest["nodes"].items()
-                if n["resource_type"] == "test" and n["original_file_path"].startswith("dbt_project/data_tests/")]
+    singular = [
+        uid
+        for uid, n in manifest["nodes"].items()
+        if n["resource_type"] == "test" and n["original_file_path"].startswith("dbt_project/data_tests/")
+    ]
     assert len(singular) >= 2
     keys = {uid: get_asset_check_key_for_test(manifest, ZiDbtTranslator(), uid, None) for uid in singular}
     assert [uid for uid, key in keys.items() if key is None] == []
-    assert {key.asset_key.to_user_string() for key in keys.values()} >= {"marts/mart_budget_year",
-                                                                         "marts/mart_kpi_region_year"}
+    assert {key.asset_key.to_user_string() for key in keys.values()} >= {
+        "marts/mart_budget_year",
+        "marts/mart_kpi_region_year",
+    }

@@ -25,13 +25,22 @@ def warehouse_copy(demo_build, tmp_path_factory) -> dict:
     data_dir = root / "data"
     (data_dir / "warehouse").mkdir(parents=True)
     shutil.copyfile(demo_build["data_dir"] / "warehouse" / "zi.duckdb", data_dir / "warehouse" / "zi.duckdb")
-    return {"data_dir": data_dir, "target": root / "target",
-            "env": {**os.environ, "ZI_DATA_DIR": str(data_dir), "DBT_TARGET_PATH": str(root / "target")}}
+    return {
+        "data_dir": data_dir,
+        "target": root / "target",
+        "env": {**os.environ, "ZI_DATA_DIR": str(data_dir), "DBT_TARGET_PATH": str(root / "target")},
+    }
 
 
 def test_every_dbt_unit_test_passes(warehouse_copy):
-    proc = subprocess.run([ZI_DBT, "test", "--select", "test_type:unit"], cwd=REPO_ROOT, env=warehouse_copy["env"],
-                          capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [ZI_DBT, "test", "--select", "test_type:unit"],
+        cwd=REPO_ROOT,
+        env=warehouse_copy["env"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     results = json.loads((warehouse_copy["target"] / "run_results.json").read_text())["results"]
     manifest = json.loads((REPO_ROOT / "target" / "manifest.json").read_text())
     declared = {uid for uid in manifest["unit_tests"]}
@@ -45,8 +54,14 @@ def test_every_dbt_unit_test_passes(warehouse_copy):
 def test_every_analysis_compiles_and_answers_on_the_marts(warehouse_copy):
     analyses = sorted((REPO_ROOT / "dbt_project" / "analyses").glob("*.sql"))
     assert analyses, "dbt_project/analyses is named in dbt_project.yml: it holds the example queries"
-    proc = subprocess.run([ZI_DBT, "compile", "--quiet", "--select", "resource_type:analysis"], cwd=REPO_ROOT,
-                          env=warehouse_copy["env"], capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [ZI_DBT, "compile", "--quiet", "--select", "resource_type:analysis"],
+        cwd=REPO_ROOT,
+        env=warehouse_copy["env"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
     compiled_dir = warehouse_copy["target"] / "compiled" / "zi_warehouse" / "dbt_project" / "analyses"
     con = duckdb.connect(str(warehouse_copy["data_dir"] / "warehouse" / "zi.duckdb"), read_only=True)

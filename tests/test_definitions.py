@@ -54,9 +54,16 @@ def test_every_warehouse_writer_is_in_the_single_pool():
 
 def test_public_marts_and_key_sources_are_assets():
     names = set(_describe()["assets"])
-    for expected in ("raw_ingestion/ingestion_files", "raw_ingestion/rejected_rows", "marts/mart_budget_year",
-                     "marts/mart_ingestion_files", "marts/mart_rejected_rows", "marts/fct_measure",
-                     "marts/mart_kpi_municipality_year", "published_warehouse"):
+    for expected in (
+        "raw_ingestion/ingestion_files",
+        "raw_ingestion/rejected_rows",
+        "marts/mart_budget_year",
+        "marts/mart_ingestion_files",
+        "marts/mart_rejected_rows",
+        "marts/fct_measure",
+        "marts/mart_kpi_municipality_year",
+        "published_warehouse",
+    ):
         assert expected in names, expected
     families = {name.split("/")[0] for name in names if name.startswith("raw_")}
     assert {"raw_forecasts", "raw_funding", "raw_climate", "raw_trees", "raw_surfaces"} <= families

@@ -32,8 +32,11 @@ UNITS = ("zi-serve.service", "zi-webserver.service", "zi-daemon.service", "zi-ru
 
 def _local(text: str, env_file: Path) -> str:
     """A unit with the server's paths replaced by this checkout's (its virtual environment, a test env file)."""
-    return (text.replace(f"{SERVER_REPO}/.venv/bin", str(BIN)).replace(SERVER_REPO, str(REPO_ROOT))
-            .replace(SERVER_ENV_FILE, str(env_file)))
+    return (
+        text.replace(f"{SERVER_REPO}/.venv/bin", str(BIN))
+        .replace(SERVER_REPO, str(REPO_ROOT))
+        .replace(SERVER_ENV_FILE, str(env_file))
+    )
 
 
 def _read_unit(path: Path) -> configparser.ConfigParser:
@@ -56,8 +59,11 @@ def test_every_unit_is_there_with_user_directory_environment_and_restart():
     # Either the one unit or the three: never both at once.
     assert set(_read_unit(UNIT_DIR / "zi-serve.service")["Unit"]["Conflicts"].split()) == set(UNITS[1:])
     # The environment file names the data directory and its instance explicitly (systemd does not expand).
-    env = dict(line.split("=", 1) for line in (UNIT_DIR / "zi-warehouse.env").read_text(encoding="utf-8").splitlines()
-               if line and not line.startswith("#"))
+    env = dict(
+        line.split("=", 1)
+        for line in (UNIT_DIR / "zi-warehouse.env").read_text(encoding="utf-8").splitlines()
+        if line and not line.startswith("#")
+    )
     assert env["DAGSTER_HOME"] == env["ZI_DATA_DIR"] + "/dagster"
     assert "ZI_ALERT_SMTP_PASSWORD=" in (UNIT_DIR / "zi-warehouse.env").read_text(encoding="utf-8")
 
@@ -96,8 +102,10 @@ def test_systemd_accepts_the_units(tmp_path):
     shutil.copy(UNIT_DIR / "zi-warehouse.env", env_file)
     for name in UNITS:
         (tmp_path / name).write_text(_local((UNIT_DIR / name).read_text(encoding="utf-8"), env_file), encoding="utf-8")
-    result = subprocess.run(["systemd-analyze", "verify", *(str(tmp_path / n) for n in UNITS)],
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        ["systemd-analyze", "verify", *(str(tmp_path / n) for n in UNITS)], capture_output=True, text=True, timeout=120
+    )
     # Unknown keys are only warnings to systemd: any output counts as a failure here.
-    assert result.returncode == 0 and not result.stdout.strip() and not result.stderr.strip(), \
+    assert result.returncode == 0 and not result.stdout.strip() and not result.stderr.strip(), (
         result.stdout + result.stderr
+    )

@@ -14,8 +14,18 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 DOMAIN_DOC = REPO / "docs" / "domain.md"
 #: Folders that are not the project's own text (environments, build output, data, the Dagster home).
-SKIP_DIRS = {".git", ".venv", "target", "data", "logs", ".dagster_home", "dbt_packages", "__pycache__",
-             ".pytest_cache", ".ruff_cache"}
+SKIP_DIRS = {
+    ".git",
+    ".venv",
+    "target",
+    "data",
+    "logs",
+    ".dagster_home",
+    "dbt_packages",
+    "__pycache__",
+    ".pytest_cache",
+    ".ruff_cache",
+}
 TEXT_SUFFIXES = {".py", ".sql", ".yml", ".yaml", ".md", ".csv", ".toml", ".txt", ".cfg", ".sh"}
 # Built from parts so this file does not match itself.
 OLD_DOC = "DOMAIN" + ".md"
@@ -45,8 +55,15 @@ def domain_anchors() -> set[str]:
 
 def test_every_pointer_into_the_domain_doc_lands_on_a_section():
     anchors = domain_anchors()
-    assert {"kpis", "water-balance", "worked-values", "funding-rates", "programme-figures", "municipalities",
-            "dwd-daily-files"} <= anchors
+    assert {
+        "kpis",
+        "water-balance",
+        "worked-values",
+        "funding-rates",
+        "programme-figures",
+        "municipalities",
+        "dwd-daily-files",
+    } <= anchors
     pointers = 0
     broken = []
     for path in _repo_text_files():

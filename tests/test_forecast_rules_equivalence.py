@@ -108,8 +108,11 @@ def test_forecast_reader_scenarios(tmp_path, monkeypatch):
     assert expected and expected <= rules_rejected(files)
 
 
-@pytest.mark.parametrize("case", [c for c in bad_inputs.CASES if c.family == "forecasts"],
-                         ids=[c.id for c in bad_inputs.CASES if c.family == "forecasts"])
+@pytest.mark.parametrize(
+    "case",
+    [c for c in bad_inputs.CASES if c.family == "forecasts"],
+    ids=[c.id for c in bad_inputs.CASES if c.family == "forecasts"],
+)
 def test_bad_input_cases(case, tmp_path, monkeypatch):
     landing = tmp_path / "landing"
     for rel, data in case.files.items():
@@ -119,11 +122,21 @@ def test_bad_input_cases(case, tmp_path, monkeypatch):
     assert_same_rejections(landing, monkeypatch)
 
 
-@settings(max_examples=12, deadline=None, derandomize=True, database=None, phases=NO_SHRINK,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
-                                 HealthCheck.function_scoped_fixture])
-@given(rows=st.lists(st.dictionaries(st.sampled_from(bad_inputs.FORECAST_COLUMNS), bad_inputs.CELL_VALUE,
-                                     max_size=5), min_size=1, max_size=6))
+@settings(
+    max_examples=12,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    phases=NO_SHRINK,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.function_scoped_fixture],
+)
+@given(
+    rows=st.lists(
+        st.dictionaries(st.sampled_from(bad_inputs.FORECAST_COLUMNS), bad_inputs.CELL_VALUE, max_size=5),
+        min_size=1,
+        max_size=6,
+    )
+)
 def test_fuzzed_workbook_cells(rows, monkeypatch):
     overrides = [reader_tests.good_row(f"BO-{i}", **r) for i, r in enumerate(rows)]
     with tempfile.TemporaryDirectory(prefix="zi-rules-") as tmp:
@@ -133,40 +146,70 @@ def test_fuzzed_workbook_cells(rows, monkeypatch):
         try:
             reader_tests.write_xlsx(path, overrides)
         except ValueError:  # as test_bad_inputs: values openpyxl refuses are written as text
-            reader_tests.write_xlsx(path, [{k: (str(v) if v is not None else None) if k != "payments" else v
-                                            for k, v in r.items()} for r in overrides])
+            reader_tests.write_xlsx(
+                path,
+                [
+                    {k: (str(v) if v is not None else None) if k != "payments" else v for k, v in r.items()}
+                    for r in overrides
+                ],
+            )
         assert_same_rejections(landing, monkeypatch)
 
 
 # --- fuzzed columns, straight to the rules ----------------------------------------------------------------
 def _text(valid) -> st.SearchStrategy:
-    return st.one_of(st.none(), st.sampled_from(sorted(valid)), st.text(max_size=12),
-                     st.sampled_from(["", " ", "nan", "None", "Bochum"]), st.integers(-3, 3))
+    return st.one_of(
+        st.none(),
+        st.sampled_from(sorted(valid)),
+        st.text(max_size=12),
+        st.sampled_from(["", " ", "nan", "None", "Bochum"]),
+        st.integers(-3, 3),
+    )
 
 
-_NUMBER = st.one_of(st.none(), st.floats(allow_nan=True, allow_infinity=True),
-                    st.sampled_from([0.0, -0.0, 1.0, 0.5, 1.5, 50_000_000.0, 50_000_000.01, -1e-9, 2.0, 3.0]),
-                    st.integers(-10, 10))
-_DATE = st.one_of(st.none(), st.dates(dt.date(1, 1, 1), dt.date(9999, 12, 31)),
-                  st.dates(dt.date(2013, 12, 30), dt.date(2041, 1, 2)),
-                  st.datetimes(dt.datetime(2010, 1, 1), dt.datetime(2045, 1, 1)))
-_EMAIL = st.one_of(st.none(), st.emails(), st.text(max_size=20),
-                   st.sampled_from(["a@b.de", "a@b.de\n", " a@b.de", "a@@b.de", "a@b.d", "anna at bochum", "a@b.DE",
-                                    "ä@ö.de", "a@b.c1", ""]),
-                   st.integers(0, 5))
+_NUMBER = st.one_of(
+    st.none(),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.sampled_from([0.0, -0.0, 1.0, 0.5, 1.5, 50_000_000.0, 50_000_000.01, -1e-9, 2.0, 3.0]),
+    st.integers(-10, 10),
+)
+_DATE = st.one_of(
+    st.none(),
+    st.dates(dt.date(1, 1, 1), dt.date(9999, 12, 31)),
+    st.dates(dt.date(2013, 12, 30), dt.date(2041, 1, 2)),
+    st.datetimes(dt.datetime(2010, 1, 1), dt.datetime(2045, 1, 1)),
+)
+_EMAIL = st.one_of(
+    st.none(),
+    st.emails(),
+    st.text(max_size=20),
+    st.sampled_from(
+        ["a@b.de", "a@b.de\n", " a@b.de", "a@@b.de", "a@b.d", "anna at bochum", "a@b.DE", "ä@ö.de", "a@b.c1", ""]
+    ),
+    st.integers(0, 5),
+)
 
 
 @st.composite
 def batches(draw) -> dict[str, list]:
     n = draw(st.integers(1, 60))
     texts = {
-        "municipality_key": set(municipality_by_key()), "measure_type_key": {m["measure_type_key"] for m in measure_types()},
-        "status_key": {s["status_key"] for s in project_statuses()}, "affected_surface_type": set(SURFACE_TYPES),
+        "municipality_key": set(municipality_by_key()),
+        "measure_type_key": {m["measure_type_key"] for m in measure_types()},
+        "status_key": {s["status_key"] for s in project_statuses()},
+        "affected_surface_type": set(SURFACE_TYPES),
     }
     columns = {c: draw(st.lists(_text(valid), min_size=n, max_size=n)) for c, valid in texts.items()}
     columns["submission_municipality_key"] = draw(st.lists(_text(texts["municipality_key"]), min_size=n, max_size=n))
-    for c in ("total_cost_eur", "requested_funding_eur", "funding_rate", "expected_disconnected_area_m2",
-              "surface_change_m2", "expected_trees", "_min_payment_eur"):
+    for c in (
+        "total_cost_eur",
+        "requested_funding_eur",
+        "funding_rate",
+        "expected_disconnected_area_m2",
+        "surface_change_m2",
+        "expected_trees",
+        "_min_payment_eur",
+    ):
         columns[c] = draw(st.lists(_NUMBER, min_size=n, max_size=n))
     for c in validation.DAY_COLUMNS:
         columns[c] = draw(st.lists(_DATE, min_size=n, max_size=n))
@@ -174,8 +217,14 @@ def batches(draw) -> dict[str, list]:
     return columns
 
 
-@settings(max_examples=40, deadline=None, derandomize=True, database=None, phases=NO_SHRINK,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@settings(
+    max_examples=40,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    phases=NO_SHRINK,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 @given(columns=batches())
 def test_fuzzed_columns(columns):
     assert validation.validate(columns) == reference.validate(columns)
@@ -185,8 +234,13 @@ def test_every_rule_fires_on_fuzzed_columns():
     """The fuzzed columns are no idle comparison: together they break every row rule."""
     seen = set()
 
-    @settings(max_examples=40, deadline=None, derandomize=True, database=None,
-              suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+    @settings(
+        max_examples=40,
+        deadline=None,
+        derandomize=True,
+        database=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    )
     @given(columns=batches())
     def collect(columns):
         seen.update((f.rule, f.column) for f in validation.validate(columns))
@@ -199,8 +253,10 @@ def test_every_rule_fires_on_fuzzed_columns():
 def test_ingesting_forecasts_does_not_import_great_expectations(tmp_path):
     landing = tmp_path / "landing"
     (landing / "forecasts").mkdir(parents=True)
-    reader_tests.write_xlsx(landing / "forecasts" / "Prognose_Bochum_2022-Q4.xlsx",
-                            [reader_tests.good_row("BO-1"), reader_tests.good_row("BO-2", status="in Arbeit")])
+    reader_tests.write_xlsx(
+        landing / "forecasts" / "Prognose_Bochum_2022-Q4.xlsx",
+        [reader_tests.good_row("BO-1"), reader_tests.good_row("BO-2", status="in Arbeit")],
+    )
     script = f"""
 import json, sys
 import duckdb

@@ -18,49 +18,134 @@ from zi_warehouse.sources import forecasts as src
 
 # What a coordinator types, by German header of the current template (None = left empty).
 GOOD = [
-    {"Projekt-ID (kommunal)": "GE-2023-001", "Titel der Maßnahme": "Entsiegelung Schulhof Nord",
-     "Kommune": "Gelsenkirchen", "Maßnahmentyp": "Entsiegelung", "Projektstatus": "Projektidee",
-     "Im Gestaltungsraum (ja/nein)": "ja", "Gesamtkosten in EUR": 180000, "Förderquote in %": 1,
-     "Geplante Antragstellung (Quartal)": "Q4/2023", "Geplanter Baubeginn": dt.datetime(2024, 4, 1),
-     "Geplante Fertigstellung": dt.datetime(2024, 10, 31), "Abgekoppelte Fläche in m²": 1500,
-     "Betroffene Oberfläche": "Asphalt / Beton", "Veränderte Fläche in m²": 1500, "Neue Bäume (Anzahl)": 6,
-     "Ansprechperson": "Jens Becker", "E-Mail Ansprechperson": "jens.becker@gelsenkirchen.example.de"},
+    {
+        "Projekt-ID (kommunal)": "GE-2023-001",
+        "Titel der Maßnahme": "Entsiegelung Schulhof Nord",
+        "Kommune": "Gelsenkirchen",
+        "Maßnahmentyp": "Entsiegelung",
+        "Projektstatus": "Projektidee",
+        "Im Gestaltungsraum (ja/nein)": "ja",
+        "Gesamtkosten in EUR": 180000,
+        "Förderquote in %": 1,
+        "Geplante Antragstellung (Quartal)": "Q4/2023",
+        "Geplanter Baubeginn": dt.datetime(2024, 4, 1),
+        "Geplante Fertigstellung": dt.datetime(2024, 10, 31),
+        "Abgekoppelte Fläche in m²": 1500,
+        "Betroffene Oberfläche": "Asphalt / Beton",
+        "Veränderte Fläche in m²": 1500,
+        "Neue Bäume (Anzahl)": 6,
+        "Ansprechperson": "Jens Becker",
+        "E-Mail Ansprechperson": "jens.becker@gelsenkirchen.example.de",
+    },
     # typed as text, the German way, with an alias and trailing spaces
-    {"Projekt-ID (kommunal)": "GE-2023-002 ", "Titel der Maßnahme": "Dachbegrünung Rathaus",
-     "Kommune": "Gelsenkirchen ", "Maßnahmentyp": "Extensive Dachbegrünung ", "Projektstatus": "Antrag in Vorbereitung",
-     "Gesamtkosten in EUR": "ca. 95.000 €", "Beantragte Fördersumme in EUR": "85.500,00", "Förderquote in %": "90 %",
-     "Geplante Antragstellung (Quartal)": "3. Quartal 2023", "Geplanter Baubeginn": "01.02.2024",
-     "Geplante Fertigstellung": "Q3/2024", "Abgekoppelte Fläche in m²": "1.100",
-     "Betroffene Oberfläche": "Flachdach", "Veränderte Fläche in m²": "1.100", "Neue Bäume (Anzahl)": "0",
-     "Mittelabruf Q3/2023 in EUR": None, "Mittelabruf Q1/2024 in EUR": "40.000"},
-    {"Projekt-ID (kommunal)": "GE-2023-003", "Titel der Maßnahme": "Machbarkeitsstudie Emscherquartier",
-     "Kommune": "Gelsenkirchen", "Maßnahmentyp": "Machbarkeitsstudie", "Projektstatus": "Bewilligt",
-     "Gesamtkosten in EUR": "1,2 Mio", "Förderquote in %": 80, "Geplanter Baubeginn": "Q1/2024",
-     "Geplante Fertigstellung": "4. Quartal 2024", "Mittelabruf Q2/2024 in EUR": 250000.0},
+    {
+        "Projekt-ID (kommunal)": "GE-2023-002 ",
+        "Titel der Maßnahme": "Dachbegrünung Rathaus",
+        "Kommune": "Gelsenkirchen ",
+        "Maßnahmentyp": "Extensive Dachbegrünung ",
+        "Projektstatus": "Antrag in Vorbereitung",
+        "Gesamtkosten in EUR": "ca. 95.000 €",
+        "Beantragte Fördersumme in EUR": "85.500,00",
+        "Förderquote in %": "90 %",
+        "Geplante Antragstellung (Quartal)": "3. Quartal 2023",
+        "Geplanter Baubeginn": "01.02.2024",
+        "Geplante Fertigstellung": "Q3/2024",
+        "Abgekoppelte Fläche in m²": "1.100",
+        "Betroffene Oberfläche": "Flachdach",
+        "Veränderte Fläche in m²": "1.100",
+        "Neue Bäume (Anzahl)": "0",
+        "Mittelabruf Q3/2023 in EUR": None,
+        "Mittelabruf Q1/2024 in EUR": "40.000",
+    },
+    {
+        "Projekt-ID (kommunal)": "GE-2023-003",
+        "Titel der Maßnahme": "Machbarkeitsstudie Emscherquartier",
+        "Kommune": "Gelsenkirchen",
+        "Maßnahmentyp": "Machbarkeitsstudie",
+        "Projektstatus": "Bewilligt",
+        "Gesamtkosten in EUR": "1,2 Mio",
+        "Förderquote in %": 80,
+        "Geplanter Baubeginn": "Q1/2024",
+        "Geplante Fertigstellung": "4. Quartal 2024",
+        "Mittelabruf Q2/2024 in EUR": 250000.0,
+    },
 ]
 BAD = [  # (what is wrong, rule, row)
-    ("requested > cost", "requested_le_total_cost",
-     {"Projekt-ID (kommunal)": "GE-2023-004", "Titel der Maßnahme": "Baumrigolen Marktplatz", "Kommune": "Gelsenkirchen",
-      "Maßnahmentyp": "Baumrigole", "Projektstatus": "Projektidee", "Gesamtkosten in EUR": 50000,
-      "Beantragte Fördersumme in EUR": 60000}),
-    ("status typed freely", "known_status",
-     {"Projekt-ID (kommunal)": "GE-2023-005", "Titel der Maßnahme": "Mulde Sportpark", "Kommune": "Gelsenkirchen",
-      "Maßnahmentyp": "Mulden-/Flächenversickerung", "Projektstatus": "läuft", "Gesamtkosten in EUR": 70000}),
-    ("no project id", "required",
-     {"Titel der Maßnahme": "Idee Spielplatz", "Kommune": "Gelsenkirchen", "Maßnahmentyp": "Entsiegelung",
-      "Projektstatus": "Projektidee", "Gesamtkosten in EUR": 20000}),
-    ("half a tree", "trees_whole_number",
-     {"Projekt-ID (kommunal)": "GE-2023-006", "Titel der Maßnahme": "Klimagrün Quartiersplatz", "Kommune": "Gelsenkirchen",
-      "Maßnahmentyp": "Bepflanzung und Bäume mit Regenwassernutzung", "Projektstatus": "Projektidee",
-      "Gesamtkosten in EUR": 40000, "Neue Bäume (Anzahl)": "7,5"}),
-    ("same id twice", "duplicate_project_id",
-     {"Projekt-ID (kommunal)": "GE-2023-001", "Titel der Maßnahme": "Entsiegelung Schulhof Nord (Kopie)",
-      "Kommune": "Gelsenkirchen", "Maßnahmentyp": "Entsiegelung", "Projektstatus": "Projektidee",
-      "Gesamtkosten in EUR": 180000}),
-    ("completion before start", "completion_after_start",
-     {"Projekt-ID (kommunal)": "GE-2023-007", "Titel der Maßnahme": "Rigole Feuerwache", "Kommune": "Gelsenkirchen",
-      "Maßnahmentyp": "Rigolenversickerung", "Projektstatus": "Bewilligt", "Gesamtkosten in EUR": 90000,
-      "Geplanter Baubeginn": "01.09.2024", "Geplante Fertigstellung": "01.03.2024"}),
+    (
+        "requested > cost",
+        "requested_le_total_cost",
+        {
+            "Projekt-ID (kommunal)": "GE-2023-004",
+            "Titel der Maßnahme": "Baumrigolen Marktplatz",
+            "Kommune": "Gelsenkirchen",
+            "Maßnahmentyp": "Baumrigole",
+            "Projektstatus": "Projektidee",
+            "Gesamtkosten in EUR": 50000,
+            "Beantragte Fördersumme in EUR": 60000,
+        },
+    ),
+    (
+        "status typed freely",
+        "known_status",
+        {
+            "Projekt-ID (kommunal)": "GE-2023-005",
+            "Titel der Maßnahme": "Mulde Sportpark",
+            "Kommune": "Gelsenkirchen",
+            "Maßnahmentyp": "Mulden-/Flächenversickerung",
+            "Projektstatus": "läuft",
+            "Gesamtkosten in EUR": 70000,
+        },
+    ),
+    (
+        "no project id",
+        "required",
+        {
+            "Titel der Maßnahme": "Idee Spielplatz",
+            "Kommune": "Gelsenkirchen",
+            "Maßnahmentyp": "Entsiegelung",
+            "Projektstatus": "Projektidee",
+            "Gesamtkosten in EUR": 20000,
+        },
+    ),
+    (
+        "half a tree",
+        "trees_whole_number",
+        {
+            "Projekt-ID (kommunal)": "GE-2023-006",
+            "Titel der Maßnahme": "Klimagrün Quartiersplatz",
+            "Kommune": "Gelsenkirchen",
+            "Maßnahmentyp": "Bepflanzung und Bäume mit Regenwassernutzung",
+            "Projektstatus": "Projektidee",
+            "Gesamtkosten in EUR": 40000,
+            "Neue Bäume (Anzahl)": "7,5",
+        },
+    ),
+    (
+        "same id twice",
+        "duplicate_project_id",
+        {
+            "Projekt-ID (kommunal)": "GE-2023-001",
+            "Titel der Maßnahme": "Entsiegelung Schulhof Nord (Kopie)",
+            "Kommune": "Gelsenkirchen",
+            "Maßnahmentyp": "Entsiegelung",
+            "Projektstatus": "Projektidee",
+            "Gesamtkosten in EUR": 180000,
+        },
+    ),
+    (
+        "completion before start",
+        "completion_after_start",
+        {
+            "Projekt-ID (kommunal)": "GE-2023-007",
+            "Titel der Maßnahme": "Rigole Feuerwache",
+            "Kommune": "Gelsenkirchen",
+            "Maßnahmentyp": "Rigolenversickerung",
+            "Projektstatus": "Bewilligt",
+            "Gesamtkosten in EUR": 90000,
+            "Geplanter Baubeginn": "01.09.2024",
+            "Geplante Fertigstellung": "01.03.2024",
+        },
+    ),
 ]
 FILE = "Prognose_Gelsenkirchen_2023-Q2.xlsx"
 
@@ -111,7 +196,9 @@ def test_blank_template_has_instructions_dropdowns_and_both_versions(tmp_path):
         assert wb.sheetnames == [t.INSTRUCTIONS_SHEET, t.LISTS_SHEET, t.PROJECT_SHEET]
         assert wb[t.LISTS_SHEET].sheet_state == "hidden"
         sources = {dv.formula1 for dv in wb[t.PROJECT_SHEET].data_validations.dataValidation}
-        assert any("$A$" in s for s in sources) and any("$B$" in s for s in sources) and any("$C$" in s for s in sources)
+        assert (
+            any("$A$" in s for s in sources) and any("$B$" in s for s in sources) and any("$C$" in s for s in sources)
+        )
         labels = [c.value for c in wb[t.LISTS_SHEET]["C"][1:] if c.value]
         assert labels[:2] == ["Projektidee", "Antrag in Vorbereitung"]
         instructions = " ".join(str(c.value) for row in wb[t.INSTRUCTIONS_SHEET].iter_rows() for c in row if c.value)
@@ -132,14 +219,20 @@ def test_blank_template_has_instructions_dropdowns_and_both_versions(tmp_path):
 def test_good_rows_load_bad_rows_are_rejected_and_counts_add_up(data_dir):
     paths, rows, summary = data_dir
     with warehouse.connect(paths.warehouse) as con:
-        led = con.execute("select rows_read, rows_loaded, rows_rejected, outcome, municipality_key, period "
-                          "from raw.ingestion_files where file_name = ?", [FILE]).fetchone()
+        led = con.execute(
+            "select rows_read, rows_loaded, rows_rejected, outcome, municipality_key, period "
+            "from raw.ingestion_files where file_name = ?",
+            [FILE],
+        ).fetchone()
         loaded = dict(con.execute("select project_id, _row_number from raw.forecasts__projects").fetchall())
         rejected = con.execute("select row_number, rule from raw.rejected_rows").fetchall()
-        second = con.execute("select total_cost_eur, funding_rate, planned_application_period, planned_completion_date "
-                             "from raw.forecasts__projects where project_id = 'GE-2023-002'").fetchone()
-        third = con.execute("select total_cost_eur, requested_funding_eur from raw.forecasts__projects "
-                            "where project_id = 'GE-2023-003'").fetchone()
+        second = con.execute(
+            "select total_cost_eur, funding_rate, planned_application_period, planned_completion_date "
+            "from raw.forecasts__projects where project_id = 'GE-2023-002'"
+        ).fetchone()
+        third = con.execute(
+            "select total_cost_eur, requested_funding_eur from raw.forecasts__projects where project_id = 'GE-2023-003'"
+        ).fetchone()
     assert led == (len(GOOD) + len(BAD), len(GOOD), len(BAD), "partially_loaded", "gelsenkirchen", "2023-Q2")
     assert loaded == {"GE-2023-001": rows[0], "GE-2023-002": rows[1], "GE-2023-003": rows[2]}
     for k, (_, rule, _) in enumerate(BAD):

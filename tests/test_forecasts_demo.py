@@ -69,7 +69,8 @@ def test_formatting_mess_loads_with_the_right_value(demo):
             continue
         value = con.execute(
             f'select "{m.column}" from raw.forecasts__projects where _source_file = ? and _row_number = ?',
-            [m.source_file, m.row_number]).fetchone()
+            [m.source_file, m.row_number],
+        ).fetchone()
         assert value is not None, m
         if isinstance(m.expected, float):
             assert value[0] == pytest.approx(m.expected), m
@@ -83,7 +84,8 @@ def test_calibration_91_projects_first_reported_in_2020(demo):
     programme, _, _, con, _ = demo
     first_2020 = con.execute(
         "select count(*) from (select project_id from raw.forecasts__projects group by 1 "
-        "having min(reporting_year) = 2020)").fetchone()[0]
+        "having min(reporting_year) = 2020)"
+    ).fetchone()[0]
     assert first_2020 == sum(1 for p in programme.projects if p.idea_date.year == 2020) == 91
 
 
@@ -99,9 +101,12 @@ def test_deterministic(tmp_path, demo):
     programme, rendered, _, _, _ = demo
     # Render two municipalities again: same bytes, same mistakes as in the full run.
     keep = sorted(programme.active_from)[:2]
-    part = DemoProgramme(programme.scale, programme.seed,
-                         [p for p in programme.projects if p.municipality_key in keep],
-                         {k: programme.active_from[k] for k in keep})
+    part = DemoProgramme(
+        programme.scale,
+        programme.seed,
+        [p for p in programme.projects if p.municipality_key in keep],
+        {k: programme.active_from[k] for k in keep},
+    )
     again = fw.render(tmp_path / "forecasts", part, seed=7, mistake_rate=MISTAKE_RATE)
     first = {p.name: p for p in rendered.paths}
     assert again.paths and all(p.read_bytes() == first[p.name].read_bytes() for p in again.paths)

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from zi_warehouse.german import format_date, format_number
 from zi_warehouse.forecasts import parsing as p
+from zi_warehouse.german import format_date, format_number
 
 
 @pytest.mark.parametrize(
@@ -56,8 +56,18 @@ def test_parse_number_rejects_text(text):
 
 @pytest.mark.parametrize(
     ("value", "expected"),
-    [("12 %", 0.12), ("90%", 0.9), ("100 %", 1.0), (0.9, 0.9), (1.0, 1.0), ("90", 0.9), ("0,8", 0.8), (1.2, 1.2),
-     ("120 %", 1.2), ("12,5 %", 0.125)],
+    [
+        ("12 %", 0.12),
+        ("90%", 0.9),
+        ("100 %", 1.0),
+        (0.9, 0.9),
+        (1.0, 1.0),
+        ("90", 0.9),
+        ("0,8", 0.8),
+        (1.2, 1.2),
+        ("120 %", 1.2),
+        ("12,5 %", 0.125),
+    ],
 )
 def test_parse_rate(value, expected):
     assert p.parse_percent_or_fraction(value) == pytest.approx(expected)
@@ -91,9 +101,18 @@ def test_parse_date_rejects(value):
 
 @pytest.mark.parametrize(
     ("value", "expected"),
-    [("Q3/2022", "2022-Q3"), ("Q3-2022", "2022-Q3"), ("2022-Q3", "2022-Q3"), ("3. Quartal 2022", "2022-Q3"),
-     ("3.Quartal 2022", "2022-Q3"), ("III/2022", "2022-Q3"), ("Quartal 3/2022", "2022-Q3"),
-     (dt.date(2022, 8, 1), "2022-Q3"), ("15.08.2022", "2022-Q3"), (44774, "2022-Q3")],
+    [
+        ("Q3/2022", "2022-Q3"),
+        ("Q3-2022", "2022-Q3"),
+        ("2022-Q3", "2022-Q3"),
+        ("3. Quartal 2022", "2022-Q3"),
+        ("3.Quartal 2022", "2022-Q3"),
+        ("III/2022", "2022-Q3"),
+        ("Quartal 3/2022", "2022-Q3"),
+        (dt.date(2022, 8, 1), "2022-Q3"),
+        ("15.08.2022", "2022-Q3"),
+        (44774, "2022-Q3"),
+    ],
 )
 def test_parse_quarter_examples(value, expected):
     assert p.parse_quarter(value) == expected
@@ -155,9 +174,22 @@ def test_dates_round_trip_as_text_serial_and_iso(day):
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.integers(min_value=2000, max_value=2099), st.integers(min_value=1, max_value=4),
-       st.sampled_from(["Q{q}/{y}", "Q{q}-{y}", "Q{q} {y}", "{y}-Q{q}", "{q}. Quartal {y}", "{q}. Qu. {y}",
-                        "Quartal {q}/{y}", " q{q}/{y} "]))
+@given(
+    st.integers(min_value=2000, max_value=2099),
+    st.integers(min_value=1, max_value=4),
+    st.sampled_from(
+        [
+            "Q{q}/{y}",
+            "Q{q}-{y}",
+            "Q{q} {y}",
+            "{y}-Q{q}",
+            "{q}. Quartal {y}",
+            "{q}. Qu. {y}",
+            "Quartal {q}/{y}",
+            " q{q}/{y} ",
+        ]
+    ),
+)
 def test_quarters_in_every_spelling(y, q, pattern):
     text = pattern.format(q=q, y=y)
     assert p.parse_quarter(text) == f"{y}-Q{q}"
@@ -181,17 +213,59 @@ CELL_PARSERS = {
 }
 german_numbers = st.builds(
     lambda amount, thousands, prefix, suffix: prefix + format_number(float(amount), 2, thousands=thousands) + suffix,
-    amounts, st.booleans(), st.sampled_from(["", "ca. ", "-", " "]), st.sampled_from(["", " €", " Mio", "%", " m²"]))
-german_dates = st.builds(lambda d, f: f(d), dates, st.sampled_from(
-    [format_date, dt.date.isoformat, lambda d: d.strftime("%m/%Y"), lambda d: f"Q{(d.month - 1) // 3 + 1}/{d.year}",
-     lambda d: str(p.excel_serial(d)), lambda d: d.strftime("%d.%m.%y")]))
+    amounts,
+    st.booleans(),
+    st.sampled_from(["", "ca. ", "-", " "]),
+    st.sampled_from(["", " €", " Mio", "%", " m²"]),
+)
+german_dates = st.builds(
+    lambda d, f: f(d),
+    dates,
+    st.sampled_from(
+        [
+            format_date,
+            dt.date.isoformat,
+            lambda d: d.strftime("%m/%Y"),
+            lambda d: f"Q{(d.month - 1) // 3 + 1}/{d.year}",
+            lambda d: str(p.excel_serial(d)),
+            lambda d: d.strftime("%d.%m.%y"),
+        ]
+    ),
+)
 cells = st.one_of(
-    st.none(), st.booleans(), st.integers(min_value=-10**12, max_value=10**12),
-    st.floats(allow_nan=True, allow_infinity=True), dates,
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(10**12), max_value=10**12),
+    st.floats(allow_nan=True, allow_infinity=True),
+    dates,
     st.datetimes(min_value=dt.datetime(1990, 1, 1), max_value=dt.datetime(2090, 12, 31)),
-    german_numbers, german_dates,
-    st.sampled_from(["", " ", "-", "k.A.", "K. A.", "n/a", "entfällt", "ja", " Nein ", "x", "1", "0", "offen",
-                     "Q3/2022", "3. Quartal 2022", "III/2022", "März 2023", "31.02.2022", "nan", "inf", "1e5"]),
+    german_numbers,
+    german_dates,
+    st.sampled_from(
+        [
+            "",
+            " ",
+            "-",
+            "k.A.",
+            "K. A.",
+            "n/a",
+            "entfällt",
+            "ja",
+            " Nein ",
+            "x",
+            "1",
+            "0",
+            "offen",
+            "Q3/2022",
+            "3. Quartal 2022",
+            "III/2022",
+            "März 2023",
+            "31.02.2022",
+            "nan",
+            "inf",
+            "1e5",
+        ]
+    ),
     st.text(max_size=12),
 )
 
@@ -221,7 +295,9 @@ def test_column_typing_equals_the_cell_parser_for_every_cell(kind, values):
     for _ in range(2):
         typed, errors = col.type_column(kind, masked)
         errs = {i: e for i, e in errors}
-        got = [("error", errs[i].rule, errs[i].message_de) if i in errs else ("ok", typed[i]) for i in range(len(values))]
+        got = [
+            ("error", errs[i].rule, errs[i].message_de) if i in errs else ("ok", typed[i]) for i in range(len(values))
+        ]
         expected = [_by_cell(CELL_PARSERS[kind], v) for v in values]
         assert all(_same(g, e) for g, e in zip(got, expected)), (kind, values, got, expected)
         assert all(typed[i] is None for i in errs)

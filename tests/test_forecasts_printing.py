@@ -40,24 +40,45 @@ def _tool(name: str) -> str:
 def print_to_pdf(xlsx: Path, tmp_path: Path) -> Path:
     """The workbook printed by LibreOffice (its own profile, so parallel runs do not share one)."""
     out = tmp_path / "pdf"
-    subprocess.run([_tool("soffice"), f"-env:UserInstallation=file://{tmp_path / 'lo-profile'}", "--headless",
-                    "--convert-to", "pdf", "--outdir", str(out), str(xlsx)],
-                   check=True, capture_output=True, timeout=180)
+    subprocess.run(
+        [
+            _tool("soffice"),
+            f"-env:UserInstallation=file://{tmp_path / 'lo-profile'}",
+            "--headless",
+            "--convert-to",
+            "pdf",
+            "--outdir",
+            str(out),
+            str(xlsx),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=180,
+    )
     return out / f"{xlsx.stem}.pdf"
 
 
 def page_sizes(pdf: Path) -> list[tuple[int, int]]:
-    info = subprocess.run([_tool("pdfinfo"), "-f", "1", "-l", "999", str(pdf)], capture_output=True, text=True,
-                          check=True).stdout
+    info = subprocess.run(
+        [_tool("pdfinfo"), "-f", "1", "-l", "999", str(pdf)], capture_output=True, text=True, check=True
+    ).stdout
     return [(round(float(w)), round(float(h))) for w, h in re.findall(r"Page\s+\d+ size:\s+([\d.]+) x ([\d.]+)", info)]
 
 
 def page_words(pdf: Path, page: int) -> list[tuple[str, float, float, float, float]]:
     """(word, x min, y min, x max, y max) of every word on a page, in points."""
-    html = subprocess.run([_tool("pdftotext"), "-f", str(page), "-l", str(page), "-bbox", str(pdf), "-"],
-                          capture_output=True, text=True, check=True).stdout
-    return [(w, float(a), float(b), float(c), float(d)) for a, b, c, d, w in
-            re.findall(r'<word xMin="([\d.]+)" yMin="([\d.]+)" xMax="([\d.]+)" yMax="([\d.]+)">([^<]*)</word>', html)]
+    html = subprocess.run(
+        [_tool("pdftotext"), "-f", str(page), "-l", str(page), "-bbox", str(pdf), "-"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return [
+        (w, float(a), float(b), float(c), float(d))
+        for a, b, c, d, w in re.findall(
+            r'<word xMin="([\d.]+)" yMin="([\d.]+)" xMax="([\d.]+)" yMax="([\d.]+)">([^<]*)</word>', html
+        )
+    ]
 
 
 def _words(pdf: Path, page: int) -> set[str]:
@@ -98,13 +119,22 @@ def feedback_pdf(tmp_path_factory) -> tuple[Path, list[tuple]]:
     landing = tmp / "landing" / "forecasts"
     landing.mkdir(parents=True)
     rows = [good_row("BO-1")] + [
-        good_row(f"BO-{i}", status="in Arbeit", requested_funding_eur=500000.0, funding_rate=None,
-                 measure_type="Spielplatz mit Wasserlauf und Sitzstufen") for i in range(2, 42)]
+        good_row(
+            f"BO-{i}",
+            status="in Arbeit",
+            requested_funding_eur=500000.0,
+            funding_rate=None,
+            measure_type="Spielplatz mit Wasserlauf und Sitzstufen",
+        )
+        for i in range(2, 42)
+    ]
     write_xlsx(landing / "Prognose_Bochum_2022-Q4.xlsx", rows)
     con = duckdb.connect(str(tmp / "zi.duckdb"))
     ingest(con, src, tmp / "landing", log=lambda m: None)
     [path] = feedback.write_feedback(con, tmp / "feedback")
-    rejections = con.execute("select row_number, rule, message_de from raw.rejected_rows order by row_number").fetchall()
+    rejections = con.execute(
+        "select row_number, rule, message_de from raw.rejected_rows order by row_number"
+    ).fetchall()
     con.close()
     return print_to_pdf(path, tmp), rejections
 

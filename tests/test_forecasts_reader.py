@@ -17,13 +17,24 @@ from zi_warehouse.sources import forecasts as src
 
 def good_row(pid: str, version: str = "2021", **overrides) -> dict:
     row = {
-        "project_id": pid, "title": f"Dachbegrünung {pid}", "municipality": "Bochum",
-        "is_in_designated_area": True, "designated_area_name": "Gestaltungsraum Bochum Mitte",
-        "measure_type": "Extensive Dachbegrünung", "status": "Projektidee", "total_cost_eur": 100000.0,
-        "requested_funding_eur": 90000.0, "funding_rate": 0.9, "planned_application_period": "Q1/2023",
-        "planned_start_date": dt.date(2023, 5, 1), "planned_completion_date": dt.date(2023, 11, 30),
-        "expected_disconnected_area_m2": 1200.0, "expected_trees": 3, "contact_name": "Anna Schmidt",
-        "contact_email": "anna.schmidt@bochum.example.de", "remarks": None,
+        "project_id": pid,
+        "title": f"Dachbegrünung {pid}",
+        "municipality": "Bochum",
+        "is_in_designated_area": True,
+        "designated_area_name": "Gestaltungsraum Bochum Mitte",
+        "measure_type": "Extensive Dachbegrünung",
+        "status": "Projektidee",
+        "total_cost_eur": 100000.0,
+        "requested_funding_eur": 90000.0,
+        "funding_rate": 0.9,
+        "planned_application_period": "Q1/2023",
+        "planned_start_date": dt.date(2023, 5, 1),
+        "planned_completion_date": dt.date(2023, 11, 30),
+        "expected_disconnected_area_m2": 1200.0,
+        "expected_trees": 3,
+        "contact_name": "Anna Schmidt",
+        "contact_email": "anna.schmidt@bochum.example.de",
+        "remarks": None,
         "payments": {(2023, 1): 20000.0},
     }
     if version != "2020":
@@ -32,13 +43,22 @@ def good_row(pid: str, version: str = "2021", **overrides) -> dict:
     return row
 
 
-def write_xlsx(path: Path, rows: list[dict], version: str = "2021", municipality: str = "Bochum",
-               period=(2022, 4), layout: t.SheetLayout | None = None, before=None, after=None) -> Path:
+def write_xlsx(
+    path: Path,
+    rows: list[dict],
+    version: str = "2021",
+    municipality: str = "Bochum",
+    period=(2022, 4),
+    layout: t.SheetLayout | None = None,
+    before=None,
+    after=None,
+) -> Path:
     wb = t.new_workbook(path)
     if before:
         before(wb)
-    t.write_project_sheet(wb, version, municipality, period, dt.date(2023, 1, 15), rows,
-                          t.next_quarters(*period), layout=layout)
+    t.write_project_sheet(
+        wb, version, municipality, period, dt.date(2023, 1, 15), rows, t.next_quarters(*period), layout=layout
+    )
     if after:
         after(wb)
     wb.close()
@@ -67,7 +87,9 @@ class Landing:
     def rejections(self, name: str) -> list[tuple]:
         return self.con.execute(
             "select row_number, column_name, value_found, rule, message_de from raw.rejected_rows "
-            "where source_file = ? order by row_number nulls first, column_name", [f"forecasts/{name}"]).fetchall()
+            "where source_file = ? order by row_number nulls first, column_name",
+            [f"forecasts/{name}"],
+        ).fetchall()
 
     def projects(self, name: str) -> dict[str, dict]:
         cur = self.con.execute("select * from raw.forecasts__projects where _source_file = ?", [f"forecasts/{name}"])
@@ -116,12 +138,17 @@ def clean(d):
 
 @scenario
 def layout_mess(d):
-    layout = t.SheetLayout(leading_blank_cols=2, extra_rows_above_block=4, blank_rows_after={0, 1}, totals_row=True,
-                           notes=["Hinweis: alle Beträge sind Schätzungen.",
-                                  "Erstellt von der Stadtkämmerei Bochum im Januar"],
-                           header_trailing_space=True)
-    write_xlsx(d / "Prognose_Bochum_2022-Q3.xlsx", [good_row(f"BO-{i}") for i in range(3)], layout=layout,
-               period=(2022, 3))
+    layout = t.SheetLayout(
+        leading_blank_cols=2,
+        extra_rows_above_block=4,
+        blank_rows_after={0, 1},
+        totals_row=True,
+        notes=["Hinweis: alle Beträge sind Schätzungen.", "Erstellt von der Stadtkämmerei Bochum im Januar"],
+        header_trailing_space=True,
+    )
+    write_xlsx(
+        d / "Prognose_Bochum_2022-Q3.xlsx", [good_row(f"BO-{i}") for i in range(3)], layout=layout, period=(2022, 3)
+    )
 
 
 @scenario
@@ -130,8 +157,9 @@ def extra_sheets(d):
         wb.add_worksheet("Deckblatt").write(0, 0, "Quartalsmeldung der Stadt Bochum")
 
     def after(wb):
-        t.write_project_sheet(wb, "2021", "Bochum", (2022, 2), None, [good_row("BO-1", total_cost_eur=1.0)],
-                              [], sheet_name="Projekte alt")
+        t.write_project_sheet(
+            wb, "2021", "Bochum", (2022, 2), None, [good_row("BO-1", total_cost_eur=1.0)], [], sheet_name="Projekte alt"
+        )
         wb.get_worksheet_by_name("Projekte alt").hide()
 
     write_xlsx(d / "Prognose_Bochum_2022-Q2.xlsx", [good_row("BO-1")], before=before, after=after, period=(2022, 2))
@@ -140,12 +168,27 @@ def extra_sheets(d):
 @scenario
 def german_text(d):
     rows = [
-        good_row("BO-1", total_cost_eur="1.234.567,89", requested_funding_eur=None, funding_rate="80 %",
-                 expected_disconnected_area_m2="ca. 1.200", planned_start_date="15.03.2023",
-                 planned_completion_date="3. Quartal 2024", planned_application_period="4. Quartal 2022",
-                 municipality="Bochum  ", status="Projektidee   ", expected_trees="12"),
-        good_row("BO-2", total_cost_eur="1,2 Mio", requested_funding_eur="1,2 Mio", funding_rate=None,
-                 planned_start_date=t_serial(dt.date(2023, 6, 1)), measure_type=" extensive dachbegrünung"),
+        good_row(
+            "BO-1",
+            total_cost_eur="1.234.567,89",
+            requested_funding_eur=None,
+            funding_rate="80 %",
+            expected_disconnected_area_m2="ca. 1.200",
+            planned_start_date="15.03.2023",
+            planned_completion_date="3. Quartal 2024",
+            planned_application_period="4. Quartal 2022",
+            municipality="Bochum  ",
+            status="Projektidee   ",
+            expected_trees="12",
+        ),
+        good_row(
+            "BO-2",
+            total_cost_eur="1,2 Mio",
+            requested_funding_eur="1,2 Mio",
+            funding_rate=None,
+            planned_start_date=t_serial(dt.date(2023, 6, 1)),
+            measure_type=" extensive dachbegrünung",
+        ),
     ]
     write_xlsx(d / "Prognose_Bochum_2022-Q1.xlsx", rows, municipality="BOCHUM", period=(2022, 1))
 
@@ -158,28 +201,39 @@ def aliases(d):
 
 @scenario
 def file_name_other_municipality(d):
-    write_xlsx(d / "Prognose_Herne_2021-Q4.xlsx", [good_row("BO-1", title="x")], municipality="Bochum", period=(2021, 4))
+    write_xlsx(
+        d / "Prognose_Herne_2021-Q4.xlsx", [good_row("BO-1", title="x")], municipality="Bochum", period=(2021, 4)
+    )
 
 
 @scenario
 def row_of_other_municipality(d):
-    write_xlsx(d / "Prognose_Bochum_2021-Q3.xlsx", [good_row("BO-1"), good_row("HE-1", municipality="Herne")],
-               period=(2021, 3))
+    write_xlsx(
+        d / "Prognose_Bochum_2021-Q3.xlsx", [good_row("BO-1"), good_row("HE-1", municipality="Herne")], period=(2021, 3)
+    )
 
 
 @scenario
 def duplicate_ids(d):
-    write_xlsx(d / "Prognose_Bochum_2021-Q2.xlsx",
-               [good_row("BO-1"), good_row("BO-2"), good_row("BO-1", title="Doppelt")], period=(2021, 2))
+    write_xlsx(
+        d / "Prognose_Bochum_2021-Q2.xlsx",
+        [good_row("BO-1"), good_row("BO-2"), good_row("BO-1", title="Doppelt")],
+        period=(2021, 2),
+    )
 
 
 @scenario
 def corrected_resubmission(d):
-    write_xlsx(d / "Prognose_Essen_2022-Q4.xlsx",
-               [good_row("E-1", municipality="Essen"), good_row("E-2", municipality="Essen", status="in Arbeit")],
-               municipality="Essen")
-    write_xlsx(d / "Prognose_Essen_2022-Q4_korrektur1.xlsx",
-               [good_row("E-1", municipality="Essen"), good_row("E-2", municipality="Essen")], municipality="Essen")
+    write_xlsx(
+        d / "Prognose_Essen_2022-Q4.xlsx",
+        [good_row("E-1", municipality="Essen"), good_row("E-2", municipality="Essen", status="in Arbeit")],
+        municipality="Essen",
+    )
+    write_xlsx(
+        d / "Prognose_Essen_2022-Q4_korrektur1.xlsx",
+        [good_row("E-1", municipality="Essen"), good_row("E-2", municipality="Essen")],
+        municipality="Essen",
+    )
 
 
 @scenario
@@ -208,13 +262,29 @@ def password_protected(d):
 @scenario
 def csv_file(d):
     header = [t.header_maps()["2021"][c] for c in t.COLUMN_ORDER["2021"]] + ["Mittelabruf Q1/2023 in EUR"]
-    values = {"municipality": "Bochum", "project_id": "BO-1", "title": "Mulde Schulhof", "measure_type": "Entsiegelung",
-              "status": "Antrag gestellt", "is_in_designated_area": "ja", "total_cost_eur": "250.000,00",
-              "requested_funding_eur": "225.000,00", "funding_rate": "90 %", "planned_start_date": "01.04.2023",
-              "planned_completion_date": "Q4/2023", "expected_disconnected_area_m2": "2.000",
-              "contact_email": "a@bochum.example.de", "expected_trees": "4"}
-    lines = ["Kommune:;Bochum", "Berichtsquartal:;Q4/2020", "", ";".join(header),
-             ";".join(values.get(c, "") for c in t.COLUMN_ORDER["2021"]) + ";12.500,00"]
+    values = {
+        "municipality": "Bochum",
+        "project_id": "BO-1",
+        "title": "Mulde Schulhof",
+        "measure_type": "Entsiegelung",
+        "status": "Antrag gestellt",
+        "is_in_designated_area": "ja",
+        "total_cost_eur": "250.000,00",
+        "requested_funding_eur": "225.000,00",
+        "funding_rate": "90 %",
+        "planned_start_date": "01.04.2023",
+        "planned_completion_date": "Q4/2023",
+        "expected_disconnected_area_m2": "2.000",
+        "contact_email": "a@bochum.example.de",
+        "expected_trees": "4",
+    }
+    lines = [
+        "Kommune:;Bochum",
+        "Berichtsquartal:;Q4/2020",
+        "",
+        ";".join(header),
+        ";".join(values.get(c, "") for c in t.COLUMN_ORDER["2021"]) + ";12.500,00",
+    ]
     (d / "Prognose_Bochum_2020-Q4.csv").write_bytes("\r\n".join(lines).encode("cp1252"))
 
 
@@ -229,8 +299,15 @@ def xls_file(d):
     ws.write(1, 1, "Q3/2020")
     for j, c in enumerate(t.COLUMN_ORDER["2020"]):
         ws.write(3, j, t.header_maps()["2020"][c])
-        value = {"project_id": "BO-7", "title": "Rigole", "municipality": "Bochum", "measure_type": "Rigolenversickerung",
-                 "status": "Bewilligt", "total_cost_eur": 80000.5, "is_in_designated_area": "nein"}.get(c)
+        value = {
+            "project_id": "BO-7",
+            "title": "Rigole",
+            "municipality": "Bochum",
+            "measure_type": "Rigolenversickerung",
+            "status": "Bewilligt",
+            "total_cost_eur": 80000.5,
+            "is_in_designated_area": "nein",
+        }.get(c)
         if value is not None:
             ws.write(4, j, value)
     book.save(str(d / "Prognose_Bochum_2020-Q3.xls"))
@@ -245,8 +322,9 @@ def version_2020(d):
 def header_changed(d):
     import openpyxl
 
-    path = write_xlsx(d / "Prognose_Bottrop_2022-Q4.xlsx", [good_row("BOT-1", municipality="Bottrop")],
-                      municipality="Bottrop")
+    path = write_xlsx(
+        d / "Prognose_Bottrop_2022-Q4.xlsx", [good_row("BOT-1", municipality="Bottrop")], municipality="Bottrop"
+    )
     wb = openpyxl.load_workbook(path)
     ws = wb["Projekte"]
     for cell in ws[7]:
@@ -270,8 +348,12 @@ def _rename_header(path: Path, renames: dict[str, str | None]) -> None:
 @scenario
 def whole_file_rejections_name_their_sender(d):
     # A person renamed a header; the file name says nothing, the fields above the table do.
-    path = write_xlsx(d / "Meldung final.xlsx", [good_row("CR-1", municipality="Castrop-Rauxel")],
-                      municipality="Castrop-Rauxel", period=(2024, 1))
+    path = write_xlsx(
+        d / "Meldung final.xlsx",
+        [good_row("CR-1", municipality="Castrop-Rauxel")],
+        municipality="Castrop-Rauxel",
+        period=(2024, 1),
+    )
     _rename_header(path, {"Projektstatus": "Stand"})
     # No project table at all, an anonymous file name, but the sheet is named after the sender.
     wb = t.new_workbook(d / "Export.xlsx")
@@ -296,7 +378,11 @@ RULE_CASES = [
     ({"total_cost_eur": 0.0}, "total_cost_range", "total_cost_eur"),
     ({"total_cost_eur": "offen"}, "type", "total_cost_eur"),
     ({"planned_start_date": "Frühjahr"}, "type", "planned_start_date"),
-    ({"planned_start_date": dt.date(2051, 1, 1), "planned_completion_date": None}, "date_plausible", "planned_start_date"),
+    (
+        {"planned_start_date": dt.date(2051, 1, 1), "planned_completion_date": None},
+        "date_plausible",
+        "planned_start_date",
+    ),
     ({"project_id": None}, "required", "project_id"),
     ({"is_in_designated_area": "vielleicht"}, "type", "is_in_designated_area"),
     ({"contact_email": "anna at bochum"}, "contact_email_format", "contact_email"),
@@ -314,14 +400,19 @@ def rule_cases(d):
         period = (2021 + i // 4, i % 4 + 1)
         if overrides.get("payments") == "negative":
             overrides = {"payments": {t.next_quarters(*period)[0]: -500.0}}
-        write_xlsx(d / rule_file(i), [good_row("DO-1", municipality="Dortmund"),
-                                      good_row("DO-2", **{"municipality": "Dortmund", **overrides})],
-                   municipality="Dortmund", period=period)
+        write_xlsx(
+            d / rule_file(i),
+            [good_row("DO-1", municipality="Dortmund"), good_row("DO-2", **{"municipality": "Dortmund", **overrides})],
+            municipality="Dortmund",
+            period=period,
+        )
 
 
 # --- tests --------------------------------------------------------------------------------------------
 def test_every_file_balances(batch):
-    rows = batch.con.execute("select file_name, outcome, rows_read, rows_loaded, rows_rejected from raw.ingestion_files").fetchall()
+    rows = batch.con.execute(
+        "select file_name, outcome, rows_read, rows_loaded, rows_rejected from raw.ingestion_files"
+    ).fetchall()
     assert len(rows) == len(list(batch.dir.iterdir()))
     for name, outcome, read, loaded, rejected in rows:
         if outcome != "failed":
@@ -336,8 +427,10 @@ def test_clean_template_file_loads_every_row_with_payments(batch):
     assert row["measure_type_key"] == "green_roof_extensive" and row["status_key"] == "idea"
     assert row["affected_surface_type"] == "flat_roof" and row["template_version"] == "2021"
     assert row["_sheet"] == "Projekte" and row["_row_number"] == 8
-    pay = batch.con.execute("select payment_period, forecast_payment_eur from raw.forecasts__payment_forecasts "
-                            "where project_id = 'BO-1' and _source_file = 'forecasts/Prognose_Bochum_2022-Q4.xlsx'").fetchall()
+    pay = batch.con.execute(
+        "select payment_period, forecast_payment_eur from raw.forecasts__payment_forecasts "
+        "where project_id = 'BO-1' and _source_file = 'forecasts/Prognose_Bochum_2022-Q4.xlsx'"
+    ).fetchall()
     assert pay == [("2023-Q1", 20000.0)]
 
 
@@ -399,17 +492,24 @@ def test_duplicate_project_ids_keep_the_first_row(batch):
 
 
 def test_corrected_resubmission_is_kept_as_second_submission(batch):
-    subs = batch.con.execute("select _source_file, revision from raw.forecasts__submissions "
-                             "where municipality_key = 'essen' order by 1").fetchall()
-    assert subs == [("forecasts/Prognose_Essen_2022-Q4.xlsx", 0), ("forecasts/Prognose_Essen_2022-Q4_korrektur1.xlsx", 1)]
+    subs = batch.con.execute(
+        "select _source_file, revision from raw.forecasts__submissions where municipality_key = 'essen' order by 1"
+    ).fetchall()
+    assert subs == [
+        ("forecasts/Prognose_Essen_2022-Q4.xlsx", 0),
+        ("forecasts/Prognose_Essen_2022-Q4_korrektur1.xlsx", 1),
+    ]
     assert batch.ledger("Prognose_Essen_2022-Q4_korrektur1.xlsx")["rows_loaded"] == 2
     assert batch.ledger("Prognose_Essen_2022-Q4.xlsx")["rows_rejected"] == 1
 
 
 def test_corrupt_empty_and_unsupported_files_fail_loudly(batch):
-    rules = dict(batch.con.execute(
-        "select file_name, r.rule from raw.ingestion_files f join raw.rejected_rows r using (source_file) "
-        "where f.outcome = 'failed'").fetchall())
+    rules = dict(
+        batch.con.execute(
+            "select file_name, r.rule from raw.ingestion_files f join raw.rejected_rows r using (source_file) "
+            "where f.outcome = 'failed'"
+        ).fetchall()
+    )
     assert rules["Prognose_Hagen_2022-Q4.xlsx"] == "file_corrupt"
     assert rules["Prognose_Hamm_2022-Q4.xlsx"] == "file_corrupt"
     assert rules["Prognose_Witten_2022-Q4.xlsx"] == "file_corrupt"
@@ -491,17 +591,32 @@ def test_a_copy_is_filed_with_the_delivery_it_repeats(landing):
 
 def test_spoken_spellings_of_coded_values_load(landing):
     """Status, measure type, surface and yes/no as people write them (seeds/coded_value_spellings.csv)."""
-    write_xlsx(landing.dir / "Prognose_Bochum_2022-Q4.xlsx", [
-        good_row("BO-1", status="in Bau", measure_type="Gründach extensiv", affected_surface_type="Kies",
-                 is_in_designated_area="J"),
-        good_row("BO-2", status="genehmigt", measure_type="Mulden-Rigole", affected_surface_type="Asphalt",
-                 is_in_designated_area="Nein"),
-        good_row("BO-3", status="in Arbeit"),  # could mean two statuses: rejected with the allowed values
-    ])
+    write_xlsx(
+        landing.dir / "Prognose_Bochum_2022-Q4.xlsx",
+        [
+            good_row(
+                "BO-1",
+                status="in Bau",
+                measure_type="Gründach extensiv",
+                affected_surface_type="Kies",
+                is_in_designated_area="J",
+            ),
+            good_row(
+                "BO-2",
+                status="genehmigt",
+                measure_type="Mulden-Rigole",
+                affected_surface_type="Asphalt",
+                is_in_designated_area="Nein",
+            ),
+            good_row("BO-3", status="in Arbeit"),  # could mean two statuses: rejected with the allowed values
+        ],
+    )
     landing.load()
     rows = landing.projects("Prognose_Bochum_2022-Q4.xlsx")
-    assert {k: (r["status_key"], r["measure_type_key"], r["affected_surface_type"], r["is_in_designated_area"])
-            for k, r in rows.items()} == {
+    assert {
+        k: (r["status_key"], r["measure_type_key"], r["affected_surface_type"], r["is_in_designated_area"])
+        for k, r in rows.items()
+    } == {
         "BO-1": ("in_construction", "green_roof_extensive", "gravel", True),
         "BO-2": ("approved", "swale_trench", "asphalt", False),
     }
@@ -510,8 +625,11 @@ def test_spoken_spellings_of_coded_values_load(landing):
     assert "'in Arbeit'" in rejection[4] and "Erlaubt: Projektidee, Antrag in Vorbereitung, " in rejection[4]
 
 
-@pytest.mark.parametrize(("i", "rule", "column"), [(i, r, c) for i, (_, r, c) in enumerate(RULE_CASES)],
-                         ids=[f"{r}-{c}" for _, r, c in RULE_CASES])
+@pytest.mark.parametrize(
+    ("i", "rule", "column"),
+    [(i, r, c) for i, (_, r, c) in enumerate(RULE_CASES)],
+    ids=[f"{r}-{c}" for _, r, c in RULE_CASES],
+)
 def test_each_validation_rule_rejects_its_row(batch, i, rule, column):
     name = rule_file(i)
     led = batch.ledger(name)

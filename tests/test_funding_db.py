@@ -53,7 +53,9 @@ def _current_versions(con, channel: str) -> dict[str, list[tuple]]:
         out[entity.name] = con.execute(
             f"select {', '.join(cols)} from raw.{entity.raw_table} where extract_channel = ? "
             f"qualify row_number() over (partition by {entity.key} order by updated_at desc, extract_as_of desc) = 1 "
-            f"order by {entity.key}", [channel]).fetchall()
+            f"order by {entity.key}",
+            [channel],
+        ).fetchall()
     return out
 
 
@@ -106,15 +108,17 @@ def test_database_and_files_give_the_same_current_records(funding_dsn, programme
 def test_database_rows_are_validated_like_file_rows(funding_dsn, programme, tmp_path):
     funding_database.load(funding_dsn, programme, SEED, as_of=END_2022)
     with psycopg.connect(funding_dsn) as conn:
-        conn.execute("update foerderung.zahlung set betrag_eur = -100, geaendert_am = '2022-12-31 10:00:00' "
-                     "where zahlung_nr = (select min(zahlung_nr) from foerderung.zahlung)")
-        conn.execute("update foerderung.antrag set kommune = 'Gotham City' "
-                     "where antrag_nr = 'ZI-A-00003'")
+        conn.execute(
+            "update foerderung.zahlung set betrag_eur = -100, geaendert_am = '2022-12-31 10:00:00' "
+            "where zahlung_nr = (select min(zahlung_nr) from foerderung.zahlung)"
+        )
+        conn.execute("update foerderung.antrag set kommune = 'Gotham City' where antrag_nr = 'ZI-A-00003'")
     db = tmp_path / "zi.duckdb"
     with warehouse.connect(db) as con:
         summary = funding_db.run(con, funding_dsn, now=NOW, log=lambda m: None)
-        rejected = con.execute("select source_file, sheet, column_name, value_found, rule, message_de "
-                               "from raw.rejected_rows order by rule").fetchall()
+        rejected = con.execute(
+            "select source_file, sheet, column_name, value_found, rule, message_de from raw.rejected_rows order by rule"
+        ).fetchall()
     assert summary.rows_rejected == 2 and summary.rows_read == summary.rows_loaded + 2
     assert [r[4] for r in rejected] == ["negative_amount", "unknown_municipality"]
     assert rejected[1][1] == "foerderung.antrag" and rejected[1][3] == "Gotham City"
@@ -128,17 +132,22 @@ def test_a_row_deleted_in_the_database_is_recorded_in_the_key_list(funding_dsn, 
         funding_db.run(con, funding_dsn, now=NOW, log=lambda m: None)
         with psycopg.connect(funding_dsn) as conn:
             (mark,) = conn.execute("select max(geaendert_am) from foerderung.zahlung").fetchone()
-            (gone,) = conn.execute("delete from foerderung.zahlung where zahlung_nr = "
-                                   "(select max(zahlung_nr) from foerderung.zahlung) returning zahlung_nr").fetchone()
+            (gone,) = conn.execute(
+                "delete from foerderung.zahlung where zahlung_nr = "
+                "(select max(zahlung_nr) from foerderung.zahlung) returning zahlung_nr"
+            ).fetchone()
             # rows changed in the watermark's own second are read again by design (nothing committed in
             # that second is lost); the deletion itself adds no row, only a new key list
-            (overlap,) = conn.execute("select count(*) from foerderung.zahlung where geaendert_am >= %s",
-                                      [mark]).fetchone()
+            (overlap,) = conn.execute(
+                "select count(*) from foerderung.zahlung where geaendert_am >= %s", [mark]
+            ).fetchone()
         later = funding_db.run(con, funding_dsn, now=NOW + dt.timedelta(hours=1), log=lambda m: None)
         assert later.rows_loaded == overlap and len(later.files) == 1 and "+" in later.files[0]
         lists = con.execute(
             "select extract_as_of, bool_or(business_key = ?) from raw.funding__key_lists "
-            "where entity = 'payments' group by 1 order by 1", [gone]).fetchall()
+            "where entity = 'payments' group by 1 order by 1",
+            [gone],
+        ).fetchall()
     assert [present for _, present in lists] == [True, False]
 
 
@@ -172,10 +181,17 @@ def test_dagster_asset_and_check_severities(monkeypatch, tmp_path):
     assert result.get_asset_materialization_events()[0].asset_key.path == ["raw_funding_db", "funding_db_extracts"]
     specs = [s for check in dagster_funding.asset_checks for s in check.check_specs]
     blocking = {s.name for s in specs if s.blocking}
-    assert blocking == {"funding_delta_sequence_complete", "funding_payments_have_approval",
-                        "funding_approvals_have_application", "funding_applications_municipality_known"}
+    assert blocking == {
+        "funding_delta_sequence_complete",
+        "funding_payments_have_approval",
+        "funding_approvals_have_application",
+        "funding_applications_municipality_known",
+    }
     assert {s.name for s in specs if not s.blocking} == {
-        "funding_approved_within_requested", "funding_funding_rate_within_limits", "funding_minimum_grant_thresholds"}
+        "funding_approved_within_requested",
+        "funding_funding_rate_within_limits",
+        "funding_minimum_grant_thresholds",
+    }
     # the sequence check guards every raw funding table, so no staging model builds on a gap
     sequence_keys = {tuple(s.asset_key.path) for s in specs if s.name == "funding_delta_sequence_complete"}
     assert sequence_keys == {("raw_funding", table) for table in funding.RAW_TABLES}

@@ -36,8 +36,13 @@ FIRST_STAGE_LAST_SEQ = 8
 FIRST_STAGE_END = dt.datetime(2022, 12, 31, 23, 59, 59)
 EARLIER_QUARTER_END = dt.datetime(2022, 6, 30, 23, 59, 59)
 SELECT = ["+tag:funding", "project_statuses", "measure_types", "municipalities"]
-INT_TABLES = ["int_funding__applications", "int_funding__approvals", "int_funding__payments",
-              "int_funding__measures", "int_funding__amendments"]
+INT_TABLES = [
+    "int_funding__applications",
+    "int_funding__approvals",
+    "int_funding__payments",
+    "int_funding__measures",
+    "int_funding__amendments",
+]
 
 
 @pytest.fixture(scope="module")
@@ -61,27 +66,48 @@ def dbt_build(project: Path, data_dir: Path, with_tests: bool = True) -> None:
 
     os.environ["ZI_DATA_DIR"] = str(data_dir)
     os.environ["DO_NOT_TRACK"] = "1"
-    result = dbtRunner().invoke([
-        "build", "--project-dir", str(project), "--profiles-dir", str(project / "dbt_project"),
-        "--select", *SELECT, *([] if with_tests else ["--exclude", "resource_type:test"]), "--quiet",
-        "--target-path", str(project / "target"), "--log-path", str(project / "logs"),
-    ])
+    result = dbtRunner().invoke(
+        [
+            "build",
+            "--project-dir",
+            str(project),
+            "--profiles-dir",
+            str(project / "dbt_project"),
+            "--select",
+            *SELECT,
+            *([] if with_tests else ["--exclude", "resource_type:test"]),
+            "--quiet",
+            "--target-path",
+            str(project / "target"),
+            "--log-path",
+            str(project / "logs"),
+        ]
+    )
     failures = [r.node.name for r in (result.result or []) if r.status not in ("success", "pass")]
     assert result.success and not failures, f"dbt build failed: {failures} {result.exception}"
 
 
 def _status_as_of(con, moment: dt.datetime) -> dict[str, str]:
-    return dict(con.execute(
-        "select application_id, status_key from intermediate.int_funding__application_status_history "
-        "where valid_from <= ? and (valid_to is null or valid_to > ?)", [moment, moment]).fetchall())
+    return dict(
+        con.execute(
+            "select application_id, status_key from intermediate.int_funding__application_status_history "
+            "where valid_from <= ? and (valid_to is null or valid_to > ?)",
+            [moment, moment],
+        ).fetchall()
+    )
 
 
 def _table(con, name: str, exclude=()) -> list[tuple]:
     """The table's business columns; lineage columns (_source_file, _row_number) name the channel, so differ."""
-    cols = [r[0] for r in con.execute(
-        "select column_name from information_schema.columns where table_schema = 'intermediate' "
-        "and table_name = ? order by ordinal_position", [name]).fetchall()
-        if r[0] not in exclude and not r[0].startswith("_")]
+    cols = [
+        r[0]
+        for r in con.execute(
+            "select column_name from information_schema.columns where table_schema = 'intermediate' "
+            "and table_name = ? order by ordinal_position",
+            [name],
+        ).fetchall()
+        if r[0] not in exclude and not r[0].startswith("_")
+    ]
     return con.execute(f"select {', '.join(cols)} from intermediate.{name} order by all").fetchall()
 
 
@@ -110,8 +136,10 @@ def built(tmp_path_factory, dbt_project):
         stage1 = {
             "status_end_2022": _status_as_of(con, FIRST_STAGE_END),
             "status_earlier": _status_as_of(con, EARLIER_QUARTER_END),
-            "snapshot": con.execute("select application_id, status_key, dbt_valid_from, dbt_valid_to "
-                                    "from snapshots.snap_funding__application_status").fetchall(),
+            "snapshot": con.execute(
+                "select application_id, status_key, dbt_valid_from, dbt_valid_to "
+                "from snapshots.snap_funding__application_status"
+            ).fetchall(),
         }
     for path in later:
         shutil.copy(path, landing / "funding" / path.name)
@@ -132,9 +160,10 @@ def built(tmp_path_factory, dbt_project):
             funding_db.run(con, dsn, now=now, log=lambda m: None)
             funding_db.run(con, dsn, now=now + dt.timedelta(hours=1), full=True, log=lambda m: None)
             with psycopg.connect(dsn) as conn:
-                (deleted,) = conn.execute("delete from foerderung.zahlung where zahlung_nr = "
-                                          "(select max(zahlung_nr) from foerderung.zahlung) returning zahlung_nr"
-                                          ).fetchone()
+                (deleted,) = conn.execute(
+                    "delete from foerderung.zahlung where zahlung_nr = "
+                    "(select max(zahlung_nr) from foerderung.zahlung) returning zahlung_nr"
+                ).fetchone()
             funding_db.run(con, dsn, now=now + dt.timedelta(hours=2), log=lambda m: None)
     dbt_build(dbt_project, data_b, with_tests=False)
     return {"a": db_a, "b": db_b, "stage1": stage1, "deleted_payment": deleted, "project": dbt_project}
@@ -157,27 +186,36 @@ def test_demo_extracts_and_demo_database_give_the_same_tables(built):
         for entity in funding.ENTITIES:
             stg = f"staging.stg_funding__{entity.name}"
             cols = "* exclude (extract_id, extract_channel, extract_kind, extract_seq, extract_as_of, _source_file, _row_number)"
-            query = (f"select {cols} from {stg} where {entity.key} <> ? qualify row_number() over "
-                     f"(partition by {entity.key} order by updated_at desc) = 1 order by {entity.key}")
+            query = (
+                f"select {cols} from {stg} where {entity.key} <> ? qualify row_number() over "
+                f"(partition by {entity.key} order by updated_at desc) = 1 order by {entity.key}"
+            )
             params = [built["deleted_payment"]]
             assert a.execute(query, params).fetchall() == b.execute(query, params).fetchall(), stg
         # calibration survives the whole path
-        assert a.execute("select count(*), sum(requested_eur) from intermediate.int_funding__applications "
-                         "where year(application_date) = 2020 and not is_deleted").fetchone() == (64, 5_200_000)
-        assert a.execute("select count(*) from intermediate.int_funding__approvals "
-                         "where year(notice_date) = 2020").fetchone() == (60,)
+        assert a.execute(
+            "select count(*), sum(requested_eur) from intermediate.int_funding__applications "
+            "where year(application_date) = 2020 and not is_deleted"
+        ).fetchone() == (64, 5_200_000)
+        assert a.execute(
+            "select count(*) from intermediate.int_funding__approvals where year(notice_date) = 2020"
+        ).fetchone() == (60,)
 
 
 def test_a_changed_status_moves_the_snapshot_and_keeps_the_earlier_quarter(built):
     stage1 = built["stage1"]
     with warehouse.connect(built["a"]) as con:
-        final = dict(con.execute("select application_id, status_key from intermediate.int_funding__applications"
-                                 ).fetchall())
+        final = dict(
+            con.execute("select application_id, status_key from intermediate.int_funding__applications").fetchall()
+        )
         moved = sorted(a for a, s in stage1["status_end_2022"].items() if final[a] != s)
         assert moved, "the later deltas change some statuses"
         app = moved[0]
-        rows = con.execute("select status_key, dbt_valid_from, dbt_valid_to from snapshots.snap_funding__application_status "
-                           "where application_id = ? order by dbt_valid_from", [app]).fetchall()
+        rows = con.execute(
+            "select status_key, dbt_valid_from, dbt_valid_to from snapshots.snap_funding__application_status "
+            "where application_id = ? order by dbt_valid_from",
+            [app],
+        ).fetchall()
         # the first-stage row is closed, the current row carries the new status
         assert len(rows) == 2
         assert rows[0][0] == stage1["status_end_2022"][app] and rows[0][2] == rows[1][1]
@@ -186,10 +224,13 @@ def test_a_changed_status_moves_the_snapshot_and_keeps_the_earlier_quarter(built
         assert _status_as_of(con, EARLIER_QUARTER_END) == stage1["status_earlier"]
         assert _status_as_of(con, FIRST_STAGE_END) == stage1["status_end_2022"]
         # ... and from the snapshot for the quarter it observed (it only knows what each dbt run saw)
-        from_snapshot = dict(con.execute(
-            "select application_id, status_key from snapshots.snap_funding__application_status "
-            "where dbt_valid_from <= ? and (dbt_valid_to is null or dbt_valid_to > ?)",
-            [FIRST_STAGE_END, FIRST_STAGE_END]).fetchall())
+        from_snapshot = dict(
+            con.execute(
+                "select application_id, status_key from snapshots.snap_funding__application_status "
+                "where dbt_valid_from <= ? and (dbt_valid_to is null or dbt_valid_to > ?)",
+                [FIRST_STAGE_END, FIRST_STAGE_END],
+            ).fetchall()
+        )
         assert from_snapshot == stage1["status_end_2022"]
 
 
@@ -205,14 +246,21 @@ def test_reconciliation_checks(built, tmp_path):
         assert all(r["amendment_count"] > 0 for r in outcomes["approved_within_requested"].examples)
 
         # break each rule once in the built tables and see the check fail
-        con.execute("update intermediate.int_funding__payments set approval_id = 'ZI-B-99999' "
-                    "where payment_id = (select min(payment_id) from intermediate.int_funding__payments)")
-        con.execute("update intermediate.int_funding__applications set funding_rate = 0.95, owner_type = 'private', "
-                    "municipality_key = 'atlantis' where application_id = 'ZI-A-00001'")
-        con.execute("update intermediate.int_funding__approvals set application_id = 'ZI-A-99999' "
-                    "where approval_id = 'ZI-B-00001'")
-        con.execute("update intermediate.int_funding__approvals set approved_eur = 12000 "
-                    "where approval_id = 'ZI-B-00002'")
+        con.execute(
+            "update intermediate.int_funding__payments set approval_id = 'ZI-B-99999' "
+            "where payment_id = (select min(payment_id) from intermediate.int_funding__payments)"
+        )
+        con.execute(
+            "update intermediate.int_funding__applications set funding_rate = 0.95, owner_type = 'private', "
+            "municipality_key = 'atlantis' where application_id = 'ZI-A-00001'"
+        )
+        con.execute(
+            "update intermediate.int_funding__approvals set application_id = 'ZI-A-99999' "
+            "where approval_id = 'ZI-B-00001'"
+        )
+        con.execute(
+            "update intermediate.int_funding__approvals set approved_eur = 12000 where approval_id = 'ZI-B-00002'"
+        )
         broken = funding_checks.run_all(con)
     assert not broken["payments_have_approval"].passed
     assert [r["approval_id"] for r in broken["payments_have_approval"].examples] == ["ZI-B-99999"]

@@ -49,12 +49,15 @@ def _ledger(db: Path) -> dict[str, dict]:
 
 def _rejections(db: Path) -> list[dict]:
     with warehouse.connect(db) as con:
-        cur = con.execute("select * from raw.rejected_rows where source_family = 'funding' order by source_file, row_number")
+        cur = con.execute(
+            "select * from raw.rejected_rows where source_family = 'funding' order by source_file, row_number"
+        )
         cols = [d[0] for d in cur.description]
         return [dict(zip(cols, r)) for r in cur.fetchall()]
 
 
 # --- the demo extracts ------------------------------------------------------------------------------
+
 
 def test_demo_extracts_keep_the_2020_calibration_and_both_encodings(demo_landing, tmp_path):
     files = sorted((demo_landing / "funding").iterdir())
@@ -64,7 +67,7 @@ def test_demo_extracts_keep_the_2020_calibration_and_both_encodings(demo_landing
     old = (demo_landing / "funding" / "zi_foerderung_000_voll_20201231_antraege.csv").read_bytes()
     new = (demo_landing / "funding" / "zi_foerderung_023_delta_20260930_antraege.csv").read_bytes()
     assert not old.startswith(b"\xef\xbb\xbf") and "Maßnahmenart".encode("cp1252") in old  # Windows-1252
-    assert new.startswith(b"\xef\xbb\xbf") and "Maßnahmenart".encode("utf-8") in new  # UTF-8 with BOM
+    assert new.startswith(b"\xef\xbb\xbf") and "Maßnahmenart".encode() in new  # UTF-8 with BOM
 
     db = tmp_path / "zi.duckdb"
     summary = _ingest(demo_landing, db)
@@ -73,14 +76,18 @@ def test_demo_extracts_keep_the_2020_calibration_and_both_encodings(demo_landing
     with warehouse.connect(db) as con:
         n, requested = con.execute(
             "select count(*), sum(requested_eur) from raw.funding__applications "
-            "where extract_seq = 0 and year(application_date) = 2020").fetchone()
+            "where extract_seq = 0 and year(application_date) = 2020"
+        ).fetchone()
         (notices,) = con.execute(
-            "select count(*) from raw.funding__approvals where extract_seq = 0 and year(notice_date) = 2020").fetchone()
+            "select count(*) from raw.funding__approvals where extract_seq = 0 and year(notice_date) = 2020"
+        ).fetchone()
         # every row of the ledger adds up, for every file
-        bad = con.execute("select count(*) from raw.ingestion_files "
-                          "where rows_read <> rows_loaded + rows_rejected").fetchone()[0]
-        keys = con.execute("select count(*) from raw.funding__key_lists where entity = 'applications' "
-                           "and extract_kind = 'full'").fetchone()[0]
+        bad = con.execute(
+            "select count(*) from raw.ingestion_files where rows_read <> rows_loaded + rows_rejected"
+        ).fetchone()[0]
+        keys = con.execute(
+            "select count(*) from raw.funding__key_lists where entity = 'applications' and extract_kind = 'full'"
+        ).fetchone()[0]
     assert (n, requested, notices) == (64, Decimal("5200000.00"), 60)
     assert bad == 0
     assert keys == n  # the full extract's key list holds every application it delivered
@@ -107,6 +114,7 @@ def test_loading_the_same_extracts_twice_changes_nothing(demo_landing, tmp_path)
 
 
 # --- the delta sequence -----------------------------------------------------------------------------
+
 
 def test_a_missing_delta_blocks_later_deltas_and_names_the_file(demo_landing, tmp_path):
     landing = _copy_landing(demo_landing, tmp_path)
@@ -150,12 +158,14 @@ def test_a_whole_missing_extract_is_named_from_the_successors_control_record(dem
 
 # --- bad input --------------------------------------------------------------------------------------
 
+
 def _state(programme):
     return funding_extracts.database_rows(programme, FULL_CUT, SEED)
 
 
-def _write(landing: Path, entity_name: str, rows: list[dict], seq=0, kind="full", as_of=dt.date(2020, 12, 31),
-           predecessor=None) -> Path:
+def _write(
+    landing: Path, entity_name: str, rows: list[dict], seq=0, kind="full", as_of=dt.date(2020, 12, 31), predecessor=None
+) -> Path:
     entity = funding_entities.ENTITY_BY_NAME[entity_name]
     folder = landing / "funding"
     folder.mkdir(parents=True, exist_ok=True)
@@ -206,12 +216,15 @@ def test_row_rejections_name_row_column_value_and_rule(programme, tmp_path):
     assert len(result.tables["funding__key_lists"]) == 8
 
 
-@pytest.mark.parametrize("damage, rule", [
-    ("truncate", "control_record_missing"),
-    ("drop_row", "control_count_mismatch"),
-    ("change_amount", "control_sum_mismatch"),
-    ("rename_header", "unknown_header"),
-])
+@pytest.mark.parametrize(
+    "damage, rule",
+    [
+        ("truncate", "control_record_missing"),
+        ("drop_row", "control_count_mismatch"),
+        ("change_amount", "control_sum_mismatch"),
+        ("rename_header", "unknown_header"),
+    ],
+)
 def test_whole_file_failures(programme, tmp_path, damage, rule):
     landing = tmp_path / "landing"
     rows = _state(programme)["applications"][:5]
@@ -254,8 +267,11 @@ def test_a_stray_byte_a_short_and_a_long_row_are_rejected_as_rows_and_the_rest_l
     assert result.outcome == "partially_loaded"
     assert (result.rows_read, result.rows_loaded, result.rows_rejected) == (6, 3, 3)
     found = {r.row_number: r for r in result.rejections}
-    assert [(n, found[n].rule) for n in sorted(found)] == [(3, "row_encoding"), (5, "row_field_count"),
-                                                          (7, "row_field_count")]
+    assert [(n, found[n].rule) for n in sorted(found)] == [
+        (3, "row_encoding"),
+        (5, "row_field_count"),
+        (7, "row_field_count"),
+    ]
     assert "0x81" in found[3].message_de if encoding == "cp1252" else "0xFF" in found[3].message_de
     assert "5 statt 14 Felder" in found[5].message_de and "15 statt 14 Felder" in found[7].message_de
     assert found[5].value_found == lines[4].decode("cp1252" if encoding == "cp1252" else "utf-8")
@@ -268,8 +284,15 @@ def test_deltas_out_of_order_are_refused(programme, tmp_path):
     for entity in funding.ENTITIES:
         _write(landing, entity.name, state[entity.name])
     # delta 1 claims a different predecessor, delta 2 is dated before delta 1
-    wrong = _write(landing, "applications", [], seq=1, kind="delta", as_of=dt.date(2021, 3, 31),
-                   predecessor="zi_foerderung_000_voll_20201130")
+    wrong = _write(
+        landing,
+        "applications",
+        [],
+        seq=1,
+        kind="delta",
+        as_of=dt.date(2021, 3, 31),
+        predecessor="zi_foerderung_000_voll_20201130",
+    )
     db = tmp_path / "zi.duckdb"
     _ingest(landing, db)
     row = _ledger(db)[f"funding/{wrong.name}"]
@@ -289,8 +312,15 @@ def test_a_file_that_is_no_extract_is_rejected_not_ignored(tmp_path):
 
 def test_a_delta_without_full_extract_is_held_back(programme, tmp_path):
     landing = tmp_path / "landing"
-    path = _write(landing, "payments", [], seq=1, kind="delta", as_of=dt.date(2021, 3, 31),
-                  predecessor="zi_foerderung_000_voll_20201231")
+    path = _write(
+        landing,
+        "payments",
+        [],
+        seq=1,
+        kind="delta",
+        as_of=dt.date(2021, 3, 31),
+        predecessor="zi_foerderung_000_voll_20201231",
+    )
     db = tmp_path / "zi.duckdb"
     _ingest(landing, db)
     row = _ledger(db)[f"funding/{path.name}"]
@@ -301,7 +331,11 @@ def test_a_delta_without_full_extract_is_held_back(programme, tmp_path):
 def test_validation_is_vectorised_over_many_files(demo_landing):
     # all 24 extracts of one entity in one pass: the per-file cost must stay small
     entity = funding_entities.ENTITY_BY_NAME["payments"]
-    files = [funding.parse_file_name(f) for f in discover(demo_landing, "funding", ()) if f.path.name.endswith("_zahlungen.csv")]
+    files = [
+        funding.parse_file_name(f)
+        for f in discover(demo_landing, "funding", ())
+        if f.path.name.endswith("_zahlungen.csv")
+    ]
     pending = [funding.prepare_extract_file(x, None) for x in files]
     started = dt.datetime.now()
     results = funding.validate(entity, [(p.strings, p.extract) for p in pending], "de")

@@ -33,7 +33,7 @@ from dagster_zi.housekeeping import (
 )
 from zi_warehouse import alerts
 
-LATER = dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=200)
+LATER = dt.datetime.now(dt.UTC) + dt.timedelta(days=200)
 
 
 @asset
@@ -71,7 +71,8 @@ def instance(tmp_path, monkeypatch) -> DagsterInstance:
 def _build(inst: DagsterInstance, selection=None) -> str:
     """A run of a job named like the build job (the rule keeps its last success by name)."""
     job = define_asset_job(BUILD_JOB, selection=selection).resolve(
-        asset_graph=_graph([upstream, downstream, upstream_positive]))
+        asset_graph=_graph([upstream, downstream, upstream_positive])
+    )
     return job.execute_in_process(instance=inst).run_id
 
 
@@ -117,8 +118,9 @@ def test_old_runs_go_the_runs_the_asset_status_rests_on_stay(instance):
     assert alerts.read_record(Path(instance.root_directory) / "alerts", failed) is None
     assert instance.get_run_by_id(running).status == DagsterRunStatus.STARTED
     # The asset status still rests on runs that exist, with their events.
-    latest = {key: instance.get_latest_materialization_event(AssetKey(key)).run_id
-              for key in ("upstream", "downstream")}
+    latest = {
+        key: instance.get_latest_materialization_event(AssetKey(key)).run_id for key in ("upstream", "downstream")
+    }
     assert latest == {"upstream": other_job, "downstream": only_downstream}
     summary = instance.event_log_storage.get_asset_check_summary_records([upstream_positive.check_key])
     assert summary[upstream_positive.check_key].last_check_execution_record.run_id == checked

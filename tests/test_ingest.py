@@ -36,8 +36,10 @@ def _make_source(schema=None):
                     result.rejections.append(Rejection(i, "value", value, "value_ge_0", "Wert darf nicht negativ sein"))
                 else:
                     good.append({"name": name, "value": int(value), "_source_file": f.source_file, "_row_number": i})
-            result.tables["demo__items"] = pa.Table.from_pylist(good, schema=schema.append(
-                pa.field("_source_file", pa.string())).append(pa.field("_row_number", pa.int64())))
+            result.tables["demo__items"] = pa.Table.from_pylist(
+                good,
+                schema=schema.append(pa.field("_source_file", pa.string())).append(pa.field("_row_number", pa.int64())),
+            )
             yield result
 
     return types.SimpleNamespace(SOURCE_FAMILY="demo", RAW_TABLES={"demo__items": schema}, read_files=read_files)
@@ -64,7 +66,9 @@ def test_rows_are_loaded_or_rejected_and_reloading_changes_nothing(setup):
     assert (s1.rows_read, s1.rows_loaded, s1.rows_rejected) == (3, 2, 1)
     ledger = con.execute("select rows_read, rows_loaded, rows_rejected, outcome from raw.ingestion_files").fetchall()
     assert ledger == [(3, 2, 1, "partially_loaded")]
-    rejected = con.execute("select source_file, row_number, column_name, value_found, rule from raw.rejected_rows").fetchall()
+    rejected = con.execute(
+        "select source_file, row_number, column_name, value_found, rule from raw.rejected_rows"
+    ).fetchall()
     assert rejected == [("demo/a.csv", 2, "value", "-2", "value_ge_0")]
     before = _items(con)
     s2 = ingest(con, source, landing, log=lambda m: None)
@@ -113,8 +117,9 @@ def test_lost_rows_are_refused(setup):
         for f in files:
             yield FileResult("demo", f.source_file, f.file_hash, rows_read=5)
 
-    source = types.SimpleNamespace(SOURCE_FAMILY="demo", RAW_TABLES={"demo__items": pa.schema([("name", pa.string())])},
-                                   read_files=lossy)
+    source = types.SimpleNamespace(
+        SOURCE_FAMILY="demo", RAW_TABLES={"demo__items": pa.schema([("name", pa.string())])}, read_files=lossy
+    )
     with pytest.raises(AssertionError, match="rows read 5"):
         ingest(con, source, landing, log=lambda m: None)
     # nothing was stored: the transaction never started

@@ -59,38 +59,66 @@ def test_runs_materialisations_checks_and_sensor_ticks_go_into_postgres(tmp_path
             [(run_id, status)] = con.execute("select run_id, status from runs").fetchall()
             assert status == "SUCCESS"
             assert run_id in build.stdout
-            materialised = {row[0] for row in con.execute(
-                "select asset_key from event_logs where run_id = %s and dagster_event_type = 'ASSET_MATERIALIZATION'",
-                (run_id,)).fetchall()}
-            checks = dict(con.execute(
-                "select execution_status, count(*) from asset_check_executions where run_id = %s group by 1",
-                (run_id,)).fetchall())
+            materialised = {
+                row[0]
+                for row in con.execute(
+                    "select asset_key from event_logs where run_id = %s and dagster_event_type = 'ASSET_MATERIALIZATION'",
+                    (run_id,),
+                ).fetchall()
+            }
+            checks = dict(
+                con.execute(
+                    "select execution_status, count(*) from asset_check_executions where run_id = %s group by 1",
+                    (run_id,),
+                ).fetchall()
+            )
         assert '["marts", "mart_budget_year"]' in materialised and len(materialised) > 50
         assert checks.get("SUCCEEDED", 0) > 100, checks
 
         # Another process (what the webserver and the daemon do) sees the run through Dagster.
-        seen = subprocess.run([sys.executable, "-c", (
-            "import json; from dagster import AssetKey, DagsterInstance\n"
-            "with DagsterInstance.get() as i:\n"
-            "    runs = i.get_runs()\n"
-            "    m = i.get_latest_materialization_event(AssetKey(['marts', 'mart_budget_year']))\n"
-            "    print(json.dumps({'storage': type(i.run_storage).__name__, 'runs': [r.run_id for r in runs],"
-            " 'materialised_by': m.run_id}))")],
-            cwd=REPO_ROOT, env={**env, "DAGSTER_HOME": str(home)}, capture_output=True, text=True, timeout=120)
+        seen = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                (
+                    "import json; from dagster import AssetKey, DagsterInstance\n"
+                    "with DagsterInstance.get() as i:\n"
+                    "    runs = i.get_runs()\n"
+                    "    m = i.get_latest_materialization_event(AssetKey(['marts', 'mart_budget_year']))\n"
+                    "    print(json.dumps({'storage': type(i.run_storage).__name__, 'runs': [r.run_id for r in runs],"
+                    " 'materialised_by': m.run_id}))"
+                ),
+            ],
+            cwd=REPO_ROOT,
+            env={**env, "DAGSTER_HOME": str(home)},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert seen.returncode == 0, seen.stderr
         assert json.loads(seen.stdout.strip().splitlines()[-1]) == {
-            "storage": "PostgresRunStorage", "runs": [run_id], "materialised_by": run_id}
+            "storage": "PostgresRunStorage",
+            "runs": [run_id],
+            "materialised_by": run_id,
+        }
 
         # The daemon with this instance evaluates the sensors (running by default) and records their ticks there.
-        daemon = subprocess.Popen([str(BIN / "dagster-daemon"), "run", "-w", str(REPO_ROOT / "workspace.yaml")],
-                                  cwd=REPO_ROOT, env={**env, "DAGSTER_HOME": str(home)}, start_new_session=True,
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        daemon = subprocess.Popen(
+            [str(BIN / "dagster-daemon"), "run", "-w", str(REPO_ROOT / "workspace.yaml")],
+            cwd=REPO_ROOT,
+            env={**env, "DAGSTER_HOME": str(home)},
+            start_new_session=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         try:
             ticks: dict[str, str] = {}
             deadline = time.monotonic() + 240
             # until both sensors have a finished tick (a tick reads STARTED while it is being evaluated)
             while time.monotonic() < deadline and not (
-                    {"landing_sensor", "run_failure_alert"} <= set(ticks) and "STARTED" not in ticks.values()):
+                {"landing_sensor", "run_failure_alert"} <= set(ticks) and "STARTED" not in ticks.values()
+            ):
                 assert daemon.poll() is None, daemon.stderr.read()
                 time.sleep(2)
                 with psycopg.connect(url) as con:

@@ -34,11 +34,15 @@ def _recompute(con, municipality: str, year: int) -> dict:
         "select area_m2, surface_type, sewer_connection from staging.stg_surfaces__parcels where municipality_key = ?",
         [municipality],
     ).df()
-    factors = con.execute(
-        "select element_type, runoff_share_a, evaporation_share_v from intermediate.int_water_balance__factors "
-        "where municipality_key = ?",
-        [municipality],
-    ).df().set_index("element_type")
+    factors = (
+        con.execute(
+            "select element_type, runoff_share_a, evaporation_share_v from intermediate.int_water_balance__factors "
+            "where municipality_key = ?",
+            [municipality],
+        )
+        .df()
+        .set_index("element_type")
+    )
     measures = con.execute(
         "select * from marts.fct_measure where municipality_key = ? and status_key not in ('withdrawn', 'rejected')",
         [municipality],
@@ -58,9 +62,13 @@ def _recompute(con, municipality: str, year: int) -> dict:
         if not isinstance(before, str) or not isinstance(after, str) or pd.isna(m.surface_change_m2):
             continue
         if kinds[after] == "facility":  # runoff of the old surface routed into the facility
-            change += m.surface_change_m2 * factors.loc[before, "runoff_share_a"] * factors.loc[after, "evaporation_share_v"]
+            change += (
+                m.surface_change_m2 * factors.loc[before, "runoff_share_a"] * factors.loc[after, "evaporation_share_v"]
+            )
         else:  # the surface itself is replaced
-            change += m.surface_change_m2 * (factors.loc[after, "evaporation_share_v"] - factors.loc[before, "evaporation_share_v"])
+            change += m.surface_change_m2 * (
+                factors.loc[after, "evaporation_share_v"] - factors.loc[before, "evaporation_share_v"]
+            )
     return {
         "baseline_connected_area_m2": connected,
         "disconnection_rate_actual_pct": 100 * completed["disconnected_area_m2"].fillna(0).sum() / connected,

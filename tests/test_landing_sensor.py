@@ -55,8 +55,12 @@ def test_a_new_workbook_builds_its_family_and_everything_downstream(built):
     roots = {key.path[0] for key in request.asset_selection if key.path[0].startswith("raw_")}
     assert "raw_forecasts" in roots and not (roots & (FAMILY_ROOTS - {"raw_forecasts"}))
     names = {key.to_user_string() for key in request.asset_selection}
-    for downstream in ("forecast_feedback_workbooks", "marts/mart_pipeline_municipality_quarter",
-                       "published_warehouse", "quarterly_report"):
+    for downstream in (
+        "forecast_feedback_workbooks",
+        "marts/mart_pipeline_municipality_quarter",
+        "published_warehouse",
+        "quarterly_report",
+    ):
         assert downstream in names, downstream
     # The same landing state is one run (the key), a further change another.
     again, _ = _tick(cursor)

@@ -99,10 +99,11 @@ def served(demo_data_dir, tmp_path):
     every process it started (UI, daemon, run worker, code servers, runs) must be gone."""
     data_dir = copy_built_data_dir(demo_data_dir, tmp_path / "data")
     port = _free_port()
-    log = open(tmp_path / "serve.log", "w")
+    log = open(tmp_path / "serve.log", "w")  # noqa: SIM115 - open while zi serve runs
     env = zi_env(data_dir)
-    proc = subprocess.Popen([ZI, "serve", "--port", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        [ZI, "serve", "--port", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+    )
     worker_socket = data_dir / "dagster" / "run-worker.sock"
 
     def ready() -> bool:
@@ -141,8 +142,10 @@ def served(demo_data_dir, tmp_path):
 
 def _drop_corrected_workbook(data_dir: Path) -> Path:
     """A coordinator's corrected workbook with one row whose status is not a status (one rejection)."""
-    staged = with_bad_row(data_dir / "landing" / "forecasts" / "Prognose_Bochum_2020-Q3.xlsx",
-                          data_dir / "Prognose_Bochum_2020-Q3_korrektur1.xlsx")
+    staged = with_bad_row(
+        data_dir / "landing" / "forecasts" / "Prognose_Bochum_2020-Q3.xlsx",
+        data_dir / "Prognose_Bochum_2020-Q3_korrektur1.xlsx",
+    )
     target = data_dir / "landing" / "forecasts" / staged.name
     os.replace(staged, target)  # appears whole, as a file copied in by a person
     return target
@@ -171,8 +174,9 @@ def test_a_dropped_workbook_is_built_and_published_while_other_builds_wait_their
     # ... and a plain `zi build` waits for it, then finds nothing left to do.
     waiting = subprocess.Popen([ZI, "build"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
-    feedback = _wait(lambda: next((data_dir / "feedback").rglob(f"*{dropped.stem}*"), None), 300,
-                     "Rückmeldedatei geschrieben")
+    feedback = _wait(
+        lambda: next((data_dir / "feedback").rglob(f"*{dropped.stem}*"), None), 300, "Rückmeldedatei geschrieben"
+    )
     assert "bochum" in feedback.parts
     _wait(lambda: name in published_files(data_dir), 300, "Datei in den veröffentlichten Marts")
     out, _ = waiting.communicate(timeout=600)
@@ -185,8 +189,10 @@ def test_a_dropped_workbook_is_built_and_published_while_other_builds_wait_their
         assert LOCK_ERROR not in messages and "vorgeladenen Run-Worker" in messages
     con = duckdb.connect(str(data_dir / "published" / "zi.duckdb"), read_only=True)
     try:
-        rejected = con.execute("select count(*) from marts.mart_rejected_rows where source_file = ? and value_found = ?",
-                               [name, BAD_STATUS]).fetchone()[0]
+        rejected = con.execute(
+            "select count(*) from marts.mart_rejected_rows where source_file = ? and value_found = ?",
+            [name, BAD_STATUS],
+        ).fetchone()[0]
     finally:
         con.close()
     assert rejected == 1
@@ -196,12 +202,17 @@ def test_two_runs_launched_from_the_ui_queue_instead_of_colliding(served):
     from dagster_graphql import DagsterGraphQLClient
 
     client = DagsterGraphQLClient("127.0.0.1", port_number=served["port"])
-    selection = [AssetKey(["raw_forecasts", "forecasts__projects"]), AssetKey(["raw_forecasts", "forecasts__submissions"]),
-                 AssetKey(["raw_forecasts", "forecasts__payment_forecasts"]),
-                 AssetKey(["raw_ingestion", "ingestion_files"]), AssetKey(["raw_ingestion", "rejected_rows"])]
+    selection = [
+        AssetKey(["raw_forecasts", "forecasts__projects"]),
+        AssetKey(["raw_forecasts", "forecasts__submissions"]),
+        AssetKey(["raw_forecasts", "forecasts__payment_forecasts"]),
+        AssetKey(["raw_ingestion", "ingestion_files"]),
+        AssetKey(["raw_ingestion", "rejected_rows"]),
+    ]
     first = client.submit_job_execution("build_warehouse", asset_selection=selection)
     second = client.submit_job_execution("build_warehouse", asset_selection=selection)
     with _instance(served["data_dir"]) as instance:
+
         def finished():
             runs = [instance.get_run_record_by_id(run_id) for run_id in (first, second)]
             return runs if all(r.dagster_run.is_finished for r in runs) else None

@@ -37,15 +37,21 @@ def data_dir(tmp_path, monkeypatch):
     # Bochum: one clean file, one with a rejected row; Herne: a header a person renamed, in a file whose
     # name says nothing (the fields above the table do); one file nobody can be identified from.
     write_xlsx(landing / "Prognose_Bochum_2022-Q4.xlsx", [good_row("BO-1")])
-    write_xlsx(landing / "Prognose_Bochum_2023-Q1.xlsx", [good_row("BO-1"), good_row("BO-2", status="in Arbeit")],
-               period=(2023, 1))
-    herne = write_xlsx(landing / "Meldung.xlsx", [good_row("HE-1", municipality="Herne")], municipality="Herne",
-                       period=(2023, 1))
+    write_xlsx(
+        landing / "Prognose_Bochum_2023-Q1.xlsx",
+        [good_row("BO-1"), good_row("BO-2", status="in Arbeit")],
+        period=(2023, 1),
+    )
+    herne = write_xlsx(
+        landing / "Meldung.xlsx", [good_row("HE-1", municipality="Herne")], municipality="Herne", period=(2023, 1)
+    )
     _rename_header(herne, "Gesamtkosten in EUR", "Kosten")
     (landing / "scan.xlsx").write_bytes(b"PK\x03\x04")
     addresses = tmp_path / "koordination.csv"  # outside the repository, as in production
-    addresses.write_text('municipality;email\nBochum;"anna@bochum.example.de; b@bochum.example.de"\n'
-                         "herne;k@herne.example.de\n", encoding="utf-8")
+    addresses.write_text(
+        'municipality;email\nBochum;"anna@bochum.example.de; b@bochum.example.de"\nherne;k@herne.example.de\n',
+        encoding="utf-8",
+    )
     monkeypatch.setenv(outbox.ADDRESSES_ENV, str(addresses))
     return paths
 
@@ -56,8 +62,9 @@ def _run_dagster():
     from dagster_zi.sources import ingest_assets
 
     raw_forecasts = next(a for a in ingest_assets if AssetKey(["raw_forecasts", "forecasts__projects"]) in a.keys)
-    result = materialize([raw_forecasts, dz.forecast_feedback_workbooks, dz.coordinator_outbox],
-                         instance=DagsterInstance.ephemeral())
+    result = materialize(
+        [raw_forecasts, dz.forecast_feedback_workbooks, dz.coordinator_outbox], instance=DagsterInstance.ephemeral()
+    )
     assert result.success
     return result.asset_materializations_for_node("coordinator_outbox")[0].metadata
 
@@ -86,8 +93,10 @@ def test_a_run_sends_each_municipality_its_feedback_once(data_dir, monkeypatch):
         assert len(messages) == 2
         by_to = {m["To"]: m for m in messages}
         assert set(by_to) == {"anna@bochum.example.de, b@bochum.example.de", "k@herne.example.de"}
-        assert sorted(sorted(r) for r in smtp.recipients) == [["anna@bochum.example.de", "b@bochum.example.de"],
-                                                              ["k@herne.example.de"]]
+        assert sorted(sorted(r) for r in smtp.recipients) == [
+            ["anna@bochum.example.de", "b@bochum.example.de"],
+            ["k@herne.example.de"],
+        ]
 
         bochum = by_to["anna@bochum.example.de, b@bochum.example.de"]
         text = body_of(bochum)
@@ -118,8 +127,11 @@ def test_a_run_sends_each_municipality_its_feedback_once(data_dir, monkeypatch):
 
         # A correction arrives: only it is reported, in a new message to Bochum.
         paths = config.paths()
-        write_xlsx(paths.landing_for("forecasts") / "Prognose_Bochum_2023-Q1_korrektur1.xlsx",
-                   [good_row("BO-1"), good_row("BO-2")], period=(2023, 1))
+        write_xlsx(
+            paths.landing_for("forecasts") / "Prognose_Bochum_2023-Q1_korrektur1.xlsx",
+            [good_row("BO-1"), good_row("BO-2")],
+            period=(2023, 1),
+        )
         third = _run_dagster()
         assert third["messages_sent"].value == 1
         latest = smtp.wait_for(3)[-1]
@@ -140,29 +152,37 @@ def test_without_smtp_the_messages_wait_in_the_outbox_and_go_out_later(data_dir,
     assert b"Content-Type: multipart/mixed" in written[0].read_bytes()  # a standard MIME message
 
     monkeypatch.setenv(outbox.ADDRESSES_ENV, str(Path(os.environ[outbox.ADDRESSES_ENV]).with_name("nur_bochum.csv")))
-    Path(os.environ[outbox.ADDRESSES_ENV]).write_text("municipality,email\nbochum,anna@bochum.example.de\n",
-                                                      encoding="utf-8")
+    Path(os.environ[outbox.ADDRESSES_ENV]).write_text(
+        "municipality,email\nbochum,anna@bochum.example.de\n", encoding="utf-8"
+    )
     from dagster_zi import forecasts as dz
 
     with smtp_server() as smtp:
         _smtp_env(monkeypatch, smtp)
         with warehouse.connect(paths.warehouse) as con:
             result = outbox.run(con, paths, alerts.SmtpSettings.from_env(), outbox.coordinator_addresses())
-        assert [p.name for p in result.sent] == [written[0].name] and smtp.wait_for(1)[0]["To"] == "anna@bochum.example.de"
+        assert [p.name for p in result.sent] == [written[0].name] and smtp.wait_for(1)[0][
+            "To"
+        ] == "anna@bochum.example.de"
         assert result.why_pending == {"keine Adresse": 1}
         check = dz.coordinator_outbox_delivered()  # Herne has no address: the data team is warned
         assert not check.passed and check.metadata["municipalities_without_address"].value == "herne"
     monkeypatch.setenv(alerts.SMTP_HOST_ENV, "127.0.0.1")
     monkeypatch.setenv(alerts.SMTP_PORT_ENV, "1")  # nothing listens there: recorded, retried next run
     with warehouse.connect(paths.warehouse) as con:
-        result = outbox.run(con, paths, alerts.SmtpSettings.from_env(), {"herne": ["k@herne.example.de"]}, log=lambda m: None)
+        result = outbox.run(
+            con, paths, alerts.SmtpSettings.from_env(), {"herne": ["k@herne.example.de"]}, log=lambda m: None
+        )
         assert result.sent == [] and result.why_pending == {"Versand gescheitert": 1}
         assert outbox.read_record(paths.outbox)[-1]["event"] == "failed"
         written[1].unlink()  # the data team deletes the message by hand: it is not sent, and not written again
         result = outbox.run(con, paths, alerts.SmtpSettings.from_env(), {"herne": ["k@herne.example.de"]})
     assert result.written == [] and result.pending == []
-    assert outbox.read_record(paths.outbox)[-1] == {**outbox.read_record(paths.outbox)[-1], "event": "discarded",
-                                                    "message": written[1].name}
+    assert outbox.read_record(paths.outbox)[-1] == {
+        **outbox.read_record(paths.outbox)[-1],
+        "event": "discarded",
+        "message": written[1].name,
+    }
 
 
 def test_address_file_errors_are_reported_in_german(tmp_path):

@@ -19,8 +19,15 @@ from zi_warehouse import build_state, config
 @pytest.fixture
 def data(tmp_path, monkeypatch) -> config.Paths:
     monkeypatch.setenv("ZI_DATA_DIR", str(tmp_path))
-    for name in ("ZI_BUILD_ALWAYS", "ZI_FUNDING_DB_DSN", "ZI_POSTGRES_DSN", "PGHOST", "PGHOSTADDR", "PGSERVICE",
-                 "PGDATABASE"):
+    for name in (
+        "ZI_BUILD_ALWAYS",
+        "ZI_FUNDING_DB_DSN",
+        "ZI_POSTGRES_DSN",
+        "PGHOST",
+        "PGHOSTADDR",
+        "PGSERVICE",
+        "PGDATABASE",
+    ):
         monkeypatch.delenv(name, raising=False)
     paths = config.paths().ensure()
     (paths.landing_for("forecasts") / "Prognose_Bochum_2024-Q1.xlsx").write_bytes(b"one")
@@ -65,8 +72,12 @@ def test_a_removed_or_rewritten_file_counts_as_a_change(data):
 @pytest.mark.parametrize("touch", ["warehouse", "published", "feedback", "reports"])
 def test_outputs_changed_by_someone_else_mean_a_full_build(data, touch):
     _record(data)
-    target = {"warehouse": data.warehouse, "published": data.published_duckdb,
-              "feedback": data.feedback / "Rueckmeldung.xlsx", "reports": data.reports / "bericht.pdf"}[touch]
+    target = {
+        "warehouse": data.warehouse,
+        "published": data.published_duckdb,
+        "feedback": data.feedback / "Rueckmeldung.xlsx",
+        "reports": data.reports / "bericht.pdf",
+    }[touch]
     target.write_bytes(b"changed by hand")
     assert build_state.decide(data).mode == "full"
 
@@ -100,12 +111,24 @@ GEOJSON = {
     "type": "FeatureCollection",
     "crs": {"type": "name", "properties": {"name": "urn:ogc:def:crs:OGC:1.3:CRS84"}},
     "features": [
-        {"type": "Feature", "geometry": {"type": "Point", "coordinates": [7.46540, 51.51360]},
-         "properties": {"Baumnummer": "DO-1", "Art_botanisch": "Tilia cordata", "Pflanzjahr": 2005,
-                        "Baumhoehe_m": 12.50, "Kronendurchmesser_m": 6, "Status": True}},
+        {
+            "type": "Feature",
+            "geometry": {"type": "Point", "coordinates": [7.46540, 51.51360]},
+            "properties": {
+                "Baumnummer": "DO-1",
+                "Art_botanisch": "Tilia cordata",
+                "Pflanzjahr": 2005,
+                "Baumhoehe_m": 12.50,
+                "Kronendurchmesser_m": 6,
+                "Status": True,
+            },
+        },
         {"type": "Feature", "geometry": None, "properties": {"Baumnummer": "DO-2", "Art_botanisch": None}},
-        {"type": "Feature", "geometry": {"type": "LineString", "coordinates": [[7.4, 51.5], [7.5, 51.6]]},
-         "properties": {"Baumnummer": "DO-3", "Stammumfang_cm": 1e2, "Strasse": "Hauptstraße 1"}},
+        {
+            "type": "Feature",
+            "geometry": {"type": "LineString", "coordinates": [[7.4, 51.5], [7.5, 51.6]]},
+            "properties": {"Baumnummer": "DO-3", "Stammumfang_cm": 1e2, "Strasse": "Hauptstraße 1"},
+        },
         {"type": "Feature", "geometry": {"type": "Point", "coordinates": [7.4]}, "properties": None},
     ],
 }
@@ -120,16 +143,23 @@ def _duckdb_reference(path: Path) -> list[dict]:
             columns = {{'type': 'VARCHAR', 'crs': 'JSON', 'features': 'STRUCT("type" VARCHAR, geometry STRUCT("type"
             VARCHAR, coordinates VARCHAR[]), properties MAP(VARCHAR, VARCHAR))[]'}}))
         select generate_subscripts(features, 1)::bigint, unnest(features) from doc
-        """).fetchall()
+        """
+    ).fetchall()
     con.close()
     out = []
     for index, f in rows:
         geometry = f["geometry"] or {}
         point = geometry.get("type") == "Point"
         coords = (geometry.get("coordinates") or []) if point else []
-        out.append({"_row_number": index, "properties": dict(f["properties"] or {}),
-                    "first": coords[0] if len(coords) > 0 else None, "second": coords[1] if len(coords) > 1 else None,
-                    "geometry_type": geometry.get("type")})
+        out.append(
+            {
+                "_row_number": index,
+                "properties": dict(f["properties"] or {}),
+                "first": coords[0] if len(coords) > 0 else None,
+                "second": coords[1] if len(coords) > 1 else None,
+                "geometry_type": geometry.get("type"),
+            }
+        )
     return out
 
 
@@ -145,8 +175,9 @@ def test_geojson_reader_gives_what_duckdb_read_json_gave(tmp_path):
     got = table.to_pylist()
     expected = _duckdb_reference(path)
     assert [r["_row_number"] for r in got] == [e["_row_number"] for e in expected] == [1, 2, 3, 4]
-    assert [(r["lon"], r["lat"], r["geometry_type"]) for r in got] == \
-        [(e["first"], e["second"], e["geometry_type"]) for e in expected]
+    assert [(r["lon"], r["lat"], r["geometry_type"]) for r in got] == [
+        (e["first"], e["second"], e["geometry_type"]) for e in expected
+    ]
     assert got[0]["height_m"] == expected[0]["properties"]["Baumhoehe_m"] == "12.5"
     assert got[0]["status"] == expected[0]["properties"]["Status"] == "true"
     assert got[2]["trunk_circumference_cm"] == expected[2]["properties"]["Stammumfang_cm"] == "100.0"
@@ -204,11 +235,18 @@ def test_hold_back_and_put_back(tmp_path):
 
     landing = tmp_path / "landing"
     names = {
-        "forecasts": ["Prognose_Bochum_2024-Q1.xlsx", "Prognose_Bochum_2024-Q2.xlsx",
-                      "Prognose_Herne_2024-Q2.xlsx", "Prognose_Herne_2024-Q2_korrektur1.xlsx",
-                      "Prognose_Gelsenkirchen_2023-Q4.xlsx"],
-        "funding": [f"zi_foerderung_00{i}_{'voll' if i == 0 else 'delta'}_2024010{i + 1}_{e}.csv"
-                    for i in range(3) for e in ("antraege", "zahlungen")],
+        "forecasts": [
+            "Prognose_Bochum_2024-Q1.xlsx",
+            "Prognose_Bochum_2024-Q2.xlsx",
+            "Prognose_Herne_2024-Q2.xlsx",
+            "Prognose_Herne_2024-Q2_korrektur1.xlsx",
+            "Prognose_Gelsenkirchen_2023-Q4.xlsx",
+        ],
+        "funding": [
+            f"zi_foerderung_00{i}_{'voll' if i == 0 else 'delta'}_2024010{i + 1}_{e}.csv"
+            for i in range(3)
+            for e in ("antraege", "zahlungen")
+        ],
         "climate/dwd/recent/2026-11-01": ["tageswerte_KL_01303_akt.zip", "tageswerte_KL_13670_akt.zip"],
     }
     for folder, files in names.items():
@@ -219,8 +257,10 @@ def test_hold_back_and_put_back(tmp_path):
     assert held == {
         "new_workbook": ["forecasts/Prognose_Bochum_2024-Q2.xlsx"],  # Herne's Q2 has a correction: not chosen
         "daemon_workbook": ["forecasts/Prognose_Gelsenkirchen_2023-Q4.xlsx"],  # another municipality's latest
-        "funding_delta": ["funding/zi_foerderung_002_delta_20240103_antraege.csv",
-                          "funding/zi_foerderung_002_delta_20240103_zahlungen.csv"],
+        "funding_delta": [
+            "funding/zi_foerderung_002_delta_20240103_antraege.csv",
+            "funding/zi_foerderung_002_delta_20240103_zahlungen.csv",
+        ],
         "dwd_recent": ["climate/dwd/recent/2026-11-01/tageswerte_KL_01303_akt.zip"],
     }
     assert not (landing / "forecasts/Prognose_Bochum_2024-Q2.xlsx").exists()
@@ -241,8 +281,11 @@ def test_dbt_resource_starts_no_version_subprocess_and_no_adapter(monkeypatch):
         raise AssertionError(f"subprocess started: {args}")
 
     monkeypatch.setattr(dagster_dbt.core.resource, "check_output", no_subprocess)
-    fresh = ZiDbtCliResource(project_dir=dbt_resource.project_dir, profiles_dir=dbt_resource.profiles_dir,
-                             dbt_executable=dbt_resource.dbt_executable)
+    fresh = ZiDbtCliResource(
+        project_dir=dbt_resource.project_dir,
+        profiles_dir=dbt_resource.profiles_dir,
+        dbt_executable=dbt_resource.dbt_executable,
+    )
     assert str(fresh._cli_version) == __version__
     assert fresh._initialize_dbt_core_adapter(["build"]) is None
     assert fresh.dbt_executable.endswith("zi-dbt")

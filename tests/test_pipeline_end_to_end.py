@@ -8,7 +8,7 @@ import json
 import duckdb
 import pyarrow.parquet as pq
 
-from conftest import copy_built_data_dir, REPO_ROOT, run_zi
+from conftest import REPO_ROOT, copy_built_data_dir, run_zi
 
 
 def _published(demo_build):
@@ -22,8 +22,12 @@ HISTORY_MARTS = {"mart_data_quality"}
 def _mart_hashes(data_dir) -> dict[str, str]:
     con = duckdb.connect(str(data_dir / "published" / "zi.duckdb"), read_only=True)
     try:
-        tables = [r[0] for r in con.execute(
-            "select table_name from information_schema.tables where table_schema = 'marts' order by 1").fetchall()]
+        tables = [
+            r[0]
+            for r in con.execute(
+                "select table_name from information_schema.tables where table_schema = 'marts' order by 1"
+            ).fetchall()
+        ]
         hashes = {}
         for t in tables:
             if t in HISTORY_MARTS:
@@ -56,8 +60,7 @@ def test_every_landed_file_is_accounted_for(demo_build):
         "where outcome not in ('failed', 'blocked') and rows_read <> rows_loaded + rows_rejected"
     ).fetchone()[0]
     assert broken == 0
-    rejected_files = con.execute(
-        "select count(distinct source_file) from marts.mart_rejected_rows").fetchone()[0]
+    rejected_files = con.execute("select count(distinct source_file) from marts.mart_rejected_rows").fetchone()[0]
     assert rejected_files > 0  # the demo contains the mistakes people make, and they are reported
     con.close()
 
@@ -103,8 +106,13 @@ def test_zi_sql_answers_on_the_published_file(demo_build, tmp_path):
     out = run_zi(demo_build["data_dir"], "sql", "select count(*) as n from marts.dim_municipality")
     assert "53" in out.stdout
     csv_file = tmp_path / "budget.csv"
-    run_zi(demo_build["data_dir"], "sql", "select year, applications from marts.mart_budget_year order by year",
-           "--out", str(csv_file))
+    run_zi(
+        demo_build["data_dir"],
+        "sql",
+        "select year, applications from marts.mart_budget_year order by year",
+        "--out",
+        str(csv_file),
+    )
     assert csv_file.read_text(encoding="utf-8-sig").splitlines()[1] == "2020;64"
 
 
@@ -112,16 +120,22 @@ def test_not_null_constraints_of_the_mart_contracts_are_enforced_by_duckdb(demo_
     # The marts' NOT NULL guarantees are contract constraints (no separate dbt test per column): every one
     # declared in the dbt project must be a NOT NULL column of the built table, which DuckDB enforces.
     manifest = json.loads((REPO_ROOT / "target" / "manifest.json").read_text())
-    declared = {(node["alias"], column["name"])
-                for node in manifest["nodes"].values() if node["resource_type"] == "model"
-                for column in node["columns"].values()
-                if any(c["type"] == "not_null" for c in column.get("constraints", []))}
+    declared = {
+        (node["alias"], column["name"])
+        for node in manifest["nodes"].values()
+        if node["resource_type"] == "model"
+        for column in node["columns"].values()
+        if any(c["type"] == "not_null" for c in column.get("constraints", []))
+    }
     assert len(declared) >= 40
     con = duckdb.connect(str(demo_build["data_dir"] / "warehouse" / "zi.duckdb"), read_only=True)
     try:
-        not_nullable = set(con.execute(
-            "select table_name, column_name from information_schema.columns "
-            "where table_schema = 'marts' and is_nullable = 'NO'").fetchall())
+        not_nullable = set(
+            con.execute(
+                "select table_name, column_name from information_schema.columns "
+                "where table_schema = 'marts' and is_nullable = 'NO'"
+            ).fetchall()
+        )
     finally:
         con.close()
     assert declared <= not_nullable, sorted(declared - not_nullable)

@@ -24,7 +24,7 @@ from zi_warehouse import releases
 from zi_warehouse.publish import publish
 
 OLD_DUCKDB = "1.1.3"  # a DuckDB 1.x release as BI drivers still bundle it
-UTC = dt.timezone.utc
+UTC = dt.UTC
 
 
 def _warehouse(path: Path, rows: int, b_town: str = "Bochum") -> None:
@@ -38,8 +38,11 @@ def _warehouse(path: Path, rows: int, b_town: str = "Bochum") -> None:
 
 
 def _files(folder: Path) -> dict[str, str]:
-    return {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {
+        p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
 
 
 def test_publish_writes_a_release_with_only_marts_and_a_manifest(tmp_path):
@@ -57,7 +60,9 @@ def test_publish_writes_a_release_with_only_marts_and_a_manifest(tmp_path):
     schemas = {r[0] for r in con.execute("select schema_name from duckdb_tables()").fetchall()}
     assert schemas == {"marts"}  # raw data never leaves the working warehouse
     assert con.execute("select count(*), sum(id) from marts.mart_a").fetchone() == (100, 4950)
-    assert con.execute("select comment from duckdb_tables() where table_name = 'mart_a'").fetchone()[0].startswith("Grain")
+    assert (
+        con.execute("select comment from duckdb_tables() where table_name = 'mart_a'").fetchone()[0].startswith("Grain")
+    )
     assert con.execute("select count(*) from marts.mart_restatements").fetchone()[0] == 0  # no Berichtsstand yet
     con.close()
     assert pq.read_table(published / "parquet" / "mart_a.parquet").num_rows == 100
@@ -69,44 +74,74 @@ def test_publish_writes_a_release_with_only_marts_and_a_manifest(tmp_path):
     assert {n: m["rows"] for n, m in manifest["marts"].items()} == result.tables
     for name, mart in manifest["marts"].items():
         assert len(mart["checksum"]) == 32 and mart["written"]
-        assert mart["parquet_sha256"] == hashlib.sha256((published / "parquet" / f"{name}.parquet").read_bytes()).hexdigest()
+        assert (
+            mart["parquet_sha256"]
+            == hashlib.sha256((published / "parquet" / f"{name}.parquet").read_bytes()).hexdigest()
+        )
     # Every file of a release is read-only; nothing but the release is left in releases/.
     assert all(os.stat(p).st_mode & 0o222 == 0 for p in result.release_dir.rglob("*"))
     assert sorted(p.name for p in (published / "releases").iterdir()) == [result.release_id]
-    assert sorted(p.name for p in published.iterdir()) == [".releases.lock", "current", "parquet", "releases",
-                                                           "zi.duckdb"]
+    assert sorted(p.name for p in published.iterdir()) == [
+        ".releases.lock",
+        "current",
+        "parquet",
+        "releases",
+        "zi.duckdb",
+    ]
 
 
 def test_the_manifest_names_every_landed_file_with_its_hash_and_reach(tmp_path):
     wh = tmp_path / "wh.duckdb"
     _warehouse(wh, 3)
     con = duckdb.connect(str(wh))
-    con.execute("create table raw.ingestion_files (source_family varchar, source_file varchar, file_name varchar, "
-                "file_hash varchar, file_size_bytes bigint, municipality_key varchar, period varchar, rows_read bigint, "
-                "rows_loaded bigint, rows_rejected bigint, outcome varchar, error_message varchar, loaded_at timestamptz)")
-    con.execute("insert into raw.ingestion_files (source_family, source_file, file_hash, municipality_key, outcome, "
-                "rows_loaded) values ('forecasts', 'forecasts/P_Herne_2024-Q1.xlsx', 'h1', 'herne', 'loaded', 2), "
-                "('funding', 'funding/delta_zahlungen.csv', 'h2', null, 'loaded', 2), "
-                "('climate', 'climate/kl.zip', 'h3', null, 'loaded', 1), "
-                "('funding', 'funding/broken.csv', 'h4', null, 'failed', 0)")
-    con.execute("create table raw.funding__applications as select * from (values ('A1', 'bochum', 'funding/x.csv'), "
-                "('A2', 'essen', 'funding/x.csv')) t(application_id, municipality_key, _source_file)")
-    con.execute("create table raw.funding__approvals as select * from (values ('B1', 'A1', 'funding/x.csv'), "
-                "('B2', 'A2', 'funding/x.csv')) t(approval_id, application_id, _source_file)")
-    con.execute("create table raw.funding__payments as select * from (values ('Z1', 'B1', 'funding/delta_zahlungen.csv'), "
-                "('Z2', 'B2', 'funding/delta_zahlungen.csv')) t(payment_id, approval_id, _source_file)")
-    con.execute("create table raw.forecasts__projects as select * from (values ('P1', 'herne', "
-                "'forecasts/P_Herne_2024-Q1.xlsx'), ('P2', 'herne', 'forecasts/P_Herne_2024-Q1.xlsx')) "
-                "t(project_id, municipality_key, _source_file)")
+    con.execute(
+        "create table raw.ingestion_files (source_family varchar, source_file varchar, file_name varchar, "
+        "file_hash varchar, file_size_bytes bigint, municipality_key varchar, period varchar, rows_read bigint, "
+        "rows_loaded bigint, rows_rejected bigint, outcome varchar, error_message varchar, loaded_at timestamptz)"
+    )
+    con.execute(
+        "insert into raw.ingestion_files (source_family, source_file, file_hash, municipality_key, outcome, "
+        "rows_loaded) values ('forecasts', 'forecasts/P_Herne_2024-Q1.xlsx', 'h1', 'herne', 'loaded', 2), "
+        "('funding', 'funding/delta_zahlungen.csv', 'h2', null, 'loaded', 2), "
+        "('climate', 'climate/kl.zip', 'h3', null, 'loaded', 1), "
+        "('funding', 'funding/broken.csv', 'h4', null, 'failed', 0)"
+    )
+    con.execute(
+        "create table raw.funding__applications as select * from (values ('A1', 'bochum', 'funding/x.csv'), "
+        "('A2', 'essen', 'funding/x.csv')) t(application_id, municipality_key, _source_file)"
+    )
+    con.execute(
+        "create table raw.funding__approvals as select * from (values ('B1', 'A1', 'funding/x.csv'), "
+        "('B2', 'A2', 'funding/x.csv')) t(approval_id, application_id, _source_file)"
+    )
+    con.execute(
+        "create table raw.funding__payments as select * from (values ('Z1', 'B1', 'funding/delta_zahlungen.csv'), "
+        "('Z2', 'B2', 'funding/delta_zahlungen.csv')) t(payment_id, approval_id, _source_file)"
+    )
+    con.execute(
+        "create table raw.forecasts__projects as select * from (values ('P1', 'herne', "
+        "'forecasts/P_Herne_2024-Q1.xlsx'), ('P2', 'herne', 'forecasts/P_Herne_2024-Q1.xlsx')) "
+        "t(project_id, municipality_key, _source_file)"
+    )
     con.execute("create table raw.climate__daily as select 1 as station_id, 'climate/kl.zip' as _source_file")
     con.close()
     result = publish(wh, tmp_path / "published")
     files = {f["path"]: f for f in json.loads((result.release_dir / "manifest.json").read_text())["landed_files"]}
-    assert set(files) == {"forecasts/P_Herne_2024-Q1.xlsx", "funding/delta_zahlungen.csv", "climate/kl.zip",
-                          "funding/broken.csv"}
+    assert set(files) == {
+        "forecasts/P_Herne_2024-Q1.xlsx",
+        "funding/delta_zahlungen.csv",
+        "climate/kl.zip",
+        "funding/broken.csv",
+    }
     assert files["forecasts/P_Herne_2024-Q1.xlsx"] == {
-        "path": "forecasts/P_Herne_2024-Q1.xlsx", "family": "forecasts", "hash": "h1", "outcome": "loaded",
-        "rows_loaded": 2, "raw_tables": ["forecasts__projects"], "municipalities": ["herne"]}
+        "path": "forecasts/P_Herne_2024-Q1.xlsx",
+        "family": "forecasts",
+        "hash": "h1",
+        "outcome": "loaded",
+        "rows_loaded": 2,
+        "raw_tables": ["forecasts__projects"],
+        "municipalities": ["herne"],
+    }
     # a payment reaches its municipality through the approval and the application
     assert files["funding/delta_zahlungen.csv"]["municipalities"] == ["bochum", "essen"]
     assert files["funding/delta_zahlungen.csv"]["raw_tables"] == ["funding__payments"]
@@ -133,11 +168,16 @@ def test_unchanged_marts_are_taken_over_not_written_again(tmp_path):
     manifest = json.loads((second.release_dir / "manifest.json").read_text())
     assert manifest["duckdb_file_from_previous"] is True
     assert {n: m["written"] for n, m in manifest["marts"].items()} == {
-        "mart_a": False, "mart_b": True, "mart_restatements": False}
+        "mart_a": False,
+        "mart_b": True,
+        "mart_restatements": False,
+    }
     con = duckdb.connect(str(published / "zi.duckdb"), read_only=True)
     assert con.execute("select municipality_name from marts.mart_b").fetchall() == [("Herne",)]
     assert con.execute("select count(*), sum(id) from marts.mart_a").fetchone() == (100, 4950)
-    assert con.execute("select comment from duckdb_tables() where table_name = 'mart_a'").fetchone()[0].startswith("Grain")
+    assert (
+        con.execute("select comment from duckdb_tables() where table_name = 'mart_a'").fetchone()[0].startswith("Grain")
+    )
     con.close()
     # A mart gone from the warehouse is gone from the next release; a new one appears.
     con = duckdb.connect(str(wh))
@@ -146,10 +186,16 @@ def test_unchanged_marts_are_taken_over_not_written_again(tmp_path):
     third = publish(wh, published)
     con = duckdb.connect(str(published / "zi.duckdb"), read_only=True)
     assert {r[0] for r in con.execute("select table_name from duckdb_tables()").fetchall()} == {
-        "mart_a", "mart_c", "mart_restatements"}
+        "mart_a",
+        "mart_c",
+        "mart_restatements",
+    }
     con.close()
     assert sorted(p.name for p in (third.release_dir / "parquet").iterdir()) == [
-        "mart_a.parquet", "mart_c.parquet", "mart_restatements.parquet"]
+        "mart_a.parquet",
+        "mart_c.parquet",
+        "mart_restatements.parquet",
+    ]
     # Writing everything (how publishing worked before) gives the same content.
     full = publish(wh, tmp_path / "full", reuse=False)
     assert full.reused == [] and sorted(full.written) == sorted(third.tables)
@@ -225,8 +271,13 @@ def test_the_layout_before_releases_is_taken_over(tmp_path):
     wh = tmp_path / "wh.duckdb"
     _warehouse(wh, 4)
     result = publish(wh, published)
-    assert sorted(p.name for p in published.iterdir()) == [".releases.lock", "current", "parquet", "releases",
-                                                           "zi.duckdb"]
+    assert sorted(p.name for p in published.iterdir()) == [
+        ".releases.lock",
+        "current",
+        "parquet",
+        "releases",
+        "zi.duckdb",
+    ]
     assert pq.read_table(published / "parquet" / "mart_a.parquet").num_rows == 4
     # The old copy became a release of its own first (so each step left both stable paths on one copy).
     assert result.previous_release.endswith("-vorher") and result.reused == []
@@ -235,10 +286,15 @@ def test_the_layout_before_releases_is_taken_over(tmp_path):
 def test_retention_keeps_the_current_release_and_the_last_of_each_day(tmp_path):
     wh = tmp_path / "wh.duckdb"
     published = tmp_path / "published"
-    times = [dt.datetime(2026, 11, 1, 8, tzinfo=UTC), dt.datetime(2026, 11, 1, 15, tzinfo=UTC),
-             dt.datetime(2026, 11, 20, 8, tzinfo=UTC), dt.datetime(2026, 12, 4, 9, tzinfo=UTC),
-             dt.datetime(2026, 12, 4, 17, tzinfo=UTC), dt.datetime(2026, 12, 5, 7, tzinfo=UTC),
-             dt.datetime(2026, 12, 5, 8, tzinfo=UTC)]
+    times = [
+        dt.datetime(2026, 11, 1, 8, tzinfo=UTC),
+        dt.datetime(2026, 11, 1, 15, tzinfo=UTC),
+        dt.datetime(2026, 11, 20, 8, tzinfo=UTC),
+        dt.datetime(2026, 12, 4, 9, tzinfo=UTC),
+        dt.datetime(2026, 12, 4, 17, tzinfo=UTC),
+        dt.datetime(2026, 12, 5, 7, tzinfo=UTC),
+        dt.datetime(2026, 12, 5, 8, tzinfo=UTC),
+    ]
     ids = []
     for n, moment in enumerate(times):
         _warehouse(wh, n + 1)
@@ -255,8 +311,7 @@ def test_retention_keeps_the_current_release_and_the_last_of_each_day(tmp_path):
     assert last.removed_releases == [ids[1], ids[5]]
     _warehouse(wh, 100)
     soon = publish(wh, published, now=dt.datetime(2026, 12, 5, 9, 5, tzinfo=UTC), retention_days=20)
-    assert [r.release_id for r in releases.list_releases(published)][-3:] == [ids[6], last.release_id,
-                                                                               soon.release_id]
+    assert [r.release_id for r in releases.list_releases(published)][-3:] == [ids[6], last.release_id, soon.release_id]
     _warehouse(wh, 101)
     later = publish(wh, published, now=dt.datetime(2026, 12, 5, 9, 30, tzinfo=UTC), retention_days=20)
     kept = [r.release_id for r in releases.list_releases(published)]
@@ -299,8 +354,7 @@ def test_freezing_links_the_release_and_keeps_it_byte_for_byte(tmp_path):
     # Later publishes (and retention removing the frozen release) leave the Berichtsstand as it was.
     for rows, minutes in ((8, 20), (9, 40)):  # the release goes once it was replaced longer than READER_GRACE ago
         _warehouse(wh, rows)
-        publish(wh, published, retention_days=0,
-                now=dt.datetime.now(dt.timezone.utc) + dt.timedelta(minutes=minutes))
+        publish(wh, published, retention_days=0, now=dt.datetime.now(dt.UTC) + dt.timedelta(minutes=minutes))
     assert not release.exists()
     assert _files(folder) == before and releases.verify_frozen(folder) == []
     con = duckdb.connect(str(releases.resolve(published, "2026-Q3") / "zi.duckdb"), read_only=True)
@@ -335,8 +389,20 @@ def test_published_file_opens_in_duckdb_1x(tmp_path):
     assert result.written == ["mart_a", "mart_b"]
     old = Path(__file__).resolve().parent.parent / ".cache" / f"duckdb-{OLD_DUCKDB}"
     if not (old / "duckdb").exists():
-        subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(old),
-                        f"duckdb=={OLD_DUCKDB}"], check=True)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--no-deps",
+                "--target",
+                str(old),
+                f"duckdb=={OLD_DUCKDB}",
+            ],
+            check=True,
+        )
     code = (
         "import sys, duckdb; assert duckdb.__version__.startswith('1.'), duckdb.__version__;"
         f"c = duckdb.connect({str(result.duckdb_path)!r}, read_only=True);"

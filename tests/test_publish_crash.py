@@ -106,12 +106,18 @@ for line in sys.stdin:
 
 class Harness:
     def __init__(self) -> None:
-        self.proc = subprocess.Popen([sys.executable, "-c", HARNESS], cwd=REPO_ROOT, stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, text=True)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", HARNESS], cwd=REPO_ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        )
 
     def publish(self, warehouse: Path, published: Path, kill_at: int, report: Path) -> dict:
-        order = {"warehouse": str(warehouse), "published": str(published), "kill_at": kill_at,
-                 "run_id": f"crash-{kill_at:04d}", "report": str(report)}
+        order = {
+            "warehouse": str(warehouse),
+            "published": str(published),
+            "kill_at": kill_at,
+            "run_id": f"crash-{kill_at:04d}",
+            "report": str(report),
+        }
         self.proc.stdin.write(json.dumps(order) + "\n")
         self.proc.stdin.flush()
         return json.loads(self.proc.stdout.readline())
@@ -131,8 +137,9 @@ def harness():
 def build_warehouse(path: Path, version: int) -> None:
     con = duckdb.connect(str(path))
     con.execute("create schema if not exists marts")
-    con.execute(f"create or replace table marts.mart_a as select range as id, range * {version} as v "
-                f"from range({10 * version})")
+    con.execute(
+        f"create or replace table marts.mart_a as select range as id, range * {version} as v from range({10 * version})"
+    )
     con.execute("create or replace table marts.mart_b as select 'Bochum' as municipality_name, 2020 as year")
     if version == 2:
         con.execute("create or replace table marts.mart_c as select 1 as x")
@@ -152,11 +159,17 @@ def shown(published: Path) -> dict | None:
     con = duckdb.connect()
     try:
         con.execute(f"attach '{published / 'zi.duckdb'}' as shown (read_only)")
-        names = [r[0] for r in con.execute(
-            "select table_name from duckdb_tables() where database_name = 'shown' order by 1").fetchall()]
+        names = [
+            r[0]
+            for r in con.execute(
+                "select table_name from duckdb_tables() where database_name = 'shown' order by 1"
+            ).fetchall()
+        ]
         in_duckdb = {n: con.execute(FINGERPRINT.format(f'shown.marts."{n}"')).fetchone() for n in names}
-        in_parquet = {p.stem: con.execute(FINGERPRINT.format(f"read_parquet('{p}')")).fetchone()
-                      for p in sorted((published / "parquet").glob("*.parquet"))}
+        in_parquet = {
+            p.stem: con.execute(FINGERPRINT.format(f"read_parquet('{p}')")).fetchone()
+            for p in sorted((published / "parquet").glob("*.parquet"))
+        }
     finally:
         con.close()
     assert in_duckdb == in_parquet, "the DuckDB file and the Parquet files show different releases"

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import re
 import shutil
 from pathlib import Path
@@ -48,6 +47,7 @@ def _failed(records) -> dict[tuple[str, str | None], results.CheckResult]:
 
 
 # --- suites --------------------------------------------------------------------------------------------------
+
 
 def test_every_suite_passes_on_the_demo(con):
     records = suites.run_suites(con)
@@ -112,6 +112,7 @@ def test_a_missing_mart_is_an_error(con):
 
 # --- reconciliations -----------------------------------------------------------------------------------------
 
+
 def test_every_reconciliation_passes_on_the_demo(con):
     records = reconciliations.run_reconciliations(con)
     assert {r.check_name for r in records} == {f"reconciliation.{n}" for n in reconciliations.CATALOGUE}
@@ -119,8 +120,9 @@ def test_every_reconciliation_passes_on_the_demo(con):
 
 
 def _one_measure(con, where="true"):
-    return con.execute(f"select measure_id, municipality_key from marts.fct_measure where {where} "
-                       "order by measure_id limit 1").fetchone()
+    return con.execute(
+        f"select measure_id, municipality_key from marts.fct_measure where {where} order by measure_id limit 1"
+    ).fetchone()
 
 
 def test_paid_above_approved_fails_for_that_municipality(con):
@@ -134,27 +136,36 @@ def test_paid_above_approved_fails_for_that_municipality(con):
 
 
 def test_paid_above_approved_cumulated_for_the_region_fails(con):
-    con.execute("update marts.mart_budget_year set paid_eur_cumulative = approved_eur_cumulative + 1 "
-                "where year = (select max(year) from marts.mart_budget_year)")
+    con.execute(
+        "update marts.mart_budget_year set paid_eur_cumulative = approved_eur_cumulative + 1 "
+        "where year = (select max(year) from marts.mart_budget_year)"
+    )
     failed = _failed(reconciliations.paid_within_approved(con))
     assert failed[("reconciliation.paid_within_approved", None)].rows_failed == 1
 
 
 def test_approved_above_envelope_warns(con):
-    con.execute("update marts.mart_budget_year set approved_eur_cumulative = envelope_eur_cumulative + 1 where year = 2020")
+    con.execute(
+        "update marts.mart_budget_year set approved_eur_cumulative = envelope_eur_cumulative + 1 where year = 2020"
+    )
     failed = _failed(reconciliations.approved_within_envelope(con))
     assert failed[("reconciliation.approved_within_envelope", None)].severity == "warn"
     assert failed[("reconciliation.approved_within_envelope", None)].examples[0]["year"] == 2020
 
 
 def test_region_not_the_sum_of_municipalities_fails(con):
-    con.execute("update marts.mart_kpi_region_year set disconnected_planned_m2 = disconnected_planned_m2 + 10 "
-                "where region_key = 'rvr' and year = 2025")
+    con.execute(
+        "update marts.mart_kpi_region_year set disconnected_planned_m2 = disconnected_planned_m2 + 10 "
+        "where region_key = 'rvr' and year = 2025"
+    )
     con.execute("update marts.mart_budget_year set paid_eur = paid_eur + 1 where year = 2021")
     failed = _failed(reconciliations.region_equals_sum_of_municipalities(con))
     result = failed[("reconciliation.region_equals_sum_of_municipalities", None)]
     assert result.severity == "error" and result.rows_failed == 2
-    assert {(e["mart"], e["year"]) for e in result.examples} == {("mart_kpi_region_year", 2025), ("mart_budget_year", 2021)}
+    assert {(e["mart"], e["year"]) for e in result.examples} == {
+        ("mart_kpi_region_year", 2025),
+        ("mart_budget_year", 2021),
+    }
 
 
 def test_disconnecting_more_than_connected_fails(con):
@@ -166,8 +177,10 @@ def test_disconnecting_more_than_connected_fails(con):
 
 
 def test_funding_project_missing_from_forecasts_warns(con):
-    project_id, muni = con.execute("select project_id, municipality_key from intermediate.int_funding__applications "
-                                   "where not is_deleted order by 1 limit 1").fetchone()
+    project_id, muni = con.execute(
+        "select project_id, municipality_key from intermediate.int_funding__applications "
+        "where not is_deleted order by 1 limit 1"
+    ).fetchone()
     con.execute("delete from intermediate.int_forecasts__current_projects where project_id = ?", [project_id])
     failed = _failed(reconciliations.funding_projects_in_forecasts(con))
     result = failed[("reconciliation.funding_projects_in_forecasts", muni)]
@@ -177,14 +190,18 @@ def test_funding_project_missing_from_forecasts_warns(con):
 def test_forecast_project_missing_from_funding_warns(con):
     project_id, muni = con.execute(
         "select project_id, municipality_key from intermediate.int_forecasts__current_projects "
-        f"where status_key in {reconciliations.FILED_STATUSES} order by 1 limit 1").fetchone()
-    con.execute("update intermediate.int_funding__applications set project_id = 'X-' || project_id where project_id = ?",
-                [project_id])
+        f"where status_key in {reconciliations.FILED_STATUSES} order by 1 limit 1"
+    ).fetchone()
+    con.execute(
+        "update intermediate.int_funding__applications set project_id = 'X-' || project_id where project_id = ?",
+        [project_id],
+    )
     failed = _failed(reconciliations.forecast_projects_in_funding(con))
     assert failed[("reconciliation.forecast_projects_in_funding", muni)].examples[0]["project_id"] == project_id
 
 
 # --- freshness -----------------------------------------------------------------------------------------------
+
 
 def test_due_dates_follow_the_configured_days(monkeypatch):
     assert freshness.due_date(2026, 3, 45) == dt.date(2026, 11, 14)
@@ -198,7 +215,9 @@ def test_due_dates_follow_the_configured_days(monkeypatch):
 def test_freshness_passes_on_the_demo(con):
     records = freshness.run_freshness(con, DEMO_FRESH_TODAY)
     forecasts = [r for r in records if r.check_name == "freshness.forecasts_due"]
-    reporting = con.execute("select count(distinct municipality_key) from staging.stg_forecasts__submissions").fetchone()[0]
+    reporting = con.execute(
+        "select count(distinct municipality_key) from staging.stg_forecasts__submissions"
+    ).fetchone()[0]
     assert len(forecasts) == reporting
     assert all(r.passed for r in forecasts), [r.message_de for r in forecasts if not r.passed]
     assert all(r.passed for r in records if r.check_name == "freshness.climate_monthly")
@@ -211,15 +230,33 @@ def test_missing_forecast_is_flagged_for_exactly_the_municipalities_without_a_fi
     # test's transaction), and evaluate just after that quarter fell due (45 days after quarter end).
     period = con.execute("select max(reporting_period) from staging.stg_forecasts__submissions").fetchone()[0]
     assert any((demo_data_dir / "landing" / "forecasts").rglob(f"*{period}*"))
-    withdrawn = {m for m, in con.execute(
-        "select distinct municipality_key from raw.forecasts__submissions where reporting_period = ? "
-        "order by 1 limit 2", [period]).fetchall()}
-    con.execute("delete from raw.forecasts__submissions where reporting_period = ? and municipality_key in "
-                "(select unnest(?::varchar[]))", [period, sorted(withdrawn)])
-    delivered = {m for m, in con.execute("select distinct municipality_key from staging.stg_forecasts__submissions "
-                                          "where reporting_period = ?", [period]).fetchall()}
-    reporting = {m for m, in con.execute("select distinct municipality_key from staging.stg_forecasts__submissions "
-                                          "where reporting_period <= ?", [period]).fetchall()}
+    withdrawn = {
+        m
+        for (m,) in con.execute(
+            "select distinct municipality_key from raw.forecasts__submissions where reporting_period = ? "
+            "order by 1 limit 2",
+            [period],
+        ).fetchall()
+    }
+    con.execute(
+        "delete from raw.forecasts__submissions where reporting_period = ? and municipality_key in "
+        "(select unnest(?::varchar[]))",
+        [period, sorted(withdrawn)],
+    )
+    delivered = {
+        m
+        for (m,) in con.execute(
+            "select distinct municipality_key from staging.stg_forecasts__submissions where reporting_period = ?",
+            [period],
+        ).fetchall()
+    }
+    reporting = {
+        m
+        for (m,) in con.execute(
+            "select distinct municipality_key from staging.stg_forecasts__submissions where reporting_period <= ?",
+            [period],
+        ).fetchall()
+    }
     year, quarter = int(period[:4]), int(period[-1])
     quarter_end = dt.date(year + (quarter == 4), quarter * 3 % 12 + 1, 1) - dt.timedelta(days=1)
     today = quarter_end + dt.timedelta(days=46)
@@ -229,11 +266,15 @@ def test_missing_forecast_is_flagged_for_exactly_the_municipalities_without_a_fi
 
 
 def test_late_forecast_is_flagged(con):
-    muni = con.execute("select min(municipality_key) from staging.stg_forecasts__submissions "
-                       "where reporting_period = '2026-Q3'").fetchone()[0]
+    muni = con.execute(
+        "select min(municipality_key) from staging.stg_forecasts__submissions where reporting_period = '2026-Q3'"
+    ).fetchone()[0]
     # one day less to deliver than the demo municipalities took
-    latest = con.execute("select max(submitted_on) from staging.stg_forecasts__submissions "
-                         "where reporting_period = '2026-Q3' and municipality_key = ?", [muni]).fetchone()[0]
+    latest = con.execute(
+        "select max(submitted_on) from staging.stg_forecasts__submissions "
+        "where reporting_period = '2026-Q3' and municipality_key = ?",
+        [muni],
+    ).fetchone()[0]
     due_days = (latest - freshness.quarter_end(2026, 3)).days - 1
     records = freshness.forecasts_due(con, DEMO_FRESH_TODAY, due_days)
     result = next(r for r in records if r.municipality_key == muni)
@@ -248,19 +289,37 @@ def test_old_funding_extract_and_old_climate_data_are_flagged(con):
 
 # --- results history -----------------------------------------------------------------------------------------
 
+
 def test_results_append_history_with_a_new_run_id(con):
-    records = [results.CheckResult("suite", "mart_x", "mart_x.key_unique", "error", "Schlüssel eindeutig", 10, 2,
-                                   municipality_key="bochum", examples=[{"key": 1, "contact_email": "a@b.de"}])]
+    records = [
+        results.CheckResult(
+            "suite",
+            "mart_x",
+            "mart_x.key_unique",
+            "error",
+            "Schlüssel eindeutig",
+            10,
+            2,
+            municipality_key="bochum",
+            examples=[{"key": 1, "contact_email": "a@b.de"}],
+        )
+    ]
     first = results.append_results(con, records)
     second = results.append_results(con, records)
     assert first != second
-    rows = con.execute(f"select run_id, outcome, example_values from {results.RESULTS_QUALIFIED} "
-                       "where check_name = 'mart_x.key_unique'").fetchall()
+    rows = con.execute(
+        f"select run_id, outcome, example_values from {results.RESULTS_QUALIFIED} "
+        "where check_name = 'mart_x.key_unique'"
+    ).fetchall()
     assert len(rows) == 2 and {r[1] for r in rows} == {"failed"}
     assert "contact_email" not in rows[0][2] and json.loads(rows[0][2]) == ["key=1"]
     results.append_results(con, records, run_id=second)  # a retried step replaces its own records
-    assert con.execute(f"select count(*) from {results.RESULTS_QUALIFIED} where check_name = 'mart_x.key_unique'"
-                       ).fetchone()[0] == 2
+    assert (
+        con.execute(
+            f"select count(*) from {results.RESULTS_QUALIFIED} where check_name = 'mart_x.key_unique'"
+        ).fetchone()[0]
+        == 2
+    )
 
 
 def test_staging_pre_hook_creates_the_table_with_the_results_columns():

@@ -19,9 +19,9 @@ from pathlib import Path
 import duckdb
 import pytest
 
-pytestmark = pytest.mark.slow  # three Dagster runs, one with the full dbt build
-
 from test_quality_wiring import quality_definitions
+
+pytestmark = pytest.mark.slow  # three Dagster runs, one with the full dbt build
 
 
 def _sha(path: Path) -> str:
@@ -46,9 +46,11 @@ def _run(data_dir: Path, selection):
         defs = quality_definitions()
         job = define_asset_job("quality_test", selection=selection)
         from dagster import Definitions
+
         defs = Definitions.merge(defs, Definitions(jobs=[job]))
         result = defs.resolve_job_def("quality_test").execute_in_process(
-            instance=DagsterInstance.ephemeral(), raise_on_error=False)
+            instance=DagsterInstance.ephemeral(), raise_on_error=False
+        )
     finally:
         if old is None:
             os.environ.pop("ZI_DATA_DIR", None)
@@ -64,8 +66,9 @@ def _quality_selection():
 
     from dagster_zi import quality
 
-    return (AssetSelection.assets(quality.data_quality_results, quality.zi_quality_dbt_assets, quality.quality_report)
-            | AssetSelection.keys(AssetKey("published_warehouse")))
+    return AssetSelection.assets(
+        quality.data_quality_results, quality.zi_quality_dbt_assets, quality.quality_report
+    ) | AssetSelection.keys(AssetKey("published_warehouse"))
 
 
 def _mart(con, run_id: str) -> list[dict]:
@@ -81,8 +84,11 @@ def test_clean_run_publishes_with_warnings_only(data_dir):
     assert published, "Warnungen dürfen die Veröffentlichung nicht aufhalten"
     con = duckdb.connect(str(data_dir / "published" / "zi.duckdb"), read_only=True)
     try:
-        rows = con.execute("select count(*), count(*) filter (where severity = 'error' and outcome = 'failed') "
-                           "from marts.mart_data_quality where is_latest_run and run_id = ?", [result.run_id]).fetchone()
+        rows = con.execute(
+            "select count(*), count(*) filter (where severity = 'error' and outcome = 'failed') "
+            "from marts.mart_data_quality where is_latest_run and run_id = ?",
+            [result.run_id],
+        ).fetchone()
     finally:
         con.close()
     assert rows[0] > 0 and rows[1] == 0  # this run's results are published with the history
@@ -97,7 +103,8 @@ def _overpay(funding_dir: Path, con) -> tuple[str, str]:
     path = sorted(funding_dir.glob("zi_foerderung_*_zahlungen.csv"))[-1]
     approval_id, approved, muni = con.execute(
         "select approval_id, approved_eur, municipality_key from intermediate.int_funding__approvals "
-        "where not is_deleted and approved_eur > 0 order by approval_id limit 1").fetchone()
+        "where not is_deleted and approved_eur > 0 order by approval_id limit 1"
+    ).fetchone()
     amount = float(approved) + 50_000.0
     text = path.read_bytes().decode("utf-8-sig")
     lines = text.split("\r\n")
@@ -165,8 +172,9 @@ def test_payments_above_approved_block_publishing_and_show_in_mart_and_report(da
     con = duckdb.connect(str(data_dir / "warehouse" / "zi.duckdb"), read_only=True)
     try:
         rows = _mart(con, result.run_id)
-        fact = con.execute("select approved_eur, paid_eur from marts.fct_measure where approval_id = ?",
-                           [approval_id]).fetchall()
+        fact = con.execute(
+            "select approved_eur, paid_eur from marts.fct_measure where approval_id = ?", [approval_id]
+        ).fetchall()
     finally:
         con.close()
     assert fact and sum(p for _, p in fact) > sum(a for a, _ in fact)
@@ -180,7 +188,9 @@ def test_payments_above_approved_block_publishing_and_show_in_mart_and_report(da
     dom.feed(rendered_dom(report))
     assert dom.status == "blocked"
     assert ("reconciliation.paid_within_approved", muni, "error") in dom.failed_rows
-    mart_failed = {(r["check_name"], r["municipality_key"] or "", r["severity"]) for r in rows if r["outcome"] == "failed"}
+    mart_failed = {
+        (r["check_name"], r["municipality_key"] or "", r["severity"]) for r in rows if r["outcome"] == "failed"
+    }
     assert set(dom.failed_rows) == mart_failed
     assert len(dom.scorecard) == 53
     for key, cells in dom.scorecard.items():
@@ -204,8 +214,10 @@ def test_own_blocking_check_alone_withholds_publishing_and_history_grows(data_di
     assert not was_published and _sha(published) == before
     con = duckdb.connect(str(data_dir / "warehouse" / "zi.duckdb"), read_only=True)
     try:
-        runs = con.execute("select count(distinct run_id), count(distinct run_id) filter (where is_latest_run) "
-                           "from marts.mart_data_quality").fetchone()
+        runs = con.execute(
+            "select count(distinct run_id), count(distinct run_id) filter (where is_latest_run) "
+            "from marts.mart_data_quality"
+        ).fetchone()
         latest = con.execute("select distinct run_id from marts.mart_data_quality where is_latest_run").fetchone()[0]
     finally:
         con.close()

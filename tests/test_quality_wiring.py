@@ -20,8 +20,11 @@ def manifest() -> dict:
 
 
 def _public_marts(manifest) -> dict[str, dict]:
-    return {n["name"]: n for n in manifest["nodes"].values()
-            if n["resource_type"] == "model" and n["config"].get("schema") == "marts"}
+    return {
+        n["name"]: n
+        for n in manifest["nodes"].values()
+        if n["resource_type"] == "model" and n["config"].get("schema") == "marts"
+    }
 
 
 def _key_tests(manifest, node_id: str) -> list[set[str]]:
@@ -51,8 +54,9 @@ def test_every_public_mart_has_a_suite_and_a_dbt_test_on_its_key(manifest):
         assert any(cols & key for cols in covered), f"{name}: kein dbt-Test auf dem Schlüssel {sorted(key)}"
         if name in specs:
             names = {e.name for e in specs[name].expectations}
-            assert any(n.endswith("_not_null") for n in names) and any(n.startswith(tuple(key)) or n == "key_unique"
-                                                                       for n in names)
+            assert any(n.endswith("_not_null") for n in names) and any(
+                n.startswith(tuple(key)) or n == "key_unique" for n in names
+            )
 
 
 def test_quality_models_are_only_in_the_second_dbt_invocation(manifest):
@@ -63,8 +67,11 @@ def test_quality_models_are_only_in_the_second_dbt_invocation(manifest):
 
     assert MART_KEY in zi_quality_dbt_assets.keys and MART_KEY not in zi_dbt_assets.keys
     assert AssetKey(["staging", "stg_quality__data_quality_results"]) in zi_quality_dbt_assets.keys
-    tagged = {n["name"] for n in manifest["nodes"].values()
-              if n["resource_type"] == "model" and "zi_quality" in n["config"].get("tags", [])}
+    tagged = {
+        n["name"]
+        for n in manifest["nodes"].values()
+        if n["resource_type"] == "model" and "zi_quality" in n["config"].get("tags", [])
+    }
     assert tagged == {QUALITY_MART, "stg_quality__data_quality_results"}
 
 
@@ -72,7 +79,8 @@ def quality_definitions():
     """The lead's Definitions plus this module (as definitions.py will assemble them)."""
     from dagster import AssetSelection, Definitions, define_asset_job
 
-    from dagster_zi import definitions as d, quality
+    from dagster_zi import definitions as d
+    from dagster_zi import quality
 
     modules = tuple(m for m in d.FAMILY_MODULES if m is not quality) + (quality,)
     return Definitions(
@@ -113,12 +121,30 @@ def test_check_outcome_severity_follows_the_failed_rows():
     from dagster_zi.quality import evaluate_group
 
     rows = [
-        {"check_name": "mart_budget_year.year_unique", "municipality_key": None, "severity": "error",
-         "outcome": "failed", "rows_failed": 2, "example_values": '["year=2020"]'},
-        {"check_name": "mart_budget_year.utilisation_pct_range", "municipality_key": None, "severity": "warn",
-         "outcome": "failed", "rows_failed": 1, "example_values": None},
-        {"check_name": "mart_budget_municipality_year.key_unique", "municipality_key": "bochum", "severity": "error",
-         "outcome": "passed", "rows_failed": 0, "example_values": None},
+        {
+            "check_name": "mart_budget_year.year_unique",
+            "municipality_key": None,
+            "severity": "error",
+            "outcome": "failed",
+            "rows_failed": 2,
+            "example_values": '["year=2020"]',
+        },
+        {
+            "check_name": "mart_budget_year.utilisation_pct_range",
+            "municipality_key": None,
+            "severity": "warn",
+            "outcome": "failed",
+            "rows_failed": 1,
+            "example_values": None,
+        },
+        {
+            "check_name": "mart_budget_municipality_year.key_unique",
+            "municipality_key": "bochum",
+            "severity": "error",
+            "outcome": "passed",
+            "rows_failed": 0,
+            "example_values": None,
+        },
     ]
     assert evaluate_group(rows, "mart_budget_year.", True)[:2] == (False, AssetCheckSeverity.ERROR)
     warn_only = [r for r in rows if r["severity"] == "warn"]

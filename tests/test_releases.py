@@ -53,17 +53,26 @@ def late_delta(landing: Path, warehouse: Path) -> tuple[Path, str]:
         approval, municipality = con.execute(
             "select approval_id, municipality_key from marts.fct_measure where municipality_key <> 'herne' "
             "and notice_date < date '2025-12-01' and approved_eur - coalesce(paid_eur, 0) > 1000 "
-            "order by approval_id limit 1").fetchone()
-        last = con.execute("select max(file_name) from raw.ingestion_files where source_family = 'funding'"
-                           ).fetchone()[0]
+            "order by approval_id limit 1"
+        ).fetchone()
+        last = con.execute("select max(file_name) from raw.ingestion_files where source_family = 'funding'").fetchone()[
+            0
+        ]
     finally:
         con.close()
     predecessor = last.rsplit("_", 1)[0]  # zi_foerderung_023_delta_20260930
     seq = int(predecessor.split("_")[2]) + 1
     as_of = dt.datetime.strptime(predecessor.rsplit("_", 1)[1], "%Y%m%d").date() + dt.timedelta(days=92)
     rows = {e.name: [] for e in funding_spec.ENTITIES}
-    rows["payments"] = [{"payment_id": "ZI-Z-999001", "approval_id": approval, "paid_on": dt.date(2025, 12, 15),
-                         "amount_eur": 500.00, "updated_at": dt.datetime.combine(as_of, dt.time(9, 30))}]
+    rows["payments"] = [
+        {
+            "payment_id": "ZI-Z-999001",
+            "approval_id": approval,
+            "paid_on": dt.date(2025, 12, 15),
+            "amount_eur": 500.00,
+            "updated_at": dt.datetime.combine(as_of, dt.time(9, 30)),
+        }
+    ]
     payments = None
     for entity in funding_spec.ENTITIES:
         path = landing / "funding" / funding_spec.file_name(seq, "delta", as_of, entity)
@@ -85,31 +94,44 @@ def changed_figures(frozen: Path, current: Path) -> dict[tuple, tuple]:
                 cursor = con.execute(f"select * from marts.{mart.name}")
                 names = [d[0] for d in cursor.description]
                 rows = cursor.fetchall()  # before the next statement (DuckDB drops an unread result)
-                types = dict(con.execute("select column_name, data_type from duckdb_columns() "
-                                         "where table_name = ?", [mart.name]).fetchall())
-                tables.append(({tuple(r[names.index(k)] for k in mart.keys): dict(zip(names, r))
-                                for r in rows}, types))
+                types = dict(
+                    con.execute(
+                        "select column_name, data_type from duckdb_columns() where table_name = ?", [mart.name]
+                    ).fetchall()
+                )
+                tables.append(({tuple(r[names.index(k)] for k in mart.keys): dict(zip(names, r)) for r in rows}, types))
             finally:
                 con.close()
         (old, old_types), (new, new_types) = tables
-        figures = [c for c, t in new_types.items() if c in old_types and t.split("(")[0] in NUMERIC
-                   and c not in (*mart.keys, *mart.attributes)]
+        figures = [
+            c
+            for c, t in new_types.items()
+            if c in old_types and t.split("(")[0] in NUMERIC and c not in (*mart.keys, *mart.attributes)
+        ]
         for key in old.keys() | new.keys():
             for figure in figures:
                 a = old.get(key, {}).get(figure)
                 b = new.get(key, {}).get(figure)
-                if a is None and b is None or (a is not None and b is not None
-                                               and math.isclose(float(a), float(b), rel_tol=1e-9)):
+                if (
+                    a is None
+                    and b is None
+                    or (a is not None and b is not None and math.isclose(float(a), float(b), rel_tol=1e-9))
+                ):
                     continue
                 breakdown = " / ".join(str(v) for v in key[2:]) if mart.breakdown else None
                 out[(mart.name, figure, key[0], str(key[1]), breakdown)] = (
-                    None if a is None else float(a), None if b is None else float(b))
+                    None if a is None else float(a),
+                    None if b is None else float(b),
+                )
     return out
 
 
 def tree_digest(folder: Path) -> dict[str, str]:
-    return {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {
+        p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
 
 
 @pytest.fixture(scope="module")
@@ -127,11 +149,19 @@ def restated(demo_data_dir, tmp_path_factory) -> dict:
     workbook = corrected_workbook(data_dir / "landing")
     payments, delta_municipality = late_delta(data_dir / "landing", data_dir / "warehouse" / "zi.duckdb")
     build = run_zi(data_dir, "build")
-    return {"data_dir": data_dir, "published": published, "quarter": quarter, "folder": folder,
-            "frozen_out": frozen_out.stdout, "again_out": again.stdout, "frozen_digest": frozen_digest,
-            "workbook": workbook.relative_to(data_dir / "landing").as_posix(),
-            "payments": payments.relative_to(data_dir / "landing").as_posix(),
-            "delta_municipality": delta_municipality, "build_out": build.stdout}
+    return {
+        "data_dir": data_dir,
+        "published": published,
+        "quarter": quarter,
+        "folder": folder,
+        "frozen_out": frozen_out.stdout,
+        "again_out": again.stdout,
+        "frozen_digest": frozen_digest,
+        "workbook": workbook.relative_to(data_dir / "landing").as_posix(),
+        "payments": payments.relative_to(data_dir / "landing").as_posix(),
+        "delta_municipality": delta_municipality,
+        "build_out": build.stdout,
+    }
 
 
 def restatement_rows(published: Path) -> list[dict]:
@@ -148,7 +178,8 @@ def test_zi_report_freezes_the_release_with_the_report_beside_it(restated):
     folder, quarter = restated["folder"], restated["quarter"]
     assert f"Berichtsstand {quarter} eingefroren" in restated["frozen_out"]
     assert {"zi.duckdb", "manifest.json", "freeze.json", "bericht.html", "bericht.pdf"} <= set(
-        restated["frozen_digest"])
+        restated["frozen_digest"]
+    )
     assert (folder / "bericht.pdf").read_bytes().startswith(b"%PDF")
     record = json.loads((folder / "freeze.json").read_text())
     manifest = json.loads((folder / "manifest.json").read_text())
@@ -162,9 +193,10 @@ def test_restatements_are_exactly_the_changed_figures_with_the_files_that_caused
     published, folder = restated["published"], restated["folder"]
     rows = restatement_rows(published)
     expected = changed_figures(folder / "zi.duckdb", published / "zi.duckdb")
-    found = {(r["mart"], r["figure"], r["municipality_key"], r["period"], r["breakdown"]): (r["old_value"],
-                                                                                           r["new_value"])
-             for r in rows}
+    found = {
+        (r["mart"], r["figure"], r["municipality_key"], r["period"], r["breakdown"]): (r["old_value"], r["new_value"])
+        for r in rows
+    }
     assert "Teillauf" in restated["build_out"]  # freezing a quarter does not force a full build
     assert len(found) == len(rows)  # one row per figure
     assert found.keys() == expected.keys()
@@ -177,28 +209,39 @@ def test_restatements_are_exactly_the_changed_figures_with_the_files_that_caused
     delta = restated["delta_municipality"]
     assert {r["municipality_key"] for r in rows} == {"herne", delta}
     assert ("mart_pipeline_municipality_quarter", "idea_projects", "herne", "2024-Q1", None) in found
-    assert ("mart_pipeline_municipality_quarter", "application_in_preparation_projects", "herne", "2024-Q1",
-            None) in found
+    assert (
+        "mart_pipeline_municipality_quarter",
+        "application_in_preparation_projects",
+        "herne",
+        "2024-Q1",
+        None,
+    ) in found
     assert found[("mart_budget_municipality_year", "paid_eur", delta, "2025", None)] == pytest.approx(
-        expected[("mart_budget_municipality_year", "paid_eur", delta, "2025", None)])
-    paid = next(r for r in rows if (r["mart"], r["figure"], r["municipality_key"], r["period"]) ==
-                ("mart_budget_municipality_year", "paid_eur", delta, "2025"))
+        expected[("mart_budget_municipality_year", "paid_eur", delta, "2025", None)]
+    )
+    paid = next(
+        r
+        for r in rows
+        if (r["mart"], r["figure"], r["municipality_key"], r["period"])
+        == ("mart_budget_municipality_year", "paid_eur", delta, "2025")
+    )
     assert paid["difference"] == pytest.approx(500.0) and paid["change_kind"] == "geändert"
     # Each figure is explained by the file that caused it, and by no other.
     for r in rows:
         cause = restated["workbook"] if r["municipality_key"] == "herne" else restated["payments"]
         assert (r["files_added"], r["files_replaced"], r["files_removed"]) == (cause, None, None), r
         assert r["reporting_quarter"] == restated["quarter"]
-        assert r["reporting_release_id"] == json.loads((restated["folder"] / "freeze.json").read_text())[
-            "release_id"]
+        assert r["reporting_release_id"] == json.loads((restated["folder"] / "freeze.json").read_text())["release_id"]
 
 
 def test_the_berichtsstand_is_unchanged_and_still_queryable(restated):
     folder, data_dir, quarter = restated["folder"], restated["data_dir"], restated["quarter"]
     assert tree_digest(folder) == restated["frozen_digest"]
     assert releases.verify_frozen(folder) == []
-    query = ("select idea_projects from marts.mart_pipeline_municipality_quarter "
-             "where municipality_key = 'herne' and period = '2024-Q1'")
+    query = (
+        "select idea_projects from marts.mart_pipeline_municipality_quarter "
+        "where municipality_key = 'herne' and period = '2024-Q1'"
+    )
     then = run_zi(data_dir, "sql", "--release", quarter, query).stdout
     now = run_zi(data_dir, "sql", query).stdout
     old_new = [r for r in restatement_rows(restated["published"]) if r["figure"] == "idea_projects"][0]
@@ -218,5 +261,5 @@ def test_the_quarterly_report_lists_the_restatements(restated, monkeypatch, tmp_
     rows = restatement_rows(restated["published"])
     listed = set(re.findall(r'data-figure="(restatement_[^"]+)_old"', html))
     assert len(listed) == len(rows) > 0
-    assert re.search(r'data-figure="restatements_total" data-value="%d"' % len(rows), html)
+    assert re.search(rf'data-figure="restatements_total" data-value="{len(rows)}"', html)
     assert restated["workbook"] in html and restated["payments"] in html

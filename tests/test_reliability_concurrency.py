@@ -60,7 +60,7 @@ else:
 
 
 # the reader script below leaves out the same marts (history, and the marts only a release has)
-assert HISTORY_MARTS | RELEASE_MARTS == {"mart_data_quality", "mart_restatements"}
+assert {"mart_data_quality", "mart_restatements"} == HISTORY_MARTS | RELEASE_MARTS
 
 
 def as_json(fingerprint: dict) -> dict:
@@ -79,8 +79,12 @@ def test_readers_of_the_published_file_during_a_build(demo_build, tmp_path):
     # Snapshots go to files, not pipes: a full pipe would stall a reader for the rest of the build.
     logs = {mode: tmp_path / f"{mode}.jsonl" for mode in ("hold", "reopen")}
     readers = {
-        mode: subprocess.Popen([sys.executable, "-c", READER, str(published), mode, str(stop)],
-                               stdout=logs[mode].open("w"), stderr=subprocess.PIPE, text=True)
+        mode: subprocess.Popen(
+            [sys.executable, "-c", READER, str(published), mode, str(stop)],
+            stdout=logs[mode].open("w"),
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         for mode in ("hold", "reopen")
     }
     try:

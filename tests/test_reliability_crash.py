@@ -46,7 +46,7 @@ def group_commands(pgid: int) -> list[str]:
             with open(f"/proc/{entry}/stat", "rb") as fh:
                 stat = fh.read().decode(errors="replace")
             # pgrp is the 5th field; the command name (2nd) may contain spaces, so split after its ')'
-            fields = stat[stat.rindex(")") + 2:].split()
+            fields = stat[stat.rindex(")") + 2 :].split()
             if int(fields[2]) != pgid or fields[0] == "Z":
                 continue
             with open(f"/proc/{entry}/cmdline", "rb") as fh:
@@ -57,12 +57,23 @@ def group_commands(pgid: int) -> list[str]:
 
 
 def start_build(data_dir: Path) -> subprocess.Popen:
-    env = {**os.environ, "ZI_DATA_DIR": str(data_dir), "DO_NOT_TRACK": "1", "DAGSTER_DISABLE_TELEMETRY": "1",
-           "COLUMNS": "200"}
+    env = {
+        **os.environ,
+        "ZI_DATA_DIR": str(data_dir),
+        "DO_NOT_TRACK": "1",
+        "DAGSTER_DISABLE_TELEMETRY": "1",
+        "COLUMNS": "200",
+    }
     for name in ("ZI_POSTGRES_DSN", "PGHOST", "PGHOSTADDR", "PGSERVICE", "PGDATABASE"):
         env.pop(name, None)  # PostgreSQL is not part of this test
-    return subprocess.Popen([ZI, "build"], cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True)
+    return subprocess.Popen(
+        [ZI, "build"],
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
 
 
 def kill_group(proc: subprocess.Popen) -> None:
@@ -90,19 +101,27 @@ def marts_fingerprint(db: Path) -> dict[str, tuple[int, int]]:
     """Row count and an order-independent content hash of every table in schema marts."""
     con = duckdb.connect(str(db), read_only=True)
     try:
-        names = [r[0] for r in con.execute(
-            "select table_name from duckdb_tables() where schema_name = 'marts' order by 1").fetchall()
-                 if r[0] not in HISTORY_MARTS | RELEASE_MARTS]
-        return {n: con.execute(f'select count(*), coalesce(sum(hash(t)), 0) from marts."{n}" t').fetchone()
-                for n in names}
+        names = [
+            r[0]
+            for r in con.execute(
+                "select table_name from duckdb_tables() where schema_name = 'marts' order by 1"
+            ).fetchall()
+            if r[0] not in HISTORY_MARTS | RELEASE_MARTS
+        ]
+        return {
+            n: con.execute(f'select count(*), coalesce(sum(hash(t)), 0) from marts."{n}" t').fetchone() for n in names
+        }
     finally:
         con.close()
 
 
 def parquet_counts(published: Path) -> dict[str, int]:
     folder = published / "parquet"
-    return {p.stem: pq.read_metadata(p).num_rows for p in sorted(folder.glob("*.parquet"))
-            if p.stem not in HISTORY_MARTS | RELEASE_MARTS}
+    return {
+        p.stem: pq.read_metadata(p).num_rows
+        for p in sorted(folder.glob("*.parquet"))
+        if p.stem not in HISTORY_MARTS | RELEASE_MARTS
+    }
 
 
 def counts(fingerprint: dict[str, tuple[int, int]]) -> dict[str, int]:
@@ -119,10 +138,16 @@ def staging(published: Path) -> list[str]:
 
 def assert_no_leftovers(data_dir: Path) -> None:
     published = data_dir / "published"
-    assert sorted(p.name for p in published.iterdir()) == [".releases.lock", "current", "parquet", "releases",
-                                                           "zi.duckdb"]
-    assert not [p.name for p in (published / "releases").iterdir() if p.name.startswith(".")], \
+    assert sorted(p.name for p in published.iterdir()) == [
+        ".releases.lock",
+        "current",
+        "parquet",
+        "releases",
+        "zi.duckdb",
+    ]
+    assert not [p.name for p in (published / "releases").iterdir() if p.name.startswith(".")], (
         "a staging folder of a killed publish stayed behind"
+    )
     assert not list(data_dir.rglob("*.tmp")), "temporary files of a killed run stayed behind"
     assert not list((data_dir / "warehouse").glob("*.wal")), "the working warehouse was not checkpointed"
     con = duckdb.connect(str(data_dir / "warehouse" / "zi.duckdb"), read_only=True)
@@ -168,8 +193,9 @@ def test_kill_during_dbt_then_during_publish_then_rerun(crash_dir):
     proc = start_build(data_dir)
     try:
         # dbt runs as `.venv/bin/zi-dbt build ...` (zi_warehouse/dbt_launcher.py)
-        assert wait_for(proc, lambda: any("dbt build" in c for c in group_commands(proc.pid)),
-                        timeout_s=300, poll_s=0.1), "the build never started dbt"
+        assert wait_for(
+            proc, lambda: any("dbt build" in c for c in group_commands(proc.pid)), timeout_s=300, poll_s=0.1
+        ), "the build never started dbt"
         time.sleep(4)  # let dbt replace some models in the working warehouse
         assert any("dbt build" in c for c in group_commands(proc.pid)), "dbt finished before the kill"
     finally:

@@ -40,9 +40,13 @@ def published_hashes(data_dir: Path) -> tuple[dict, dict]:
     published = data_dir / "published"
     con = duckdb.connect(str(published / "zi.duckdb"), read_only=True)
     try:
-        names = [r[0] for r in con.execute(
-            "select table_name from duckdb_tables() where schema_name = 'marts' order by 1").fetchall()
-                 if r[0] not in HISTORY_MARTS]
+        names = [
+            r[0]
+            for r in con.execute(
+                "select table_name from duckdb_tables() where schema_name = 'marts' order by 1"
+            ).fetchall()
+            if r[0] not in HISTORY_MARTS
+        ]
         in_duckdb = mart_hashes(con, {n: f'marts."{n}"' for n in names})
     finally:
         con.close()
@@ -61,10 +65,10 @@ def example_differences(a: Path, b: Path, mart: str, limit: int = 5) -> list:
         con.execute(f"attach '{a / 'published' / 'zi.duckdb'}' as a (read_only)")
         con.execute(f"attach '{b / 'published' / 'zi.duckdb'}' as b (read_only)")
         return con.execute(
-            f'(select \'only first\', t::varchar from a.marts."{mart}" t except all '
-            f'select \'only first\', t::varchar from b.marts."{mart}" t) union all '
-            f'(select \'only second\', t::varchar from b.marts."{mart}" t except all '
-            f'select \'only second\', t::varchar from a.marts."{mart}" t) limit {limit}'
+            f"(select 'only first', t::varchar from a.marts.\"{mart}\" t except all "
+            f"select 'only first', t::varchar from b.marts.\"{mart}\" t) union all "
+            f"(select 'only second', t::varchar from b.marts.\"{mart}\" t except all "
+            f"select 'only second', t::varchar from a.marts.\"{mart}\" t) limit {limit}"
         ).fetchall()
     finally:
         con.close()
@@ -94,8 +98,9 @@ def test_same_inputs_give_identical_marts(demo_build, second_build):
     second_db, second_pq = published_hashes(second_build)
     assert len(first_db) >= 12 and first_db.keys() == second_db.keys()
     # (mart_restatements is empty by design: no Berichtsstand has been frozen in a fresh build)
-    assert all(rows for name, (rows, _) in first_db.items() if name != "mart_restatements"), \
+    assert all(rows for name, (rows, _) in first_db.items() if name != "mart_restatements"), (
         "an empty mart proves nothing"
+    )
     differing = sorted(n for n in first_db if first_db[n] != second_db[n])
     examples = {n: example_differences(demo_build["data_dir"], second_build, n) for n in differing[:3]}
     assert differing == [], f"marts differ between two builds of the same input: {differing}; {examples}"

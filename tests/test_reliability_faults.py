@@ -15,9 +15,9 @@ import os
 import shutil
 import socket
 import subprocess
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 import duckdb
 import pyarrow.parquet as pq
@@ -45,8 +45,10 @@ def dead_port() -> int:
 
 # --- PostgreSQL unreachable ---------------------------------------------------------------------------
 
-def test_postgres_unreachable_fails_its_step_clearly_while_the_duckdb_publish_succeeds(demo_build, tmp_path,
-                                                                                      monkeypatch):
+
+def test_postgres_unreachable_fails_its_step_clearly_while_the_duckdb_publish_succeeds(
+    demo_build, tmp_path, monkeypatch
+):
     from dagster import DagsterEventType, DagsterInstance, materialize
 
     from dagster_zi.publish import published_warehouse
@@ -77,6 +79,7 @@ def test_postgres_unreachable_fails_its_step_clearly_while_the_duckdb_publish_su
 
 # --- a corrupt file among good ones, in every file family -------------------------------------------------
 
+
 def test_a_corrupt_file_is_rejected_with_its_reason_while_the_others_load(tmp_path):
     landing = tmp_path / "landing"
     folder = landing / "forecasts"
@@ -85,27 +88,37 @@ def test_a_corrupt_file_is_rejected_with_its_reason_while_the_others_load(tmp_pa
     (folder / "Prognose_Herne_2022-Q4.xlsx").write_bytes(good.read_bytes()[:1500])  # truncated download
     (landing / "trees" / "campaign").mkdir(parents=True)
     (landing / "trees" / "campaign" / "klimabaeume_2021.csv").write_text(
-        f"{CAMPAIGN_HEADER}\nBetriebshof Duisburg;Duisburg;Apfel;100;30.10.2021;3\n", encoding="utf-8")
+        f"{CAMPAIGN_HEADER}\nBetriebshof Duisburg;Duisburg;Apfel;100;30.10.2021;3\n", encoding="utf-8"
+    )
     (landing / "trees" / "campaign" / "klimabaeume_kaputt.csv").write_bytes(b"\x00\xff\xfe garbage \x00" * 50)
     (landing / "surfaces").mkdir()
     (landing / "surfaces" / "flaechen_bochum.csv").write_text(
-        f"{SURFACES_HEADER}\n0510-001-00001;125,5;Steildach;Mischwasser;Bochum;\n", encoding="utf-8")
+        f"{SURFACES_HEADER}\n0510-001-00001;125,5;Steildach;Mischwasser;Bochum;\n", encoding="utf-8"
+    )
     (landing / "surfaces" / "kaputt.parquet").write_bytes(b"PAR1 not really parquet")
     (landing / "climate").mkdir()
     shutil.copy(DWD_PRODUCT, landing / "climate" / DWD_PRODUCT.name)
     (landing / "climate" / "tageswerte_KL_00430_akt.zip").write_bytes(b"PK\x03\x04 truncated zip")
 
-    corrupt = {"forecasts": "Prognose_Herne_2022-Q4.xlsx", "trees": "klimabaeume_kaputt.csv",
-               "surfaces": "kaputt.parquet", "climate": "tageswerte_KL_00430_akt.zip"}
+    corrupt = {
+        "forecasts": "Prognose_Herne_2022-Q4.xlsx",
+        "trees": "klimabaeume_kaputt.csv",
+        "surfaces": "kaputt.parquet",
+        "climate": "tageswerte_KL_00430_akt.zip",
+    }
     with warehouse.connect(tmp_path / "zi.duckdb") as con:
         for source in (forecasts, trees, surfaces, climate):
             ingest(con, source, landing, log=lambda m: None)
         ledger = con.execute(
             "select source_family, file_name, outcome, rows_read, rows_loaded, rows_rejected, error_message "
-            "from raw.ingestion_files").fetchall()
-        reasons = dict(con.execute(
-            "select file_name, rule || ': ' || message_de from raw.ingestion_files join raw.rejected_rows "
-            "using (source_family, source_file) where outcome = 'failed'").fetchall())
+            "from raw.ingestion_files"
+        ).fetchall()
+        reasons = dict(
+            con.execute(
+                "select file_name, rule || ': ' || message_de from raw.ingestion_files join raw.rejected_rows "
+                "using (source_family, source_file) where outcome = 'failed'"
+            ).fetchall()
+        )
     by_name = {row[1]: row for row in ledger}
     for family, name in corrupt.items():
         _, _, outcome, *_, message = by_name[name]
@@ -113,12 +126,13 @@ def test_a_corrupt_file_is_rejected_with_its_reason_while_the_others_load(tmp_pa
         assert name in reasons and reasons[name].split(": ", 1)[1], reasons
     others = [row for row in ledger if row[1] not in corrupt.values()]
     assert {row[0] for row in others} == set(corrupt)  # every family still had good files
-    for family, name, outcome, read, loaded, rejected, _ in others:
+    for _family, name, outcome, read, loaded, rejected, _ in others:
         assert outcome in ("loaded", "partially_loaded"), (name, outcome)
         assert loaded > 0 and read == loaded + rejected
 
 
 # --- full disk and read-only directory -------------------------------------------------------------------
+
 
 @contextmanager
 def tmpfs(path: Path, size: str) -> Iterator[bool]:
@@ -140,8 +154,9 @@ def tmpfs(path: Path, size: str) -> Iterator[bool]:
 def _warehouse(path: Path, rows: int) -> None:
     con = duckdb.connect(str(path))
     con.execute("create schema if not exists marts")
-    con.execute(f"create or replace table marts.mart_a as select range as id, md5(range::varchar) as h "
-                f"from range({rows})")
+    con.execute(
+        f"create or replace table marts.mart_a as select range as id, md5(range::varchar) as h from range({rows})"
+    )
     con.close()
 
 
@@ -163,8 +178,10 @@ def test_full_disk_gives_a_german_error_and_keeps_the_published_copy(tmp_path, m
         before = sorted(p.name for p in published.iterdir())
         _warehouse(wh, 300_000)  # ~15 MB of hashes: cannot fit into 3 MB
         if not mounted:  # no root: the disk fills at the OS boundary instead
+
             def full(_path):
                 raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
             monkeypatch.setattr(publish_module.releases, "fsync_path", full)
         with pytest.raises(PublishError) as error:
             publish(wh, published)

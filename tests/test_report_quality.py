@@ -50,8 +50,18 @@ DESCRIPTIONS = {
 
 
 def _result(kind, source, name, severity, failed, muni=None, message="", examples=(), evaluated=10):
-    return qr.CheckResult(kind, source, name, severity, DESCRIPTIONS[name], evaluated, failed, municipality_key=muni,
-                          examples=list(examples), message_de=message)
+    return qr.CheckResult(
+        kind,
+        source,
+        name,
+        severity,
+        DESCRIPTIONS[name],
+        evaluated,
+        failed,
+        municipality_key=muni,
+        examples=list(examples),
+        message_de=message,
+    )
 
 
 def constructed_run(data_dir: Path) -> tuple[Path, dict]:
@@ -60,24 +70,63 @@ def constructed_run(data_dir: Path) -> tuple[Path, dict]:
     con = duckdb.connect(str(paths.warehouse))
     long_example = "approval_id=ZI-B-2021-000123, paid_eur=1234567.89, approved_eur=1184567.89, " + "x" * 60
     results = [
-        _result("reconciliation", "funding×forecasts", "reconciliation.paid_within_approved", "error", 2, "herne",
-                "2 Bewilligungen mit Auszahlungen über dem bewilligten Betrag.", [long_example, "ZI-B-2022-000007"]),
-        _result("reconciliation", "fct_measure×mart_budget_year", "reconciliation.approved_within_envelope", "error",
-                1, None, "Bewilligt über Plafond in 2024.", ["year=2024"]),
-        _result("suite", "mart_budget_year", "mart_budget_year.paid_eur_non_negative", "warn", 1, None,
-                "1 Zeile verletzt die Erwartung.", ["-5.00"]),
+        _result(
+            "reconciliation",
+            "funding×forecasts",
+            "reconciliation.paid_within_approved",
+            "error",
+            2,
+            "herne",
+            "2 Bewilligungen mit Auszahlungen über dem bewilligten Betrag.",
+            [long_example, "ZI-B-2022-000007"],
+        ),
+        _result(
+            "reconciliation",
+            "fct_measure×mart_budget_year",
+            "reconciliation.approved_within_envelope",
+            "error",
+            1,
+            None,
+            "Bewilligt über Plafond in 2024.",
+            ["year=2024"],
+        ),
+        _result(
+            "suite",
+            "mart_budget_year",
+            "mart_budget_year.paid_eur_non_negative",
+            "warn",
+            1,
+            None,
+            "1 Zeile verletzt die Erwartung.",
+            ["-5.00"],
+        ),
         _result("suite", "mart_budget_year", "mart_budget_year.year_unique", "error", 0),
-        _result("freshness", "funding", "freshness.funding_extract_daily", "warn", 1, None,
-                "Letzter Förderdaten-Extrakt vom 01.10.2026 (3 Tage alt).", [], 1),
+        _result(
+            "freshness",
+            "funding",
+            "freshness.funding_extract_daily",
+            "warn",
+            1,
+            None,
+            "Letzter Förderdaten-Extrakt vom 01.10.2026 (3 Tage alt).",
+            [],
+            1,
+        ),
     ]
     due = ("freshness", "forecasts", "freshness.forecasts_due", "warn")
     results += [
-        _result(*due, 1, "bochum", "Prognose 2026-Q3 verspätet eingereicht am 20.11.2026 (fällig am 14.11.2026).",
-                ["period=2026-Q3"], 1),
+        _result(
+            *due,
+            1,
+            "bochum",
+            "Prognose 2026-Q3 verspätet eingereicht am 20.11.2026 (fällig am 14.11.2026).",
+            ["period=2026-Q3"],
+            1,
+        ),
         _result(*due, 1, "essen", "Prognose 2026-Q3 fehlt (fällig am 14.11.2026).", ["period=2026-Q3"], 1),
         _result(*due, 0, "dortmund", "Prognose 2026-Q3 fristgerecht am 10.11.2026 eingereicht.", [], 1),
     ]
-    started = dt.datetime(2026, 12, 1, 6, 30, tzinfo=dt.timezone.utc)  # 07:30 MEZ
+    started = dt.datetime(2026, 12, 1, 6, 30, tzinfo=dt.UTC)  # 07:30 MEZ
     run_id = qr.append_results(con, results, run_started_at=started)
     con.execute("create schema marts")
     con.execute("""create table marts.mart_rejected_rows as select * from (values
@@ -132,11 +181,33 @@ def test_summary_on_top_names_what_blocks_warns_and_is_late(constructed):
     html = constructed["html"]
     links = _Links()
     links.feed(html)
-    order = [i for i in links.order if i in ("status", "glance-blocking", "glance-warnings", "glance-forecasts",
-                                             "scorecard", "einzelheiten", "kommune-herne", "regionweit",
-                                             "alle-pruefungen")]
-    assert order == ["status", "glance-blocking", "glance-warnings", "glance-forecasts", "scorecard",
-                     "einzelheiten", "kommune-herne", "regionweit", "alle-pruefungen"]
+    order = [
+        i
+        for i in links.order
+        if i
+        in (
+            "status",
+            "glance-blocking",
+            "glance-warnings",
+            "glance-forecasts",
+            "scorecard",
+            "einzelheiten",
+            "kommune-herne",
+            "regionweit",
+            "alle-pruefungen",
+        )
+    ]
+    assert order == [
+        "status",
+        "glance-blocking",
+        "glance-warnings",
+        "glance-forecasts",
+        "scorecard",
+        "einzelheiten",
+        "kommune-herne",
+        "regionweit",
+        "alle-pruefungen",
+    ]
     assert 'data-status="blocked"' in html
     blocking = _section_text(html, "glance-blocking")
     # checks with their own row in the rule texts are named by it, with what to do
@@ -187,8 +258,9 @@ def internal_keys(results) -> set[str]:
 
 def test_no_internal_key_or_server_path_is_shown(constructed):
     text = visible_text(constructed["html"])
-    shown = sorted(k for k in internal_keys(constructed["results"])
-                   if re.search(rf"(?<![\w.]){re.escape(k)}(?![\w])", text))
+    shown = sorted(
+        k for k in internal_keys(constructed["results"]) if re.search(rf"(?<![\w.]){re.escape(k)}(?![\w])", text)
+    )
     assert not shown, f"interne Schlüssel im Bericht: {shown}"
     assert str(constructed["data_dir"]) not in constructed["html"]
     assert not re.search(r"(?:^|\s)/(?:[^\s/]+/)+", text)
@@ -209,8 +281,12 @@ def test_the_demo_builds_report_reads_well(demo_build, browser):
         found = overflowing_elements(browser, path, media=media, width_px=width)
         assert not found["found"], f"{media}, {width} px:\n" + describe(found)
     # the summary is in the first screen of a laptop
-    top = browser.evaluate(path, "document.getElementById('glance').getBoundingClientRect().bottom",
-                           width_px=LAPTOP_WIDTH_PX, height_px=800)
+    top = browser.evaluate(
+        path,
+        "document.getElementById('glance').getBoundingClientRect().bottom",
+        width_px=LAPTOP_WIDTH_PX,
+        height_px=800,
+    )
     assert top < 800, top
     con = duckdb.connect(str(demo_build["data_dir"] / "warehouse" / "zi.duckdb"), read_only=True)
     try:

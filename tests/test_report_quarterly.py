@@ -30,8 +30,13 @@ from zi_warehouse.reports.chromium import Browser, rendered_dom
 try:  # tests/ is not a package; pytest puts it on sys.path
     from report_layout import describe, overflowing_elements, overlapping_chart_texts, printable_width_px, visible_text
 except ImportError:  # pragma: no cover - when tests/ becomes a package
-    from tests.report_layout import (describe, overflowing_elements, overlapping_chart_texts, printable_width_px,
-                                     visible_text)
+    from tests.report_layout import (
+        describe,
+        overflowing_elements,
+        overlapping_chart_texts,
+        printable_width_px,
+        visible_text,
+    )
 
 #: The charts in report order; each carries "Abb. n" (its position here, 1-based) inside its SVG.
 EXPECTED_CHARTS = [
@@ -45,12 +50,34 @@ EXPECTED_CHARTS = [
     "forecast_accuracy",
     "data_quality_rejections",
 ]
-SECTION_TITLES = ["Zusammenfassung", "KPI-Verläufe der Region", "KPIs je Kommune", "Mittelverwendung",
-                  "Projektpipeline", "Bäume", "Prognosegüte", "Datenqualität"]
-KPI_COLUMNS = ["disconnection_rate_actual_pct", "disconnection_rate_planned_pct", "disconnection_target_path_pct",
-               "evaporation_change_actual_pp", "evaporation_change_planned_pp", "evaporation_target_path_pp"]
-STATUSES = ["idea", "application_in_preparation", "application_filed", "approved", "in_construction", "completed",
-            "withdrawn", "rejected"]
+SECTION_TITLES = [
+    "Zusammenfassung",
+    "KPI-Verläufe der Region",
+    "KPIs je Kommune",
+    "Mittelverwendung",
+    "Projektpipeline",
+    "Bäume",
+    "Prognosegüte",
+    "Datenqualität",
+]
+KPI_COLUMNS = [
+    "disconnection_rate_actual_pct",
+    "disconnection_rate_planned_pct",
+    "disconnection_target_path_pct",
+    "evaporation_change_actual_pp",
+    "evaporation_change_planned_pp",
+    "evaporation_target_path_pp",
+]
+STATUSES = [
+    "idea",
+    "application_in_preparation",
+    "application_filed",
+    "approved",
+    "in_construction",
+    "completed",
+    "withdrawn",
+    "rejected",
+]
 FORECAST_MEASURES = ["applications", "approvals", "payments_eur", "completions"]
 
 
@@ -133,14 +160,24 @@ def report(demo_build) -> dict:
     period = metadata["period"].value
     published = data_dir / "published" / "zi.duckdb"
     with duckdb.connect(str(published), read_only=True) as con:
-        latest = con.execute("select period from marts.mart_pipeline_municipality_quarter "
-                             "order by year desc, quarter desc limit 1").fetchone()[0]
+        latest = con.execute(
+            "select period from marts.mart_pipeline_municipality_quarter order by year desc, quarter desc limit 1"
+        ).fetchone()[0]
     folder = data_dir / "reports" / "quarterly" / period
     dom = _DomReader()
     html_path = folder / "bericht.html"
     dom.feed(rendered_dom(html_path))
-    return {"period": period, "latest": latest, "folder": folder, "html": html_path, "pdf": folder / "bericht.pdf",
-            "published": published, "dom": dom, "metadata": metadata, "data_dir": data_dir}
+    return {
+        "period": period,
+        "latest": latest,
+        "folder": folder,
+        "html": html_path,
+        "pdf": folder / "bericht.pdf",
+        "published": published,
+        "dom": dom,
+        "metadata": metadata,
+        "data_dir": data_dir,
+    }
 
 
 # ------------------------------------------------------------------------------------------------
@@ -154,16 +191,21 @@ def expected_figures(published: Path, period: str) -> dict[str, object]:
     try:
         cols = ", ".join(KPI_COLUMNS)
         for region, y, *values in con.execute(
-                f"select region_key, year, {cols} from marts.mart_kpi_region_year where year <= ?", [year]).fetchall():
+            f"select region_key, year, {cols} from marts.mart_kpi_region_year where year <= ?", [year]
+        ).fetchall():
             expected.update({f"kpi_{region}_{c}_{y}": v for c, v in zip(KPI_COLUMNS, values)})
         for region, on_d, on_e in con.execute(
-                "select region_key, is_disconnection_on_track, is_evaporation_on_track from marts.mart_kpi_region_year "
-                "where year = ?", [year]).fetchall():
+            "select region_key, is_disconnection_on_track, is_evaporation_on_track from marts.mart_kpi_region_year "
+            "where year = ?",
+            [year],
+        ).fetchall():
             expected[f"kpi_{region}_is_disconnection_on_track_{year}"] = on_d
             expected[f"kpi_{region}_is_evaporation_on_track_{year}"] = on_e
         municipalities = con.execute(
             f"select municipality_key, {cols}, is_disconnection_on_track, is_evaporation_on_track "
-            "from marts.mart_kpi_municipality_year where year = ?", [year]).fetchall()
+            "from marts.mart_kpi_municipality_year where year = ?",
+            [year],
+        ).fetchall()
         assert len(municipalities) == 53
         for key, *values in municipalities:
             expected.update({f"kpi_{key}_{c}_{year}": v for c, v in zip(KPI_COLUMNS, values)})
@@ -171,20 +213,32 @@ def expected_figures(published: Path, period: str) -> dict[str, object]:
             expected[f"kpi_{key}_is_evaporation_on_track_{year}"] = values[-1]
         # Small multiples: the trajectories of the municipalities shown (checked against the mart below).
         for key, y, actual, planned in con.execute(
-                "select municipality_key, year, disconnection_rate_actual_pct, disconnection_rate_planned_pct "
-                "from marts.mart_kpi_municipality_year where year <= ?", [year]).fetchall():
+            "select municipality_key, year, disconnection_rate_actual_pct, disconnection_rate_planned_pct "
+            "from marts.mart_kpi_municipality_year where year <= ?",
+            [year],
+        ).fetchall():
             expected.setdefault(f"kpi_{key}_disconnection_rate_actual_pct_{y}", actual)
             expected.setdefault(f"kpi_{key}_disconnection_rate_planned_pct_{y}", planned)
 
-        budget_cols = ["envelope_eur", "approved_eur", "paid_eur", "approved_eur_cumulative", "paid_eur_cumulative",
-                       "absorption_pct", "utilisation_pct", "envelope_eur_cumulative"]
+        budget_cols = [
+            "envelope_eur",
+            "approved_eur",
+            "paid_eur",
+            "approved_eur_cumulative",
+            "paid_eur_cumulative",
+            "absorption_pct",
+            "utilisation_pct",
+            "envelope_eur_cumulative",
+        ]
         for y, *values in con.execute(f"select year, {', '.join(budget_cols)} from marts.mart_budget_year").fetchall():
             expected.update({f"budget_{c}_{y}": v for c, v in zip(budget_cols, values)})
 
         sums = ", ".join(f"sum({s}_projects), sum({s}_eur)" for s in STATUSES)
         for p, total, *values in con.execute(
-                f"select period, sum(total_projects), {sums} from marts.mart_pipeline_municipality_quarter "
-                "where year * 4 + quarter - 1 <= ? group by period", [index]).fetchall():
+            f"select period, sum(total_projects), {sums} from marts.mart_pipeline_municipality_quarter "
+            "where year * 4 + quarter - 1 <= ? group by period",
+            [index],
+        ).fetchall():
             expected[f"pipeline_total_projects_{p}"] = total
             for i, s in enumerate(STATUSES):
                 expected[f"pipeline_{s}_projects_{p}"] = values[2 * i]
@@ -193,53 +247,78 @@ def expected_figures(published: Path, period: str) -> dict[str, object]:
         baseline = con.execute("select min(year) from marts.mart_kpi_region_year").fetchone()[0]
         running = {"campaign": 0, "all": 0}
         for y in range(baseline, year + 1):
-            per_source = dict(con.execute(
-                "select tree_source, sum(trees) from marts.mart_trees_municipality_year where year = ? group by 1",
-                [y]).fetchall())
+            per_source = dict(
+                con.execute(
+                    "select tree_source, sum(trees) from marts.mart_trees_municipality_year where year = ? group by 1",
+                    [y],
+                ).fetchall()
+            )
             for source in ("campaign", "register", "funded_measures"):
                 expected[f"trees_{source}_{y}"] = per_source.get(source, 0)
             running["campaign"] += per_source.get("campaign", 0)
             running["all"] += sum(per_source.values())
             expected[f"trees_total_cumulative_{y}"] = running["all"]
         expected[f"trees_campaign_cumulative_{year}"] = running["campaign"]
-        target, aspiration = con.execute("select max(campaign_target_trees), max(regional_aspiration_trees) "
-                                         "from marts.mart_trees_municipality_year").fetchone()
+        target, aspiration = con.execute(
+            "select max(campaign_target_trees), max(regional_aspiration_trees) from marts.mart_trees_municipality_year"
+        ).fetchone()
         expected["trees_campaign_target"], expected["trees_regional_aspiration"] = target, aspiration
 
         measures = ", ".join(f"sum(forecast_{m}), sum(actual_{m})" for m in FORECAST_MEASURES)
         for p, reports, *values in con.execute(
-                f"select period, count(*), {measures} from marts.mart_forecast_accuracy_municipality_quarter "
-                "where has_forecast and year * 4 + quarter - 1 <= ? group by period", [index]).fetchall():
+            f"select period, count(*), {measures} from marts.mart_forecast_accuracy_municipality_quarter "
+            "where has_forecast and year * 4 + quarter - 1 <= ? group by period",
+            [index],
+        ).fetchall():
             expected[f"forecast_reports_{p}"] = reports
             for i, m in enumerate(FORECAST_MEASURES):
                 expected[f"forecast_{m}_forecast_{p}"] = values[2 * i]
                 expected[f"forecast_{m}_actual_{p}"] = values[2 * i + 1]
 
         for family, files, read, loaded, rejected, failed in con.execute(
-                "select source_family, count(*), sum(rows_read), sum(rows_loaded), sum(rows_rejected), "
-                "count(*) filter (where outcome in ('failed', 'blocked')) from marts.mart_ingestion_files "
-                "group by 1").fetchall():
-            expected.update({f"dq_{family}_files": files, f"dq_{family}_rows_read": read,
-                             f"dq_{family}_rows_loaded": loaded, f"dq_{family}_rows_rejected": rejected,
-                             f"dq_{family}_files_failed": failed,
-                             f"dq_{family}_rejected_pct": 100 * rejected / read if read else None})
+            "select source_family, count(*), sum(rows_read), sum(rows_loaded), sum(rows_rejected), "
+            "count(*) filter (where outcome in ('failed', 'blocked')) from marts.mart_ingestion_files "
+            "group by 1"
+        ).fetchall():
+            expected.update(
+                {
+                    f"dq_{family}_files": files,
+                    f"dq_{family}_rows_read": read,
+                    f"dq_{family}_rows_loaded": loaded,
+                    f"dq_{family}_rows_rejected": rejected,
+                    f"dq_{family}_files_failed": failed,
+                    f"dq_{family}_rejected_pct": 100 * rejected / read if read else None,
+                }
+            )
         for family, rule, count in con.execute(
-                "select source_family, rule, count(*) from marts.mart_rejected_rows group by 1, 2").fetchall():
+            "select source_family, rule, count(*) from marts.mart_rejected_rows group by 1, 2"
+        ).fetchall():
             expected[f"dq_rule_{family}_{rule}"] = count
         files, failed, rejected = con.execute(
             "select count(*), count(*) filter (where outcome in ('failed', 'blocked')), "
             "coalesce(sum(rows_rejected), 0) from marts.mart_ingestion_files "
-            "where source_family = 'forecasts' and period = ?", [period]).fetchone()
-        expected.update({f"dq_forecast_files_{period}": files, f"dq_forecast_files_failed_{period}": failed,
-                         f"dq_forecast_rows_rejected_{period}": rejected})
-        if con.execute("select count(*) from information_schema.tables where table_schema = 'marts' "
-                       "and table_name = 'mart_data_quality'").fetchone()[0]:
+            "where source_family = 'forecasts' and period = ?",
+            [period],
+        ).fetchone()
+        expected.update(
+            {
+                f"dq_forecast_files_{period}": files,
+                f"dq_forecast_files_failed_{period}": failed,
+                f"dq_forecast_rows_rejected_{period}": rejected,
+            }
+        )
+        if con.execute(
+            "select count(*) from information_schema.tables where table_schema = 'marts' "
+            "and table_name = 'mart_data_quality'"
+        ).fetchone()[0]:
             total, failed, failed_error = con.execute(
                 "select count(*), count(*) filter (where outcome = 'failed'), "
                 "count(*) filter (where outcome = 'failed' and severity = 'error') "
-                "from marts.mart_data_quality where is_latest_run").fetchone()
-            expected.update({"dq_checks_total": total, "dq_checks_failed": failed,
-                             "dq_checks_failed_error": failed_error})
+                "from marts.mart_data_quality where is_latest_run"
+            ).fetchone()
+            expected.update(
+                {"dq_checks_total": total, "dq_checks_failed": failed, "dq_checks_failed_error": failed_error}
+            )
     finally:
         con.close()
     return expected
@@ -285,7 +364,7 @@ def test_figures_shown_equal_the_marts(report):
             continue
         number = parse_german(text)
         decimals = len(text.split(",")[1].split("\u00a0")[0]) if "," in text else 0
-        assert number == pytest.approx(float(value), abs=0.5 * 10 ** -decimals + 1e-9), (key, value, text)
+        assert number == pytest.approx(float(value), abs=0.5 * 10**-decimals + 1e-9), (key, value, text)
     assert len(shown) > 1000
     unverified = sorted(set(shown) - set(expected))
     assert not unverified, f"Zahlen im Bericht ohne Gegenprobe: {unverified[:20]}"
@@ -293,8 +372,9 @@ def test_figures_shown_equal_the_marts(report):
         assert len(values) == 1, f"{key} erscheint mit verschiedenen Werten: {values}"
         assert same(next(iter(values)), expected[key]), f"{key}: Bericht {values}, Mart {expected[key]!r}"
     # Everything the report promises is there: all 53 municipalities, every quarter, every source family.
-    assert not (missing := sorted(required_figures(expected, report["period"]) - set(shown))), \
+    assert not (missing := sorted(required_figures(expected, report["period"]) - set(shown))), (
         f"Im Bericht fehlen: {missing[:20]}"
+    )
     rules = [k for k in expected if k.startswith("dq_rule_")]
     assert len([k for k in shown if k.startswith("dq_rule_")]) == min(15, len(rules))
 
@@ -304,13 +384,16 @@ def required_figures(expected: dict, period: str) -> set[str]:
     year = period[:4]
     required = set()
     for key in expected:
-        if key.startswith(("kpi_rvr_", "kpi_zi_members_")) or re.match(rf"kpi_.*_{year}$", key):
-            required.add(key)
-        elif key.startswith("budget_") and "envelope_eur_cumulative" not in key:
-            required.add(key)
-        elif key.startswith("pipeline_") and ("_projects_" in key or key.endswith(period)):
-            required.add(key)
-        elif key.startswith(("trees_", "forecast_", "dq_")) and not key.startswith("dq_rule_"):
+        if (
+            key.startswith(("kpi_rvr_", "kpi_zi_members_"))
+            or re.match(rf"kpi_.*_{year}$", key)
+            or key.startswith("budget_")
+            and "envelope_eur_cumulative" not in key
+            or key.startswith("pipeline_")
+            and ("_projects_" in key or key.endswith(period))
+            or key.startswith(("trees_", "forecast_", "dq_"))
+            and not key.startswith("dq_rule_")
+        ):
             required.add(key)
     required.add(f"budget_envelope_eur_cumulative_{year}")
     return required
@@ -324,8 +407,9 @@ def test_pdf_has_pages_and_every_chart(report):
     pages = int(re.search(r"^Pages:\s+(\d+)", info, re.M).group(1))
     # Cover with summary, then each further section starts on a new page.
     assert pages >= len(SECTION_TITLES), pages
-    text = subprocess.run([pdftotext, "-layout", str(report["pdf"]), "-"], capture_output=True, text=True,
-                          check=True).stdout
+    text = subprocess.run(
+        [pdftotext, "-layout", str(report["pdf"]), "-"], capture_output=True, text=True, check=True
+    ).stdout
     for title in SECTION_TITLES:
         assert title in text, title
     for n in range(1, len(EXPECTED_CHARTS) + 1):
@@ -339,9 +423,15 @@ def test_html_references_nothing_external(report):
     html = report["html"].read_text(encoding="utf-8")
     urls = re.findall(r"https?://[^\s\"'<>)]+", html)
     assert set(urls) <= {"http://www.w3.org/2000/svg", "http://www.w3.org/1999/xlink"}, set(urls)
-    for pattern in (r"<script\b[^>]*\bsrc=", r"<link\b", r"@import", r"url\(\s*['\"]?(?!#)", r"<img\b[^>]*\bsrc=\"(?!data:)"):
+    for pattern in (
+        r"<script\b[^>]*\bsrc=",
+        r"<link\b",
+        r"@import",
+        r"url\(\s*['\"]?(?!#)",
+        r"<img\b[^>]*\bsrc=\"(?!data:)",
+    ):
         assert not re.search(pattern, html, re.I), pattern
-    assert 'href="//' not in html and "src=\"//" not in html
+    assert 'href="//' not in html and 'src="//' not in html
 
 
 @pytest.fixture(scope="module")
@@ -380,8 +470,12 @@ def internal_keys(published: Path) -> set[str]:
         for column in ("check_name", "check_kind", "severity", "outcome"):
             keys |= {v for (v,) in con.execute(f"select distinct {column} from marts.mart_data_quality").fetchall()}
         # What a check looked at: source families are keys; marts are the public names controllers query.
-        marts = {t for (t,) in con.execute("select table_name from information_schema.tables "
-                                           "where table_schema = 'marts'").fetchall()}
+        marts = {
+            t
+            for (t,) in con.execute(
+                "select table_name from information_schema.tables where table_schema = 'marts'"
+            ).fetchall()
+        }
         for (source,) in con.execute("select distinct source from marts.mart_data_quality").fetchall():
             keys |= set(source.split("×")) - marts
     finally:
@@ -406,7 +500,9 @@ def test_no_internal_key_or_server_path_in_page_or_pdf(report):
     pdf = subprocess.run(["pdftotext", str(report["pdf"]), "-"], capture_output=True, text=True, check=True).stdout
     for name, text in (("HTML", page), ("PDF", pdf)):
         assert not shown_keys(text, keys), f"{name} zeigt interne Schlüssel: {shown_keys(text, keys)}"
-        assert not server_paths(text, report["data_dir"]), f"{name} zeigt Pfade: {server_paths(text, report['data_dir'])}"
+        assert not server_paths(text, report["data_dir"]), (
+            f"{name} zeigt Pfade: {server_paths(text, report['data_dir'])}"
+        )
     # the attributes carry no path either (the data directory must not travel with the file)
     assert str(report["data_dir"]) not in report["html"].read_text(encoding="utf-8")
 
@@ -493,16 +589,34 @@ def test_failed_checks_come_from_the_latest_run_of_mart_data_quality():
     rows = [  # run r1 is older: its failure must not count
         ("a", "r1", False, "suite", "mart_budget_year", None, None, "suite.old", "error", 10, 4, "failed", "alt"),
         ("b", "r2", True, "suite", "mart_budget_year", None, None, "suite.paid", "warn", 10, 1, "failed", "eine"),
-        ("c", "r2", True, "reconciliation", "funding×forecasts", "herne", "Herne", "reconciliation.x", "error", 5, 2,
-         "failed", "zwei"),
+        (
+            "c",
+            "r2",
+            True,
+            "reconciliation",
+            "funding×forecasts",
+            "herne",
+            "Herne",
+            "reconciliation.x",
+            "error",
+            5,
+            2,
+            "failed",
+            "zwei",
+        ),
         ("d", "r2", True, "freshness", "forecasts", "bochum", "Bochum", "freshness.q", "warn", 1, 0, "passed", "ok"),
     ]
     for r in rows:
-        con.execute("insert into marts.mart_data_quality values (?, ?, now(), ?, ?, ?, ?, ?, ?, '', ?, ?, ?, ?, '[]', ?)",
-                    list(r))
+        con.execute(
+            "insert into marts.mart_data_quality values (?, ?, now(), ?, ?, ?, ?, ?, ?, '', ?, ?, ?, ?, '[]', ?)",
+            list(r),
+        )
     section = Section("data_quality", "Datenqualität")
     [table] = failed_checks(con, section)
-    assert {f.key: f.value for f in section.figures} == {"dq_checks_total": 3, "dq_checks_failed": 2,
-                                                         "dq_checks_failed_error": 1}
+    assert {f.key: f.value for f in section.figures} == {
+        "dq_checks_total": 3,
+        "dq_checks_failed": 2,
+        "dq_checks_failed_error": 1,
+    }
     assert [row[3] for row in table.rows] == ["reconciliation.x", "suite.paid"]  # errors first
     assert table.rows[1][2] == "regionweit" and table.rows[0][4] == "Fehler"

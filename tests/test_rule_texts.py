@@ -95,8 +95,11 @@ class Site:
 def _modules() -> dict[str, ast.Module]:
     """Every module of the package but the demo writers (they plant mistakes and name the rule that must
     catch each one: expectations about the readers, not rules handed to the ledger)."""
-    return {str(p.relative_to(REPO)): ast.parse(p.read_text(encoding="utf-8")) for p in sorted(PACKAGE.rglob("*.py"))
-            if "demo" not in p.relative_to(PACKAGE).parts}
+    return {
+        str(p.relative_to(REPO)): ast.parse(p.read_text(encoding="utf-8"))
+        for p in sorted(PACKAGE.rglob("*.py"))
+        if "demo" not in p.relative_to(PACKAGE).parts
+    }
 
 
 def _const_str(node) -> str | None:
@@ -109,7 +112,7 @@ def _params(fn: ast.FunctionDef) -> list[ast.arg]:
 
 def _default(fn: ast.FunctionDef, name: str) -> str | None:
     params = _params(fn)
-    defaults = dict(zip([a.arg for a in params][len(params) - len(fn.args.defaults):], fn.args.defaults))
+    defaults = dict(zip([a.arg for a in params][len(params) - len(fn.args.defaults) :], fn.args.defaults))
     return _const_str(defaults.get(name))
 
 
@@ -121,8 +124,9 @@ def _class_carriers(modules: dict[str, ast.Module]) -> list[Carrier]:
             fields = [s for s in cls.body if isinstance(s, ast.AnnAssign) and isinstance(s.target, ast.Name)]
             init = next((s for s in cls.body if isinstance(s, ast.FunctionDef) and s.name == "__init__"), None)
             if init is not None and "rule" in [a.arg for a in _params(init)]:
-                out.append(Carrier(cls.name, [a.arg for a in _params(init)].index("rule") - 1,
-                                   _default(init, "rule"), None))
+                out.append(
+                    Carrier(cls.name, [a.arg for a in _params(init)].index("rule") - 1, _default(init, "rule"), None)
+                )
             elif is_dataclass and "rule" in [f.target.id for f in fields]:
                 field = next(f for f in fields if f.target.id == "rule")
                 out.append(Carrier(cls.name, fields.index(field), _const_str(field.value), None))
@@ -178,8 +182,9 @@ def emission_sites() -> list[Site]:
     # FileResult.fail's default rule: taken from its signature, like any other carrier's default
     accounting = modules["zi_warehouse/accounting.py"]
     for fn in (n for n in ast.walk(accounting) if isinstance(n, ast.FunctionDef) and n.name in ("fail", "block")):
-        carriers = [Carrier(c.name, c.index, _default(fn, "rule"), None, True) if c.name == fn.name else c
-                    for c in carriers]
+        carriers = [
+            Carrier(c.name, c.index, _default(fn, "rule"), None, True) if c.name == fn.name else c for c in carriers
+        ]
     owners = {m: _enclosing(t) for m, t in modules.items()}
     methods = {m: _methods(t) for m, t in modules.items()}
     while True:
@@ -243,10 +248,12 @@ def _rejection_queries() -> dict[tuple[str, str], list[str]]:
 
     return {
         ("zi_warehouse/surfaces/parcels.py", "_REJECT_SQL"): sql_rule_keys(parcels._REJECT_SQL),
-        ("zi_warehouse/trees/register.py", "register_reject_parts"):
-            sql_rule_keys(" union all ".join(register.register_reject_parts(2026, "Bochum"))),
-        ("zi_warehouse/trees/campaign.py", "_CAMPAIGN_REJECT_SQL"):
-            sql_rule_keys(campaign._CAMPAIGN_REJECT_SQL.format(tolerance=200)),
+        ("zi_warehouse/trees/register.py", "register_reject_parts"): sql_rule_keys(
+            " union all ".join(register.register_reject_parts(2026, "Bochum"))
+        ),
+        ("zi_warehouse/trees/campaign.py", "_CAMPAIGN_REJECT_SQL"): sql_rule_keys(
+            campaign._CAMPAIGN_REJECT_SQL.format(tolerance=200)
+        ),
     }
 
 
@@ -272,7 +279,8 @@ def _sql_texts_with_a_rule_column() -> set[tuple[str, str]]:
     for module, tree in _modules().items():
         for top in tree.body:
             name = getattr(top, "name", None) or (
-                top.targets[0].id if isinstance(top, ast.Assign) and isinstance(top.targets[0], ast.Name) else None)
+                top.targets[0].id if isinstance(top, ast.Assign) and isinstance(top.targets[0], ast.Name) else None
+            )
             for node in ast.walk(top):
                 text = _const_str(node)
                 if text and re.search(r"\bas rule\b|\bthen '", text):
@@ -389,8 +397,11 @@ def test_the_seed_is_well_formed():
 
 
 def test_every_rejection_rule_the_code_emits_has_a_text(emitted):
-    missing = sorted(f"{family}: {key} (from {', '.join(sorted(mods))})" for (family, key), mods in emitted.items()
-                     if reference.rule_text(key, "rejection", family) is None)
+    missing = sorted(
+        f"{family}: {key} (from {', '.join(sorted(mods))})"
+        for (family, key), mods in emitted.items()
+        if reference.rule_text(key, "rejection", family) is None
+    )
     assert not missing, f"rule keys without a row in seeds/rule_texts.csv: {missing}"
 
 
@@ -440,11 +451,14 @@ def test_every_quality_check_has_a_text():
     columns = sorted({c for e in spec.expectations for c in e.example_columns} | set(spec.key))
     frame = pd.DataFrame({c: pd.Series([], dtype=object) for c in columns})
     frame[suites.ROW_KEY] = range(0)
-    assert {r.check_name for r in suites.validate_frame(spec, frame)} == \
-        {f"{spec.mart}.{e.name}" for e in spec.expectations}
+    assert {r.check_name for r in suites.validate_frame(spec, frame)} == {
+        f"{spec.mart}.{e.name}" for e in spec.expectations
+    }
     # Reconciliations and freshness name their results with literals: they must be the catalogue's names.
-    for module, prefix, catalogue in ((reconciliations, "reconciliation.", reconciliations.CATALOGUE),
-                                      (freshness, "freshness.", freshness.CATALOGUE)):
+    for module, prefix, catalogue in (
+        (reconciliations, "reconciliation.", reconciliations.CATALOGUE),
+        (freshness, "freshness.", freshness.CATALOGUE),
+    ):
         tree = ast.parse(Path(module.__file__).read_text(encoding="utf-8"))
         pattern = re.escape(prefix) + r"\w+"
         literals = {n.value for n in ast.walk(tree) if _const_str(n) and re.fullmatch(pattern, n.value)}
@@ -468,8 +482,10 @@ def test_a_generated_name_matches_one_pattern_unambiguously():
         for name in names:
             if any(r.rule_key == name for r in reference.rule_texts() if r.kind == kind):
                 continue
-            sizes = sorted((len(r.rule_key.replace("*", "")) for r in patterns
-                            if fnmatch.fnmatchcase(name, r.rule_key)), reverse=True)
+            sizes = sorted(
+                (len(r.rule_key.replace("*", "")) for r in patterns if fnmatch.fnmatchcase(name, r.rule_key)),
+                reverse=True,
+            )
             assert sizes and (len(sizes) == 1 or sizes[0] > sizes[1]), f"{name}: patterns tie"
 
 
@@ -479,8 +495,9 @@ def test_no_row_is_stale(emitted):
     stale = []
     for r in reference.rule_texts():
         if r.kind == "rejection":
-            used = any(key == r.rule_key and (r.source_family is None or family == r.source_family)
-                       for family, key in emitted)
+            used = any(
+                key == r.rule_key and (r.source_family is None or family == r.source_family) for family, key in emitted
+            )
         elif r.is_pattern:
             used = any(fnmatch.fnmatchcase(n, r.rule_key) for n in checks[r.kind])
         else:

@@ -39,8 +39,11 @@ SECRET_PATTERNS = {
     "private key": re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----"),
     "DSN with password": re.compile(r"\b[a-z][a-z0-9+]*://[^:/@\s'\"]+:(?P<value>[^@/\s'\"]+)@"),
     "password literal": re.compile(
-        r"(?i)\b[a-z_]*(password|passwort|passwd|secret|token|api_key)[a-z_]*\b\s*[:=]\s*['\"](?P<value>[^'\"]*)['\"]"),
-    "password in environment line": re.compile(r"(?m)^\s*(export\s+)?[A-Z_]*(PASSWORD|SECRET|TOKEN)[A-Z_]*=(?P<value>\S*)"),
+        r"(?i)\b[a-z_]*(password|passwort|passwd|secret|token|api_key)[a-z_]*\b\s*[:=]\s*['\"](?P<value>[^'\"]*)['\"]"
+    ),
+    "password in environment line": re.compile(
+        r"(?m)^\s*(export\s+)?[A-Z_]*(PASSWORD|SECRET|TOKEN)[A-Z_]*=(?P<value>\S*)"
+    ),
     "cloud key": re.compile(r"\b(AKIA[0-9A-Z]{16}|ghp_[0-9A-Za-z]{36}|xox[bp]-[0-9A-Za-z-]{10,})\b"),
 }
 #: Files that must never be tracked (local configuration with real values).
@@ -148,19 +151,33 @@ def test_hostile_file_sheet_and_header_names_are_data_not_sql(hostile_build):
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     con = duckdb.connect(str(data_dir / "warehouse" / "zi.duckdb"), read_only=True)
     try:
-        led = dict(con.execute("select file_name, outcome from raw.ingestion_files where source_family = 'forecasts' "
-                               "and file_name in (?, ?)", [HOSTILE_FILE, HOSTILE_HEADER_FILE]).fetchall())
+        led = dict(
+            con.execute(
+                "select file_name, outcome from raw.ingestion_files where source_family = 'forecasts' "
+                "and file_name in (?, ?)",
+                [HOSTILE_FILE, HOSTILE_HEADER_FILE],
+            ).fetchall()
+        )
         assert led == {HOSTILE_FILE: "loaded", HOSTILE_HEADER_FILE: "failed"}
-        sheets = {r[0] for r in con.execute("select _sheet from raw.forecasts__projects where _source_file = ?",
-                                            [f"forecasts/{HOSTILE_FILE}"]).fetchall()}
+        sheets = {
+            r[0]
+            for r in con.execute(
+                "select _sheet from raw.forecasts__projects where _source_file = ?", [f"forecasts/{HOSTILE_FILE}"]
+            ).fetchall()
+        }
         assert sheets == {HOSTILE_SHEET}
-        rule, message = con.execute("select rule, message_de from raw.rejected_rows where source_file = ?",
-                                    [f"forecasts/{HOSTILE_HEADER_FILE}"]).fetchone()
+        rule, message = con.execute(
+            "select rule, message_de from raw.rejected_rows where source_file = ?", [f"forecasts/{HOSTILE_HEADER_FILE}"]
+        ).fetchone()
         assert rule == "header_mismatch" and HOSTILE_HEADER in message
         assert con.execute("select count(*) from marts.fct_measure").fetchone()[0] > 0
         assert con.execute("select count(*) from raw.forecasts__projects").fetchone()[0] > 0
-        assert con.execute("select count(*) from marts.mart_ingestion_files where file_name = ?",
-                           [HOSTILE_FILE]).fetchone()[0] == 1
+        assert (
+            con.execute(
+                "select count(*) from marts.mart_ingestion_files where file_name = ?", [HOSTILE_FILE]
+            ).fetchone()[0]
+            == 1
+        )
     finally:
         con.close()
     published = duckdb.connect(str(data_dir / "published" / "zi.duckdb"), read_only=True)
@@ -177,11 +194,15 @@ def test_hostile_file_names_in_the_readers_that_put_paths_into_sql(tmp_path):
     (landing / "trees" / "campaign").mkdir(parents=True)
     (landing / "trees" / "campaign" / f"klimabaeume{hostile}.csv").write_text(
         "Ausgabestelle;Kommune;Obstart;Anzahl;Ausgabedatum;davon nicht abgeholt\n"
-        "Betriebshof Duisburg;Duisburg;Apfel;100;30.10.2021;3\n", encoding="utf-8")
+        "Betriebshof Duisburg;Duisburg;Apfel;100;30.10.2021;3\n",
+        encoding="utf-8",
+    )
     (landing / "surfaces").mkdir()
     (landing / "surfaces" / f"flaechen{hostile}.csv").write_text(
         "Flurstück;Fläche m2;Flächenart;Kanalanschluss;Kommune;Gestaltungsraum\n"
-        "0510-001-00001;125,5;Steildach;Mischwasser;Bochum;\n", encoding="utf-8")
+        "0510-001-00001;125,5;Steildach;Mischwasser;Bochum;\n",
+        encoding="utf-8",
+    )
     (landing / "climate").mkdir()
     (landing / "climate" / f"wetter{hostile}.txt").write_text("x", encoding="utf-8")
     con = duckdb.connect()
@@ -196,6 +217,7 @@ def test_hostile_file_names_in_the_readers_that_put_paths_into_sql(tmp_path):
 
 
 # --- personal data --------------------------------------------------------------------------------------
+
 
 def contacts(warehouse: Path) -> dict[str, set[str]]:
     """Every coordinator name and e-mail in the raw tables -> the municipalities whose rows carry it."""
@@ -239,8 +261,11 @@ def pdf_text(data: bytes) -> str:
 
 def leaks(text: str, personal: dict[str, set[str]], allowed_municipality: str | None = None) -> list[str]:
     lowered = text.casefold()
-    return sorted(v for v, municipalities in personal.items()
-                  if v.casefold() in lowered and allowed_municipality not in municipalities)
+    return sorted(
+        v
+        for v, municipalities in personal.items()
+        if v.casefold() in lowered and allowed_municipality not in municipalities
+    )
 
 
 @pytest.fixture(scope="module")
@@ -256,8 +281,10 @@ def test_no_personal_data_in_the_published_duckdb_and_parquet(demo_build, person
     assert leaks(raw_bytes, personal) == []
     con = duckdb.connect(str(published / "zi.duckdb"), read_only=True)
     try:
-        marts = [f'marts."{r[0]}"' for r in con.execute(
-            "select table_name from duckdb_tables() where schema_name = 'marts'").fetchall()]
+        marts = [
+            f'marts."{r[0]}"'
+            for r in con.execute("select table_name from duckdb_tables() where schema_name = 'marts'").fetchall()
+        ]
         assert len(marts) >= 12
         assert leaks(text_values_duckdb(con, marts), personal) == []
         comments = con.execute("select string_agg(coalesce(comment, ''), ' ') from duckdb_columns()").fetchone()[0]
@@ -295,8 +322,9 @@ def test_no_personal_data_in_reports_and_in_other_municipalities_feedback(demo_b
 def workbook_text(path: Path) -> str:
     wb = openpyxl.load_workbook(path, read_only=True, data_only=True)
     try:
-        return "\n".join(str(v) for ws in wb.worksheets for row in ws.iter_rows(values_only=True)
-                         for v in row if v is not None)
+        return "\n".join(
+            str(v) for ws in wb.worksheets for row in ws.iter_rows(values_only=True) for v in row if v is not None
+        )
     finally:
         wb.close()
 
@@ -314,8 +342,9 @@ def test_no_personal_data_in_the_postgres_marts(demo_build, personal):
 
     with postgres_server() as pg:
         dsn = pg.create_database("zi_security")
-        result = publish_to_postgres(demo_build["data_dir"] / "published" / "zi.duckdb", dsn,
-                                     reader_role="zi_reader_security")
+        result = publish_to_postgres(
+            demo_build["data_dir"] / "published" / "zi.duckdb", dsn, reader_role="zi_reader_security"
+        )
         assert len(result.tables) >= 12
         texts = []
         with psycopg.connect(dsn) as con:

@@ -69,9 +69,17 @@ def test_sqlalchemy_duckdb_engine_reflects_and_queries_every_mart_read_only(data
         engine = create_engine(f"duckdb:///{path.resolve()}?access_mode=read_only")
     expected = duckdb_marts(path)
     con = duckdb.connect(str(path), read_only=True)  # closed before the engine opens the file its own way
-    column_names = {name: [r[0] for r in con.execute(
-        "select column_name from duckdb_columns() where schema_name = 'marts' and table_name = ? "
-        "order by column_index", [name]).fetchall()] for name in expected}
+    column_names = {
+        name: [
+            r[0]
+            for r in con.execute(
+                "select column_name from duckdb_columns() where schema_name = 'marts' and table_name = ? "
+                "order by column_index",
+                [name],
+            ).fetchall()
+        ]
+        for name in expected
+    }
     con.close()
     try:
         inspector = inspect(engine)
@@ -99,8 +107,12 @@ def test_psycopg_reads_every_mart_from_postgres_as_the_read_only_role(data_dir):
     with postgres_server() as pg:
         publish_to_postgres(path, pg.dsn, reader_role=role, reader_password="bi-passwort")
         with psycopg.connect(reader_dsn(pg.dsn, role, "bi-passwort")) as con:
-            listed = [r[0] for r in con.execute(
-                "select table_name from information_schema.tables where table_schema = 'marts' order by 1")]
+            listed = [
+                r[0]
+                for r in con.execute(
+                    "select table_name from information_schema.tables where table_schema = 'marts' order by 1"
+                )
+            ]
             assert listed == sorted(expected)
             for name, rows in expected.items():
                 got = con.execute(sql.SQL("select * from {}").format(sql.Identifier("marts", name))).fetchall()
@@ -120,8 +132,10 @@ def test_zi_sql_answers_a_one_off_query_and_a_query_file(data_dir, tmp_path):
     assert "Mülheim an der Ruhr" in lines[1]
 
     query = tmp_path / "budget.sql"
-    query.write_text("-- Budget je Jahr\nselect year, envelope_eur\nfrom marts.mart_budget_year\nwhere year >= 2021\norder by year;\n",
-                     encoding="utf-8")
+    query.write_text(
+        "-- Budget je Jahr\nselect year, envelope_eur\nfrom marts.mart_budget_year\nwhere year >= 2021\norder by year;\n",
+        encoding="utf-8",
+    )
     result = zi_sql("--file", str(query))
     assert result.exit_code == 0, result.output
     years = re.findall(r"│\s*(20\d\d)\s*│", result.output)
@@ -130,8 +144,11 @@ def test_zi_sql_answers_a_one_off_query_and_a_query_file(data_dir, tmp_path):
 
 def test_zi_sql_writes_csv_for_german_excel(data_dir, tmp_path):
     out = tmp_path / "massnahmen.csv"
-    result = zi_sql("select measure_id, municipality_key, area_m2, note from marts.fct_measure order by measure_id",
-                    "--out", str(out))
+    result = zi_sql(
+        "select measure_id, municipality_key, area_m2, note from marts.fct_measure order by measure_id",
+        "--out",
+        str(out),
+    )
     assert result.exit_code == 0, result.output
     assert "400 Zeilen geschrieben" in result.output
     raw = out.read_bytes()
@@ -146,15 +163,20 @@ def test_zi_sql_writes_csv_for_german_excel(data_dir, tmp_path):
 
 def test_zi_sql_writes_excel(data_dir, tmp_path):
     out = tmp_path / "budget.xlsx"
-    result = zi_sql("select year, envelope_eur, paid_eur, paid_share_pct from marts.mart_budget_year order by year",
-                    "--out", str(out))
+    result = zi_sql(
+        "select year, envelope_eur, paid_eur, paid_share_pct from marts.mart_budget_year order by year",
+        "--out",
+        str(out),
+    )
     assert result.exit_code == 0, result.output
     sheet = openpyxl.load_workbook(out).active
     values = list(sheet.iter_rows(values_only=True))
     # This warehouse has no column descriptions: the keys are the headers (German ones: test_sql_console.py).
     assert values[0] == ("year", "envelope_eur", "paid_eur", "paid_share_pct")
     con = duckdb.connect(str(data_dir / "published" / "zi.duckdb"), read_only=True)
-    expected = con.execute("select year, envelope_eur, paid_share_pct from marts.mart_budget_year order by year").fetchall()
+    expected = con.execute(
+        "select year, envelope_eur, paid_share_pct from marts.mart_budget_year order by year"
+    ).fetchall()
     con.close()
     assert len(values) == len(expected) + 1
     for row, (year, envelope, share) in zip(values[1:], expected):
@@ -164,8 +186,9 @@ def test_zi_sql_writes_excel(data_dir, tmp_path):
 
 def test_zi_sql_writes_excel_with_timestamps_with_time_zone(data_dir, tmp_path):
     out = tmp_path / "zeiten.xlsx"
-    result = zi_sql("select measure_id, reported_at from marts.fct_measure order by measure_id limit 2",
-                    "--out", str(out))
+    result = zi_sql(
+        "select measure_id, reported_at from marts.fct_measure order by measure_id limit 2", "--out", str(out)
+    )
     assert result.exit_code == 0, result.output
     values = list(openpyxl.load_workbook(out).active.iter_rows(values_only=True))
     assert str(values[1][1]) == "2024-10-27 02:30:00"  # local time Europe/Berlin, as controllers read it
@@ -183,7 +206,11 @@ def test_zi_sql_console(data_dir):
 def test_zi_sql_cannot_change_the_published_warehouse(data_dir):
     path = data_dir / "published" / "zi.duckdb"
     before = path.read_bytes()
-    for statement in ("create table marts.x (a integer)", "delete from marts.fct_measure", "drop table marts.fct_measure"):
+    for statement in (
+        "create table marts.x (a integer)",
+        "delete from marts.fct_measure",
+        "drop table marts.fct_measure",
+    ):
         result = zi_sql(statement)
         assert result.exit_code != 0
     assert path.read_bytes() == before
@@ -229,8 +256,9 @@ def test_zi_sql_answers_while_the_warehouse_is_written_and_the_published_file_is
     build_warehouse(small, version=1)  # fct_measure: 400 rows
     build_warehouse(large, version=2)  # fct_measure: 800 rows
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
-    writer = subprocess.Popen([sys.executable, "-c", WRITER, str(working)], stdin=subprocess.PIPE,
-                              stdout=subprocess.PIPE, text=True, env=env)
+    writer = subprocess.Popen(
+        [sys.executable, "-c", WRITER, str(working)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env
+    )
     publisher = None
     try:
         assert writer.stdout.readline().strip() == "bereit"
@@ -238,8 +266,12 @@ def test_zi_sql_answers_while_the_warehouse_is_written_and_the_published_file_is
             duckdb.connect(str(working), read_only=True)
         zi_sql("select 1")  # imports done before the race starts (the first call loads pandas)
         stop = tmp_path / "stop"
-        publisher = subprocess.Popen([sys.executable, "-c", PUBLISHER, str(small), str(large), str(published), str(stop)],
-                                     stdout=subprocess.PIPE, text=True, env=env)
+        publisher = subprocess.Popen(
+            [sys.executable, "-c", PUBLISHER, str(small), str(large), str(published), str(stop)],
+            stdout=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
         assert publisher.stdout.readline().strip() == "bereit"
         answers, versions = [], set()
         deadline = time.monotonic() + 30

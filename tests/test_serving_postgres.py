@@ -50,7 +50,9 @@ PERSON_EMAIL = "anna.beispiel@example.de"
 def build_warehouse(path: Path, version: int = 1) -> None:
     """(Re)write a working warehouse; ``version`` changes row counts and values so two publishes differ."""
     con = duckdb.connect(str(path))
-    con.execute("create schema if not exists raw; create schema if not exists staging; create schema if not exists marts")
+    con.execute(
+        "create schema if not exists raw; create schema if not exists staging; create schema if not exists marts"
+    )
     con.execute(
         "create or replace table raw.forecasts__projects as select 'P-' || range as project_id, "
         f"'{PERSON_EMAIL}' as contact_email, 'Anna Beispiel' as contact_name from range(5)"
@@ -60,7 +62,9 @@ def build_warehouse(path: Path, version: int = 1) -> None:
         "source_file, 'Projekte' as sheet, 7::bigint as row_number, 'contact_phone' as column_name, "
         "'0201 123456' as value_found, 'phone_format' as rule, 'Telefonnummer prüfen' as message_de"
     )
-    con.execute("create or replace view staging.stg_forecasts__projects as select project_id from raw.forecasts__projects")
+    con.execute(
+        "create or replace view staging.stg_forecasts__projects as select project_id from raw.forecasts__projects"
+    )
     con.execute(
         "create or replace table marts.dim_municipality as select * from (values "
         "('05913000', 'Dortmund', 588250, 280.71, true), ('05117000', 'Mülheim an der Ruhr', 170921, 91.28, true), "
@@ -104,8 +108,12 @@ def published_file(tmp_path: Path, version: int = 1) -> Path:
 def duckdb_marts(path: Path) -> dict[str, list[tuple]]:
     con = duckdb.connect(str(path), read_only=True)
     try:
-        names = [r[0] for r in con.execute(
-            "select table_name from duckdb_tables() where schema_name = 'marts' order by 1").fetchall()]
+        names = [
+            r[0]
+            for r in con.execute(
+                "select table_name from duckdb_tables() where schema_name = 'marts' order by 1"
+            ).fetchall()
+        ]
         return {n: con.execute(f'select * from marts."{n}"').fetchall() for n in names}
     finally:
         con.close()
@@ -113,9 +121,15 @@ def duckdb_marts(path: Path) -> dict[str, list[tuple]]:
 
 def postgres_marts(dsn: str) -> dict[str, list[tuple]]:
     with psycopg.connect(dsn) as con:
-        names = [r[0] for r in con.execute(
-            "select table_name from information_schema.tables where table_schema = 'marts' order by 1").fetchall()]
-        return {n: con.execute(sql.SQL("select * from {}").format(sql.Identifier("marts", n))).fetchall() for n in names}
+        names = [
+            r[0]
+            for r in con.execute(
+                "select table_name from information_schema.tables where table_schema = 'marts' order by 1"
+            ).fetchall()
+        ]
+        return {
+            n: con.execute(sql.SQL("select * from {}").format(sql.Identifier("marts", n))).fetchall() for n in names
+        }
 
 
 def reader_dsn(pg_dsn: str, role: str, password: str) -> str:
@@ -165,26 +179,47 @@ def test_every_mart_arrives_with_equal_rows_content_types_and_comments(tmp_path,
         assert len(actual[name]) == len(rows), name
         assert Counter(actual[name]) == Counter(rows), name  # values and types equal (Decimal, date, tz ...)
     with psycopg.connect(db) as con:
-        types = dict(con.execute(
-            "select column_name, format_type(atttypid, atttypmod) from information_schema.columns c "
-            "join pg_attribute a on a.attrelid = ('marts.' || quote_ident(c.table_name))::regclass "
-            "and a.attname = c.column_name where table_schema = 'marts' and table_name = 'fct_measure'").fetchall())
+        types = dict(
+            con.execute(
+                "select column_name, format_type(atttypid, atttypmod) from information_schema.columns c "
+                "join pg_attribute a on a.attrelid = ('marts.' || quote_ident(c.table_name))::regclass "
+                "and a.attname = c.column_name where table_schema = 'marts' and table_name = 'fct_measure'"
+            ).fetchall()
+        )
         assert types == {
-            "measure_id": "bigint", "municipality_key": "text", "approved_on": "date",
-            "updated_at": "timestamp without time zone", "reported_at": "timestamp with time zone",
-            "area_m2": "numeric(12,2)", "is_designated_area": "boolean", "note": "text",
+            "measure_id": "bigint",
+            "municipality_key": "text",
+            "approved_on": "date",
+            "updated_at": "timestamp without time zone",
+            "reported_at": "timestamp with time zone",
+            "area_m2": "numeric(12,2)",
+            "is_designated_area": "boolean",
+            "note": "text",
             "runoff_reduction_mm": "double precision",
         }
-        assert con.execute("select obj_description('marts.fct_measure'::regclass)").fetchone()[0].startswith("Eine Zeile je Maßnahme")
-        assert con.execute(
-            "select col_description('marts.fct_measure'::regclass, attnum) from pg_attribute "
-            "where attrelid = 'marts.fct_measure'::regclass and attname = 'area_m2'").fetchone()[0] == "Fläche in m²"
-        schemas = {r[0] for r in con.execute(
-            "select nspname from pg_namespace where nspname not like 'pg\\_%' and nspname <> 'information_schema'")}
+        assert (
+            con.execute("select obj_description('marts.fct_measure'::regclass)")
+            .fetchone()[0]
+            .startswith("Eine Zeile je Maßnahme")
+        )
+        assert (
+            con.execute(
+                "select col_description('marts.fct_measure'::regclass, attnum) from pg_attribute "
+                "where attrelid = 'marts.fct_measure'::regclass and attname = 'area_m2'"
+            ).fetchone()[0]
+            == "Fläche in m²"
+        )
+        schemas = {
+            r[0]
+            for r in con.execute(
+                "select nspname from pg_namespace where nspname not like 'pg\\_%' and nspname <> 'information_schema'"
+            )
+        }
         # no staging left, raw never leaves the warehouse; zi_publish: which release each mart holds
         assert schemas == {"public", "marts", STATE_SCHEMA}
         personal = con.execute(
-            "select count(*) from information_schema.columns where column_name like 'contact%'").fetchone()[0]
+            "select count(*) from information_schema.columns where column_name like 'contact%'"
+        ).fetchone()[0]
         assert personal == 0
 
 
@@ -259,7 +294,8 @@ def test_reader_holding_a_transaction_sees_the_complete_old_then_the_complete_ne
     reader = reader_dsn(db, role, "pw")
     names = sorted(duckdb_marts(new_source))
     counts = sql.SQL("select ") + sql.SQL(", ").join(
-        sql.SQL("(select count(*) from {})").format(sql.Identifier("marts", n)) for n in names)
+        sql.SQL("(select count(*) from {})").format(sql.Identifier("marts", n)) for n in names
+    )
     old = tuple(len(r) for _, r in sorted(duckdb_marts(tmp_path / "published" / "zi.duckdb").items()))
     new = tuple(len(r) for _, r in sorted(duckdb_marts(new_source).items()))
     assert old != new
@@ -286,8 +322,10 @@ def test_reader_holding_a_transaction_sees_the_complete_old_then_the_complete_ne
     assert holder.execute(counts).fetchone() == old
     outcome: dict = {}
     publisher = threading.Thread(
-        target=lambda: outcome.setdefault("result", publish_to_postgres(
-            new_source, db, reader_role=role, swap_timeout_s=30, retry_first_delay_s=0.1)))
+        target=lambda: outcome.setdefault(
+            "result", publish_to_postgres(new_source, db, reader_role=role, swap_timeout_s=30, retry_first_delay_s=0.1)
+        )
+    )
     publisher.start()
     with psycopg.connect(db, autocommit=True) as admin:
         staging = None
@@ -295,7 +333,8 @@ def test_reader_holding_a_transaction_sees_the_complete_old_then_the_complete_ne
         while staging is None and time.monotonic() < deadline:
             staging = admin.execute(
                 "select n.nspname from pg_namespace n join pg_class c on c.relnamespace = n.oid "
-                "where n.nspname like 'marts\\_staging\\_%%' group by 1 having count(*) = %s", [len(changed)]
+                "where n.nspname like 'marts\\_staging\\_%%' group by 1 having count(*) = %s",
+                [len(changed)],
             ).fetchone()
             time.sleep(0.05)
         assert staging is not None, "staging schema never built"
@@ -339,9 +378,11 @@ def test_a_snapshot_taken_before_the_publish_keeps_the_old_figures(tmp_path, db,
     new_source = published_file(tmp_path / "v2", version=2)
     names = sorted(duckdb_marts(new_source))
     counts = sql.SQL("select ") + sql.SQL(", ").join(
-        sql.SQL("(select count(*) from {})").format(sql.Identifier("marts", n)) for n in names)
-    sums = sql.SQL("select (select sum(area_m2) from marts.fct_measure), (select sum(envelope_eur) from "
-                   "marts.mart_budget_year)")
+        sql.SQL("(select count(*) from {})").format(sql.Identifier("marts", n)) for n in names
+    )
+    sums = sql.SQL(
+        "select (select sum(area_m2) from marts.fct_measure), (select sum(envelope_eur) from marts.mart_budget_year)"
+    )
     old = tuple(len(r) for _, r in sorted(duckdb_marts(tmp_path / "published" / "zi.duckdb").items()))
     new = tuple(len(r) for _, r in sorted(duckdb_marts(new_source).items()))
     with psycopg.connect(reader_dsn(db, role, "pw")) as before:
@@ -398,7 +439,8 @@ def test_republishing_is_idempotent_and_cleans_up_killed_runs(tmp_path, db):
         assert schemas == ["marts"]
         grants = admin.execute(
             "select count(*) from information_schema.role_table_grants where grantee = %s and privilege_type = 'SELECT'",
-            [role]).fetchone()[0]
+            [role],
+        ).fetchone()[0]
         assert grants == len(first.tables)
         assert audit_reader(admin, role) == []
 
@@ -418,7 +460,9 @@ def test_a_failed_publish_leaves_the_previous_marts_in_place(tmp_path, db):
     after = postgres_marts(db)
     assert {n: Counter(r) for n, r in after.items()} == {n: Counter(r) for n, r in before.items()}
     with psycopg.connect(db) as admin:
-        assert [r[0] for r in admin.execute("select nspname from pg_namespace where nspname like 'marts%'")] == ["marts"]
+        assert [r[0] for r in admin.execute("select nspname from pg_namespace where nspname like 'marts%'")] == [
+            "marts"
+        ]
 
 
 def test_unreachable_server_fails_clearly_after_bounded_retries(tmp_path):
@@ -430,8 +474,13 @@ def test_unreachable_server_fails_clearly_after_bounded_retries(tmp_path):
     retries: list[str] = []
     started = time.perf_counter()
     with pytest.raises(PostgresUnavailable) as error:
-        publish_to_postgres(source, f"postgresql://zi@127.0.0.1:{port}/zi", connect_attempts=3,
-                            retry_first_delay_s=0.2, progress=retries.append)
+        publish_to_postgres(
+            source,
+            f"postgresql://zi@127.0.0.1:{port}/zi",
+            connect_attempts=3,
+            retry_first_delay_s=0.2,
+            progress=retries.append,
+        )
     elapsed = time.perf_counter() - started
     message = str(error.value)
     assert "nicht erreichbar" in message and "3 Versuchen" in message and f"127.0.0.1:{port}" in message
@@ -457,11 +506,22 @@ def test_type_mapping():
     con = duckdb.connect()
     rel = con.sql(
         "select 1.5::decimal(14,2) a, 1::tinyint b, 1::ubigint c, 1::hugeint d, 'x'::blob e, [1] f, "
-        "{'k': 1} g, uuid() h, interval 1 day i, time '01:00' j, 1::float k")
+        "{'k': 1} g, uuid() h, interval 1 day i, time '01:00' j, 1::float k"
+    )
     mapped = {name: postgres_column(name, t)[0] for name, t in zip(rel.columns, rel.types)}
-    assert mapped == {"a": "numeric(14,2)", "b": "smallint", "c": "numeric(20,0)", "d": "numeric(39,0)",
-                      "e": "bytea", "f": "jsonb", "g": "jsonb", "h": "uuid", "i": "interval", "j": "time",
-                      "k": "real"}
+    assert mapped == {
+        "a": "numeric(14,2)",
+        "b": "smallint",
+        "c": "numeric(20,0)",
+        "d": "numeric(39,0)",
+        "e": "bytea",
+        "f": "jsonb",
+        "g": "jsonb",
+        "h": "uuid",
+        "i": "interval",
+        "j": "time",
+        "k": "real",
+    }
 
 
 def test_dsn_comes_from_the_environment():

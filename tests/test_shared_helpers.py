@@ -14,27 +14,30 @@ from zi_warehouse.german import format_date, format_datetime, format_number
 from zi_warehouse.warehouse import rows, table_exists
 
 
-@pytest.mark.parametrize(("value", "kwargs", "text"), [
-    (1234.5, {"decimals": 1}, "1.234,5"),
-    (1234567, {}, "1.234.567"),
-    (0.125, {"decimals": 2, "unit": "%"}, "0,12\u00a0%"),  # round half to even, as Python's format does
-    (Decimal("2.5"), {"decimals": 3, "unit": "pp"}, "2,500\u00a0pp"),
-    (-1234.5, {"decimals": 2}, "-1.234,50"),
-    (-0.0004, {"decimals": 2}, "0,00"),  # no "-0,00"
-    (-0.4, {}, "0"),
-    (1234.5, {"decimals": 2, "thousands": False}, "1234,50"),
-    (None, {"unit": "EUR"}, "–"),
-    (math.nan, {"decimals": 1}, "–"),
-    (True, {}, "ja"),
-    (False, {}, "nein"),
-])
+@pytest.mark.parametrize(
+    ("value", "kwargs", "text"),
+    [
+        (1234.5, {"decimals": 1}, "1.234,5"),
+        (1234567, {}, "1.234.567"),
+        (0.125, {"decimals": 2, "unit": "%"}, "0,12\u00a0%"),  # round half to even, as Python's format does
+        (Decimal("2.5"), {"decimals": 3, "unit": "pp"}, "2,500\u00a0pp"),
+        (-1234.5, {"decimals": 2}, "-1.234,50"),
+        (-0.0004, {"decimals": 2}, "0,00"),  # no "-0,00"
+        (-0.4, {}, "0"),
+        (1234.5, {"decimals": 2, "thousands": False}, "1234,50"),
+        (None, {"unit": "EUR"}, "–"),
+        (math.nan, {"decimals": 1}, "–"),
+        (True, {}, "ja"),
+        (False, {}, "nein"),
+    ],
+)
 def test_format_number_writes_german_notation(value, kwargs, text):
     assert format_number(value, **kwargs) == text
 
 
 def test_dates_and_moments_are_written_the_german_way_with_the_zone_named():
     assert format_date(dt.date(2026, 3, 9)) == "09.03.2026"
-    utc = dt.timezone.utc
+    utc = dt.UTC
     # Local time of the programme (Europe/Berlin) whatever zone the value comes in, with the German zone name.
     assert format_datetime(dt.datetime(2026, 7, 1, 12, 5, tzinfo=utc)) == "01.07.2026 14:05 MESZ"
     assert format_datetime(dt.datetime(2026, 12, 31, 23, 30, tzinfo=utc)) == "01.01.2027 00:30 MEZ"

@@ -78,16 +78,25 @@ def test_values_are_shown_as_a_person_reads_them():
     assert display_value(8401) == "8401"
     assert display_value(2.5) == "2.5" and display_value(0.1 + 0.2) == "0.3"
     from decimal import Decimal
+
     assert display_value(Decimal("39262.60")) == "39262.60"
-    utc = dt.datetime(2024, 10, 27, 0, 30, tzinfo=dt.timezone.utc)
+    utc = dt.datetime(2024, 10, 27, 0, 30, tzinfo=dt.UTC)
     assert display_value(utc) == "2024-10-27 02:30:00+02:00"  # local time, offset named
     assert display_value(True) == "true"
 
 
 def test_one_off_query_shows_null_dates_and_integers(published):
-    result = CliRunner().invoke(app, ["sql", "--database", str(published),
-                                      "select measure_id, approved_on, note from marts.fct_measure "
-                                      "where measure_id in (0, 4) order by measure_id"], env={"COLUMNS": "120"})
+    result = CliRunner().invoke(
+        app,
+        [
+            "sql",
+            "--database",
+            str(published),
+            "select measure_id, approved_on, note from marts.fct_measure "
+            "where measure_id in (0, 4) order by measure_id",
+        ],
+        env={"COLUMNS": "120"},
+    )
     assert result.exit_code == 0, result.output
     lines = [line for line in result.output.splitlines() if "│" in line]
     assert re.search(r"│\s+0 │ 2020-01-01\s+│ NULL\s+│", lines[0]), lines[0]
@@ -97,13 +106,24 @@ def test_one_off_query_shows_null_dates_and_integers(published):
 
 
 def test_a_wide_result_is_shown_one_row_per_block_with_every_column_named(published):
-    result = CliRunner().invoke(app, ["sql", "--database", str(published),
-                                      "select * from marts.fct_measure order by measure_id limit 2"],
-                                env={"COLUMNS": "60"})
+    result = CliRunner().invoke(
+        app,
+        ["sql", "--database", str(published), "select * from marts.fct_measure order by measure_id limit 2"],
+        env={"COLUMNS": "60"},
+    )
     assert result.exit_code == 0, result.output
     assert result.output.count("Zeile 1") == 1 and "Zeile 2" in result.output
-    for column in ("measure_id", "municipality_key", "approved_on", "updated_at", "reported_at", "area_m2",
-                   "is_designated_area", "note", "runoff_reduction_mm"):
+    for column in (
+        "measure_id",
+        "municipality_key",
+        "approved_on",
+        "updated_at",
+        "reported_at",
+        "area_m2",
+        "is_designated_area",
+        "note",
+        "runoff_reduction_mm",
+    ):
         assert re.search(rf"^{column}\s+\S", result.output, re.M), column
     assert max(len(line) for line in result.output.splitlines()) <= 60
 
@@ -114,16 +134,18 @@ def test_a_wide_result_is_shown_one_row_per_block_with_every_column_named(publis
 class Terminal:
     """One tmux session on a private server socket: type keys, read the screen."""
 
-    def __init__(self, socket: Path, command: list[str], env: dict[str, str], width: int = 110,
-                 height: int = 40) -> None:
+    def __init__(
+        self, socket: Path, command: list[str], env: dict[str, str], width: int = 110, height: int = 40
+    ) -> None:
         self.socket = socket
         env_args = [a for k, v in env.items() for a in ("-e", f"{k}={v}")]
         shell = " ".join(_quote(c) for c in command) + "; echo EXIT=$?; sleep 600"
         self._tmux("new-session", "-d", "-s", "zi", "-x", str(width), "-y", str(height), *env_args, shell)
 
     def _tmux(self, *args: str) -> str:
-        return subprocess.run([TMUX, "-S", str(self.socket), *args], capture_output=True, text=True, check=True,
-                              timeout=20).stdout
+        return subprocess.run(
+            [TMUX, "-S", str(self.socket), *args], capture_output=True, text=True, check=True, timeout=20
+        ).stdout
 
     def type(self, text: str) -> None:
         """Type ``text`` key by key (';' as its byte: tmux reads a trailing ';' as a command separator)."""
@@ -164,8 +186,12 @@ def terminal_factory(tmp_path):
 
     def start(published: Path, history: Path, width: int = 110) -> Terminal:
         socket = Path("/tmp") / f"zi-tmux-{uuid.uuid4().hex[:10]}"  # socket paths must stay short
-        term = Terminal(socket, [str(ZI), "sql", "--database", str(published)],
-                        {"ZI_SQL_HISTORY": str(history), "TERM": "xterm-256color", "LANG": "C.UTF-8"}, width)
+        term = Terminal(
+            socket,
+            [str(ZI), "sql", "--database", str(published)],
+            {"ZI_SQL_HISTORY": str(history), "TERM": "xterm-256color", "LANG": "C.UTF-8"},
+            width,
+        )
         opened.append(term)
         term.wait_for(r"^zi>( |$)")
         return term
@@ -208,8 +234,9 @@ def test_console_edits_recalls_cancels_and_quits_in_a_real_terminal(published, t
     term.wait_for(r"│\s+12 │", count=2)
 
     # NULL, a date and an integer the way a person expects them.
-    term.type("select measure_id, approved_on, note, 8401::bigint as baeume from marts.fct_measure "
-              "where measure_id = 0;")
+    term.type(
+        "select measure_id, approved_on, note, 8401::bigint as baeume from marts.fct_measure where measure_id = 0;"
+    )
     term.keys("Enter")
     screen = term.wait_for(r"2020-01-01")
     row = next(line for line in screen.splitlines() if "2020-01-01" in line)
@@ -262,19 +289,36 @@ def test_console_shows_a_wide_result_one_row_per_block(published, tmp_path, term
 # --------------------------------------------------------------------------------------------------
 def test_xlsx_export_has_german_headers_keys_real_dates_units_widths_and_a_frozen_header(published, tmp_path):
     out = tmp_path / "massnahmen.xlsx"
-    result = CliRunner().invoke(app, ["sql", "--database", str(published), "--out", str(out),
-                                      "select measure_id, municipality_key, approved_on, reported_at, area_m2, "
-                                      "note, runoff_reduction_mm, is_designated_area, 1 + 1 as zwei "
-                                      "from marts.fct_measure order by measure_id"])
+    result = CliRunner().invoke(
+        app,
+        [
+            "sql",
+            "--database",
+            str(published),
+            "--out",
+            str(out),
+            "select measure_id, municipality_key, approved_on, reported_at, area_m2, "
+            "note, runoff_reduction_mm, is_designated_area, 1 + 1 as zwei "
+            "from marts.fct_measure order by measure_id",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "400 Zeilen geschrieben" in result.output
     book = openpyxl.load_workbook(out)
     assert book.sheetnames == ["Ergebnis", "Spalten"]
     sheet = book["Ergebnis"]
     headers = [c.value for c in sheet[1]]
-    assert headers == ["Schlüssel der Maßnahme", "Kommune (Schlüssel)", "Datum des Bescheids", "Gemeldet am",
-                       "Abgekoppelte Fläche der Maßnahme (m²)", "Bemerkung", "Verminderter Abfluss",
-                       "is_designated_area", "zwei"]  # no description: the key stays
+    assert headers == [
+        "Schlüssel der Maßnahme",
+        "Kommune (Schlüssel)",
+        "Datum des Bescheids",
+        "Gemeldet am",
+        "Abgekoppelte Fläche der Maßnahme (m²)",
+        "Bemerkung",
+        "Verminderter Abfluss",
+        "is_designated_area",
+        "zwei",
+    ]  # no description: the key stays
     keys = [(r[0], r[1]) for r in book["Spalten"].iter_rows(min_row=2, values_only=True)]
     assert keys[0] == ("Schlüssel der Maßnahme", "measure_id") and keys[-1] == ("zwei", "zwei")
     units = {r[1]: r[3] for r in book["Spalten"].iter_rows(min_row=2, values_only=True)}
@@ -303,8 +347,17 @@ def test_xlsx_export_has_german_headers_keys_real_dates_units_widths_and_a_froze
 
 def test_xlsx_export_of_amounts_uses_a_currency_format_and_plain_years(published, tmp_path):
     out = tmp_path / "budget.xlsx"
-    result = CliRunner().invoke(app, ["sql", "--database", str(published), "--out", str(out),
-                                      "select year, envelope_eur, paid_eur from marts.mart_budget_year order by year"])
+    result = CliRunner().invoke(
+        app,
+        [
+            "sql",
+            "--database",
+            str(published),
+            "--out",
+            str(out),
+            "select year, envelope_eur, paid_eur from marts.mart_budget_year order by year",
+        ],
+    )
     assert result.exit_code == 0, result.output
     sheet = openpyxl.load_workbook(out)["Ergebnis"]
     assert [c.value for c in sheet[1]] == ["Jahr", "Plafond laut Haushaltsplan (EUR)", "paid_eur"]

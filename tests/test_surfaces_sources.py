@@ -49,15 +49,23 @@ def test_codes_are_mapped_and_bad_rows_rejected_with_line_numbers(tmp_path):
     result = _read(path, tmp_path)
     good = result.tables[surfaces.PARCELS].to_pylist()
     assert [(r["_row_number"], r["area_m2"], r["surface_type"], r["sewer_connection"]) for r in good] == [
-        (2, 125.5, "pitched_roof", "combined"), (3, 40.0, "paving", "separate"),
-        (4, 300.25, "asphalt", "none")]
+        (2, 125.5, "pitched_roof", "combined"),
+        (3, 40.0, "paving", "separate"),
+        (4, 300.25, "asphalt", "none"),
+    ]
     assert good[0]["is_in_designated_area"] and good[0]["designated_area_name"] == "Gestaltungsraum Bochum Mitte"
     assert not good[1]["is_in_designated_area"] and good[1]["designated_area_name"] is None
-    assert {r["municipality_key"] for r in good} == {"bochum"} and good[0]["_source_file"] == "surfaces/flaechen_bochum.csv"
+    assert {r["municipality_key"] for r in good} == {"bochum"} and good[0][
+        "_source_file"
+    ] == "surfaces/flaechen_bochum.csv"
     assert {(r.row_number, r.rule, r.value_found) for r in result.rejections} == {
-        (5, "area_m2_positive", "-35,5"), (6, "area_m2_not_numeric", "k.A."),
-        (7, "sewer_connection_known", "Sickerschacht?"), (8, "surface_type_known", "Sonstiges"),
-        (9, "parcel_id_missing", None), (10, "municipality_known", "Gotham")}
+        (5, "area_m2_positive", "-35,5"),
+        (6, "area_m2_not_numeric", "k.A."),
+        (7, "sewer_connection_known", "Sickerschacht?"),
+        (8, "surface_type_known", "Sonstiges"),
+        (9, "parcel_id_missing", None),
+        (10, "municipality_known", "Gotham"),
+    }
     assert all(r.message_de for r in result.rejections)
     assert result.rows_read == 9 and result.rows_loaded == 3 and result.rows_rejected == 6
 
@@ -65,8 +73,11 @@ def test_codes_are_mapped_and_bad_rows_rejected_with_line_numbers(tmp_path):
 def test_an_area_written_nan_or_inf_is_rejected_and_not_loaded(tmp_path):
     # DuckDB orders NaN above every number, so "area > 0" alone let a NaN area through: loaded *and*
     # rejected, one row counted twice.
-    rows = ["0510-001-00001;nan;Flachdach;Mischwasser;Bochum;", "0510-001-00002;inf;Flachdach;Mischwasser;Bochum;",
-            "0510-001-00003;12,5;Flachdach;Mischwasser;Bochum;"]
+    rows = [
+        "0510-001-00001;nan;Flachdach;Mischwasser;Bochum;",
+        "0510-001-00002;inf;Flachdach;Mischwasser;Bochum;",
+        "0510-001-00003;12,5;Flachdach;Mischwasser;Bochum;",
+    ]
     path = tmp_path / "surfaces" / "flaechen_bochum.csv"
     path.parent.mkdir(parents=True)
     path.write_text("\n".join([HEADER, *rows]) + "\n", encoding="utf-8")
@@ -88,11 +99,20 @@ def test_unknown_or_missing_header_fails_the_file_with_the_difference(tmp_path):
 def test_windows_1252_and_parquet_deliveries(tmp_path):
     folder = tmp_path / "surfaces"
     folder.mkdir()
-    (folder / "herne.csv").write_bytes(
-        (HEADER + "\n0100-1-1;12,5;Flachdach;Mischwasser;Herne;\n").encode("cp1252"))
-    pq.write_table(pa.table({"parcel_id": ["1", "2"], "area_m2": [10.0, -1.0], "surface_type": ["asphalt"] * 2,
-                             "sewer_connection": ["combined"] * 2, "municipality": ["Herne"] * 2,
-                             "designated_area": [None, None]}), folder / "herne.parquet")
+    (folder / "herne.csv").write_bytes((HEADER + "\n0100-1-1;12,5;Flachdach;Mischwasser;Herne;\n").encode("cp1252"))
+    pq.write_table(
+        pa.table(
+            {
+                "parcel_id": ["1", "2"],
+                "area_m2": [10.0, -1.0],
+                "surface_type": ["asphalt"] * 2,
+                "sewer_connection": ["combined"] * 2,
+                "municipality": ["Herne"] * 2,
+                "designated_area": [None, None],
+            }
+        ),
+        folder / "herne.parquet",
+    )
     cp = _read(folder / "herne.csv", tmp_path)
     assert cp.rows_loaded == 1 and cp.tables[surfaces.PARCELS].column("area_m2").to_pylist() == [12.5]
     parquet = _read(folder / "herne.parquet", tmp_path)
@@ -108,14 +128,16 @@ def test_a_large_file_is_loaded_columnar_without_python_objects_per_row(tmp_path
     """
     n = 200_000
     rng = np.random.default_rng(1)
-    table = pa.table({
-        "Flurstück": pa.array(np.char.add("0510-", np.arange(n).astype(str))),
-        "Fläche m2": pa.array(np.round(rng.uniform(5, 500, n), 2)).cast(pa.string()),
-        "Flächenart": pa.array(np.array(["Steildach", "Asphalt", "Pflaster"])[rng.integers(0, 3, n)]),
-        "Kanalanschluss": pa.array(np.array(["Mischwasser", "Trennsystem"])[rng.integers(0, 2, n)]),
-        "Kommune": pa.array(np.full(n, "Essen")),
-        "Gestaltungsraum": pa.array(np.full(n, "")),
-    })
+    table = pa.table(
+        {
+            "Flurstück": pa.array(np.char.add("0510-", np.arange(n).astype(str))),
+            "Fläche m2": pa.array(np.round(rng.uniform(5, 500, n), 2)).cast(pa.string()),
+            "Flächenart": pa.array(np.array(["Steildach", "Asphalt", "Pflaster"])[rng.integers(0, 3, n)]),
+            "Kanalanschluss": pa.array(np.array(["Mischwasser", "Trennsystem"])[rng.integers(0, 2, n)]),
+            "Kommune": pa.array(np.full(n, "Essen")),
+            "Gestaltungsraum": pa.array(np.full(n, "")),
+        }
+    )
     folder = tmp_path / "surfaces"
     folder.mkdir()
     pacsv.write_csv(table, folder / "essen.csv", write_options=pacsv.WriteOptions(delimiter=";"))
@@ -158,24 +180,29 @@ def test_demo_totals_are_realistic_at_any_scale_and_rows_scale(tmp_path):
                 assert 0.55 <= combined <= 0.85, (key, combined)
         region = con.execute(
             f"select sum(area_m2) filter (where sewer_connection = 'combined') / sum(area_m2) "
-            f"from raw.{surfaces.PARCELS}").fetchall()[0][0]
+            f"from raw.{surfaces.PARCELS}"
+        ).fetchall()[0][0]
         assert 0.6 <= region <= 0.8
         assert surfaces.non_positive_areas(con) == 0
         assert surfaces.out_of_domain_codes(con) == []
         read, rejected = surfaces.rejection_share(con)
         assert read == summary.rows_read and rejected == summary.rows_rejected
         # The checks see what they guard: a bad row slipped into the raw table is found.
-        con.execute(f"insert into raw.{surfaces.PARCELS} (municipality_key, parcel_id, area_m2, surface_type, "
-                    "sewer_connection) values ('herne', 'x', -5, 'asphalt', 'Mischwasser')")
+        con.execute(
+            f"insert into raw.{surfaces.PARCELS} (municipality_key, parcel_id, area_m2, surface_type, "
+            "sewer_connection) values ('herne', 'x', -5, 'asphalt', 'Mischwasser')"
+        )
         assert surfaces.non_positive_areas(con) == 1
         assert surfaces.out_of_domain_codes(con) == [("sewer_connection", "Mischwasser", 1)]
     assert demo_surfaces.rows_per_municipality(1.0)["dortmund"] == pytest.approx(
-        1_500_000 * munis["dortmund"].population_2020 / sum(m.population_2020 for m in munis.values()), abs=1)
+        1_500_000 * munis["dortmund"].population_2020 / sum(m.population_2020 for m in munis.values()), abs=1
+    )
 
 
 # --- the fast parcel check gives the reference check's result ------------------------------------------
-def _check_parcels_reference(table: pa.Table, source_file: str, con: duckdb.DuckDBPyConnection
-                             ) -> tuple[pa.Table, pa.Table]:
+def _check_parcels_reference(
+    table: pa.Table, source_file: str, con: duckdb.DuckDBPyConnection
+) -> tuple[pa.Table, pa.Table]:
     """``check_parcels`` as it was first written: every row typed and copied as strings through a DuckDB
     temp table, every rule of ``parcels._REJECT_SQL`` run over all rows. The production check takes
     shortcuts (only flagged rows through the rule SQL, codes taken in Arrow); this is what it must equal."""
@@ -220,8 +247,7 @@ def _same_as_reference(canon: pa.Table):
 
 
 def _canonical(table: pa.Table) -> pa.Table:
-    return canonical_columns(table, map_headers(table.column_names, parcels.HEADERS, parcels.REQUIRED),
-                             parcels.HEADERS)
+    return canonical_columns(table, map_headers(table.column_names, parcels.HEADERS, parcels.REQUIRED), parcels.HEADERS)
 
 
 def test_fast_parcel_check_equals_the_reference_on_demo_files(tmp_path):
@@ -245,16 +271,22 @@ def test_fast_parcel_check_equals_the_reference_on_bad_and_padded_values():
         ("P1", "1e2", "Gründach", "RW", "Herne", ""),
     ]
     names = ["parcel_id", "area_m2", "surface_type", "sewer_connection", "municipality", "designated_area"]
-    table = pa.table({"_row_number": pa.array(range(2, len(rows) + 2), pa.int64()),
-                      **{c: pa.array([r[i] for r in rows], pa.string()) for i, c in enumerate(names)}})
+    table = pa.table(
+        {
+            "_row_number": pa.array(range(2, len(rows) + 2), pa.int64()),
+            **{c: pa.array([r[i] for r in rows], pa.string()) for i, c in enumerate(names)},
+        }
+    )
     good, _ = _same_as_reference(table)
     assert good.column("parcel_id").to_pylist() == ["P1", "P2", "P1"]
     _same_as_reference(table.take([2, 0, 1, 3, 4, 5, 6]))  # rows out of order: sorted first
 
 
 def test_a_surfaces_file_with_a_stray_byte_a_short_and_a_long_row_loads_every_other_row(tmp_path):
-    rows = [f"0510-001-{i:05d};12,5;Flachdach;Mischwasser;Mülheim an der Ruhr;Gestaltungsraum Süd".encode("utf-8")
-            for i in range(1, 8)]
+    rows = [
+        f"0510-001-{i:05d};12,5;Flachdach;Mischwasser;Mülheim an der Ruhr;Gestaltungsraum Süd".encode()
+        for i in range(1, 8)
+    ]
     rows[1] = rows[1].replace("Süd".encode(), b"S\x81d")  # a byte that is no character in UTF-8 nor cp1252
     rows[3] = b"0510-001-00004;12,5;Flachdach"  # short
     rows[5] = rows[5] + b";unerwartet"  # long
@@ -267,11 +299,14 @@ def test_a_surfaces_file_with_a_stray_byte_a_short_and_a_long_row_loads_every_ot
     assert good.column("_row_number").to_pylist() == [2, 4, 6, 8]
     assert set(good.column("designated_area_name").to_pylist()) == {"Gestaltungsraum Süd"}
     found = {r.row_number: (r.rule, r.value_found) for r in result.rejections}
-    assert found == {3: ("row_encoding",
-                         "0510-001-00002;12,5;Flachdach;Mischwasser;Mülheim an der Ruhr;Gestaltungsraum S\ufffdd"),
-                     5: ("row_field_count", "0510-001-00004;12,5;Flachdach"),
-                     7: ("row_field_count", "0510-001-00006;12,5;Flachdach;Mischwasser;Mülheim an der Ruhr;"
-                                            "Gestaltungsraum Süd;unerwartet")}
+    assert found == {
+        3: ("row_encoding", "0510-001-00002;12,5;Flachdach;Mischwasser;Mülheim an der Ruhr;Gestaltungsraum S\ufffdd"),
+        5: ("row_field_count", "0510-001-00004;12,5;Flachdach"),
+        7: (
+            "row_field_count",
+            "0510-001-00006;12,5;Flachdach;Mischwasser;Mülheim an der Ruhr;Gestaltungsraum Süd;unerwartet",
+        ),
+    }
     messages = {r.row_number: r.message_de for r in result.rejections}
     assert "0x81" in messages[3] and "3 statt 6 Felder" in messages[5] and "7 statt 6 Felder" in messages[7]
 

@@ -35,8 +35,13 @@ def keys_in(text: str) -> set[str]:
 def workbook_text(path: Path) -> str:
     wb = pc.CalamineWorkbook.from_path(str(path))
     try:
-        return "\n".join(str(v) for name in wb.sheet_names for row in wb.get_sheet_by_name(name).to_python()
-                         for v in row if v not in (None, ""))
+        return "\n".join(
+            str(v)
+            for name in wb.sheet_names
+            for row in wb.get_sheet_by_name(name).to_python()
+            for v in row
+            if v not in (None, "")
+        )
     finally:
         wb.close()
 
@@ -77,8 +82,10 @@ def test_whole_file_rejections_are_linked_under_their_municipality(demo_data_dir
     import duckdb
 
     con = duckdb.connect(str(demo_data_dir / "published" / "zi.duckdb"), read_only=True)
-    failed = con.execute("select municipality_key, period, file_name, error_rule from marts.mart_ingestion_files "
-                         "where source_family = 'forecasts' and outcome = 'failed' order by file_name").fetchall()
+    failed = con.execute(
+        "select municipality_key, period, file_name, error_rule from marts.mart_ingestion_files "
+        "where source_family = 'forecasts' and outcome = 'failed' order by file_name"
+    ).fetchall()
     con.close()
     assert len(failed) >= 10
     assert all(key and period for key, period, _, _ in failed), "a demo file rejected as a whole has no sender"
@@ -103,8 +110,11 @@ def test_the_template_doc_lists_every_spelling_and_every_reason():
     with open(root / "seeds" / "coded_value_spellings.csv", encoding="utf-8") as fh:
         spellings = [r["spelling"] for r in csv.DictReader(fh)]
     assert [s for s in spellings if f"„{s}“" not in doc] == []
-    labels = {reference.rule_text(key, "rejection", family).label_de
-              for family, key in rejection_keys() if family == "forecasts"}
+    labels = {
+        reference.rule_text(key, "rejection", family).label_de
+        for family, key in rejection_keys()
+        if family == "forecasts"
+    }
     assert sorted(label for label in labels if label not in doc) == []
     assert not keys_in(doc.split("## Gründe einer Abweisung")[1])
 
@@ -112,8 +122,12 @@ def test_the_template_doc_lists_every_spelling_and_every_reason():
 def test_spellings_are_unambiguous_and_point_at_real_values():
     from zi_warehouse.forecasts import template as t
 
-    canonical = {"status": t.status_labels(), "measure_type": t.measure_type_labels(),
-                 "surface_type": t.SURFACE_TYPES, "yes_no": {"true": "ja", "false": "nein"}}
+    canonical = {
+        "status": t.status_labels(),
+        "measure_type": t.measure_type_labels(),
+        "surface_type": t.SURFACE_TYPES,
+        "yes_no": {"true": "ja", "false": "nein"},
+    }
     seen: dict[tuple[str, str], str] = {}
     import csv
 

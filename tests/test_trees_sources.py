@@ -9,11 +9,10 @@ from collections import Counter
 from pathlib import Path
 from types import SimpleNamespace
 
-import numpy as np
-import pytest
-
 import duckdb
+import numpy as np
 import pyarrow as pa
+import pytest
 
 from zi_warehouse import boundaries, ingest, warehouse
 from zi_warehouse.columnar import HeaderError, new_connection
@@ -27,8 +26,10 @@ from zi_warehouse.trees.coordinates import EPSG_UTM32, EPSG_WGS84, to_both_crs
 
 YEAR = 2026  # "today" for the planting-year check, fixed so the tests do not age
 
-REGISTER_HEADER = ("Baumnummer;Art botanisch;Art deutsch;Pflanzjahr;Stammumfang cm;Kronendurchmesser m;"
-                   "Baumhöhe m;Stadtbezirk;Straße;Status;Rechtswert;Hochwert")
+REGISTER_HEADER = (
+    "Baumnummer;Art botanisch;Art deutsch;Pflanzjahr;Stammumfang cm;Kronendurchmesser m;"
+    "Baumhöhe m;Stadtbezirk;Straße;Status;Rechtswert;Hochwert"
+)
 
 
 def _utm_northing_on_central_meridian(lat_deg: float) -> float:
@@ -37,10 +38,12 @@ def _utm_northing_on_central_meridian(lat_deg: float) -> float:
     e2 = f * (2 - f)
     e4, e6 = e2 * e2, e2 * e2 * e2
     p = math.radians(lat_deg)
-    m = a * ((1 - e2 / 4 - 3 * e4 / 64 - 5 * e6 / 256) * p
-             - (3 * e2 / 8 + 3 * e4 / 32 + 45 * e6 / 1024) * math.sin(2 * p)
-             + (15 * e4 / 256 + 45 * e6 / 1024) * math.sin(4 * p)
-             - (35 * e6 / 3072) * math.sin(6 * p))
+    m = a * (
+        (1 - e2 / 4 - 3 * e4 / 64 - 5 * e6 / 256) * p
+        - (3 * e2 / 8 + 3 * e4 / 32 + 45 * e6 / 1024) * math.sin(2 * p)
+        + (15 * e4 / 256 + 45 * e6 / 1024) * math.sin(4 * p)
+        - (35 * e6 / 3072) * math.sin(6 * p)
+    )
     return 0.9996 * m
 
 
@@ -83,13 +86,22 @@ def test_same_trees_as_csv_in_25832_and_geojson_in_wgs84_give_the_same_coordinat
     ]
     (folder / "baumkataster_dortmund.csv").write_text("\n".join(csv_lines) + "\n", encoding="utf-8")
     features = [
-        {"type": "Feature", "geometry": {"type": "Point", "coordinates": [x, y]},
-         "properties": {"Baumnummer": f"DO-{i}", "Art_botanisch": "Tilia cordata", "Pflanzjahr": 1990,
-                        "Baumhoehe_m": 15.2, "Kronendurchmesser_m": 8.5}}
+        {
+            "type": "Feature",
+            "geometry": {"type": "Point", "coordinates": [x, y]},
+            "properties": {
+                "Baumnummer": f"DO-{i}",
+                "Art_botanisch": "Tilia cordata",
+                "Pflanzjahr": 1990,
+                "Baumhoehe_m": 15.2,
+                "Kronendurchmesser_m": 8.5,
+            },
+        }
         for i, (x, y) in enumerate(zip(lon, lat))
     ]
     (folder / "baumkataster_dortmund_2024.geojson").write_text(
-        json.dumps({"type": "FeatureCollection", "features": features}), encoding="utf-8")
+        json.dumps({"type": "FeatureCollection", "features": features}), encoding="utf-8"
+    )
     from_csv = _read(folder / "baumkataster_dortmund.csv", tmp_path).tables[trees.REGISTER]
     from_geojson = _read(folder / "baumkataster_dortmund_2024.geojson", tmp_path).tables[trees.REGISTER]
     assert from_csv.num_rows == from_geojson.num_rows == 3
@@ -116,7 +128,7 @@ def test_implausible_trees_are_rejected_with_row_rule_and_german_reason(tmp_path
         f"T1;Tilia cordata;Winter-Linde;1990;120;8,5;15;Mitte;A-Str.;gesund;{e};{n}",  # duplicate number
         f"T7;Tilia cordata;Winter-Linde;1990;120;8,5;zwölf;Mitte;A-Str.;gesund;{e};{n}",  # not a number
         f"T8;Tilia cordata;Winter-Linde;;;;;Mitte;A-Str.;gesund;{e};{n}",  # optional values empty: fine
-        f"T9;Tilia cordata;Winter-Linde;1990;120;8,5;0,4;Mitte;A-Str.;gesund;;",  # height low + no coordinates
+        "T9;Tilia cordata;Winter-Linde;1990;120;8,5;0,4;Mitte;A-Str.;gesund;;",  # height low + no coordinates
         f"T10;Tilia cordata;Winter-Linde;{YEAR};120;0,5;45;Mitte;A-Str.;gesund;{e};{n}",  # limits: fine
     ]
     path = tmp_path / "trees" / "baumkataster_dortmund.csv"
@@ -128,9 +140,14 @@ def test_implausible_trees_are_rejected_with_row_rule_and_german_reason(tmp_path
     assert loaded.column("tree_number").to_pylist() == ["T1", "T8", "T10"]
     by_row = {(r.row_number, r.rule) for r in result.rejections}
     assert by_row == {
-        (3, "height_plausible"), (4, "crown_diameter_plausible"), (5, "planting_year_not_future"),
-        (6, "coordinates_inside_municipality"), (7, "tree_number_unique"), (8, "height_not_numeric"),
-        (10, "height_plausible"), (10, "coordinates_missing"),
+        (3, "height_plausible"),
+        (4, "crown_diameter_plausible"),
+        (5, "planting_year_not_future"),
+        (6, "coordinates_inside_municipality"),
+        (7, "tree_number_unique"),
+        (8, "height_not_numeric"),
+        (10, "height_plausible"),
+        (10, "coordinates_missing"),
     }
     assert result.rows_rejected == 7 and result.outcome == "partially_loaded"
     height = next(r for r in result.rejections if r.rule == "height_plausible" and r.row_number == 3)
@@ -149,8 +166,9 @@ def test_register_without_recognisable_municipality_or_with_unknown_header_fails
     folder = tmp_path / "trees"
     folder.mkdir()
     (folder / "baumkataster.csv").write_text(REGISTER_HEADER + "\nT1;;;;;;;;;;1;2\n", encoding="utf-8")
-    (folder / "baumkataster_bochum.csv").write_text(REGISTER_HEADER + ";Objektart\nT1;;;;;;;;;;1;2;x\n",
-                                                    encoding="utf-8")
+    (folder / "baumkataster_bochum.csv").write_text(
+        REGISTER_HEADER + ";Objektart\nT1;;;;;;;;;;1;2;x\n", encoding="utf-8"
+    )
     no_name = _read(folder / "baumkataster.csv", tmp_path)
     assert no_name.outcome == "failed" and no_name.rejections[0].rule == "register_municipality_unknown"
     unknown = _read(folder / "baumkataster_bochum.csv", tmp_path)
@@ -176,11 +194,18 @@ def test_campaign_list_maps_species_and_municipalities_and_rejects_bad_rows(tmp_
     result = _read(path, tmp_path)
     loaded = result.tables[trees.CAMPAIGN].to_pylist()
     assert [(r["municipality_key"], r["species_group"], r["trees"], r["trees_unclaimed"]) for r in loaded] == [
-        ("duisburg", "apple", 100, 3), ("duisburg", "plum", 30, 0), ("muelheim_an_der_ruhr", "cherry", 50, 0)]
+        ("duisburg", "apple", 100, 3),
+        ("duisburg", "plum", 30, 0),
+        ("muelheim_an_der_ruhr", "cherry", 50, 0),
+    ]
     assert loaded[2]["distribution_date"] == dt.date(2021, 10, 30)
     assert {(r.row_number, r.rule) for r in result.rejections} == {
-        (5, "municipality_known"), (6, "species_group_known"), (7, "trees_unclaimed_valid"),
-        (8, "trees_positive_integer"), (8, "distribution_date_valid")}
+        (5, "municipality_known"),
+        (6, "species_group_known"),
+        (7, "trees_unclaimed_valid"),
+        (8, "trees_positive_integer"),
+        (8, "distribution_date_valid"),
+    }
     assert result.rows_read == 7 and result.rows_loaded == 3 and result.rows_rejected == 4
 
 
@@ -230,8 +255,10 @@ def test_demo_registers_scale_and_ingest_with_row_accounting(tmp_path):
         assert loaded + sum(n for _, n in rejected) == expected
         n_registers = len(demo_trees.REGISTER_MUNICIPALITIES)
         assert dict(rejected) == {  # each register carries the same five implausible rows
-            "coordinates_inside_municipality": n_registers, "crown_diameter_plausible": n_registers,
-            "height_plausible": n_registers, "planting_year_not_future": n_registers,
+            "coordinates_inside_municipality": n_registers,
+            "crown_diameter_plausible": n_registers,
+            "height_plausible": n_registers,
+            "planting_year_not_future": n_registers,
             "tree_number_unique": n_registers,
         }
         assert trees.campaign_total(con, dt.date(2021, 10, 30)) == (10_000, 43)
@@ -240,8 +267,14 @@ def test_demo_registers_scale_and_ingest_with_row_accounting(tmp_path):
 
 
 # --- the fast register check gives the reference check's result ---------------------------------------
-def _check_register_reference(table: pa.Table, crs: str, municipality_key: str, source_file: str,
-                              con: duckdb.DuckDBPyConnection, current_year: int) -> tuple[pa.Table, pa.Table]:
+def _check_register_reference(
+    table: pa.Table,
+    crs: str,
+    municipality_key: str,
+    source_file: str,
+    con: duckdb.DuckDBPyConnection,
+    current_year: int,
+) -> tuple[pa.Table, pa.Table]:
     """``check_register`` written straightforwardly: every row typed through a DuckDB temp table and every
     rule of ``register.register_reject_parts`` run over all rows. The production check takes shortcuts
     (only flagged rows through the rule SQL, the delivered Arrow columns as the good rows); this is what
@@ -334,32 +367,64 @@ def test_fast_register_check_equals_the_reference_on_bad_and_padded_values():
         ("T2", "Tilia", None, "1990.0", "120", "8.5", "15", None, "C", "gesund", e, n),
         ("T7", "Tilia", "Linde", " 1990 ", " 120 ", " 8,5 ", " 15 ", "Mitte", "C", "gesund", f" {e} ", f" {n} "),
     ]
-    names = ["tree_number", "species_botanical", "species_german", "planting_year", "trunk_circumference_cm",
-             "crown_diameter_m", "height_m", "district_name", "street", "status", "x", "y"]
-    table = pa.table({"_row_number": pa.array(range(2, len(rows) + 2), pa.int64()),
-                      **{c: pa.array([r[i] for r in rows], pa.string()) for i, c in enumerate(names)},
-                      "lon": pa.nulls(len(rows), pa.string()), "lat": pa.nulls(len(rows), pa.string())})
+    names = [
+        "tree_number",
+        "species_botanical",
+        "species_german",
+        "planting_year",
+        "trunk_circumference_cm",
+        "crown_diameter_m",
+        "height_m",
+        "district_name",
+        "street",
+        "status",
+        "x",
+        "y",
+    ]
+    table = pa.table(
+        {
+            "_row_number": pa.array(range(2, len(rows) + 2), pa.int64()),
+            **{c: pa.array([r[i] for r in rows], pa.string()) for i, c in enumerate(names)},
+            "lon": pa.nulls(len(rows), pa.string()),
+            "lat": pa.nulls(len(rows), pa.string()),
+        }
+    )
     con = new_connection()
     good, rejected = _same_as_reference(table, EPSG_UTM32, "dortmund", con)
     assert good.column("tree_number").to_pylist() == ["T1", "T7"]
     assert good.column("species_german").to_pylist() == ["Linde", "Linde"]
     # the same trees from a GeoJSON whose values need no trimming, and a file with rows out of order
-    geo = table.drop_columns(["x", "y", "lon", "lat"]).append_column("lon", pa.array([str(lon[0])] * len(rows))) \
-        .append_column("lat", pa.array([str(lat[0])] * len(rows))).append_column("x", pa.nulls(len(rows), pa.string())) \
-        .append_column("y", pa.nulls(len(rows), pa.string())).append_column("geometry_type", pa.array(["Point"] * len(rows)))
+    geo = (
+        table.drop_columns(["x", "y", "lon", "lat"])
+        .append_column("lon", pa.array([str(lon[0])] * len(rows)))
+        .append_column("lat", pa.array([str(lat[0])] * len(rows)))
+        .append_column("x", pa.nulls(len(rows), pa.string()))
+        .append_column("y", pa.nulls(len(rows), pa.string()))
+        .append_column("geometry_type", pa.array(["Point"] * len(rows)))
+    )
     _same_as_reference(geo, EPSG_WGS84, "dortmund", con)
     _same_as_reference(table.take([3, 0, 1, 2, 4, 5, 6]), EPSG_UTM32, "dortmund", con)  # sorted first
 
 
 # --- GeoJSON: the columnar path (pyarrow, numbers read as their literal text) against the exact path -----
 
+
 def _geojson_features(values: list, coordinates=None) -> dict:
     features = []
     for i, value in enumerate(values):
-        features.append({"type": "Feature",
-                         "geometry": {"type": "Point", "coordinates": coordinates or [7.4654, 51.5136]},
-                         "properties": {"Baumnummer": f"DO-{i}", "Art_botanisch": "Tilia cordata",
-                                        "Pflanzjahr": 1998, "Baumhoehe_m": value, "Strasse": "Weg 1"}})
+        features.append(
+            {
+                "type": "Feature",
+                "geometry": {"type": "Point", "coordinates": coordinates or [7.4654, 51.5136]},
+                "properties": {
+                    "Baumnummer": f"DO-{i}",
+                    "Art_botanisch": "Tilia cordata",
+                    "Pflanzjahr": 1998,
+                    "Baumhoehe_m": value,
+                    "Strasse": "Weg 1",
+                },
+            }
+        )
     return {"type": "FeatureCollection", "features": features}
 
 
@@ -383,38 +448,50 @@ def _columnar_agrees(data: bytes) -> bool:
 PLAIN = json.dumps(_geojson_features([15.0, 12.5, 7.1]), ensure_ascii=False, separators=(",", ":"))
 
 
-@pytest.mark.parametrize("text, taken", [
-    (PLAIN, True),  # as the demo writes it: the columnar path must take it
-    (json.dumps(_geojson_features([15.0, 12.5, 7.1]), indent=2, ensure_ascii=False), True),  # spaces, newlines
-    (PLAIN.replace('"Weg 1"', '"Straße \\u00df"'), True),  # escapes decode alike
-    (PLAIN.replace('"Weg 1"', '"Weg 1,2"'), False),  # a quote put inside a string breaks the document
-    (PLAIN.replace('"Weg 1"', '"a\\":1,\\"b"'), False),
-    (PLAIN.replace('"Weg 1"', 'true'), True),  # booleans print as true / false
-    (PLAIN.replace('"Weg 1"', '"118.50"'), False),  # a number-like string: declined, the exact path decides
-    (PLAIN.replace("12.5", "12.50"), False),  # non-canonical literals print as Python prints the value
-    (PLAIN.replace("12.5", "1.25e1"), False),
-    (PLAIN.replace("12.5", "-0"), False),
-    (PLAIN.replace("12.5", "0.00001"), False),
-    (PLAIN.replace("12.5", "0.0001"), True),
-    (PLAIN.replace("12.5", "1234567890123.4567"), False),
-    (PLAIN.replace("1998", "12345678901234567890"), False),
-    (PLAIN.replace("1998", "01998"), False),  # invalid JSON: the exact path refuses the file
-    (PLAIN.replace("12.5", "NaN"), False),
-    (PLAIN.replace("7.4654", "7"), True),  # an integer coordinate prints as written, 7
-    (PLAIN.replace("7.4654,", "7.4654,3,"), True),  # third coordinate ignored
-    (PLAIN.replace('"Point"', '"LineString"', 1), True),
-    (PLAIN.replace('"geometry":{"type":"Point","coordinates":[7.4654,51.5136]}', '"geometry":null', 1), True),
-    (PLAIN.replace('"properties":{"Baumnummer":"DO-1",', '"properties":{"Baumnummer":"DO-1","Status":null,'), True),
-    (PLAIN.replace('"FeatureCollection",', '"FeatureCollection","crs":{"type":"name","properties":'
-                   '{"name":"urn:ogc:def:crs:EPSG::25832"}},'), True),
-    (PLAIN.replace('"FeatureCollection",', '"FeatureCollection","crs":{"type":"name","properties":'
-                   '{"name":"EPSG:3857"}},'), True),  # unsupported: both paths raise the same FileProblem
-    (PLAIN.replace('"Pflanzjahr":1998', '"Pflanzjahr":1998,"Pflanzjahr":1999', 1), False),  # duplicate key
-    ("\ufeff" + PLAIN, False),
-    (PLAIN + "\n" + PLAIN, False),
-    ("[" + PLAIN + "]", False),
-    (PLAIN.replace('"Weg 1"', '{"a":1}'), False),
-])
+@pytest.mark.parametrize(
+    "text, taken",
+    [
+        (PLAIN, True),  # as the demo writes it: the columnar path must take it
+        (json.dumps(_geojson_features([15.0, 12.5, 7.1]), indent=2, ensure_ascii=False), True),  # spaces, newlines
+        (PLAIN.replace('"Weg 1"', '"Straße \\u00df"'), True),  # escapes decode alike
+        (PLAIN.replace('"Weg 1"', '"Weg 1,2"'), False),  # a quote put inside a string breaks the document
+        (PLAIN.replace('"Weg 1"', '"a\\":1,\\"b"'), False),
+        (PLAIN.replace('"Weg 1"', "true"), True),  # booleans print as true / false
+        (PLAIN.replace('"Weg 1"', '"118.50"'), False),  # a number-like string: declined, the exact path decides
+        (PLAIN.replace("12.5", "12.50"), False),  # non-canonical literals print as Python prints the value
+        (PLAIN.replace("12.5", "1.25e1"), False),
+        (PLAIN.replace("12.5", "-0"), False),
+        (PLAIN.replace("12.5", "0.00001"), False),
+        (PLAIN.replace("12.5", "0.0001"), True),
+        (PLAIN.replace("12.5", "1234567890123.4567"), False),
+        (PLAIN.replace("1998", "12345678901234567890"), False),
+        (PLAIN.replace("1998", "01998"), False),  # invalid JSON: the exact path refuses the file
+        (PLAIN.replace("12.5", "NaN"), False),
+        (PLAIN.replace("7.4654", "7"), True),  # an integer coordinate prints as written, 7
+        (PLAIN.replace("7.4654,", "7.4654,3,"), True),  # third coordinate ignored
+        (PLAIN.replace('"Point"', '"LineString"', 1), True),
+        (PLAIN.replace('"geometry":{"type":"Point","coordinates":[7.4654,51.5136]}', '"geometry":null', 1), True),
+        (PLAIN.replace('"properties":{"Baumnummer":"DO-1",', '"properties":{"Baumnummer":"DO-1","Status":null,'), True),
+        (
+            PLAIN.replace(
+                '"FeatureCollection",',
+                '"FeatureCollection","crs":{"type":"name","properties":{"name":"urn:ogc:def:crs:EPSG::25832"}},',
+            ),
+            True,
+        ),
+        (
+            PLAIN.replace(
+                '"FeatureCollection",', '"FeatureCollection","crs":{"type":"name","properties":{"name":"EPSG:3857"}},'
+            ),
+            True,
+        ),  # unsupported: both paths raise the same FileProblem
+        (PLAIN.replace('"Pflanzjahr":1998', '"Pflanzjahr":1998,"Pflanzjahr":1999', 1), False),  # duplicate key
+        ("\ufeff" + PLAIN, False),
+        (PLAIN + "\n" + PLAIN, False),
+        ("[" + PLAIN + "]", False),
+        (PLAIN.replace('"Weg 1"', '{"a":1}'), False),
+    ],
+)
 def test_columnar_geojson_path_equals_the_exact_path(text, taken):
     data = text.encode("utf-8")
     try:
@@ -435,11 +512,24 @@ def test_several_feature_collections_in_one_file_are_numbered_on_and_every_tree_
     """A top-level array of collections: features are numbered through the file, so a bad tree in the
     second collection is rejected as itself (numbering each collection from 1 dropped its namesake in the
     first collection too, and the file's accounting failed)."""
+
     def collection(prefix: str, bad: int | None = None) -> dict:
-        return {"type": "FeatureCollection", "features": [
-            {"type": "Feature", "geometry": {"type": "Point", "coordinates": [7.4654, 51.5136]},
-             "properties": {"Baumnummer": f"{prefix}-{i}", "Art_botanisch": "Tilia cordata",
-                            "Baumhoehe_m": 99 if i == bad else 10}} for i in range(3)]}
+        return {
+            "type": "FeatureCollection",
+            "features": [
+                {
+                    "type": "Feature",
+                    "geometry": {"type": "Point", "coordinates": [7.4654, 51.5136]},
+                    "properties": {
+                        "Baumnummer": f"{prefix}-{i}",
+                        "Art_botanisch": "Tilia cordata",
+                        "Baumhoehe_m": 99 if i == bad else 10,
+                    },
+                }
+                for i in range(3)
+            ],
+        }
+
     path = tmp_path / "trees" / "baumkataster_dortmund.geojson"
     path.parent.mkdir(parents=True)
     path.write_text(json.dumps([collection("A"), collection("B", bad=1)]), encoding="utf-8")
@@ -465,15 +555,18 @@ def _nrw_polygon(name: str):
 
     doc = json.loads(NRW_BOUNDARIES.read_text(encoding="utf-8"))
     [feature] = [f for f in doc["features"] if f["properties"]["GEN"] == name]
-    return shapely.transform(shapely.from_geojson(json.dumps(feature["geometry"])),
-                             lambda c: np.column_stack(to_utm(c[:, 0], c[:, 1])))
+    return shapely.transform(
+        shapely.from_geojson(json.dumps(feature["geometry"])), lambda c: np.column_stack(to_utm(c[:, 0], c[:, 1]))
+    )
 
 
 def _register(tmp_path: Path, key: str, points: list[tuple[float, float]]) -> Path:
     path = tmp_path / "trees" / f"baumkataster_{key}.csv"
     path.parent.mkdir(parents=True, exist_ok=True)
-    rows = [f"T{i};Tilia cordata;Winter-Linde;1990;120;8,5;15;Mitte;A-Str.;gesund;{x:.2f};{y:.2f}".replace(".", ",")
-            for i, (x, y) in enumerate(points, start=1)]
+    rows = [
+        f"T{i};Tilia cordata;Winter-Linde;1990;120;8,5;15;Mitte;A-Str.;gesund;{x:.2f};{y:.2f}".replace(".", ",")
+        for i, (x, y) in enumerate(points, start=1)
+    ]
     path.write_text("\n".join([REGISTER_HEADER, *rows]) + "\n", encoding="utf-8")
     return path
 
@@ -520,8 +613,9 @@ def test_the_boundary_reference_file_is_what_the_script_derives_from_the_publish
 
     from zi_warehouse.config import SEEDS_DIR
 
-    spec = importlib.util.spec_from_file_location("derive", Path(__file__).resolve().parents[1] / "scripts"
-                                                  / "derive_municipality_boundaries.py")
+    spec = importlib.util.spec_from_file_location(
+        "derive", Path(__file__).resolve().parents[1] / "scripts" / "derive_municipality_boundaries.py"
+    )
     derive = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(derive)
     boundaries_text, seed_text = derive.derive(NRW_BOUNDARIES)
@@ -537,6 +631,7 @@ def test_the_boundary_reference_file_is_what_the_script_derives_from_the_publish
 
 # --- register schemas as data: the real Flensburg register -------------------------------------------------
 
+
 def test_the_flensburg_register_reads_through_its_mapping_entry_and_lands_in_flensburg():
     schema, mapping = schemas.schema_of_file(FLENSBURG)
     assert schema.name == "flensburg_opendata" and schema.crs == "EPSG:31467"
@@ -548,14 +643,17 @@ def test_the_flensburg_register_reads_through_its_mapping_entry_and_lands_in_fle
     y = pa.compute.cast(canon.column("y"), pa.float64()).to_numpy()
     converted = to_both_crs(x, y, crs)
     # Flensburg's city area spans about 54.75-54.83 N and 9.36-9.51 E
-    assert ((54.74 <= converted["latitude"]) & (converted["latitude"] <= 54.84)).all()
-    assert ((9.35 <= converted["longitude"]) & (converted["longitude"] <= 9.52)).all()
+    assert ((converted["latitude"] >= 54.74) & (converted["latitude"] <= 54.84)).all()
+    assert ((converted["longitude"] >= 9.35) & (converted["longitude"] <= 9.52)).all()
     assert converted["latitude"].max() - converted["latitude"].min() > 0.05  # spread over the city, not one spot
     # the column the file calls Hochwert is the northing: swapped, the trees would land in the sea off Africa
     assert float(text.table.column("hochwert,N,19,11")[0].as_py()) == pytest.approx(y[0])
     first = canon.slice(0, 1).to_pylist()[0]
     assert (first["tree_number"], first["species_botanical"], first["species_german"]) == (
-        " 20", "Alnus glutinosa", "Schwarz-Erle")
+        " 20",
+        "Alnus glutinosa",
+        "Schwarz-Erle",
+    )
     assert first["street"] == "EX Alsterbogen/Ausgleichsfläche"
 
 
@@ -566,11 +664,13 @@ def test_the_flensburg_register_declared_as_bochums_is_rejected_tree_by_tree_for
     (folder / FLENSBURG.name).symlink_to(FLENSBURG)  # read in place, not copied
     with warehouse.connect(tmp_path / "zi.duckdb") as con:
         summary = ingest.ingest(con, trees, landing, log=lambda m: None)
-        ledger = con.execute("select rows_read, rows_loaded, rows_rejected, outcome, municipality_key "
-                             "from raw.ingestion_files").fetchall()
+        ledger = con.execute(
+            "select rows_read, rows_loaded, rows_rejected, outcome, municipality_key from raw.ingestion_files"
+        ).fetchall()
         located = con.execute(
             "select count(distinct row_number), min(message_de) from raw.rejected_rows "
-            "where rule = 'coordinates_inside_municipality'").fetchall()[0]
+            "where rule = 'coordinates_inside_municipality'"
+        ).fetchall()[0]
     assert ledger == [(5000, 0, 5000, "rejected", "bochum")]
     assert summary.rows_read == summary.rows_loaded + summary.rows_rejected == 5000
     assert located[0] == 5000  # every tree, for its location
@@ -584,8 +684,9 @@ def test_a_register_in_an_unknown_schema_fails_with_the_headers_found(tmp_path):
     result = _read(path, tmp_path)
     assert result.outcome == "failed" and result.rejections[0].rule == "header_mismatch"
     message = result.error_message
-    assert message.startswith("Schema des Baumkatasters nicht erkannt. Gefundene Spalten: 'Objekt-ID', "
-                              "'Gattung', 'Lage X', 'Lage Y'.")
+    assert message.startswith(
+        "Schema des Baumkatasters nicht erkannt. Gefundene Spalten: 'Objekt-ID', 'Gattung', 'Lage X', 'Lage Y'."
+    )
     assert "register_schemas.csv" in message
 
 
@@ -595,20 +696,28 @@ def test_a_new_senders_schema_is_rows_in_the_data_files_only(tmp_path, monkeypat
     from pyproj import Transformer
 
     schemas_csv, headers_csv = tmp_path / "register_schemas.csv", tmp_path / "register_headers.csv"
-    schemas_csv.write_text(schemas.REGISTER_SCHEMAS_CSV.read_text(encoding="utf-8")
-                       + "test_gk_wkt,Teststadt (GIS-Export),tab,cp1252,comma,wkt,EPSG:31467,,\n", encoding="utf-8")
-    headers_csv.write_text(schemas.REGISTER_HEADERS_CSV.read_text(encoding="utf-8")
-                       + "test_gk_wkt,tree_number,Objekt-Nr.\ntest_gk_wkt,species_german,Baumart (deutsch)\n"
-                       + "test_gk_wkt,height_m,Höhe\ntest_gk_wkt,geometry_wkt,Geometrie\n"
-                       + "test_gk_wkt,ignore,Bemerkung\n", encoding="utf-8")
+    schemas_csv.write_text(
+        schemas.REGISTER_SCHEMAS_CSV.read_text(encoding="utf-8")
+        + "test_gk_wkt,Teststadt (GIS-Export),tab,cp1252,comma,wkt,EPSG:31467,,\n",
+        encoding="utf-8",
+    )
+    headers_csv.write_text(
+        schemas.REGISTER_HEADERS_CSV.read_text(encoding="utf-8")
+        + "test_gk_wkt,tree_number,Objekt-Nr.\ntest_gk_wkt,species_german,Baumart (deutsch)\n"
+        + "test_gk_wkt,height_m,Höhe\ntest_gk_wkt,geometry_wkt,Geometrie\n"
+        + "test_gk_wkt,ignore,Bemerkung\n",
+        encoding="utf-8",
+    )
     monkeypatch.setattr(schemas, "REGISTER_SCHEMAS_CSV", schemas_csv)
     monkeypatch.setattr(schemas, "REGISTER_HEADERS_CSV", headers_csv)
     schemas.register_schemas.cache_clear()
     try:
         gk_x, gk_y = Transformer.from_crs("EPSG:25832", "EPSG:31467", always_xy=True).transform(*IN_BOCHUM)
-        lines = ['"Objekt-Nr."\t"Baumart (deutsch)"\t"Höhe"\t"Geometrie"\t"Bemerkung"',
-                 f'"B-1"\t"Stieleiche"\t"12,5"\t"POINT ({gk_x:.3f} {gk_y:.3f})"\t"Straßenbaum"',
-                 '"B-2"\t"Rosskastanie"\t"9"\t"POINT EMPTY"\t""']
+        lines = [
+            '"Objekt-Nr."\t"Baumart (deutsch)"\t"Höhe"\t"Geometrie"\t"Bemerkung"',
+            f'"B-1"\t"Stieleiche"\t"12,5"\t"POINT ({gk_x:.3f} {gk_y:.3f})"\t"Straßenbaum"',
+            '"B-2"\t"Rosskastanie"\t"9"\t"POINT EMPTY"\t""',
+        ]
         path = tmp_path / "trees" / "baumkataster_bochum.csv"
         path.parent.mkdir(parents=True)
         path.write_bytes(("\r\n".join(lines) + "\r\n").encode("cp1252"))
@@ -617,13 +726,18 @@ def test_a_new_senders_schema_is_rows_in_the_data_files_only(tmp_path, monkeypat
         schemas.register_schemas.cache_clear()
     [tree] = result.tables[trees.REGISTER].to_pylist()
     assert (tree["tree_number"], tree["species_german"], tree["height_m"], tree["source_crs"]) == (
-        "B-1", "Stieleiche", 12.5, "EPSG:31467")
+        "B-1",
+        "Stieleiche",
+        12.5,
+        "EPSG:31467",
+    )
     assert (tree["easting_m"], tree["northing_m"]) == pytest.approx(IN_BOCHUM, abs=0.01)
     [bad] = result.rejections
     assert (bad.row_number, bad.rule, bad.value_found) == (3, "coordinates_missing", "POINT EMPTY")
 
 
 # --- per-row tolerance ----------------------------------------------------------------------------------
+
 
 def test_a_register_with_a_stray_byte_a_short_and_a_long_row_loads_every_other_row(tmp_path):
     good = "T{};Tilia cordata;Winter-Linde;1990;120;8,5;15;Süd;Hauptstraße {};gesund;{};{}"
@@ -677,6 +791,8 @@ def test_campaign_distribution_points_are_checked_against_their_municipality(tmp
     assert [r["distribution_point"] for r in loaded] == ["Betriebshof Bochum", "Rathaus Herne"]
     assert loaded[0]["latitude"] == pytest.approx(bo_lat, abs=1e-6) and loaded[1]["latitude"] is None
     assert {(r.row_number, r.rule) for r in result.rejections} == {
-        (3, "distribution_point_inside_municipality"), (5, "distribution_point_coordinates_valid")}
+        (3, "distribution_point_inside_municipality"),
+        (5, "distribution_point_coordinates_valid"),
+    }
     inside = next(r for r in result.rejections if r.row_number == 3)
     assert "außerhalb der Grenze von Bochum (in Herne)" in inside.message_de

@@ -30,8 +30,9 @@ HOLDER = textwrap.dedent("""
 
 
 def _start(folder, wait="0", hold_seconds="60") -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-c", HOLDER, str(folder), wait, hold_seconds],
-                            stdout=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(folder), wait, hold_seconds], stdout=subprocess.PIPE, text=True
+    )
 
 
 def _wait_for_line(proc: subprocess.Popen, timeout: float = 30) -> str:
@@ -49,9 +50,8 @@ def test_a_second_process_is_refused_with_the_holder_named_in_german(tmp_path):
         assert _wait_for_line(other) == "HOLDING"
         holder = writer_lock.current_holder(tmp_path)
         assert holder is not None and holder.run_id == "run-xyz" and holder.pid == other.pid
-        with pytest.raises(writer_lock.WriterBusy) as busy:
-            with writer_lock.hold(tmp_path, "", "zi build", wait_seconds=0):
-                pass
+        with pytest.raises(writer_lock.WriterBusy) as busy, writer_lock.hold(tmp_path, "", "zi build", wait_seconds=0):
+            pass
         message = str(busy.value)
         assert "läuft bereits ein Build" in message and "Lauf run-xyz" in message
         assert "Zeitplan daily_warehouse_build" in message and "seit" in message and f"Prozess {other.pid}" in message

@@ -89,9 +89,7 @@ class FileResult:
         # A file may feed several entities (e.g. a zip): rows_loaded counts source rows, so readers put
         # each source row into exactly one "primary" table; see ``primary_tables``.
         return sum(
-            t.num_rows
-            for name, t in self.tables.items()
-            if not self.primary_tables or name in self.primary_tables
+            t.num_rows for name, t in self.tables.items() if not self.primary_tables or name in self.primary_tables
         )
 
     @property
@@ -106,7 +104,7 @@ class FileResult:
             return "partially_loaded"
         return "loaded"
 
-    def fail(self, message_de: str, rule: str = "file_unreadable") -> "FileResult":
+    def fail(self, message_de: str, rule: str = "file_unreadable") -> FileResult:
         """Reject the whole file: every row it had counts as rejected, nothing is loaded."""
         self.error_message = message_de
         self.error_rule = rule
@@ -114,7 +112,7 @@ class FileResult:
         self.rejections = [Rejection(None, None, Path(self.source_file).name, rule, message_de)]
         return self
 
-    def block(self, message_de: str, rule: str) -> "FileResult":
+    def block(self, message_de: str, rule: str) -> FileResult:
         """Hold the whole file back (nothing loaded, nothing rejected); it is read again next run."""
         self.blocked = True
         self.error_message = message_de

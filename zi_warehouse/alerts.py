@@ -23,11 +23,11 @@ import json
 import os
 import smtplib
 import socket
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 from pathlib import Path
-from typing import Mapping
 
 from zi_warehouse.german import format_datetime
 
@@ -61,7 +61,7 @@ class SmtpSettings:
     starttls: bool = False
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> "SmtpSettings | None":
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> SmtpSettings | None:
         """The settings, or None when alerts are not configured (``ZI_ALERT_SMTP_HOST`` unset)."""
         env = os.environ if environ is None else environ
         host = env.get(SMTP_HOST_ENV, "").strip()
@@ -79,10 +79,17 @@ class SmtpSettings:
         if missing:
             raise AlertConfigError(
                 f"{SMTP_HOST_ENV} ist gesetzt, es fehlt aber: {', '.join(missing)} (Absender und Empfänger der "
-                "Benachrichtigungen).")
-        return cls(host=host, port=port, sender=sender, recipients=recipients,
-                   user=env.get(SMTP_USER_ENV, "").strip() or None,
-                   password=env.get(SMTP_PASSWORD_ENV) or None, starttls=starttls)
+                "Benachrichtigungen)."
+            )
+        return cls(
+            host=host,
+            port=port,
+            sender=sender,
+            recipients=recipients,
+            user=env.get(SMTP_USER_ENV, "").strip() or None,
+            password=env.get(SMTP_PASSWORD_ENV) or None,
+            starttls=starttls,
+        )
 
 
 @dataclass(frozen=True)
@@ -177,8 +184,10 @@ def message_text(failure: RunFailure) -> str:
         f"Lauf im Dagster-UI: {failure.run_url}",
     ]
     if failure.started_at:
-        parts.append(f"Gestartet: {format_datetime(failure.started_at)}"
-                     + (f", beendet: {format_datetime(failure.ended_at)}" if failure.ended_at else ""))
+        parts.append(
+            f"Gestartet: {format_datetime(failure.started_at)}"
+            + (f", beendet: {format_datetime(failure.ended_at)}" if failure.ended_at else "")
+        )
     parts += [
         "",
         "Was zu tun ist, steht in docs/runbook.md (Abschnitt „When something fails“).",
@@ -241,7 +250,7 @@ def _write_record(record_dir: Path, run_id: str, data: dict) -> None:
 
 
 def _now() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
 #: What the callers say when alerts are off (nothing is claimed then, so nothing is recorded as sent).
@@ -256,11 +265,18 @@ def notify(failure: RunFailure, record_dir: Path, by: str, settings: SmtpSetting
     """
     if not claim(record_dir, failure.run_id, by):
         earlier = read_record(record_dir, failure.run_id) or {}
-        return (f"Benachrichtigung zu Lauf {failure.run_id} bereits übernommen "
-                f"({earlier.get('by', 'unbekannt')}, {earlier.get('status', '?')}).")
+        return (
+            f"Benachrichtigung zu Lauf {failure.run_id} bereits übernommen "
+            f"({earlier.get('by', 'unbekannt')}, {earlier.get('status', '?')})."
+        )
     message = build_message(failure, settings)
-    record = {"run_id": failure.run_id, "by": by, "subject": message["Subject"], "to": list(settings.recipients),
-              "host": f"{settings.host}:{settings.port}"}
+    record = {
+        "run_id": failure.run_id,
+        "by": by,
+        "subject": message["Subject"],
+        "to": list(settings.recipients),
+        "host": f"{settings.host}:{settings.port}",
+    }
     try:
         send(message, settings)
     except (OSError, smtplib.SMTPException) as exc:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 import shapely
@@ -42,7 +42,7 @@ class Boundaries:
         return self.polygons[self.keys.index(key)]
 
 
-@lru_cache(maxsize=None)
+@cache
 def boundaries() -> Boundaries:
     from zi_warehouse.trees.coordinates import to_utm
 
@@ -51,8 +51,12 @@ def boundaries() -> Boundaries:
     wgs = shapely.from_geojson([json.dumps(f["geometry"]) for f in features])
     utm = shapely.transform(wgs, lambda c: np.column_stack(to_utm(c[:, 0], c[:, 1])))
     shapely.prepare(utm)
-    return Boundaries(tuple(f["properties"]["municipality_key"] for f in features),
-                      tuple(f["properties"]["name_official"] for f in features), utm, shapely.STRtree(utm))
+    return Boundaries(
+        tuple(f["properties"]["municipality_key"] for f in features),
+        tuple(f["properties"]["name_official"] for f in features),
+        utm,
+        shapely.STRtree(utm),
+    )
 
 
 def distance_outside(key: str, easting: np.ndarray, northing: np.ndarray) -> np.ndarray:
@@ -85,8 +89,9 @@ def municipality_at(easting: np.ndarray, northing: np.ndarray) -> list[str | Non
     return found
 
 
-def locate(key: str, easting: np.ndarray, northing: np.ndarray,
-           tolerance_m: float = BOUNDARY_TOLERANCE_M) -> tuple[np.ndarray, list[str | None]]:
+def locate(
+    key: str, easting: np.ndarray, northing: np.ndarray, tolerance_m: float = BOUNDARY_TOLERANCE_M
+) -> tuple[np.ndarray, list[str | None]]:
     """(metres outside ``key``'s polygon, the municipality found there for points beyond the tolerance)."""
     outside = distance_outside(key, easting, northing)
     far = np.flatnonzero(outside > tolerance_m)

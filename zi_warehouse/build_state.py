@@ -30,8 +30,18 @@ STATE_FILE = "last_build.json"
 #: Settings that change what a build produces; the rest of the environment does not.
 ENV_PREFIXES = ("ZI_", "DBT_")
 #: Variables about the run itself, not its result, and those the pipeline sets for its own dbt processes.
-ENV_IGNORED = {"ZI_BUILD_TIMINGS", "ZI_BUILD_ALWAYS", "ZI_DATA_DIR", "ZI_DBT_SERVER", "ZI_DBT_DATABASE",
-               "DBT_TARGET_PATH", "DBT_LOG_PATH", "DBT_LOG_FORMAT", "DBT_PROJECT_DIR", "DBT_PROFILES_DIR"}
+ENV_IGNORED = {
+    "ZI_BUILD_TIMINGS",
+    "ZI_BUILD_ALWAYS",
+    "ZI_DATA_DIR",
+    "ZI_DBT_SERVER",
+    "ZI_DBT_DATABASE",
+    "DBT_TARGET_PATH",
+    "DBT_LOG_PATH",
+    "DBT_LOG_FORMAT",
+    "DBT_PROJECT_DIR",
+    "DBT_PROFILES_DIR",
+}
 CODE_DIRS = ("zi_warehouse", "dagster_zi")
 #: dbt's run folders and the writer lock are artefacts of a build, not its state.
 LISTING_IGNORED = (STATE_FILE, "dbt_target", writer_lock.LOCK_FILE)
@@ -103,7 +113,8 @@ def outputs(paths: config.Paths) -> dict:
 def external_state_configured() -> str | None:
     """A configured source or target outside the data directory, whose changes no fingerprint sees."""
     from zi_warehouse.publish_postgres import resolve_dsn
-    from zi_warehouse.sources.funding_db import DSN_ENV as FUNDING_DSN_ENV, configured_dsn
+    from zi_warehouse.sources.funding_db import DSN_ENV as FUNDING_DSN_ENV
+    from zi_warehouse.sources.funding_db import configured_dsn
 
     if configured_dsn() is not None:
         return f"Förderdatenbank ({FUNDING_DSN_ENV})"
@@ -175,7 +186,7 @@ def now_text() -> str:
 
     from zi_warehouse.german import format_datetime
 
-    return format_datetime(dt.datetime.now(dt.timezone.utc), seconds=True)
+    return format_datetime(dt.datetime.now(dt.UTC), seconds=True)
 
 
 def forget(paths: config.Paths) -> None:
@@ -192,6 +203,7 @@ def record(paths: config.Paths, recorded_inputs: dict, summary: dict | None = No
     """After a successful build: the inputs it started from, the outputs it left, what it reported."""
     target = state_path(paths)
     tmp = target.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"inputs": recorded_inputs, "outputs": outputs(paths), "summary": summary or {}}),
-                   encoding="utf-8")
+    tmp.write_text(
+        json.dumps({"inputs": recorded_inputs, "outputs": outputs(paths), "summary": summary or {}}), encoding="utf-8"
+    )
     os.replace(tmp, target)

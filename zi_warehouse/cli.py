@@ -60,7 +60,8 @@ def build(
     demo_if_empty: bool = typer.Option(True, help="Leerer Landebereich: zuerst die Demo-Daten schreiben"),
     always: bool = typer.Option(False, "--always", help="Vollständiger Lauf, auch wenn sich nichts geändert hat"),
     wait_minutes: float = typer.Option(
-        60, "--wait-minutes", help="Läuft schon ein Build auf diesem Datenverzeichnis: so lange warten"),
+        60, "--wait-minutes", help="Läuft schon ein Build auf diesem Datenverzeichnis: so lange warten"
+    ),
     no_wait: bool = typer.Option(False, "--no-wait", help="Läuft schon ein Build: sofort abbrechen statt zu warten"),
 ) -> None:
     """Load every landed file, build and check the marts, publish the read-only warehouse.
@@ -86,14 +87,22 @@ def build(
     def waiting(holder) -> None:
         who = holder.describe_de() if holder else "ein anderer Prozess"
         console.print(f"[yellow]Auf diesem Datenverzeichnis läuft bereits ein Build:[/yellow] {who}.")
-        console.print(f"  zi build wartet, bis er fertig ist (höchstens {wait_minutes:g} min; "
-                      "--no-wait bricht stattdessen ab).")
+        console.print(
+            f"  zi build wartet, bis er fertig ist (höchstens {wait_minutes:g} min; --no-wait bricht stattdessen ab)."
+        )
 
     try:
-        with writer_lock.hold(paths.warehouse_dir, run_id="", launched_by="zi build",
-                              wait_seconds=0 if no_wait else wait_minutes * 60, on_wait=waiting):
+        with writer_lock.hold(
+            paths.warehouse_dir,
+            run_id="",
+            launched_by="zi build",
+            wait_seconds=0 if no_wait else wait_minutes * 60,
+            on_wait=waiting,
+        ):
             if demo_if_empty and landing_is_empty(paths.landing):
-                console.print(f"Landebereich {paths.landing} ist leer: Demo-Daten (Skala {DEFAULT_SCALE}) werden erzeugt.")
+                console.print(
+                    f"Landebereich {paths.landing} ist leer: Demo-Daten (Skala {DEFAULT_SCALE}) werden erzeugt."
+                )
                 with console.status("Demo-Daten …") as status:
                     generate(paths.ensure().landing, DEFAULT_SCALE, DEFAULT_SEED, progress=status.update)
             paths.ensure()
@@ -111,16 +120,17 @@ def build(
                 report = run_build(progress=lambda msg: status.update(f"Build {msg}"), families=families)
     except writer_lock.WriterBusy as busy:
         console.print(f"[red]Nicht gestartet.[/red] {busy}")
-        console.print("  Später erneut starten; den laufenden Build zeigt das Dagster-UI "
-                      f"({config.dagster_ui_url()}/runs).")
-        raise typer.Exit(code=EXIT_BUSY)
+        console.print(
+            f"  Später erneut starten; den laufenden Build zeigt das Dagster-UI ({config.dagster_ui_url()}/runs)."
+        )
+        raise typer.Exit(code=EXIT_BUSY) from None
     except InstanceMismatch as exc:
         console.print(f"[red]Nicht gestartet.[/red] {exc}")
-        raise typer.Exit(code=2)
+        raise typer.Exit(code=2) from None
     except writer_lock.WarehouseNotWritable as exc:
         console.print(f"[red]Build fehlgeschlagen.[/red] {exc}")
         console.print(f"Nichts veröffentlicht; die bisherige Fassung bleibt unverändert: {paths.published_duckdb}")
-        raise typer.Exit(code=1)
+        raise typer.Exit(code=1) from None
     print_summary(paths, report, time.perf_counter() - started)
     _write_timings(report, time.perf_counter() - started, decision)
     if not report.success:
@@ -159,13 +169,23 @@ def _write_timings(report, seconds: float, decision) -> None:
         return
     import json
 
-    Path(target).write_text(json.dumps({
-        "success": True if report is None else report.success, "total_seconds": round(seconds, 3),
-        "mode": decision.mode, "reason": decision.reason, "families": decision.families,
-        "skipped": report is None,
-        "definitions_seconds": None if report is None else report.definitions_seconds,
-        "step_seconds": {} if report is None else report.step_seconds,
-    }, indent=1, ensure_ascii=False), encoding="utf-8")
+    Path(target).write_text(
+        json.dumps(
+            {
+                "success": True if report is None else report.success,
+                "total_seconds": round(seconds, 3),
+                "mode": decision.mode,
+                "reason": decision.reason,
+                "families": decision.families,
+                "skipped": report is None,
+                "definitions_seconds": None if report is None else report.definitions_seconds,
+                "step_seconds": {} if report is None else report.step_seconds,
+            },
+            indent=1,
+            ensure_ascii=False,
+        ),
+        encoding="utf-8",
+    )
 
 
 def print_unchanged(paths: config.Paths, decision, seconds: float) -> None:
@@ -173,10 +193,14 @@ def print_unchanged(paths: config.Paths, decision, seconds: float) -> None:
     _print_row_balance(paths)
     last = decision.last
     if last:
-        console.print(f"Prüfungen des letzten Laufs ({last.get('finished_at', '?')}): "
-                      f"{last.get('checks_passed', '?')} bestanden, {len(last.get('checks_warned', []))} Warnungen")
-    console.print(f"[green]Keine Änderung[/green] ({decision.reason}): Dagster und dbt nicht gestartet, "
-                  f"geprüft in {seconds:.1f} s. Veröffentlicht bleibt: {paths.published_duckdb}")
+        console.print(
+            f"Prüfungen des letzten Laufs ({last.get('finished_at', '?')}): "
+            f"{last.get('checks_passed', '?')} bestanden, {len(last.get('checks_warned', []))} Warnungen"
+        )
+    console.print(
+        f"[green]Keine Änderung[/green] ({decision.reason}): Dagster und dbt nicht gestartet, "
+        f"geprüft in {seconds:.1f} s. Veröffentlicht bleibt: {paths.published_duckdb}"
+    )
     console.print("  Vollständigen Lauf erzwingen: .venv/bin/zi build --always")
 
 
@@ -184,11 +208,13 @@ def print_unchanged(paths: config.Paths, decision, seconds: float) -> None:
 def sql(
     query: str = typer.Argument(None, help="SQL-Abfrage; ohne Abfrage und ohne --file: interaktive Konsole"),
     file: Path = typer.Option(None, "--file", "-f", help="Datei mit einer SQL-Abfrage"),
-    out: Path = typer.Option(None, "--out", "-o",
-                             help="Ergebnis als .csv oder .xlsx schreiben (Excel: deutsche Spaltenüberschriften)"),
+    out: Path = typer.Option(
+        None, "--out", "-o", help="Ergebnis als .csv oder .xlsx schreiben (Excel: deutsche Spaltenüberschriften)"
+    ),
     database: Path = typer.Option(None, help="Standard: $ZI_DATA_DIR/published/zi.duckdb"),
-    release: str = typer.Option(None, "--release",
-                                help="Berichtsstand (z. B. 2026-Q2) oder Release-Id statt des aktuellen Stands"),
+    release: str = typer.Option(
+        None, "--release", help="Berichtsstand (z. B. 2026-Q2) oder Release-Id statt des aktuellen Stands"
+    ),
 ) -> None:
     """Query the published warehouse read-only (never the pipeline's working file).
 
@@ -214,7 +240,7 @@ def sql(
         con = open_published(database or config.paths().published_duckdb)
     except (OSError, ValueError, PublishedWarehouseMissing, releases.ReleaseError) as exc:
         console.print(f"[red]Fehler:[/red] {exc}")
-        raise typer.Exit(1)
+        raise typer.Exit(1) from None
     # Results are laid out for the terminal as it is now (the module's console took its width at import).
     results_console = Console()
     try:
@@ -227,14 +253,16 @@ def sql(
             run_query(con, text, results_console)
     except (duckdb.Error, ValueError) as exc:
         console.print(f"[red]Fehler:[/red] {exc}")
-        raise typer.Exit(1)
+        raise typer.Exit(1) from None
     finally:
         con.close()
 
 
 @app.command("report")
 def report(
-    quarter: str = typer.Option(None, "--quarter", help="Berichtsquartal JJJJ-Qn (Standard: letztes Quartal mit Daten)"),
+    quarter: str = typer.Option(
+        None, "--quarter", help="Berichtsquartal JJJJ-Qn (Standard: letztes Quartal mit Daten)"
+    ),
     draft: bool = typer.Option(False, "--draft", help="Nur Entwurf: den Stand nicht als Berichtsstand einfrieren"),
 ) -> None:
     """Write the quarterly controlling report (HTML and PDF) from the published warehouse.
@@ -267,8 +295,12 @@ def releases_command(
         table.add_column("Prüfung")
     changed = False
     for info in frozen:
-        cells = [info.quarter, info.release_id, format_datetime(info.frozen_at) if info.frozen_at else "?",
-                 ", ".join(info.report_files) or "–"]
+        cells = [
+            info.quarter,
+            info.release_id,
+            format_datetime(info.frozen_at) if info.frozen_at else "?",
+            ", ".join(info.report_files) or "–",
+        ]
         if verify:
             differing = releases.verify_frozen(info.path)
             changed = changed or bool(differing)
@@ -286,12 +318,20 @@ def releases_command(
             code += " (geändert)"
         marks = ["aktuell"] if info.is_current else []
         marks += [f"Berichtsstand {q}" for q in info.frozen_as]
-        table.add_row(info.release_id, format_datetime(info.published_at), (info.run_id or "–")[:8], code,
-                      f"{info.marts} ({info.marts_written})", ", ".join(marks))
+        table.add_row(
+            info.release_id,
+            format_datetime(info.published_at),
+            (info.run_id or "–")[:8],
+            code,
+            f"{info.marts} ({info.marts_written})",
+            ", ".join(marks),
+        )
     console.print(table if kept else f"Noch kein Release unter {published}: zuerst `zi build` ausführen.")
     if kept:
-        console.print(f"Aufbewahrung: Tagesstände {releases.retention_days()} Tage ({releases.RETENTION_ENV}); "
-                      "Berichtsstände dauerhaft. Abfragen: zi sql --release <Quartal oder Release>")
+        console.print(
+            f"Aufbewahrung: Tagesstände {releases.retention_days()} Tage ({releases.RETENTION_ENV}); "
+            "Berichtsstände dauerhaft. Abfragen: zi sql --release <Quartal oder Release>"
+        )
     if changed:
         raise typer.Exit(code=1)
 
@@ -334,8 +374,15 @@ def _print_row_balance(paths: config.Paths) -> None:
             ).fetchall()
         finally:
             con.close()
-        table = Table("Quelle", "Dateien", "gelesen", "geladen", "abgewiesen", "Dateien gescheitert/zurückgehalten",
-                      title="Zeilenbilanz je Quelle")
+        table = Table(
+            "Quelle",
+            "Dateien",
+            "gelesen",
+            "geladen",
+            "abgewiesen",
+            "Dateien gescheitert/zurückgehalten",
+            title="Zeilenbilanz je Quelle",
+        )
         for family, files, read, loaded, rejected, failed in rows:
             table.add_row(family, f"{files:,}", f"{read or 0:,}", f"{loaded or 0:,}", f"{rejected or 0:,}", str(failed))
         console.print(table)
@@ -352,21 +399,22 @@ def print_summary(paths: config.Paths, report, seconds: float) -> None:
         console.print(f"  [red]fehlgeschlagen[/red] {name}")
     for name in report.checks_warned[:20]:
         console.print(f"  [yellow]Warnung[/yellow] {name}")
-    console.print(f"Dagster-Lauf {report.run_id}: {config.run_url(report.run_id)} "
-                  "(Dagster-UI: make dev oder zi serve)")
+    console.print(f"Dagster-Lauf {report.run_id}: {config.run_url(report.run_id)} (Dagster-UI: make dev oder zi serve)")
     if report.alert:
         console.print(report.alert)
     if report.success:
         console.print(f"[green]Build erfolgreich[/green] in {seconds:.1f} s. Veröffentlicht: {paths.published_duckdb}")
         console.print(f"  Parquet: {paths.published_parquet}/<mart>.parquet")
         console.print("Beispielabfrage für das Controlling:")
-        console.print(f"  .venv/bin/zi sql \"{EXAMPLE_QUERY}\"")
+        console.print(f'  .venv/bin/zi sql "{EXAMPLE_QUERY}"')
     else:
         published = "published_warehouse" in report.published_steps
         console.print(f"[red]Build fehlgeschlagen[/red] ({', '.join(report.failed_steps)}).")
         if published:
-            console.print(f"Das DuckDB-Warehouse wurde veröffentlicht: {paths.published_duckdb}; "
-                          "fehlgeschlagen ist ein nachgelagerter Schritt.")
+            console.print(
+                f"Das DuckDB-Warehouse wurde veröffentlicht: {paths.published_duckdb}; "
+                "fehlgeschlagen ist ein nachgelagerter Schritt."
+            )
         else:
             console.print(f"Nichts veröffentlicht; die bisherige Fassung bleibt unverändert: {paths.published_duckdb}")
 

@@ -11,8 +11,8 @@ packages (``zi_warehouse/trees/geojson.py``).
 from __future__ import annotations
 
 import csv
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 import duckdb
 import pyarrow as pa
@@ -49,8 +49,12 @@ def map_headers(
     repeat and are left out of the result.
     """
     ignore = set(ignore)
-    index = {normalise_name(a): canon for canon, spellings in aliases.items() for a in spellings | {canon}
-             if canon not in ignore or a != canon}
+    index = {
+        normalise_name(a): canon
+        for canon, spellings in aliases.items()
+        for a in spellings | {canon}
+        if canon not in ignore or a != canon
+    }
     mapping, unknown, seen = {}, [], {}
     for h in headers:
         if h == "_row_number":
@@ -91,8 +95,12 @@ def canonical_columns(table: pa.Table, mapping: dict[str, str], all_columns: Ite
 def code_map(con: duckdb.DuckDBPyConnection, name: str, values: Iterable, lookup) -> None:
     """Register ``name`` (value, code) for the distinct delivered ``values`` mapped by ``lookup``."""
     distinct = sorted({v for v in values if v is not None})
-    con.register(name, pa.table({"value": pa.array(distinct, pa.string()),
-                                 "code": pa.array([lookup(v) for v in distinct], pa.string())}))
+    con.register(
+        name,
+        pa.table(
+            {"value": pa.array(distinct, pa.string()), "code": pa.array([lookup(v) for v in distinct], pa.string())}
+        ),
+    )
 
 
 def constant_column(value: str | None, n: int) -> pa.Array:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -74,7 +74,7 @@ class Paths:
         home = os.environ.get("DAGSTER_HOME")
         return Path(home).resolve() if home else self.data_dir / "dagster"
 
-    def ensure(self) -> "Paths":
+    def ensure(self) -> Paths:
         for family in SOURCE_FAMILIES:
             self.landing_for(family).mkdir(parents=True, exist_ok=True)
         for d in (self.warehouse_dir, self.published, self.feedback, self.reports):
@@ -82,7 +82,7 @@ class Paths:
         return self
 
 
-@lru_cache(maxsize=None)
+@cache
 def _dbt_vars() -> dict:
     import yaml
 

@@ -104,14 +104,18 @@ def marts(manifest_path: Path = MANIFEST) -> list[MartDoc]:
         if node["resource_type"] != "model" or node["schema"] != PUBLIC_SCHEMA:
             continue
         description = _one_line(node.get("description"))
-        out.append(MartDoc(
-            name=node["alias"] or node["name"],
-            description=description,
-            grain=grain_of(description),
-            path=node["original_file_path"],
-            columns=[ColumnDoc(c["name"], c.get("data_type") or "", _one_line(c.get("description")), unit_of(c["name"]))
-                     for c in node["columns"].values()],
-        ))
+        out.append(
+            MartDoc(
+                name=node["alias"] or node["name"],
+                description=description,
+                grain=grain_of(description),
+                path=node["original_file_path"],
+                columns=[
+                    ColumnDoc(c["name"], c.get("data_type") or "", _one_line(c.get("description")), unit_of(c["name"]))
+                    for c in node["columns"].values()
+                ],
+            )
+        )
     out += release_marts()
     return sorted(out, key=lambda m: m.name)
 
@@ -122,12 +126,17 @@ def release_marts() -> list[MartDoc]:
     from zi_warehouse import restatements
 
     description = _one_line(restatements.TABLE_COMMENT)
-    return [MartDoc(
-        name=restatements.TABLE, description=description, grain=grain_of(description),
-        path="zi_warehouse/restatements.py",
-        columns=[ColumnDoc(name, kind, _one_line(comment), unit_of(name)) for name, kind, comment in
-                 restatements.COLUMNS],
-    )]
+    return [
+        MartDoc(
+            name=restatements.TABLE,
+            description=description,
+            grain=grain_of(description),
+            path="zi_warehouse/restatements.py",
+            columns=[
+                ColumnDoc(name, kind, _one_line(comment), unit_of(name)) for name, kind, comment in restatements.COLUMNS
+            ],
+        )
+    ]
 
 
 # --- Markdown -----------------------------------------------------------------------------------------
@@ -156,10 +165,21 @@ def render_markdown(docs: list[MartDoc]) -> str:
     lines += [f"| [`{m.name}`](#{m.name}) | {_cell(m.grain)} | {len(m.columns)} |" for m in docs]
     for m in docs:
         origin = "beim Veröffentlichen gebildet" if m.path.endswith(".py") else "dbt-Modell"
-        lines += ["", f"## {m.name}", "", m.description or "–", "", f"Grain: {m.grain or '–'} · {origin}: "
-                  f"`{m.path}`", "", "| Spalte | Typ | Einheit | Beschreibung |", "|---|---|---|---|"]
-        lines += [f"| `{c.name}` | {_cell(c.data_type.lower())} | {_cell(c.unit)} | {_cell(c.description)} |"
-                  for c in m.columns]
+        lines += [
+            "",
+            f"## {m.name}",
+            "",
+            m.description or "–",
+            "",
+            f"Grain: {m.grain or '–'} · {origin}: `{m.path}`",
+            "",
+            "| Spalte | Typ | Einheit | Beschreibung |",
+            "|---|---|---|---|",
+        ]
+        lines += [
+            f"| `{c.name}` | {_cell(c.data_type.lower())} | {_cell(c.unit)} | {_cell(c.description)} |"
+            for c in m.columns
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -169,8 +189,9 @@ def write_markdown(target: Path = DICTIONARY_DOC, manifest_path: Path = MANIFEST
 
 
 # --- Parquet ------------------------------------------------------------------------------------------
-def parquet_kv_metadata(con, source: str, table_comment: str | None, column_comments: dict[str, str],
-                        scratch_dir: Path) -> str:
+def parquet_kv_metadata(
+    con, source: str, table_comment: str | None, column_comments: dict[str, str], scratch_dir: Path
+) -> str:
     """The ``kv_metadata`` option for DuckDB's ``COPY ... (format parquet)`` of ``source``: the Arrow schema of
     the file with each field's ``description`` and ``unit`` (pyarrow, pandas and Spark read them as field
     metadata) and the table's ``description`` and ``grain``.

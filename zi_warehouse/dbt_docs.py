@@ -93,14 +93,18 @@ def _write_static_page(build_dir: Path) -> None:
     index = Path(next(iter(spec.submodule_search_locations))) / "index.html"
     manifest = (build_dir / "manifest.json").read_text(encoding="utf-8")
     meta = json.loads(manifest)["metadata"]
-    catalog = json.dumps({  # the shape `dbt docs generate --empty-catalog` writes
-        "metadata": {
-            "dbt_schema_version": "https://schemas.getdbt.com/dbt/catalog/v1.json",
-            **{k: meta.get(k) for k in ("dbt_version", "generated_at", "invocation_id")},
-            "env": {},
-        },
-        "nodes": {}, "sources": {}, "errors": None,
-    })
+    catalog = json.dumps(
+        {  # the shape `dbt docs generate --empty-catalog` writes
+            "metadata": {
+                "dbt_schema_version": "https://schemas.getdbt.com/dbt/catalog/v1.json",
+                **{k: meta.get(k) for k in ("dbt_version", "generated_at", "invocation_id")},
+                "env": {},
+            },
+            "nodes": {},
+            "sources": {},
+            "errors": None,
+        }
+    )
     page = index.read_text(encoding="utf-8")
     page = page.replace('"MANIFEST.JSON INLINE DATA"', manifest).replace('"CATALOG.JSON INLINE DATA"', catalog)
     (build_dir / "static_index.html").write_text(page, encoding="utf-8")
@@ -138,20 +142,33 @@ def generate_docs_site(
         "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
     }
     common = [
-        "--project-dir", str(project_dir), "--profiles-dir", str(profiles_dir),
-        "--target-path", str(build_dir), "--log-path", str(build_dir / "logs"),
+        "--project-dir",
+        str(project_dir),
+        "--profiles-dir",
+        str(profiles_dir),
+        "--target-path",
+        str(build_dir),
+        "--log-path",
+        str(build_dir / "logs"),
     ]
     # With the catalog, dbt reads column types from the warehouse (it opens the file). Without it we only
     # parse (dbt never connects) and inline manifest and an empty catalog into dbt's page ourselves, exactly
     # as `--static` does: `docs generate --empty-catalog` still opens the warehouse to compile.
-    command = [_dbt_executable(), "parse", *common] if empty_catalog else [
-        _dbt_executable(), "docs", "generate", "--static", *common]
+    command = (
+        [_dbt_executable(), "parse", *common]
+        if empty_catalog
+        else [_dbt_executable(), "docs", "generate", "--static", *common]
+    )
     try:
         result = subprocess.run(command, cwd=project_dir, env=env, capture_output=True, text=True, timeout=timeout_s)
         if result.returncode != 0:
             output = (result.stdout + result.stderr).strip()
-            hint = (" Das Warehouse ist gesperrt (läuft gerade ein Build?): später erneut oder ohne Katalog "
-                    "(--empty-catalog)." if "could not set lock" in output.lower() else "")
+            hint = (
+                " Das Warehouse ist gesperrt (läuft gerade ein Build?): später erneut oder ohne Katalog "
+                "(--empty-catalog)."
+                if "could not set lock" in output.lower()
+                else ""
+            )
             tail = "\n".join(output.splitlines()[-25:])
             raise DocsSiteError(f"dbt ist fehlgeschlagen ({result.returncode}).{hint}\n{tail}")
         if empty_catalog:
@@ -177,7 +194,9 @@ def generate_docs_site(
 def docs_site(
     empty_catalog: Annotated[
         bool,
-        typer.Option("--empty-catalog", help="Ohne Spaltentypen aus dem Warehouse (öffnet die Datei nicht; während eines Builds)"),
+        typer.Option(
+            "--empty-catalog", help="Ohne Spaltentypen aus dem Warehouse (öffnet die Datei nicht; während eines Builds)"
+        ),
     ] = False,
 ) -> None:
     """Die dbt-Dokumentation als eigenständige HTML-Seite erzeugen ($ZI_DATA_DIR/docs-site/index.html), ohne Internet lesbar."""

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from zi_warehouse import config
 
+
 def main() -> None:
     paths = config.paths()
     warehouse = paths.warehouse

@@ -171,8 +171,9 @@ def serve(path: Path, data_dir: Path, repo_root: Path, target: Path) -> threadin
         path.unlink()
     server = socketserver.ThreadingUnixStreamServer(str(path), Handler)
     server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True,
-                              name="dbt-fork-server")
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True, name="dbt-fork-server"
+    )
     thread.start()
     thread.server = server  # type: ignore[attr-defined] - closed by the owner on shutdown
     return thread
@@ -212,7 +213,7 @@ def run_via_server(args: list[str], env: dict[str, str], cwd: str) -> int | None
                 pending = lines.pop()
                 for line in lines:
                     if line.startswith(EXIT_MARK):
-                        value = line[len(EXIT_MARK):]
+                        value = line[len(EXIT_MARK) :]
                         if value == FALLBACK:
                             return None
                         code = int(value or 2)

@@ -89,20 +89,25 @@ def parse_header(line: str, delimiter: str) -> list[str]:
 
 def _decode_header(header: bytes, encoding: str) -> str:
     if b"\x00" in header:
-        raise UnreadableFile("Datei ist keine lesbare Textdatei (Nullbytes in der Kopfzeile; UTF-16?). "
-                             "Bitte als CSV in UTF-8 oder Windows-1252 exportieren.")
+        raise UnreadableFile(
+            "Datei ist keine lesbare Textdatei (Nullbytes in der Kopfzeile; UTF-16?). "
+            "Bitte als CSV in UTF-8 oder Windows-1252 exportieren."
+        )
     header = header.rstrip(b"\r\n")
     if encoding in ("auto", "utf-8"):
         try:
             return header.removeprefix(_BOM).decode("utf-8")
         except UnicodeDecodeError:
             if encoding == "utf-8":
-                raise UnreadableFile("Kopfzeile ist kein gültiges UTF-8; bitte die Datei als UTF-8 exportieren.")
+                raise UnreadableFile(
+                    "Kopfzeile ist kein gültiges UTF-8; bitte die Datei als UTF-8 exportieren."
+                ) from None
     try:
         return header.decode("latin-1" if encoding == "latin-1" else "cp1252")
     except UnicodeDecodeError as exc:
-        raise UnreadableFile(f"Kopfzeile nicht lesbar: Byte 0x{header[exc.start]:02X} ist in Windows-1252 "
-                             "kein Zeichen.") from exc
+        raise UnreadableFile(
+            f"Kopfzeile nicht lesbar: Byte 0x{header[exc.start]:02X} ist in Windows-1252 kein Zeichen."
+        ) from exc
 
 
 def read_header(path: Path, separator: str = "auto", encoding: str = "auto") -> tuple[list[str], str]:
@@ -147,14 +152,23 @@ def _clean_utf8(buf: pa.Buffer) -> bool:
 
 def _field_count_rejection(row_number: int, text: str, expected: int, actual: int, delimiter: str) -> Rejection:
     shown = {"\t": "Tabulator"}.get(delimiter, delimiter)
-    return Rejection(row_number, None, shorten(text), "row_field_count",
-                     f"Zeile hat {actual} statt {expected} Felder (Trennzeichen '{shown}'): vermutlich ein "
-                     "Trennzeichen im Text ohne Anführungszeichen oder eine unvollständige Zeile. Bitte die "
-                     "Zeile korrigieren.")
+    return Rejection(
+        row_number,
+        None,
+        shorten(text),
+        "row_field_count",
+        f"Zeile hat {actual} statt {expected} Felder (Trennzeichen '{shown}'): vermutlich ein "
+        "Trennzeichen im Text ohne Anführungszeichen oder eine unvollständige Zeile. Bitte die "
+        "Zeile korrigieren.",
+    )
 
 
-def _read_rows(data: pa.Buffer, names: list[str], delimiter: str, physical: np.ndarray | None,
-               ) -> tuple[pa.Table, list[Rejection]]:
+def _read_rows(
+    data: pa.Buffer,
+    names: list[str],
+    delimiter: str,
+    physical: np.ndarray | None,
+) -> tuple[pa.Table, list[Rejection]]:
     """Rows of ``data`` (UTF-8, without header line, no blank lines) as strings; a row whose field count
     differs from the header's is a malformed row. ``physical[i]`` is the line number of the i-th line
     (``None``: the lines are 2, 3, ... in order)."""
@@ -169,16 +183,17 @@ def _read_rows(data: pa.Buffer, names: list[str], delimiter: str, physical: np.n
         # use_threads=False: only then does pyarrow tell the number of an invalid row
         read_options=pacsv.ReadOptions(column_names=names, block_size=1 << 24, use_threads=False),
         parse_options=pacsv.ParseOptions(delimiter=delimiter, invalid_row_handler=handler),
-        convert_options=pacsv.ConvertOptions(column_types={h: pa.string() for h in names},
-                                             strings_can_be_null=False),
+        convert_options=pacsv.ConvertOptions(column_types={h: pa.string() for h in names}, strings_can_be_null=False),
     )
     n_lines = table.num_rows + len(invalid)
     lines = physical if physical is not None else np.arange(2, n_lines + 2, dtype=np.int64)
     if not invalid:
         return table.append_column("_row_number", pa.array(lines, pa.int64())), []
     bad_index = np.array([number - 1 for number, *_ in invalid], dtype=np.int64)
-    malformed = [_field_count_rejection(int(lines[i]), text, expected, actual, delimiter)
-                 for i, (_, expected, actual, text) in zip(bad_index, invalid)]
+    malformed = [
+        _field_count_rejection(int(lines[i]), text, expected, actual, delimiter)
+        for i, (_, expected, actual, text) in zip(bad_index, invalid)
+    ]
     good = np.delete(lines, bad_index)
     return table.append_column("_row_number", pa.array(good, pa.int64())), malformed
 
@@ -202,9 +217,11 @@ def _decode_line(raw: bytes, encoding: str) -> tuple[str | None, str | None]:
     try:
         return raw.decode(encoding), None
     except UnicodeDecodeError as exc:
-        return None, (f"Zeile enthält das Byte 0x{raw[exc.start]:02X} (Zeichen {exc.start + 1}), das in "
-                      f"{_ENCODING_LABEL[encoding]} kein Zeichen ist; die übrigen Zeilen sind geladen. "
-                      "Bitte das Zeichen korrigieren.")
+        return None, (
+            f"Zeile enthält das Byte 0x{raw[exc.start]:02X} (Zeichen {exc.start + 1}), das in "
+            f"{_ENCODING_LABEL[encoding]} kein Zeichen ist; die übrigen Zeilen sind geladen. "
+            "Bitte das Zeichen korrigieren."
+        )
 
 
 def _choose_encoding(raw_lines: list[bytes]) -> str:
@@ -239,13 +256,21 @@ def decode_lines(data: bytes, encoding: str = "auto") -> DecodedLines:
         text, problem = _decode_line(raw.removesuffix(b"\r"), used)
         lines.append(text)
         if problem:
-            malformed.append(Rejection(number, None, shorten(raw.decode(used, errors="replace").replace("\x00", "�")),
-                                       "row_encoding", problem))
+            malformed.append(
+                Rejection(
+                    number,
+                    None,
+                    shorten(raw.decode(used, errors="replace").replace("\x00", "�")),
+                    "row_encoding",
+                    problem,
+                )
+            )
     return DecodedLines(lines, malformed, used)
 
 
-def rows_from_lines(lines: list[str | None], names: list[str], delimiter: str, first: int = 2
-                    ) -> tuple[pa.Table, list[Rejection]]:
+def rows_from_lines(
+    lines: list[str | None], names: list[str], delimiter: str, first: int = 2
+) -> tuple[pa.Table, list[Rejection]]:
     """Rows from decoded lines (``lines[0]`` is line ``first``; None = already rejected): blank lines are
     skipped, a line with a quote left open or the wrong number of fields is a malformed row."""
     kept: list[str] = []
@@ -255,9 +280,16 @@ def rows_from_lines(lines: list[str | None], names: list[str], delimiter: str, f
         if text is None or not text.strip():
             continue
         if text.count('"') % 2:
-            malformed.append(Rejection(number, None, shorten(text), "row_quote_unclosed",
-                                       "Anführungszeichen in der Zeile nicht geschlossen; bitte die Zeile "
-                                       "korrigieren (ein Wert darf nicht über mehrere Zeilen gehen)."))
+            malformed.append(
+                Rejection(
+                    number,
+                    None,
+                    shorten(text),
+                    "row_quote_unclosed",
+                    "Anführungszeichen in der Zeile nicht geschlossen; bitte die Zeile "
+                    "korrigieren (ein Wert darf nicht über mehrere Zeilen gehen).",
+                )
+            )
             continue
         kept.append(text)
         numbers.append(number)
@@ -304,8 +336,10 @@ def read_delimited(path: Path, separator: str = "auto", encoding: str = "auto") 
             first = data.removeprefix(_BOM).split(b"\n", 1)[0]
             raise UnreadableFile(
                 "Datei ist keine lesbare Textdatei (Nullbytes in der Kopfzeile; UTF-16?). Bitte als CSV in UTF-8 "
-                "oder Windows-1252 exportieren." if b"\x00" in first else
-                f"Kopfzeile nicht lesbar: {decoded.malformed[0].message_de if decoded.malformed else 'leer'}")
+                "oder Windows-1252 exportieren."
+                if b"\x00" in first
+                else f"Kopfzeile nicht lesbar: {decoded.malformed[0].message_de if decoded.malformed else 'leer'}"
+            )
         names, delimiter = _names(decoded.lines[0], separator)
         table, malformed = rows_from_lines(decoded.lines[1:], names, delimiter)
     except pa.ArrowInvalid as exc:

@@ -28,13 +28,29 @@ from zi_warehouse.accounting import Rejection
 
 #: Header of the product file, in order (DWD pads some names with spaces; we compare trimmed names).
 PRODUCT_COLUMNS = [
-    "STATIONS_ID", "MESS_DATUM", "QN_3", "FX", "FM", "QN_4", "RSK", "RSKF", "SDK", "SHK_TAG",
-    "NM", "VPM", "PM", "TMK", "UPM", "TXK", "TNK", "TGK", "eor",
+    "STATIONS_ID",
+    "MESS_DATUM",
+    "QN_3",
+    "FX",
+    "FM",
+    "QN_4",
+    "RSK",
+    "RSKF",
+    "SDK",
+    "SHK_TAG",
+    "NM",
+    "VPM",
+    "PM",
+    "TMK",
+    "UPM",
+    "TXK",
+    "TNK",
+    "TGK",
+    "eor",
 ]
 #: The header line exactly as the DWD writes it.
 PRODUCT_HEADER = (
-    "STATIONS_ID;MESS_DATUM;QN_3;  FX;  FM;QN_4; RSK;RSKF; SDK;SHK_TAG;  NM; VPM;  PM; TMK; UPM; TXK;"
-    " TNK; TGK;eor"
+    "STATIONS_ID;MESS_DATUM;QN_3;  FX;  FM;QN_4; RSK;RSKF; SDK;SHK_TAG;  NM; VPM;  PM; TMK; UPM; TXK; TNK; TGK;eor"
 )
 #: Integer columns: quality levels QN_3/QN_4, precipitation form RSKF (code 0-9), snow depth SHK_TAG (cm).
 INTEGER_COLUMNS = ("QN_3", "QN_4", "RSKF", "SHK_TAG")
@@ -125,8 +141,9 @@ def _lines(data: bytes, encoding: str) -> pa.StringArray:
 def parse_yyyymmdd(values: pa.Array) -> pa.Array:
     """date32 for valid YYYYMMDD strings, NULL otherwise (Arrow's strptime rolls 19500230 over: re-check)."""
     well_formed = pc.match_substring_regex(values, r"^\d{8}$")
-    ts = pc.strptime(pc.if_else(well_formed, values, pa.scalar(None, pa.string())), format="%Y%m%d",
-                     unit="s", error_is_null=True)
+    ts = pc.strptime(
+        pc.if_else(well_formed, values, pa.scalar(None, pa.string())), format="%Y%m%d", unit="s", error_is_null=True
+    )
     back = pc.strftime(ts, format="%Y%m%d")
     exact = pc.fill_null(pc.equal(back, values), False)
     return pc.if_else(exact, pc.cast(ts, pa.date32()), pa.scalar(None, pa.date32()))
@@ -171,15 +188,26 @@ def parse_product(data: bytes, member_name: str, delivery_kind: str, sheet: str 
     """
     lines = _lines(data, "latin-1")  # the files are ASCII; latin-1 never fails on a stray byte
     if len(lines) == 0:
-        return Parsed(None, error_message="Die Datei ist leer; erwartet wird die Kopfzeile "
-                      "STATIONS_ID;MESS_DATUM;...;eor und eine Zeile je Tag.")
+        return Parsed(
+            None,
+            error_message="Die Datei ist leer; erwartet wird die Kopfzeile "
+            "STATIONS_ID;MESS_DATUM;...;eor und eine Zeile je Tag.",
+        )
     header = [h.strip().lstrip("\ufeffï»¿") for h in lines[0].as_py().split(";")]
     if [h.upper() for h in header] != [c.upper() for c in PRODUCT_COLUMNS]:
         missing = [c for c in PRODUCT_COLUMNS if c.upper() not in {h.upper() for h in header}]
         extra = [h for h in header if h.upper() not in {c.upper() for c in PRODUCT_COLUMNS}]
-        return Parsed(None, error_message=(
-            "Unbekannte Kopfzeile der DWD-Tageswerte: fehlend " + (", ".join(missing) or "–")
-            + "; unerwartet " + (", ".join(extra) or "–") + "; erwartet " + ";".join(PRODUCT_COLUMNS)))
+        return Parsed(
+            None,
+            error_message=(
+                "Unbekannte Kopfzeile der DWD-Tageswerte: fehlend "
+                + (", ".join(missing) or "–")
+                + "; unerwartet "
+                + (", ".join(extra) or "–")
+                + "; erwartet "
+                + ";".join(PRODUCT_COLUMNS)
+            ),
+        )
     body = lines[1:]
     numbers = np.arange(2, len(body) + 2, dtype=np.int64)  # line 1 is the header
     not_blank = pc.invert(pc.match_substring_regex(body, r"^\s*$"))  # a blank line holds no day
@@ -191,8 +219,16 @@ def parse_product(data: bytes, member_name: str, delivery_kind: str, sheet: str 
     counts = pc.list_value_length(parts).to_numpy(zero_copy_only=False)
     bad_count = counts != len(PRODUCT_COLUMNS)
     for i in np.flatnonzero(bad_count):
-        rejections.append(Rejection(int(numbers[i]), None, body[i].as_py(), "field_count",
-                                    _MESSAGES["field_count"].format(found=int(counts[i])), sheet))
+        rejections.append(
+            Rejection(
+                int(numbers[i]),
+                None,
+                body[i].as_py(),
+                "field_count",
+                _MESSAGES["field_count"].format(found=int(counts[i])),
+                sheet,
+            )
+        )
     keep = ~bad_count
     parts = parts.filter(pa.array(keep))
     row_numbers = numbers[keep]
@@ -200,8 +236,11 @@ def parse_product(data: bytes, member_name: str, delivery_kind: str, sheet: str 
     def reject(mask: np.ndarray, column: str, values: pa.Array, rule: str) -> None:
         # Python only loops over the failing rows, to describe each one
         for i in np.flatnonzero(mask):
-            rejections.append(Rejection(int(row_numbers[i]), column, values[i].as_py(), rule,
-                                        _MESSAGES[rule].format(column=column), sheet))
+            rejections.append(
+                Rejection(
+                    int(row_numbers[i]), column, values[i].as_py(), rule, _MESSAGES[rule].format(column=column), sheet
+                )
+            )
 
     cols = {name: pc.utf8_trim_whitespace(pc.list_element(parts, i)) for i, name in enumerate(PRODUCT_COLUMNS)}
     bad = np.zeros(len(parts), dtype=bool)
@@ -258,9 +297,10 @@ def parse_product(data: bytes, member_name: str, delivery_kind: str, sheet: str 
     out["_source_file"] = pa.nulls(n, pa.string())
     out["_sheet"] = pa.array([sheet] * n, pa.string())
     out["_row_number"] = pa.array(row_numbers[~bad], pa.int64())
-    schema = pa.schema(list(DAILY_SCHEMA) + [pa.field("_source_file", pa.string()),
-                                            pa.field("_sheet", pa.string()),
-                                            pa.field("_row_number", pa.int64())])
+    schema = pa.schema(
+        list(DAILY_SCHEMA)
+        + [pa.field("_source_file", pa.string()), pa.field("_sheet", pa.string()), pa.field("_row_number", pa.int64())]
+    )
     table = pa.Table.from_arrays([out[f.name] for f in schema], schema=schema)
     return Parsed(table, rows_read=rows_read, rejections=rejections)
 
@@ -279,20 +319,32 @@ def parse_station_list(data: bytes) -> Parsed:
     """Parse ``KL_Tageswerte_Beschreibung_Stationen.txt`` (fixed width, ISO-8859-1, CRLF)."""
     lines = _lines(data, "latin-1")
     if len(lines) < 2 or not lines[0].as_py().startswith("Stations_id") or set(lines[1].as_py().strip()) - {"-", " "}:
-        return Parsed(None, error_message="Keine DWD-Stationsliste: erwartet werden die Kopfzeile "
-                      "'Stations_id von_datum bis_datum ...' und eine Zeile aus Bindestrichen.")
+        return Parsed(
+            None,
+            error_message="Keine DWD-Stationsliste: erwartet werden die Kopfzeile "
+            "'Stations_id von_datum bis_datum ...' und eine Zeile aus Bindestrichen.",
+        )
     body = lines[2:]
     numbers = np.arange(3, len(body) + 3, dtype=np.int64)
-    not_blank = np.asarray(pc.invert(pc.match_substring_regex(body, r"^\s*$")).to_numpy(zero_copy_only=False), dtype=bool)
+    not_blank = np.asarray(
+        pc.invert(pc.match_substring_regex(body, r"^\s*$")).to_numpy(zero_copy_only=False), dtype=bool
+    )
     body = body.filter(pa.array(not_blank))
     numbers = numbers[not_blank]
     fields = pc.extract_regex(body, _STATION_LINE)
     matched = np.asarray(pc.is_valid(fields).to_numpy(zero_copy_only=False), dtype=bool)
     rejections = []
     for i in np.flatnonzero(~matched):
-        rejections.append(Rejection(int(numbers[i]), None, body[i].as_py(), "station_list_fixed_width",
-                                    "Die Zeile entspricht nicht dem Festbreitenformat der DWD-Stationsliste "
-                                    "(Kennung, von, bis, Höhe, Breite, Länge, Name, Bundesland)."))
+        rejections.append(
+            Rejection(
+                int(numbers[i]),
+                None,
+                body[i].as_py(),
+                "station_list_fixed_width",
+                "Die Zeile entspricht nicht dem Festbreitenformat der DWD-Stationsliste "
+                "(Kennung, von, bis, Höhe, Breite, Länge, Name, Bundesland).",
+            )
+        )
     fields = fields.filter(pa.array(matched))
     numbers = numbers[matched]
 
@@ -300,10 +352,19 @@ def parse_station_list(data: bytes) -> Parsed:
         return pc.struct_field(fields, name)
 
     valid_from, valid_to = parse_yyyymmdd(get("valid_from")), parse_yyyymmdd(get("valid_to"))
-    bad_dates = np.asarray(pc.or_(pc.is_null(valid_from), pc.is_null(valid_to)).to_numpy(zero_copy_only=False), dtype=bool)
+    bad_dates = np.asarray(
+        pc.or_(pc.is_null(valid_from), pc.is_null(valid_to)).to_numpy(zero_copy_only=False), dtype=bool
+    )
     for i in np.flatnonzero(bad_dates):
-        rejections.append(Rejection(int(numbers[i]), "von_datum/bis_datum", f"{get('valid_from')[i]} {get('valid_to')[i]}",
-                                    "date_yyyymmdd", "von_datum oder bis_datum ist kein gültiges Datum JJJJMMTT."))
+        rejections.append(
+            Rejection(
+                int(numbers[i]),
+                "von_datum/bis_datum",
+                f"{get('valid_from')[i]} {get('valid_to')[i]}",
+                "date_yyyymmdd",
+                "von_datum oder bis_datum ist kein gültiges Datum JJJJMMTT.",
+            )
+        )
     rest = get("rest")
     name = pc.utf8_trim_whitespace(pc.utf8_slice_codeunits(rest, 0, STATION_NAME_WIDTH))
     tail = pc.utf8_trim_whitespace(pc.utf8_slice_codeunits(rest, STATION_NAME_WIDTH))
@@ -329,9 +390,23 @@ def parse_station_list(data: bytes) -> Parsed:
 # --------------------------------------------------------------------------------------------- writing
 #: Column widths and decimals the DWD uses when it pads values (measured on the real files).
 _WIDTHS = {
-    "STATIONS_ID": (11, None), "QN_3": (4, None), "FX": (6, 1), "FM": (6, 1), "QN_4": (5, None),
-    "RSK": (6, 1), "RSKF": (4, None), "SDK": (9, 3), "SHK_TAG": (4, None), "NM": (6, 1), "VPM": (6, 1),
-    "PM": (8, 2), "TMK": (7, 1), "UPM": (8, 2), "TXK": (7, 1), "TNK": (7, 1), "TGK": (7, 1),
+    "STATIONS_ID": (11, None),
+    "QN_3": (4, None),
+    "FX": (6, 1),
+    "FM": (6, 1),
+    "QN_4": (5, None),
+    "RSK": (6, 1),
+    "RSKF": (4, None),
+    "SDK": (9, 3),
+    "SHK_TAG": (4, None),
+    "NM": (6, 1),
+    "VPM": (6, 1),
+    "PM": (8, 2),
+    "TMK": (7, 1),
+    "UPM": (8, 2),
+    "TXK": (7, 1),
+    "TNK": (7, 1),
+    "TGK": (7, 1),
 }
 
 
@@ -394,8 +469,10 @@ def render_station_list(stations: list[StationEntry]) -> bytes:
         "----------------------------------------- ----------",
     ]
     for s in stations:
-        line = (f"{s.station_id:05d} {s.valid_from:%Y%m%d} {s.valid_to:%Y%m%d} {s.height_m:>14d} "
-                f"{s.latitude:>11.4f} {s.longitude:>9.4f} {s.name:<40} {s.state}")
+        line = (
+            f"{s.station_id:05d} {s.valid_from:%Y%m%d} {s.valid_to:%Y%m%d} {s.height_m:>14d} "
+            f"{s.latitude:>11.4f} {s.longitude:>9.4f} {s.name:<40} {s.state}"
+        )
         lines.append(line.ljust(200))
     return ("\r\n".join(lines) + "\r\n").encode("iso-8859-1")
 

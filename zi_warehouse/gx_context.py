@@ -10,7 +10,7 @@ second to create, so it is made once per process.
 from __future__ import annotations
 
 import logging
-from functools import lru_cache
+from functools import cache, lru_cache
 
 
 @lru_cache(maxsize=1)
@@ -23,7 +23,12 @@ def context():
     return ctx
 
 
-@lru_cache(maxsize=None)
+@cache
 def pandas_batch_definition(source: str):
     """A whole-dataframe batch definition on the pandas data source ``source`` (one per user)."""
-    return context().data_sources.add_pandas(source).add_dataframe_asset("frame").add_batch_definition_whole_dataframe("all")
+    return (
+        context()
+        .data_sources.add_pandas(source)
+        .add_dataframe_asset("frame")
+        .add_batch_definition_whole_dataframe("all")
+    )

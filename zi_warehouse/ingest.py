@@ -13,10 +13,11 @@ landing folder are removed with all their rows, so the warehouse always mirrors 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
-from typing import Callable, Iterable, Protocol
+from typing import Protocol
 
 import duckdb
 import pyarrow as pa
@@ -30,7 +31,7 @@ class Source(Protocol):
     SOURCE_FAMILY: str
     RAW_TABLES: dict[str, pa.Schema]
 
-    def read_files(self, files: list[LandedFile], context: "IngestContext") -> Iterable[FileResult]: ...
+    def read_files(self, files: list[LandedFile], context: IngestContext) -> Iterable[FileResult]: ...
 
 
 @dataclass
@@ -106,7 +107,7 @@ def ingest(
     try:
         if removed:
             warehouse.forget_files(con, family, source.RAW_TABLES, removed)
-        warehouse.store_results(con, family, source.RAW_TABLES, results, dt.datetime.now(dt.timezone.utc))
+        warehouse.store_results(con, family, source.RAW_TABLES, results, dt.datetime.now(dt.UTC))
         con.execute("commit")
     except BaseException:
         con.execute("rollback")

@@ -41,7 +41,7 @@ import duckdb
 from zi_warehouse import alerts, config, warehouse
 from zi_warehouse.forecasts import feedback
 from zi_warehouse.german import format_number
-from zi_warehouse.reference import match_municipality, municipality_by_key, rule_text
+from zi_warehouse.reference import match_municipality, municipality_by_key
 
 ADDRESSES_ENV = "ZI_COORDINATOR_ADDRESSES"
 RECORD_FILE = "record.jsonl"
@@ -85,14 +85,18 @@ class OutboxResult:
     why_pending: Counter = field(default_factory=Counter)
 
     def as_metadata(self) -> dict:
-        return {"messages_written": len(self.written), "messages_sent": len(self.sent),
-                "messages_pending": len(self.pending), "send_errors": len(self.failed),
-                "pending_because": ", ".join(f"{k}: {n}" for k, n in sorted(self.why_pending.items())) or "–"}
+        return {
+            "messages_written": len(self.written),
+            "messages_sent": len(self.sent),
+            "messages_pending": len(self.pending),
+            "send_errors": len(self.failed),
+            "pending_because": ", ".join(f"{k}: {n}" for k, n in sorted(self.why_pending.items())) or "–",
+        }
 
 
 # --- the record --------------------------------------------------------------------------------------------
 def _now() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
 def read_record(outbox_dir: Path) -> list[dict]:
@@ -110,8 +114,9 @@ def _append(outbox_dir: Path, event: dict) -> None:
 
 def reported(record: list[dict]) -> set[tuple[str, str, str]]:
     """The deliveries already put into a message (sent or waiting to be sent)."""
-    return {(f["family"], f["source_file"], f["file_hash"]) for e in record if e["event"] == "written"
-            for f in e["files"]}
+    return {
+        (f["family"], f["source_file"], f["file_hash"]) for e in record if e["event"] == "written" for f in e["files"]
+    }
 
 
 def unsent(record: list[dict]) -> dict[str, dict]:
@@ -154,27 +159,47 @@ def new_deliveries(con: duckdb.DuckDBPyConnection, record: list[dict]) -> dict[s
         return {}
     done = reported(record)
     families = list(FAMILIES)
-    ledger = warehouse.rows(con, f"""
+    ledger = warehouse.rows(
+        con,
+        f"""
         select source_family, source_file, file_name, file_hash, municipality_key, period, outcome, rows_read,
                rows_loaded, rows_rejected, error_message
         from raw.ingestion_files
         where municipality_key is not null and source_family in ({", ".join("?" * len(families))})
-        order by municipality_key, source_family, period nulls last, source_file""", families)
+        order by municipality_key, source_family, period nulls last, source_file""",
+        families,
+    )
     fresh = [r for r in ledger if (r["source_family"], r["source_file"], r["file_hash"]) not in done]
     if not fresh:
         return {}
     rejected: dict[tuple[str, str], list[dict]] = {}
-    for r in warehouse.rows(con, f"""
+    for r in warehouse.rows(
+        con,
+        f"""
             select source_family, source_file, sheet, row_number, column_name, value_found, rule, message_de
             from raw.rejected_rows where source_family in ({", ".join("?" * len(families))})
-            order by source_family, source_file, row_number nulls first, column_name""", families):
+            order by source_family, source_file, row_number nulls first, column_name""",
+        families,
+    ):
         rejected.setdefault((r["source_family"], r["source_file"]), []).append(r)
     out: dict[str, list[Delivery]] = {}
     for r in fresh:
-        out.setdefault(r["municipality_key"], []).append(Delivery(
-            r["source_family"], r["source_file"], r["file_name"], r["file_hash"], r["municipality_key"], r["period"],
-            r["outcome"], r["rows_read"] or 0, r["rows_loaded"] or 0, r["rows_rejected"] or 0, r["error_message"],
-            rejected.get((r["source_family"], r["source_file"]), [])))
+        out.setdefault(r["municipality_key"], []).append(
+            Delivery(
+                r["source_family"],
+                r["source_file"],
+                r["file_name"],
+                r["file_hash"],
+                r["municipality_key"],
+                r["period"],
+                r["outcome"],
+                r["rows_read"] or 0,
+                r["rows_loaded"] or 0,
+                r["rows_rejected"] or 0,
+                r["error_message"],
+                rejected.get((r["source_family"], r["source_file"]), []),
+            )
+        )
     return out
 
 
@@ -192,8 +217,10 @@ def _attachment(delivery: Delivery, feedback_root: Path) -> tuple[str, bytes, tu
     if not delivery.rejections:
         return None
     if delivery.family == "forecasts":
-        path = feedback.workbook_path(feedback_root, {"municipality_key": delivery.municipality_key,
-                                                      "period": delivery.period, "file_name": delivery.file_name})
+        path = feedback.workbook_path(
+            feedback_root,
+            {"municipality_key": delivery.municipality_key, "period": delivery.period, "file_name": delivery.file_name},
+        )
         return (path.name, path.read_bytes(), XLSX_TYPE) if path.exists() else None
     rows = [r for r in delivery.rejections if r["row_number"] is not None]
     if not rows:
@@ -202,16 +229,27 @@ def _attachment(delivery: Delivery, feedback_root: Path) -> tuple[str, bytes, tu
     writer = csv.writer(buffer, delimiter=";", lineterminator="\r\n")
     writer.writerow(["Zeile", "Blatt", "Gefundener Wert", "Grund", "Hinweis"])
     for r in rows:
-        writer.writerow([r["row_number"], r["sheet"] or "", r["value_found"] or "", _label(r["rule"], delivery.family),
-                         r["message_de"]])
+        writer.writerow(
+            [
+                r["row_number"],
+                r["sheet"] or "",
+                r["value_found"] or "",
+                _label(r["rule"], delivery.family),
+                r["message_de"],
+            ]
+        )
     name = f"{Path(delivery.file_name).stem}_Abgewiesene_Zeilen.csv"
     return name, buffer.getvalue().encode("utf-8-sig"), ("text", "csv")  # with BOM: Excel reads it as UTF-8
 
 
 def message_text(municipality_name: str, deliveries: list[Delivery], attachments: dict[str, str]) -> str:
     """The German body: per delivered file what was loaded and rejected, and where the details are."""
-    lines = ["Guten Tag,", "",
-             f"im ZI Warehouse wurden neue Lieferungen der Kommune {municipality_name} verarbeitet:", ""]
+    lines = [
+        "Guten Tag,",
+        "",
+        f"im ZI Warehouse wurden neue Lieferungen der Kommune {municipality_name} verarbeitet:",
+        "",
+    ]
     for i, d in enumerate(deliveries, start=1):
         period = f", Berichtsquartal {d.period}" if d.period and d.family == "forecasts" else ""
         lines.append(f"{i}. {FAMILIES[d.family]} „{d.file_name}“{period}")
@@ -224,15 +262,20 @@ def message_text(municipality_name: str, deliveries: list[Delivery], attachments
         elif d.outcome == "loaded":
             lines.append(f"   Ergebnis: {outcome} ({_rows(d.rows_loaded)}).")
         else:
-            lines.append(f"   Ergebnis: {outcome}: {_rows(d.rows_read)} gelesen, {format_number(d.rows_loaded)} "
-                         f"übernommen, {format_number(d.rows_rejected)} abgewiesen.")
+            lines.append(
+                f"   Ergebnis: {outcome}: {_rows(d.rows_read)} gelesen, {format_number(d.rows_loaded)} "
+                f"übernommen, {format_number(d.rows_rejected)} abgewiesen."
+            )
         if d.outcome != "failed":
             reasons = Counter()
             for rule, rows in _rows_by_rule(d).items():
                 reasons[_label(rule, d.family)] += len(rows)
             if reasons:
-                lines.append("   Abgewiesen wegen: " + "; ".join(f"{label} ({_rows(n)})"
-                                                                 for label, n in reasons.most_common()) + ".")
+                lines.append(
+                    "   Abgewiesen wegen: "
+                    + "; ".join(f"{label} ({_rows(n)})" for label, n in reasons.most_common())
+                    + "."
+                )
             for r in d.rejections:
                 if r["row_number"] is None:
                     lines.append(f"   Hinweis: {r['message_de']}")
@@ -240,8 +283,11 @@ def message_text(municipality_name: str, deliveries: list[Delivery], attachments
             lines.append(f"   Einzelheiten im Anhang: „{attachments[d.source_file]}“.")
         lines.append("")
     if any(d.outcome != "loaded" for d in deliveries):
-        lines += ["Bitte korrigieren Sie abgewiesene Zeilen und Dateien und senden Sie die Datei erneut "
-                  "(eine Korrektur heißt z. B. …_korrektur1.xlsx).", ""]
+        lines += [
+            "Bitte korrigieren Sie abgewiesene Zeilen und Dateien und senden Sie die Datei erneut "
+            "(eine Korrektur heißt z. B. …_korrektur1.xlsx).",
+            "",
+        ]
     lines += ["Mit freundlichen Grüßen", "ZI Warehouse (diese Nachricht wurde automatisch erstellt)"]
     return "\n".join(lines) + "\n"
 
@@ -254,8 +300,9 @@ def _rows_by_rule(d: Delivery) -> dict[str, set]:
     return out
 
 
-def compose(municipality_key: str, deliveries: list[Delivery], feedback_root: Path, sender: str,
-            to: list[str]) -> EmailMessage:
+def compose(
+    municipality_key: str, deliveries: list[Delivery], feedback_root: Path, sender: str, to: list[str]
+) -> EmailMessage:
     """The message to one municipality about its new deliveries, with the attachments."""
     muni = municipality_by_key()[municipality_key]
     attached: dict[str, str] = {}
@@ -266,8 +313,10 @@ def compose(municipality_key: str, deliveries: list[Delivery], feedback_root: Pa
             attached[d.source_file] = found[0]
             files.append(found)
     rejected = sum(d.outcome != "loaded" for d in deliveries)
-    subject = (f"ZI Klima.Werk: Rückmeldung zu {len(deliveries)} Lieferung{'en' if len(deliveries) > 1 else ''} "
-               f"der Kommune {muni.name}" + (f" ({rejected} mit Abweisungen)" if rejected else ""))
+    subject = (
+        f"ZI Klima.Werk: Rückmeldung zu {len(deliveries)} Lieferung{'en' if len(deliveries) > 1 else ''} "
+        f"der Kommune {muni.name}" + (f" ({rejected} mit Abweisungen)" if rejected else "")
+    )
     message = EmailMessage()
     message["Subject"] = subject
     message["From"] = sender
@@ -291,8 +340,13 @@ def _message_path(outbox_dir: Path, municipality_key: str, stamp: str) -> Path:
     return path
 
 
-def run(con: duckdb.DuckDBPyConnection, paths: config.Paths, settings: alerts.SmtpSettings | None = None,
-        addresses: dict[str, list[str]] | None = None, log=print) -> OutboxResult:
+def run(
+    con: duckdb.DuckDBPyConnection,
+    paths: config.Paths,
+    settings: alerts.SmtpSettings | None = None,
+    addresses: dict[str, list[str]] | None = None,
+    log=print,
+) -> OutboxResult:
     """Write a message per municipality with new deliveries, then send every unsent message that can be sent.
 
     ``settings`` None: nothing is sent (messages wait in the outbox); ``addresses`` None: no addresses known.
@@ -301,7 +355,7 @@ def run(con: duckdb.DuckDBPyConnection, paths: config.Paths, settings: alerts.Sm
     record = read_record(outbox_dir)
     result = OutboxResult()
     sender = settings.sender if settings else "zi-warehouse@localhost"
-    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
     for key, deliveries in new_deliveries(con, record).items():
         to = (addresses or {}).get(key, [])
         message = compose(key, deliveries, paths.feedback, sender, to)
@@ -310,8 +364,16 @@ def run(con: duckdb.DuckDBPyConnection, paths: config.Paths, settings: alerts.Sm
         tmp = path.with_suffix(".tmp")
         tmp.write_bytes(message.as_bytes(policy=SMTP_POLICY))
         os.replace(tmp, path)
-        _append(outbox_dir, {"event": "written", "message": path.name, "municipality_key": key,
-                             "subject": message["Subject"], "files": [d.key for d in deliveries]})
+        _append(
+            outbox_dir,
+            {
+                "event": "written",
+                "message": path.name,
+                "municipality_key": key,
+                "subject": message["Subject"],
+                "files": [d.key for d in deliveries],
+            },
+        )
         result.written.append(path)
     for name, event in sorted(unsent(read_record(outbox_dir)).items()):
         path = outbox_dir / name
@@ -336,8 +398,9 @@ def run(con: duckdb.DuckDBPyConnection, paths: config.Paths, settings: alerts.Sm
             result.pending.append(path)
             result.why_pending["Versand gescheitert"] += 1
             result.failed.append(f"{name}: {exc}")
-            _append(outbox_dir, {"event": "failed", "message": name, "to": to, "server": server,
-                                 "error": str(exc)[:300]})
+            _append(
+                outbox_dir, {"event": "failed", "message": name, "to": to, "server": server, "error": str(exc)[:300]}
+            )
             log(f"Rückmeldung {name} nicht gesendet ({server}): {exc}")
             continue
         _append(outbox_dir, {"event": "sent", "message": name, "to": to, "server": server})

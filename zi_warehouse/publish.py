@@ -99,7 +99,7 @@ def publish(
     ``retention_days`` None: from ``ZI_RELEASE_RETENTION_DAYS`` (default 30).
     """
     clock = _Clock()
-    now = now or dt.datetime.now(dt.timezone.utc)
+    now = now or dt.datetime.now(dt.UTC)
     days = releases.retention_days() if retention_days is None else retention_days
     folder = releases.releases_dir(published_dir)
     if published_dir.exists():
@@ -122,30 +122,41 @@ def publish(
             con.execute(f"attach {_literal(warehouse_path)} as warehouse (read_only)")
             marts = _read_marts(con)
             baseline = _attach_baseline(con, published_dir)
-            known = {(f["path"], f["hash"]): f for m in (previous_manifest, baseline and baseline.manifest) if m
-                     for f in m.get("landed_files", [])}
+            known = {
+                (f["path"], f["hash"]): f
+                for m in (previous_manifest, baseline and baseline.manifest)
+                if m
+                for f in m.get("landed_files", [])
+            }
             landed = restatements.landed_files(con, "warehouse", known)
             code = releases.code_version()
             restated = restatements.build(
-                con, "warehouse", baseline, landed,
-                code_changed=bool(baseline) and not releases.same_code(code, baseline.manifest.get("code")))
+                con,
+                "warehouse",
+                baseline,
+                landed,
+                code_changed=bool(baseline) and not releases.same_code(code, baseline.manifest.get("code")),
+            )
             if baseline:
                 con.execute("detach frozen")
             if restatements.TABLE in marts:
                 raise RuntimeError(f"{restatements.TABLE} ist ein Mart des Releases, nicht des Warehouse.")
-            marts[restatements.TABLE] = _Mart(f"memory.main.{restatements.TABLE}", restatements.TABLE_COMMENT,
-                                              restatements.column_comments())
+            marts[restatements.TABLE] = _Mart(
+                f"memory.main.{restatements.TABLE}", restatements.TABLE_COMMENT, restatements.column_comments()
+            )
             clock.lap("restatements")
             for mart in marts.values():
                 _checksum(con, mart)
             clock.lap("checksums")
             before = (previous_manifest or {}).get("marts", {}) if reuse else {}
-            reused = sorted(name for name, mart in marts.items()
-                            if before.get(name, {}).get("checksum") == mart.checksum
-                            and (previous / PARQUET_DIR / f"{name}.parquet").exists())
+            reused = sorted(
+                name
+                for name, mart in marts.items()
+                if before.get(name, {}).get("checksum") == mart.checksum
+                and (previous / PARQUET_DIR / f"{name}.parquet").exists()
+            )
             written = sorted(set(marts) - set(reused))
-            reused_file = _write_duckdb(con, staging / DUCKDB_FILE, marts, written, previous, previous_manifest,
-                                        reuse)
+            reused_file = _write_duckdb(con, staging / DUCKDB_FILE, marts, written, previous, previous_manifest, reuse)
             clock.lap("duckdb")
             parquet_sha = {}
             for name, mart in marts.items():
@@ -155,10 +166,13 @@ def publish(
                     parquet_sha[name] = before[name].get("parquet_sha256") or file_sha256(target)
                 else:
                     # Field metadata description/unit, table description/grain (data_dictionary.py).
-                    metadata = parquet_kv_metadata(con, mart.relation, mart.comment, mart.column_comments,
-                                                   staging / PARQUET_DIR)
-                    con.execute(f"copy {mart.relation} to {_literal(target)} "
-                                f"(format parquet, compression zstd, kv_metadata {metadata})")
+                    metadata = parquet_kv_metadata(
+                        con, mart.relation, mart.comment, mart.column_comments, staging / PARQUET_DIR
+                    )
+                    con.execute(
+                        f"copy {mart.relation} to {_literal(target)} "
+                        f"(format parquet, compression zstd, kv_metadata {metadata})"
+                    )
                     parquet_sha[name] = file_sha256(target)
             clock.lap("parquet")
         finally:
@@ -168,17 +182,25 @@ def publish(
         manifest = {
             "format": releases.MANIFEST_FORMAT,
             "release_id": release_id,
-            "published_at": now.astimezone(dt.timezone.utc).isoformat(),
+            "published_at": now.astimezone(dt.UTC).isoformat(),
             "run_id": run_id,
             "code": code,
             "duckdb_version": duckdb.__version__,
             "storage_version": STORAGE_COMPATIBILITY_VERSION,
             "previous_release": previous.name if previous else None,
             "duckdb_file_from_previous": reused_file,
-            "reporting_release": ({"quarter": baseline.quarter, "release_id": baseline.release_id}
-                                  if baseline else None),
-            "marts": {name: {"rows": m.rows, "checksum": m.checksum, "parquet_sha256": parquet_sha[name],
-                             "written": name in written} for name, m in sorted(marts.items())},
+            "reporting_release": (
+                {"quarter": baseline.quarter, "release_id": baseline.release_id} if baseline else None
+            ),
+            "marts": {
+                name: {
+                    "rows": m.rows,
+                    "checksum": m.checksum,
+                    "parquet_sha256": parquet_sha[name],
+                    "written": name in written,
+                }
+                for name, m in sorted(marts.items())
+            },
             "landed_files": landed,
         }
         releases.write_json(staging / MANIFEST_FILE, manifest)
@@ -201,11 +223,18 @@ def publish(
     removed = _tidy(published_dir, days, now)
     clock.lap("retention")
     return PublishResult(
-        release_id=release_id, release_dir=final, duckdb_path=published_dir / DUCKDB_FILE,
-        parquet_dir=published_dir / PARQUET_DIR, tables={n: m.rows for n, m in sorted(marts.items())},
-        written=written, reused=reused, previous_release=previous.name if previous else None,
-        reporting_quarter=baseline.quarter if baseline else None, restatements=restated,
-        removed_releases=removed, seconds=clock.laps,
+        release_id=release_id,
+        release_dir=final,
+        duckdb_path=published_dir / DUCKDB_FILE,
+        parquet_dir=published_dir / PARQUET_DIR,
+        tables={n: m.rows for n, m in sorted(marts.items())},
+        written=written,
+        reused=reused,
+        previous_release=previous.name if previous else None,
+        reporting_quarter=baseline.quarter if baseline else None,
+        restatements=restated,
+        removed_releases=removed,
+        seconds=clock.laps,
     )
 
 
@@ -216,17 +245,23 @@ def _read_marts(con: duckdb.DuckDBPyConnection) -> dict[str, _Mart]:
     con.execute("use memory")
     if not names:
         raise RuntimeError(f"Keine Tabellen im Schema {PUBLIC_SCHEMA} des Warehouse")
-    comments = dict(con.execute(
-        "select table_name, comment from duckdb_tables() where schema_name = ? and database_name = 'warehouse'",
-        [PUBLIC_SCHEMA]).fetchall())
+    comments = dict(
+        con.execute(
+            "select table_name, comment from duckdb_tables() where schema_name = ? and database_name = 'warehouse'",
+            [PUBLIC_SCHEMA],
+        ).fetchall()
+    )
     columns: dict[str, dict[str, str]] = {}
     for table, column, comment in con.execute(
         "select table_name, column_name, comment from duckdb_columns() where database_name = 'warehouse' "
-        "and schema_name = ? and comment is not null", [PUBLIC_SCHEMA]
+        "and schema_name = ? and comment is not null",
+        [PUBLIC_SCHEMA],
     ).fetchall():
         columns.setdefault(table, {})[column] = comment
-    return {name: _Mart(f"warehouse.{PUBLIC_SCHEMA}.{quote_ident(name)}", comments.get(name) or None,
-                        columns.get(name, {})) for name in names}
+    return {
+        name: _Mart(f"warehouse.{PUBLIC_SCHEMA}.{quote_ident(name)}", comments.get(name) or None, columns.get(name, {}))
+        for name in names
+    }
 
 
 def _attach_baseline(con: duckdb.DuckDBPyConnection, published_dir: Path) -> restatements.Baseline | None:
@@ -260,14 +295,23 @@ def _write_duckdb(
     A copy keeps the previous file's storage version; it is used only when that is the version we write.
     """
     source = previous / DUCKDB_FILE if previous else None
-    from_previous = bool(reuse and source and source.exists() and previous_manifest
-                         and previous_manifest.get("storage_version") == STORAGE_COMPATIBILITY_VERSION)
+    from_previous = bool(
+        reuse
+        and source
+        and source.exists()
+        and previous_manifest
+        and previous_manifest.get("storage_version") == STORAGE_COMPATIBILITY_VERSION
+    )
     if from_previous:
         shutil.copyfile(source, target)  # a copy, never the previous file itself: that one stays as it is
         con.execute(f"attach {_literal(target)} as published")
-        existing = set(r[0] for r in con.execute(
-            "select table_name from duckdb_tables() where database_name = 'published' and schema_name = ?",
-            [PUBLIC_SCHEMA]).fetchall())
+        existing = set(
+            r[0]
+            for r in con.execute(
+                "select table_name from duckdb_tables() where database_name = 'published' and schema_name = ?",
+                [PUBLIC_SCHEMA],
+            ).fetchall()
+        )
         # One transaction for every change: one commit to the file's log instead of one per statement.
         con.execute("begin")
         for name in sorted(existing - set(marts)):
@@ -303,7 +347,6 @@ def _tidy(published_dir: Path, days: int, now: dt.datetime) -> list[str]:
     except OSError as exc:
         log.warning("Alte Releases nicht aufgeräumt: %s", exc)
         return []
-
 
 
 class _Clock:

@@ -47,9 +47,9 @@ import logging
 import os
 import time
 import uuid
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Mapping
 
 import duckdb
 import psycopg
@@ -75,8 +75,11 @@ STAGING_PREFIX = "_staging_"  # staging schema: <schema>_staging_<token>
 STATE_SCHEMA = "zi_publish"
 STATE_TABLE = "published_marts"
 #: format_type() spelling of the mapped types where it differs from how the mapping writes them.
-_FORMAT_TYPE = {"timestamp": "timestamp without time zone", "timestamptz": "timestamp with time zone",
-                "time": "time without time zone"}
+_FORMAT_TYPE = {
+    "timestamp": "timestamp without time zone",
+    "timestamptz": "timestamp with time zone",
+    "time": "time without time zone",
+}
 #: Rows per Arrow batch sent through COPY: bounded memory (~tens of MB for wide marts), few round trips.
 BATCH_ROWS = 100_000
 
@@ -299,7 +302,8 @@ def check_no_personal_columns(marts: list[Mart]) -> None:
     found = [f"{m.name}.{c.name}" for m in marts for c in m.columns if c.name.lower() in PERSONAL_COLUMNS]
     if found:
         raise PostgresPublishError(
-            "Personenbezogene Spalten in veröffentlichten Marts: " + ", ".join(found)
+            "Personenbezogene Spalten in veröffentlichten Marts: "
+            + ", ".join(found)
             + ". Solche Daten dürfen nicht nach PostgreSQL; das Modell muss sie weglassen."
         )
 
@@ -339,11 +343,7 @@ def ensure_reader_role(con: psycopg.Connection, role: str, password: str | None)
         findings.append(f"Attribute/Passwort der Rolle {role} nicht gesetzt (fehlendes Recht CREATEROLE).")
     try:
         with con.transaction():
-            con.execute(
-                sql.SQL("grant connect on database {} to {}").format(
-                    sql.Identifier(con.info.dbname), ident
-                )
-            )
+            con.execute(sql.SQL("grant connect on database {} to {}").format(sql.Identifier(con.info.dbname), ident))
     except psycopg.errors.InsufficientPrivilege:
         findings.append(f"CONNECT auf die Datenbank für {role} nicht vergeben (nur der Eigentümer darf das).")
     return findings
@@ -441,9 +441,7 @@ def publish_to_postgres(
     if dsn is None:
         dsn = resolve_dsn()
         if dsn is None:
-            raise PostgresPublishError(
-                f"Kein PostgreSQL konfiguriert: {DSN_ENV} oder PGHOST/PGDATABASE setzen."
-            )
+            raise PostgresPublishError(f"Kein PostgreSQL konfiguriert: {DSN_ENV} oder PGHOST/PGDATABASE setzen.")
     role = reader_role or reader_role_name()
     password = reader_password if reader_password is not None else os.environ.get(READER_PASSWORD_ENV) or None
     if not Path(published_duckdb).exists():
@@ -479,8 +477,9 @@ def publish_to_postgres(
                 if staged:
                     _build_staging(con, source, staging, staged, batch_rows, say)
                 if staged or plan.dropped or not plan.schema_exists:
-                    attempts = _swap(con, staging, schema, role, plan, marts, checksums, release_id,
-                                     swap_timeout_s, say)
+                    attempts = _swap(
+                        con, staging, schema, role, plan, marts, checksums, release_id, swap_timeout_s, say
+                    )
                 else:
                     say(f"PostgreSQL: alle {len(marts)} Marts in {schema} sind schon auf dem Stand dieses Release")
             finally:
@@ -498,8 +497,10 @@ def publish_to_postgres(
     finally:
         source.close()
     seconds = time.perf_counter() - started
-    say(f"{len(plan.staged)} von {len(marts)} Marts nach PostgreSQL-Schema {schema} geschrieben, "
-        f"{len(plan.unchanged)} unverändert ({seconds:.1f} s)")
+    say(
+        f"{len(plan.staged)} von {len(marts)} Marts nach PostgreSQL-Schema {schema} geschrieben, "
+        f"{len(plan.unchanged)} unverändert ({seconds:.1f} s)"
+    )
     for finding in findings:
         log.warning(finding)
     return PostgresPublishResult(
@@ -535,10 +536,12 @@ def _ensure_state_table(con: psycopg.Connection) -> None:
     with con.transaction():
         con.execute(sql.SQL("create schema if not exists {}").format(sql.Identifier(STATE_SCHEMA)))
         con.execute(sql.SQL("revoke all on schema {} from public").format(sql.Identifier(STATE_SCHEMA)))
-        con.execute(sql.SQL(
-            "create table if not exists {} (schema_name text not null, mart text not null, checksum text, "
-            "release_id text, published_at timestamptz not null default now(), primary key (schema_name, mart))"
-        ).format(sql.Identifier(STATE_SCHEMA, STATE_TABLE)))
+        con.execute(
+            sql.SQL(
+                "create table if not exists {} (schema_name text not null, mart text not null, checksum text, "
+                "release_id text, published_at timestamptz not null default now(), primary key (schema_name, mart))"
+            ).format(sql.Identifier(STATE_SCHEMA, STATE_TABLE))
+        )
 
 
 def _plan(con: psycopg.Connection, schema: str, marts: list[Mart], checksums: dict[str, str | None]) -> _Plan:
@@ -549,21 +552,29 @@ def _plan(con: psycopg.Connection, schema: str, marts: list[Mart], checksums: di
         "select c.relname, a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull from pg_class c "
         "join pg_namespace n on n.oid = c.relnamespace join pg_attribute a on a.attrelid = c.oid "
         "where n.nspname = %s and c.relkind = 'r' and a.attnum > 0 and not a.attisdropped "
-        "order by c.relname, a.attnum", [schema]
+        "order by c.relname, a.attnum",
+        [schema],
     ).fetchall():
         existing.setdefault(table, []).append((column, kind, not_null))
-    others = {r[0] for r in con.execute(
-        "select c.relname from pg_class c join pg_namespace n on n.oid = c.relnamespace "
-        "where n.nspname = %s and c.relkind in ('v', 'm', 'p', 'f')", [schema]).fetchall()}
-    held = dict(con.execute(
-        sql.SQL("select mart, checksum from {} where schema_name = %s").format(
-            sql.Identifier(STATE_SCHEMA, STATE_TABLE)), [schema]).fetchall())
+    others = {
+        r[0]
+        for r in con.execute(
+            "select c.relname from pg_class c join pg_namespace n on n.oid = c.relnamespace "
+            "where n.nspname = %s and c.relkind in ('v', 'm', 'p', 'f')",
+            [schema],
+        ).fetchall()
+    }
+    held = dict(
+        con.execute(
+            sql.SQL("select mart, checksum from {} where schema_name = %s").format(
+                sql.Identifier(STATE_SCHEMA, STATE_TABLE)
+            ),
+            [schema],
+        ).fetchall()
+    )
     for mart in marts:
-        wanted = [(c.name, _FORMAT_TYPE.get(c.postgres_type, c.postgres_type), not c.is_nullable)
-                  for c in mart.columns]
-        if mart.name in others or mart.name not in existing:
-            plan.tables.add(mart.name)
-        elif existing[mart.name] != wanted:
+        wanted = [(c.name, _FORMAT_TYPE.get(c.postgres_type, c.postgres_type), not c.is_nullable) for c in mart.columns]
+        if mart.name in others or mart.name not in existing or existing[mart.name] != wanted:
             plan.tables.add(mart.name)
         elif checksums.get(mart.name) and held.get(mart.name) == checksums[mart.name]:
             plan.unchanged.add(mart.name)
@@ -653,9 +664,7 @@ def _build_staging(
                     f"Mart {mart.name} konnte nicht nach PostgreSQL kopiert werden: {_first_line(exc)}"
                 ) from exc
             if copied != mart.rows:
-                raise PostgresPublishError(
-                    f"Mart {mart.name}: {copied} Zeilen kopiert, {mart.rows} erwartet."
-                )
+                raise PostgresPublishError(f"Mart {mart.name}: {copied} Zeilen kopiert, {mart.rows} erwartet.")
             if mart.comment:
                 con.execute(sql.SQL("comment on table {} is {}").format(table, sql.Literal(mart.comment)))
             for c in mart.columns:
@@ -706,30 +715,42 @@ def _swap(
                 for name in sorted(plan.rows):
                     target = sql.Identifier(schema, name)
                     con.execute(sql.SQL("delete from {}").format(target))
-                    con.execute(sql.SQL("insert into {} select * from {}").format(
-                        target, sql.Identifier(staging, name)))
+                    con.execute(
+                        sql.SQL("insert into {} select * from {}").format(target, sql.Identifier(staging, name))
+                    )
                     _comment(con, schema, by_name[name])
                 for name in sorted(plan.tables | plan.dropped):
                     if name in touched:
                         kind = con.execute(
                             "select c.relkind from pg_class c join pg_namespace n on n.oid = c.relnamespace "
-                            "where n.nspname = %s and c.relname = %s", [schema, name]).fetchone()[0]
+                            "where n.nspname = %s and c.relname = %s",
+                            [schema, name],
+                        ).fetchone()[0]
                         keyword = {"v": "view", "m": "materialized view", "f": "foreign table"}.get(kind, "table")
-                        con.execute(sql.SQL("drop {} {} cascade").format(sql.SQL(keyword),
-                                                                         sql.Identifier(schema, name)))
+                        con.execute(
+                            sql.SQL("drop {} {} cascade").format(sql.SQL(keyword), sql.Identifier(schema, name))
+                        )
                 for name in sorted(plan.tables):
-                    con.execute(sql.SQL("alter table {} set schema {}").format(
-                        sql.Identifier(staging, name), sql.Identifier(schema)))
+                    con.execute(
+                        sql.SQL("alter table {} set schema {}").format(
+                            sql.Identifier(staging, name), sql.Identifier(schema)
+                        )
+                    )
                 state = sql.Identifier(STATE_SCHEMA, STATE_TABLE)
                 con.execute(sql.SQL("delete from {} where schema_name = %s").format(state), [schema])
                 with con.cursor() as cur:
                     cur.executemany(
-                        sql.SQL("insert into {} (schema_name, mart, checksum, release_id) values (%s, %s, %s, %s)")
-                        .format(state),
-                        [[schema, m.name, checksums.get(m.name), release_id] for m in marts])
+                        sql.SQL(
+                            "insert into {} (schema_name, mart, checksum, release_id) values (%s, %s, %s, %s)"
+                        ).format(state),
+                        [[schema, m.name, checksums.get(m.name), release_id] for m in marts],
+                    )
                 if release_id:
-                    con.execute(sql.SQL("comment on schema {} is {}").format(
-                        sql.Identifier(schema), sql.Literal(f"Marts des ZI-Warehouse, Release {release_id}")))
+                    con.execute(
+                        sql.SQL("comment on schema {} is {}").format(
+                            sql.Identifier(schema), sql.Literal(f"Marts des ZI-Warehouse, Release {release_id}")
+                        )
+                    )
                 grant_reader(con, schema, role)
             return attempt
         except psycopg.errors.LockNotAvailable:
@@ -746,9 +767,14 @@ def _swap(
 
 
 def _exists(con: psycopg.Connection, schema: str, name: str) -> bool:
-    return con.execute(
-        "select 1 from pg_class c join pg_namespace n on n.oid = c.relnamespace where n.nspname = %s "
-        "and c.relname = %s", [schema, name]).fetchone() is not None
+    return (
+        con.execute(
+            "select 1 from pg_class c join pg_namespace n on n.oid = c.relnamespace where n.nspname = %s "
+            "and c.relname = %s",
+            [schema, name],
+        ).fetchone()
+        is not None
+    )
 
 
 def _comment(con: psycopg.Connection, schema: str, mart: Mart) -> None:
@@ -756,5 +782,6 @@ def _comment(con: psycopg.Connection, schema: str, mart: Mart) -> None:
     table = sql.Identifier(schema, mart.name)
     con.execute(sql.SQL("comment on table {} is {}").format(table, sql.Literal(mart.comment)))
     for c in mart.columns:
-        con.execute(sql.SQL("comment on column {}.{} is {}").format(
-            table, sql.Identifier(c.name), sql.Literal(c.comment)))
+        con.execute(
+            sql.SQL("comment on column {}.{} is {}").format(table, sql.Identifier(c.name), sql.Literal(c.comment))
+        )

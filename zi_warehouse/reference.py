@@ -12,7 +12,7 @@ import fnmatch
 import re
 import unicodedata
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 
 from zi_warehouse.config import SEEDS_DIR
 
@@ -32,7 +32,7 @@ def _read(name: str) -> list[dict]:
         return list(csv.DictReader(fh))
 
 
-@lru_cache(maxsize=None)
+@cache
 def municipalities() -> tuple[Municipality, ...]:
     return tuple(
         Municipality(
@@ -59,7 +59,7 @@ def normalise_name(text: str) -> str:
     return " ".join(text.split())
 
 
-@lru_cache(maxsize=None)
+@cache
 def _alias_index() -> dict[str, str]:
     index = {normalise_name(m.name): m.key for m in municipalities()}
     index.update({normalise_name(m.key): m.key for m in municipalities()})
@@ -75,12 +75,12 @@ def match_municipality(text: object) -> str | None:
     return _alias_index().get(normalise_name(str(text)))
 
 
-@lru_cache(maxsize=None)
+@cache
 def measure_types() -> tuple[dict, ...]:
     return tuple(_read("measure_types.csv"))
 
 
-@lru_cache(maxsize=None)
+@cache
 def project_statuses() -> tuple[dict, ...]:
     return tuple(_read("project_statuses.csv"))
 
@@ -90,7 +90,7 @@ def project_statuses() -> tuple[dict, ...]:
 CODE_LISTS = ("status", "measure_type", "surface_type", "yes_no")
 
 
-@lru_cache(maxsize=None)
+@cache
 def coded_value_spellings() -> dict[str, dict[str, str]]:
     """code list -> {normalised spelling: value key}, from ``seeds/coded_value_spellings.csv``.
 
@@ -124,11 +124,12 @@ class RuleText:
         return "*" in self.rule_key
 
 
-@lru_cache(maxsize=None)
+@cache
 def rule_texts() -> tuple[RuleText, ...]:
     return tuple(
-        RuleText(r["rule_key"], r["kind"], r["source_family"] or None, r["label_de"], r["explanation_de"],
-                 r["audience"])
+        RuleText(
+            r["rule_key"], r["kind"], r["source_family"] or None, r["label_de"], r["explanation_de"], r["audience"]
+        )
         for r in _read("rule_texts.csv")
     )
 

@@ -39,10 +39,10 @@ import re
 import shutil
 import subprocess
 import uuid
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
 
 from zi_warehouse import config
 from zi_warehouse.german import LOCAL_TIME_ZONE  # days of the Tagesstand: the data team's calendar day
@@ -96,7 +96,7 @@ def reporting_dir(published: Path) -> Path:
 def new_release_id(run_id: str | None, now: dt.datetime) -> str:
     """Sortable by time (UTC, to the second), then the first characters of the run id (or a random token)."""
     token = (run_id or uuid.uuid4().hex).replace("-", "")[:8]
-    return f"{now.astimezone(dt.timezone.utc):%Y%m%dT%H%M%SZ}-{token}"
+    return f"{now.astimezone(dt.UTC):%Y%m%dT%H%M%SZ}-{token}"
 
 
 def current_release(published: Path) -> Path | None:
@@ -130,12 +130,17 @@ def code_version() -> dict:
 
     version: dict = {"git_commit": None, "git_dirty": None, **code_fingerprint()}
     try:
-        commit = subprocess.run(["git", "-C", str(config.REPO_ROOT), "rev-parse", "HEAD"], capture_output=True,
-                                text=True, timeout=10)
+        commit = subprocess.run(
+            ["git", "-C", str(config.REPO_ROOT), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10
+        )
         if commit.returncode == 0:
             version["git_commit"] = commit.stdout.strip()
-            status = subprocess.run(["git", "-C", str(config.REPO_ROOT), "status", "--porcelain",
-                                     "--untracked-files=no"], capture_output=True, text=True, timeout=10)
+            status = subprocess.run(
+                ["git", "-C", str(config.REPO_ROOT), "status", "--porcelain", "--untracked-files=no"],
+                capture_output=True,
+                text=True,
+                timeout=10,
+            )
             version["git_dirty"] = bool(status.stdout.strip()) if status.returncode == 0 else None
     except (OSError, subprocess.SubprocessError):
         pass  # no git: the fingerprint identifies the code
@@ -176,7 +181,7 @@ def remove_tree(root: Path) -> None:
     """Remove a (read-only) release folder: folders need their write bit back before their entries go."""
     if not root.exists() and not root.is_symlink():
         return
-    for folder, dirs, _files in os.walk(root):
+    for folder, _dirs, _files in os.walk(root):
         os.chmod(folder, 0o755)
     shutil.rmtree(root, ignore_errors=True)
 
@@ -249,7 +254,7 @@ def adopt_legacy(published: Path, now: dt.datetime) -> Path | None:
     old_db = published / DUCKDB_FILE
     if old_db.is_symlink() or not old_db.is_file():
         return None
-    moment = dt.datetime.fromtimestamp(old_db.stat().st_mtime, dt.timezone.utc)
+    moment = dt.datetime.fromtimestamp(old_db.stat().st_mtime, dt.UTC)
     release_id = f"{moment:%Y%m%dT%H%M%SZ}-vorher"
     folder = releases_dir(published)
     folder.mkdir(exist_ok=True)
@@ -264,12 +269,22 @@ def adopt_legacy(published: Path, now: dt.datetime) -> Path | None:
         if old_parquet.is_dir():
             for path in sorted(old_parquet.glob("*.parquet")):
                 link_or_copy(path, staging / PARQUET_DIR / path.name)
-        write_json(staging / MANIFEST_FILE, {
-            "format": MANIFEST_FORMAT, "release_id": release_id, "published_at": moment.isoformat(),
-            "adopted_at": now.astimezone(dt.timezone.utc).isoformat(), "run_id": None, "code": {},
-            "previous_release": None, "reporting_release": None, "marts": {}, "landed_files": [],
-            "note": "Veröffentlichte Fassung aus der Zeit vor den Releases, unverändert übernommen",
-        })
+        write_json(
+            staging / MANIFEST_FILE,
+            {
+                "format": MANIFEST_FORMAT,
+                "release_id": release_id,
+                "published_at": moment.isoformat(),
+                "adopted_at": now.astimezone(dt.UTC).isoformat(),
+                "run_id": None,
+                "code": {},
+                "previous_release": None,
+                "reporting_release": None,
+                "marts": {},
+                "landed_files": [],
+                "note": "Veröffentlichte Fassung aus der Zeit vor den Releases, unverändert übernommen",
+            },
+        )
         fsync_path(staging / PARQUET_DIR)
         fsync_path(staging)
         make_read_only(staging)
@@ -290,8 +305,12 @@ def remove_leftovers(published: Path, keep: set[str]) -> list[str]:
                 removed.append(entry.name)
     for entry in published.iterdir():
         name = entry.name
-        legacy = (name.startswith(".parquet-") or name.startswith(".zi.duckdb.")
-                  or (name.endswith(".lnk") and entry.is_symlink()) or name.endswith(".old"))
+        legacy = (
+            name.startswith(".parquet-")
+            or name.startswith(".zi.duckdb.")
+            or (name.endswith(".lnk") and entry.is_symlink())
+            or name.endswith(".old")
+        )
         if legacy:
             if entry.is_dir() and not entry.is_symlink():
                 shutil.rmtree(entry, ignore_errors=True)
@@ -319,7 +338,7 @@ def retention_days() -> int:
 def _published_at(release: Path, manifest: dict | None) -> dt.datetime:
     if manifest and manifest.get("published_at"):
         return dt.datetime.fromisoformat(manifest["published_at"])
-    return dt.datetime.fromtimestamp(release.stat().st_mtime, dt.timezone.utc)
+    return dt.datetime.fromtimestamp(release.stat().st_mtime, dt.UTC)
 
 
 #: A release replaced less than this long ago stays: a reader that resolved ``current`` just before the switch
@@ -353,9 +372,11 @@ def apply_retention(published: Path, days: int, now: dt.datetime) -> list[str]:
         replaced_at = {entry: releases[i + 1][0] for i, (_at, entry) in enumerate(releases[:-1])}
         for published_at, entry in releases:
             day = published_at.astimezone(LOCAL_TIME_ZONE).date()
-            keep = (entry == current
-                    or now - replaced_at.get(entry, now) < READER_GRACE
-                    or (day < today and last_of_day[day] == entry and (today - day).days <= days))
+            keep = (
+                entry == current
+                or now - replaced_at.get(entry, now) < READER_GRACE
+                or (day < today and last_of_day[day] == entry and (today - day).days <= days)
+            )
             if not keep:
                 remove_tree(entry)
                 removed.append(entry.name)
@@ -387,7 +408,6 @@ def _lock(published: Path, exclusive: bool, wait: bool = True) -> Iterator[bool]
 # --------------------------------------------------------------------------------------------------
 # Berichtsstände
 # --------------------------------------------------------------------------------------------------
-
 
 
 def freeze(
@@ -426,15 +446,18 @@ def freeze(
         written = render(staging / DUCKDB_FILE, staging)
         manifest = read_manifest(staging) or {}
         files = {p.relative_to(staging).as_posix(): file_sha256(p) for p in sorted(staging.rglob("*")) if p.is_file()}
-        write_json(staging / FREEZE_FILE, {
-            "quarter": quarter,
-            "release_id": manifest.get("release_id", release.name),
-            "run_id": manifest.get("run_id"),
-            "frozen_at": (now or dt.datetime.now(dt.timezone.utc)).astimezone(dt.timezone.utc).isoformat(),
-            "frozen_by": frozen_by,
-            "report_files": sorted(p.relative_to(staging).as_posix() for p in written),
-            "sha256": files,
-        })
+        write_json(
+            staging / FREEZE_FILE,
+            {
+                "quarter": quarter,
+                "release_id": manifest.get("release_id", release.name),
+                "run_id": manifest.get("run_id"),
+                "frozen_at": (now or dt.datetime.now(dt.UTC)).astimezone(dt.UTC).isoformat(),
+                "frozen_by": frozen_by,
+                "report_files": sorted(p.relative_to(staging).as_posix() for p in written),
+                "sha256": files,
+            },
+        )
         for path in staging.rglob("*"):
             if path.is_file():
                 fsync_path(path)
@@ -507,9 +530,16 @@ def list_reporting(published: Path) -> list[ReportingInfo]:
         except (OSError, ValueError):
             continue
         frozen_at = record.get("frozen_at")
-        out.append(ReportingInfo(entry.name, entry, record.get("release_id", "?"), record.get("run_id"),
-                                 dt.datetime.fromisoformat(frozen_at) if frozen_at else None,
-                                 record.get("report_files", [])))
+        out.append(
+            ReportingInfo(
+                entry.name,
+                entry,
+                record.get("release_id", "?"),
+                record.get("run_id"),
+                dt.datetime.fromisoformat(frozen_at) if frozen_at else None,
+                record.get("report_files", []),
+            )
+        )
     return sorted(out, key=lambda r: r.quarter)
 
 
@@ -536,12 +566,19 @@ def list_releases(published: Path) -> list[ReleaseInfo]:
         if manifest is None:
             continue
         marts = manifest.get("marts", {})
-        out.append(ReleaseInfo(
-            release_id=entry.name, path=entry, published_at=_published_at(entry, manifest),
-            run_id=manifest.get("run_id"), code=manifest.get("code", {}), marts=len(marts),
-            marts_written=sum(1 for m in marts.values() if m.get("written")),
-            is_current=entry == current, frozen_as=frozen.get(entry.name, []),
-        ))
+        out.append(
+            ReleaseInfo(
+                release_id=entry.name,
+                path=entry,
+                published_at=_published_at(entry, manifest),
+                run_id=manifest.get("run_id"),
+                code=manifest.get("code", {}),
+                marts=len(marts),
+                marts_written=sum(1 for m in marts.values() if m.get("written")),
+                is_current=entry == current,
+                frozen_as=frozen.get(entry.name, []),
+            )
+        )
     return sorted(out, key=lambda r: (r.published_at, r.release_id))
 
 

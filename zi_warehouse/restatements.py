@@ -87,12 +87,29 @@ COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("files_added", "varchar", "Seit dem Berichtsstand hinzugekommene Dateien, die die Änderung erklären (; getrennt)"),
     ("files_replaced", "varchar", "Seitdem ersetzte Dateien (neuer Inhalt unter gleichem Namen), die sie erklären"),
     ("files_removed", "varchar", "Seitdem entfernte Dateien, die sie erklären"),
-    ("code_changed", "boolean", "Code oder dbt-Projekt seit dem Berichtsstand geändert (Änderung auch ohne Datei möglich)"),
+    (
+        "code_changed",
+        "boolean",
+        "Code oder dbt-Projekt seit dem Berichtsstand geändert (Änderung auch ohne Datei möglich)",
+    ),
 )
 CHANGE_KINDS = {"added": "files_added", "replaced": "files_replaced", "removed": "files_removed"}
 
-NUMERIC_TYPES = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER",
-                 "UBIGINT", "UHUGEINT", "FLOAT", "DOUBLE", "DECIMAL")
+NUMERIC_TYPES = (
+    "TINYINT",
+    "SMALLINT",
+    "INTEGER",
+    "BIGINT",
+    "HUGEINT",
+    "UTINYINT",
+    "USMALLINT",
+    "UINTEGER",
+    "UBIGINT",
+    "UHUGEINT",
+    "FLOAT",
+    "DOUBLE",
+    "DECIMAL",
+)
 #: Raw tables without lineage columns, or not deliveries (the ledger itself, quality results).
 LEDGER_TABLES = ("ingestion_files", "rejected_rows")
 
@@ -126,8 +143,7 @@ def landed_files(con: duckdb.DuckDBPyConnection, db: str, known: dict[tuple[str,
     ).fetchall()
     entries, unknown = [], {}
     for path, family, file_hash, outcome, rows_loaded, municipality in ledger:
-        entry = {"path": path, "family": family, "hash": file_hash, "outcome": outcome,
-                 "rows_loaded": rows_loaded}
+        entry = {"path": path, "family": family, "hash": file_hash, "outcome": outcome, "rows_loaded": rows_loaded}
         previous = known.get((path, file_hash))
         if previous is not None and "raw_tables" in previous:
             entry["raw_tables"] = previous["raw_tables"]
@@ -165,13 +181,17 @@ def _reach(con: duckdb.DuckDBPyConnection, db: str, paths: list[str]) -> dict[st
             municipality = "t.municipality_key"
         elif "application_id" in columns and has_applications:
             municipality = "a.municipality_key"
-            source += (f" left join (select application_id, any_value(municipality_key) as municipality_key "
-                       f"from {application} group by 1) a on a.application_id = t.application_id")
+            source += (
+                f" left join (select application_id, any_value(municipality_key) as municipality_key "
+                f"from {application} group by 1) a on a.application_id = t.application_id"
+            )
         elif "approval_id" in columns and has_applications and has_approvals:
             municipality = "a.municipality_key"
-            source += (f" left join (select p.approval_id, any_value(a.municipality_key) as municipality_key "
-                       f"from {approval} p join {application} a on a.application_id = p.application_id "
-                       f"group by 1) a on a.approval_id = t.approval_id")
+            source += (
+                f" left join (select p.approval_id, any_value(a.municipality_key) as municipality_key "
+                f"from {approval} p join {application} a on a.application_id = p.application_id "
+                f"group by 1) a on a.approval_id = t.approval_id"
+            )
         else:
             municipality = "null::varchar"
         for path, municipalities in con.execute(
@@ -189,7 +209,8 @@ def _raw_columns(con: duckdb.DuckDBPyConnection, db: str) -> dict[str, list[str]
     out: dict[str, list[str]] = {}
     for table, column in con.execute(
         "select table_name, column_name from duckdb_columns() where database_name = ? and schema_name = 'raw' "
-        "order by table_name, column_index", [db]
+        "order by table_name, column_index",
+        [db],
     ).fetchall():
         out.setdefault(table, []).append(column)
     return out
@@ -218,8 +239,11 @@ def _mart_raw_tables(path: str, _stamp: int) -> dict[str, set[str]] | None:
     except (OSError, ValueError):
         return None
     parents = manifest.get("parent_map", {})
-    by_alias = {n.get("alias") or n.get("name"): key for key, n in manifest.get("nodes", {}).items()
-                if n.get("resource_type") == "model"}
+    by_alias = {
+        n.get("alias") or n.get("name"): key
+        for key, n in manifest.get("nodes", {}).items()
+        if n.get("resource_type") == "model"
+    }
     out: dict[str, set[str]] = {}
     for mart in RESTATED_MARTS:
         start = by_alias.get(mart.name)
@@ -281,9 +305,12 @@ def build(
         insert into memory.main.{TABLE}
         with explained as (
             select r.mart, r.municipality_key,
-                {", ".join(
-                    f"string_agg(distinct f.path, '; ' order by f.path) filter (where f.change_kind = '{kind}') "
-                    f"as {column}" for kind, column in CHANGE_KINDS.items())}
+                {
+            ", ".join(
+                f"string_agg(distinct f.path, '; ' order by f.path) filter (where f.change_kind = '{kind}') as {column}"
+                for kind, column in CHANGE_KINDS.items()
+            )
+        }
             from (select distinct mart, municipality_key from _restated) r
             join _mart_lineage l on l.mart = r.mart or l.mart is null
             join _changed_files f on (f.raw_table = l.raw_table or l.mart is null)
@@ -306,9 +333,13 @@ def build(
 
 
 def _columns(con: duckdb.DuckDBPyConnection, db: str, table: str) -> dict[str, str]:
-    return dict(con.execute(
-        "select column_name, data_type from duckdb_columns() where database_name = ? and schema_name = 'marts' "
-        "and table_name = ? order by column_index", [db, table]).fetchall())
+    return dict(
+        con.execute(
+            "select column_name, data_type from duckdb_columns() where database_name = ? and schema_name = 'marts' "
+            "and table_name = ? order by column_index",
+            [db, table],
+        ).fetchall()
+    )
 
 
 def _compare_query(con: duckdb.DuckDBPyConnection, db: str, frozen: str, mart: RestatedMart) -> str | None:
@@ -317,8 +348,14 @@ def _compare_query(con: duckdb.DuckDBPyConnection, db: str, frozen: str, mart: R
     if not now or not then or any(k not in now or k not in then for k in mart.keys):
         return None  # the mart is new or its grain changed: nothing comparable
     skip = {*mart.keys, *mart.attributes}
-    figures = [c for c, kind in now.items() if c not in skip and c in then
-               and kind.split("(")[0] in NUMERIC_TYPES and then[c].split("(")[0] in NUMERIC_TYPES]
+    figures = [
+        c
+        for c, kind in now.items()
+        if c not in skip
+        and c in then
+        and kind.split("(")[0] in NUMERIC_TYPES
+        and then[c].split("(")[0] in NUMERIC_TYPES
+    ]
     if not figures:
         return None
     keys = ", ".join(quote_ident(k) for k in mart.keys)
@@ -326,13 +363,20 @@ def _compare_query(con: duckdb.DuckDBPyConnection, db: str, frozen: str, mart: R
     listed = ", ".join(quote_ident(f) for f in figures)
 
     def long(database: str) -> str:
-        return (f"(from (select {keys}, municipality_name, {values} from {database}.marts.{quote_ident(mart.name)}) "
-                f"unpivot include nulls (value for figure in ({listed})))")
+        return (
+            f"(from (select {keys}, municipality_name, {values} from {database}.marts.{quote_ident(mart.name)}) "
+            f"unpivot include nulls (value for figure in ({listed})))"
+        )
 
     join = " and ".join(f"n.{quote_ident(k)} is not distinct from o.{quote_ident(k)}" for k in (*mart.keys, "figure"))
     period = mart.period_column
-    breakdown = (" || ' / ' || ".join(f"coalesce(coalesce(n.{quote_ident(b)}, o.{quote_ident(b)})::varchar, '–')"
-                                      for b in mart.breakdown) if mart.breakdown else "null::varchar")
+    breakdown = (
+        " || ' / ' || ".join(
+            f"coalesce(coalesce(n.{quote_ident(b)}, o.{quote_ident(b)})::varchar, '–')" for b in mart.breakdown
+        )
+        if mart.breakdown
+        else "null::varchar"
+    )
     return f"""
         select '{mart.name}' as mart, coalesce(n.figure, o.figure) as figure,
             coalesce(n.municipality_key, o.municipality_key) as municipality_key,
@@ -361,11 +405,12 @@ def _changed_files_table(con: duckdb.DuckDBPyConnection, then: list[dict], now: 
         reach = [f.get("municipalities") for f in versions if f.get("raw_tables")]
         municipalities = None if any(r is None for r in reach) else sorted({m for r in reach for m in r})
         for table in tables:
-            for municipality in (municipalities if municipalities is not None else [None]):
+            for municipality in municipalities if municipalities is not None else [None]:
                 rows.append((path, kind, table, municipality))
     names = ["path", "change_kind", "raw_table", "municipality_key"]
-    _temp_table(con, "_changed_files", pa.table({n: pa.array([r[i] for r in rows], pa.string())
-                                                 for i, n in enumerate(names)}))
+    _temp_table(
+        con, "_changed_files", pa.table({n: pa.array([r[i] for r in rows], pa.string()) for i, n in enumerate(names)})
+    )
 
 
 def _lineage_table(con: duckdb.DuckDBPyConnection, lineage: dict[str, set[str]] | None) -> None:
@@ -373,8 +418,16 @@ def _lineage_table(con: duckdb.DuckDBPyConnection, lineage: dict[str, set[str]] 
     pairs = [(m, t) for m, tables in sorted((lineage or {}).items()) for t in sorted(tables)]
     if lineage is None:
         pairs = [(None, None)]
-    _temp_table(con, "_mart_lineage", pa.table({"mart": pa.array([p[0] for p in pairs], pa.string()),
-                                                 "raw_table": pa.array([p[1] for p in pairs], pa.string())}))
+    _temp_table(
+        con,
+        "_mart_lineage",
+        pa.table(
+            {
+                "mart": pa.array([p[0] for p in pairs], pa.string()),
+                "raw_table": pa.array([p[1] for p in pairs], pa.string()),
+            }
+        ),
+    )
 
 
 def _temp_table(con: duckdb.DuckDBPyConnection, name: str, data: pa.Table) -> None:

@@ -75,9 +75,11 @@ class Column:
 def column_descriptions(con: duckdb.DuckDBPyConnection, sql: str) -> dict[str, str]:
     """Description of each column name of the public marts; where a name means different things in
     different marts, the mart the query names first decides."""
-    rows = con.execute("select table_name, column_name, comment from duckdb_columns() "
-                       "where schema_name = ? and comment is not null order by table_name, column_index",
-                       [PUBLIC_SCHEMA]).fetchall()
+    rows = con.execute(
+        "select table_name, column_name, comment from duckdb_columns() "
+        "where schema_name = ? and comment is not null order by table_name, column_index",
+        [PUBLIC_SCHEMA],
+    ).fetchall()
     text = sql.lower()
     mentioned = {t: text.find(t) for t, _c, _d in rows if re.search(rf"\b{re.escape(t)}\b", text)}
     out: dict[str, tuple[int, str]] = {}
@@ -166,8 +168,17 @@ def _local(value: dt.datetime) -> dt.datetime:
 
 
 def _is_integer_type(type_name: str) -> bool:
-    return type_name.upper() in ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT",
-                                 "UINTEGER", "UBIGINT")
+    return type_name.upper() in (
+        "TINYINT",
+        "SMALLINT",
+        "INTEGER",
+        "BIGINT",
+        "HUGEINT",
+        "UTINYINT",
+        "USMALLINT",
+        "UINTEGER",
+        "UBIGINT",
+    )
 
 
 def number_format(column: Column) -> str | None:
@@ -177,8 +188,9 @@ def number_format(column: Column) -> str | None:
         return DATE_FORMAT
     if type_name.startswith("TIMESTAMP"):
         return TIMESTAMP_FORMAT
-    if column.unit in UNIT_FORMATS and (_is_integer_type(type_name) or type_name.startswith(("DECIMAL", "DOUBLE",
-                                                                                              "FLOAT"))):
+    if column.unit in UNIT_FORMATS and (
+        _is_integer_type(type_name) or type_name.startswith(("DECIMAL", "DOUBLE", "FLOAT"))
+    ):
         return UNIT_FORMATS[column.unit]
     if _is_integer_type(type_name):
         return "0" if PLAIN_INTEGER.match(column.key) else INTEGER_FORMAT
@@ -202,14 +214,21 @@ def _shown_length(value: Any, column: Column) -> int:
 def write_xlsx(out: Path, columns: list[Column], rows: list[tuple]) -> None:
     import xlsxwriter
 
-    workbook = xlsxwriter.Workbook(str(out), {"constant_memory": True, "remove_timezone": True,
-                                              "strings_to_numbers": False, "strings_to_formulas": False,
-                                              "strings_to_urls": False})
+    workbook = xlsxwriter.Workbook(
+        str(out),
+        {
+            "constant_memory": True,
+            "remove_timezone": True,
+            "strings_to_numbers": False,
+            "strings_to_formulas": False,
+            "strings_to_urls": False,
+        },
+    )
     try:
-        header_format = workbook.add_format({"bold": True, "text_wrap": True, "valign": "top", "bg_color": "#E8EEF4",
-                                             "bottom": 1})
-        formats = {c.key: workbook.add_format({"num_format": f}) if (f := number_format(c)) else None
-                   for c in columns}
+        header_format = workbook.add_format(
+            {"bold": True, "text_wrap": True, "valign": "top", "bg_color": "#E8EEF4", "bottom": 1}
+        )
+        formats = {c.key: workbook.add_format({"num_format": f}) if (f := number_format(c)) else None for c in columns}
         sheet = workbook.add_worksheet(RESULT_SHEET)
         # Widths from the header (wrapped into at most three lines) and the longest value shown.
         for i, column in enumerate(columns):

@@ -27,9 +27,10 @@ import os
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import duckdb
 from rich.console import Console
@@ -48,8 +49,21 @@ HELP_DE = (
     "Befehle: .tables (Marts), .columns <mart> (Spalten mit Beschreibung), .vertical (Zeilen untereinander "
     "an/aus/auto), .help, .quit"
 )
-NUMERIC_TYPES = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER",
-                 "UBIGINT", "UHUGEINT", "FLOAT", "DOUBLE", "DECIMAL")
+NUMERIC_TYPES = (
+    "TINYINT",
+    "SMALLINT",
+    "INTEGER",
+    "BIGINT",
+    "HUGEINT",
+    "UTINYINT",
+    "USMALLINT",
+    "UINTEGER",
+    "UBIGINT",
+    "UHUGEINT",
+    "FLOAT",
+    "DOUBLE",
+    "DECIMAL",
+)
 
 
 class PublishedWarehouseMissing(RuntimeError):
@@ -62,9 +76,7 @@ class QueryCancelled(RuntimeError):
 
 def open_published(path: Path) -> duckdb.DuckDBPyConnection:
     if not path.exists():
-        raise PublishedWarehouseMissing(
-            f"Kein veröffentlichtes Warehouse unter {path}: zuerst `make run` ausführen."
-        )
+        raise PublishedWarehouseMissing(f"Kein veröffentlichtes Warehouse unter {path}: zuerst `make run` ausführen.")
     return duckdb.connect(str(path), read_only=True)
 
 
@@ -96,7 +108,7 @@ def split_statements(text: str) -> tuple[list[str], str]:
                 return statements, text[start:]
             i = end + 2
         elif c == ";":
-            statement = text[start:i + 1].strip()
+            statement = text[start : i + 1].strip()
             if statement.strip(";").strip():
                 statements.append(statement)
             start = i = i + 1
@@ -122,7 +134,7 @@ def _strip_comments(sql: str) -> str:
         elif sql[i] in ("'", '"'):
             end = sql.find(sql[i], i + 1)
             end = n - 1 if end == -1 else end
-            out.append(sql[i:end + 1])
+            out.append(sql[i : end + 1])
             i = end + 1
         else:
             out.append(sql[i])
@@ -169,7 +181,7 @@ def run_cancellable(con: duckdb.DuckDBPyConnection, sql: str, limit: int | None 
                 while chunk := cursor.fetchmany(10_000):
                     total += len(chunk)
             outcome["result"] = Result(columns, types, rows, total, 0.0)
-        except BaseException as exc:  # handed to the caller's thread
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
             outcome["error"] = exc
 
     worker = threading.Thread(target=work, name="zi-sql-query", daemon=True)
@@ -224,8 +236,10 @@ def natural_width(result: Result) -> int:
     """Characters a table of ``result`` needs without wrapping a cell (borders and padding included)."""
     widths = []
     for i, name in enumerate(result.columns):
-        cells = [len(NULL_TEXT) if r[i] is None else max(map(len, display_value(r[i]).splitlines() or [""]))
-                 for r in result.rows]
+        cells = [
+            len(NULL_TEXT) if r[i] is None else max(map(len, display_value(r[i]).splitlines() or [""]))
+            for r in result.rows
+        ]
         widths.append(max([len(name), *cells]))
     return sum(widths) + 3 * len(widths) + 1
 
@@ -250,15 +264,13 @@ def print_result(result: Result, console: Console, vertical: bool | None = None)
     else:
         table = Table(show_lines=False)
         for name, type_name in zip(result.columns, result.types):
-            table.add_column(name, justify="right" if _is_numeric(type_name) else "left", no_wrap=True,
-                             overflow="fold")
+            table.add_column(name, justify="right" if _is_numeric(type_name) else "left", no_wrap=True, overflow="fold")
         for row in result.rows:
             table.add_row(*[_cell(v) for v in row])
         console.print(table)
     shown = len(result.rows)
     rows = "1 Zeile" if result.total == 1 else f"{result.total} Zeilen"
-    more = (f"; gezeigt die ersten {shown} (mit --out alle in eine Datei schreiben)"
-            if result.total > shown else "")
+    more = f"; gezeigt die ersten {shown} (mit --out alle in eine Datei schreiben)" if result.total > shown else ""
     console.print(f"[dim]{rows}{more} ({format_number(result.seconds, 2)} s)[/dim]")
 
 
@@ -294,17 +306,22 @@ class Session:
         name, _, argument = line.partition(" ")
         argument = argument.strip().rstrip(";")
         if name == ".tables":
-            self.run_text("select table_name as mart, estimated_size as zeilen_ungefaehr, comment as beschreibung "
-                          "from duckdb_tables() where schema_name = 'marts' order by table_name;")
+            self.run_text(
+                "select table_name as mart, estimated_size as zeilen_ungefaehr, comment as beschreibung "
+                "from duckdb_tables() where schema_name = 'marts' order by table_name;"
+            )
         elif name == ".columns" and argument:
             mart = argument.removeprefix("marts.").replace("'", "''")
-            self.run_text("select column_name as spalte, data_type as typ, comment as beschreibung "
-                          f"from duckdb_columns() where schema_name = 'marts' and table_name = '{mart}' "
-                          "order by column_index;")
+            self.run_text(
+                "select column_name as spalte, data_type as typ, comment as beschreibung "
+                f"from duckdb_columns() where schema_name = 'marts' and table_name = '{mart}' "
+                "order by column_index;"
+            )
         elif name == ".vertical":
             choice = argument.lower()
             self.vertical = {"an": True, "on": True, "aus": False, "off": False, "auto": None}.get(
-                choice, None if self.vertical is True else True)
+                choice, None if self.vertical is True else True
+            )
             mode = {True: "an", False: "aus", None: "auto"}[self.vertical]
             self.console.print(f"Zeilen untereinander: {mode}")
         elif name in (".help", ".hilfe"):
@@ -345,8 +362,9 @@ def history_path() -> Path:
     return state / "zi" / "sql_history"
 
 
-def interactive(con: duckdb.DuckDBPyConnection, console: Console,
-                read_line: Callable[[str], str] | None = None) -> None:
+def interactive(
+    con: duckdb.DuckDBPyConnection, console: Console, read_line: Callable[[str], str] | None = None
+) -> None:
     """The console: prompt_toolkit on a terminal, plain line reading otherwise (pipes, tests)."""
     session = Session(con, console)
     if read_line is None and sys.stdin.isatty() and sys.stdout.isatty():
@@ -406,13 +424,17 @@ def _terminal_console(session: Session) -> None:
     def toolbar() -> str:
         text = prompt.default_buffer.text
         if text.strip() and not is_complete(text):
-            return (" Anweisung nicht abgeschlossen: mit ; beenden (Alt-Enter führt sie so aus), "
-                    "Strg-C verwirft sie")
+            return " Anweisung nicht abgeschlossen: mit ; beenden (Alt-Enter führt sie so aus), Strg-C verwirft sie"
         return " Enter führt aus (nach ;) · ↑/↓ Verlauf · Strg-C bricht ab · Strg-D beendet · .help"
 
-    prompt = PromptSession(history=history, multiline=True, key_bindings=bindings,
-                           prompt_continuation=lambda width, line, wrap: CONTINUATION.rjust(width),
-                           bottom_toolbar=toolbar, enable_history_search=False)
+    prompt = PromptSession(
+        history=history,
+        multiline=True,
+        key_bindings=bindings,
+        prompt_continuation=lambda width, line, wrap: CONTINUATION.rjust(width),
+        bottom_toolbar=toolbar,
+        enable_history_search=False,
+    )
     session.console.print("ZI Warehouse (nur lesend). " + HELP_DE)
     while True:
         try:

@@ -10,9 +10,9 @@ included): ``connect``, ``quote_ident``, ``rows`` (a result as dicts) and ``tabl
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 import duckdb
 import pyarrow as pa
@@ -87,11 +87,13 @@ def table_exists(con: duckdb.DuckDBPyConnection, schema: str, table: str, databa
     Databases attached to the connection are not looked at, so an attached copy cannot stand in for it;
     name one with ``database`` (its attach alias) to look there instead.
     """
-    return bool(con.execute(
-        "select count(*) from information_schema.tables "
-        "where table_schema = ? and table_name = ? and table_catalog = coalesce(?, current_database())",
-        [schema, table, database],
-    ).fetchone()[0])
+    return bool(
+        con.execute(
+            "select count(*) from information_schema.tables "
+            "where table_schema = ? and table_name = ? and table_catalog = coalesce(?, current_database())",
+            [schema, table, database],
+        ).fetchone()[0]
+    )
 
 
 def content_hash(con: duckdb.DuckDBPyConnection, relation: str) -> tuple[int, list, str]:
@@ -142,9 +144,7 @@ def ensure_tables(con: duckdb.DuckDBPyConnection, raw_tables: dict[str, pa.Schem
 
 
 def ledger(con: duckdb.DuckDBPyConnection, source_family: str) -> dict[str, dict]:
-    cur = con.execute(
-        f"select * from {raw_table('ingestion_files')} where source_family = ?", [source_family]
-    )
+    cur = con.execute(f"select * from {raw_table('ingestion_files')} where source_family = ?", [source_family])
     cols = [d[0] for d in cur.description]
     return {row[1]: dict(zip(cols, row)) for row in cur.fetchall()}
 
@@ -166,9 +166,7 @@ def forget_files(con: duckdb.DuckDBPyConnection, source_family: str, entities, s
     """Remove every trace of the given files (their rows, rejections and ledger entries)."""
     files = pa.table({"source_file": pa.array(list(source_files), pa.string())})  # noqa: F841
     for entity in entities:
-        con.execute(
-            f"delete from {raw_table(entity)} where _source_file in (select source_file from files)"
-        )
+        con.execute(f"delete from {raw_table(entity)} where _source_file in (select source_file from files)")
     for table in ("rejected_rows", "ingestion_files"):
         con.execute(
             f"delete from {raw_table(table)} where source_family = ? "
@@ -192,12 +190,12 @@ def store_results(
         parts = [_conform(r.tables[entity], with_lineage(schema)) for r in results if entity in r.tables]
         parts = [p for p in parts if p.num_rows]
         if parts:
-            batch = pa.concat_tables(parts)  # noqa: F841
+            batch = pa.concat_tables(parts)
             if len(parts) > 1 and batch.num_rows < 10_000 * len(parts):
                 # Many small files (forecast workbooks): DuckDB inserts one contiguous chunk several times
                 # faster than a chunk per file (1,000 workbooks: 0.9 s -> 0.1 s). Large parts are left
                 # as they are (no copy of a register's millions of rows).
-                batch = batch.combine_chunks()  # noqa: F841
+                batch = batch.combine_chunks()
             con.execute(f"insert into {raw_table(entity)} by name select * from batch")
     rejected = [
         {"source_family": source_family, "source_file": r.source_file, **rej.as_record()}

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import csv
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 
@@ -42,35 +42,75 @@ EDITIONS: dict[str, dict[str, dict[str, float]]] = {
         "flat_surface": {"c0": 0.8658, "p": 0.0001659, "etp": -0.00009945, "ln_sp": -0.1542},
         # green roof: a = c0 + ln_p·lnP + p·P + inv_etp/ETp + h·h + kf·kf + ln_wk·lnWK + ln_wk_h·ln(WK·h)
         "green_roof": {
-            "c0": -2.182, "ln_p": 0.4293, "p": -0.0001092, "inv_etp": 236.1, "h": 0.0001142,
-            "kf": 0.0002297, "ln_wk": 0.01628, "ln_wk_h": -0.1214,
+            "c0": -2.182,
+            "ln_p": 0.4293,
+            "p": -0.0001092,
+            "inv_etp": 236.1,
+            "h": 0.0001142,
+            "kf": 0.0002297,
+            "ln_wk": 0.01628,
+            "ln_wk_h": -0.1214,
         },
         "retention_roof": {"c0": 0.9231, "p": 0.000254, "etp": -0.0003226, "ln_sp": -0.1472},
         # paving with joint share FA 6–10 %: a and v regressions, g = 1 − a − v
         "paving": {
-            "a_ln_p": 0.05912, "a_fa": -0.02749, "a_sp": -0.03671, "a_wk": -0.30514,
-            "a_kf_num": 4.97687, "a_kf_off": 4.7975,
-            "v_c0": 0.9012, "v_ln_p": -0.1325, "v_etp": 0.00006661, "v_fa": 0.002302, "v_ln_sp": 0.1489,
+            "a_ln_p": 0.05912,
+            "a_fa": -0.02749,
+            "a_sp": -0.03671,
+            "a_wk": -0.30514,
+            "a_kf_num": 4.97687,
+            "a_kf_off": 4.7975,
+            "v_c0": 0.9012,
+            "v_ln_p": -0.1325,
+            "v_etp": 0.00006661,
+            "v_fa": 0.002302,
+            "v_ln_sp": 0.1489,
         },
         # porous paving, gravel, gravel lawn
         "porous_paving": {
-            "a_p": 0.000001969, "a_ln_sp": -0.005116, "a_h": -0.0001051, "a_exp": 0.01753, "a_exp_num": 4.576,
-            "v_c0": 0.2111, "v_ln_p": -0.2544, "v_ln_etp": 0.2073, "v_sp": 0.0006249, "v_ln_h": 0.123,
+            "a_p": 0.000001969,
+            "a_ln_sp": -0.005116,
+            "a_h": -0.0001051,
+            "a_exp": 0.01753,
+            "a_exp_num": 4.576,
+            "v_c0": 0.2111,
+            "v_ln_p": -0.2544,
+            "v_ln_etp": 0.2073,
+            "v_sp": 0.0006249,
+            "v_ln_h": 0.123,
             "v_kf": -0.000002806,
         },
         # infiltration swale (applies to its inflow); FA = fa_c·kf^fa_e (% of the connected area)
         "swale": {
-            "fa_c": 42.323, "fa_e": -0.314,
-            "g_c0": 0.8608, "g_ln_p": 0.02385, "g_etp": -0.00005331, "g_fa": -0.002827, "g_kf": -0.000002493,
+            "fa_c": 42.323,
+            "fa_e": -0.314,
+            "g_c0": 0.8608,
+            "g_ln_p": 0.02385,
+            "g_etp": -0.00005331,
+            "g_fa": -0.002827,
+            "g_kf": -0.000002493,
             "g_ln_kf_fa": 0.0009514,
-            "v_etp": 0.000008562, "v_num": 2.611, "v_p_off": 64.35, "v_fa_exp": 0.9425, "v_kf": -0.000001211,
+            "v_etp": 0.000008562,
+            "v_num": 2.611,
+            "v_p_off": 64.35,
+            "v_fa_exp": 0.9425,
+            "v_kf": -0.000001211,
         },
         # swale-trench element (inflow): a and v regressions, g = 1 − a − v
         "swale_trench": {
-            "fa_c": 21.86, "fa_e": -0.348,
-            "a_c0": -0.03867, "a_ln_p": 0.007684, "a_fa": 0.000003201, "a_kf": 0.0002564, "a_fa_kf": -0.0001187,
+            "fa_c": 21.86,
+            "fa_e": -0.348,
+            "a_c0": -0.03867,
+            "a_ln_p": 0.007684,
+            "a_fa": 0.000003201,
+            "a_kf": 0.0002564,
+            "a_fa_kf": -0.0001187,
             "a_ln_kf_fa": 0.004161,
-            "v_etp": 0.000008879, "v_num": 2.528, "v_p_off": 81.65, "v_fa_exp": 0.9496, "v_kf": -0.00007768,
+            "v_etp": 0.000008879,
+            "v_num": 2.528,
+            "v_p_off": 81.65,
+            "v_fa_exp": 0.9496,
+            "v_kf": -0.00007768,
         },
         "pond": {},
         "pipe": {},
@@ -147,8 +187,14 @@ def shares(
         kf = _need(params, "kf_mm_per_h", equation)
         wk = _need(params, "water_capacity", equation)
         a = (
-            c["c0"] + c["ln_p"] * ln(P) + c["p"] * P + c["inv_etp"] / E + c["h"] * h + c["kf"] * kf
-            + c["ln_wk"] * ln(wk) + c["ln_wk_h"] * ln(wk * h)
+            c["c0"]
+            + c["ln_p"] * ln(P)
+            + c["p"] * P
+            + c["inv_etp"] / E
+            + c["h"] * h
+            + c["kf"] * kf
+            + c["ln_wk"] * ln(wk)
+            + c["ln_wk_h"] * ln(wk * h)
         )
         return _normalise(_from_a(a))
     if equation == "paving":
@@ -157,7 +203,10 @@ def shares(
         sp = _need(params, "storage_height_mm", equation)
         wk = _need(params, "water_capacity", equation)
         a = (
-            c["a_ln_p"] * ln(P) + c["a_fa"] * fa + c["a_sp"] * sp + c["a_wk"] * wk
+            c["a_ln_p"] * ln(P)
+            + c["a_fa"] * fa
+            + c["a_sp"] * sp
+            + c["a_wk"] * wk
             + c["a_kf_num"] / (c["a_kf_off"] + kf)
         )
         v = c["v_c0"] + c["v_ln_p"] * ln(P) + c["v_etp"] * E + c["v_fa"] * fa + c["v_ln_sp"] * ln(1.0 + sp)
@@ -168,7 +217,11 @@ def shares(
         kf = _need(params, "kf_mm_per_h", equation)
         a = c["a_p"] * P + c["a_ln_sp"] * ln(sp) + c["a_h"] * h + c["a_exp"] * np.exp(c["a_exp_num"] / kf)
         v = (
-            c["v_c0"] + c["v_ln_p"] * ln(P) + c["v_ln_etp"] * ln(E) + c["v_sp"] * sp + c["v_ln_h"] * ln(h)
+            c["v_c0"]
+            + c["v_ln_p"] * ln(P)
+            + c["v_ln_etp"] * ln(E)
+            + c["v_sp"] * sp
+            + c["v_ln_h"] * ln(h)
             + c["v_kf"] * kf
         )
         return _normalise(Shares(a, 1.0 - a - v, v))
@@ -179,12 +232,20 @@ def shares(
         v = c["v_etp"] * E + c["v_num"] / (P - c["v_p_off"]) * fa ** c["v_fa_exp"] + c["v_kf"] * kf
         if equation == "swale":
             g = (
-                c["g_c0"] + c["g_ln_p"] * ln(P) + c["g_etp"] * E + c["g_fa"] * fa + c["g_kf"] * kf
+                c["g_c0"]
+                + c["g_ln_p"] * ln(P)
+                + c["g_etp"] * E
+                + c["g_fa"] * fa
+                + c["g_kf"] * kf
                 + c["g_ln_kf_fa"] * ln(kf / fa)
             )
             return _normalise(Shares(1.0 - g - v, g, v))
         a = (
-            c["a_c0"] + c["a_ln_p"] * ln(P) + c["a_fa"] * fa + c["a_kf"] * kf + c["a_fa_kf"] * fa * kf
+            c["a_c0"]
+            + c["a_ln_p"] * ln(P)
+            + c["a_fa"] * fa
+            + c["a_kf"] * kf
+            + c["a_fa_kf"] * fa * kf
             + c["a_ln_kf_fa"] * ln(kf / fa)
         )
         return _normalise(Shares(a, 1.0 - a - v, v))
@@ -215,13 +276,20 @@ def facility_area_share_pct(equation: str, kf_mm_per_h: float, edition: str = DE
 
 
 _PARAM_COLUMNS = (
-    "storage_height_mm", "substrate_height_mm", "kf_mm_per_h", "water_capacity", "joint_share_pct",
-    "facility_area_share_pct", "inflow_area_ratio", "fixed_runoff_share_a", "fixed_recharge_share_g",
+    "storage_height_mm",
+    "substrate_height_mm",
+    "kf_mm_per_h",
+    "water_capacity",
+    "joint_share_pct",
+    "facility_area_share_pct",
+    "inflow_area_ratio",
+    "fixed_runoff_share_a",
+    "fixed_recharge_share_g",
     "fixed_evaporation_share_v",
 )
 
 
-@lru_cache(maxsize=None)
+@cache
 def element_types() -> tuple[dict, ...]:
     """The rows of seeds/surface_types.csv (element type, label, equation, standard parameters)."""
     with open(SEEDS_DIR / "surface_types.csv", newline="", encoding="utf-8") as fh:
@@ -248,7 +316,7 @@ def element_shares(element_type: str, precipitation_mm, etp_mm, edition: str = D
 def is_in_valid_range(precipitation_mm, etp_mm):
     P = np.asarray(precipitation_mm, dtype=float)
     E = np.asarray(etp_mm, dtype=float)
-    return (P >= VALID_P_MM[0]) & (P <= VALID_P_MM[1]) & (E >= VALID_ETP_MM[0]) & (E <= VALID_ETP_MM[1])
+    return (VALID_P_MM[0] <= P) & (VALID_P_MM[1] >= P) & (VALID_ETP_MM[0] <= E) & (VALID_ETP_MM[1] >= E)
 
 
 def factor_table(municipality_keys, precipitation_mm, etp_mm: float, edition: str = DEFAULT_EDITION, elements=None):
@@ -263,10 +331,21 @@ def factor_table(municipality_keys, precipitation_mm, etp_mm: float, edition: st
     P = np.asarray(precipitation_mm, dtype=float)
     E = np.full(P.shape, float(etp_mm))
     valid = is_in_valid_range(P, E)
-    cols: dict[str, list] = {k: [] for k in (
-        "municipality_key", "element_type", "equation", "equation_edition", "precipitation_mm", "etp_mm",
-        "runoff_share_a", "recharge_share_g", "evaporation_share_v", "is_in_valid_range",
-    )}
+    cols: dict[str, list] = {
+        k: []
+        for k in (
+            "municipality_key",
+            "element_type",
+            "equation",
+            "equation_edition",
+            "precipitation_mm",
+            "etp_mm",
+            "runoff_share_a",
+            "recharge_share_g",
+            "evaporation_share_v",
+            "is_in_valid_range",
+        )
+    }
     for row in elements if elements is not None else element_types():
         s = shares(row["equation"], P, E, edition, **element_params(row))
         n = len(keys)

@@ -21,10 +21,10 @@ import os
 import socket
 import threading
 import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
 
 from zi_warehouse.german import format_datetime
 
@@ -50,7 +50,7 @@ class Holder:
         """One German sentence: which build runs since when."""
         try:
             started = dt.datetime.fromisoformat(self.started_at)
-            minutes = max(0, int((dt.datetime.now(dt.timezone.utc) - started).total_seconds() // 60))
+            minutes = max(0, int((dt.datetime.now(dt.UTC) - started).total_seconds() // 60))
             since = f"seit {format_datetime(started, seconds=True)} (vor {minutes} min)"
         except ValueError:
             since = "seit unbekannt"
@@ -164,9 +164,13 @@ def hold(
                     on_wait(holder)
                     told = True
                 time.sleep(poll_seconds)
-        me = Holder(run_id=run_id, launched_by=launched_by,
-                    started_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-                    pid=os.getpid(), host=socket.gethostname())
+        me = Holder(
+            run_id=run_id,
+            launched_by=launched_by,
+            started_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            pid=os.getpid(),
+            host=socket.gethostname(),
+        )
         os.ftruncate(fd, 0)
         os.pwrite(fd, json.dumps(me.__dict__, ensure_ascii=False).encode("utf-8"), 0)
         with _held_guard:

@@ -6,8 +6,8 @@ real format (forecast workbooks, funding-database extracts, DWD archives, tree r
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from zi_warehouse.config import SOURCE_FAMILIES
 from zi_warehouse.demo import climate, forecast_workbooks, funding_extracts, surfaces, trees

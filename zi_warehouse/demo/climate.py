@@ -41,14 +41,30 @@ SERIES_START = dt.date(1950, 1, 1)
 
 #: The daily-KL stations in and around the Ruhr (docs/domain.md#ruhr-stations); closed ones end on their last day.
 RUHR_STATIONS = [
-    dwd.StationEntry(1303, dt.date(1935, 1, 1), RECENT_END, 150, 51.4041, 6.9677, "Essen-Bredeney", "Nordrhein-Westfalen"),
-    dwd.StationEntry(13670, dt.date(2007, 6, 1), RECENT_END, 24, 51.5088, 6.7018, "Duisburg-Baerl", "Nordrhein-Westfalen"),
-    dwd.StationEntry(13696, dt.date(2007, 12, 1), RECENT_END, 60, 51.5966, 7.4048, "Waltrop-Abdinghof", "Nordrhein-Westfalen"),
-    dwd.StationEntry(13700, dt.date(2008, 5, 1), RECENT_END, 203, 51.3329, 7.3412, "Gevelsberg-Oberbröking", "Nordrhein-Westfalen"),
-    dwd.StationEntry(13901, dt.date(1979, 2, 1), RECENT_END, 41, 51.7343, 7.1998, "Haltern (Wasserwerk)", "Nordrhein-Westfalen"),
-    dwd.StationEntry(15190, dt.date(2018, 7, 1), RECENT_END, 18, 51.6802, 6.4349, "Xanten (Wasserwerk)", "Nordrhein-Westfalen"),
-    dwd.StationEntry(555, dt.date(1940, 1, 1), dt.date(2018, 10, 31), 109, 51.5025, 7.2290, "Bochum", "Nordrhein-Westfalen"),
-    dwd.StationEntry(1032, dt.date(1950, 1, 1), dt.date(1999, 9, 30), 120, 51.5120, 7.5345, "Dortmund", "Nordrhein-Westfalen"),
+    dwd.StationEntry(
+        1303, dt.date(1935, 1, 1), RECENT_END, 150, 51.4041, 6.9677, "Essen-Bredeney", "Nordrhein-Westfalen"
+    ),
+    dwd.StationEntry(
+        13670, dt.date(2007, 6, 1), RECENT_END, 24, 51.5088, 6.7018, "Duisburg-Baerl", "Nordrhein-Westfalen"
+    ),
+    dwd.StationEntry(
+        13696, dt.date(2007, 12, 1), RECENT_END, 60, 51.5966, 7.4048, "Waltrop-Abdinghof", "Nordrhein-Westfalen"
+    ),
+    dwd.StationEntry(
+        13700, dt.date(2008, 5, 1), RECENT_END, 203, 51.3329, 7.3412, "Gevelsberg-Oberbröking", "Nordrhein-Westfalen"
+    ),
+    dwd.StationEntry(
+        13901, dt.date(1979, 2, 1), RECENT_END, 41, 51.7343, 7.1998, "Haltern (Wasserwerk)", "Nordrhein-Westfalen"
+    ),
+    dwd.StationEntry(
+        15190, dt.date(2018, 7, 1), RECENT_END, 18, 51.6802, 6.4349, "Xanten (Wasserwerk)", "Nordrhein-Westfalen"
+    ),
+    dwd.StationEntry(
+        555, dt.date(1940, 1, 1), dt.date(2018, 10, 31), 109, 51.5025, 7.2290, "Bochum", "Nordrhein-Westfalen"
+    ),
+    dwd.StationEntry(
+        1032, dt.date(1950, 1, 1), dt.date(1999, 9, 30), 120, 51.5120, 7.5345, "Dortmund", "Nordrhein-Westfalen"
+    ),
 ]
 
 
@@ -71,7 +87,7 @@ def _regional_weather(seed: int, days: np.ndarray) -> dict[str, np.ndarray]:
     starts = np.flatnonzero(summer & (rng.random(n) < 0.010 + 0.0004 * np.clip(year - 1980, 0, None)))
     for s in starts:
         length = rng.integers(3, 10)
-        anomaly[s:s + length] += rng.uniform(4, 8)
+        anomaly[s : s + length] += rng.uniform(4, 8)
     wet_prob = 0.52 + 0.06 * -season
     wet = rng.random(n) < wet_prob
     amount = rng.gamma(np.where(season > 0, 0.7, 0.85), np.where(season > 0, 6.6, 5.3), n)
@@ -124,7 +140,7 @@ def _station_series(seed: int, station: dwd.StationEntry, days: np.ndarray, regi
         length = rng.integers(2, 11)
         cols = [["TXK", "TNK"], ["RSK"], ["TXK", "TNK", "TMK", "RSK"]][rng.integers(0, 3)]
         for col in cols:
-            values[col][start:start + length] = np.nan
+            values[col][start : start + length] = np.nan
     return values
 
 
@@ -134,7 +150,7 @@ def _missing_rows(seed: int, station: dwd.StationEntry, n: int) -> np.ndarray:
     keep = np.ones(n, dtype=bool)
     for _ in range(rng.integers(1, 3)):
         start = rng.integers(0, max(1, n - 45))
-        keep[start:start + rng.integers(3, 41)] = False
+        keep[start : start + rng.integers(3, 41)] = False
     return keep
 
 
@@ -151,11 +167,19 @@ def _zip(path: Path, members: dict[str, bytes]) -> Path:
 
 
 def _parameter_metadata(station: dwd.StationEntry) -> bytes:
-    lines = ["Stations_ID;Von_Datum;Bis_Datum;Stationsname;Parameter;Parameterbeschreibung;Einheit;Datenquelle (Strukturversion=SV);Zusatz-Info;Besonderheiten;Literaturhinweis;eor;"]
-    for code, text, unit in [("RSK", "tägliche Niederschlagshöhe", "mm"), ("TXK", "Tagesmaximum der Lufttemperatur in 2m Höhe", "°C"),
-                             ("TNK", "Tagesminimum der Lufttemperatur in 2m Höhe", "°C"), ("TMK", "Tagesmittel der Lufttemperatur", "°C")]:
-        lines.append(f"{station.station_id};{station.valid_from:%Y%m%d};;{station.name};{code};{text};{unit};"
-                     "Climate Data Center;;;;eor;")
+    lines = [
+        "Stations_ID;Von_Datum;Bis_Datum;Stationsname;Parameter;Parameterbeschreibung;Einheit;Datenquelle (Strukturversion=SV);Zusatz-Info;Besonderheiten;Literaturhinweis;eor;"
+    ]
+    for code, text, unit in [
+        ("RSK", "tägliche Niederschlagshöhe", "mm"),
+        ("TXK", "Tagesmaximum der Lufttemperatur in 2m Höhe", "°C"),
+        ("TNK", "Tagesminimum der Lufttemperatur in 2m Höhe", "°C"),
+        ("TMK", "Tagesmittel der Lufttemperatur", "°C"),
+    ]:
+        lines.append(
+            f"{station.station_id};{station.valid_from:%Y%m%d};;{station.name};{code};{text};{unit};"
+            "Climate Data Center;;;;eor;"
+        )
     lines.append("Legende: Datenbasis: Deutscher Wetterdienst")
     return ("\r\n".join(lines) + "\r\n").encode("iso-8859-1")
 
@@ -182,8 +206,12 @@ def _write_dwd(folder: Path, seed: int) -> list[Path]:
         hist_last = min(HIST_END, station.valid_to)
         in_recent = days >= np.datetime64(RECENT_START)
         keep[in_recent] = True  # gaps are in the quality-controlled history; recent days are all there
-        written.append(_zip(folder / "historical" / dwd.hist_zip_name(station.station_id, first, hist_last),
-                            _archive(station, days, values, keep, first, hist_last)))
+        written.append(
+            _zip(
+                folder / "historical" / dwd.hist_zip_name(station.station_id, first, hist_last),
+                _archive(station, days, values, keep, first, hist_last),
+            )
+        )
         if station.valid_to >= RECENT_END:
             recent = {k: v.copy() for k, v in values.items()}
             rng = np.random.default_rng([seed, station.station_id, 2])
@@ -191,10 +219,16 @@ def _write_dwd(folder: Path, seed: int) -> list[Path]:
             # the overlap with the historical archive: some values were corrected in the history since
             overlap = np.flatnonzero(in_recent & (days <= np.datetime64(HIST_END)))
             changed = rng.choice(overlap, size=max(1, len(overlap) // 20), replace=False)
-            recent["RSK"][changed] = np.round(np.nan_to_num(recent["RSK"][changed]) + rng.uniform(0.1, 2.0, len(changed)), 1)
+            recent["RSK"][changed] = np.round(
+                np.nan_to_num(recent["RSK"][changed]) + rng.uniform(0.1, 2.0, len(changed)), 1
+            )
             recent["TXK"][changed] = np.round(np.nan_to_num(recent["TXK"][changed], nan=15.0) + 0.3, 1)
-            written.append(_zip(folder / "recent" / RECENT_DOWNLOAD / dwd.recent_zip_name(station.station_id),
-                                _archive(station, days, recent, keep, RECENT_START, RECENT_END)))
+            written.append(
+                _zip(
+                    folder / "recent" / RECENT_DOWNLOAD / dwd.recent_zip_name(station.station_id),
+                    _archive(station, days, recent, keep, RECENT_START, RECENT_END),
+                )
+            )
     listing = folder / dwd.STATION_LIST_NAME
     listing.write_bytes(dwd.render_station_list(sorted(RUHR_STATIONS, key=lambda s: s.station_id)))
     written.append(listing)
@@ -206,13 +240,36 @@ def _de(x: float) -> str:
 
 
 #: Climatope mix of a fully urban and a fully rural area (shares of area; mixed by urbanity).
-_URBAN_MIX = {"Gewässerklima": 0.02, "Freilandklima": 0.04, "Waldklima": 0.04, "Parkklima": 0.10, "Vorstadtklima": 0.15,
-              "Stadtrandklima": 0.20, "Stadtklima": 0.22, "Innenstadtklima": 0.10, "Gewerbe- und Industrieklima": 0.13}
-_RURAL_MIX = {"Gewässerklima": 0.03, "Freilandklima": 0.45, "Waldklima": 0.28, "Parkklima": 0.03, "Vorstadtklima": 0.10,
-              "Stadtrandklima": 0.06, "Stadtklima": 0.02, "Innenstadtklima": 0.0, "Gewerbe- und Industrieklima": 0.03}
+_URBAN_MIX = {
+    "Gewässerklima": 0.02,
+    "Freilandklima": 0.04,
+    "Waldklima": 0.04,
+    "Parkklima": 0.10,
+    "Vorstadtklima": 0.15,
+    "Stadtrandklima": 0.20,
+    "Stadtklima": 0.22,
+    "Innenstadtklima": 0.10,
+    "Gewerbe- und Industrieklima": 0.13,
+}
+_RURAL_MIX = {
+    "Gewässerklima": 0.03,
+    "Freilandklima": 0.45,
+    "Waldklima": 0.28,
+    "Parkklima": 0.03,
+    "Vorstadtklima": 0.10,
+    "Stadtrandklima": 0.06,
+    "Stadtklima": 0.02,
+    "Innenstadtklima": 0.0,
+    "Gewerbe- und Industrieklima": 0.03,
+}
 #: Share of each class that the FITNAH night-time evaluation marks as heat-stressed (low, high).
-_HEAT_SHARE = {"Vorstadtklima": (0.02, 0.15), "Stadtrandklima": (0.15, 0.45), "Stadtklima": (0.55, 0.85),
-               "Innenstadtklima": (0.85, 1.0), "Gewerbe- und Industrieklima": (0.6, 0.95)}
+_HEAT_SHARE = {
+    "Vorstadtklima": (0.02, 0.15),
+    "Stadtrandklima": (0.15, 0.45),
+    "Stadtklima": (0.55, 0.85),
+    "Innenstadtklima": (0.85, 1.0),
+    "Gewerbe- und Industrieklima": (0.6, 0.95),
+}
 _DEPTHS = ["0,10-0,30 m", "0,30-0,50 m", "0,50-1,00 m", "> 1,00 m"]
 _DEPTH_SPLIT = [0.62, 0.22, 0.12, 0.04]
 
@@ -222,11 +279,14 @@ def _area_rows(rng, municipality: str, area_type: str, area_name: str, total_ha:
     weights = np.array([mix[k] for k in mix]) * rng.uniform(0.7, 1.3, len(mix))
     areas = np.round(total_ha * weights / weights.sum(), 2)
     rows = []
-    for (klass, area) in zip(mix, areas):
+    for klass, area in zip(mix, areas):
         lo, hi = _HEAT_SHARE.get(klass, (0.0, 0.0))
         heat = round(area * rng.uniform(lo, hi), 2)
         rows.append(f"{municipality};{area_type};{area_name};Klimatop;{klass};{_de(area)};{_de(heat)}")
-    for topic, share in (("Starkregen selten", rng.uniform(0.03, 0.08)), ("Starkregen extrem", rng.uniform(0.08, 0.16))):
+    for topic, share in (
+        ("Starkregen selten", rng.uniform(0.03, 0.08)),
+        ("Starkregen extrem", rng.uniform(0.08, 0.16)),
+    ):
         hazard = total_ha * share * (0.7 + 0.6 * urbanity)
         for depth, split in zip(_DEPTHS, _DEPTH_SPLIT):
             rows.append(f"{municipality};{area_type};{area_name};{topic};{depth};{_de(hazard * split)};")
@@ -245,9 +305,13 @@ def _write_area_statistics(folder: Path, programme: DemoProgramme, seed: int) ->
         urbanity = float(np.clip(density / 2800.0, 0.05, 0.95))
         lines += _area_rows(rng, m.name, "Gemeinde", m.name, m.area_km2 * 100.0, urbanity)
         # the designated areas: every quarter a project names, and the four a municipality may designate
-        names = sorted(designated.get(m.key, set()) | {f"Gestaltungsraum {m.name} {q}" for q in ("Mitte", "Nord", "Süd", "West")})
+        names = sorted(
+            designated.get(m.key, set()) | {f"Gestaltungsraum {m.name} {q}" for q in ("Mitte", "Nord", "Süd", "West")}
+        )
         for name in names:
-            lines += _area_rows(rng, m.name, "Gestaltungsraum", name, float(rng.uniform(40, 400)), min(0.98, urbanity + 0.3))
+            lines += _area_rows(
+                rng, m.name, "Gestaltungsraum", name, float(rng.uniform(40, 400)), min(0.98, urbanity + 0.3)
+            )
     path = folder / "rvr_klimaanalyse_flaechenstatistik_2020.csv"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(("\r\n".join(lines) + "\r\n").encode("utf-8-sig"))

@@ -25,8 +25,8 @@ from pathlib import Path
 
 from zi_warehouse.demo.programme import DemoProgramme, DemoProject, quarter_end, quarter_of
 from zi_warehouse.forecasts import parsing as p
-from zi_warehouse.german import format_date, format_number
 from zi_warehouse.forecasts import template as t
+from zi_warehouse.german import format_date, format_number
 from zi_warehouse.reference import _read as _read_seed
 from zi_warehouse.reference import municipality_by_key
 
@@ -52,12 +52,22 @@ REJECTING = {
     "junk_row_without_id": "required",
 }
 FORMATTING = (
-    "cost_as_german_text", "area_approximate", "cost_in_millions", "rate_as_percent_text", "start_as_text",
-    "start_as_serial", "completion_as_quarter", "application_as_quarter_text", "municipality_alias",
+    "cost_as_german_text",
+    "area_approximate",
+    "cost_in_millions",
+    "rate_as_percent_text",
+    "start_as_text",
+    "start_as_serial",
+    "completion_as_quarter",
+    "application_as_quarter_text",
+    "municipality_alias",
     "status_trailing_spaces",
 )
-FILE_FAILURES = {"duplicate_delivery": "duplicate_delivery", "corrupt_file": "file_corrupt",
-                 "renamed_header": "header_mismatch"}
+FILE_FAILURES = {
+    "duplicate_delivery": "duplicate_delivery",
+    "corrupt_file": "file_corrupt",
+    "renamed_header": "header_mismatch",
+}
 
 
 @dataclass(frozen=True)
@@ -77,7 +87,9 @@ class DemoForecasts:
     mistakes: list[InjectedMistake] = field(default_factory=list)
 
 
-def write(landing_dir: Path, programme: DemoProgramme, seed: int, mistake_rate: float = DEFAULT_MISTAKE_RATE) -> list[Path]:
+def write(
+    landing_dir: Path, programme: DemoProgramme, seed: int, mistake_rate: float = DEFAULT_MISTAKE_RATE
+) -> list[Path]:
     """Render every submission of ``programme`` into ``landing_dir/forecasts`` (like every demo writer)."""
     return render(Path(landing_dir) / "forecasts", programme, seed, mistake_rate).paths
 
@@ -133,7 +145,9 @@ def _project_row(rng: random.Random, proj: DemoProject, status: str, y: int, q: 
         "remarks": None,
     }
     if version != "2020":
-        row["affected_surface_type"] = t.SURFACE_TYPES.get(proj.affected_surface_type) if proj.affected_surface_type else None
+        row["affected_surface_type"] = (
+            t.SURFACE_TYPES.get(proj.affected_surface_type) if proj.affected_surface_type else None
+        )
         row["surface_change_m2"] = round(proj.surface_change_m2 * area_factor)
     payments = {}
     if status in ("approved", "in_construction"):
@@ -153,21 +167,33 @@ def _file_name(municipality_name: str, y: int, q: int, suffix: str = "", ext: st
     return f"Prognose_{safe}_{y}-Q{q}{suffix}{ext}"
 
 
-def _write_xlsx(path: Path, version: str, municipality_name: str, y: int, q: int, stand: dt.date,
-                rows: list[dict], layout: t.SheetLayout, extra_sheets: bool, hidden_old: bool) -> list[int]:
+def _write_xlsx(
+    path: Path,
+    version: str,
+    municipality_name: str,
+    y: int,
+    q: int,
+    stand: dt.date,
+    rows: list[dict],
+    layout: t.SheetLayout,
+    extra_sheets: bool,
+    hidden_old: bool,
+) -> list[int]:
     wb = t.new_workbook(path, created=stand)
     if extra_sheets:
         ws = wb.add_worksheet("Hinweise Kommune")
         ws.write(0, 0, "Interne Hinweise: Abstimmung mit Tiefbauamt läuft.")
     # Only the project sheet: the instructions and the hidden drop-down lists of the template triple the
     # writing time of ~470 files and the reader ignores them anyway (tests cover the full template).
-    numbers = t.write_project_sheet(wb, version, municipality_name, (y, q), stand, rows, t.next_quarters(y, q),
-                                    layout=layout)
+    numbers = t.write_project_sheet(
+        wb, version, municipality_name, (y, q), stand, rows, t.next_quarters(y, q), layout=layout
+    )
     if hidden_old:
         # An old copy of the sheet kept hidden by the sender: it must not be read.
         old = [dict(r, total_cost_eur=1.0) for r in rows[:2]]
-        t.write_project_sheet(wb, version, municipality_name, (y, q), stand, old, t.next_quarters(y, q),
-                              sheet_name="Projekte (alt)")
+        t.write_project_sheet(
+            wb, version, municipality_name, (y, q), stand, old, t.next_quarters(y, q), sheet_name="Projekte (alt)"
+        )
         wb.get_worksheet_by_name("Projekte (alt)").hide()
     wb.get_worksheet_by_name(t.PROJECT_SHEET).activate()
     wb.close()
@@ -186,13 +212,20 @@ def _csv_cell(value) -> str:
     return str(value)
 
 
-def _write_csv(path: Path, version: str, municipality_name: str, y: int, q: int, stand: dt.date,
-               rows: list[dict]) -> list[int]:
+def _write_csv(
+    path: Path, version: str, municipality_name: str, y: int, q: int, stand: dt.date, rows: list[dict]
+) -> list[int]:
     """What Excel's 'CSV (Trennzeichen-getrennt)' makes of the sheet: ';', German numbers, cp1252."""
     columns = t.COLUMN_ORDER[version]
     pqs = t.next_quarters(y, q)
-    lines = [[t.TITLE], [t.BLOCK_LABELS["version"], version], [t.BLOCK_LABELS["municipality"], municipality_name],
-             [t.BLOCK_LABELS["period"], f"Q{q}/{y}"], [t.BLOCK_LABELS["submitted_on"], format_date(stand)], []]
+    lines = [
+        [t.TITLE],
+        [t.BLOCK_LABELS["version"], version],
+        [t.BLOCK_LABELS["municipality"], municipality_name],
+        [t.BLOCK_LABELS["period"], f"Q{q}/{y}"],
+        [t.BLOCK_LABELS["submitted_on"], format_date(stand)],
+        [],
+    ]
     lines.append([t.header_maps()[version][c] for c in columns] + [t.payment_header(version, *pq) for pq in pqs])
     numbers = []
     for row in rows:
@@ -203,8 +236,9 @@ def _write_csv(path: Path, version: str, municipality_name: str, y: int, q: int,
     return numbers
 
 
-def render(landing_dir: Path, programme: DemoProgramme, seed: int,
-           mistake_rate: float = DEFAULT_MISTAKE_RATE) -> DemoForecasts:
+def render(
+    landing_dir: Path, programme: DemoProgramme, seed: int, mistake_rate: float = DEFAULT_MISTAKE_RATE
+) -> DemoForecasts:
     landing_dir = Path(landing_dir)
     landing_dir.mkdir(parents=True, exist_ok=True)
     prefix = landing_dir.name
@@ -221,7 +255,7 @@ def render(landing_dir: Path, programme: DemoProgramme, seed: int,
         qend = quarter_end(y, q)
         name = names[m].name
         done = accepted.setdefault(m, set())
-        rows, kinds = [], []
+        rows = []
         known = [proj for proj in by_muni.get(m, []) if proj.idea_date <= qend]
         for proj in known:
             status = proj.status_on(qend)
@@ -253,8 +287,18 @@ def render(landing_dir: Path, programme: DemoProgramme, seed: int,
             if dup["project_id"] in done and not any(rows.index(dup) == i for i, _ in rejects):
                 extra.append(("duplicate_row", dict(dup), dup["project_id"]))
         if rng.random() < mistake_rate * 2:
-            extra.append(("junk_row_without_id", {"title": "Neue Idee: Spielplatz entsiegeln", "municipality": name,
-                                                  "total_cost_eur": 50000.0, "payments": {}}, None))
+            extra.append(
+                (
+                    "junk_row_without_id",
+                    {
+                        "title": "Neue Idee: Spielplatz entsiegeln",
+                        "municipality": name,
+                        "total_cost_eur": 50000.0,
+                        "payments": {},
+                    },
+                    None,
+                )
+            )
         all_rows = rows + [r for _, r, _ in extra]
         layout = t.SheetLayout(
             leading_blank_cols=1 if rng.random() < 0.1 else 0,
@@ -272,7 +316,7 @@ def render(landing_dir: Path, programme: DemoProgramme, seed: int,
             file_name_muni = names[rng.choice(sorted(k for k in names if k != m))].name
         fname = _file_name(file_name_muni, y, q, ext=".csv" if as_csv else ".xlsx")
         if wrong_name:  # another prefix, so it never overwrites the neighbour's own file
-            fname = "Quartalsmeldung" + fname[len("Prognose"):]
+            fname = "Quartalsmeldung" + fname[len("Prognose") :]
         # A failed first attempt (corrupt, renamed header) is always followed by the good file.
         failure = None
         if y > 2020 and rng.random() < mistake_rate / 2:
@@ -295,13 +339,24 @@ def render(landing_dir: Path, programme: DemoProgramme, seed: int,
         if as_csv:
             numbers = _write_csv(path, version, name, y, q, stand, all_rows)
         else:
-            numbers = _write_xlsx(path, version, name, y, q, stand, all_rows, layout,
-                                  extra_sheets=rng.random() < 0.1, hidden_old=rng.random() < 0.05)
+            numbers = _write_xlsx(
+                path,
+                version,
+                name,
+                y,
+                q,
+                stand,
+                all_rows,
+                layout,
+                extra_sheets=rng.random() < 0.1,
+                hidden_old=rng.random() < 0.05,
+            )
         out.paths.append(path)
         src = f"{prefix}/{fname}"
         if wrong_name:
-            out.mistakes.append(InjectedMistake(src, None, None, "file_name_other_municipality",
-                                                "file_name_municipality_mismatch"))
+            out.mistakes.append(
+                InjectedMistake(src, None, None, "file_name_other_municipality", "file_name_municipality_mismatch")
+            )
         for i, kind, col, expected in row_mess:
             out.mistakes.append(InjectedMistake(src, numbers[i], rows[i]["project_id"], kind, None, col, expected))
         for i, kind in rejects:
@@ -312,15 +367,36 @@ def render(landing_dir: Path, programme: DemoProgramme, seed: int,
             copy_name = f"{path.stem}_Kopie{path.suffix}"
             shutil.copyfile(path, landing_dir / copy_name)
             out.paths.append(landing_dir / copy_name)
-            out.mistakes.append(InjectedMistake(f"{prefix}/{copy_name}", None, None, "duplicate_delivery",
-                                                "duplicate_delivery"))
+            out.mistakes.append(
+                InjectedMistake(f"{prefix}/{copy_name}", None, None, "duplicate_delivery", "duplicate_delivery")
+            )
         if resubmit:  # the coordinator fixes the rejected rows and sends a correction
-            fixed = [_project_row(random.Random(f"{seed}-fix-{m}-{y}-{q}-{i}"), _by_id(by_muni[m], r["project_id"]),
-                                  _by_id(by_muni[m], r["project_id"]).status_on(qend), y, q, version)
-                     if any(i == j for j, _ in rejects) else r for i, r in enumerate(rows)]
+            fixed = [
+                _project_row(
+                    random.Random(f"{seed}-fix-{m}-{y}-{q}-{i}"),
+                    _by_id(by_muni[m], r["project_id"]),
+                    _by_id(by_muni[m], r["project_id"]).status_on(qend),
+                    y,
+                    q,
+                    version,
+                )
+                if any(i == j for j, _ in rejects)
+                else r
+                for i, r in enumerate(rows)
+            ]
             fix_name = _file_name(name, y, q, "_korrektur1")
-            _write_xlsx(landing_dir / fix_name, version, name, y, q, stand + dt.timedelta(days=rng.randint(7, 20)),
-                        fixed, t.SheetLayout(), False, False)
+            _write_xlsx(
+                landing_dir / fix_name,
+                version,
+                name,
+                y,
+                q,
+                stand + dt.timedelta(days=rng.randint(7, 20)),
+                fixed,
+                t.SheetLayout(),
+                False,
+                False,
+            )
             out.paths.append(landing_dir / fix_name)
         for row in rows:
             done.add(row["project_id"])
@@ -406,12 +482,19 @@ def _apply_rejecting(rng, row: dict, kind: str, m: str, names) -> bool:
         row["requested_funding_eur"] = round(row["total_cost_eur"] * 1.15, 2)
         row["funding_rate"] = None
     elif kind == "completion_before_start":
-        if not isinstance(row["planned_start_date"], dt.date) or not isinstance(row["planned_completion_date"], dt.date):
+        if not isinstance(row["planned_start_date"], dt.date) or not isinstance(
+            row["planned_completion_date"], dt.date
+        ):
             return False
         row["planned_start_date"], row["planned_completion_date"] = (
-            row["planned_completion_date"] + dt.timedelta(days=30), row["planned_start_date"])
+            row["planned_completion_date"] + dt.timedelta(days=30),
+            row["planned_start_date"],
+        )
     elif kind == "negative_area":
-        if not isinstance(row["expected_disconnected_area_m2"], (int, float)) or not row["expected_disconnected_area_m2"]:
+        if (
+            not isinstance(row["expected_disconnected_area_m2"], (int, float))
+            or not row["expected_disconnected_area_m2"]
+        ):
             return False
         row["expected_disconnected_area_m2"] = -row["expected_disconnected_area_m2"]
     elif kind == "fractional_trees":

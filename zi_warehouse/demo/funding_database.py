@@ -21,9 +21,17 @@ from zi_warehouse.sources import funding as spec
 SCHEMA = "foerderung"
 
 _PG_TYPES = {
-    "text": "text", "date": "date", "timestamp": "timestamp(0) without time zone", "eur": "numeric(15,2)",
-    "number": "numeric(14,4)", "int": "integer", "bool": "boolean", "municipality": "text",
-    "measure_type": "text", "status": "text", "owner_type": "text",
+    "text": "text",
+    "date": "date",
+    "timestamp": "timestamp(0) without time zone",
+    "eur": "numeric(15,2)",
+    "number": "numeric(14,4)",
+    "int": "integer",
+    "bool": "boolean",
+    "municipality": "text",
+    "measure_type": "text",
+    "status": "text",
+    "owner_type": "text",
 }
 
 
@@ -50,8 +58,9 @@ def create_schema(conn: psycopg.Connection, schema: str = SCHEMA) -> None:
         conn.execute(statement)
 
 
-def load(dsn: str, programme: DemoProgramme, seed: int = 7, as_of: dt.datetime | None = None,
-         schema: str = SCHEMA) -> dict[str, int]:
+def load(
+    dsn: str, programme: DemoProgramme, seed: int = 7, as_of: dt.datetime | None = None, schema: str = SCHEMA
+) -> dict[str, int]:
     """Create the schema and upsert the database state as of ``as_of`` (default: end of the demo's last
     quarter). Rows whose ``geaendert_am`` is unchanged are left alone, so loading twice changes nothing.
     Returns the number of rows written per table."""

@@ -49,73 +49,86 @@ def database_rows(programme: DemoProgramme, as_of: dt.datetime, seed: int = 7) -
     for p in sorted(programme.projects, key=lambda p: p.application_id or ""):
         if not p.application_id or p.application_date is None or p.application_date > day:
             continue
-        events = [d for d in (p.application_date, p.decision_date, p.construction_start, p.completion_date,
-                              p.withdrawn_date) if d is not None and d <= day]
+        events = [
+            d
+            for d in (p.application_date, p.decision_date, p.construction_start, p.completion_date, p.withdrawn_date)
+            if d is not None and d <= day
+        ]
         status = p.status_on(day)
-        rows["applications"].append({
-            "application_id": p.application_id,
-            "project_id": p.project_id,
-            "municipality_name": names[p.municipality_key].name,
-            "title": p.title,
-            "measure_type_key": p.measure_type_key,
-            "owner_type": p.owner_type,
-            "application_date": p.application_date,
-            "total_cost_eur": _eur(p.total_cost_eur),
-            "requested_eur": _eur(p.requested_eur),
-            "funding_rate_pct": round(p.funding_rate * 100, 4),
-            "status_key": status,
-            "contact_name": p.contact_name,
-            "contact_email": p.contact_email,
-            "updated_at": _at(max(events), p.application_id, seed),
-        })
+        rows["applications"].append(
+            {
+                "application_id": p.application_id,
+                "project_id": p.project_id,
+                "municipality_name": names[p.municipality_key].name,
+                "title": p.title,
+                "measure_type_key": p.measure_type_key,
+                "owner_type": p.owner_type,
+                "application_date": p.application_date,
+                "total_cost_eur": _eur(p.total_cost_eur),
+                "requested_eur": _eur(p.requested_eur),
+                "funding_rate_pct": round(p.funding_rate * 100, 4),
+                "status_key": status,
+                "contact_name": p.contact_name,
+                "contact_email": p.contact_email,
+                "updated_at": _at(max(events), p.application_id, seed),
+            }
+        )
         if not p.approval_id or p.decision_date is None or p.decision_date > day:
             continue
         started = p.construction_start if p.construction_start and p.construction_start <= day else None
         completed = p.completion_date if p.completion_date and p.completion_date <= day else None
         last_change = max(d for d in (p.decision_date, started, completed) if d is not None)
-        rows["approvals"].append({
-            "approval_id": p.approval_id,
-            "application_id": p.application_id,
-            "notice_date": p.decision_date,
-            "approved_eur": _eur(p.approved_eur),
-            "construction_start_date": started,
-            "completion_date": completed,
-            "updated_at": _at(last_change, p.approval_id, seed),
-        })
+        rows["approvals"].append(
+            {
+                "approval_id": p.approval_id,
+                "application_id": p.application_id,
+                "notice_date": p.decision_date,
+                "approved_eur": _eur(p.approved_eur),
+                "construction_start_date": started,
+                "completion_date": completed,
+                "updated_at": _at(last_change, p.approval_id, seed),
+            }
+        )
         for a in p.amendments:
             if a.notice_date <= day:
                 amendment_id = f"{p.approval_id}-{a.amendment_no:02d}"
-                rows["amendments"].append({
-                    "amendment_id": amendment_id,
-                    "approval_id": p.approval_id,
-                    "amendment_no": a.amendment_no,
-                    "notice_date": a.notice_date,
-                    "approved_eur": _eur(a.approved_eur),
-                    "updated_at": _at(a.notice_date, amendment_id, seed),
-                })
+                rows["amendments"].append(
+                    {
+                        "amendment_id": amendment_id,
+                        "approval_id": p.approval_id,
+                        "amendment_no": a.amendment_no,
+                        "notice_date": a.notice_date,
+                        "approved_eur": _eur(a.approved_eur),
+                        "updated_at": _at(a.notice_date, amendment_id, seed),
+                    }
+                )
         for pay in p.payments:
             if pay.paid_on <= day:
-                rows["payments"].append({
-                    "payment_id": pay.payment_id,
-                    "approval_id": p.approval_id,
-                    "paid_on": pay.paid_on,
-                    "amount_eur": _eur(pay.amount_eur),
-                    "updated_at": _at(pay.paid_on, pay.payment_id, seed),
-                })
+                rows["payments"].append(
+                    {
+                        "payment_id": pay.payment_id,
+                        "approval_id": p.approval_id,
+                        "paid_on": pay.paid_on,
+                        "amount_eur": _eur(pay.amount_eur),
+                        "updated_at": _at(pay.paid_on, pay.payment_id, seed),
+                    }
+                )
         measure_id = f"{p.approval_id}-M1"
         # The measure is recorded with the grant notice and confirmed with the proof of use.
-        rows["measures"].append({
-            "measure_id": measure_id,
-            "approval_id": p.approval_id,
-            "measure_type_key": p.measure_type_key,
-            "is_in_designated_area": p.in_designated_area,
-            "designated_area_name": p.designated_area_name,
-            "disconnected_area_m2": float(p.disconnected_area_m2),
-            "affected_surface_type": p.affected_surface_type,
-            "surface_change_m2": float(p.surface_change_m2),
-            "trees": p.trees,
-            "updated_at": _at(completed or p.decision_date, measure_id, seed),
-        })
+        rows["measures"].append(
+            {
+                "measure_id": measure_id,
+                "approval_id": p.approval_id,
+                "measure_type_key": p.measure_type_key,
+                "is_in_designated_area": p.in_designated_area,
+                "designated_area_name": p.designated_area_name,
+                "disconnected_area_m2": float(p.disconnected_area_m2),
+                "affected_surface_type": p.affected_surface_type,
+                "surface_change_m2": float(p.surface_change_m2),
+                "trees": p.trees,
+                "updated_at": _at(completed or p.decision_date, measure_id, seed),
+            }
+        )
     for entity in spec.ENTITIES:
         rows[entity.name].sort(key=lambda r, k=entity.key: r[k])
     return rows
@@ -160,8 +173,9 @@ def format_control_total(value: float) -> str:
     return format_number(value, 2)
 
 
-def render_file(entity: spec.Entity, rows: list[dict], seq: int, kind: str, as_of: dt.date,
-                predecessor: str | None) -> bytes:
+def render_file(
+    entity: spec.Entity, rows: list[dict], seq: int, kind: str, as_of: dt.date, predecessor: str | None
+) -> bytes:
     """One extract file: header, rows, control record; encoded as the exporting system of ``as_of`` did."""
     new_system = as_of >= NEW_SYSTEM_FROM
     buffer = io.StringIO()

@@ -65,10 +65,26 @@ _TITLE_DE = {
     "feasibility_study": "Machbarkeitsstudie Wasser in der Stadt {place}",
 }
 _PLACES = [
-    "Grundschule Nord", "Rathausplatz", "Sportpark", "Feuerwache", "Marktplatz", "Kita Sonnenschein",
-    "Stadtbibliothek", "Gesamtschule", "Bahnhofsvorplatz", "Wohnquartier Süd", "Betriebshof",
-    "Friedhof Ost", "Hallenbad", "Gewerbegebiet West", "Parkplatz Stadthalle", "Jugendzentrum",
-    "Verwaltungsgebäude", "Quartiersplatz", "Realschule", "Seniorenzentrum",
+    "Grundschule Nord",
+    "Rathausplatz",
+    "Sportpark",
+    "Feuerwache",
+    "Marktplatz",
+    "Kita Sonnenschein",
+    "Stadtbibliothek",
+    "Gesamtschule",
+    "Bahnhofsvorplatz",
+    "Wohnquartier Süd",
+    "Betriebshof",
+    "Friedhof Ost",
+    "Hallenbad",
+    "Gewerbegebiet West",
+    "Parkplatz Stadthalle",
+    "Jugendzentrum",
+    "Verwaltungsgebäude",
+    "Quartiersplatz",
+    "Realschule",
+    "Seniorenzentrum",
 ]
 _FIRST_NAMES = ["Anna", "Jens", "Petra", "Murat", "Sabine", "Thomas", "Aylin", "Frank", "Katrin", "Lukas"]
 _LAST_NAMES = ["Schmidt", "Yilmaz", "Becker", "Hoffmann", "Kowalski", "Schulte", "Wagner", "Krüger"]
@@ -305,8 +321,9 @@ def build_programme(scale: float = 0.05, seed: int = 7) -> DemoProgramme:
 
     projects: list[DemoProject] = []
     # --- 2020: exactly 91 ideas, 64 applications (5.2 Mio EUR), 60 approvals ------------------------
-    ideas_2020 = [make(rng.choice(zi), _random_day(rng, dt.date(2020, 1, 6), dt.date(2020, 9, 15)))
-                  for _ in range(IDEAS_2020)]
+    ideas_2020 = [
+        make(rng.choice(zi), _random_day(rng, dt.date(2020, 1, 6), dt.date(2020, 9, 15))) for _ in range(IDEAS_2020)
+    ]
     ideas_2020.sort(key=lambda p: p.idea_date)
     applying = sorted(rng.sample(range(IDEAS_2020), APPLICATIONS_2020))
     amounts = _spread_to_total(rng, APPLICATIONS_2020, REQUESTED_EUR_2020, 15_000, 400_000)

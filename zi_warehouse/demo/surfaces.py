@@ -68,8 +68,9 @@ def municipality_table(key: str, name: str, population: int, n_rows: int, seed: 
     order = rng.permutation(n_rows)
     cumulative = (np.cumsum(area[order]) - area[order] / 2) / area.sum()  # each record's midpoint
     sewer = np.empty(n_rows, dtype=np.int64)
-    sewer[order] = np.where(cumulative <= combined_share, 0,
-                            np.where(cumulative <= combined_share + (1 - combined_share) * 0.9, 1, 2))
+    sewer[order] = np.where(
+        cumulative <= combined_share, 0, np.where(cumulative <= combined_share + (1 - combined_share) * 0.9, 1, 2)
+    )
     # Parcels hold 1–3 surface records; designated areas cover about a quarter of the parcels.
     new_parcel = rng.random(n_rows) < 0.55
     new_parcel[0] = True
@@ -79,15 +80,17 @@ def municipality_table(key: str, name: str, population: int, n_rows: int, seed: 
     parcel_area = np.where(rng.random(n_parcels) < 0.25, rng.integers(0, n_areas, n_parcels), -1)
     designated = parcel_area[parcel_no]
     gemarkung = int(rng.integers(1000, 9999))
-    return pa.table({
-        "seq": pa.array(np.arange(n_rows), pa.int64()),
-        "parcel_no": pa.array(parcel_no, pa.int64()),
-        "gemarkung": pa.array(np.full(n_rows, gemarkung), pa.int64()),
-        "type_idx": pa.array(type_idx, pa.int64()),
-        "area_m2": pa.array(area, pa.float64()),
-        "sewer_idx": pa.array(sewer, pa.int64()),
-        "designated_idx": pa.array(designated, pa.int64()),
-    })
+    return pa.table(
+        {
+            "seq": pa.array(np.arange(n_rows), pa.int64()),
+            "parcel_no": pa.array(parcel_no, pa.int64()),
+            "gemarkung": pa.array(np.full(n_rows, gemarkung), pa.int64()),
+            "type_idx": pa.array(type_idx, pa.int64()),
+            "area_m2": pa.array(area, pa.float64()),
+            "sewer_idx": pa.array(sewer, pa.int64()),
+            "designated_idx": pa.array(designated, pa.int64()),
+        }
+    )
 
 
 def rows_per_municipality(scale: float) -> dict[str, int]:
@@ -102,19 +105,36 @@ def rows_per_municipality(scale: float) -> dict[str, int]:
 def _lookup_tables(con: duckdb.DuckDBPyConnection, name: str) -> None:
     labels = {r["element_type"]: r["element_label_de"] for r in element_types()}
     types = list(SURFACE_MIX)
-    con.register("type_codes", pa.table({
-        "type_idx": list(range(len(types))), "surface_type": types,
-        "surface_label_de": [labels[t] for t in types],
-    }))
+    con.register(
+        "type_codes",
+        pa.table(
+            {
+                "type_idx": list(range(len(types))),
+                "surface_type": types,
+                "surface_label_de": [labels[t] for t in types],
+            }
+        ),
+    )
     sewers = list(SEWER_LABEL_DE)
-    con.register("sewer_codes", pa.table({
-        "sewer_idx": list(range(len(sewers))), "sewer_connection": sewers,
-        "sewer_label_de": [SEWER_LABEL_DE[s] for s in sewers],
-    }))
-    con.register("area_codes", pa.table({
-        "designated_idx": list(range(len(AREA_SUFFIXES))),
-        "designated_area": [f"Gestaltungsraum {name} {s}" for s in AREA_SUFFIXES],
-    }))
+    con.register(
+        "sewer_codes",
+        pa.table(
+            {
+                "sewer_idx": list(range(len(sewers))),
+                "sewer_connection": sewers,
+                "sewer_label_de": [SEWER_LABEL_DE[s] for s in sewers],
+            }
+        ),
+    )
+    con.register(
+        "area_codes",
+        pa.table(
+            {
+                "designated_idx": list(range(len(AREA_SUFFIXES))),
+                "designated_area": [f"Gestaltungsraum {name} {s}" for s in AREA_SUFFIXES],
+            }
+        ),
+    )
 
 
 def write(landing_dir: Path, programme, seed: int = 7) -> list[Path]:

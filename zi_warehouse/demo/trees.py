@@ -40,8 +40,7 @@ from zi_warehouse.trees.campaign import CAMPAIGN_DATE, CAMPAIGN_DISTRIBUTION_POI
 from zi_warehouse.trees.coordinates import to_wgs84
 
 #: Counts the talk names per municipality (docs/domain.md#tree-campaign).
-NAMED_COUNTS = {"duisburg": 230, "muelheim_an_der_ruhr": 200, "castrop_rauxel": 200, "bergkamen": 210,
-                "dinslaken": 130}
+NAMED_COUNTS = {"duisburg": 230, "muelheim_an_der_ruhr": 200, "castrop_rauxel": 200, "bergkamen": 210, "dinslaken": 130}
 SPECIES_SHARES = {"Apfel": 0.40, "Birne": 0.20, "Kirsche": 0.20, "Pflaume": 0.20}
 APRIL_TREES = 100
 #: Off by default: the marts' 2021 campaign figure must read 10,000 (see module docstring).
@@ -51,28 +50,67 @@ REGISTER_TREES_AT_SCALE_1 = 1_000_000
 #: Municipalities with an open tree register in the demo; the first of each pair sends CSV (EPSG:25832),
 #: the second GeoJSON (WGS84).
 REGISTER_MUNICIPALITIES = (
-    "dortmund", "duisburg", "essen", "gelsenkirchen", "bochum", "muelheim_an_der_ruhr", "oberhausen", "herne",
-    "hagen", "bottrop", "hamm", "witten", "recklinghausen", "moers", "marl", "luenen", "dorsten",
-    "castrop_rauxel", "gladbeck",
+    "dortmund",
+    "duisburg",
+    "essen",
+    "gelsenkirchen",
+    "bochum",
+    "muelheim_an_der_ruhr",
+    "oberhausen",
+    "herne",
+    "hagen",
+    "bottrop",
+    "hamm",
+    "witten",
+    "recklinghausen",
+    "moers",
+    "marl",
+    "luenen",
+    "dorsten",
+    "castrop_rauxel",
+    "gladbeck",
 )
 
 # (botanical, German, weight, max height m)
 SPECIES = [
-    ("Tilia cordata", "Winter-Linde", 14, 30), ("Acer platanoides", "Spitz-Ahorn", 13, 25),
-    ("Acer pseudoplatanus", "Berg-Ahorn", 8, 30), ("Quercus robur", "Stiel-Eiche", 9, 35),
-    ("Platanus × hispanica", "Ahornblättrige Platane", 7, 35), ("Carpinus betulus", "Hainbuche", 8, 20),
-    ("Fraxinus excelsior", "Gemeine Esche", 5, 35), ("Betula pendula", "Hänge-Birke", 5, 25),
-    ("Aesculus hippocastanum", "Gewöhnliche Rosskastanie", 5, 28), ("Robinia pseudoacacia", "Robinie", 4, 25),
-    ("Prunus avium", "Vogel-Kirsche", 4, 18), ("Malus domestica", "Kultur-Apfel", 3, 10),
-    ("Pyrus calleryana", "Chinesische Birne", 3, 15), ("Prunus domestica", "Pflaume", 2, 10),
-    ("Sorbus aucuparia", "Eberesche", 4, 15), ("Fagus sylvatica", "Rotbuche", 3, 35),
+    ("Tilia cordata", "Winter-Linde", 14, 30),
+    ("Acer platanoides", "Spitz-Ahorn", 13, 25),
+    ("Acer pseudoplatanus", "Berg-Ahorn", 8, 30),
+    ("Quercus robur", "Stiel-Eiche", 9, 35),
+    ("Platanus × hispanica", "Ahornblättrige Platane", 7, 35),
+    ("Carpinus betulus", "Hainbuche", 8, 20),
+    ("Fraxinus excelsior", "Gemeine Esche", 5, 35),
+    ("Betula pendula", "Hänge-Birke", 5, 25),
+    ("Aesculus hippocastanum", "Gewöhnliche Rosskastanie", 5, 28),
+    ("Robinia pseudoacacia", "Robinie", 4, 25),
+    ("Prunus avium", "Vogel-Kirsche", 4, 18),
+    ("Malus domestica", "Kultur-Apfel", 3, 10),
+    ("Pyrus calleryana", "Chinesische Birne", 3, 15),
+    ("Prunus domestica", "Pflaume", 2, 10),
+    ("Sorbus aucuparia", "Eberesche", 4, 15),
+    ("Fagus sylvatica", "Rotbuche", 3, 35),
     ("Ginkgo biloba", "Ginkgo", 2, 25),
 ]
 STATUS = ("gesund", "leicht geschädigt", "stark geschädigt")
-STREETS = ("Hauptstraße", "Bahnhofstraße", "Schulstraße", "Gartenstraße", "Lindenallee", "Kirchstraße",
-           "Parkweg", "Ringstraße", "Am Markt", "Friedhofstraße", "Bergstraße", "Waldweg", "Emscherstraße",
-           "Zechenstraße", "Wiesenstraße")
+STREETS = (
+    "Hauptstraße",
+    "Bahnhofstraße",
+    "Schulstraße",
+    "Gartenstraße",
+    "Lindenallee",
+    "Kirchstraße",
+    "Parkweg",
+    "Ringstraße",
+    "Am Markt",
+    "Friedhofstraße",
+    "Bergstraße",
+    "Waldweg",
+    "Emscherstraße",
+    "Zechenstraße",
+    "Wiesenstraße",
+)
 DISTRICTS = ("Mitte", "Nord", "Süd", "Ost", "West")
+
 
 def _rng(seed: int, key: str) -> np.random.Generator:
     return np.random.default_rng([seed, zlib.crc32(key.encode())])
@@ -203,29 +241,41 @@ def register_table(key: str, n: int, seed: int) -> pa.Table:
     number = seq + 1
     number = np.where(seq == 45, 45, number)  # row 45 repeats the number of row 44 (1-based 45)
     prefix = key.replace("_", "")[:3].upper()
-    return pa.table({
-        "seq": seq,
-        "tree_number": pa.array(number, pa.int64()),
-        "prefix": pa.array(np.full(n, prefix)),
-        "species_idx": species,
-        "planting_year": pa.array(planting, pa.int64(), mask=missing_year),
-        "trunk_circumference_cm": trunk,
-        "crown_diameter_m": crown,
-        "height_m": pa.array(height, pa.float64(), mask=missing_height),
-        "district_idx": rng.integers(0, len(DISTRICTS), n),
-        "street_idx": rng.integers(0, len(STREETS), n),
-        "house_no": rng.integers(1, 120, n),
-        "status_idx": status,
-        "x": x,
-        "y": y,
-    })
+    return pa.table(
+        {
+            "seq": seq,
+            "tree_number": pa.array(number, pa.int64()),
+            "prefix": pa.array(np.full(n, prefix)),
+            "species_idx": species,
+            "planting_year": pa.array(planting, pa.int64(), mask=missing_year),
+            "trunk_circumference_cm": trunk,
+            "crown_diameter_m": crown,
+            "height_m": pa.array(height, pa.float64(), mask=missing_height),
+            "district_idx": rng.integers(0, len(DISTRICTS), n),
+            "street_idx": rng.integers(0, len(STREETS), n),
+            "house_no": rng.integers(1, 120, n),
+            "status_idx": status,
+            "x": x,
+            "y": y,
+        }
+    )
 
 
 def _lookups(con: duckdb.DuckDBPyConnection, name: str) -> None:
-    con.register("species", pa.table({"species_idx": list(range(len(SPECIES))),
-                                       "botanical": [s[0] for s in SPECIES], "german": [s[1] for s in SPECIES]}))
-    con.register("districts", pa.table({"district_idx": list(range(len(DISTRICTS))),
-                                        "district": [f"{name}-{d}" for d in DISTRICTS]}))
+    con.register(
+        "species",
+        pa.table(
+            {
+                "species_idx": list(range(len(SPECIES))),
+                "botanical": [s[0] for s in SPECIES],
+                "german": [s[1] for s in SPECIES],
+            }
+        ),
+    )
+    con.register(
+        "districts",
+        pa.table({"district_idx": list(range(len(DISTRICTS))), "district": [f"{name}-{d}" for d in DISTRICTS]}),
+    )
     con.register("streets", pa.table({"street_idx": list(range(len(STREETS))), "street": list(STREETS)}))
     con.register("statuses", pa.table({"status_idx": [0, 1, 2, 3], "status": [*STATUS, "Neupflanzung"]}))
 
@@ -285,11 +335,11 @@ def _write_register(folder: Path, key: str, n: int, seed: int, as_geojson: bool)
                     select prefix || '-' || lpad(tree_number::varchar, 6, '0') as "Baumnummer",
                            botanical as "Art botanisch", german as "Art deutsch",
                            coalesce(planting_year::varchar, '') as "Pflanzjahr",
-                           {_de('trunk_circumference_cm', '%.0f')} as "Stammumfang cm",
-                           {_de('crown_diameter_m', '%.1f')} as "Kronendurchmesser m",
-                           {_de('height_m', '%.1f')} as "Baumhöhe m",
+                           {_de("trunk_circumference_cm", "%.0f")} as "Stammumfang cm",
+                           {_de("crown_diameter_m", "%.1f")} as "Kronendurchmesser m",
+                           {_de("height_m", "%.1f")} as "Baumhöhe m",
                            district as "Stadtbezirk", street_address as "Straße", status as "Status",
-                           {_de('x', '%.2f')} as "Rechtswert", {_de('y', '%.2f')} as "Hochwert"
+                           {_de("x", "%.2f")} as "Rechtswert", {_de("y", "%.2f")} as "Hochwert"
                     from ({_JOINED}) j
                     order by seq
                 ) to '{str(path).replace("'", "''")}' (header, delimiter ';')

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from typing import Callable
+from collections.abc import Callable
 
 from zi_warehouse.forecasts import parsing as p
 
@@ -46,8 +46,13 @@ def mask_blank(values) -> list:
     """
     known = _BLANK_TEXT.get
     out = [
-        (v if v == v else None) if v.__class__ is not str
-        else v if (b := known(v)) is False else None if b else _PENDING
+        (v if v == v else None)
+        if v.__class__ is not str
+        else v
+        if (b := known(v)) is False
+        else None
+        if b
+        else _PENDING
         for v in values
     ]
     if out.count(_PENDING):
@@ -60,8 +65,13 @@ def mask_blank(values) -> list:
 class _Typer:
     """Types one column kind: fast paths by Python type, the cell parser (remembered per text) otherwise."""
 
-    def __init__(self, parser: Callable[[object], object], fast: Callable[[object], tuple[bool, object]] | None,
-                 fast_types: frozenset = frozenset(), remember_texts: bool = True):
+    def __init__(
+        self,
+        parser: Callable[[object], object],
+        fast: Callable[[object], tuple[bool, object]] | None,
+        fast_types: frozenset = frozenset(),
+        remember_texts: bool = True,
+    ):
         self.parser = parser
         self.fast = fast
         self.fast_types = fast_types  # value types ``fast`` may answer for; others go to the parser
@@ -146,8 +156,9 @@ class _TextTyper:
 
     def __call__(self, values: list) -> tuple[list, _Errors]:
         parse = p.parse_text
-        return [None if v is None else (" ".join(v.split()) or None) if v.__class__ is str else parse(v)
-                for v in values], []
+        return [
+            None if v is None else (" ".join(v.split()) or None) if v.__class__ is str else parse(v) for v in values
+        ], []
 
 
 def _date_end(value: object) -> dt.date | None:

@@ -24,9 +24,9 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from zi_warehouse import warehouse
 from zi_warehouse.forecasts.printing import row_height, setup_page
 from zi_warehouse.forecasts.reader import column_label
-from zi_warehouse import warehouse
 from zi_warehouse.reference import municipality_by_key, rule_text
 
 FAMILY = "forecasts"
@@ -79,8 +79,9 @@ def rule_shown(rule: str, family: str = FAMILY) -> RuleShown:
 
 def write_feedback(con, root: Path) -> list[Path]:
     """Write one feedback workbook per forecast file with rejections; returns the paths written."""
-    ledger = warehouse.rows(con, "select * from raw.ingestion_files where source_family = ? order by source_file",
-                            [FAMILY])
+    ledger = warehouse.rows(
+        con, "select * from raw.ingestion_files where source_family = ? order by source_file", [FAMILY]
+    )
     cur = con.execute(
         "select source_file, sheet, row_number, column_name, value_found, rule, message_de "
         "from raw.rejected_rows where source_family = ? order by source_file, row_number nulls first, column_name",
@@ -120,9 +121,17 @@ _DIGEST_PROPERTY = "zi_inhalt"
 def _content_digest(entry: dict, rows: list[tuple]) -> str:
     """A fingerprint of everything the workbook shows (facts, labels, rejections) and of its layout."""
     muni = municipality_by_key().get(entry["municipality_key"] or "")
-    shown = [LAYOUT_VERSION, muni.name if muni else None, entry["municipality_key"], entry["period"],
-             entry["file_name"], OUTCOME_DE.get(entry["outcome"], entry["outcome"]), entry["rows_read"],
-             entry["rows_loaded"], entry["rows_rejected"]]
+    shown = [
+        LAYOUT_VERSION,
+        muni.name if muni else None,
+        entry["municipality_key"],
+        entry["period"],
+        entry["file_name"],
+        OUTCOME_DE.get(entry["outcome"], entry["outcome"]),
+        entry["rows_read"],
+        entry["rows_loaded"],
+        entry["rows_rejected"],
+    ]
     shown += [(r, column_label(r[2]) if r[2] else "", rule_shown(r[4])) for r in rows]
     return hashlib.sha256(repr(shown).encode("utf-8")).hexdigest()
 
@@ -140,8 +149,7 @@ def _digest_of(path: Path) -> str | None:
 
 #: Columns of the sheet of rejected rows: (header, width in characters). Sized so that the table fits the
 #: width of an A4 page in landscape at about 90 % (fit_to_pages shrinks it to the page width in any case).
-ROW_COLUMNS = (("Zeile", 7), ("Blatt", 12), ("Spalte", 22), ("Gefundener Wert", 22), ("Grund", 24),
-               ("Hinweis", 62))
+ROW_COLUMNS = (("Zeile", 7), ("Blatt", 12), ("Spalte", 22), ("Gefundener Wert", 22), ("Grund", 24), ("Hinweis", 62))
 #: Columns of the summary sheet (label, count, what to do), in characters: fits A4 portrait at about 80 %.
 SUMMARY_WIDTHS = (30, 13, 62)
 SUMMARY_SHEET = "Zusammenfassung"
@@ -152,8 +160,7 @@ ROWS_SHEET = "Abgewiesene Zeilen"
 def _write_workbook(path: Path, entry: dict, rows: list[tuple], digest: str | None = None) -> None:
     import xlsxwriter
 
-    wb = xlsxwriter.Workbook(str(path), {"in_memory": True, "strings_to_numbers": False,
-                                         "strings_to_formulas": False})
+    wb = xlsxwriter.Workbook(str(path), {"in_memory": True, "strings_to_numbers": False, "strings_to_formulas": False})
     if digest:
         wb.set_custom_property(_DIGEST_PROPERTY, digest)
     bold = wb.add_format({"bold": True, "valign": "top"})
@@ -177,8 +184,11 @@ def _write_workbook(path: Path, entry: dict, rows: list[tuple], digest: str | No
         ("Ergebnis", OUTCOME_DE.get(entry["outcome"], entry["outcome"])),
     ]
     if entry["outcome"] != "failed":  # a file rejected as a whole was not read row by row
-        facts += [("Zeilen gelesen", entry["rows_read"]), ("Zeilen übernommen", entry["rows_loaded"]),
-                  ("Zeilen abgewiesen", entry["rows_rejected"])]
+        facts += [
+            ("Zeilen gelesen", entry["rows_read"]),
+            ("Zeilen übernommen", entry["rows_loaded"]),
+            ("Zeilen abgewiesen", entry["rows_rejected"]),
+        ]
     for i, (k, v) in enumerate(facts, start=2):
         ws.write(i, 0, k, bold)
         ws.merge_range(i, 1, i, 2, v, fact)
@@ -210,15 +220,25 @@ def _write_workbook(path: Path, entry: dict, rows: list[tuple], digest: str | No
             ws.write(r, 2, shown.explanation, cell)
             ws.set_row(r, row_height([(shown.label, widths[0]), (shown.explanation, widths[2])]))
         r += 2
-        closing = (f"Bitte die abgewiesenen Zeilen (Blatt „{ROWS_SHEET}“) korrigieren und die Datei als Korrektur "
-                   "erneut senden (Dateiname mit „_korrektur1“).")
+        closing = (
+            f"Bitte die abgewiesenen Zeilen (Blatt „{ROWS_SHEET}“) korrigieren und die Datei als Korrektur "
+            "erneut senden (Dateiname mit „_korrektur1“)."
+        )
     else:
-        closing = "Bitte die Datei wie beschrieben korrigieren und erneut senden." if entry["outcome"] == "failed" \
+        closing = (
+            "Bitte die Datei wie beschrieben korrigieren und erneut senden."
+            if entry["outcome"] == "failed"
             else "Die Datei wurde übernommen; bitte die Hinweise beim nächsten Mal beachten."
+        )
     ws.merge_range(r, 0, r, 2, closing, plain)
     ws.set_row(r, row_height([(closing, sum(widths))]))
-    setup_page(ws, landscape=False, area=(0, 0, r, len(widths) - 1),
-               header=f"Rückmeldung {muni_name}, {entry['file_name']}", footer_left=TITLE)
+    setup_page(
+        ws,
+        landscape=False,
+        area=(0, 0, r, len(widths) - 1),
+        header=f"Rückmeldung {muni_name}, {entry['file_name']}",
+        footer_left=TITLE,
+    )
 
     if row_level:  # a file rejected as a whole has no rows to list
         _write_rows_sheet(wb, row_level, f"Abgewiesene Zeilen {muni_name}, {entry['file_name']}", head, cell, number)
@@ -232,8 +252,14 @@ def _write_rows_sheet(wb, row_level: list[tuple], title: str, head, cell, number
         ws.set_column(j, j, width)
     ws.set_row(0, row_height([(h, width) for h, width in ROW_COLUMNS]))
     for i, (sheet, row_number, column, value, rule, message) in enumerate(row_level, start=1):
-        texts = [row_number, sheet or "", column_label(column) if column else "", "" if value is None else str(value),
-                 rule_shown(rule).label, message]
+        texts = [
+            row_number,
+            sheet or "",
+            column_label(column) if column else "",
+            "" if value is None else str(value),
+            rule_shown(rule).label,
+            message,
+        ]
         ws.write_number(i, 0, row_number, number)
         for j in range(1, len(texts)):
             ws.write_string(i, j, texts[j], cell)
@@ -241,5 +267,4 @@ def _write_rows_sheet(wb, row_level: list[tuple], title: str, head, cell, number
     last_col = len(ROW_COLUMNS) - 1
     ws.autofilter(0, 0, max(1, len(row_level)), last_col)
     ws.freeze_panes(1, 0)
-    setup_page(ws, landscape=True, area=(0, 0, len(row_level), last_col), repeat_row=0, header=title,
-               footer_left=TITLE)
+    setup_page(ws, landscape=True, area=(0, 0, len(row_level), last_col), repeat_row=0, header=title, footer_left=TITLE)

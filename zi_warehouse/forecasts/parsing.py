@@ -200,10 +200,33 @@ def quarter_bounds(year: int, quarter: int) -> tuple[dt.date, dt.date]:
 
 
 _MONTHS_DE = {
-    "jan": 1, "januar": 1, "jänner": 1, "feb": 2, "februar": 2, "mär": 3, "mrz": 3, "märz": 3, "maerz": 3,
-    "apr": 4, "april": 4, "mai": 5, "jun": 6, "juni": 6, "jul": 7, "juli": 7, "aug": 8, "august": 8,
-    "sep": 9, "sept": 9, "september": 9, "okt": 10, "oktober": 10, "nov": 11, "november": 11,
-    "dez": 12, "dezember": 12,
+    "jan": 1,
+    "januar": 1,
+    "jänner": 1,
+    "feb": 2,
+    "februar": 2,
+    "mär": 3,
+    "mrz": 3,
+    "märz": 3,
+    "maerz": 3,
+    "apr": 4,
+    "april": 4,
+    "mai": 5,
+    "jun": 6,
+    "juni": 6,
+    "jul": 7,
+    "juli": 7,
+    "aug": 8,
+    "august": 8,
+    "sep": 9,
+    "sept": 9,
+    "september": 9,
+    "okt": 10,
+    "oktober": 10,
+    "nov": 11,
+    "november": 11,
+    "dez": 12,
+    "dezember": 12,
 }
 
 
@@ -277,9 +300,7 @@ def parse_quarter(value: object) -> str | None:
     """A quarter as 'YYYY-Qn' from 'Q3/2022', '3. Quartal 2022', '2022-Q3', a date or an Excel serial."""
     if is_blank(value):
         return None
-    if isinstance(value, (dt.date, dt.datetime)) or (
-        isinstance(value, (int, float)) and not isinstance(value, bool)
-    ):
+    if isinstance(value, (dt.date, dt.datetime)) or (isinstance(value, (int, float)) and not isinstance(value, bool)):
         day = parse_date(value)
         return quarter_label(day.year, (day.month - 1) // 3 + 1)
     quarter = parse_quarter_text(str(value))

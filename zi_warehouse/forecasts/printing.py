@@ -21,8 +21,15 @@ LINE_HEIGHT_PT = 15.0
 CHARS_PER_UNIT = 1.1
 
 
-def setup_page(ws, *, landscape: bool, area: tuple[int, int, int, int], repeat_row: int | None = None,
-               header: str | None = None, footer_left: str | None = None) -> None:
+def setup_page(
+    ws,
+    *,
+    landscape: bool,
+    area: tuple[int, int, int, int],
+    repeat_row: int | None = None,
+    header: str | None = None,
+    footer_left: str | None = None,
+) -> None:
     """A4, one page wide and as many tall as needed; ``area`` = (first row, first col, last row, last col)."""
     ws.set_paper(A4)
     if landscape:

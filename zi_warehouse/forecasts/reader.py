@@ -21,7 +21,7 @@ import io
 import re
 from collections import Counter
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache, lru_cache
 from operator import itemgetter
 from pathlib import Path
 
@@ -51,6 +51,7 @@ HEADER_SEARCH_ROWS = 40
 _OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 _TOTALS = ("summe", "gesamt", "insgesamt", "total", "zwischensumme")
 _NOTE_START = ("hinweis", "anmerkung", "bemerkung", "*", "quelle", "stand", "achtung", "bitte")
+
 
 def column_label(canonical: str) -> str:
     """German column name for messages: the header of the current template, else the 2020 one."""
@@ -122,8 +123,9 @@ class ParsedFile:
     def rows(self) -> list[ParsedRow]:
         """Row view (for inspection and tests; the ingest works on the columns)."""
         return [
-            ParsedRow(n, {c: v[k] for c, v in self.values.items()}, dict(self.payments[k] or {}),
-                      list(self.errors.get(k, ())))
+            ParsedRow(
+                n, {c: v[k] for c, v in self.values.items()}, dict(self.payments[k] or {}), list(self.errors.get(k, ()))
+            )
             for k, n in enumerate(self.row_numbers)
         ]
 
@@ -154,10 +156,13 @@ def lookup(value: object, index: dict[str, str]) -> str | None:
 
 
 # --- grid reading ----------------------------------------------------------------------------------
-_LOCKED_FILE_MESSAGE = ("Die Datei ist passwortgeschützt und kann nicht gelesen werden. "
-                        "Bitte ohne Kennwort erneut senden.")
-_CORRUPT_MESSAGE = ("Die Datei ist beschädigt oder keine Excel-Arbeitsmappe und lässt sich nicht öffnen. "
-                    "Bitte die Arbeitsmappe in Excel öffnen, als .xlsx speichern und erneut senden.")
+_LOCKED_FILE_MESSAGE = (
+    "Die Datei ist passwortgeschützt und kann nicht gelesen werden. Bitte ohne Kennwort erneut senden."
+)
+_CORRUPT_MESSAGE = (
+    "Die Datei ist beschädigt oder keine Excel-Arbeitsmappe und lässt sich nicht öffnen. "
+    "Bitte die Arbeitsmappe in Excel öffnen, als .xlsx speichern und erneut senden."
+)
 
 
 def _technical(exc: BaseException) -> str:
@@ -188,14 +193,17 @@ def _read_workbook(path: Path) -> list[tuple[str, list[list], bool]]:
         head = fh.read(8)
     if head == _OLE_MAGIC and path.suffix.lower() != ".xls":
         data = path.read_bytes()
-        if "EncryptedPackage".encode("utf-16-le") in data or b"EncryptionInfo" in data or \
-                "EncryptionInfo".encode("utf-16-le") in data:
+        if (
+            "EncryptedPackage".encode("utf-16-le") in data
+            or b"EncryptionInfo" in data
+            or "EncryptionInfo".encode("utf-16-le") in data
+        ):
             raise FileFailure(_LOCKED_FILE_MESSAGE, "file_password_protected")
     try:
         wb = pc.CalamineWorkbook.from_path(str(path))
     except pc.PasswordError:
         raise FileFailure(_LOCKED_FILE_MESSAGE, "file_password_protected") from None
-    except Exception as exc:  # calamine raises several types for broken zips/xml/ole
+    except Exception as exc:  # noqa: BLE001 - calamine raises several types for broken zips/xml/ole
         raise FileFailure(_CORRUPT_MESSAGE, "file_corrupt", _technical(exc)) from None
     sheets = []
     try:
@@ -232,7 +240,7 @@ def read_grids(path: Path) -> list[tuple[str | None, list[list], bool]]:
 
 
 # --- header detection ------------------------------------------------------------------------------
-@lru_cache(maxsize=None)
+@cache
 def _known_headers() -> dict[str, dict[str, str]]:
     """version -> {normalised header text: canonical}. Cached: it was rebuilt for every cell row of every
     workbook (about half of the reader's time in ``make bench``); the header maps are read once as well."""
@@ -327,15 +335,21 @@ def header_failure(version: str, unknown: list[str], missing: list[str]) -> File
         parts.append("Unbekannte Spalte" + ("n" if len(strangers) > 1 else "") + ": " + ", ".join(strangers) + ".")
     if left:
         parts.append("Erwartet, aber nicht gefunden: " + ", ".join(f"„{m}“" for m in left) + ".")
-    parts.append("Bitte die Kopfzeilen der Vorlage unverändert verwenden (die Reihenfolge der Spalten ist frei; "
-                 "alle Kopfzeilen stehen im Blatt „Anleitung“) und die Datei erneut senden.")
+    parts.append(
+        "Bitte die Kopfzeilen der Vorlage unverändert verwenden (die Reihenfolge der Spalten ist frei; "
+        "alle Kopfzeilen stehen im Blatt „Anleitung“) und die Datei erneut senden."
+    )
     proposals = [f"{inverse[m]} = „{u}“" for u, m in pairs if m]
     note = None
     if proposals or strangers:
         # the file by its name only: the quality report shows this note, and a path there reads as a key
-        note = (f"Kopfzeilen-Vorschlag für header_maps.csv der Prognose-Vorlage, Spalte {version} (nach fachlicher "
-                "Prüfung eintragen): " + "; ".join(proposals or ["keiner"])
-                + (". Ohne Gegenstück: " + ", ".join(strangers) if strangers else "") + ".")
+        note = (
+            f"Kopfzeilen-Vorschlag für header_maps.csv der Prognose-Vorlage, Spalte {version} (nach fachlicher "
+            "Prüfung eintragen): "
+            + "; ".join(proposals or ["keiner"])
+            + (". Ohne Gegenstück: " + ", ".join(strangers) if strangers else "")
+            + "."
+        )
     return FileFailure(" ".join(parts), "header_mismatch", note)
 
 
@@ -380,7 +394,9 @@ def revision_from_name(text: str) -> int:
 @lru_cache(maxsize=1)
 def _block_labels() -> dict[str, str]:
     labels = {normalise_header(v): k for k, v in BLOCK_LABELS.items()}
-    labels.update({"kommune": "municipality", "quartal": "period", "berichtszeitraum": "period", "datum": "submitted_on"})
+    labels.update(
+        {"kommune": "municipality", "quartal": "period", "berichtszeitraum": "period", "datum": "submitted_on"}
+    )
     return labels
 
 
@@ -432,8 +448,12 @@ class Sender:
         return max(counts, key=counts.__getitem__, default=None)
 
     def municipality_key(self) -> str | None:
-        return (self.block_municipality() or self.row_municipality() or municipality_from_name(self._stem)
-                or next((k for k in map(municipality_from_name, self.sheet_names) if k), None))
+        return (
+            self.block_municipality()
+            or self.row_municipality()
+            or municipality_from_name(self._stem)
+            or next((k for k in map(municipality_from_name, self.sheet_names) if k), None)
+        )
 
     def block_period(self) -> tuple[int, int] | None:
         if self.block.get("period") is None:
@@ -445,8 +465,11 @@ class Sender:
         return (int(q[:4]), int(q[-1])) if q else None
 
     def period(self) -> tuple[int, int] | None:
-        return (self.block_period() or period_from_name(self._stem)
-                or next((q for q in map(period_from_name, self.sheet_names) if q), None))
+        return (
+            self.block_period()
+            or period_from_name(self._stem)
+            or next((q for q in map(period_from_name, self.sheet_names) if q), None)
+        )
 
 
 # --- rows --------------------------------------------------------------------------------------------
@@ -459,7 +482,9 @@ def _is_note_or_total(cells: dict[int, object], columns: dict[int, str]) -> bool
     id_col = next((j for j, c in columns.items() if c == "project_id"), None)
     first = normalise_header(next(iter(cells.values())))
     project_id = p.parse_text(cells.get(id_col)) if id_col is not None else None
-    if any(first.startswith(t) for t in _TOTALS) and (project_id is None or normalise_header(project_id).startswith(_TOTALS)):
+    if any(first.startswith(t) for t in _TOTALS) and (
+        project_id is None or normalise_header(project_id).startswith(_TOTALS)
+    ):
         return True
     if len(cells) == 1 and texts:
         # A lone text is a note if it says so, or if it is a sentence in the leftmost column; a lone
@@ -472,9 +497,13 @@ def _is_note_or_total(cells: dict[int, object], columns: dict[int, str]) -> bool
 
 #: Column kinds typed by ``columns.type_column`` (output column = canonical column).
 _KINDS = {
-    **{c: "number" for c in _NUMBER_COLUMNS}, "expected_trees": "number", "funding_rate": "rate",
-    "planned_application_period": "quarter", "planned_start_date": "date_start",
-    "planned_completion_date": "date_end", "is_in_designated_area": "yes_no",
+    **{c: "number" for c in _NUMBER_COLUMNS},
+    "expected_trees": "number",
+    "funding_rate": "rate",
+    "planned_application_period": "quarter",
+    "planned_start_date": "date_start",
+    "planned_completion_date": "date_end",
+    "is_in_designated_area": "yes_no",
 }
 
 
@@ -493,8 +522,9 @@ _MUNICIPALITY_TYPER = lookup_typer(_municipality)
 _REQUIRED_KEY = {"municipality": "municipality_key", "measure_type": "measure_type_key", "status": "status_key"}
 
 
-def parse_rows(grid: list[list], header_index: int, columns: dict[int, str], payment_cols: dict[int, str],
-               sheet: str | None) -> tuple[list[int], dict[str, list], list[dict | None], dict[int, list[Rejection]]]:
+def parse_rows(
+    grid: list[list], header_index: int, columns: dict[int, str], payment_cols: dict[int, str], sheet: str | None
+) -> tuple[list[int], dict[str, list], list[dict | None], dict[int, list[Rejection]]]:
     """The project rows below the header, typed column by column.
 
     Returns (row numbers, output column -> typed values, payments per row, row position -> rejections).
@@ -503,7 +533,7 @@ def parse_rows(grid: list[list], header_index: int, columns: dict[int, str], pay
     """
     used = sorted(set(columns) | set(payment_cols))
     width = used[-1] + 1
-    data = grid[header_index + 1:]
+    data = grid[header_index + 1 :]
     if any(len(r) < width for r in data):  # CSV rows end at their last value
         data = [list(r) + [""] * (width - len(r)) if len(r) < width else r for r in data]
     masked = [mask_blank(c) for c in zip(*map(itemgetter(*used), data))] if data else [[] for _ in used]
@@ -560,10 +590,19 @@ def parse_rows(grid: list[list], header_index: int, columns: dict[int, str], pay
         bad = failed.get(canonical, ())
         for k in range(len(row_numbers)):
             if (typed is None or typed[k] is None) and k not in bad:
-                err(k, canonical, None if raw is None else raw[k], "required",
-                    f"{column_label(canonical)} fehlt; diese Angabe ist Pflicht.")
+                err(
+                    k,
+                    canonical,
+                    None if raw is None else raw[k],
+                    "required",
+                    f"{column_label(canonical)} fehlt; diese Angabe ist Pflicht.",
+                )
     # Rate and requested amount determine each other; fill the one left empty (not a correction).
-    cost, requested, rate = values.get("total_cost_eur"), values.get("requested_funding_eur"), values.get("funding_rate")
+    cost, requested, rate = (
+        values.get("total_cost_eur"),
+        values.get("requested_funding_eur"),
+        values.get("funding_rate"),
+    )
     if cost is not None and requested is not None and rate is not None:
         for k in range(len(row_numbers)):
             c, q, r = cost[k], requested[k], rate[k]
@@ -606,8 +645,10 @@ def _column_keys(grid: list[list], header_index: int, columns: dict[int, str]) -
     j = next((j for j, c in columns.items() if c == "municipality"), None)
     if j is None:
         return []
-    return [match_municipality(p.parse_text(row[j])) if len(row) > j and not p.is_blank(row[j]) else None
-            for row in grid[header_index + 1:]]
+    return [
+        match_municipality(p.parse_text(row[j])) if len(row) > j and not p.is_blank(row[j]) else None
+        for row in grid[header_index + 1 :]
+    ]
 
 
 def _read_file(path: Path, source_file: str, sender: Sender) -> ParsedFile:
@@ -675,37 +716,62 @@ def _read_file(path: Path, source_file: str, sender: Sender) -> ParsedFile:
     notices = []
     if name_key and name_key != municipality_key:
         names = municipality_by_key()
-        notices.append(Rejection(
-            None, "Dateiname", file_name, "file_name_municipality_mismatch",
-            f"Der Dateiname nennt {names[name_key].name}, die Arbeitsmappe aber {names[municipality_key].name}. "
-            f"Die Datei wurde als Meldung von {names[municipality_key].name} geladen; bitte Dateinamen prüfen.",
-            None,
-        ))
+        notices.append(
+            Rejection(
+                None,
+                "Dateiname",
+                file_name,
+                "file_name_municipality_mismatch",
+                f"Der Dateiname nennt {names[name_key].name}, die Arbeitsmappe aber {names[municipality_key].name}. "
+                f"Die Datei wurde als Meldung von {names[municipality_key].name} geladen; bitte Dateinamen prüfen.",
+                None,
+            )
+        )
     if name_period and name_period != period:
-        notices.append(Rejection(
-            None, "Dateiname", file_name, "file_name_period_mismatch",
-            f"Der Dateiname nennt {p.quarter_label(*name_period)}, das Feld 'Berichtsquartal' "
-            f"{p.quarter_label(*period)}. Geladen als {p.quarter_label(*period)}; bitte prüfen.",
-            None,
-        ))
+        notices.append(
+            Rejection(
+                None,
+                "Dateiname",
+                file_name,
+                "file_name_period_mismatch",
+                f"Der Dateiname nennt {p.quarter_label(*name_period)}, das Feld 'Berichtsquartal' "
+                f"{p.quarter_label(*period)}. Geladen als {p.quarter_label(*period)}; bitte prüfen.",
+                None,
+            )
+        )
     # Duplicate project ids: the first row counts, later ones are rejected (the sender decides which is right).
     first_row: dict[str, int] = {}
     for k, pid in enumerate(values.get("project_id") or []):
         if pid is None:
             continue
         if pid in first_row:
-            errors.setdefault(k, []).append(Rejection(
-                row_numbers[k], "project_id", pid, "duplicate_project_id",
-                f"Projekt-ID {pid} steht mehrfach in dieser Datei (zuerst in Zeile {first_row[pid]}); "
-                "nur die erste Zeile wurde übernommen.", sheet,
-            ))
+            errors.setdefault(k, []).append(
+                Rejection(
+                    row_numbers[k],
+                    "project_id",
+                    pid,
+                    "duplicate_project_id",
+                    f"Projekt-ID {pid} steht mehrfach in dieser Datei (zuerst in Zeile {first_row[pid]}); "
+                    "nur die erste Zeile wurde übernommen.",
+                    sheet,
+                )
+            )
         else:
             first_row[pid] = row_numbers[k]
     return ParsedFile(
-        source_file=source_file, sheet=sheet, template_version=version, municipality_key=municipality_key,
-        reporting_year=period[0], reporting_quarter=period[1], submitted_on=submitted_on,
-        revision=revision_from_name(Path(file_name).stem), row_numbers=row_numbers, values=values,
-        payments=payments, errors=errors, file_notices=notices,
+        source_file=source_file,
+        sheet=sheet,
+        template_version=version,
+        municipality_key=municipality_key,
+        reporting_year=period[0],
+        reporting_quarter=period[1],
+        submitted_on=submitted_on,
+        revision=revision_from_name(Path(file_name).stem),
+        row_numbers=row_numbers,
+        values=values,
+        payments=payments,
+        errors=errors,
+        file_notices=notices,
         municipality_in_file_name=name_key,
         period_in_file_name=p.quarter_label(*name_period) if name_period else None,
     )

@@ -13,7 +13,7 @@ import csv
 import datetime as dt
 import re
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache, lru_cache
 from pathlib import Path
 
 from zi_warehouse.forecasts.parsing import YES_NO, parse_quarter_text, quarter_bounds
@@ -35,17 +35,46 @@ PAYMENT_QUARTERS = 8
 #: to the end, and added the affected surface for the evaporation KPI).
 COLUMN_ORDER = {
     "2020": [
-        "project_id", "title", "municipality", "is_in_designated_area", "designated_area_name",
-        "measure_type", "status", "total_cost_eur", "requested_funding_eur", "funding_rate",
-        "planned_application_period", "planned_start_date", "planned_completion_date",
-        "expected_disconnected_area_m2", "expected_trees", "contact_name", "contact_email", "remarks",
+        "project_id",
+        "title",
+        "municipality",
+        "is_in_designated_area",
+        "designated_area_name",
+        "measure_type",
+        "status",
+        "total_cost_eur",
+        "requested_funding_eur",
+        "funding_rate",
+        "planned_application_period",
+        "planned_start_date",
+        "planned_completion_date",
+        "expected_disconnected_area_m2",
+        "expected_trees",
+        "contact_name",
+        "contact_email",
+        "remarks",
     ],
     "2021": [
-        "municipality", "project_id", "title", "measure_type", "status", "is_in_designated_area",
-        "designated_area_name", "total_cost_eur", "requested_funding_eur", "funding_rate",
-        "planned_application_period", "planned_start_date", "planned_completion_date",
-        "expected_disconnected_area_m2", "affected_surface_type", "surface_change_m2", "expected_trees",
-        "remarks", "contact_name", "contact_email",
+        "municipality",
+        "project_id",
+        "title",
+        "measure_type",
+        "status",
+        "is_in_designated_area",
+        "designated_area_name",
+        "total_cost_eur",
+        "requested_funding_eur",
+        "funding_rate",
+        "planned_application_period",
+        "planned_start_date",
+        "planned_completion_date",
+        "expected_disconnected_area_m2",
+        "affected_surface_type",
+        "surface_change_m2",
+        "expected_trees",
+        "remarks",
+        "contact_name",
+        "contact_email",
     ],
 }
 #: Columns a row must fill; everything else may stay empty in an early planning stage.
@@ -84,7 +113,7 @@ def _normalise_text(text: str) -> str:
     return s.rstrip(":* ").strip()
 
 
-@lru_cache(maxsize=None)
+@cache
 def header_maps() -> dict[str, dict[str, str]]:
     """version -> {canonical column: header text} (payment column: a pattern with ``{quarter}``)."""
     with open(HEADER_MAPS_CSV, newline="", encoding="utf-8") as fh:
@@ -102,7 +131,7 @@ def payment_header_de(version: str) -> str:
     return header_maps()[version][PAYMENT_COLUMN].format(quarter="Qn/JJJJ")
 
 
-@lru_cache(maxsize=None)
+@cache
 def payment_pattern(version: str) -> re.Pattern:
     template = normalise_header(header_maps()[version][PAYMENT_COLUMN])
     before, after = template.split("{quarter}")
@@ -162,9 +191,15 @@ class _Formats:
 
 
 _COLUMN_FORMAT = {
-    "total_cost_eur": "eur", "requested_funding_eur": "eur", PAYMENT_COLUMN: "eur", "funding_rate": "pct",
-    "planned_start_date": "date", "planned_completion_date": "date", "expected_disconnected_area_m2": "m2",
-    "surface_change_m2": "m2", "expected_trees": "int",
+    "total_cost_eur": "eur",
+    "requested_funding_eur": "eur",
+    PAYMENT_COLUMN: "eur",
+    "funding_rate": "pct",
+    "planned_start_date": "date",
+    "planned_completion_date": "date",
+    "expected_disconnected_area_m2": "m2",
+    "surface_change_m2": "m2",
+    "expected_trees": "int",
 }
 
 
@@ -233,8 +268,12 @@ def write_instructions(wb, version: str, period: tuple[int, int] | None = None) 
     quarters = next_quarters(*period) if period else []
     if quarters:
         (y0, q0), (y1, q1) = quarters[0], quarters[-1]
-        rows.append((payment_header(version, y0, q0), f"{COLUMN_HELP_DE[PAYMENT_COLUMN]} Diese Vorlage: "
-                                                      f"{len(quarters)} Spalten, Q{q0}/{y0} bis Q{q1}/{y1}."))
+        rows.append(
+            (
+                payment_header(version, y0, q0),
+                f"{COLUMN_HELP_DE[PAYMENT_COLUMN]} Diese Vorlage: {len(quarters)} Spalten, Q{q0}/{y0} bis Q{q1}/{y1}.",
+            )
+        )
     else:
         rows.append((payment_header_de(version), COLUMN_HELP_DE[PAYMENT_COLUMN]))
     r = first
@@ -273,17 +312,43 @@ COLUMN_HELP_DE = {
 #: Column widths in characters: as narrow as their content allows, so that the whole table fits the width of
 #: an A4 page in landscape when printed (the header row wraps; 12 is used for a column not listed).
 COLUMN_WIDTHS = {
-    "municipality": 11, "project_id": 9, "title": 18, "measure_type": 14, "status": 11, "is_in_designated_area": 7,
-    "designated_area_name": 11, "total_cost_eur": 12, "requested_funding_eur": 12, "funding_rate": 6,
-    "planned_application_period": 8, "planned_start_date": 10, "planned_completion_date": 10,
-    "expected_disconnected_area_m2": 8, "affected_surface_type": 10, "surface_change_m2": 8, "expected_trees": 6,
-    "remarks": 12, "contact_name": 11, "contact_email": 16, PAYMENT_COLUMN: 9,
+    "municipality": 11,
+    "project_id": 9,
+    "title": 18,
+    "measure_type": 14,
+    "status": 11,
+    "is_in_designated_area": 7,
+    "designated_area_name": 11,
+    "total_cost_eur": 12,
+    "requested_funding_eur": 12,
+    "funding_rate": 6,
+    "planned_application_period": 8,
+    "planned_start_date": 10,
+    "planned_completion_date": 10,
+    "expected_disconnected_area_m2": 8,
+    "affected_surface_type": 10,
+    "surface_change_m2": 8,
+    "expected_trees": 6,
+    "remarks": 12,
+    "contact_name": 11,
+    "contact_email": 16,
+    PAYMENT_COLUMN: 9,
 }
 #: Width of the first column, which also holds the labels of the header block ("Berichtsquartal:").
 BLOCK_LABEL_WIDTH = 15
 #: Columns of free text or labels: their cells wrap instead of running into the next column when printed.
-WRAPPED_COLUMNS = ("title", "measure_type", "status", "designated_area_name", "affected_surface_type", "remarks",
-                   "contact_name", "contact_email", "municipality", "project_id")
+WRAPPED_COLUMNS = (
+    "title",
+    "measure_type",
+    "status",
+    "designated_area_name",
+    "affected_surface_type",
+    "remarks",
+    "contact_name",
+    "contact_email",
+    "municipality",
+    "project_id",
+)
 
 
 def write_project_sheet(
@@ -325,7 +390,9 @@ def write_project_sheet(
         ws.write_datetime(r + 4, c0 + 1, dt.datetime.combine(submitted_on, dt.time()), fmt.date)
     header_row = r + 6
     for j, h in enumerate(headers):
-        ws.write_string(header_row, c0 + j, h + (" " if layout.header_trailing_space and j % 5 == 1 else ""), fmt.header)
+        ws.write_string(
+            header_row, c0 + j, h + (" " if layout.header_trailing_space and j % 5 == 1 else ""), fmt.header
+        )
     kinds = columns + [PAYMENT_COLUMN] * len(payment_periods)
     widths = [COLUMN_WIDTHS.get(canonical, 12) for canonical in kinds]
     widths[0] = max(widths[0], BLOCK_LABEL_WIDTH)  # the labels of the header block stand in the first column
@@ -338,13 +405,17 @@ def write_project_sheet(
     rr = header_row + 1
     for i, row in enumerate(rows):
         for j, canonical in enumerate(columns):
-            cell_format = getattr(fmt, _COLUMN_FORMAT.get(canonical, ""), None) or \
-                (fmt.wrap if canonical in WRAPPED_COLUMNS else fmt.top)
+            cell_format = getattr(fmt, _COLUMN_FORMAT.get(canonical, ""), None) or (
+                fmt.wrap if canonical in WRAPPED_COLUMNS else fmt.top
+            )
             _write_cell(ws, rr, c0 + j, row.get(canonical), cell_format)
         for k, pq in enumerate(payment_periods):
             _write_cell(ws, rr, c0 + len(columns) + k, row.get("payments", {}).get(pq), fmt.eur_whole)
-        wrapped = [(row.get(c), widths[j]) for j, c in enumerate(columns) if c in WRAPPED_COLUMNS
-                   and isinstance(row.get(c), str)]
+        wrapped = [
+            (row.get(c), widths[j])
+            for j, c in enumerate(columns)
+            if c in WRAPPED_COLUMNS and isinstance(row.get(c), str)
+        ]
         if wrapped:  # LibreOffice does not grow a row for wrapped text when it opens the file
             ws.set_row(rr, row_height(wrapped))
         row_numbers.append(rr + 1)
@@ -357,30 +428,51 @@ def write_project_sheet(
         for name in ("total_cost_eur", "requested_funding_eur"):
             j = columns.index(name)
             col = _col_letter(c0 + j)
-            ws.write_formula(rr, c0 + j, f"=SUM({col}{header_row + 2}:{col}{last_data})", fmt.eur,
-                             sum(v for v in (x.get(name) for x in rows) if isinstance(v, (int, float))))
+            ws.write_formula(
+                rr,
+                c0 + j,
+                f"=SUM({col}{header_row + 2}:{col}{last_data})",
+                fmt.eur,
+                sum(v for v in (x.get(name) for x in rows) if isinstance(v, (int, float))),
+            )
         rr += 1
     rr += 1
     for note in layout.notes:
         ws.write_string(rr, c0, note)
         rr += 1
     # Printed on A4 landscape, every column on the page width, the header row on every page.
-    setup_page(ws, landscape=True, area=(r, c0, max(rr - 1, header_row + 1), c0 + ncols - 1),
-               repeat_row=header_row, footer_left=TITLE)
+    setup_page(
+        ws,
+        landscape=True,
+        area=(r, c0, max(rr - 1, header_row + 1), c0 + ncols - 1),
+        repeat_row=header_row,
+        footer_left=TITLE,
+    )
     # Drop-downs (German labels) over a generous block of rows, so coordinators can add projects.
     if lists:
         first, last = header_row + 1, max(header_row + 200, last_data)
         ws.data_validation(r + 2, c0 + 1, r + 2, c0 + 1, {"validate": "list", "source": lists["municipality"]})
         for canonical, list_name in (
-            ("municipality", "municipality"), ("measure_type", "measure_type"), ("status", "status"),
-            ("affected_surface_type", "affected_surface_type"), ("is_in_designated_area", "yes_no"),
+            ("municipality", "municipality"),
+            ("measure_type", "measure_type"),
+            ("status", "status"),
+            ("affected_surface_type", "affected_surface_type"),
+            ("is_in_designated_area", "yes_no"),
         ):
             if canonical in columns:
                 j = c0 + columns.index(canonical)
-                ws.data_validation(first, j, last, j, {
-                    "validate": "list", "source": lists[list_name],
-                    "error_title": "Ungültiger Wert", "error_message": "Bitte einen Wert aus der Liste wählen.",
-                })
+                ws.data_validation(
+                    first,
+                    j,
+                    last,
+                    j,
+                    {
+                        "validate": "list",
+                        "source": lists[list_name],
+                        "error_title": "Ungültiger Wert",
+                        "error_message": "Bitte einen Wert aus der Liste wählen.",
+                    },
+                )
     return row_numbers
 
 

@@ -20,8 +20,8 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from zi_warehouse.reference import measure_types, municipality_by_key, project_statuses
 from zi_warehouse.forecasts.template import SURFACE_TYPES
+from zi_warehouse.reference import measure_types, municipality_by_key, project_statuses
 
 #: Funding rate limits (docs/domain.md#funding-rates): up to 100 % for municipal owners; the workbook does not say who
 #: owns a project, so the upper limit is the municipal one (private owners' 90 % is checked on approval).
@@ -89,8 +89,9 @@ def in_set(column: str, values) -> Check:
     return Check("in_set", column, values=tuple(values))
 
 
-def between(column: str, min_value: float | None = None, max_value: float | None = None,
-            strict_min: bool = False) -> Check:
+def between(
+    column: str, min_value: float | None = None, max_value: float | None = None, strict_min: bool = False
+) -> Check:
     return Check("between", column, min_value=min_value, max_value=max_value, strict_min=strict_min)
 
 
@@ -120,58 +121,119 @@ def rules() -> tuple[Rule, ...]:
     measures = [m["measure_type_key"] for m in measure_types()]
     statuses = [s["status_key"] for s in project_statuses()]
     return (
-        Rule("known_municipality", "municipality",
-             "Kommune '{value}' ist unbekannt; bitte eine der Kommunen aus der Auswahlliste der Vorlage wählen.",
-             in_set("municipality_key", muni)),
-        Rule("municipality_matches_submission", "municipality",
-             "Die Zeile nennt eine andere Kommune ({value}) als die Meldung; bitte je Kommune eine eigene Datei senden.",
-             Check("equal", "municipality_key", other="submission_municipality_key")),
-        Rule("requested_le_total_cost", "requested_funding_eur",
-             "Beantragte Förderung ({value}) ist höher als die Gesamtkosten; bitte Beträge prüfen.",
-             Check("at_least", "total_cost_eur", other="requested_funding_eur")),
+        Rule(
+            "known_municipality",
+            "municipality",
+            "Kommune '{value}' ist unbekannt; bitte eine der Kommunen aus der Auswahlliste der Vorlage wählen.",
+            in_set("municipality_key", muni),
+        ),
+        Rule(
+            "municipality_matches_submission",
+            "municipality",
+            "Die Zeile nennt eine andere Kommune ({value}) als die Meldung; bitte je Kommune eine eigene Datei senden.",
+            Check("equal", "municipality_key", other="submission_municipality_key"),
+        ),
+        Rule(
+            "requested_le_total_cost",
+            "requested_funding_eur",
+            "Beantragte Förderung ({value}) ist höher als die Gesamtkosten; bitte Beträge prüfen.",
+            Check("at_least", "total_cost_eur", other="requested_funding_eur"),
+        ),
         # Dates as day numbers (DAY_COLUMNS): whole numeric columns.
-        Rule("completion_after_start", "planned_completion_date",
-             "Geplante Fertigstellung ({value}) liegt vor dem geplanten Baubeginn.",
-             Check("at_least", "_completion_day", other="_start_day")),
-        Rule("known_measure_type", "measure_type",
-             "Maßnahmentyp '{value}' ist nicht förderfähig bzw. unbekannt. Erlaubt: "
-             + _allowed(m["measure_type_label_de"] for m in measure_types()) + ".",
-             in_set("measure_type_key", measures)),
-        Rule("known_status", "status",
-             "Status '{value}' ist unbekannt. Erlaubt: "
-             + _allowed(s["status_label_de"] for s in project_statuses()) + ".",
-             in_set("status_key", statuses)),
-        Rule("known_surface_type", "affected_surface_type",
-             "Oberfläche '{value}' ist unbekannt. Erlaubt: " + _allowed(SURFACE_TYPES.values()) + ".",
-             in_set("affected_surface_type", SURFACE_TYPES)),
-        Rule("total_cost_range", "total_cost_eur",
-             "Gesamtkosten {value} EUR sind nicht plausibel (größer 0 und höchstens 50 Mio. EUR).",
-             between("total_cost_eur", 0, MAX_TOTAL_COST_EUR, strict_min=True)),
-        Rule("requested_funding_non_negative", "requested_funding_eur",
-             "Beantragte Förderung {value} EUR darf nicht negativ sein.",
-             between("requested_funding_eur", 0)),
-        Rule("funding_rate_within_limits", "funding_rate",
-             "Förderquote {value} liegt außerhalb der Programmgrenzen (über 0 % bis höchstens 100 %).",
-             between("funding_rate", 0, MAX_FUNDING_RATE, strict_min=True)),
-        Rule("date_plausible", "planned_start_date",
-             "Geplanter Baubeginn {value} ist nicht plausibel (2014 bis 2040).",
-             between("_start_day", _day(DATE_MIN), _day(DATE_MAX))),
-        Rule("date_plausible", "planned_completion_date",
-             "Geplante Fertigstellung {value} ist nicht plausibel (2014 bis 2040).",
-             between("_completion_day", _day(DATE_MIN), _day(DATE_MAX))),
-        Rule("area_non_negative", "expected_disconnected_area_m2",
-             "Abgekoppelte Fläche {value} m² darf nicht negativ sein.",
-             between("expected_disconnected_area_m2", 0)),
-        Rule("area_non_negative", "surface_change_m2", "Veränderte Fläche {value} m² darf nicht negativ sein.",
-             between("surface_change_m2", 0)),
-        Rule("trees_non_negative", "expected_trees", "Anzahl Bäume {value} darf nicht negativ sein.",
-             between("expected_trees", 0)),
-        Rule("trees_whole_number", "expected_trees", "Anzahl Bäume {value} muss eine ganze Zahl sein.",
-             between("_trees_fraction", 0, 0)),
-        Rule("payment_non_negative", "forecast_payment_eur", "Mittelabruf {value} EUR darf nicht negativ sein.",
-             between("_min_payment_eur", 0)),
-        Rule("contact_email_format", "contact_email", "E-Mail-Adresse der Ansprechperson ist ungültig.",
-             Check("matches", "contact_email", regex=EMAIL_REGEX)),
+        Rule(
+            "completion_after_start",
+            "planned_completion_date",
+            "Geplante Fertigstellung ({value}) liegt vor dem geplanten Baubeginn.",
+            Check("at_least", "_completion_day", other="_start_day"),
+        ),
+        Rule(
+            "known_measure_type",
+            "measure_type",
+            "Maßnahmentyp '{value}' ist nicht förderfähig bzw. unbekannt. Erlaubt: "
+            + _allowed(m["measure_type_label_de"] for m in measure_types())
+            + ".",
+            in_set("measure_type_key", measures),
+        ),
+        Rule(
+            "known_status",
+            "status",
+            "Status '{value}' ist unbekannt. Erlaubt: "
+            + _allowed(s["status_label_de"] for s in project_statuses())
+            + ".",
+            in_set("status_key", statuses),
+        ),
+        Rule(
+            "known_surface_type",
+            "affected_surface_type",
+            "Oberfläche '{value}' ist unbekannt. Erlaubt: " + _allowed(SURFACE_TYPES.values()) + ".",
+            in_set("affected_surface_type", SURFACE_TYPES),
+        ),
+        Rule(
+            "total_cost_range",
+            "total_cost_eur",
+            "Gesamtkosten {value} EUR sind nicht plausibel (größer 0 und höchstens 50 Mio. EUR).",
+            between("total_cost_eur", 0, MAX_TOTAL_COST_EUR, strict_min=True),
+        ),
+        Rule(
+            "requested_funding_non_negative",
+            "requested_funding_eur",
+            "Beantragte Förderung {value} EUR darf nicht negativ sein.",
+            between("requested_funding_eur", 0),
+        ),
+        Rule(
+            "funding_rate_within_limits",
+            "funding_rate",
+            "Förderquote {value} liegt außerhalb der Programmgrenzen (über 0 % bis höchstens 100 %).",
+            between("funding_rate", 0, MAX_FUNDING_RATE, strict_min=True),
+        ),
+        Rule(
+            "date_plausible",
+            "planned_start_date",
+            "Geplanter Baubeginn {value} ist nicht plausibel (2014 bis 2040).",
+            between("_start_day", _day(DATE_MIN), _day(DATE_MAX)),
+        ),
+        Rule(
+            "date_plausible",
+            "planned_completion_date",
+            "Geplante Fertigstellung {value} ist nicht plausibel (2014 bis 2040).",
+            between("_completion_day", _day(DATE_MIN), _day(DATE_MAX)),
+        ),
+        Rule(
+            "area_non_negative",
+            "expected_disconnected_area_m2",
+            "Abgekoppelte Fläche {value} m² darf nicht negativ sein.",
+            between("expected_disconnected_area_m2", 0),
+        ),
+        Rule(
+            "area_non_negative",
+            "surface_change_m2",
+            "Veränderte Fläche {value} m² darf nicht negativ sein.",
+            between("surface_change_m2", 0),
+        ),
+        Rule(
+            "trees_non_negative",
+            "expected_trees",
+            "Anzahl Bäume {value} darf nicht negativ sein.",
+            between("expected_trees", 0),
+        ),
+        Rule(
+            "trees_whole_number",
+            "expected_trees",
+            "Anzahl Bäume {value} muss eine ganze Zahl sein.",
+            between("_trees_fraction", 0, 0),
+        ),
+        Rule(
+            "payment_non_negative",
+            "forecast_payment_eur",
+            "Mittelabruf {value} EUR darf nicht negativ sein.",
+            between("_min_payment_eur", 0),
+        ),
+        Rule(
+            "contact_email_format",
+            "contact_email",
+            "E-Mail-Adresse der Ansprechperson ist ungültig.",
+            Check("matches", "contact_email", regex=EMAIL_REGEX),
+        ),
     )
 
 
@@ -181,14 +243,38 @@ def _allowed(labels) -> str:
 
 
 COLUMNS = [
-    "municipality_key", "submission_municipality_key", "measure_type_key", "status_key", "affected_surface_type",
-    "total_cost_eur", "requested_funding_eur", "funding_rate", "planned_start_date", "planned_completion_date",
-    "expected_disconnected_area_m2", "surface_change_m2", "expected_trees", "contact_email",
+    "municipality_key",
+    "submission_municipality_key",
+    "measure_type_key",
+    "status_key",
+    "affected_surface_type",
+    "total_cost_eur",
+    "requested_funding_eur",
+    "funding_rate",
+    "planned_start_date",
+    "planned_completion_date",
+    "expected_disconnected_area_m2",
+    "surface_change_m2",
+    "expected_trees",
+    "contact_email",
 ]
-_TEXT_COLUMNS = ("municipality_key", "submission_municipality_key", "measure_type_key", "status_key",
-                 "affected_surface_type", "contact_email")
-_NUMBER_COLUMNS = ("total_cost_eur", "requested_funding_eur", "funding_rate", "expected_disconnected_area_m2",
-                   "surface_change_m2", "expected_trees", "_min_payment_eur")
+_TEXT_COLUMNS = (
+    "municipality_key",
+    "submission_municipality_key",
+    "measure_type_key",
+    "status_key",
+    "affected_surface_type",
+    "contact_email",
+)
+_NUMBER_COLUMNS = (
+    "total_cost_eur",
+    "requested_funding_eur",
+    "funding_rate",
+    "expected_disconnected_area_m2",
+    "surface_change_m2",
+    "expected_trees",
+    "_min_payment_eur",
+)
 #: date column -> the helper column the rules check (days since 1970-01-01).
 DAY_COLUMNS = {"planned_start_date": "_start_day", "planned_completion_date": "_completion_day"}
 _EPOCH_ORDINAL = dt.date(1970, 1, 1).toordinal()
@@ -237,7 +323,9 @@ def validate(columns: dict[str, list]) -> list[Failure]:
 def display(columns: dict[str, list], i: int, rule: Rule) -> object:
     """The value to show the sender: the column the rule reports, formatted German-style."""
     column = {
-        "municipality": "municipality_key", "measure_type": "measure_type_key", "status": "status_key",
+        "municipality": "municipality_key",
+        "measure_type": "measure_type_key",
+        "status": "status_key",
         "forecast_payment_eur": "_min_payment_eur",
     }.get(rule.column, rule.column)
     value = columns[column][i]

@@ -70,14 +70,18 @@ def forecasts_due(con: duckdb.DuckDBPyConnection, today: dt.date, due_days: int 
     due_days = forecast_due_days() if due_days is None else due_days
     year, quarter = latest_due_quarter(today, due_days)
     period, due_on = f"{year}-Q{quarter}", due_date(year, quarter, due_days)
-    rows = _rows(con, """
+    rows = _rows(
+        con,
+        """
         with s as (select * from staging.stg_forecasts__submissions)
         select m.municipality_key,
                (select min(submitted_on) from s where s.municipality_key = m.municipality_key
                                                 and s.reporting_period = ?) as submitted_on
         from marts.dim_municipality m
         where exists (select 1 from s where s.municipality_key = m.municipality_key and s.reporting_period <= ?)
-        order by 1""", [period, period])
+        order by 1""",
+        [period, period],
+    )
     out = []
     for r in rows:
         submitted = r["submitted_on"]
@@ -88,21 +92,39 @@ def forecasts_due(con: duckdb.DuckDBPyConnection, today: dt.date, due_days: int 
         else:
             message = f"Prognose {period} fristgerecht am {submitted:%d.%m.%Y} eingereicht."
         failed = submitted is None or submitted > due_on
-        out.append(CheckResult(
-            "freshness", "forecasts", "freshness.forecasts_due", "warn",
-            f"Quartalsprognose fristgerecht: spätestens {due_days} Tage nach Quartalsende.", 1, int(failed),
-            municipality_key=r["municipality_key"],
-            examples=[{"period": period, "due_on": due_on.isoformat(),
-                       "submitted_on": submitted.isoformat() if submitted else None}] if failed else [],
-            message_de=message))
+        out.append(
+            CheckResult(
+                "freshness",
+                "forecasts",
+                "freshness.forecasts_due",
+                "warn",
+                f"Quartalsprognose fristgerecht: spätestens {due_days} Tage nach Quartalsende.",
+                1,
+                int(failed),
+                municipality_key=r["municipality_key"],
+                examples=[
+                    {
+                        "period": period,
+                        "due_on": due_on.isoformat(),
+                        "submitted_on": submitted.isoformat() if submitted else None,
+                    }
+                ]
+                if failed
+                else [],
+                message_de=message,
+            )
+        )
     return out
 
 
 def funding_extract_fresh(con: duckdb.DuckDBPyConnection, today: dt.date) -> list[CheckResult]:
     max_age = _env_int("ZI_FUNDING_MAX_AGE_DAYS", DEFAULT_FUNDING_MAX_AGE_DAYS)
-    rows = _rows(con, """
+    rows = _rows(
+        con,
+        """
         select period, loaded_at from raw.ingestion_files
-        where source_family = 'funding' and outcome in ('loaded', 'partially_loaded')""")
+        where source_family = 'funding' and outcome in ('loaded', 'partially_loaded')""",
+    )
     dates = []
     for r in rows:
         m = _EXTRACT_DATE.search(r["period"] or "")
@@ -112,34 +134,61 @@ def funding_extract_fresh(con: duckdb.DuckDBPyConnection, today: dt.date) -> lis
             dates.append(r["loaded_at"].date())
     latest = max(dates) if dates else None
     failed = latest is None or (today - latest).days > max_age
-    message = ("Kein Förderdaten-Extrakt geladen." if latest is None else
-               f"Letzter Förderdaten-Extrakt vom {latest:%d.%m.%Y} ({(today - latest).days} Tage alt).")
-    return [CheckResult(
-        "freshness", "funding", "freshness.funding_extract_daily", "warn",
-        f"Förderdaten-Extrakt täglich: der letzte ist höchstens {max_age} Tag(e) alt.", 1, int(failed),
-        examples=[{"latest_extract_on": latest.isoformat() if latest else None}] if failed else [],
-        message_de=message)]
+    message = (
+        "Kein Förderdaten-Extrakt geladen."
+        if latest is None
+        else f"Letzter Förderdaten-Extrakt vom {latest:%d.%m.%Y} ({(today - latest).days} Tage alt)."
+    )
+    return [
+        CheckResult(
+            "freshness",
+            "funding",
+            "freshness.funding_extract_daily",
+            "warn",
+            f"Förderdaten-Extrakt täglich: der letzte ist höchstens {max_age} Tag(e) alt.",
+            1,
+            int(failed),
+            examples=[{"latest_extract_on": latest.isoformat() if latest else None}] if failed else [],
+            message_de=message,
+        )
+    ]
 
 
 def climate_monthly(con: duckdb.DuckDBPyConnection, today: dt.date) -> list[CheckResult]:
     max_age = _env_int("ZI_CLIMATE_MAX_AGE_DAYS", DEFAULT_CLIMATE_MAX_AGE_DAYS)
-    rows = _rows(con, """
+    rows = _rows(
+        con,
+        """
         with latest as (select station_id, max(measured_on) as latest_on from staging.stg_climate__daily group by 1)
         select m.municipality_key, m.climate_station_id, l.latest_on
         from marts.dim_municipality m left join latest l on l.station_id = m.climate_station_id
-        order by 1""")
+        order by 1""",
+    )
     out = []
     for r in rows:
         latest = r["latest_on"]
         failed = latest is None or (today - latest).days > max_age
-        message = (f"Keine Klimadaten der Station {r['climate_station_id']}." if latest is None else
-                   f"Klimadaten der Station {r['climate_station_id']} bis {latest:%d.%m.%Y}.")
-        out.append(CheckResult(
-            "freshness", "climate", "freshness.climate_monthly", "warn",
-            f"Klimadaten monatlich: der letzte Tag der zugeordneten Station ist höchstens {max_age} Tage alt.",
-            1, int(failed), municipality_key=r["municipality_key"],
-            examples=[{"station_id": r["climate_station_id"], "latest_on": latest.isoformat() if latest else None}]
-            if failed else [], message_de=message))
+        message = (
+            f"Keine Klimadaten der Station {r['climate_station_id']}."
+            if latest is None
+            else f"Klimadaten der Station {r['climate_station_id']} bis {latest:%d.%m.%Y}."
+        )
+        out.append(
+            CheckResult(
+                "freshness",
+                "climate",
+                "freshness.climate_monthly",
+                "warn",
+                f"Klimadaten monatlich: der letzte Tag der zugeordneten Station ist höchstens {max_age} Tage alt.",
+                1,
+                int(failed),
+                municipality_key=r["municipality_key"],
+                examples=[{"station_id": r["climate_station_id"], "latest_on": latest.isoformat() if latest else None}]
+                if failed
+                else [],
+                message_de=message,
+            )
+        )
     return out
 
 

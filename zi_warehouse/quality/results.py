@@ -124,7 +124,7 @@ def append_results(
 ) -> str:
     """Append one run's records to the history (earlier runs stay); returns the run id."""
     run_id = run_id or new_run_id()
-    run_started_at = run_started_at or dt.datetime.now(dt.timezone.utc)
+    run_started_at = run_started_at or dt.datetime.now(dt.UTC)
     ensure_results_table(con)
     if con.execute(f"select count(*) from {RESULTS_QUALIFIED} where run_id = ?", [run_id]).fetchone()[0]:
         # A retried step of the same run replaces its own records instead of doubling them.
@@ -135,12 +135,11 @@ def append_results(
 
 
 def run_records(con: duckdb.DuckDBPyConnection, run_id: str) -> list[dict]:
-    return rows(con, f"select * from {RESULTS_QUALIFIED} where run_id = ? order by check_name, municipality_key",
-                [run_id])
+    return rows(
+        con, f"select * from {RESULTS_QUALIFIED} where run_id = ? order by check_name, municipality_key", [run_id]
+    )
 
 
 def latest_run_id(con: duckdb.DuckDBPyConnection) -> str | None:
-    row = con.execute(
-        f"select run_id from {RESULTS_QUALIFIED} order by run_started_at desc, run_id limit 1"
-    ).fetchone()
+    row = con.execute(f"select run_id from {RESULTS_QUALIFIED} order by run_started_at desc, run_id limit 1").fetchone()
     return row[0] if row else None

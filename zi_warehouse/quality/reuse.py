@@ -70,8 +70,10 @@ def remember(con: duckdb.DuckDBPyConnection, suite_plan: SuitePlan, run_id: str)
     _ensure_inputs_table(con)
     con.execute(f"delete from {INPUTS_TABLE}")
     if suite_plan.inputs:
-        con.executemany(f"insert into {INPUTS_TABLE} values (?, ?, ?)",
-                        [[mart, fp, run_id] for mart, fp in sorted(suite_plan.inputs.items())])
+        con.executemany(
+            f"insert into {INPUTS_TABLE} values (?, ?, ?)",
+            [[mart, fp, run_id] for mart, fp in sorted(suite_plan.inputs.items())],
+        )
 
 
 def _ensure_inputs_table(con: duckdb.DuckDBPyConnection) -> None:
@@ -82,19 +84,33 @@ def _ensure_inputs_table(con: duckdb.DuckDBPyConnection) -> None:
 def _last_inputs(con: duckdb.DuckDBPyConnection) -> dict[str, tuple[str, str]]:
     if not warehouse.table_exists(con, warehouse.RAW_SCHEMA, INPUTS_TABLE.split(".")[1]):
         return {}
-    return {r["mart"]: (r["fingerprint"], r["run_id"])
-            for r in warehouse.rows(con, f"select mart, fingerprint, run_id from {INPUTS_TABLE}")}
+    return {
+        r["mart"]: (r["fingerprint"], r["run_id"])
+        for r in warehouse.rows(con, f"select mart, fingerprint, run_id from {INPUTS_TABLE}")
+    }
 
 
 def _records(con: duckdb.DuckDBPyConnection, run_id: str, mart: str) -> list[CheckResult]:
     """The suite records of ``mart`` in run ``run_id``, as results to append to this run."""
     ensure_results_table(con)
-    found = warehouse.rows(con, f"select * from {RESULTS_QUALIFIED} where run_id = ? and check_kind = 'suite' "
-                                "and source = ? order by check_name, municipality_key", [run_id, mart])
-    return [CheckResult(check_kind=r["check_kind"], source=r["source"], check_name=r["check_name"],
-                        severity=r["severity"], description_de=r["description_de"],
-                        rows_evaluated=r["rows_evaluated"], rows_failed=r["rows_failed"],
-                        municipality_key=r["municipality_key"],
-                        examples=json.loads(r["example_values"]) if r["example_values"] else [],
-                        message_de=r["message_de"] or "")
-            for r in found]
+    found = warehouse.rows(
+        con,
+        f"select * from {RESULTS_QUALIFIED} where run_id = ? and check_kind = 'suite' "
+        "and source = ? order by check_name, municipality_key",
+        [run_id, mart],
+    )
+    return [
+        CheckResult(
+            check_kind=r["check_kind"],
+            source=r["source"],
+            check_name=r["check_name"],
+            severity=r["severity"],
+            description_de=r["description_de"],
+            rows_evaluated=r["rows_evaluated"],
+            rows_failed=r["rows_failed"],
+            municipality_key=r["municipality_key"],
+            examples=json.loads(r["example_values"]) if r["example_values"] else [],
+            message_de=r["message_de"] or "",
+        )
+        for r in found
+    ]

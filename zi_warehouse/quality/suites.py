@@ -20,9 +20,9 @@ guard its key).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from functools import lru_cache
-from typing import Callable
+from functools import cache
 
 import duckdb
 import pandas as pd
@@ -57,19 +57,44 @@ class MartSuite:
 
 # --- building blocks ------------------------------------------------------------------------------------
 
+
 def key_unique(cols: tuple[str, ...], nullable: tuple[str, ...] = ()) -> list[Expect]:
     """Key not null (except ``nullable`` parts of a compound key) and unique."""
     label = " × ".join(cols)
-    out = [Expect(f"{c}_not_null", "error", f"Schlüsselspalte {c} ist nie leer.",
-                  lambda E, c=c: E.ExpectColumnValuesToNotBeNull(column=c), (c,)) for c in cols if c not in nullable]
+    out = [
+        Expect(
+            f"{c}_not_null",
+            "error",
+            f"Schlüsselspalte {c} ist nie leer.",
+            lambda E, c=c: E.ExpectColumnValuesToNotBeNull(column=c),
+            (c,),
+        )
+        for c in cols
+        if c not in nullable
+    ]
     if len(cols) == 1:
         c = cols[0]
-        out.append(Expect(f"{c}_unique", "error", f"Schlüssel {c} ist eindeutig (Grain).",
-                          lambda E, c=c: E.ExpectColumnValuesToBeUnique(column=c), (c,), "duplicate"))
+        out.append(
+            Expect(
+                f"{c}_unique",
+                "error",
+                f"Schlüssel {c} ist eindeutig (Grain).",
+                lambda E, c=c: E.ExpectColumnValuesToBeUnique(column=c),
+                (c,),
+                "duplicate",
+            )
+        )
     else:
-        out.append(Expect("key_unique", "error", f"Schlüssel {label} ist eindeutig (Grain).",
-                          lambda E, cols=cols: E.ExpectCompoundColumnsToBeUnique(column_list=list(cols)), cols,
-                          "duplicate"))
+        out.append(
+            Expect(
+                "key_unique",
+                "error",
+                f"Schlüssel {label} ist eindeutig (Grain).",
+                lambda E, cols=cols: E.ExpectCompoundColumnsToBeUnique(column_list=list(cols)),
+                cols,
+                "duplicate",
+            )
+        )
     return out
 
 
@@ -80,10 +105,17 @@ def between(cols, low=None, high=None, severity="error", what="") -> list[Expect
         rng, suffix = f"mindestens {low:g}", "non_negative" if low == 0 else "min"
     else:
         rng, suffix = f"höchstens {high:g}", "max"
-    return [Expect(f"{c}_{suffix}", severity, f"{what or c} liegt {rng} (leere Werte ausgenommen).",
-                   lambda E, c=c: E.ExpectColumnValuesToBeBetween(column=c, min_value=low, max_value=high), (c,),
-                   (low - 1) if low is not None else high + 1)
-            for c in cols]
+    return [
+        Expect(
+            f"{c}_{suffix}",
+            severity,
+            f"{what or c} liegt {rng} (leere Werte ausgenommen).",
+            lambda E, c=c: E.ExpectColumnValuesToBeBetween(column=c, min_value=low, max_value=high),
+            (c,),
+            (low - 1) if low is not None else high + 1,
+        )
+        for c in cols
+    ]
 
 
 def non_negative(*cols, severity="error") -> list[Expect]:
@@ -96,14 +128,30 @@ def pct(*cols, severity="error") -> list[Expect]:
 
 def in_set(col: str, values, severity="error", what="") -> list[Expect]:
     values = sorted(values)
-    return [Expect(f"{col}_allowed", severity, f"{what or col} ist ein zulässiger Wert ({', '.join(map(str, values[:8]))}"
-                   f"{' …' if len(values) > 8 else ''}).",
-                   lambda E: E.ExpectColumnValuesToBeInSet(column=col, value_set=values), (col,), "__unbekannt__")]
+    return [
+        Expect(
+            f"{col}_allowed",
+            severity,
+            f"{what or col} ist ein zulässiger Wert ({', '.join(map(str, values[:8]))}"
+            f"{' …' if len(values) > 8 else ''}).",
+            lambda E: E.ExpectColumnValuesToBeInSet(column=col, value_set=values),
+            (col,),
+            "__unbekannt__",
+        )
+    ]
 
 
 def period_format(col="period") -> list[Expect]:
-    return [Expect(f"{col}_format", "error", f"{col} hat das Format JJJJ-Qn.",
-                   lambda E: E.ExpectColumnValuesToMatchRegex(column=col, regex=r"^\d{4}-Q[1-4]$"), (col,), "2026-Q5")]
+    return [
+        Expect(
+            f"{col}_format",
+            "error",
+            f"{col} hat das Format JJJJ-Qn.",
+            lambda E: E.ExpectColumnValuesToMatchRegex(column=col, regex=r"^\d{4}-Q[1-4]$"),
+            (col,),
+            "2026-Q5",
+        )
+    ]
 
 
 def municipality_known(col="municipality_key") -> list[Expect]:
@@ -112,114 +160,251 @@ def municipality_known(col="municipality_key") -> list[Expect]:
 
 # --- the suites -----------------------------------------------------------------------------------------
 
+
 def suites() -> tuple[MartSuite, ...]:
     """One suite per public mart (``mart_data_quality`` excepted, see the module docstring)."""
     measure_types = [m["measure_type_key"] for m in reference.measure_types()]
     statuses = [s["status_key"] for s in reference.project_statuses()]
     return (
-        MartSuite("dim_municipality", ("municipality_key",), (
-            *key_unique(("municipality_key",)), *municipality_known(),
-            *non_negative("population_2020", "area_km2", "climate_station_distance_km",
-                          "long_term_precipitation_mm"),
-            *between(("latitude",), 50.5, 52.5, what="Breitengrad (Ruhrgebiet)"),
-            *between(("longitude",), 6.0, 8.5, what="Längengrad (Ruhrgebiet)"),
-        )),
-        MartSuite("dim_measure_type", ("measure_type_key",), (
-            *key_unique(("measure_type_key",)), *in_set("measure_type_key", measure_types, what="Maßnahmentyp"),
-            *in_set("water_balance_effect", ["replace_surface", "route_runoff", "none"]),
-            *between(("evaporation_share_before_v", "evaporation_share_after_v"), 0, 1),
-        )),
-        MartSuite("fct_measure", ("measure_id",), (
-            *key_unique(("measure_id",)), *municipality_known(),
-            *in_set("measure_type_key", measure_types, what="Maßnahmentyp"),
-            *in_set("status_key", statuses, what="Status"),
-            *non_negative("disconnected_area_m2", "surface_change_m2", "trees", "approved_eur", "paid_eur"),
-        )),
-        MartSuite("mart_kpi_municipality_year", ("municipality_key", "year"), (
-            *key_unique(("municipality_key", "year")), *municipality_known(),
-            *non_negative("baseline_connected_area_m2", "disconnected_actual_m2", "disconnected_planned_m2",
-                          "surface_area_m2"),
-            *pct("disconnection_rate_actual_pct", "disconnection_rate_planned_pct",
-                 "disconnection_rate_actual_designated_pct", "disconnection_rate_planned_designated_pct",
-                 "evaporation_rate_baseline_pct", "evaporation_rate_actual_pct", "evaporation_rate_planned_pct"),
-        )),
-        MartSuite("mart_kpi_region_year", ("region_key", "year"), (
-            *key_unique(("region_key", "year")), *in_set("region_key", ["rvr", "zi_members"], what="Region"),
-            *non_negative("municipalities", "baseline_connected_area_m2", "disconnected_actual_m2",
-                          "disconnected_planned_m2", "surface_area_m2"),
-            *pct("disconnection_rate_actual_pct", "disconnection_rate_planned_pct", "evaporation_rate_actual_pct",
-                 "evaporation_rate_planned_pct"),
-        )),
-        MartSuite("mart_budget_year", ("year",), (
-            *key_unique(("year",)),
-            *non_negative("envelope_eur", "project_ideas", "applications", "requested_eur", "approvals",
-                          "approved_eur", "paid_eur", "approved_eur_cumulative", "paid_eur_cumulative"),
-            *pct("mean_funding_rate_pct"),
-            *pct("utilisation_pct", severity="warn"),
-            *non_negative("absorption_pct", severity="warn"),
-        )),
-        MartSuite("mart_budget_municipality_year", ("municipality_key", "year"), (
-            *key_unique(("municipality_key", "year")), *municipality_known(),
-            *non_negative("project_ideas", "applications", "requested_eur", "approvals", "approved_eur",
-                          "paid_eur", "approved_eur_cumulative", "paid_eur_cumulative"),
-            *pct("share_of_region_approved_pct", "mean_funding_rate_pct"),
-            *pct("utilisation_pct", severity="warn"),
-        )),
-        MartSuite("mart_trees_municipality_year", ("municipality_key", "year", "tree_source", "species_group"), (
-            *key_unique(("municipality_key", "year", "tree_source", "species_group"), nullable=("year",)), *municipality_known(),
-            *in_set("tree_source", ["campaign", "register", "funded_measures"], what="Herkunft"),
-            *non_negative("trees"),
-        )),
-        MartSuite("mart_pipeline_municipality_quarter", ("municipality_key", "period"), (
-            *key_unique(("municipality_key", "period")), *municipality_known(), *period_format(),
-            *between(("quarter",), 1, 4),
-            *non_negative("total_projects", "approved_projects", "approved_eur", "completed_eur",
-                          "median_days_application_to_approval"),
-        )),
-        MartSuite("mart_forecast_accuracy_municipality_quarter", ("municipality_key", "period"), (
-            *key_unique(("municipality_key", "period")), *municipality_known(), *period_format(),
-            *between(("quarter",), 1, 4),
-            *non_negative("forecast_applications", "actual_applications", "forecast_payments_eur",
-                          "actual_payments_eur", "applications_ape_pct", "approvals_ape_pct",
-                          "payments_eur_ape_pct", "completions_ape_pct"),
-        )),
-        MartSuite("mart_climate_station_year", ("station_id", "year"), (
-            *key_unique(("station_id", "year")),
-            *between(("days_in_year",), 365, 366),
-            *non_negative("days_observed", "missing_days", "summer_days", "hot_days", "precipitation_mm"),
-            *between(("mean_temperature_c",), -5, 25, severity="warn", what="Jahresmitteltemperatur (°C)"),
-        )),
-        MartSuite("mart_climate_municipality_year", ("municipality_key", "year"), (
-            *key_unique(("municipality_key", "year")), *municipality_known(),
-            *non_negative("days_observed", "missing_days", "precipitation_mm", "measures_approved",
-                          "disconnected_area_planned_m2"),
-            *pct("measures_in_heat_stressed_areas_pct", "measures_in_flood_prone_areas_pct",
-                 "disconnected_area_heat_stressed_pct", "disconnected_area_flood_prone_pct"),
-        )),
-        MartSuite("mart_ingestion_files", ("source_family", "source_file"), (
-            *key_unique(("source_family", "source_file")),
-            *in_set("source_family", ["forecasts", "funding", "funding_db", "climate", "trees", "surfaces"], what="Quelle"),
-            *in_set("outcome", ["loaded", "partially_loaded", "rejected", "failed", "blocked"], what="Ergebnis"),
-            *non_negative("rows_read", "rows_loaded", "rows_rejected", "file_size_bytes"),
-        )),
-        MartSuite("mart_rejected_rows", ("rejection_id",), (
-            *key_unique(("rejection_id",)),
-            *[e for e in key_unique(("source_family", "source_file")) if e.name.endswith("_not_null")],
-            *[Expect(f"{c}_not_null", "error", f"{c} ist bei jeder abgewiesenen Zeile angegeben.",
-                     lambda E, c=c: E.ExpectColumnValuesToNotBeNull(column=c), (c,)) for c in ("rule", "message_de")],
-            *between(("row_number",), 1, None),
-        )),
+        MartSuite(
+            "dim_municipality",
+            ("municipality_key",),
+            (
+                *key_unique(("municipality_key",)),
+                *municipality_known(),
+                *non_negative(
+                    "population_2020", "area_km2", "climate_station_distance_km", "long_term_precipitation_mm"
+                ),
+                *between(("latitude",), 50.5, 52.5, what="Breitengrad (Ruhrgebiet)"),
+                *between(("longitude",), 6.0, 8.5, what="Längengrad (Ruhrgebiet)"),
+            ),
+        ),
+        MartSuite(
+            "dim_measure_type",
+            ("measure_type_key",),
+            (
+                *key_unique(("measure_type_key",)),
+                *in_set("measure_type_key", measure_types, what="Maßnahmentyp"),
+                *in_set("water_balance_effect", ["replace_surface", "route_runoff", "none"]),
+                *between(("evaporation_share_before_v", "evaporation_share_after_v"), 0, 1),
+            ),
+        ),
+        MartSuite(
+            "fct_measure",
+            ("measure_id",),
+            (
+                *key_unique(("measure_id",)),
+                *municipality_known(),
+                *in_set("measure_type_key", measure_types, what="Maßnahmentyp"),
+                *in_set("status_key", statuses, what="Status"),
+                *non_negative("disconnected_area_m2", "surface_change_m2", "trees", "approved_eur", "paid_eur"),
+            ),
+        ),
+        MartSuite(
+            "mart_kpi_municipality_year",
+            ("municipality_key", "year"),
+            (
+                *key_unique(("municipality_key", "year")),
+                *municipality_known(),
+                *non_negative(
+                    "baseline_connected_area_m2", "disconnected_actual_m2", "disconnected_planned_m2", "surface_area_m2"
+                ),
+                *pct(
+                    "disconnection_rate_actual_pct",
+                    "disconnection_rate_planned_pct",
+                    "disconnection_rate_actual_designated_pct",
+                    "disconnection_rate_planned_designated_pct",
+                    "evaporation_rate_baseline_pct",
+                    "evaporation_rate_actual_pct",
+                    "evaporation_rate_planned_pct",
+                ),
+            ),
+        ),
+        MartSuite(
+            "mart_kpi_region_year",
+            ("region_key", "year"),
+            (
+                *key_unique(("region_key", "year")),
+                *in_set("region_key", ["rvr", "zi_members"], what="Region"),
+                *non_negative(
+                    "municipalities",
+                    "baseline_connected_area_m2",
+                    "disconnected_actual_m2",
+                    "disconnected_planned_m2",
+                    "surface_area_m2",
+                ),
+                *pct(
+                    "disconnection_rate_actual_pct",
+                    "disconnection_rate_planned_pct",
+                    "evaporation_rate_actual_pct",
+                    "evaporation_rate_planned_pct",
+                ),
+            ),
+        ),
+        MartSuite(
+            "mart_budget_year",
+            ("year",),
+            (
+                *key_unique(("year",)),
+                *non_negative(
+                    "envelope_eur",
+                    "project_ideas",
+                    "applications",
+                    "requested_eur",
+                    "approvals",
+                    "approved_eur",
+                    "paid_eur",
+                    "approved_eur_cumulative",
+                    "paid_eur_cumulative",
+                ),
+                *pct("mean_funding_rate_pct"),
+                *pct("utilisation_pct", severity="warn"),
+                *non_negative("absorption_pct", severity="warn"),
+            ),
+        ),
+        MartSuite(
+            "mart_budget_municipality_year",
+            ("municipality_key", "year"),
+            (
+                *key_unique(("municipality_key", "year")),
+                *municipality_known(),
+                *non_negative(
+                    "project_ideas",
+                    "applications",
+                    "requested_eur",
+                    "approvals",
+                    "approved_eur",
+                    "paid_eur",
+                    "approved_eur_cumulative",
+                    "paid_eur_cumulative",
+                ),
+                *pct("share_of_region_approved_pct", "mean_funding_rate_pct"),
+                *pct("utilisation_pct", severity="warn"),
+            ),
+        ),
+        MartSuite(
+            "mart_trees_municipality_year",
+            ("municipality_key", "year", "tree_source", "species_group"),
+            (
+                *key_unique(("municipality_key", "year", "tree_source", "species_group"), nullable=("year",)),
+                *municipality_known(),
+                *in_set("tree_source", ["campaign", "register", "funded_measures"], what="Herkunft"),
+                *non_negative("trees"),
+            ),
+        ),
+        MartSuite(
+            "mart_pipeline_municipality_quarter",
+            ("municipality_key", "period"),
+            (
+                *key_unique(("municipality_key", "period")),
+                *municipality_known(),
+                *period_format(),
+                *between(("quarter",), 1, 4),
+                *non_negative(
+                    "total_projects",
+                    "approved_projects",
+                    "approved_eur",
+                    "completed_eur",
+                    "median_days_application_to_approval",
+                ),
+            ),
+        ),
+        MartSuite(
+            "mart_forecast_accuracy_municipality_quarter",
+            ("municipality_key", "period"),
+            (
+                *key_unique(("municipality_key", "period")),
+                *municipality_known(),
+                *period_format(),
+                *between(("quarter",), 1, 4),
+                *non_negative(
+                    "forecast_applications",
+                    "actual_applications",
+                    "forecast_payments_eur",
+                    "actual_payments_eur",
+                    "applications_ape_pct",
+                    "approvals_ape_pct",
+                    "payments_eur_ape_pct",
+                    "completions_ape_pct",
+                ),
+            ),
+        ),
+        MartSuite(
+            "mart_climate_station_year",
+            ("station_id", "year"),
+            (
+                *key_unique(("station_id", "year")),
+                *between(("days_in_year",), 365, 366),
+                *non_negative("days_observed", "missing_days", "summer_days", "hot_days", "precipitation_mm"),
+                *between(("mean_temperature_c",), -5, 25, severity="warn", what="Jahresmitteltemperatur (°C)"),
+            ),
+        ),
+        MartSuite(
+            "mart_climate_municipality_year",
+            ("municipality_key", "year"),
+            (
+                *key_unique(("municipality_key", "year")),
+                *municipality_known(),
+                *non_negative(
+                    "days_observed",
+                    "missing_days",
+                    "precipitation_mm",
+                    "measures_approved",
+                    "disconnected_area_planned_m2",
+                ),
+                *pct(
+                    "measures_in_heat_stressed_areas_pct",
+                    "measures_in_flood_prone_areas_pct",
+                    "disconnected_area_heat_stressed_pct",
+                    "disconnected_area_flood_prone_pct",
+                ),
+            ),
+        ),
+        MartSuite(
+            "mart_ingestion_files",
+            ("source_family", "source_file"),
+            (
+                *key_unique(("source_family", "source_file")),
+                *in_set(
+                    "source_family",
+                    ["forecasts", "funding", "funding_db", "climate", "trees", "surfaces"],
+                    what="Quelle",
+                ),
+                *in_set("outcome", ["loaded", "partially_loaded", "rejected", "failed", "blocked"], what="Ergebnis"),
+                *non_negative("rows_read", "rows_loaded", "rows_rejected", "file_size_bytes"),
+            ),
+        ),
+        MartSuite(
+            "mart_rejected_rows",
+            ("rejection_id",),
+            (
+                *key_unique(("rejection_id",)),
+                *[e for e in key_unique(("source_family", "source_file")) if e.name.endswith("_not_null")],
+                *[
+                    Expect(
+                        f"{c}_not_null",
+                        "error",
+                        f"{c} ist bei jeder abgewiesenen Zeile angegeben.",
+                        lambda E, c=c: E.ExpectColumnValuesToNotBeNull(column=c),
+                        (c,),
+                    )
+                    for c in ("rule", "message_de")
+                ],
+                *between(("row_number",), 1, None),
+            ),
+        ),
     )
 
 
 # --- running --------------------------------------------------------------------------------------------
+
 
 def _context():
     """The shared GX context and this step's pandas batch definition (zi_warehouse/gx_context.py)."""
     return gx_context.context(), gx_context.pandas_batch_definition("marts")
 
 
-@lru_cache(maxsize=None)
+@cache
 def _gx_expectations(mart: str) -> tuple[tuple[Expect, object, str, dict], ...]:
     """The mart's expectations as GX objects, with their class name and kwargs (read once: GX rebuilds
     ``.configuration`` on every access). Validated one by one against the batch, so no suite is registered."""
@@ -235,7 +420,8 @@ def _gx_expectations(mart: str) -> tuple[tuple[Expect, object, str, dict], ...]:
 def existing_marts(con: duckdb.DuckDBPyConnection) -> set[str]:
     rows = con.execute(
         "select table_name from information_schema.tables where table_schema = ? and table_catalog = current_database()",
-        [MARTS_SCHEMA]).fetchall()
+        [MARTS_SCHEMA],
+    ).fetchall()
     return {r[0] for r in rows}
 
 
@@ -245,8 +431,11 @@ def read_mart(con: duckdb.DuckDBPyConnection, mart: str) -> pd.DataFrame:
     return df
 
 
-_COMPLETE = {"result_format": "COMPLETE", "unexpected_index_column_names": [ROW_KEY],
-             "return_unique_unexpected_index_list": False}
+_COMPLETE = {
+    "result_format": "COMPLETE",
+    "unexpected_index_column_names": [ROW_KEY],
+    "return_unique_unexpected_index_list": False,
+}
 #: kwargs each expectation type may carry for the pre-screen to judge it (anything else: GX judges).
 _PRESCREEN_KWARGS = {
     "ExpectColumnValuesToNotBeNull": {"column"},
@@ -328,13 +517,20 @@ def validate_frame(spec: MartSuite, df: pd.DataFrame) -> list[CheckResult]:
     for expect, success, res in results_:
         info = (res.exception_info if res is not None else None) or {}
         if info.get("raised_exception"):
-            raise RuntimeError(f"GX-Erwartung {spec.mart}.{expect.name} nicht auswertbar: {info.get('exception_message')}")
+            raise RuntimeError(
+                f"GX-Erwartung {spec.mart}.{expect.name} nicht auswertbar: {info.get('exception_message')}"
+            )
         failed_keys = [int(item[ROW_KEY]) for item in (res.result.get("unexpected_index_list") or [])] if res else []
         if not success and not failed_keys:
             failed_keys = list(range(len(df)))  # table-level failure: every row counts
         failed = df.iloc[sorted(failed_keys)] if failed_keys else df.iloc[0:0]
-        common = dict(check_kind="suite", source=spec.mart, check_name=f"{spec.mart}.{expect.name}",
-                      severity=expect.severity, description_de=expect.description_de)
+        common = dict(
+            check_kind="suite",
+            source=spec.mart,
+            check_name=f"{spec.mart}.{expect.name}",
+            severity=expect.severity,
+            description_de=expect.description_de,
+        )
         if by_municipality and len(df):
             failed_munis = munis.iloc[sorted(failed_keys)] if failed_keys else munis.iloc[0:0]
             # Computed once per expectation, not once per municipality (153 expectations × 53 municipalities).
@@ -348,13 +544,26 @@ def validate_frame(spec: MartSuite, df: pd.DataFrame) -> list[CheckResult]:
                 else:
                     rows = None
                 n_failed = 0 if rows is None else len(rows)
-                out.append(CheckResult(**common, municipality_key=muni, rows_evaluated=int(n), rows_failed=n_failed,
-                                       examples=[] if rows is None else _examples(rows, expect, spec),
-                                       message_de=_message(expect, n_failed)))
+                out.append(
+                    CheckResult(
+                        **common,
+                        municipality_key=muni,
+                        rows_evaluated=int(n),
+                        rows_failed=n_failed,
+                        examples=[] if rows is None else _examples(rows, expect, spec),
+                        message_de=_message(expect, n_failed),
+                    )
+                )
         else:
-            out.append(CheckResult(**common, rows_evaluated=len(df), rows_failed=len(failed),
-                                   examples=_examples(failed, expect, spec) if len(failed) else no_examples[:],
-                                   message_de=_message(expect, len(failed))))
+            out.append(
+                CheckResult(
+                    **common,
+                    rows_evaluated=len(df),
+                    rows_failed=len(failed),
+                    examples=_examples(failed, expect, spec) if len(failed) else no_examples[:],
+                    message_de=_message(expect, len(failed)),
+                )
+            )
     return out
 
 
@@ -376,9 +585,18 @@ def run_suites(con: duckdb.DuckDBPyConnection, specs: tuple[MartSuite, ...] | No
     out: list[CheckResult] = []
     for spec in suites() if specs is None else specs:
         if spec.mart not in present:
-            out.append(CheckResult("suite", spec.mart, f"{spec.mart}.exists", "error",
-                                   f"Die Mart {spec.mart} ist im Warehouse vorhanden.", 1, 1,
-                                   message_de=f"Die Mart marts.{spec.mart} fehlt im Warehouse."))
+            out.append(
+                CheckResult(
+                    "suite",
+                    spec.mart,
+                    f"{spec.mart}.exists",
+                    "error",
+                    f"Die Mart {spec.mart} ist im Warehouse vorhanden.",
+                    1,
+                    1,
+                    message_de=f"Die Mart marts.{spec.mart} fehlt im Warehouse.",
+                )
+            )
             continue
         out.extend(validate_frame(spec, read_mart(con, spec.mart)))
     return out

@@ -78,7 +78,7 @@ class Browser:
         self._session: str | None = None
         self._warm: threading.Thread | None = None
 
-    def start(self) -> "Browser":
+    def start(self) -> Browser:
         try:
             binary = chromium_binary()
         except ChromiumMissing:
@@ -92,14 +92,22 @@ class Browser:
         child_out = fcntl.fcntl(reply_write, fcntl.F_DUPFD_CLOEXEC, 10)
         os.close(cmd_read)
         os.close(reply_write)
-        args = [binary, *OFFLINE_FLAGS, f"--user-data-dir={self._tmp}/profile", "--remote-debugging-pipe",
-                "about:blank"]
-        self._stderr = open(Path(self._tmp) / "stderr.log", "wb")
+        args = [
+            binary,
+            *OFFLINE_FLAGS,
+            f"--user-data-dir={self._tmp}/profile",
+            "--remote-debugging-pipe",
+            "about:blank",
+        ]
+        self._stderr = open(Path(self._tmp) / "stderr.log", "wb")  # noqa: SIM115 - closed in close()
         try:
             self._proc = subprocess.Popen(
                 ["/bin/bash", "-c", f'exec "$0" "$@" 3<&{child_in} 4>&{child_out} {child_in}<&- {child_out}>&-', *args],
-                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=self._stderr,
-                pass_fds=(child_in, child_out))
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=self._stderr,
+                pass_fds=(child_in, child_out),
+            )
         finally:
             os.close(child_in)
             os.close(child_out)
@@ -116,7 +124,7 @@ class Browser:
         try:
             session = self._page()
             self._send("Page.printToPDF", PDF_OPTIONS, session=session)
-        except BaseException as exc:  # reported by the first real call
+        except BaseException as exc:  # noqa: BLE001 - reported by the first real call
             self._warm_error = exc
 
     def _ready(self) -> None:
@@ -126,7 +134,7 @@ class Browser:
             if self._warm_error is not None:
                 raise RuntimeError(f"Chromium startet nicht: {self._warm_error}") from self._warm_error
 
-    def __enter__(self) -> "Browser":
+    def __enter__(self) -> Browser:
         return self.start() if self._proc is None else self
 
     def __exit__(self, *exc) -> None:
@@ -147,8 +155,9 @@ class Browser:
         message, self._buffer = self._buffer.split(b"\0", 1)
         return json.loads(message)
 
-    def _send(self, method: str, params: dict | None = None, session: str | None = None,
-              wait_for: str | None = None) -> dict:
+    def _send(
+        self, method: str, params: dict | None = None, session: str | None = None, wait_for: str | None = None
+    ) -> dict:
         """Send one command and return its result; with ``wait_for``, also wait for that event afterwards."""
         self._next_id += 1
         request = {"id": self._next_id, "method": method, "params": params or {}}
@@ -192,16 +201,21 @@ class Browser:
             self.start()
         self._ready()
         session = self._page()
-        self._send("Page.navigate", {"url": Path(html_path).resolve().as_uri()}, session=session,
-                   wait_for="Page.loadEventFired")
+        self._send(
+            "Page.navigate",
+            {"url": Path(html_path).resolve().as_uri()},
+            session=session,
+            wait_for="Page.loadEventFired",
+        )
         data = base64.b64decode(self._send("Page.printToPDF", PDF_OPTIONS, session=session)["data"])
         if not data:
             raise RuntimeError(f"PDF konnte nicht erzeugt werden: {self._stderr_tail()}")
         Path(pdf_path).write_bytes(data)
         return Path(pdf_path)
 
-    def evaluate(self, html_path: Path, expression: str, *, width_px: int, height_px: int = 1000,
-                 media: str = "screen") -> Any:
+    def evaluate(
+        self, html_path: Path, expression: str, *, width_px: int, height_px: int = 1000, media: str = "screen"
+    ) -> Any:
         """Load ``html_path`` in a ``width_px`` wide window, laid out for ``media`` ("screen" or "print"), and
         return the JSON value of the JavaScript ``expression`` (for checks of what a reader sees).
 
@@ -212,16 +226,26 @@ class Browser:
             self.start()
         self._ready()
         session = self._page()
-        self._send("Emulation.setDeviceMetricsOverride", {"width": width_px, "height": height_px,
-                                                           "deviceScaleFactor": 1, "mobile": False}, session=session)
+        self._send(
+            "Emulation.setDeviceMetricsOverride",
+            {"width": width_px, "height": height_px, "deviceScaleFactor": 1, "mobile": False},
+            session=session,
+        )
         self._send("Emulation.setEmulatedMedia", {"media": media}, session=session)
         # A printed page has no scrollbar; a browser window on screen has one.
         self._send("Emulation.setScrollbarsHidden", {"hidden": media == "print"}, session=session)
         try:
-            self._send("Page.navigate", {"url": Path(html_path).resolve().as_uri()}, session=session,
-                       wait_for="Page.loadEventFired")
-            result = self._send("Runtime.evaluate", {"expression": expression, "returnByValue": True,
-                                                     "awaitPromise": True}, session=session)
+            self._send(
+                "Page.navigate",
+                {"url": Path(html_path).resolve().as_uri()},
+                session=session,
+                wait_for="Page.loadEventFired",
+            )
+            result = self._send(
+                "Runtime.evaluate",
+                {"expression": expression, "returnByValue": True, "awaitPromise": True},
+                session=session,
+            )
         finally:  # print_pdf afterwards lays out the page as always
             self._send("Emulation.setEmulatedMedia", {"media": ""}, session=session)
             self._send("Emulation.setScrollbarsHidden", {"hidden": False}, session=session)

@@ -31,8 +31,14 @@ import duckdb
 
 from zi_warehouse import config, reference, warehouse
 from zi_warehouse.quality import results as qr
-from zi_warehouse.reports.labels import (check_explanation, check_kind_label, check_label, family_label, rule_label,
-                                        source_label)
+from zi_warehouse.reports.labels import (
+    check_explanation,
+    check_kind_label,
+    check_label,
+    family_label,
+    rule_label,
+    source_label,
+)
 from zi_warehouse.reports.rendering import environment
 
 TEMPLATE = "quality_report.html.j2"
@@ -47,8 +53,12 @@ class QualityReport:
 
 
 #: The state of a municipality's latest due forecast, as the overview shows it.
-FORECAST_STATES = {"on_time": "fristgerecht", "late": "verspätet", "missing": "fehlt",
-                   "not_reporting": "meldet (noch) nicht"}
+FORECAST_STATES = {
+    "on_time": "fristgerecht",
+    "late": "verspätet",
+    "missing": "fehlt",
+    "not_reporting": "meldet (noch) nicht",
+}
 #: Example values shown per check (the mart keeps up to five per record).
 EXAMPLES_SHOWN = 3
 
@@ -59,7 +69,7 @@ def _examples(text: str | None) -> list[str]:
 
 def run_dir_name(run_id: str, started: dt.datetime) -> str:
     """Folder of a run: sortable start time (UTC) and the start of the run id."""
-    return f"{started.astimezone(dt.timezone.utc):%Y%m%dT%H%M%SZ}_{run_id[:8]}"
+    return f"{started.astimezone(dt.UTC):%Y%m%dT%H%M%SZ}_{run_id[:8]}"
 
 
 def report_data(con: duckdb.DuckDBPyConnection, paths: config.Paths, run_id: str | None = None) -> dict:
@@ -112,15 +122,28 @@ def _for_the_data_team(con: duckdb.DuckDBPyConnection, feedback_root: Path, run_
     from zi_warehouse.forecasts.feedback import unassigned_dir
 
     folder = unassigned_dir(feedback_root)
-    unassigned = [{"name": p.name, "href": os.path.relpath(p, run_dir).replace(os.sep, "/")}
-                  for p in sorted(folder.glob("*.xlsx"))] if folder.is_dir() else []
+    unassigned = (
+        [
+            {"name": p.name, "href": os.path.relpath(p, run_dir).replace(os.sep, "/")}
+            for p in sorted(folder.glob("*.xlsx"))
+        ]
+        if folder.is_dir()
+        else []
+    )
     notes = []
-    if warehouse.table_exists(con, "marts", "mart_ingestion_files") and con.execute(
+    if (
+        warehouse.table_exists(con, "marts", "mart_ingestion_files")
+        and con.execute(
             "select count(*) from information_schema.columns where table_schema = 'marts' "
-            "and table_name = 'mart_ingestion_files' and column_name = 'data_team_note'").fetchone()[0]:
-        notes = warehouse.rows(con, "select source_family, file_name, municipality_name, data_team_note "
-                                    "from marts.mart_ingestion_files where data_team_note is not null "
-                                    "order by source_family, file_name")
+            "and table_name = 'mart_ingestion_files' and column_name = 'data_team_note'"
+        ).fetchone()[0]
+    ):
+        notes = warehouse.rows(
+            con,
+            "select source_family, file_name, municipality_name, data_team_note "
+            "from marts.mart_ingestion_files where data_team_note is not null "
+            "order by source_family, file_name",
+        )
     return {"unassigned": unassigned, "notes": notes}
 
 
@@ -134,14 +157,19 @@ def _failed_by_check(failed: list[dict], severity: str) -> list[dict]:
     for r in failed:
         if r["severity"] == severity:
             groups[r["check_name"]].append(r)
-    out = [{
-        "check_name": name,
-        "label": rows[0]["label"],
-        "explanation": check_explanation(name),
-        "kind": check_kind_label(rows[0]["check_kind"]),
-        "where": [{"key": r["municipality_key"], "name": r["where"]} for r in sorted(rows, key=lambda r: r["where"])],
-        "rows_failed": sum(r["rows_failed"] for r in rows),
-    } for name, rows in groups.items()]
+    out = [
+        {
+            "check_name": name,
+            "label": rows[0]["label"],
+            "explanation": check_explanation(name),
+            "kind": check_kind_label(rows[0]["check_kind"]),
+            "where": [
+                {"key": r["municipality_key"], "name": r["where"]} for r in sorted(rows, key=lambda r: r["where"])
+            ],
+            "rows_failed": sum(r["rows_failed"] for r in rows),
+        }
+        for name, rows in groups.items()
+    ]
     return sorted(out, key=lambda g: (-len(g["where"]), g["label"]))
 
 
@@ -149,12 +177,21 @@ def _rejected_by_municipality(con: duckdb.DuckDBPyConnection) -> dict[str, list[
     """Rejected rows per municipality and rule, most frequent first (none before the mart exists)."""
     rejected: dict[str, list[dict]] = defaultdict(list)
     if warehouse.table_exists(con, "marts", "mart_rejected_rows"):
-        for r in warehouse.rows(con, "select municipality_key, source_family, rule, count(*) as n "
-                                     "from marts.mart_rejected_rows where municipality_key is not null "
-                                     "group by all order by n desc, source_family, rule"):
-            rejected[r["municipality_key"]].append({
-                "family": r["source_family"], "family_label": family_label(r["source_family"]),
-                "rule": r["rule"], "label": rule_label(r["source_family"], r["rule"]), "n": r["n"]})
+        for r in warehouse.rows(
+            con,
+            "select municipality_key, source_family, rule, count(*) as n "
+            "from marts.mart_rejected_rows where municipality_key is not null "
+            "group by all order by n desc, source_family, rule",
+        ):
+            rejected[r["municipality_key"]].append(
+                {
+                    "family": r["source_family"],
+                    "family_label": family_label(r["source_family"]),
+                    "rule": r["rule"],
+                    "label": rule_label(r["source_family"], r["rule"]),
+                    "n": r["n"],
+                }
+            )
     return rejected
 
 
@@ -176,8 +213,7 @@ def _forecast_state(status: dict | None) -> tuple[str, str]:
     return ("late" if "verspätet" in (status["message_de"] or "") else "missing"), status["message_de"]
 
 
-def _scorecard(records: list[dict], rejected: dict[str, list[dict]], feedback_root: Path,
-               run_dir: Path) -> list[dict]:
+def _scorecard(records: list[dict], rejected: dict[str, list[dict]], feedback_root: Path, run_dir: Path) -> list[dict]:
     """One row per municipality: forecast delivery, rejected rows by rule, failed checks, feedback workbooks."""
     failed_by_muni: dict[str | None, list[dict]] = defaultdict(list)
     for r in records:
@@ -191,21 +227,24 @@ def _scorecard(records: list[dict], rejected: dict[str, list[dict]], feedback_ro
         workbooks = sorted((feedback_root / m.key).glob("*.xlsx")) if (feedback_root / m.key).is_dir() else []
         failed = sorted(failed_by_muni[m.key], key=_failed_order)
         rules = rejected[m.key]
-        scorecard.append({
-            "municipality_key": m.key,
-            "municipality_name": m.name,
-            "forecast_state": state,
-            "forecast_label": FORECAST_STATES[state],
-            "forecast_text": text,
-            "rejected_by_rule": rules,
-            "rejected_total": sum(r["n"] for r in rules),
-            "failed": failed,
-            "checks_failed_error": sum(r["severity"] == "error" for r in failed),
-            "checks_failed_warn": sum(r["severity"] == "warn" for r in failed),
-            "feedback": [{"name": p.name, "href": os.path.relpath(p, run_dir).replace(os.sep, "/")}
-                         for p in workbooks],
-            "has_findings": bool(rules or failed or workbooks or state in ("late", "missing")),
-        })
+        scorecard.append(
+            {
+                "municipality_key": m.key,
+                "municipality_name": m.name,
+                "forecast_state": state,
+                "forecast_label": FORECAST_STATES[state],
+                "forecast_text": text,
+                "rejected_by_rule": rules,
+                "rejected_total": sum(r["n"] for r in rules),
+                "failed": failed,
+                "checks_failed_error": sum(r["severity"] == "error" for r in failed),
+                "checks_failed_warn": sum(r["severity"] == "warn" for r in failed),
+                "feedback": [
+                    {"name": p.name, "href": os.path.relpath(p, run_dir).replace(os.sep, "/")} for p in workbooks
+                ],
+                "has_findings": bool(rules or failed or workbooks or state in ("late", "missing")),
+            }
+        )
     return scorecard
 
 
@@ -218,23 +257,27 @@ def _summarise(records: list[dict], kind: str, names: dict[str, str]) -> list[di
     out = []
     for name, rows in groups.items():
         bad = [r for r in rows if r["outcome"] == "failed"]
-        out.append({
-            "check_name": name,
-            "label": rows[0]["label"],
-            "source_label": rows[0]["source_label"],
-            "severity": rows[0]["severity"],
-            "outcome": "failed" if bad else "passed",
-            "rows_evaluated": sum(r["rows_evaluated"] for r in rows),
-            "rows_failed": sum(r["rows_failed"] for r in rows),
-            "municipalities_failed": sorted(r["where"] for r in bad),
-            "examples": [e for r in bad for e in r["examples"]][:EXAMPLES_SHOWN],
-        })
+        out.append(
+            {
+                "check_name": name,
+                "label": rows[0]["label"],
+                "source_label": rows[0]["source_label"],
+                "severity": rows[0]["severity"],
+                "outcome": "failed" if bad else "passed",
+                "rows_evaluated": sum(r["rows_evaluated"] for r in rows),
+                "rows_failed": sum(r["rows_failed"] for r in rows),
+                "municipalities_failed": sorted(r["where"] for r in bad),
+                "examples": [e for r in bad for e in r["examples"]][:EXAMPLES_SHOWN],
+            }
+        )
     # failed first, then by what they check
-    return sorted(out, key=lambda c: (c["outcome"] != "failed", c["severity"] != "error", c["source_label"], c["label"]))
+    return sorted(
+        out, key=lambda c: (c["outcome"] != "failed", c["severity"] != "error", c["source_label"], c["label"])
+    )
 
 
 def render(data: dict) -> str:
-    return environment().get_template(TEMPLATE).render(**data, generated_at=dt.datetime.now(dt.timezone.utc))
+    return environment().get_template(TEMPLATE).render(**data, generated_at=dt.datetime.now(dt.UTC))
 
 
 def write_report(con: duckdb.DuckDBPyConnection, paths: config.Paths, run_id: str | None = None) -> QualityReport:

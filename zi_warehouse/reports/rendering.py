@@ -25,9 +25,13 @@ def breakable(text: object) -> Markup:
 
 def environment() -> jinja2.Environment:
     """Templates from ``templates/``, autoescaped, undefined names fail, ``de_number``/``de_datetime`` filters."""
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATE_DIR),
-                             autoescape=jinja2.select_autoescape(["html", "j2"]), undefined=jinja2.StrictUndefined,
-                             trim_blocks=True, lstrip_blocks=True)
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATE_DIR),
+        autoescape=jinja2.select_autoescape(["html", "j2"]),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
     env.filters["de_number"] = format_number
     env.filters["de_datetime"] = format_datetime
     env.filters["breakable"] = breakable

@@ -26,7 +26,7 @@ import datetime as dt
 import io
 import re
 import zipfile
-from typing import Iterable
+from collections.abc import Iterable
 
 import pyarrow as pa
 
@@ -98,7 +98,8 @@ def _daily(result: FileResult, data: bytes, member: str, kind: str, sheet: str |
     if parsed.error_message:
         return result.fail(parsed.error_message, "dwd_product_header")
     table = parsed.table.set_column(
-        parsed.table.schema.get_field_index("_source_file"), "_source_file",
+        parsed.table.schema.get_field_index("_source_file"),
+        "_source_file",
         pa.array([result.source_file] * parsed.table.num_rows, pa.string()),
     )
     result.tables = {"climate__daily": table}
@@ -117,24 +118,28 @@ def read_archive(f: LandedFile) -> FileResult:
     if not (hist or recent):
         return result.fail(
             f"Unbekanntes Archiv '{name}': erwartet werden DWD-Archive tageswerte_KL_<Kennung>_<von>_<bis>_hist.zip "
-            "oder tageswerte_KL_<Kennung>_akt.zip.", "dwd_archive_name")
+            "oder tageswerte_KL_<Kennung>_akt.zip.",
+            "dwd_archive_name",
+        )
     try:
         with zipfile.ZipFile(f.path) as zf:
             members = [m for m in zf.namelist() if dwd.PRODUCT_RE.match(m.rsplit("/", 1)[-1])]
             if len(members) != 1:
                 return result.fail(
                     f"Das Archiv enthält {len(members)} Dateien produkt_klima_tag_*.txt statt genau einer.",
-                    "dwd_archive_product")
+                    "dwd_archive_product",
+                )
             member = members[0]
             data = zf.read(member)
     except zipfile.BadZipFile:
-        return result.fail(f"'{name}' ist kein lesbares ZIP-Archiv (beschädigt oder unvollständig übertragen).",
-                           "file_unreadable")
+        return result.fail(
+            f"'{name}' ist kein lesbares ZIP-Archiv (beschädigt oder unvollständig übertragen).", "file_unreadable"
+        )
     station = int((hist or recent).group(1))
     if dwd.product_station(member) != station:
         return result.fail(
-            f"Die Produktdatei {member} gehört zu einer anderen Station als das Archiv {name}.",
-            "dwd_archive_station")
+            f"Die Produktdatei {member} gehört zu einer anderen Station als das Archiv {name}.", "dwd_archive_station"
+        )
     return _daily(result, data, member, "historical" if hist else "recent", member)
 
 
@@ -178,16 +183,28 @@ def read_area_statistics(f: LandedFile) -> FileResult:
         missing = [h for h in AREA_HEADER if h.lower() not in {x.lower() for x in header}]
         extra = [h for h in header if h.lower() not in {x.lower() for x in AREA_HEADER}]
         return result.fail(
-            "Unbekannte Kopfzeile der Klimaanalyse-Statistik: fehlend " + (", ".join(missing) or "–")
-            + "; unerwartet " + (", ".join(extra) or "–") + "; erwartet " + ";".join(AREA_HEADER),
-            "area_statistics_header")
+            "Unbekannte Kopfzeile der Klimaanalyse-Statistik: fehlend "
+            + (", ".join(missing) or "–")
+            + "; unerwartet "
+            + (", ".join(extra) or "–")
+            + "; erwartet "
+            + ";".join(AREA_HEADER),
+            "area_statistics_header",
+        )
     rows = []
     for i, rec in enumerate(records[1:]):
         if not any(v.strip() for v in rec):
             continue  # an empty line (Excel appends some) holds no row
         if len(rec) != len(AREA_HEADER):
-            result.rejections.append(Rejection(i + 2, None, ";".join(rec), "field_count",
-                                               f"Die Zeile hat {len(rec)} statt {len(AREA_HEADER)} Felder."))
+            result.rejections.append(
+                Rejection(
+                    i + 2,
+                    None,
+                    ";".join(rec),
+                    "field_count",
+                    f"Die Zeile hat {len(rec)} statt {len(AREA_HEADER)} Felder.",
+                )
+            )
             rows.append(None)
             continue
         rows.append((i + 2, dict(zip(AREA_HEADER, rec))))
@@ -198,24 +215,37 @@ def read_area_statistics(f: LandedFile) -> FileResult:
         row_no, r = item
         errors: list[Rejection] = []
 
-        def err(column, value, rule, message):
+        def err(column, value, rule, message, errors=errors, row_no=row_no):
             errors.append(Rejection(row_no, column, value, rule, message))
 
         key = match_municipality(r["Gemeinde"])
         if key is None:
-            err("Gemeinde", r["Gemeinde"], "municipality_known",
-                "Gemeinde nicht erkannt; bitte den amtlichen Namen einer RVR-Kommune verwenden.")
+            err(
+                "Gemeinde",
+                r["Gemeinde"],
+                "municipality_known",
+                "Gemeinde nicht erkannt; bitte den amtlichen Namen einer RVR-Kommune verwenden.",
+            )
         area_type = AREA_TYPES.get(normalise_name(r["Gebietsart"]))
         if area_type is None:
-            err("Gebietsart", r["Gebietsart"], "area_type_known", "Gebietsart muss 'Gemeinde' oder 'Gestaltungsraum' sein.")
+            err(
+                "Gebietsart",
+                r["Gebietsart"],
+                "area_type_known",
+                "Gebietsart muss 'Gemeinde' oder 'Gestaltungsraum' sein.",
+            )
         area_name = r["Gebiet"].strip()
         if not area_name:
             err("Gebiet", r["Gebiet"], "area_name_present", "Der Name des Gebiets fehlt.")
         topic = TOPICS.get(normalise_name(r["Thema"]))
         class_code = None
         if topic is None:
-            err("Thema", r["Thema"], "topic_known",
-                "Thema muss 'Klimatop', 'Starkregen selten' oder 'Starkregen extrem' sein.")
+            err(
+                "Thema",
+                r["Thema"],
+                "topic_known",
+                "Thema muss 'Klimatop', 'Starkregen selten' oder 'Starkregen extrem' sein.",
+            )
         else:
             class_code = _classes_for(topic).get(normalise_name(r["Klasse"]))
             if class_code is None:
@@ -231,32 +261,59 @@ def read_area_statistics(f: LandedFile) -> FileResult:
         try:
             heat = _number(r["davon_waermebelastet_ha"])
             if heat is not None and (heat < 0 or (area is not None and heat > area + 1e-9)):
-                err("davon_waermebelastet_ha", r["davon_waermebelastet_ha"], "heat_le_area",
-                    "Die wärmebelastete Fläche muss zwischen 0 und der Fläche der Klasse liegen.")
+                err(
+                    "davon_waermebelastet_ha",
+                    r["davon_waermebelastet_ha"],
+                    "heat_le_area",
+                    "Die wärmebelastete Fläche muss zwischen 0 und der Fläche der Klasse liegen.",
+                )
             if heat is not None and topic not in (None, "climatope"):
-                err("davon_waermebelastet_ha", r["davon_waermebelastet_ha"], "heat_only_for_climatope",
-                    "Wärmebelastete Fläche wird nur für Klimatope angegeben; bei Starkregen bitte leer lassen.")
+                err(
+                    "davon_waermebelastet_ha",
+                    r["davon_waermebelastet_ha"],
+                    "heat_only_for_climatope",
+                    "Wärmebelastete Fläche wird nur für Klimatope angegeben; bei Starkregen bitte leer lassen.",
+                )
         except ValueError:
-            err("davon_waermebelastet_ha", r["davon_waermebelastet_ha"], "number",
-                "Wärmebelastete Fläche ist keine Zahl (Dezimalkomma, z. B. 12,5).")
+            err(
+                "davon_waermebelastet_ha",
+                r["davon_waermebelastet_ha"],
+                "number",
+                "Wärmebelastete Fläche ist keine Zahl (Dezimalkomma, z. B. 12,5).",
+            )
         ident = (key, area_type, normalise_name(area_name), topic, class_code)
         if not errors and ident in seen:
-            err("Klasse", r["Klasse"], "duplicate_class",
-                "Diese Klasse steht für dieses Gebiet und Thema bereits weiter oben in der Datei.")
+            err(
+                "Klasse",
+                r["Klasse"],
+                "duplicate_class",
+                "Diese Klasse steht für dieses Gebiet und Thema bereits weiter oben in der Datei.",
+            )
         if errors:
             result.rejections.extend(errors)
             continue
         seen.add(ident)
-        good.append({
-            "municipality_name": r["Gemeinde"].strip(), "municipality_key": key, "area_type": area_type,
-            "area_name": area_name, "topic": topic, "class_code": class_code, "class_label": r["Klasse"].strip(),
-            "area_ha": area, "heat_stressed_area_ha": heat if topic == "climatope" else None,
-            "_source_file": f.source_file, "_sheet": None, "_row_number": row_no,
-        })
+        good.append(
+            {
+                "municipality_name": r["Gemeinde"].strip(),
+                "municipality_key": key,
+                "area_type": area_type,
+                "area_name": area_name,
+                "topic": topic,
+                "class_code": class_code,
+                "class_label": r["Klasse"].strip(),
+                "area_ha": area,
+                "heat_stressed_area_ha": heat if topic == "climatope" else None,
+                "_source_file": f.source_file,
+                "_sheet": None,
+                "_row_number": row_no,
+            }
+        )
     result.rows_read = len(rows)
-    schema = pa.schema(list(AREA_STATISTICS_SCHEMA) + [pa.field("_source_file", pa.string()),
-                                                       pa.field("_sheet", pa.string()),
-                                                       pa.field("_row_number", pa.int64())])
+    schema = pa.schema(
+        list(AREA_STATISTICS_SCHEMA)
+        + [pa.field("_source_file", pa.string()), pa.field("_sheet", pa.string()), pa.field("_row_number", pa.int64())]
+    )
     result.tables = {"climate__area_statistics": pa.Table.from_pylist(good, schema=schema)}
     result.primary_tables = ("climate__area_statistics",)
     return result
@@ -295,8 +352,10 @@ def station_list_problems(con) -> list[str]:
         "anti join raw.climate__stations s using (station_id) order by 1"
     ).fetchall()
     if unlisted:
-        problems.append("Stationen mit Tageswerten, aber ohne Eintrag in der Stationsliste: "
-                        + ", ".join(f"{r[0]:05d}" for r in unlisted[:20]))
+        problems.append(
+            "Stationen mit Tageswerten, aber ohne Eintrag in der Stationsliste: "
+            + ", ".join(f"{r[0]:05d}" for r in unlisted[:20])
+        )
     return problems
 
 
@@ -350,7 +409,9 @@ def read_file(f: LandedFile) -> FileResult:
     return _result(f).fail(
         f"Unbekannte Datei '{name}' im Klima-Eingang: erwartet werden DWD-Archive (tageswerte_KL_*.zip), "
         "produkt_klima_tag_*.txt, die Stationsliste KL_Tageswerte_Beschreibung_Stationen.txt oder die "
-        "Klimaanalyse-Statistik des RVR (*.csv).", "unknown_file")
+        "Klimaanalyse-Statistik des RVR (*.csv).",
+        "unknown_file",
+    )
 
 
 def read_files(files: list[LandedFile], context) -> Iterable[FileResult]:

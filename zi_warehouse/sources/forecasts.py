@@ -13,14 +13,14 @@ those of the delivery it repeats), so its feedback is filed with its sender's.
 from __future__ import annotations
 
 import gc
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 import pyarrow as pa
 
 from zi_warehouse.accounting import FileResult, Rejection
-from zi_warehouse.forecasts import validation
 from zi_warehouse.forecasts import parsing as p
+from zi_warehouse.forecasts import validation
 from zi_warehouse.forecasts.reader import FileFailure, ParsedFile, Sender, read_file
 from zi_warehouse.landing import LandedFile
 
@@ -31,53 +31,59 @@ PAYMENTS = "forecasts__payment_forecasts"
 SUBMISSIONS = "forecasts__submissions"
 
 RAW_TABLES = {
-    PROJECTS: pa.schema([
-        pa.field("submission_id", pa.string()),
-        pa.field("municipality_key", pa.string()),  # the submission's municipality (= the row's, validated)
-        pa.field("reporting_period", pa.string()),  # 'YYYY-Qn'
-        pa.field("reporting_year", pa.int64()),
-        pa.field("reporting_quarter", pa.int64()),
-        pa.field("template_version", pa.string()),
-        pa.field("project_id", pa.string()),
-        pa.field("title", pa.string()),
-        pa.field("municipality_name_found", pa.string()),  # as written in the row, before alias matching
-        pa.field("measure_type_key", pa.string()),
-        pa.field("status_key", pa.string()),
-        pa.field("total_cost_eur", pa.float64()),
-        pa.field("requested_funding_eur", pa.float64()),
-        pa.field("funding_rate", pa.float64()),  # fraction 0..1
-        pa.field("planned_application_period", pa.string()),  # 'YYYY-Qn'
-        pa.field("planned_start_date", pa.date32()),
-        pa.field("planned_completion_date", pa.date32()),
-        pa.field("expected_disconnected_area_m2", pa.float64()),
-        pa.field("affected_surface_type", pa.string()),
-        pa.field("surface_change_m2", pa.float64()),
-        pa.field("expected_trees", pa.int64()),
-        pa.field("is_in_designated_area", pa.bool_()),
-        pa.field("designated_area_name", pa.string()),
-        pa.field("contact_name", pa.string()),  # personal: raw layer only
-        pa.field("contact_email", pa.string()),  # personal: raw layer only
-        pa.field("remarks", pa.string()),
-    ]),
-    PAYMENTS: pa.schema([
-        pa.field("submission_id", pa.string()),
-        pa.field("project_id", pa.string()),
-        pa.field("payment_period", pa.string()),  # 'YYYY-Qn'
-        pa.field("forecast_payment_eur", pa.float64()),
-    ]),
-    SUBMISSIONS: pa.schema([
-        pa.field("submission_id", pa.string()),
-        pa.field("municipality_key", pa.string()),
-        pa.field("reporting_period", pa.string()),
-        pa.field("reporting_year", pa.int64()),
-        pa.field("reporting_quarter", pa.int64()),
-        pa.field("template_version", pa.string()),
-        pa.field("submitted_on", pa.date32()),  # the 'Stand:' date in the workbook, if given
-        pa.field("revision", pa.int64()),  # from the file name ('_korrektur2' -> 2), 0 for the first delivery
-        pa.field("file_hash", pa.string()),
-        pa.field("municipality_in_file_name", pa.string()),
-        pa.field("period_in_file_name", pa.string()),
-    ]),
+    PROJECTS: pa.schema(
+        [
+            pa.field("submission_id", pa.string()),
+            pa.field("municipality_key", pa.string()),  # the submission's municipality (= the row's, validated)
+            pa.field("reporting_period", pa.string()),  # 'YYYY-Qn'
+            pa.field("reporting_year", pa.int64()),
+            pa.field("reporting_quarter", pa.int64()),
+            pa.field("template_version", pa.string()),
+            pa.field("project_id", pa.string()),
+            pa.field("title", pa.string()),
+            pa.field("municipality_name_found", pa.string()),  # as written in the row, before alias matching
+            pa.field("measure_type_key", pa.string()),
+            pa.field("status_key", pa.string()),
+            pa.field("total_cost_eur", pa.float64()),
+            pa.field("requested_funding_eur", pa.float64()),
+            pa.field("funding_rate", pa.float64()),  # fraction 0..1
+            pa.field("planned_application_period", pa.string()),  # 'YYYY-Qn'
+            pa.field("planned_start_date", pa.date32()),
+            pa.field("planned_completion_date", pa.date32()),
+            pa.field("expected_disconnected_area_m2", pa.float64()),
+            pa.field("affected_surface_type", pa.string()),
+            pa.field("surface_change_m2", pa.float64()),
+            pa.field("expected_trees", pa.int64()),
+            pa.field("is_in_designated_area", pa.bool_()),
+            pa.field("designated_area_name", pa.string()),
+            pa.field("contact_name", pa.string()),  # personal: raw layer only
+            pa.field("contact_email", pa.string()),  # personal: raw layer only
+            pa.field("remarks", pa.string()),
+        ]
+    ),
+    PAYMENTS: pa.schema(
+        [
+            pa.field("submission_id", pa.string()),
+            pa.field("project_id", pa.string()),
+            pa.field("payment_period", pa.string()),  # 'YYYY-Qn'
+            pa.field("forecast_payment_eur", pa.float64()),
+        ]
+    ),
+    SUBMISSIONS: pa.schema(
+        [
+            pa.field("submission_id", pa.string()),
+            pa.field("municipality_key", pa.string()),
+            pa.field("reporting_period", pa.string()),
+            pa.field("reporting_year", pa.int64()),
+            pa.field("reporting_quarter", pa.int64()),
+            pa.field("template_version", pa.string()),
+            pa.field("submitted_on", pa.date32()),  # the 'Stand:' date in the workbook, if given
+            pa.field("revision", pa.int64()),  # from the file name ('_korrektur2' -> 2), 0 for the first delivery
+            pa.field("file_hash", pa.string()),
+            pa.field("municipality_in_file_name", pa.string()),
+            pa.field("period_in_file_name", pa.string()),
+        ]
+    ),
 }
 
 _STATE = {"loaded", "partially_loaded", "rejected"}
@@ -124,12 +130,16 @@ def _read_batch(files: list[LandedFile], context) -> list[FileResult]:
         same_hash.setdefault(g.file_hash, []).append(g)
     duplicates: dict[str, str] = {}  # copy -> the delivery it repeats
     for f in files:
-        result = FileResult(SOURCE_FAMILY, f.source_file, f.file_hash, file_size_bytes=f.size_bytes,
-                            primary_tables=(PROJECTS,))
+        result = FileResult(
+            SOURCE_FAMILY, f.source_file, f.file_hash, file_size_bytes=f.size_bytes, primary_tables=(PROJECTS,)
+        )
         duplicate = _duplicate_of(f, same_hash, context.ledger)
         if duplicate:
-            result.fail(f"Diese Datei ist identisch mit der bereits gelieferten Datei „{Path(duplicate).name}“; "
-                        "sie wurde nicht noch einmal geladen (keine Änderung).", rule="duplicate_delivery")
+            result.fail(
+                f"Diese Datei ist identisch mit der bereits gelieferten Datei „{Path(duplicate).name}“; "
+                "sie wurde nicht noch einmal geladen (keine Änderung).",
+                rule="duplicate_delivery",
+            )
             duplicates[f.source_file] = duplicate
             parsed.append((f, result, None))
             continue
@@ -152,8 +162,11 @@ def _read_batch(files: list[LandedFile], context) -> list[FileResult]:
     by_file = {result.source_file: result for _, result, _ in parsed}
     for copy, original in duplicates.items():
         known = by_file.get(original)
-        entry = {"municipality_key": known.municipality_key, "period": known.period} if known else \
-            context.ledger.get(original) or {}
+        entry = (
+            {"municipality_key": known.municipality_key, "period": known.period}
+            if known
+            else context.ledger.get(original) or {}
+        )
         key, period = entry.get("municipality_key"), entry.get("period")
         if key is None:  # the original is not identified either: what the copy's own name says
             sender = Sender(Path(copy).name)
@@ -175,11 +188,12 @@ def _read_batch(files: list[LandedFile], context) -> list[FileResult]:
         owners.extend((pf, k) for k in range(n))
     for failure in validation.validate(columns):
         pf, k = owners[failure.index]
-        pf.errors.setdefault(k, []).append(Rejection(pf.row_numbers[k], failure.column, failure.value, failure.rule,
-                                                     failure.message_de, pf.sheet))
+        pf.errors.setdefault(k, []).append(
+            Rejection(pf.row_numbers[k], failure.column, failure.value, failure.rule, failure.message_de, pf.sheet)
+        )
 
     tables = _assemble(parsed)
-    for f, result, pf in parsed:
+    for _f, result, pf in parsed:
         if pf is not None:
             result.tables.update(tables.pop(result.source_file))
             result.rejections.extend(_rejections(pf))
@@ -217,9 +231,14 @@ def _assemble(parsed: list[tuple[LandedFile, FileResult, ParsedFile | None]]) ->
         n = len(good)
         p_start, pay_start = len(project_cols["_row_number"]), len(payment_cols["_row_number"])
         constants = {
-            "submission_id": sid, "municipality_key": pf.municipality_key, "reporting_period": pf.reporting_period,
-            "reporting_year": pf.reporting_year, "reporting_quarter": pf.reporting_quarter,
-            "template_version": pf.template_version, "_source_file": pf.source_file, "_sheet": pf.sheet,
+            "submission_id": sid,
+            "municipality_key": pf.municipality_key,
+            "reporting_period": pf.reporting_period,
+            "reporting_year": pf.reporting_year,
+            "reporting_quarter": pf.reporting_quarter,
+            "template_version": pf.template_version,
+            "_source_file": pf.source_file,
+            "_sheet": pf.sheet,
         }
         all_good = n == pf.rows_read
         for c, out in project_cols.items():
@@ -245,9 +264,13 @@ def _assemble(parsed: list[tuple[LandedFile, FileResult, ParsedFile | None]]) ->
             payment_cols[c].extend([constants[c]] * m)
         if n:
             for c, value in {
-                **constants, "submitted_on": pf.submitted_on, "revision": pf.revision, "file_hash": result.file_hash,
+                **constants,
+                "submitted_on": pf.submitted_on,
+                "revision": pf.revision,
+                "file_hash": result.file_hash,
                 "municipality_in_file_name": pf.municipality_in_file_name,
-                "period_in_file_name": pf.period_in_file_name, "_row_number": None,
+                "period_in_file_name": pf.period_in_file_name,
+                "_row_number": None,
             }.items():
                 if c in submission_cols:
                     submission_cols[c].append(value)

@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
 
 import duckdb
 import pyarrow as pa
@@ -40,7 +40,6 @@ from zi_warehouse.sources.funding_entities import (
     match_code,
 )
 from zi_warehouse.warehouse import quote_ident as _q
-
 
 RAW_TABLES: dict[str, pa.Schema] = {
     **{e.raw_table: entity_schema(e) for e in ENTITIES},
@@ -65,14 +64,20 @@ _RULE_MESSAGES = {
     "unknown_status": "Status '{value}' ist nicht bekannt (erlaubt z. B. 'Antrag gestellt', 'Bewilligt').",
     "unknown_owner_type": "Trägerart '{value}' ist nicht bekannt (erlaubt: 'kommunal', 'privat').",
     "duplicate_key": "Schlüssel '{value}' ({header}) kommt in diesem Extrakt mehrfach vor (Zeilen {rows}); "
-                     "alle Vorkommen wurden abgewiesen, bitte eindeutig liefern.",
+    "alle Vorkommen wurden abgewiesen, bitte eindeutig liefern.",
     "updated_after_extract": "Änderungszeitpunkt '{value}' liegt nach dem Stichtag des Extrakts ({as_of}).",
 }
 _UNPARSEABLE_RULE = {
-    "date": "date_unparseable", "timestamp": "timestamp_unparseable", "eur": "number_unparseable",
-    "number": "number_unparseable", "int": "number_unparseable", "bool": "bool_unparseable",
-    "municipality": "unknown_municipality", "measure_type": "unknown_measure_type",
-    "status": "unknown_status", "owner_type": "unknown_owner_type",
+    "date": "date_unparseable",
+    "timestamp": "timestamp_unparseable",
+    "eur": "number_unparseable",
+    "number": "number_unparseable",
+    "int": "number_unparseable",
+    "bool": "bool_unparseable",
+    "municipality": "unknown_municipality",
+    "measure_type": "unknown_measure_type",
+    "status": "unknown_status",
+    "owner_type": "unknown_owner_type",
 }
 
 
@@ -92,15 +97,19 @@ def _parse_expr(col: Column, dialect: str, ref: str) -> str:
         target = "decimal(15,2)" if k == "eur" else "double"
         frac = r"(,\d{1,2})?" if k == "eur" else r"(,\d+)?"
         if dialect == "de":
-            return (f"case when regexp_full_match({t}, '{_NUM_DE}{frac}') "
-                    f"then cast(replace(replace({t}, '.', ''), ',', '.') as {target}) end")
+            return (
+                f"case when regexp_full_match({t}, '{_NUM_DE}{frac}') "
+                f"then cast(replace(replace({t}, '.', ''), ',', '.') as {target}) end"
+            )
         frac_iso = r"(\.\d{1,2})?" if k == "eur" else r"(\.\d+)?"
         return f"case when regexp_full_match({t}, '-?\\d+{frac_iso}') then cast({t} as {target}) end"
     if k == "int":
         return f"case when regexp_full_match({t}, '-?\\d+') then try_cast({t} as bigint) end"
     if k == "bool":
-        return (f"case when lower({t}) in ('ja', 'j', 'true', 't', 'wahr', '1', 'x') then true "
-                f"when lower({t}) in ('nein', 'n', 'false', 'f', 'falsch', '0') then false end")
+        return (
+            f"case when lower({t}) in ('ja', 'j', 'true', 't', 'wahr', '1', 'x') then true "
+            f"when lower({t}) in ('nein', 'n', 'false', 'f', 'falsch', '0') then false end"
+        )
     # code lists: joined through a mapping table registered per column
     return f"{_q('_map_' + col.name)}.code"
 
@@ -138,11 +147,19 @@ def validate(entity: Entity, batches: list[tuple[pa.Table, dict]], dialect: str)
     """
     if not batches:
         return []
-    parts = [t.select([c.name for c in entity.columns] + ["_row_number"]).append_column(
-        "_batch", pa.array([i] * t.num_rows, pa.int64())) for i, (t, _) in enumerate(batches)]
+    parts = [
+        t.select([c.name for c in entity.columns] + ["_row_number"]).append_column(
+            "_batch", pa.array([i] * t.num_rows, pa.int64())
+        )
+        for i, (t, _) in enumerate(batches)
+    ]
     strings = pa.concat_tables(parts)
-    cut_offs = pa.table({"_batch": pa.array(range(len(batches)), pa.int64()),
-                         "_as_of": pa.array([e["extract_as_of"] for _, e in batches], pa.timestamp("us"))})
+    cut_offs = pa.table(
+        {
+            "_batch": pa.array(range(len(batches)), pa.int64()),
+            "_as_of": pa.array([e["extract_as_of"] for _, e in batches], pa.timestamp("us")),
+        }
+    )
     con = duckdb.connect()
     try:
         con.register("s", strings)
@@ -151,10 +168,12 @@ def validate(entity: Entity, batches: list[tuple[pa.Table, dict]], dialect: str)
         for col in entity.columns:
             if col.kind in ("municipality", "measure_type", "status", "owner_type"):
                 values = [v for v in strings.column(col.name).unique().to_pylist() if v is not None]
-                mapping = pa.table({
-                    "value": pa.array(values, pa.string()),
-                    "code": pa.array([match_code(col.kind, v) for v in values], pa.string()),
-                })
+                mapping = pa.table(
+                    {
+                        "value": pa.array(values, pa.string()),
+                        "code": pa.array([match_code(col.kind, v) for v in values], pa.string()),
+                    }
+                )
                 alias = _q("_map_" + col.name)
                 con.register("_map_" + col.name, mapping)
                 joins.append(f"left join {alias} on {alias}.value = s.{_q(col.name)}")
@@ -193,8 +212,9 @@ def validate(entity: Entity, batches: list[tuple[pa.Table, dict]], dialect: str)
             f"{', '.join('v.' + c for c in err_cols)}, {', '.join('s.' + _q(c.name) for c in entity.columns)} "
             f"from v join s using (_batch, _row_number) where not ({good_filter}) order by v._batch, v._row_number"
         ).fetchall()
-        keys = con.execute(f"select _batch, list(distinct {key} order by {key}) from v "
-                           f"where {key} is not null group by _batch").fetchall()
+        keys = con.execute(
+            f"select _batch, list(distinct {key} order by {key}) from v where {key} is not null group by _batch"
+        ).fetchall()
         err_ctrl = _q("_err_" + entity.control_column)
         totals = con.execute(
             f"select _batch, sum({_q(entity.control_column)}), "
@@ -207,22 +227,37 @@ def validate(entity: Entity, batches: list[tuple[pa.Table, dict]], dialect: str)
     rejections: dict[int, list[Rejection]] = {}
     for row in bad:
         batch, row_number, dup_rows, updated_at, as_of = row[:5]
-        errs, raws = row[5:5 + n], row[5 + n:]
+        errs, raws = row[5 : 5 + n], row[5 + n :]
         found = rejections.setdefault(batch, [])
         for col, rule, raw in zip(entity.columns, errs, raws):
             if rule:
-                found.append(Rejection(row_number, col.name, raw, rule, _RULE_MESSAGES[rule].format(
-                    value=raw, header=col.header_de)))
+                found.append(
+                    Rejection(
+                        row_number, col.name, raw, rule, _RULE_MESSAGES[rule].format(value=raw, header=col.header_de)
+                    )
+                )
         if dup_rows:
             kcol = entity.column(entity.key)
             raw_key = raws[entity.columns.index(kcol)]
-            found.append(Rejection(row_number, entity.key, raw_key, "duplicate_key",
-                                   _RULE_MESSAGES["duplicate_key"].format(
-                                       value=raw_key, header=kcol.header_de, rows=dup_rows)))
+            found.append(
+                Rejection(
+                    row_number,
+                    entity.key,
+                    raw_key,
+                    "duplicate_key",
+                    _RULE_MESSAGES["duplicate_key"].format(value=raw_key, header=kcol.header_de, rows=dup_rows),
+                )
+            )
         if not any(errs) and not dup_rows and updated_at is not None and updated_at > as_of:
-            found.append(Rejection(row_number, "updated_at", raws[-1], "updated_after_extract",
-                                   _RULE_MESSAGES["updated_after_extract"].format(
-                                       value=raws[-1], as_of=f"{as_of:%d.%m.%Y %H:%M:%S}")))
+            found.append(
+                Rejection(
+                    row_number,
+                    "updated_at",
+                    raws[-1],
+                    "updated_after_extract",
+                    _RULE_MESSAGES["updated_after_extract"].format(value=raws[-1], as_of=f"{as_of:%d.%m.%Y %H:%M:%S}"),
+                )
+            )
     keys_by_batch = dict(keys)
     totals_by_batch = {b: (total, unparseable, max_updated) for b, total, unparseable, max_updated in totals}
     batch_ids = good.column("_batch").to_numpy()
@@ -236,8 +271,15 @@ def validate(entity: Entity, batches: list[tuple[pa.Table, dict]], dialect: str)
         columns.update({name: part.column(name) for name in out_cols})
         columns["_row_number"] = part.column("_row_number")
         total, unparseable, max_updated = totals_by_batch.get(i, (None, 0, None))
-        results.append(Validated(pa.table(columns), rejections.get(i, []), keys_by_batch.get(i, []),
-                                 None if unparseable else (total or 0), max_updated))
+        results.append(
+            Validated(
+                pa.table(columns),
+                rejections.get(i, []),
+                keys_by_batch.get(i, []),
+                None if unparseable else (total or 0),
+                max_updated,
+            )
+        )
     return results
 
 
@@ -251,11 +293,14 @@ def with_source_file(table: pa.Table, source_file: str) -> pa.Table:
 
 def key_list_table(entity: Entity, keys: list[str], extract: dict) -> pa.Table:
     n = len(keys)
-    return pa.table({
-        "entity": pa.array([entity.name] * n, pa.string()),
-        "business_key": pa.array(sorted(keys), pa.string()),
-        **{f.name: pa.array([extract.get(f.name)] * n, f.type) for f in EXTRACT_FIELDS},
-    }, schema=KEY_LIST_SCHEMA)
+    return pa.table(
+        {
+            "entity": pa.array([entity.name] * n, pa.string()),
+            "business_key": pa.array(sorted(keys), pa.string()),
+            **{f.name: pa.array([extract.get(f.name)] * n, f.type) for f in EXTRACT_FIELDS},
+        },
+        schema=KEY_LIST_SCHEMA,
+    )
 
 
 # --------------------------------------------------------------------------------------------------
@@ -300,8 +345,14 @@ def parse_file_name(landed: LandedFile) -> ExtractFile | None:
         day = dt.datetime.strptime(m["date"], "%Y%m%d").date()
     except ValueError:
         return None
-    return ExtractFile(landed, m["extract"].lower(), int(m["seq"]), KIND_BY_TOKEN[m["kind"].lower()], day,
-                       ENTITY_BY_TOKEN[m["token"].lower()])
+    return ExtractFile(
+        landed,
+        m["extract"].lower(),
+        int(m["seq"]),
+        KIND_BY_TOKEN[m["kind"].lower()],
+        day,
+        ENTITY_BY_TOKEN[m["token"].lower()],
+    )
 
 
 def parse_control_record(line: str) -> dict[str, str]:
@@ -374,12 +425,16 @@ def sequence_blocks(extract_files: list[ExtractFile]) -> dict[str, str]:
                 ident = pred
                 break
         kind = "voll" if gap == 0 else "delta"
-        names = [f"{ident}_{e.file_token}.csv" if ident else f"zi_foerderung_{gap:03d}_{kind}_<Stichtag>_{e.file_token}.csv"
-                 for e in missing]
+        names = [
+            f"{ident}_{e.file_token}.csv" if ident else f"zi_foerderung_{gap:03d}_{kind}_<Stichtag>_{e.file_token}.csv"
+            for e in missing
+        ]
     listed = ", ".join(names)
-    message = (f"Förderdaten-Lieferung zurückgehalten: In der Lieferfolge fehlt {listed} "
-               f"(Lieferung Nr. {gap}). Spätere Deltas werden erst geladen, wenn diese Datei vorliegt; "
-               "bitte nachliefern.")
+    message = (
+        f"Förderdaten-Lieferung zurückgehalten: In der Lieferfolge fehlt {listed} "
+        f"(Lieferung Nr. {gap}). Spätere Deltas werden erst geladen, wenn diese Datei vorliegt; "
+        "bitte nachliefern."
+    )
     return {f.landed.source_file: message for f in extract_files if f.seq > gap}
 
 
@@ -398,8 +453,14 @@ class _Pending:
 def prepare_extract_file(xf: ExtractFile, predecessor: ExtractFile | None) -> FileResult | _Pending:
     """File-level checks (encoding, control record, order, headers, row count); a FileResult if it failed."""
     landed = xf.landed
-    result = FileResult(SOURCE_FAMILY, landed.source_file, landed.file_hash, file_size_bytes=landed.size_bytes,
-                        period=xf.extract_id, primary_tables=(xf.entity.raw_table,))
+    result = FileResult(
+        SOURCE_FAMILY,
+        landed.source_file,
+        landed.file_hash,
+        file_size_bytes=landed.size_bytes,
+        period=xf.extract_id,
+        primary_tables=(xf.entity.raw_table,),
+    )
     name = Path(landed.source_file).name
     # Line by line (CR LF / LF only; UTF-8 with BOM, UTF-8 or Windows-1252): a line with a byte that is no
     # character is rejected as that row, the other rows are read.
@@ -410,28 +471,36 @@ def prepare_extract_file(xf: ExtractFile, predecessor: ExtractFile | None) -> Fi
     if not lines or lines[-1] is None or not lines[-1].startswith(CONTROL_MARKER):
         return result.fail(
             f"{name}: Datei unvollständig (abgeschnitten?): der Kontrollsatz '{CONTROL_MARKER}' am Dateiende "
-            "fehlt. Bitte die Datei vollständig neu übertragen.", rule="control_record_missing")
+            "fehlt. Bitte die Datei vollständig neu übertragen.",
+            rule="control_record_missing",
+        )
     control = parse_control_record(lines[-1])
     body_lines = lines[:-1]
     if control.get("Extrakt", "").lower() != xf.extract_id:
         return result.fail(
             f"{name}: Kontrollsatz nennt den Extrakt '{control.get('Extrakt')}', der Dateiname '{xf.extract_id}'. "
-            "Datei umbenannt? Bitte unverändert liefern.", rule="control_record_mismatch")
+            "Datei umbenannt? Bitte unverändert liefern.",
+            rule="control_record_mismatch",
+        )
     if control.get("Stichtag") != f"{xf.as_of_date:%d.%m.%Y}":
         return result.fail(
             f"{name}: Stichtag im Kontrollsatz ({control.get('Stichtag')}) passt nicht zum Dateinamen "
-            f"({xf.as_of_date:%d.%m.%Y}).", rule="control_record_mismatch")
+            f"({xf.as_of_date:%d.%m.%Y}).",
+            rule="control_record_mismatch",
+        )
     if predecessor is not None and xf.kind == "delta":
         if control.get("Vorgaenger", "").lower() != predecessor.extract_id:
             return result.fail(
                 f"{name}: Reihenfolge verletzt: der Kontrollsatz nennt als Vorgänger '{control.get('Vorgaenger')}', "
                 f"geliefert ist als Lieferung Nr. {predecessor.seq} '{predecessor.extract_id}'.",
-                rule="extract_out_of_order")
+                rule="extract_out_of_order",
+            )
         if predecessor.as_of_date >= xf.as_of_date:
             return result.fail(
                 f"{name}: Reihenfolge verletzt: Stichtag {xf.as_of_date:%d.%m.%Y} liegt nicht nach dem Stichtag "
                 f"des Vorgängers {predecessor.extract_id} ({predecessor.as_of_date:%d.%m.%Y}).",
-                rule="extract_out_of_order")
+                rule="extract_out_of_order",
+            )
     if not body_lines:
         return result.fail(f"{name}: Kopfzeile fehlt.", rule="header_missing")
     if body_lines[0] is None:
@@ -443,13 +512,16 @@ def prepare_extract_file(xf: ExtractFile, predecessor: ExtractFile | None) -> Fi
     if unknown or missing or len(set(header)) != len(header):
         return result.fail(
             f"{name}: Spaltenköpfe passen nicht zur Extraktbeschreibung. Unbekannt: {unknown or '-'}; "
-            f"fehlend: {missing or '-'}.", rule="unknown_header")
+            f"fehlend: {missing or '-'}.",
+            rule="unknown_header",
+        )
     try:  # a row with more or fewer fields than the header is rejected as that row
         strings, malformed = rows_from_lines(body_lines[1:], header, ";")
     except pa.ArrowInvalid as exc:
         return result.fail(f"{name}: CSV nicht lesbar: {exc}", rule="file_unreadable")
-    malformed = sorted([r for r in decoded.malformed if r.row_number < len(lines)] + malformed,
-                       key=lambda r: r.row_number)
+    malformed = sorted(
+        [r for r in decoded.malformed if r.row_number < len(lines)] + malformed, key=lambda r: r.row_number
+    )
     result.rows_read = strings.num_rows + len(malformed)
     try:
         expected_rows = int(control.get("Saetze", ""))
@@ -459,10 +531,16 @@ def prepare_extract_file(xf: ExtractFile, predecessor: ExtractFile | None) -> Fi
         return result.fail(
             f"{name}: Kontrollsatz meldet {control.get('Saetze')} Datensätze, die Datei enthält "
             f"{result.rows_read}. Datei unvollständig oder verändert; bitte neu liefern.",
-            rule="control_count_mismatch")
+            rule="control_count_mismatch",
+        )
     strings = strings.rename_columns([expected[h].name for h in header] + ["_row_number"])
-    extract = {"extract_id": xf.extract_id, "extract_channel": "file", "extract_kind": xf.kind,
-               "extract_seq": xf.seq, "extract_as_of": xf.as_of}
+    extract = {
+        "extract_id": xf.extract_id,
+        "extract_channel": "file",
+        "extract_kind": xf.kind,
+        "extract_seq": xf.seq,
+        "extract_as_of": xf.as_of,
+    }
     return _Pending(xf, result, strings, extract, control, malformed)
 
 
@@ -472,17 +550,22 @@ def finish_extract_file(pending: _Pending, validated: Validated) -> FileResult:
     name = Path(xf.landed.source_file).name
     control_total = _de_amount(control.get("Summe", ""))
     # the amounts of unreadable rows are unknown: the control total cannot be checked then
-    if validated.control_total is not None and not pending.malformed and (
-        control_total is None or abs(float(validated.control_total) - control_total) > 0.005
+    if (
+        validated.control_total is not None
+        and not pending.malformed
+        and (control_total is None or abs(float(validated.control_total) - control_total) > 0.005)
     ):
         return result.fail(
             f"{name}: Kontrollsumme '{xf.entity.column(xf.entity.control_column).header_de}' stimmt nicht: "
             f"Kontrollsatz {control.get('Summe')}, Datei {format_number(float(validated.control_total), 2)}. "
-            "Bitte neu liefern.", rule="control_sum_mismatch")
+            "Bitte neu liefern.",
+            rule="control_sum_mismatch",
+        )
     result.tables = {xf.entity.raw_table: with_source_file(validated.table, result.source_file)}
     if xf.kind == "full":
         result.tables[KEY_LIST_TABLE] = with_source_file(
-            key_list_table(xf.entity, validated.keys, extract), result.source_file)
+            key_list_table(xf.entity, validated.keys, extract), result.source_file
+        )
     result.rejections = pending.malformed + validated.rejections
     return result
 
@@ -505,15 +588,22 @@ def read_files(files: list[LandedFile], context) -> Iterable[FileResult]:
     for landed in files:
         xf = catalogue.get(landed.source_file)
         if xf is None:
-            yield FileResult(SOURCE_FAMILY, landed.source_file, landed.file_hash,
-                             file_size_bytes=landed.size_bytes).fail(
+            yield FileResult(
+                SOURCE_FAMILY, landed.source_file, landed.file_hash, file_size_bytes=landed.size_bytes
+            ).fail(
                 f"{Path(landed.source_file).name}: kein Förderdaten-Extrakt (erwartet "
                 "zi_foerderung_<Nr>_<voll|delta>_<JJJJMMTT>_<antraege|bescheide|aenderungen|zahlungen|massnahmen>.csv).",
-                rule="unknown_file_name")
+                rule="unknown_file_name",
+            )
             continue
         if landed.source_file in blocks:
-            yield FileResult(SOURCE_FAMILY, landed.source_file, landed.file_hash, file_size_bytes=landed.size_bytes,
-                             period=xf.extract_id).block(blocks[landed.source_file], rule="delta_sequence_gap")
+            yield FileResult(
+                SOURCE_FAMILY,
+                landed.source_file,
+                landed.file_hash,
+                file_size_bytes=landed.size_bytes,
+                period=xf.extract_id,
+            ).block(blocks[landed.source_file], rule="delta_sequence_gap")
             continue
         prepared = prepare_extract_file(xf, by_seq_entity.get((xf.seq - 1, xf.entity.name)))
         if isinstance(prepared, FileResult):

@@ -54,94 +54,134 @@ def _outcome(name: str, rows: list[dict], ok_de: str, bad_de: str) -> CheckOutco
 
 
 def payments_have_approval(con) -> CheckOutcome:
-    rows = _rows(con, f"""
+    rows = _rows(
+        con,
+        f"""
         select p.payment_id, p.approval_id, p.amount_eur
         from {INT}.int_funding__payments p
         left join {INT}.int_funding__approvals a on a.approval_id = p.approval_id and not a.is_deleted
-        where not p.is_deleted and a.approval_id is null order by p.payment_id""")
-    return _outcome("payments_have_approval", rows,
-                    "Jede Zahlung hat einen gültigen Bescheid.",
-                    "{n} Zahlung(en) ohne gültigen Bescheid.")
+        where not p.is_deleted and a.approval_id is null order by p.payment_id""",
+    )
+    return _outcome(
+        "payments_have_approval",
+        rows,
+        "Jede Zahlung hat einen gültigen Bescheid.",
+        "{n} Zahlung(en) ohne gültigen Bescheid.",
+    )
 
 
 def approved_within_requested(con) -> CheckOutcome:
-    rows = _rows(con, f"""
+    rows = _rows(
+        con,
+        f"""
         select a.approval_id, a.application_id, a.approved_eur, ap.requested_eur, a.amendment_count
         from {INT}.int_funding__approvals a
         join {INT}.int_funding__applications ap using (application_id)
         where not a.is_deleted and a.approved_eur > ap.requested_eur + {TOLERANCE_EUR}
-        order by a.approval_id""")
-    return _outcome("approved_within_requested", rows,
-                    "Kein Bescheid bewilligt mehr als beantragt.",
-                    "{n} Bescheid(e) bewilligen mehr als beantragt (meist nach Änderungsbescheid): bitte prüfen.")
+        order by a.approval_id""",
+    )
+    return _outcome(
+        "approved_within_requested",
+        rows,
+        "Kein Bescheid bewilligt mehr als beantragt.",
+        "{n} Bescheid(e) bewilligen mehr als beantragt (meist nach Änderungsbescheid): bitte prüfen.",
+    )
 
 
 def funding_rate_within_limits(con) -> CheckOutcome:
-    limits = pa.table({"owner_type": list(MAX_FUNDING_RATE), "max_rate": list(MAX_FUNDING_RATE.values())})  # noqa: F841
+    limits = pa.table({"owner_type": list(MAX_FUNDING_RATE), "max_rate": list(MAX_FUNDING_RATE.values())})
     con.register("_funding_rate_limits", limits)
     try:
-        rows = _rows(con, f"""
+        rows = _rows(
+            con,
+            f"""
             select ap.application_id, ap.project_id, ap.owner_type, ap.funding_rate, l.max_rate
             from {INT}.int_funding__applications ap
             left join _funding_rate_limits l using (owner_type)
             where not ap.is_deleted
               and (ap.funding_rate <= 0 or ap.funding_rate > coalesce(l.max_rate, 0) + 1e-9)
-            order by ap.application_id""")
+            order by ap.application_id""",
+        )
     finally:
         con.unregister("_funding_rate_limits")
-    return _outcome("funding_rate_within_limits", rows,
-                    "Alle Fördersätze liegen in den Grenzen der Förderrichtlinie (kommunal bis 100 %, privat bis 90 %).",
-                    "{n} Antrag/Anträge mit Fördersatz außerhalb der Grenzen der Förderrichtlinie.")
+    return _outcome(
+        "funding_rate_within_limits",
+        rows,
+        "Alle Fördersätze liegen in den Grenzen der Förderrichtlinie (kommunal bis 100 %, privat bis 90 %).",
+        "{n} Antrag/Anträge mit Fördersatz außerhalb der Grenzen der Förderrichtlinie.",
+    )
 
 
 def minimum_grant_thresholds(con) -> CheckOutcome:
-    rows = _rows(con, f"""
+    rows = _rows(
+        con,
+        f"""
         select a.approval_id, ap.owner_type, a.approved_eur
         from {INT}.int_funding__approvals a
         join {INT}.int_funding__applications ap using (application_id)
         where not a.is_deleted
-          and a.approved_eur <= case ap.owner_type when 'municipal' then {MIN_GRANT_EUR['municipal']}
-                                                     else {MIN_GRANT_EUR['private']} end
-        order by a.approval_id""")
-    return _outcome("minimum_grant_thresholds", rows,
-                    "Alle Bescheide liegen über der Bagatellgrenze (kommunal > 12.500 EUR, sonst > 2.000 EUR).",
-                    "{n} Bescheid(e) unter der Bagatellgrenze der Förderrichtlinie.")
+          and a.approved_eur <= case ap.owner_type when 'municipal' then {MIN_GRANT_EUR["municipal"]}
+                                                     else {MIN_GRANT_EUR["private"]} end
+        order by a.approval_id""",
+    )
+    return _outcome(
+        "minimum_grant_thresholds",
+        rows,
+        "Alle Bescheide liegen über der Bagatellgrenze (kommunal > 12.500 EUR, sonst > 2.000 EUR).",
+        "{n} Bescheid(e) unter der Bagatellgrenze der Förderrichtlinie.",
+    )
 
 
 def approvals_have_application(con) -> CheckOutcome:
-    rows = _rows(con, f"""
+    rows = _rows(
+        con,
+        f"""
         select a.approval_id, a.application_id
         from {INT}.int_funding__approvals a
         left join {INT}.int_funding__applications ap on ap.application_id = a.application_id and not ap.is_deleted
         where not a.is_deleted and ap.application_id is null
-        order by a.approval_id""")
-    return _outcome("approvals_have_application", rows,
-                    "Jeder Bescheid gehört zu einem Antrag.",
-                    "{n} Bescheid(e) ohne (gültigen) Antrag: Projekt und Kommune unbekannt.")
+        order by a.approval_id""",
+    )
+    return _outcome(
+        "approvals_have_application",
+        rows,
+        "Jeder Bescheid gehört zu einem Antrag.",
+        "{n} Bescheid(e) ohne (gültigen) Antrag: Projekt und Kommune unbekannt.",
+    )
 
 
 def applications_municipality_known(con) -> CheckOutcome:
-    known = pa.table({"municipality_key": sorted(reference.municipality_by_key())})  # noqa: F841
+    known = pa.table({"municipality_key": sorted(reference.municipality_by_key())})
     con.register("_known_municipalities", known)
     try:
-        rows = _rows(con, f"""
+        rows = _rows(
+            con,
+            f"""
             select ap.application_id, ap.municipality_name, ap.municipality_key
             from {INT}.int_funding__applications ap
             where not ap.is_deleted and (ap.municipality_key is null
                   or ap.municipality_key not in (select municipality_key from _known_municipalities))
-            order by ap.application_id""")
+            order by ap.application_id""",
+        )
     finally:
         con.unregister("_known_municipalities")
-    return _outcome("applications_municipality_known", rows,
-                    "Jeder Antrag ist einer bekannten Kommune zugeordnet.",
-                    "{n} Antrag/Anträge ohne bekannte Kommune.")
+    return _outcome(
+        "applications_municipality_known",
+        rows,
+        "Jeder Antrag ist einer bekannten Kommune zugeordnet.",
+        "{n} Antrag/Anträge ohne bekannte Kommune.",
+    )
 
 
 def delta_sequence_complete(con) -> CheckOutcome:
     """No extract of the file channel is missing, held back or failed from the latest full extract on."""
-    ledger = _rows(con, """
+    ledger = _rows(
+        con,
+        """
         select source_file, file_name, outcome, error_message
-        from raw.ingestion_files where source_family = ? order by source_file""", [spec.SOURCE_FAMILY])
+        from raw.ingestion_files where source_family = ? order by source_file""",
+        [spec.SOURCE_FAMILY],
+    )
     problems: list[dict] = []
     present: dict[int, dict[str, str]] = {}
     fulls = []
@@ -160,13 +200,20 @@ def delta_sequence_complete(con) -> CheckOutcome:
         for seq in range(start, max(present) + 1):
             for token in spec.ENTITY_BY_TOKEN:
                 if token not in present.get(seq, {}):
-                    problems.append({"file": f"zi_foerderung_{seq:03d}_*_{token}.csv", "outcome": "missing",
-                                     "message_de": f"Lieferung Nr. {seq}: Datei für '{token}' fehlt."})
+                    problems.append(
+                        {
+                            "file": f"zi_foerderung_{seq:03d}_*_{token}.csv",
+                            "outcome": "missing",
+                            "message_de": f"Lieferung Nr. {seq}: Datei für '{token}' fehlt.",
+                        }
+                    )
     problems.sort(key=lambda p: p["file"])
-    return _outcome("delta_sequence_complete", problems,
-                    "Die Folge der Förderdaten-Extrakte ist lückenlos geladen.",
-                    "{n} Förderdaten-Datei(en) fehlen, wurden zurückgehalten oder abgewiesen; spätere Stände sind "
-                    "unvollständig.")
+    return _outcome(
+        "delta_sequence_complete",
+        problems,
+        "Die Folge der Förderdaten-Extrakte ist lückenlos geladen.",
+        "{n} Förderdaten-Datei(en) fehlen, wurden zurückgehalten oder abgewiesen; spätere Stände sind unvollständig.",
+    )
 
 
 #: Every check with its name, the model it guards and whether it blocks publishing.

@@ -89,18 +89,17 @@ def _previous_keys(con: duckdb.DuckDBPyConnection, entity: spec.Entity) -> set[s
 def _copy_csv(conn: psycopg.Connection, query: sql.Composable) -> bytes:
     """Run ``query`` as COPY ... TO STDOUT (CSV with header): one round trip, parsed by pyarrow."""
     buffer = bytearray()
-    with conn.cursor() as cur:
-        with cur.copy(sql.SQL("copy ({}) to stdout with (format csv, header true)").format(query)) as copy:
-            for block in copy:
-                buffer += block
+    copy_sql = sql.SQL("copy ({}) to stdout with (format csv, header true)").format(query)
+    with conn.cursor() as cur, cur.copy(copy_sql) as copy:
+        for block in copy:
+            buffer += block
     return bytes(buffer)
 
 
 def _select(entity: spec.Entity, schema: str, since: dt.datetime | None) -> sql.Composable:
     # Every column as text in ISO form: the shared validation types and checks them (dialect "iso").
     columns = sql.SQL(", ").join(
-        sql.SQL("{}::text as {}").format(sql.Identifier(c.db_column), sql.Identifier(c.name))
-        for c in entity.columns
+        sql.SQL("{}::text as {}").format(sql.Identifier(c.db_column), sql.Identifier(c.name)) for c in entity.columns
     )
     query = sql.SQL("select {} from {}").format(columns, sql.Identifier(schema, entity.db_table))
     if since is not None:
@@ -120,13 +119,24 @@ class DbExtractSummary:
     message_de: str = ""
 
     def as_metadata(self) -> dict:
-        return {"ran": self.ran, "files": len(self.files), "rows_read": self.rows_read,
-                "rows_loaded": self.rows_loaded, "rows_rejected": self.rows_rejected,
-                "watermarks": str(self.watermarks), "message_de": self.message_de}
+        return {
+            "ran": self.ran,
+            "files": len(self.files),
+            "rows_read": self.rows_read,
+            "rows_loaded": self.rows_loaded,
+            "rows_rejected": self.rows_rejected,
+            "watermarks": str(self.watermarks),
+            "message_de": self.message_de,
+        }
 
 
-def extract(con: duckdb.DuckDBPyConnection, conn: psycopg.Connection, schema: str = DEFAULT_SCHEMA,
-            now: dt.datetime | None = None, full: bool = False) -> list[FileResult]:
+def extract(
+    con: duckdb.DuckDBPyConnection,
+    conn: psycopg.Connection,
+    schema: str = DEFAULT_SCHEMA,
+    now: dt.datetime | None = None,
+    full: bool = False,
+) -> list[FileResult]:
     """Read what changed since each entity's watermark; ``full`` ignores the watermarks."""
     now = (now or dt.datetime.now()).replace(microsecond=0)
     conn.execute("set datestyle to 'ISO, YMD'")
@@ -137,16 +147,23 @@ def extract(con: duckdb.DuckDBPyConnection, conn: psycopg.Connection, schema: st
         data = _copy_csv(conn, _select(entity, schema, since))
         key_col = sql.Identifier(entity.column(entity.key).db_column)
         with conn.cursor() as cur:
-            keys = [r[0] for r in cur.execute(
-                sql.SQL("select {}::text from {}").format(key_col, sql.Identifier(schema, entity.db_table))
-            ).fetchall()]
+            keys = [
+                r[0]
+                for r in cur.execute(
+                    sql.SQL("select {}::text from {}").format(key_col, sql.Identifier(schema, entity.db_table))
+                ).fetchall()
+            ]
         strings = pacsv.read_csv(
             pa.py_buffer(data),
             convert_options=pacsv.ConvertOptions(column_types={c.name: pa.string() for c in entity.columns}),
         )
         strings = strings.append_column("_row_number", pa.array(range(1, strings.num_rows + 1), pa.int64()))
-        extract_info = {"extract_channel": "db", "extract_kind": "delta" if since else "full",
-                        "extract_seq": None, "extract_as_of": now}
+        extract_info = {
+            "extract_channel": "db",
+            "extract_kind": "delta" if since else "full",
+            "extract_seq": None,
+            "extract_as_of": now,
+        }
         pending.append((entity, since, strings, keys, extract_info, hashlib.sha256(data).hexdigest()))
     results = []
     for entity, since, strings, keys, info, digest in pending:
@@ -162,11 +179,19 @@ def extract(con: duckdb.DuckDBPyConnection, conn: psycopg.Connection, schema: st
             name += f"+{now:%Y%m%dT%H%M%S}"
         info = {**info, "extract_id": name}
         table = validated.table.set_column(
-            validated.table.schema.get_field_index("extract_id"), "extract_id",
-            pa.array([name] * validated.table.num_rows, pa.string()))
-        result = FileResult(LEDGER_FAMILY, name, digest, rows_read=strings.num_rows,
-                            period=mark.isoformat(sep=" ") if mark else None,
-                            primary_tables=(entity.raw_table,), file_size_bytes=None)
+            validated.table.schema.get_field_index("extract_id"),
+            "extract_id",
+            pa.array([name] * validated.table.num_rows, pa.string()),
+        )
+        result = FileResult(
+            LEDGER_FAMILY,
+            name,
+            digest,
+            rows_read=strings.num_rows,
+            period=mark.isoformat(sep=" ") if mark else None,
+            primary_tables=(entity.raw_table,),
+            file_size_bytes=None,
+        )
         result.tables = {
             entity.raw_table: spec.with_source_file(table, name),
             spec.KEY_LIST_TABLE: spec.with_source_file(spec.key_list_table(entity, keys, info), name),
@@ -174,17 +199,28 @@ def extract(con: duckdb.DuckDBPyConnection, conn: psycopg.Connection, schema: st
         key_values = strings.column(entity.key).to_pylist()
         where = f"{schema}.{entity.db_table}"
         result.rejections = [
-            Rejection(r.row_number, r.column, r.value_found, r.rule,
-                      f"{where}, {entity.column(entity.key).db_column} = {key_values[r.row_number - 1]}: {r.message_de}",
-                      sheet=where)
+            Rejection(
+                r.row_number,
+                r.column,
+                r.value_found,
+                r.rule,
+                f"{where}, {entity.column(entity.key).db_column} = {key_values[r.row_number - 1]}: {r.message_de}",
+                sheet=where,
+            )
             for r in validated.rejections
         ]
         results.append(result)
     return results
 
 
-def run(con: duckdb.DuckDBPyConnection, dsn: str | None = None, schema: str | None = None,
-        now: dt.datetime | None = None, full: bool = False, log=print) -> DbExtractSummary:
+def run(
+    con: duckdb.DuckDBPyConnection,
+    dsn: str | None = None,
+    schema: str | None = None,
+    now: dt.datetime | None = None,
+    full: bool = False,
+    log=print,
+) -> DbExtractSummary:
     """Extract from the funding database and store the results in one transaction.
 
     ``dsn`` defaults to the environment (``ZI_FUNDING_DB_DSN``); without one nothing happens and the
@@ -192,9 +228,12 @@ def run(con: duckdb.DuckDBPyConnection, dsn: str | None = None, schema: str | No
     """
     dsn = configured_dsn() if dsn is None else dsn
     if dsn is None:
-        return DbExtractSummary(ran=False, message_de=(
-            f"Kein Datenbankzugang konfiguriert ({DSN_ENV} ist nicht gesetzt): "
-            "Förderdaten kommen nur über Dateien."))
+        return DbExtractSummary(
+            ran=False,
+            message_de=(
+                f"Kein Datenbankzugang konfiguriert ({DSN_ENV} ist nicht gesetzt): Förderdaten kommen nur über Dateien."
+            ),
+        )
     schema = schema or os.environ.get(SCHEMA_ENV, DEFAULT_SCHEMA)
     warehouse.ensure_tables(con, spec.RAW_TABLES)
     with psycopg.connect(dsn, autocommit=False) as conn:
@@ -212,13 +251,15 @@ def run(con: duckdb.DuckDBPyConnection, dsn: str | None = None, schema: str | No
         summary.watermarks[result.source_file.split("@")[0]] = result.period or ""
     con.execute("begin transaction")
     try:
-        warehouse.store_results(con, LEDGER_FAMILY, spec.RAW_TABLES, results,
-                                dt.datetime.now(dt.timezone.utc))
+        warehouse.store_results(con, LEDGER_FAMILY, spec.RAW_TABLES, results, dt.datetime.now(dt.UTC))
         con.execute("commit")
     except BaseException:
         con.execute("rollback")
         raise
-    summary.message_de = (f"{len(results)} Extrakt(e) aus der Förderdatenbank übernommen."
-                          if results else "Förderdatenbank: keine Änderungen seit dem letzten Lauf.")
+    summary.message_de = (
+        f"{len(results)} Extrakt(e) aus der Förderdatenbank übernommen."
+        if results
+        else "Förderdatenbank: keine Änderungen seit dem letzten Lauf."
+    )
     log(summary.message_de)
     return summary

@@ -74,58 +74,93 @@ def _c(name, header, db, kind, required=False) -> Column:
 _UPDATED = _c("updated_at", "Geändert am", "geaendert_am", "timestamp", True)
 
 ENTITIES: tuple[Entity, ...] = (
-    Entity("applications", "antraege", "antrag", "application_id", "requested_eur", (
-        _c("application_id", "Antragsnummer", "antrag_nr", "text", True),
-        _c("project_id", "Projektnummer Kommune", "projekt_nr", "text", True),
-        _c("municipality_name", "Kommune", "kommune", "municipality", True),
-        _c("title", "Vorhaben", "titel", "text"),
-        _c("measure_type_key", "Maßnahmenart", "massnahmenart", "measure_type", True),
-        _c("owner_type", "Trägerart", "traegerart", "owner_type", True),
-        _c("application_date", "Antragsdatum", "antragsdatum", "date", True),
-        _c("total_cost_eur", "Gesamtausgaben (EUR)", "gesamtausgaben_eur", "eur", True),
-        _c("requested_eur", "Beantragte Zuwendung (EUR)", "beantragt_eur", "eur", True),
-        _c("funding_rate_pct", "Fördersatz (%)", "foerdersatz_pct", "number", True),
-        _c("status_key", "Status", "status", "status", True),
-        _c("contact_name", "Ansprechperson", "ansprechperson", "text"),
-        _c("contact_email", "E-Mail", "email", "text"),
-        _UPDATED,
-    )),
-    Entity("approvals", "bescheide", "bescheid", "approval_id", "approved_eur", (
-        _c("approval_id", "Bescheidnummer", "bescheid_nr", "text", True),
-        _c("application_id", "Antragsnummer", "antrag_nr", "text", True),
-        _c("notice_date", "Bescheiddatum", "bescheiddatum", "date", True),
-        _c("approved_eur", "Bewilligte Zuwendung (EUR)", "bewilligt_eur", "eur", True),
-        _c("construction_start_date", "Baubeginn", "baubeginn", "date"),
-        _c("completion_date", "Verwendungsnachweis", "verwendungsnachweis_am", "date"),
-        _UPDATED,
-    )),
-    Entity("amendments", "aenderungen", "aenderungsbescheid", "amendment_id", "approved_eur", (
-        _c("amendment_id", "Änderungsbescheid-Nr", "aenderung_nr", "text", True),
-        _c("approval_id", "Bescheidnummer", "bescheid_nr", "text", True),
-        _c("amendment_no", "Lfd. Änderung", "lfd_nr", "int", True),
-        _c("notice_date", "Bescheiddatum", "bescheiddatum", "date", True),
-        _c("approved_eur", "Bewilligte Zuwendung neu (EUR)", "bewilligt_neu_eur", "eur", True),
-        _UPDATED,
-    )),
-    Entity("payments", "zahlungen", "zahlung", "payment_id", "amount_eur", (
-        _c("payment_id", "Zahlungsnummer", "zahlung_nr", "text", True),
-        _c("approval_id", "Bescheidnummer", "bescheid_nr", "text", True),
-        _c("paid_on", "Zahlungsdatum", "zahlungsdatum", "date", True),
-        _c("amount_eur", "Betrag (EUR)", "betrag_eur", "eur", True),
-        _UPDATED,
-    )),
-    Entity("measures", "massnahmen", "massnahme", "measure_id", "disconnected_area_m2", (
-        _c("measure_id", "Maßnahmennummer", "massnahme_nr", "text", True),
-        _c("approval_id", "Bescheidnummer", "bescheid_nr", "text", True),
-        _c("measure_type_key", "Maßnahmenart", "massnahmenart", "measure_type", True),
-        _c("is_in_designated_area", "Im Gestaltungsraum", "im_gestaltungsraum", "bool", True),
-        _c("designated_area_name", "Gestaltungsraum", "gestaltungsraum", "text"),
-        _c("disconnected_area_m2", "Abgekoppelte Fläche (m²)", "abgekoppelt_m2", "number", True),
-        _c("affected_surface_type", "Betroffene Oberfläche", "oberflaeche_vorher", "text"),
-        _c("surface_change_m2", "Veränderte Fläche (m²)", "veraenderte_flaeche_m2", "number", True),
-        _c("trees", "Bäume (Anzahl)", "baeume", "int", True),
-        _UPDATED,
-    )),
+    Entity(
+        "applications",
+        "antraege",
+        "antrag",
+        "application_id",
+        "requested_eur",
+        (
+            _c("application_id", "Antragsnummer", "antrag_nr", "text", True),
+            _c("project_id", "Projektnummer Kommune", "projekt_nr", "text", True),
+            _c("municipality_name", "Kommune", "kommune", "municipality", True),
+            _c("title", "Vorhaben", "titel", "text"),
+            _c("measure_type_key", "Maßnahmenart", "massnahmenart", "measure_type", True),
+            _c("owner_type", "Trägerart", "traegerart", "owner_type", True),
+            _c("application_date", "Antragsdatum", "antragsdatum", "date", True),
+            _c("total_cost_eur", "Gesamtausgaben (EUR)", "gesamtausgaben_eur", "eur", True),
+            _c("requested_eur", "Beantragte Zuwendung (EUR)", "beantragt_eur", "eur", True),
+            _c("funding_rate_pct", "Fördersatz (%)", "foerdersatz_pct", "number", True),
+            _c("status_key", "Status", "status", "status", True),
+            _c("contact_name", "Ansprechperson", "ansprechperson", "text"),
+            _c("contact_email", "E-Mail", "email", "text"),
+            _UPDATED,
+        ),
+    ),
+    Entity(
+        "approvals",
+        "bescheide",
+        "bescheid",
+        "approval_id",
+        "approved_eur",
+        (
+            _c("approval_id", "Bescheidnummer", "bescheid_nr", "text", True),
+            _c("application_id", "Antragsnummer", "antrag_nr", "text", True),
+            _c("notice_date", "Bescheiddatum", "bescheiddatum", "date", True),
+            _c("approved_eur", "Bewilligte Zuwendung (EUR)", "bewilligt_eur", "eur", True),
+            _c("construction_start_date", "Baubeginn", "baubeginn", "date"),
+            _c("completion_date", "Verwendungsnachweis", "verwendungsnachweis_am", "date"),
+            _UPDATED,
+        ),
+    ),
+    Entity(
+        "amendments",
+        "aenderungen",
+        "aenderungsbescheid",
+        "amendment_id",
+        "approved_eur",
+        (
+            _c("amendment_id", "Änderungsbescheid-Nr", "aenderung_nr", "text", True),
+            _c("approval_id", "Bescheidnummer", "bescheid_nr", "text", True),
+            _c("amendment_no", "Lfd. Änderung", "lfd_nr", "int", True),
+            _c("notice_date", "Bescheiddatum", "bescheiddatum", "date", True),
+            _c("approved_eur", "Bewilligte Zuwendung neu (EUR)", "bewilligt_neu_eur", "eur", True),
+            _UPDATED,
+        ),
+    ),
+    Entity(
+        "payments",
+        "zahlungen",
+        "zahlung",
+        "payment_id",
+        "amount_eur",
+        (
+            _c("payment_id", "Zahlungsnummer", "zahlung_nr", "text", True),
+            _c("approval_id", "Bescheidnummer", "bescheid_nr", "text", True),
+            _c("paid_on", "Zahlungsdatum", "zahlungsdatum", "date", True),
+            _c("amount_eur", "Betrag (EUR)", "betrag_eur", "eur", True),
+            _UPDATED,
+        ),
+    ),
+    Entity(
+        "measures",
+        "massnahmen",
+        "massnahme",
+        "measure_id",
+        "disconnected_area_m2",
+        (
+            _c("measure_id", "Maßnahmennummer", "massnahme_nr", "text", True),
+            _c("approval_id", "Bescheidnummer", "bescheid_nr", "text", True),
+            _c("measure_type_key", "Maßnahmenart", "massnahmenart", "measure_type", True),
+            _c("is_in_designated_area", "Im Gestaltungsraum", "im_gestaltungsraum", "bool", True),
+            _c("designated_area_name", "Gestaltungsraum", "gestaltungsraum", "text"),
+            _c("disconnected_area_m2", "Abgekoppelte Fläche (m²)", "abgekoppelt_m2", "number", True),
+            _c("affected_surface_type", "Betroffene Oberfläche", "oberflaeche_vorher", "text"),
+            _c("surface_change_m2", "Veränderte Fläche (m²)", "veraenderte_flaeche_m2", "number", True),
+            _c("trees", "Bäume (Anzahl)", "baeume", "int", True),
+            _UPDATED,
+        ),
+    ),
 )
 ENTITY_BY_NAME = {e.name: e for e in ENTITIES}
 ENTITY_BY_TOKEN = {e.file_token: e for e in ENTITIES}
@@ -142,11 +177,13 @@ EXTRACT_FIELDS = [
 KEY_LIST_TABLE = f"{SOURCE_FAMILY}__key_lists"
 #: Complete key lists (every full extract, every database run): a key missing from the latest list of its
 #: entity was deleted in the funding database. Secondary table: does not count towards rows_loaded.
-KEY_LIST_SCHEMA = pa.schema([
-    pa.field("entity", pa.string()),
-    pa.field("business_key", pa.string()),
-    *EXTRACT_FIELDS,
-])
+KEY_LIST_SCHEMA = pa.schema(
+    [
+        pa.field("entity", pa.string()),
+        pa.field("business_key", pa.string()),
+        *EXTRACT_FIELDS,
+    ]
+)
 
 
 def entity_schema(entity: Entity) -> pa.Schema:
@@ -156,7 +193,6 @@ def entity_schema(entity: Entity) -> pa.Schema:
         if col.kind == "municipality":
             fields.append(pa.field("municipality_key", pa.string()))
     return pa.schema(fields)
-
 
 
 # --------------------------------------------------------------------------------------------------

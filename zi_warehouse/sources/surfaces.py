@@ -14,8 +14,8 @@ table, and only the few bad rows become Python ``Rejection`` objects. No Python 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 import duckdb
 import numpy as np
@@ -45,6 +45,7 @@ RAW_TABLES = {
         ]
     )
 }
+
 
 def _read_table(path: Path) -> tuple[pa.Table, list[Rejection]]:
     """The file's rows as a table (strings for CSV) with ``_row_number``, and its malformed rows (CSV)."""
@@ -95,16 +96,20 @@ def read_files(files: list[LandedFile], context) -> Iterable[FileResult]:
 
 def non_positive_areas(con: duckdb.DuckDBPyConnection) -> int:
     """Loaded surface records whose area is missing, zero or negative (the reader should make this 0)."""
-    return int(con.execute(
-        f"select count(*) from raw.{PARCELS} where area_m2 is null or not (area_m2 > 0) or isnan(area_m2) or isinf(area_m2)"
-    ).fetchall()[0][0])
+    return int(
+        con.execute(
+            f"select count(*) from raw.{PARCELS} where area_m2 is null or not (area_m2 > 0) or isnan(area_m2) or isinf(area_m2)"
+        ).fetchall()[0][0]
+    )
 
 
 def out_of_domain_codes(con: duckdb.DuckDBPyConnection) -> list[tuple[str, str, int]]:
     """(column, value, rows) of loaded sewer connections or surface types outside their domain."""
     surface_types = sorted({r["element_type"] for r in element_types() if r["element_kind"] == "surface"})
-    return [tuple(r) for r in con.execute(
-        f"""
+    return [
+        tuple(r)
+        for r in con.execute(
+            f"""
         select 'sewer_connection', coalesce(sewer_connection, 'NULL'), count(*) from raw.{PARCELS}
         where sewer_connection is null or sewer_connection not in (select unnest(?::varchar[]))
         group by 2
@@ -114,8 +119,9 @@ def out_of_domain_codes(con: duckdb.DuckDBPyConnection) -> list[tuple[str, str, 
         group by 2
         order by 1, 2
         """,
-        [list(SEWER_CONNECTIONS), surface_types],
-    ).fetchall()]
+            [list(SEWER_CONNECTIONS), surface_types],
+        ).fetchall()
+    ]
 
 
 def rejection_share(con: duckdb.DuckDBPyConnection) -> tuple[int, int]:

@@ -16,7 +16,7 @@ that row and the rest of the file is read; a file fails as a whole only when it 
 from __future__ import annotations
 
 import datetime as dt
-from typing import Iterable
+from collections.abc import Iterable
 
 import duckdb
 import pyarrow as pa
@@ -87,8 +87,9 @@ def read_file(landed: LandedFile, con: duckdb.DuckDBPyConnection, current_year: 
             municipality_key = _require_municipality(landed.source_file)
             table, crs, schema = geojson.read_register(landed.path)
             result.rows_read = table.num_rows
-            good, rejected = check_register(table, crs, municipality_key, landed.source_file, con, current_year,
-                                            unique_within=schema.unique_within)
+            good, rejected = check_register(
+                table, crs, municipality_key, landed.source_file, con, current_year, unique_within=schema.unique_within
+            )
             result.tables[REGISTER] = good
             result.municipality_key = municipality_key
         elif name.endswith((".csv", ".txt")):
@@ -97,7 +98,8 @@ def read_file(landed: LandedFile, con: duckdb.DuckDBPyConnection, current_year: 
                 text = read_delimited(landed.path)
                 mapping = map_headers(text.table.column_names, CAMPAIGN_HEADERS, CAMPAIGN_REQUIRED)
                 good, rejected = check_campaign(
-                    canonical_columns(text.table, mapping, CAMPAIGN_HEADERS), landed.source_file, con)
+                    canonical_columns(text.table, mapping, CAMPAIGN_HEADERS), landed.source_file, con
+                )
                 result.tables[CAMPAIGN] = good
                 dates = good.column("distribution_date").unique().to_pylist()
                 result.period = dates[0].isoformat() if len(dates) == 1 else None
@@ -106,8 +108,16 @@ def read_file(landed: LandedFile, con: duckdb.DuckDBPyConnection, current_year: 
                 schema, mapping = schema_of_file(landed.path)
                 text = read_delimited(landed.path, schema.separator, schema.encoding)
                 canon, crs = canonical_register(text.table, schema, mapping)
-                good, rejected = check_register(canon, crs, municipality_key, landed.source_file, con, current_year,
-                                                schema.decimal_mark, schema.unique_within)
+                good, rejected = check_register(
+                    canon,
+                    crs,
+                    municipality_key,
+                    landed.source_file,
+                    con,
+                    current_year,
+                    schema.decimal_mark,
+                    schema.unique_within,
+                )
                 result.tables[REGISTER] = good
                 result.municipality_key = municipality_key
             result.rows_read = text.rows_read

@@ -140,15 +140,22 @@ def check_parcels(
         surfaces = _surface_index()
         lookups = (lambda v: surfaces.get(normalise_name(v)), _sewer_lookup, match_municipality)
         codes = {}
-        for name, column, lookup in zip(("surface_map", "sewer_map", "municipality_map"),
-                                        ("surface_type", "sewer_connection", "municipality"), lookups):
+        for name, column, lookup in zip(
+            ("surface_map", "sewer_map", "municipality_map"),
+            ("surface_type", "sewer_connection", "municipality"),
+            lookups,
+        ):
             values = sorted(v for v in pc.unique(table.column(column)).to_pylist() if v is not None)
             mapped = [lookup(v) for v in values]
-            con.register(name, pa.table({"value": pa.array(values, pa.string()), "code": pa.array(mapped, pa.string())}))
+            con.register(
+                name, pa.table({"value": pa.array(values, pa.string()), "code": pa.array(mapped, pa.string())})
+            )
             codes[column] = _codes(table.column(column), values, mapped)
         numbers = con.sql(_PARCEL_NUMBERS_SQL).to_arrow_table()
-        coded = pc.and_(pc.and_(pc.is_valid(codes["surface_type"]), pc.is_valid(codes["sewer_connection"])),
-                        pc.is_valid(codes["municipality"]))
+        coded = pc.and_(
+            pc.and_(pc.is_valid(codes["surface_type"]), pc.is_valid(codes["sewer_connection"])),
+            pc.is_valid(codes["municipality"]),
+        )
         flagged = pc.or_(numbers.column("flagged"), pc.invert(coded))
         con.register("src", table.filter(flagged))
         con.execute("create or replace temp table typed as " + _CHECK_SQL)
@@ -159,17 +166,17 @@ def check_parcels(
     finally:
         con.close()
     n = table.num_rows
-    good = pa.table({
-        "municipality_key": codes["municipality"],
-        "parcel_id": texts["parcel_id"],
-        "area_m2": numbers.column("area_m2"),
-        "surface_type": codes["surface_type"],
-        "sewer_connection": codes["sewer_connection"],
-        "designated_area_name": texts["designated_area"],
-        "is_in_designated_area": pc.is_valid(texts["designated_area"]),
-        "_source_file": constant_column(source_file, n),
-        "_row_number": table.column("_row_number"),
-    })
+    good = pa.table(
+        {
+            "municipality_key": codes["municipality"],
+            "parcel_id": texts["parcel_id"],
+            "area_m2": numbers.column("area_m2"),
+            "surface_type": codes["surface_type"],
+            "sewer_connection": codes["sewer_connection"],
+            "designated_area_name": texts["designated_area"],
+            "is_in_designated_area": pc.is_valid(texts["designated_area"]),
+            "_source_file": constant_column(source_file, n),
+            "_row_number": table.column("_row_number"),
+        }
+    )
     return good.filter(pc.and_(numbers.column("loadable"), coded)), rejected
-
-

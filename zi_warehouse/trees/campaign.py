@@ -11,8 +11,8 @@ names (``zi_warehouse/boundaries.py``, vectorised per municipality).
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 import duckdb
 import numpy as np
@@ -129,9 +129,11 @@ def _locate_points(cur: duckdb.DuckDBPyConnection) -> None:
     """Add to ``campaign_typed`` how far each distribution point lies outside the municipality its row
     names (0 inside, NULL without a position) and where it lies instead: one vectorised test per
     municipality."""
-    points = cur.sql("select _row_number, municipality_key, longitude, latitude from campaign_typed "
-                     "where municipality_key is not null and longitude between -180 and 180 "
-                     "and latitude between -90 and 90").to_arrow_table()
+    points = cur.sql(
+        "select _row_number, municipality_key, longitude, latitude from campaign_typed "
+        "where municipality_key is not null and longitude between -180 and 180 "
+        "and latitude between -90 and 90"
+    ).to_arrow_table()
     keys = np.array(points.column("municipality_key").to_pylist(), dtype=object)
     east, north = to_utm(points.column("longitude").to_numpy(), points.column("latitude").to_numpy())
     outside = np.full(points.num_rows, np.nan)
@@ -142,12 +144,20 @@ def _locate_points(cur: duckdb.DuckDBPyConnection) -> None:
         outside[rows] = distance
         for i, name in zip(rows, found):
             located_in[i] = name
-    cur.register("campaign_located", pa.table({
-        "_row_number": points.column("_row_number"),
-        "distance_outside_boundary_m": pa.array(outside, pa.float64(), mask=np.isnan(outside)),
-        "located_in": pa.array(located_in, pa.string())}))
-    cur.execute("create or replace temp table campaign_typed as select t.*, l.distance_outside_boundary_m, "
-                "l.located_in from campaign_typed t left join campaign_located l using (_row_number)")
+    cur.register(
+        "campaign_located",
+        pa.table(
+            {
+                "_row_number": points.column("_row_number"),
+                "distance_outside_boundary_m": pa.array(outside, pa.float64(), mask=np.isnan(outside)),
+                "located_in": pa.array(located_in, pa.string()),
+            }
+        ),
+    )
+    cur.execute(
+        "create or replace temp table campaign_typed as select t.*, l.distance_outside_boundary_m, "
+        "l.located_in from campaign_typed t left join campaign_located l using (_row_number)"
+    )
 
 
 def check_campaign(table: pa.Table, source_file: str, con: duckdb.DuckDBPyConnection) -> tuple[pa.Table, pa.Table]:
@@ -155,13 +165,15 @@ def check_campaign(table: pa.Table, source_file: str, con: duckdb.DuckDBPyConnec
     try:
         cur.register("src", table)
         municipality_values, species_values = cur.sql(
-            "select list(distinct municipality), list(distinct species) from src").fetchall()[0]
+            "select list(distinct municipality), list(distinct species) from src"
+        ).fetchall()[0]
         code_map(cur, "municipality_map", municipality_values or [], match_municipality)
         code_map(cur, "species_map", species_values or [], _species_lookup)
         cur.execute(_CAMPAIGN_SQL)
         _locate_points(cur)
-        rejected = cur.sql(_CAMPAIGN_REJECT_SQL.format(tolerance=boundaries.BOUNDARY_TOLERANCE_M)
-                           + " order by 1, 2").to_arrow_table()
+        rejected = cur.sql(
+            _CAMPAIGN_REJECT_SQL.format(tolerance=boundaries.BOUNDARY_TOLERANCE_M) + " order by 1, 2"
+        ).to_arrow_table()
         cur.register("rejected", rejected)
         good = cur.sql(
             """
@@ -177,4 +189,3 @@ def check_campaign(table: pa.Table, source_file: str, con: duckdb.DuckDBPyConnec
         return good, rejected
     finally:
         cur.close()
-

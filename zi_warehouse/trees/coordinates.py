@@ -9,7 +9,7 @@ BeTA2007 grid is not installed, so a 7-parameter Helmert transformation (accurac
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 from pyproj import Transformer
@@ -19,7 +19,7 @@ EPSG_WGS84 = "EPSG:4326"
 EPSG_GK3 = "EPSG:31467"  # DHDN / 3-degree Gauss-Krüger zone 3
 
 
-@lru_cache(maxsize=None)
+@cache
 def _transformer(source: str, target: str) -> Transformer:
     return Transformer.from_crs(source, target, always_xy=True)
 
@@ -46,5 +46,9 @@ def to_both_crs(a: np.ndarray, b: np.ndarray, source_crs: str) -> dict[str, np.n
         return {"easting_m": east, "northing_m": north, "longitude": a, "latitude": b}
     east, north = _transformer(source_crs, EPSG_UTM32).transform(a, b)
     lon, lat = _transformer(source_crs, EPSG_WGS84).transform(a, b)
-    return {"easting_m": np.asarray(east), "northing_m": np.asarray(north),
-            "longitude": np.asarray(lon), "latitude": np.asarray(lat)}
+    return {
+        "easting_m": np.asarray(east),
+        "northing_m": np.asarray(north),
+        "longitude": np.asarray(lon),
+        "latitude": np.asarray(lat),
+    }

@@ -132,8 +132,10 @@ def _register_crs(crs_names: set[str]) -> str:
     if any("25832" in c for c in crs_names):
         return EPSG_UTM32
     if crs_names and not any(re.search(r"CRS84|4326", c) for c in crs_names):
-        raise FileProblem(f"Koordinatensystem {sorted(crs_names)} wird nicht unterstützt; erwartet WGS84 "
-                          "oder EPSG:25832.", "crs_unsupported")
+        raise FileProblem(
+            f"Koordinatensystem {sorted(crs_names)} wird nicht unterstützt; erwartet WGS84 oder EPSG:25832.",
+            "crs_unsupported",
+        )
     return EPSG_WGS84
 
 
@@ -145,7 +147,11 @@ def _register_columns_from_geojson(data: bytes) -> tuple[pa.Table, str, Register
     crs_names: set[str] = set()
     for doc in _load_feature_collections(data):
         crs = doc.get("crs")
-        name = crs.get("properties", {}).get("name") if isinstance(crs, dict) and isinstance(crs.get("properties"), dict) else None
+        name = (
+            crs.get("properties", {}).get("name")
+            if isinstance(crs, dict) and isinstance(crs.get("properties"), dict)
+            else None
+        )
         if name is not None:
             crs_names.add(name if isinstance(name, str) else _json_text(name))
         items = doc.get("features")
@@ -235,14 +241,16 @@ def _register_columns_columnar(data: bytes) -> tuple[pa.Table, str, RegisterSche
     if not data or data.startswith(_BOM) or b"\\u0000" in data:
         return None
     try:
-        raw = pa.Array.from_buffers(pa.large_binary(), 1, [None, pa.array([0, len(data)], pa.int64()).buffers()[1],
-                                                             pa.py_buffer(data)])  # no copy
+        raw = pa.Array.from_buffers(
+            pa.large_binary(), 1, [None, pa.array([0, len(data)], pa.int64()).buffers()[1], pa.py_buffer(data)]
+        )  # no copy
         raw.cast(pa.string())  # invalid UTF-8: json refuses the file, the reader would not
         if pc.count_substring_regex(raw, _LEADING_ZERO)[0].as_py():
             return None
         quoted = pc.replace_substring_regex(raw, _NUMBER_LITERAL, r'\1\2"\3"')[0].as_buffer()
-        doc = pj.read_json(pa.BufferReader(quoted),
-                           read_options=pj.ReadOptions(block_size=len(quoted) + 64, use_threads=False))
+        doc = pj.read_json(
+            pa.BufferReader(quoted), read_options=pj.ReadOptions(block_size=len(quoted) + 64, use_threads=False)
+        )
     except (pa.ArrowException, ValueError, SystemError, OverflowError):
         return None
     try:

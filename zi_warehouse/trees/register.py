@@ -45,12 +45,16 @@ def register_municipality(source_file: str) -> str | None:
         if key:
             return key
     tokens = [t for t in re.split(r"[_\-\s.]+", path.stem) if t]
-    tokens = [t for t in tokens if normalise_name(t) not in {"baumkataster", "baeume", "strassenbaeume", "trees"}
-              and not re.fullmatch(r"\d{4}(\d{2}){0,2}", t)]
+    tokens = [
+        t
+        for t in tokens
+        if normalise_name(t) not in {"baumkataster", "baeume", "strassenbaeume", "trees"}
+        and not re.fullmatch(r"\d{4}(\d{2}){0,2}", t)
+    ]
     # Longest run of tokens that is a municipality name ("muelheim an der ruhr", "castrop rauxel").
     for length in range(len(tokens), 0, -1):
         for start in range(0, len(tokens) - length + 1):
-            key = match_municipality(" ".join(tokens[start:start + length]))
+            key = match_municipality(" ".join(tokens[start : start + length]))
             if key:
                 return key
     return None
@@ -62,9 +66,11 @@ def _number(column: str, decimal_mark: str) -> str:
     return text if decimal_mark == "point" else f"replace({text}, ',', '.')"
 
 
-def typed_sql(a: str, b: str, geometry_type: str, decimal_mark: str = "auto", extra: str = "",
-              source: str = "src") -> str:
+def typed_sql(
+    a: str, b: str, geometry_type: str, decimal_mark: str = "auto", extra: str = "", source: str = "src"
+) -> str:
     """The register's canonical strings typed: one row per tree, the texts kept for rejections."""
+
     def number(column: str) -> str:
         return _number(column, decimal_mark)
 
@@ -75,13 +81,13 @@ select
     nullif(trim(species_botanical), '') as species_botanical,
     nullif(trim(species_german), '') as species_german,
     nullif(trim(planting_year), '') as planting_year_text,
-    try_cast(try_cast({number('planting_year')} as double) as integer) as planting_year,
+    try_cast(try_cast({number("planting_year")} as double) as integer) as planting_year,
     nullif(trim(trunk_circumference_cm), '') as trunk_text,
-    try_cast({number('trunk_circumference_cm')} as double) as trunk_circumference_cm,
+    try_cast({number("trunk_circumference_cm")} as double) as trunk_circumference_cm,
     nullif(trim(crown_diameter_m), '') as crown_text,
-    try_cast({number('crown_diameter_m')} as double) as crown_diameter_m,
+    try_cast({number("crown_diameter_m")} as double) as crown_diameter_m,
     nullif(trim(height_m), '') as height_text,
-    try_cast({number('height_m')} as double) as height_m,
+    try_cast({number("height_m")} as double) as height_m,
     nullif(trim(district_name), '') as district_name,
     nullif(trim(street), '') as street,
     nullif(trim(status), '') as status,
@@ -96,14 +102,34 @@ from {source}
 
 _NUMBER_RULES = [
     # (text column, typed column, reported column, rule, message)
-    ("planting_year_text", "planting_year", "planting_year", "planting_year_not_numeric",
-     "Pflanzjahr ist keine Jahreszahl; bitte vierstellig angeben (z. B. 1998) oder leer lassen."),
-    ("trunk_text", "trunk_circumference_cm", "trunk_circumference_cm", "trunk_circumference_not_numeric",
-     "Stammumfang ist keine Zahl; bitte in cm angeben oder leer lassen."),
-    ("crown_text", "crown_diameter_m", "crown_diameter_m", "crown_diameter_not_numeric",
-     "Kronendurchmesser ist keine Zahl; bitte in m angeben oder leer lassen."),
-    ("height_text", "height_m", "height_m", "height_not_numeric",
-     "Baumhöhe ist keine Zahl; bitte in m angeben oder leer lassen."),
+    (
+        "planting_year_text",
+        "planting_year",
+        "planting_year",
+        "planting_year_not_numeric",
+        "Pflanzjahr ist keine Jahreszahl; bitte vierstellig angeben (z. B. 1998) oder leer lassen.",
+    ),
+    (
+        "trunk_text",
+        "trunk_circumference_cm",
+        "trunk_circumference_cm",
+        "trunk_circumference_not_numeric",
+        "Stammumfang ist keine Zahl; bitte in cm angeben oder leer lassen.",
+    ),
+    (
+        "crown_text",
+        "crown_diameter_m",
+        "crown_diameter_m",
+        "crown_diameter_not_numeric",
+        "Kronendurchmesser ist keine Zahl; bitte in m angeben oder leer lassen.",
+    ),
+    (
+        "height_text",
+        "height_m",
+        "height_m",
+        "height_not_numeric",
+        "Baumhöhe ist keine Zahl; bitte in m angeben oder leer lassen.",
+    ),
 ]
 
 
@@ -197,8 +223,9 @@ def _tree_key(texts: dict[str, pa.Array], unique_within: tuple[str, ...]) -> pa.
     (``Husumer Straße | 20``) where the sender numbers per street."""
     if not unique_within:
         return texts["tree_number"]
-    return pc.binary_join_element_wise(*(texts[c] for c in unique_within), texts["tree_number"], " | ",
-                                       null_handling="replace", null_replacement="")
+    return pc.binary_join_element_wise(
+        *(texts[c] for c in unique_within), texts["tree_number"], " | ", null_handling="replace", null_replacement=""
+    )
 
 
 #: String columns of the register loaded as ``nullif(trim(x), '')``.
@@ -236,22 +263,30 @@ def check_register(
     parts = register_reject_parts(current_year, municipality_by_key()[municipality_key].name)
     conditions = ["(" + part.split("from checked where", 1)[1] + ")" for part in parts]
     row_rules = " or ".join(c for c in conditions if not any(col in c for col in _LATE_RULE_COLUMNS))
-    late_rules = " or ".join(c for c in conditions if any(col in c for col in _LATE_RULE_COLUMNS)
-                             and "duplicate_no" not in c)
+    late_rules = " or ".join(
+        c for c in conditions if any(col in c for col in _LATE_RULE_COLUMNS) and "duplicate_no" not in c
+    )
     n = table.num_rows
     cur = con.cursor()
     try:
         cur.register("src", table)
-        numbers = cur.sql(_REGISTER_NUMBERS_SQL.format(
-            any_rule=row_rules, typed=typed_sql(a, b, geometry_type, decimal_mark))).to_arrow_table()
+        numbers = cur.sql(
+            _REGISTER_NUMBERS_SQL.format(any_rule=row_rules, typed=typed_sql(a, b, geometry_type, decimal_mark))
+        ).to_arrow_table()
         duplicates = cur.sql(duplicates_sql(unique_within)).to_arrow_table().column("_row_number")
-        converted = to_both_crs(numbers.column("coord_a").to_numpy(zero_copy_only=False).astype(float),
-                                numbers.column("coord_b").to_numpy(zero_copy_only=False).astype(float), crs)
+        converted = to_both_crs(
+            numbers.column("coord_a").to_numpy(zero_copy_only=False).astype(float),
+            numbers.column("coord_b").to_numpy(zero_copy_only=False).astype(float),
+            crs,
+        )
         outside, located_in = boundaries.locate(municipality_key, converted["easting_m"], converted["northing_m"])
-        geo = pa.table({**{name: pa.array(values, pa.float64(), mask=np.isnan(values))
-                           for name, values in converted.items()},
-                        "distance_outside_boundary_m": pa.array(outside, pa.float64(), mask=np.isnan(outside)),
-                        "located_in": pa.array(located_in, pa.string())})
+        geo = pa.table(
+            {
+                **{name: pa.array(values, pa.float64(), mask=np.isnan(values)) for name, values in converted.items()},
+                "distance_outside_boundary_m": pa.array(outside, pa.float64(), mask=np.isnan(outside)),
+                "located_in": pa.array(located_in, pa.string()),
+            }
+        )
         cur.register("geo", geo)
         located = cur.sql(f"select coalesce({late_rules}, false) as flagged from geo").to_arrow_table()
         is_duplicate = pc.is_in(table.column("_row_number"), value_set=duplicates)
@@ -262,8 +297,10 @@ def check_register(
         suspects = suspects.append_column("_duplicate", is_duplicate).filter(flagged)
         cur.register("suspects", suspects)
         extra = ", " + ", ".join(geo.column_names) + ", case when _duplicate then 2 else 1 end as duplicate_no"
-        cur.execute("create or replace temp table checked as "
-                    + typed_sql(a, b, geometry_type, decimal_mark, extra, source="suspects"))
+        cur.execute(
+            "create or replace temp table checked as "
+            + typed_sql(a, b, geometry_type, decimal_mark, extra, source="suspects")
+        )
         rejected = cur.sql("\nunion all\n".join(parts) + " order by 1, 2, 4").to_arrow_table()
         cur.execute("drop table checked")
         texts = text_columns(cur, table, _REGISTER_TEXT_COLUMNS)

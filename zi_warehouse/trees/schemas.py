@@ -13,10 +13,10 @@ fails with a German message listing the headers found and what the nearest schem
 from __future__ import annotations
 
 import csv
+from collections.abc import Callable
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
-from typing import Callable
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -30,8 +30,22 @@ REGISTER_SCHEMAS_CSV = Path(__file__).with_name("register_schemas.csv")
 REGISTER_HEADERS_CSV = Path(__file__).with_name("register_headers.csv")
 STANDARD_SCHEMA = "zi_standard"
 #: The canonical string columns of a register table, in order (x/y in the schema's CRS, lon/lat WGS84).
-REGISTER_COLUMNS = ("tree_number", "species_botanical", "species_german", "planting_year", "trunk_circumference_cm",
-                    "crown_diameter_m", "height_m", "district_name", "street", "status", "x", "y", "lon", "lat")
+REGISTER_COLUMNS = (
+    "tree_number",
+    "species_botanical",
+    "species_german",
+    "planting_year",
+    "trunk_circumference_cm",
+    "crown_diameter_m",
+    "height_m",
+    "district_name",
+    "street",
+    "status",
+    "x",
+    "y",
+    "lon",
+    "lat",
+)
 #: Further columns a schema may name: species as "botanical, German" in one field; a WKT point (x y in
 #: the schema's CRS); ``ignore``: a column the sender sends and we knowingly do not load.
 SPECIES_COMBINED = "species_combined"
@@ -57,7 +71,7 @@ class RegisterSchema:
     headers: dict[str, frozenset[str]]  # canonical column -> header spellings
 
 
-@lru_cache(maxsize=None)
+@cache
 def register_schemas() -> tuple[RegisterSchema, ...]:
     """Every schema, in file order (the first one whose headers fit a file reads it); checked on load."""
     headers: dict[str, dict[str, set[str]]] = {}
@@ -70,18 +84,34 @@ def register_schemas() -> tuple[RegisterSchema, ...]:
     with open(REGISTER_SCHEMAS_CSV, newline="", encoding="utf-8") as fh:
         for row in csv.DictReader(fh):
             scope = tuple(c for c in row["tree_number_unique_within"].split("+") if c)
-            problems = [f"{key} {row[key]!r}" for key, allowed in (
-                ("separator", SEPARATORS), ("encoding", ENCODINGS), ("decimal_mark", _DECIMAL_MARKS),
-                ("geometry", _GEOMETRIES)) if row[key] not in allowed]
+            problems = [
+                f"{key} {row[key]!r}"
+                for key, allowed in (
+                    ("separator", SEPARATORS),
+                    ("encoding", ENCODINGS),
+                    ("decimal_mark", _DECIMAL_MARKS),
+                    ("geometry", _GEOMETRIES),
+                )
+                if row[key] not in allowed
+            ]
             problems += [f"tree_number_unique_within {c!r}" for c in scope if c not in REGISTER_COLUMNS]
             problems += [] if row["schema"] in headers else ["no rows in register_headers.csv"]
             CRS.from_user_input(row["crs"])  # raises for an unknown CRS
             if problems:
                 raise ValueError(f"register_schemas.csv, schema {row['schema']}: " + ", ".join(problems))
-            schemas.append(RegisterSchema(
-                row["schema"], row["sender"], row["separator"], row["encoding"], row["decimal_mark"],
-                row["geometry"], row["crs"], scope,
-                {c: frozenset(h) for c, h in headers[row["schema"]].items()}))
+            schemas.append(
+                RegisterSchema(
+                    row["schema"],
+                    row["sender"],
+                    row["separator"],
+                    row["encoding"],
+                    row["decimal_mark"],
+                    row["geometry"],
+                    row["crs"],
+                    scope,
+                    {c: frozenset(h) for c, h in headers[row["schema"]].items()},
+                )
+            )
     unknown = set(headers) - {s.name for s in schemas}
     if unknown:
         raise ValueError(f"register_headers.csv names schemas not in register_schemas.csv: {sorted(unknown)}")
@@ -95,15 +125,15 @@ def schema_named(name: str) -> RegisterSchema:
 #: The standard schema's header map (the ZI template; GeoJSON registers use it most).
 REGISTER_HEADERS = {c: set(h) for c, h in schema_named(STANDARD_SCHEMA).headers.items()}
 
-_COORDINATE_LABEL = {"xy": "Koordinatenspalten (Rechtswert/Hochwert oder Länge/Breite)",
-                     "wkt": "Geometriespalte (WKT)"}
+_COORDINATE_LABEL = {"xy": "Koordinatenspalten (Rechtswert/Hochwert oder Länge/Breite)", "wkt": "Geometriespalte (WKT)"}
 
 
 def _schema_problems(schema: RegisterSchema, headers: list[str], geojson: bool) -> tuple[dict[str, str] | None, str]:
     """(mapping, "") if ``headers`` fit ``schema``, else (None, what does not fit, German)."""
     try:
-        mapping = map_headers(headers, {c: set(h) for c, h in schema.headers.items()}, ("tree_number",),
-                              ignore=(IGNORE,))
+        mapping = map_headers(
+            headers, {c: set(h) for c, h in schema.headers.items()}, ("tree_number",), ignore=(IGNORE,)
+        )
     except HeaderError as exc:
         return None, str(exc).removeprefix("Kopfzeile passt nicht zur Vorlage (").removesuffix(").")
     if geojson:  # the geometry comes from the features; a tree without species is rejected as a row
@@ -112,15 +142,17 @@ def _schema_problems(schema: RegisterSchema, headers: list[str], geojson: bool) 
     missing = []
     if not present & {"species_botanical", "species_german", SPECIES_COMBINED}:
         missing.append("Baumart (botanisch oder deutsch)")
-    has_coordinates = ({GEOMETRY_WKT} <= present if schema.geometry == "wkt"
-                       else {"x", "y"} <= present or {"lon", "lat"} <= present)
+    has_coordinates = (
+        {GEOMETRY_WKT} <= present if schema.geometry == "wkt" else {"x", "y"} <= present or {"lon", "lat"} <= present
+    )
     if not has_coordinates:
         missing.append(_COORDINATE_LABEL[schema.geometry])
     return (None, "fehlend: " + ", ".join(missing)) if missing else (mapping, "")
 
 
-def match_schema(headers: list[str] | Callable[[RegisterSchema], list[str]], geojson: bool = False
-                 ) -> tuple[RegisterSchema, dict[str, str]]:
+def match_schema(
+    headers: list[str] | Callable[[RegisterSchema], list[str]], geojson: bool = False
+) -> tuple[RegisterSchema, dict[str, str]]:
     """The first schema whose header map fits the headers, and {header: canonical column} (ignored headers
     left out). ``headers`` may depend on the schema (a CSV header line read with the schema's separator and
     encoding). Raises HeaderError (German) listing the headers found when no schema fits."""
@@ -139,7 +171,8 @@ def match_schema(headers: list[str] | Callable[[RegisterSchema], list[str]], geo
         attempts.append((schema, problem))
     nearest, problem = min(attempts, key=lambda a: len(a[1]))
     raise HeaderError(
-        "Schema des Baumkatasters nicht erkannt. Gefundene Spalten: " + ", ".join(f"'{h}'" for h in found)
+        "Schema des Baumkatasters nicht erkannt. Gefundene Spalten: "
+        + ", ".join(f"'{h}'" for h in found)
         + f". Am nächsten kommt das Schema '{nearest.name}' ({nearest.sender}): {problem}. Bitte die Spalten "
         "wie in der Vorlage benennen, oder das Schema des Absenders wird als Zeilen in "
         "zi_warehouse/trees/register_schemas.csv und register_headers.csv ergänzt."
@@ -164,8 +197,7 @@ def canonical_register(table: pa.Table, schema: RegisterSchema, mapping: dict[st
         wkt = canon.column(GEOMETRY_WKT)
         point = pc.extract_regex(wkt, _WKT_POINT)
         # an unreadable WKT text stays in x, so the rejection shows what was delivered
-        canon = canon.set_column(canon.schema.get_field_index("x"), "x",
-                                 pc.coalesce(pc.struct_field(point, "x"), wkt))
+        canon = canon.set_column(canon.schema.get_field_index("x"), "x", pc.coalesce(pc.struct_field(point, "x"), wkt))
         canon = canon.set_column(canon.schema.get_field_index("y"), "y", pc.struct_field(point, "y"))
         canon = canon.drop_columns([GEOMETRY_WKT])
     present = set(mapping.values())

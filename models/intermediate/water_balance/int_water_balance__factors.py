@@ -35,7 +35,8 @@ def model(dbt, session):
     elements = dbt.ref("surface_types").to_arrow_table().to_pylist()
 
     rows = [
-        r for r in precipitation.to_pylist()
+        r
+        for r in precipitation.to_pylist()
         if r["municipality_key"] is not None and r["mean_annual_precipitation_mm"] is not None
     ]
     rows.sort(key=lambda r: r["municipality_key"])
@@ -53,14 +54,10 @@ def model(dbt, session):
     keys = factors.column("municipality_key").to_pylist()
     factors = factors.append_column(
         "station_id", pa.array([station[k]["station_id"] for k in keys], pa.int64())
-    ).append_column(
-        "reference_period", pa.array([station[k]["reference_period"] for k in keys], pa.string())
-    )
+    ).append_column("reference_period", pa.array([station[k]["reference_period"] for k in keys], pa.string()))
     labels = {e["element_type"]: e for e in elements}
     element_types = factors.column("element_type").to_pylist()
     factors = factors.append_column(
         "element_label_de", pa.array([labels[t]["element_label_de"] for t in element_types], pa.string())
-    ).append_column(
-        "element_kind", pa.array([labels[t]["element_kind"] for t in element_types], pa.string())
-    )
+    ).append_column("element_kind", pa.array([labels[t]["element_kind"] for t in element_types], pa.string()))
     return factors

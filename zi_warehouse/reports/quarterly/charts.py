@@ -11,16 +11,17 @@ from __future__ import annotations
 import io
 import math
 import re
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import matplotlib
 
 matplotlib.use("Agg")  # no display on servers; must precede pyplot
-import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.ticker import FixedLocator, Formatter, FuncFormatter, MaxNLocator, MultipleLocator  # noqa: E402
-from matplotlib.transforms import Bbox  # noqa: E402
+import matplotlib.pyplot as plt
+from matplotlib.ticker import FixedLocator, Formatter, FuncFormatter, MaxNLocator, MultipleLocator
+from matplotlib.transforms import Bbox
 
-from zi_warehouse.german import format_number  # noqa: E402
+from zi_warehouse.german import format_number
 
 #: The charts in report order (their "Abb. n" numbers); the test expects each of them in HTML and PDF.
 CHART_ORDER = (
@@ -72,7 +73,7 @@ def _svg(fig, key: str, bbox: Bbox) -> str:
         fig.savefig(buffer, format="svg", bbox_inches=bbox, metadata={"Date": None, "Creator": None})
     plt.close(fig)
     text = buffer.getvalue()
-    text = text[text.index("<svg"):]
+    text = text[text.index("<svg") :]
     # The RDF metadata block only carries namespace URLs; without it the page has no http(s) text at all
     # except the SVG namespace declarations.
     text = re.sub(r"\s*<metadata>.*?</metadata>", "", text, flags=re.S)
@@ -84,8 +85,16 @@ def chart_label(key: str) -> str:
     return f"Abb. {CHART_ORDER.index(key) + 1}"
 
 
-def chart_svg(key: str, draw: Callable, figsize: tuple[float, float], source: str, nrows: int = 1, ncols: int = 1,
-              margins: dict | None = None, **kw) -> str:
+def chart_svg(
+    key: str,
+    draw: Callable,
+    figsize: tuple[float, float],
+    source: str,
+    nrows: int = 1,
+    ncols: int = 1,
+    margins: dict | None = None,
+    **kw,
+) -> str:
     """Draw one chart: ``draw(fig, axes)`` on a grid of ``nrows`` × ``ncols`` axes, labelled "Abb. n · Quelle".
 
     The label goes below everything drawn (tick labels, legends), so it never covers data or text, and the
@@ -101,8 +110,15 @@ def chart_svg(key: str, draw: Callable, figsize: tuple[float, float], source: st
         renderer = fig.canvas.get_renderer()
         content = fig.get_tightbbox(renderer)  # inches
         width, height = fig.get_size_inches()
-        label = fig.text(max(content.x0, 0) / width, (content.y0 - 0.04) / height,
-                         f"{chart_label(key)} · Quelle: {source}", fontsize=6, color="#777777", ha="left", va="top")
+        label = fig.text(
+            max(content.x0, 0) / width,
+            (content.y0 - 0.04) / height,
+            f"{chart_label(key)} · Quelle: {source}",
+            fontsize=6,
+            color="#777777",
+            ha="left",
+            va="top",
+        )
         label_box = label.get_window_extent(renderer).transformed(fig.dpi_scale_trans.inverted())
         return _svg(fig, key, Bbox.union([content, label_box]).padded(0.03))
 

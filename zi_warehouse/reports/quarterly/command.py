@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable
 
 import duckdb
 
@@ -97,12 +97,16 @@ def report_inputs(paths: config.Paths, period: str | None) -> dict | None:
     if not manifest or not manifest.get("marts"):
         return None
     code = manifest.get("code", {})
-    return {"period": period or "latest", "code": {k: code.get(k) for k in ("code", "dbt")},
-            "marts": {name: mart.get("checksum") for name, mart in sorted(manifest["marts"].items())}}
+    return {
+        "period": period or "latest",
+        "code": {k: code.get(k) for k in ("code", "dbt")},
+        "marts": {name: mart.get("checksum") for name, mart in sorted(manifest["marts"].items())},
+    }
 
 
-def write_report_if_changed(period: str | None = None,
-                            progress: Callable[[str], None] = lambda _msg: None) -> tuple[ReportResult, bool]:
+def write_report_if_changed(
+    period: str | None = None, progress: Callable[[str], None] = lambda _msg: None
+) -> tuple[ReportResult, bool]:
     """The pipeline's report: drawn again only when a mart or the code changed since the last drawing of the
     same quarter (a delivery that changed nothing the report shows costs no redraw). Returns the report and
     whether it was drawn now."""
@@ -122,15 +126,19 @@ def write_report_if_changed(period: str | None = None,
             return kept, False
     result = write_report(period, progress=progress)
     if inputs is not None:
-        drawn = {**asdict(result), "html_path": str(result.html_path.relative_to(paths.data_dir)),
-                 "pdf_path": str(result.pdf_path.relative_to(paths.data_dir)) if result.pdf_path else None}
+        drawn = {
+            **asdict(result),
+            "html_path": str(result.html_path.relative_to(paths.data_dir)),
+            "pdf_path": str(result.pdf_path.relative_to(paths.data_dir)) if result.pdf_path else None,
+        }
         record[period or "latest"] = {"inputs": inputs, "result": drawn}
         record_path.write_text(json.dumps(record, indent=1, ensure_ascii=False), encoding="utf-8")
     return result, True
 
 
-def freeze_report(quarter: str, pdf: bool = True,
-                  progress: Callable[[str], None] = lambda _msg: None) -> tuple[ReportResult, Path]:
+def freeze_report(
+    quarter: str, pdf: bool = True, progress: Callable[[str], None] = lambda _msg: None
+) -> tuple[ReportResult, Path]:
     """Freeze the current release as the Berichtsstand of ``quarter`` with the report written from it, beside it
     (``published/reporting/<quarter>/``, ``zi_warehouse/releases.py``). Returns the report and the folder.
 
@@ -175,20 +183,23 @@ def report_command(quarter: str | None = None, pdf: bool = True, freeze: bool = 
     except AlreadyFrozen as exc:
         console.print(f"[yellow]{exc}[/yellow]")
         console.print(f"  Bericht: {exc.path / 'bericht.html'}; Abfragen: zi sql --release {exc.quarter}")
-        console.print("  Einen Entwurf aus dem aktuellen Stand schreibt: zi report --quarter "
-                      f"{exc.quarter} --draft")
-        raise typer.Exit(0)
+        console.print(f"  Einen Entwurf aus dem aktuellen Stand schreibt: zi report --quarter {exc.quarter} --draft")
+        raise typer.Exit(0) from None
     except (ValueError, FileNotFoundError, RuntimeError, ReleaseError) as exc:
         console.print(f"[red]Fehler:[/red] {exc}")
-        raise typer.Exit(1)
-    console.print(f"[green]Quartalsbericht {result.period}[/green] in {result.seconds:.1f} s: "
-                  f"{len(result.charts)} Diagramme, {format_number(result.figures)} Kennzahlen")
+        raise typer.Exit(1) from None
+    console.print(
+        f"[green]Quartalsbericht {result.period}[/green] in {result.seconds:.1f} s: "
+        f"{len(result.charts)} Diagramme, {format_number(result.figures)} Kennzahlen"
+    )
     console.print(f"  HTML: {result.html_path}")
     if result.pdf_path:
         console.print(f"  PDF:  {result.pdf_path}")
     if folder is not None:
-        console.print(f"[green]Berichtsstand {result.period} eingefroren:[/green] {folder} (schreibgeschützt, "
-                      f"dauerhaft). Abfragen: zi sql --release {result.period}")
+        console.print(
+            f"[green]Berichtsstand {result.period} eingefroren:[/green] {folder} (schreibgeschützt, "
+            f"dauerhaft). Abfragen: zi sql --release {result.period}"
+        )
     elif quarter is None:
         console.print("  Entwurf; einfrieren als Berichtsstand: zi report --quarter JJJJ-Qn")
     return result

@@ -54,8 +54,9 @@ class DataTable:
     @property
     def numeric(self) -> list[bool]:
         """Per column: every cell is a number (its header is then right-aligned over the numbers)."""
-        return [bool(self.rows) and all(isinstance(row[i], Figure) for row in self.rows)
-                for i in range(len(self.headers))]
+        return [
+            bool(self.rows) and all(isinstance(row[i], Figure) for row in self.rows) for i in range(len(self.headers))
+        ]
 
 
 @dataclass

@@ -11,7 +11,7 @@ The template writes every :class:`Figure` with ``data-figure``/``data-value``; s
 from __future__ import annotations
 
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from zi_warehouse.german import format_datetime
@@ -55,11 +55,11 @@ def render_html(sections: list[Section], period: str, source: Path) -> str:
     env.filters["label"] = figure_label
     template = env.get_template(TEMPLATE_NAME)
     css = (TEMPLATE_DIR / "quarterly.css").read_text(encoding="utf-8")
-    published_at = datetime.fromtimestamp(source.stat().st_mtime, tz=timezone.utc)
+    published_at = datetime.fromtimestamp(source.stat().st_mtime, tz=UTC)
     return template.render(
         period=period,
         sections=sections,
         css=css,
         published_at=format_datetime(published_at),
-        created_at=format_datetime(datetime.now(timezone.utc)),
+        created_at=format_datetime(datetime.now(UTC)),
     )

@@ -24,16 +24,23 @@ FORECAST_MEASURES = {
 
 def section_forecast_accuracy(con, period: str) -> Section:
     sums = ", ".join(f"sum(forecast_{m}) as forecast_{m}, sum(actual_{m}) as actual_{m}" for m in FORECAST_MEASURES)
-    rows = warehouse.rows(con, f"select period, year, quarter, {sums}, "
-                               "count(*) filter (where has_forecast) as forecasts "
-                               "from marts.mart_forecast_accuracy_municipality_quarter "
-                               "where has_forecast and year * 4 + quarter - 1 <= ? group by period, year, quarter "
-                               "order by year, quarter", [period_index(period)])
+    rows = warehouse.rows(
+        con,
+        f"select period, year, quarter, {sums}, "
+        "count(*) filter (where has_forecast) as forecasts "
+        "from marts.mart_forecast_accuracy_municipality_quarter "
+        "where has_forecast and year * 4 + quarter - 1 <= ? group by period, year, quarter "
+        "order by year, quarter",
+        [period_index(period)],
+    )
     section = Section(
-        "forecast_accuracy", "Prognosegüte",
-        intro=("Was die angenommenen Meldungen des Vorquartals für ein Quartal erwarten ließen, gegen das Ist der "
-               "Förderdatenbank, summiert über die Kommunen mit Vorquartalsmeldung. "
-               "Quelle: marts.mart_forecast_accuracy_municipality_quarter."),
+        "forecast_accuracy",
+        "Prognosegüte",
+        intro=(
+            "Was die angenommenen Meldungen des Vorquartals für ein Quartal erwarten ließen, gegen das Ist der "
+            "Förderdatenbank, summiert über die Kommunen mit Vorquartalsmeldung. "
+            "Quelle: marts.mart_forecast_accuracy_municipality_quarter."
+        ),
     )
 
     def draw(fig, axes):
@@ -41,10 +48,23 @@ def section_forecast_accuracy(con, period: str) -> Section:
         xs = list(range(len(rows)))
         for ax, (m, (label, _dec)) in zip(flat, FORECAST_MEASURES.items()):
             scale = 1e6 if m.endswith("_eur") else 1
-            ax.plot(xs, [plotted(r[f"forecast_{m}"]) / scale for r in rows], ls="--", marker="o", ms=2,
-                    color=COLOURS["planned"], label="Prognose")
-            ax.plot(xs, [plotted(r[f"actual_{m}"]) / scale for r in rows], marker="o", ms=2, color=COLOURS["actual"],
-                    label="Ist")
+            ax.plot(
+                xs,
+                [plotted(r[f"forecast_{m}"]) / scale for r in rows],
+                ls="--",
+                marker="o",
+                ms=2,
+                color=COLOURS["planned"],
+                label="Prognose",
+            )
+            ax.plot(
+                xs,
+                [plotted(r[f"actual_{m}"]) / scale for r in rows],
+                marker="o",
+                ms=2,
+                color=COLOURS["actual"],
+                label="Ist",
+            )
             ax.set_title(label.replace("(EUR)", "(Mio. EUR)"), fontsize=8)
             quarter_axis(ax, [r["period"] for r in rows], max_labels=6)
             ax.tick_params(axis="x", labelsize=6)
@@ -52,9 +72,15 @@ def section_forecast_accuracy(con, period: str) -> Section:
         flat[0].legend(loc="upper right")
 
     key = "forecast_accuracy"
-    svg = chart_svg(key, draw, (7.2, 4.2), "marts.mart_forecast_accuracy_municipality_quarter",
-                    nrows=2, ncols=2,
-                    margins=dict(left=0.08, right=0.98, top=0.94, bottom=0.08, hspace=0.4, wspace=0.2))
+    svg = chart_svg(
+        key,
+        draw,
+        (7.2, 4.2),
+        "marts.mart_forecast_accuracy_municipality_quarter",
+        nrows=2,
+        ncols=2,
+        margins=dict(left=0.08, right=0.98, top=0.94, bottom=0.08, hspace=0.4, wspace=0.2),
+    )
     headers = ["Quartal", "Meldungen"]
     for _m, (label, _dec) in FORECAST_MEASURES.items():
         headers += [f"{label} Prognose", f"{label} Ist"]
@@ -62,11 +88,14 @@ def section_forecast_accuracy(con, period: str) -> Section:
     for r in rows:
         cells: list[Any] = [r["period"], Figure(f"forecast_reports_{r['period']}", r["forecasts"])]
         for m, (_label, dec) in FORECAST_MEASURES.items():
-            cells += [Figure(f"forecast_{m}_forecast_{r['period']}", mart_number(r[f"forecast_{m}"]), dec),
-                      Figure(f"forecast_{m}_actual_{r['period']}", mart_number(r[f"actual_{m}"]), dec)]
+            cells += [
+                Figure(f"forecast_{m}_forecast_{r['period']}", mart_number(r[f"forecast_{m}"]), dec),
+                Figure(f"forecast_{m}_actual_{r['period']}", mart_number(r[f"actual_{m}"]), dec),
+            ]
         table.rows.append(cells)
     section.charts.append(Chart(key, "Prognose des Vorquartals und Ist je Quartal", svg, table))
     if not rows:
-        section.notes.append(f"Bis {period} liegt keine Vorquartalsmeldung vor, mit der sich eine Prognose "
-                             "prüfen ließe.")
+        section.notes.append(
+            f"Bis {period} liegt keine Vorquartalsmeldung vor, mit der sich eine Prognose prüfen ließe."
+        )
     return section

@@ -47,16 +47,20 @@ def kpi_figure(prefix: str, column: str, year: int, value: Any) -> Figure:
 def section_summary(con, year: int) -> Section:
     rows = warehouse.rows(con, "select * from marts.mart_kpi_region_year where year = ? order by region_key", [year])
     section = Section(
-        "summary", "Zusammenfassung: die beiden strategischen KPIs",
-        intro=(f"Stand Jahr {year}: Jahreswerte der Marts, für das laufende Jahr zum Datenstand. "
-               "Abkopplungsgrad: Anteil der an den Mischwasserkanal "
-               "angeschlossenen befestigten Fläche, der abgekoppelt ist (Ziel 25 % bis 2040). ΔV: Veränderung der "
-               "Verdunstungsrate gegenüber dem Basisjahr in Prozentpunkten (Ziel +10 pp bis 2040)."),
+        "summary",
+        "Zusammenfassung: die beiden strategischen KPIs",
+        intro=(
+            f"Stand Jahr {year}: Jahreswerte der Marts, für das laufende Jahr zum Datenstand. "
+            "Abkopplungsgrad: Anteil der an den Mischwasserkanal "
+            "angeschlossenen befestigten Fläche, der abgekoppelt ist (Ziel 25 % bis 2040). ΔV: Veränderung der "
+            "Verdunstungsrate gegenüber dem Basisjahr in Prozentpunkten (Ziel +10 pp bis 2040)."
+        ),
     )
     # One column per region, one row per KPI: two regions fit the page with room for the labels.
     ordered = sorted(rows, key=lambda r: (r["region_key"] != "rvr", r["region_key"]))
-    table = DataTable(["Kennzahl", *[REGION_LABELS.get(r["region_key"], r["region_name"]) for r in ordered]], [],
-                      key="summary")
+    table = DataTable(
+        ["Kennzahl", *[REGION_LABELS.get(r["region_key"], r["region_name"]) for r in ordered]], [], key="summary"
+    )
     for column, (label, _decimals, _unit) in KPI_COLUMNS.items():
         table.rows.append([label, *[kpi_figure(f"kpi_{r['region_key']}", column, year, r[column]) for r in ordered]])
     for flag, label in ON_TRACK_FLAGS.items():
@@ -77,25 +81,31 @@ def section_summary(con, year: int) -> Section:
 
 def status_sentence(r: dict, year: int) -> str:
     """One sentence per KPI for the steering committee: where the region stands against its path."""
+
     def verdict(on_track: Any) -> str:
         if on_track is None:
             return "keine Bewertung (kein Ist-Jahr)"
         return "im Plan" if on_track else "hinter dem Zielpfad"
 
-    return (f"{REGION_LABELS['rvr']}, {year}: "
-            f"Abkopplungsgrad {format_number(r['disconnection_rate_actual_pct'], 2, '%')} "
-            f"(geplant {format_number(r['disconnection_rate_planned_pct'], 2, '%')}) gegen den Zielpfad "
-            f"{format_number(r['disconnection_target_path_pct'], 2, '%')}: {verdict(r['is_disconnection_on_track'])}. "
-            f"Verdunstung ΔV {format_number(r['evaporation_change_actual_pp'], 3, 'pp')} gegen den Zielpfad "
-            f"{format_number(r['evaporation_target_path_pp'], 3, 'pp')}: {verdict(r['is_evaporation_on_track'])}.")
+    return (
+        f"{REGION_LABELS['rvr']}, {year}: "
+        f"Abkopplungsgrad {format_number(r['disconnection_rate_actual_pct'], 2, '%')} "
+        f"(geplant {format_number(r['disconnection_rate_planned_pct'], 2, '%')}) gegen den Zielpfad "
+        f"{format_number(r['disconnection_target_path_pct'], 2, '%')}: {verdict(r['is_disconnection_on_track'])}. "
+        f"Verdunstung ΔV {format_number(r['evaporation_change_actual_pp'], 3, 'pp')} gegen den Zielpfad "
+        f"{format_number(r['evaporation_target_path_pp'], 3, 'pp')}: {verdict(r['is_evaporation_on_track'])}."
+    )
 
 
 def section_kpi_region(con, year: int) -> Section:
     rows = warehouse.rows(con, "select * from marts.mart_kpi_region_year order by region_key, year")
     section = Section(
-        "kpi_region", "KPI-Verläufe der Region gegen den Zielpfad",
-        intro=("Ist-Werte (abgeschlossene Maßnahmen) und geplante Werte (bewilligte Maßnahmen) bis zum Berichtsjahr, "
-               "Zielpfade bis 2040. Quelle: marts.mart_kpi_region_year."),
+        "kpi_region",
+        "KPI-Verläufe der Region gegen den Zielpfad",
+        intro=(
+            "Ist-Werte (abgeschlossene Maßnahmen) und geplante Werte (bewilligte Maßnahmen) bis zum Berichtsjahr, "
+            "Zielpfade bis 2040. Quelle: marts.mart_kpi_region_year."
+        ),
     )
     shown = [r for r in rows if r["year"] <= year]
     path_to_year = [r for r in shown if r["region_key"] == "rvr"]
@@ -110,13 +120,30 @@ def section_kpi_region(con, year: int) -> Section:
             for ax, last_year in ((axes[0][0], None), (axes[0][1], year)):
                 for region, colour in (("rvr", COLOURS["actual"]), ("zi_members", COLOURS["zi"])):
                     actual = [r for r in by_region.get(region, []) if r["year"] <= year]
-                    ax.plot([r["year"] for r in actual], [plotted(r[measure]) for r in actual], marker="o", ms=3,
-                            color=colour, label=f"{REGION_SHORT[region]}: Ist")
-                    ax.plot([r["year"] for r in actual], [plotted(r[planned]) for r in actual], ls="--", color=colour,
-                            alpha=0.6, label=f"{REGION_SHORT[region]}: geplant")
+                    ax.plot(
+                        [r["year"] for r in actual],
+                        [plotted(r[measure]) for r in actual],
+                        marker="o",
+                        ms=3,
+                        color=colour,
+                        label=f"{REGION_SHORT[region]}: Ist",
+                    )
+                    ax.plot(
+                        [r["year"] for r in actual],
+                        [plotted(r[planned]) for r in actual],
+                        ls="--",
+                        color=colour,
+                        alpha=0.6,
+                        label=f"{REGION_SHORT[region]}: geplant",
+                    )
                 path = [r for r in by_region.get("rvr", []) if last_year is None or r["year"] <= last_year]
-                ax.plot([r["year"] for r in path], [plotted(r[target]) for r in path], color=COLOURS["target"], lw=1.2,
-                        label="Zielpfad")
+                ax.plot(
+                    [r["year"] for r in path],
+                    [plotted(r[target]) for r in path],
+                    color=COLOURS["target"],
+                    lw=1.2,
+                    label="Zielpfad",
+                )
                 ax.set_ylabel(label)
                 ax.yaxis.set_major_formatter(german_ticks())
                 year_axis(ax)
@@ -133,49 +160,94 @@ def section_kpi_region(con, year: int) -> Section:
             zoom.set_title(f"bis {year} (vergrößert{'; Zielpfad teils außerhalb' if clipped else ''})")
             handles, labels = axes[0][0].get_legend_handles_labels()
             fig.legend(handles=handles, labels=labels, loc="lower center", ncol=3, bbox_to_anchor=(0.5, 0.04))
+
         return _draw
 
     for key, measure, planned, target, title, unit in (
-        ("kpi_region_disconnection", "disconnection_rate_actual_pct", "disconnection_rate_planned_pct",
-         "disconnection_target_path_pct", "Abkopplungsgrad (%) gegen den Zielpfad 25 % bis 2040", "%"),
-        ("kpi_region_evaporation", "evaporation_change_actual_pp", "evaporation_change_planned_pp",
-         "evaporation_target_path_pp", "Veränderung der Verdunstungsrate ΔV (pp) gegen den Zielpfad +10 pp bis 2040",
-         "pp"),
+        (
+            "kpi_region_disconnection",
+            "disconnection_rate_actual_pct",
+            "disconnection_rate_planned_pct",
+            "disconnection_target_path_pct",
+            "Abkopplungsgrad (%) gegen den Zielpfad 25 % bis 2040",
+            "%",
+        ),
+        (
+            "kpi_region_evaporation",
+            "evaporation_change_actual_pp",
+            "evaporation_change_planned_pp",
+            "evaporation_target_path_pp",
+            "Veränderung der Verdunstungsrate ΔV (pp) gegen den Zielpfad +10 pp bis 2040",
+            "pp",
+        ),
     ):
-        svg = chart_svg(key, draw(measure, target, planned, unit), (7.2, 3.4), "marts.mart_kpi_region_year",
-                        nrows=1, ncols=2, margins=dict(left=0.08, right=0.98, top=0.9, bottom=0.3, wspace=0.3))
-        table = DataTable(["Region", "Jahr", KPI_COLUMNS[measure][0], KPI_COLUMNS[planned][0], KPI_COLUMNS[target][0]],
-                          [], key=key)
+        svg = chart_svg(
+            key,
+            draw(measure, target, planned, unit),
+            (7.2, 3.4),
+            "marts.mart_kpi_region_year",
+            nrows=1,
+            ncols=2,
+            margins=dict(left=0.08, right=0.98, top=0.9, bottom=0.3, wspace=0.3),
+        )
+        table = DataTable(
+            ["Region", "Jahr", KPI_COLUMNS[measure][0], KPI_COLUMNS[planned][0], KPI_COLUMNS[target][0]], [], key=key
+        )
         for r in shown:
             prefix = f"kpi_{r['region_key']}"
-            table.rows.append([REGION_LABELS.get(r["region_key"], r["region_name"]), str(r["year"]),
-                               *[kpi_figure(prefix, c, r["year"], r[c]) for c in (measure, planned, target)]])
+            table.rows.append(
+                [
+                    REGION_LABELS.get(r["region_key"], r["region_name"]),
+                    str(r["year"]),
+                    *[kpi_figure(prefix, c, r["year"], r[c]) for c in (measure, planned, target)],
+                ]
+            )
         section.charts.append(Chart(key, title, svg, table))
     return section
 
 
 def section_kpi_municipalities(con, year: int) -> Section:
-    rows = warehouse.rows(con, "select * from marts.mart_kpi_municipality_year where year = ? "
-                               "order by municipality_name", [year])
-    history = warehouse.rows(con, "select * from marts.mart_kpi_municipality_year where year <= ? "
-                                  "order by municipality_key, year", [year])
+    rows = warehouse.rows(
+        con, "select * from marts.mart_kpi_municipality_year where year = ? order by municipality_name", [year]
+    )
+    history = warehouse.rows(
+        con, "select * from marts.mart_kpi_municipality_year where year <= ? order by municipality_key, year", [year]
+    )
     section = Section(
-        "kpi_municipalities", "KPIs je Kommune",
-        intro=(f"Alle 53 Kommunen im Jahr {year} (Quelle: marts.mart_kpi_municipality_year). Kommunen ohne "
-               "Flächendaten haben keine Basis; ihr Abkopplungsgrad bleibt leer („–“)."),
+        "kpi_municipalities",
+        "KPIs je Kommune",
+        intro=(
+            f"Alle 53 Kommunen im Jahr {year} (Quelle: marts.mart_kpi_municipality_year). Kommunen ohne "
+            "Flächendaten haben keine Basis; ihr Abkopplungsgrad bleibt leer („–“)."
+        ),
     )
     # All 53 in one bar chart, sorted by the actual rate.
-    ranked = sorted(rows, key=lambda r: (r["disconnection_rate_actual_pct"] is None,
-                                         -(r["disconnection_rate_actual_pct"] or 0), r["municipality_name"]))
+    ranked = sorted(
+        rows,
+        key=lambda r: (
+            r["disconnection_rate_actual_pct"] is None,
+            -(r["disconnection_rate_actual_pct"] or 0),
+            r["municipality_name"],
+        ),
+    )
     target = next((r["disconnection_target_path_pct"] for r in rows), None)
 
     def draw_bars(fig, axes):
         ax = axes[0][0]
         names = [r["municipality_name"] for r in ranked][::-1]
-        ax.barh(names, [plotted(r["disconnection_rate_planned_pct"]) for r in ranked][::-1], color=COLOURS["planned"],
-                label="geplant (bewilligt)")
-        ax.barh(names, [plotted(r["disconnection_rate_actual_pct"]) for r in ranked][::-1], color=COLOURS["actual"],
-                height=0.5, label="Ist (abgeschlossen)")
+        ax.barh(
+            names,
+            [plotted(r["disconnection_rate_planned_pct"]) for r in ranked][::-1],
+            color=COLOURS["planned"],
+            label="geplant (bewilligt)",
+        )
+        ax.barh(
+            names,
+            [plotted(r["disconnection_rate_actual_pct"]) for r in ranked][::-1],
+            color=COLOURS["actual"],
+            height=0.5,
+            label="Ist (abgeschlossen)",
+        )
         if target is not None:
             ax.axvline(float(target), color=COLOURS["target"], lw=1.2, label=f"Zielpfad {year}")
         ax.xaxis.set_major_formatter(german_ticks())
@@ -190,10 +262,22 @@ def section_kpi_municipalities(con, year: int) -> Section:
     bars = DataTable(["Kommune", "Abkopplungsgrad Ist", "Abkopplungsgrad geplant", "Zielpfad Abkopplung"], [], key=key)
     for r in ranked:
         prefix = f"kpi_{r['municipality_key']}"
-        bars.rows.append([r["municipality_name"], *[kpi_figure(prefix, c, year, r[c]) for c in (
-            "disconnection_rate_actual_pct", "disconnection_rate_planned_pct", "disconnection_target_path_pct")]])
-    section.charts.append(Chart(key, f"Abkopplungsgrad {year} je Kommune (Ist und geplant) gegen den Zielpfad", svg,
-                                bars))
+        bars.rows.append(
+            [
+                r["municipality_name"],
+                *[
+                    kpi_figure(prefix, c, year, r[c])
+                    for c in (
+                        "disconnection_rate_actual_pct",
+                        "disconnection_rate_planned_pct",
+                        "disconnection_target_path_pct",
+                    )
+                ],
+            ]
+        )
+    section.charts.append(
+        Chart(key, f"Abkopplungsgrad {year} je Kommune (Ist und geplant) gegen den Zielpfad", svg, bars)
+    )
 
     # Small multiples: trajectories of the municipalities at both ends of the ranking.
     with_rate = [r for r in ranked if r["disconnection_rate_actual_pct"] is not None]
@@ -202,60 +286,109 @@ def section_kpi_municipalities(con, year: int) -> Section:
     series: dict[str, list[dict]] = {}
     for r in history:
         series.setdefault(r["municipality_key"], []).append(r)
-    full_path = warehouse.rows(con, "select year, disconnection_target_path_pct from marts.mart_kpi_region_year "
-                                    "where region_key = 'rvr' and year <= ? order by year", [year])
+    full_path = warehouse.rows(
+        con,
+        "select year, disconnection_target_path_pct from marts.mart_kpi_region_year "
+        "where region_key = 'rvr' and year <= ? order by year",
+        [year],
+    )
 
     def draw_multiples(fig, axes):
         flat = [ax for row in axes for ax in row]
         for ax, r in zip(flat, chosen):
             s = series[r["municipality_key"]]
-            ax.plot([p["year"] for p in full_path], [plotted(p["disconnection_target_path_pct"]) for p in full_path],
-                    color=COLOURS["target"], lw=1)
-            ax.plot([x["year"] for x in s], [plotted(x["disconnection_rate_planned_pct"]) for x in s], ls="--",
-                    color=COLOURS["planned"])
-            ax.plot([x["year"] for x in s], [plotted(x["disconnection_rate_actual_pct"]) for x in s],
-                    color=COLOURS["actual"], marker="o", ms=2)
+            ax.plot(
+                [p["year"] for p in full_path],
+                [plotted(p["disconnection_target_path_pct"]) for p in full_path],
+                color=COLOURS["target"],
+                lw=1,
+            )
+            ax.plot(
+                [x["year"] for x in s],
+                [plotted(x["disconnection_rate_planned_pct"]) for x in s],
+                ls="--",
+                color=COLOURS["planned"],
+            )
+            ax.plot(
+                [x["year"] for x in s],
+                [plotted(x["disconnection_rate_actual_pct"]) for x in s],
+                color=COLOURS["actual"],
+                marker="o",
+                ms=2,
+            )
             ax.set_title(r["municipality_name"], fontsize=7)
             ax.tick_params(labelsize=6)
             year_axis(ax, nbins=3)
             ax.yaxis.set_major_formatter(german_ticks())
-        for ax in flat[len(chosen):]:
+        for ax in flat[len(chosen) :]:
             ax.set_visible(False)
-        fig.legend(labels=["Zielpfad", "geplant", "Ist"], loc="lower center", ncol=3, bbox_to_anchor=(0.5, 0.02),
-                   handles=[plt.Line2D([], [], color=COLOURS["target"]),
-                            plt.Line2D([], [], color=COLOURS["planned"], ls="--"),
-                            plt.Line2D([], [], color=COLOURS["actual"])])
+        fig.legend(
+            labels=["Zielpfad", "geplant", "Ist"],
+            loc="lower center",
+            ncol=3,
+            bbox_to_anchor=(0.5, 0.02),
+            handles=[
+                plt.Line2D([], [], color=COLOURS["target"]),
+                plt.Line2D([], [], color=COLOURS["planned"], ls="--"),
+                plt.Line2D([], [], color=COLOURS["actual"]),
+            ],
+        )
 
     key = "kpi_municipalities_trajectories"
     cols = 4
     nrows = max(1, math.ceil(len(chosen) / cols))
-    svg = chart_svg(key, draw_multiples, (7.2, 1.7 * nrows + 0.4), "marts.mart_kpi_municipality_year", nrows=nrows,
-                    ncols=cols, sharex=True, sharey=True,
-                    margins=dict(left=0.07, right=0.99, top=0.94, bottom=0.6 / (1.7 * nrows + 0.4) + 0.08,
-                                 hspace=0.45, wspace=0.12))
+    svg = chart_svg(
+        key,
+        draw_multiples,
+        (7.2, 1.7 * nrows + 0.4),
+        "marts.mart_kpi_municipality_year",
+        nrows=nrows,
+        ncols=cols,
+        sharex=True,
+        sharey=True,
+        margins=dict(
+            left=0.07, right=0.99, top=0.94, bottom=0.6 / (1.7 * nrows + 0.4) + 0.08, hspace=0.45, wspace=0.12
+        ),
+    )
     table = DataTable(["Kommune", "Jahr", "Abkopplungsgrad Ist", "Abkopplungsgrad geplant"], [], key=key)
     for r in chosen:
         for x in series[r["municipality_key"]]:
             prefix = f"kpi_{x['municipality_key']}"
-            table.rows.append([x["municipality_name"], str(x["year"]),
-                               kpi_figure(prefix, "disconnection_rate_actual_pct", x["year"],
-                                          x["disconnection_rate_actual_pct"]),
-                               kpi_figure(prefix, "disconnection_rate_planned_pct", x["year"],
-                                          x["disconnection_rate_planned_pct"])])
-    section.charts.append(Chart(
-        key, f"Verläufe: die {n} Kommunen mit dem höchsten und die {n} mit dem niedrigsten Abkopplungsgrad {year} "
-        "(bei Gleichstand alphabetisch)",
-        svg, table))
+            table.rows.append(
+                [
+                    x["municipality_name"],
+                    str(x["year"]),
+                    kpi_figure(prefix, "disconnection_rate_actual_pct", x["year"], x["disconnection_rate_actual_pct"]),
+                    kpi_figure(
+                        prefix, "disconnection_rate_planned_pct", x["year"], x["disconnection_rate_planned_pct"]
+                    ),
+                ]
+            )
+    section.charts.append(
+        Chart(
+            key,
+            f"Verläufe: die {n} Kommunen mit dem höchsten und die {n} mit dem niedrigsten Abkopplungsgrad {year} "
+            "(bei Gleichstand alphabetisch)",
+            svg,
+            table,
+        )
+    )
 
     # The table of all 53.
-    all_table = DataTable(["Kommune", *[KPI_COLUMNS[c][0] for c in KPI_COLUMNS], *ON_TRACK_FLAGS.values()], [],
-                          key="kpi_municipalities_all",
-                          caption=f"Alle Kommunen, Jahr {year}")
+    all_table = DataTable(
+        ["Kommune", *[KPI_COLUMNS[c][0] for c in KPI_COLUMNS], *ON_TRACK_FLAGS.values()],
+        [],
+        key="kpi_municipalities_all",
+        caption=f"Alle Kommunen, Jahr {year}",
+    )
     for r in rows:
         prefix = f"kpi_{r['municipality_key']}"
-        all_table.rows.append([
-            r["municipality_name"], *[kpi_figure(prefix, c, year, r[c]) for c in KPI_COLUMNS],
-            *[Figure(f"{prefix}_{flag}_{year}", r[flag]) for flag in ON_TRACK_FLAGS],
-        ])
+        all_table.rows.append(
+            [
+                r["municipality_name"],
+                *[kpi_figure(prefix, c, year, r[c]) for c in KPI_COLUMNS],
+                *[Figure(f"{prefix}_{flag}_{year}", r[flag]) for flag in ON_TRACK_FLAGS],
+            ]
+        )
     section.tables.append(all_table)
     return section

@@ -27,14 +27,21 @@ PIPELINE_STATUSES = {
 def section_pipeline(con, period: str) -> Section:
     projects = ", ".join(f"sum({s}_projects)::bigint as {s}_projects" for s in PIPELINE_STATUSES)
     volumes = ", ".join(f"sum({s}_eur) as {s}_eur" for s in PIPELINE_STATUSES)
-    rows = warehouse.rows(con, f"select period, year, quarter, {projects}, {volumes}, "
-                               "sum(total_projects)::bigint as total_projects "
-                               "from marts.mart_pipeline_municipality_quarter where year * 4 + quarter - 1 <= ? "
-                               "group by period, year, quarter order by year, quarter", [period_index(period)])
+    rows = warehouse.rows(
+        con,
+        f"select period, year, quarter, {projects}, {volumes}, "
+        "sum(total_projects)::bigint as total_projects "
+        "from marts.mart_pipeline_municipality_quarter where year * 4 + quarter - 1 <= ? "
+        "group by period, year, quarter order by year, quarter",
+        [period_index(period)],
+    )
     section = Section(
-        "pipeline", "Projektpipeline",
-        intro=("Projekte je Lebenszyklus-Status zum Quartalsende, summiert über alle Kommunen; Volumen: bewilligter "
-               "Betrag, sonst beantragter. Quelle: marts.mart_pipeline_municipality_quarter."),
+        "pipeline",
+        "Projektpipeline",
+        intro=(
+            "Projekte je Lebenszyklus-Status zum Quartalsende, summiert über alle Kommunen; Volumen: bewilligter "
+            "Betrag, sonst beantragter. Quelle: marts.mart_pipeline_municipality_quarter."
+        ),
     )
 
     def draw(fig, axes):
@@ -56,16 +63,29 @@ def section_pipeline(con, period: str) -> Section:
     svg = chart_svg(key, draw, (7.2, 3.6), "marts.mart_pipeline_municipality_quarter")
     table = DataTable(["Quartal", *PIPELINE_STATUSES.values(), "Insgesamt"], [], key=key)
     for r in rows:
-        table.rows.append([r["period"], *[Figure(f"pipeline_{s}_projects_{r['period']}", r[f"{s}_projects"])
-                                          for s in PIPELINE_STATUSES],
-                           Figure(f"pipeline_total_projects_{r['period']}", r["total_projects"])])
+        table.rows.append(
+            [
+                r["period"],
+                *[Figure(f"pipeline_{s}_projects_{r['period']}", r[f"{s}_projects"]) for s in PIPELINE_STATUSES],
+                Figure(f"pipeline_total_projects_{r['period']}", r["total_projects"]),
+            ]
+        )
     section.charts.append(Chart(key, "Projekte je Status und Quartal", svg, table))
     current = next((r for r in rows if r["period"] == period), None)
     if current:
-        volume = DataTable(["Status", "Projekte", "Volumen (EUR)"], [], key="pipeline_current",
-                           caption=f"Pipeline zum Ende von {period}")
+        volume = DataTable(
+            ["Status", "Projekte", "Volumen (EUR)"],
+            [],
+            key="pipeline_current",
+            caption=f"Pipeline zum Ende von {period}",
+        )
         for s, label in PIPELINE_STATUSES.items():
-            volume.rows.append([label, Figure(f"pipeline_{s}_projects_{period}", current[f"{s}_projects"]),
-                                Figure(f"pipeline_{s}_eur_{period}", mart_number(current[f"{s}_eur"]))])
+            volume.rows.append(
+                [
+                    label,
+                    Figure(f"pipeline_{s}_projects_{period}", current[f"{s}_projects"]),
+                    Figure(f"pipeline_{s}_eur_{period}", mart_number(current[f"{s}_eur"])),
+                ]
+            )
         section.tables.append(volume)
     return section

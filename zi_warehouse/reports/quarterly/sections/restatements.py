@@ -30,65 +30,96 @@ CHANGE_KINDS = {"files_added": "neu", "files_replaced": "ersetzt", "files_remove
 
 def section_restatements(con) -> Section:
     quarter = _reporting_quarter(con)
-    title = f"Änderungen gegenüber dem Berichtsstand {quarter}" if quarter else \
-        "Änderungen gegenüber dem letzten Berichtsstand"
+    title = (
+        f"Änderungen gegenüber dem Berichtsstand {quarter}"
+        if quarter
+        else "Änderungen gegenüber dem letzten Berichtsstand"
+    )
     section = Section(
-        "restatements", title,
-        intro=("Kennzahlen je Kommune und Zeitraum (KPI, Mittelverwendung, Bäume, Projektpipeline), deren Wert sich "
-               "seit dem eingefrorenen Berichtsstand geändert hat: Wert damals, Wert jetzt, Differenz und die seither "
-               "neuen, ersetzten oder entfernten Dateien, die die Änderung erklären (Dateien, deren Zeilen die "
-               "Kommune betreffen und in die Kennzahl eingehen). Quelle: marts.mart_restatements."),
+        "restatements",
+        title,
+        intro=(
+            "Kennzahlen je Kommune und Zeitraum (KPI, Mittelverwendung, Bäume, Projektpipeline), deren Wert sich "
+            "seit dem eingefrorenen Berichtsstand geändert hat: Wert damals, Wert jetzt, Differenz und die seither "
+            "neuen, ersetzten oder entfernten Dateien, die die Änderung erklären (Dateien, deren Zeilen die "
+            "Kommune betreffen und in die Kennzahl eingehen). Quelle: marts.mart_restatements."
+        ),
     )
     if not warehouse.table_exists(con, "marts", TABLE):
         section.notes.append("Dieser Stand enthält noch keine Änderungsliste (veröffentlicht vor den Berichtsständen).")
         return section
     if quarter is None:
-        section.notes.append("Noch kein Berichtsstand eingefroren: `zi report --quarter JJJJ-Qn` friert den Stand "
-                             "ein, über den berichtet wird.")
+        section.notes.append(
+            "Noch kein Berichtsstand eingefroren: `zi report --quarter JJJJ-Qn` friert den Stand "
+            "ein, über den berichtet wird."
+        )
         return section
-    rows = warehouse.rows(con, f"select * from marts.{TABLE} order by mart, municipality_name, period, breakdown, "
-                               "figure")
+    rows = warehouse.rows(
+        con, f"select * from marts.{TABLE} order by mart, municipality_name, period, breakdown, figure"
+    )
     if not rows:
         section.notes.append(f"Keine Kennzahl hat sich seit dem Berichtsstand {quarter} geändert.")
         return section
     labels = _figure_labels(con)
-    summary = DataTable(["Kommune", "geänderte Kennzahlen", "Zeiträume", "erklärende Dateien"], [],
-                        key="restatements_summary", caption="Änderungen je Kommune")
+    summary = DataTable(
+        ["Kommune", "geänderte Kennzahlen", "Zeiträume", "erklärende Dateien"],
+        [],
+        key="restatements_summary",
+        caption="Änderungen je Kommune",
+    )
     per_municipality: dict[str, list[dict]] = {}
     for r in rows:
         per_municipality.setdefault(r["municipality_name"] or r["municipality_key"], []).append(r)
     for name, changes in sorted(per_municipality.items()):
         files = sorted({f for r in changes for column in CHANGE_KINDS for f in _files(r[column])})
         periods = sorted({r["period"] for r in changes})
-        summary.rows.append([name, Figure(f"restatements_count_{changes[0]['municipality_key']}", len(changes)),
-                             _span(periods), "; ".join(files) or "keine (Code oder Referenzdaten geändert)"])
-    section.figures = [Figure("restatements_total", len(rows)),
-                       Figure("restatements_municipalities", len(per_municipality))]
-    detail = DataTable(["Kommune", "Zeitraum", "Bereich", "Kennzahl", "Berichtsstand", "jetzt", "Differenz",
-                        "erklärt durch"], [], key="restatements_detail", caption="Geänderte Kennzahlen")
+        summary.rows.append(
+            [
+                name,
+                Figure(f"restatements_count_{changes[0]['municipality_key']}", len(changes)),
+                _span(periods),
+                "; ".join(files) or "keine (Code oder Referenzdaten geändert)",
+            ]
+        )
+    section.figures = [
+        Figure("restatements_total", len(rows)),
+        Figure("restatements_municipalities", len(per_municipality)),
+    ]
+    detail = DataTable(
+        ["Kommune", "Zeitraum", "Bereich", "Kennzahl", "Berichtsstand", "jetzt", "Differenz", "erklärt durch"],
+        [],
+        key="restatements_detail",
+        caption="Geänderte Kennzahlen",
+    )
     listed = sorted(rows, key=_weight, reverse=True)[:MAX_LISTED]
-    listed.sort(key=lambda r: (r["municipality_name"] or "", r["period"], r["mart"], r["breakdown"] or "",
-                               r["figure"]))
+    listed.sort(key=lambda r: (r["municipality_name"] or "", r["period"], r["mart"], r["breakdown"] or "", r["figure"]))
     for r in listed:
         key = _key(r)
         decimals = 0 if all(v is None or float(v).is_integer() for v in (r["old_value"], r["new_value"])) else 2
         area = MART_LABELS.get(r["mart"], r["mart"]) + (f" ({r['breakdown']})" if r["breakdown"] else "")
-        detail.rows.append([
-            r["municipality_name"] or r["municipality_key"], r["period"], area,
-            labels.get((r["mart"], r["figure"]), r["figure"]),
-            Figure(f"{key}_old", mart_number(r["old_value"]), decimals),
-            Figure(f"{key}_new", mart_number(r["new_value"]), decimals),
-            Figure(f"{key}_difference", mart_number(r["difference"]), decimals),
-            _explanation(r),
-        ])
+        detail.rows.append(
+            [
+                r["municipality_name"] or r["municipality_key"],
+                r["period"],
+                area,
+                labels.get((r["mart"], r["figure"]), r["figure"]),
+                Figure(f"{key}_old", mart_number(r["old_value"]), decimals),
+                Figure(f"{key}_new", mart_number(r["new_value"]), decimals),
+                Figure(f"{key}_difference", mart_number(r["difference"]), decimals),
+                _explanation(r),
+            ]
+        )
     section.tables = [summary, detail]
     if len(rows) > len(listed):
         section.notes.append(
             f"Aufgeführt sind die {len(listed)} größten von {len(rows)} Änderungen (nach relativer Differenz). "
-            f"Alle: zi sql \"select * from marts.{TABLE}\" (oder --out aenderungen.xlsx).")
+            f'Alle: zi sql "select * from marts.{TABLE}" (oder --out aenderungen.xlsx).'
+        )
     if any(r["code_changed"] for r in rows):
-        section.notes.append("Seit dem Berichtsstand wurde auch der Code oder das dbt-Projekt geändert: eine Änderung "
-                             "ohne erklärende Datei kommt von dort (Berechnung, Referenzdaten).")
+        section.notes.append(
+            "Seit dem Berichtsstand wurde auch der Code oder das dbt-Projekt geändert: eine Änderung "
+            "ohne erklärende Datei kommt von dort (Berechnung, Referenzdaten)."
+        )
     return section
 
 
@@ -124,8 +155,7 @@ def _files(value: str | None) -> list[str]:
 
 
 def _explanation(row: dict) -> str:
-    parts = [f"{label}: {'; '.join(_files(row[column]))}" for column, label in CHANGE_KINDS.items()
-             if row[column]]
+    parts = [f"{label}: {'; '.join(_files(row[column]))}" for column, label in CHANGE_KINDS.items() if row[column]]
     return " · ".join(parts) or ("keine Datei (Code geändert)" if row["code_changed"] else "keine Datei")
 
 
