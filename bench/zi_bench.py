@@ -1,6 +1,6 @@
 """``make bench``: the build measured at demo scales 0.1, 1 and 5, with the machine's details.
 
-Why one script of ~700 lines: it is run as a script, start to end, and the scenarios share one data directory
+Why one script of ~850 lines: it is run as a script, start to end, and the scenarios share one data directory
 whose state each leaves for the next; the deployment benchmark and the report table are already separate
 (``zi_bench_deployment.py``, ``zi_bench_report.py``).
 

@@ -1,6 +1,6 @@
 """Publishing the public marts into PostgreSQL for BI over the network, and the read-only role that reads them.
 
-Why one module of ~750 lines: it is one protocol (resolve the release, lock, stage, swap, grant, record) whose
+Why one module of ~800 lines: it is one protocol (resolve the release, lock, stage, swap, grant, record) whose
 steps depend on each other's locks, transactions and recovery rules; split across files, the order that makes
 a killed publish harmless (below) could no longer be read in one place.
 

@@ -1,6 +1,6 @@
 """Reading one forecast workbook as people send it: find the sheet, the header row and the version, parse rows.
 
-Why one module of ~700 lines: finding the table, recognising the template version and parsing its rows form one
+Why one module of ~780 lines: finding the table, recognising the template version and parsing its rows form one
 pass over a workbook with shared state (header position, column map, version); the pieces that stand alone
 already live beside it (``parsing.py`` values, ``columns.py`` typing, ``template.py`` the template,
 ``validation.py`` the rules across fields).

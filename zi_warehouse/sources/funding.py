@@ -5,6 +5,9 @@ What belongs here: the extract format (file names, headers, control record), the
 themselves are specified in ``funding_entities.py``, shared with the database channel), and the one validation pipeline both channels use
 (strings in, typed rows or rejections out; vectorised in DuckDB, no row loops).
 
+Why ~620 lines: the format, the raw tables and the validation are one contract that both channels (files and
+the live database, ``funding_db.py``) go through; the entity specifications already live apart.
+
 An extract is ``zi_foerderung_<seq>_<voll|delta>_<YYYYMMDD>`` and consists of one file per entity,
 ``<extract>_<entity>.csv``: semicolon-separated, Windows-1252 or UTF-8 with BOM, German decimals and dates,
 closed by a control record ``#KONTROLLSATZ;Extrakt=...;Vorgaenger=...;Stichtag=...;Saetze=...;Summe=...``.
