@@ -35,7 +35,7 @@ import duckdb
 import pyarrow as pa
 
 from zi_warehouse import config
-from zi_warehouse.warehouse import quote_ident, table_exists
+from zi_warehouse.warehouse import NUMERIC_TYPES, quote_ident, table_exists
 
 TABLE = "mart_restatements"
 
@@ -95,21 +95,6 @@ COLUMNS: tuple[tuple[str, str, str], ...] = (
 )
 CHANGE_KINDS = {"added": "files_added", "replaced": "files_replaced", "removed": "files_removed"}
 
-NUMERIC_TYPES = (
-    "TINYINT",
-    "SMALLINT",
-    "INTEGER",
-    "BIGINT",
-    "HUGEINT",
-    "UTINYINT",
-    "USMALLINT",
-    "UINTEGER",
-    "UBIGINT",
-    "UHUGEINT",
-    "FLOAT",
-    "DOUBLE",
-    "DECIMAL",
-)
 #: Raw tables without lineage columns, or not deliveries (the ledger itself, quality results).
 LEDGER_TABLES = ("ingestion_files", "rejected_rows")
 

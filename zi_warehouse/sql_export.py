@@ -28,6 +28,7 @@ import duckdb
 from zi_warehouse.data_dictionary import PUBLIC_SCHEMA, UNIT_NAMES_DE, unit_of
 from zi_warehouse.german import LOCAL_TIME_ZONE
 from zi_warehouse.sql_shell import is_blank, split_statements
+from zi_warehouse.warehouse import INTEGER_TYPES
 
 OUTPUT_SUFFIXES = (".csv", ".xlsx")
 RESULT_SHEET = "Ergebnis"
@@ -168,17 +169,7 @@ def _local(value: dt.datetime) -> dt.datetime:
 
 
 def _is_integer_type(type_name: str) -> bool:
-    return type_name.upper() in (
-        "TINYINT",
-        "SMALLINT",
-        "INTEGER",
-        "BIGINT",
-        "HUGEINT",
-        "UTINYINT",
-        "USMALLINT",
-        "UINTEGER",
-        "UBIGINT",
-    )
+    return type_name.upper() in INTEGER_TYPES
 
 
 def number_format(column: Column) -> str | None:

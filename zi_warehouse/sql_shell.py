@@ -38,6 +38,7 @@ from rich.table import Table
 from rich.text import Text
 
 from zi_warehouse.german import LOCAL_TIME_ZONE, format_number
+from zi_warehouse.warehouse import NUMERIC_TYPES
 
 MAX_ROWS_SHOWN = 200
 NULL_TEXT = "NULL"
@@ -48,21 +49,6 @@ HELP_DE = (
     "Strg-C verwirft die Eingabe oder bricht eine laufende Abfrage ab, Strg-D beendet.\n"
     "Befehle: .tables (Marts), .columns <mart> (Spalten mit Beschreibung), .vertical (Zeilen untereinander "
     "an/aus/auto), .help, .quit"
-)
-NUMERIC_TYPES = (
-    "TINYINT",
-    "SMALLINT",
-    "INTEGER",
-    "BIGINT",
-    "HUGEINT",
-    "UTINYINT",
-    "USMALLINT",
-    "UINTEGER",
-    "UBIGINT",
-    "UHUGEINT",
-    "FLOAT",
-    "DOUBLE",
-    "DECIMAL",
 )
 
 

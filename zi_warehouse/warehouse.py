@@ -55,6 +55,22 @@ REJECTED_SCHEMA = pa.schema(
 )
 
 
+#: DuckDB's integer and numeric type names (a DECIMAL carries its precision: compare the name before "(").
+INTEGER_TYPES = (
+    "TINYINT",
+    "SMALLINT",
+    "INTEGER",
+    "BIGINT",
+    "HUGEINT",
+    "UTINYINT",
+    "USMALLINT",
+    "UINTEGER",
+    "UBIGINT",
+    "UHUGEINT",
+)
+NUMERIC_TYPES = (*INTEGER_TYPES, "FLOAT", "DOUBLE", "DECIMAL")
+
+
 def quote_ident(name: str) -> str:
     """Quote an SQL identifier; names from files, sheets or headers never reach SQL unquoted."""
     return '"' + name.replace('"', '""') + '"'
