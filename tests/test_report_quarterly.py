@@ -68,6 +68,15 @@ KPI_COLUMNS = [
     "evaporation_change_planned_pp",
     "evaporation_target_path_pp",
 ]
+DESIGNATED_COLUMNS = [
+    "disconnection_rate_actual_designated_pct",
+    "disconnection_target_path_designated_pct",
+    "evaporation_change_actual_designated_pp",
+    "evaporation_change_planned_designated_pp",
+    "evaporation_target_path_designated_pp",
+    "is_disconnection_designated_on_track",
+    "is_evaporation_designated_on_track",
+]
 STATUSES = [
     "idea",
     "application_in_preparation",
@@ -194,6 +203,12 @@ def expected_figures(published: Path, period: str) -> dict[str, object]:
             f"select region_key, year, {cols} from marts.mart_kpi_region_year where year <= ?", [year]
         ).fetchall():
             expected.update({f"kpi_{region}_{c}_{y}": v for c, v in zip(KPI_COLUMNS, values)})
+        # The designated areas' figures of the reporting year (summary table).
+        for region, *values in con.execute(
+            f"select region_key, {', '.join(DESIGNATED_COLUMNS)} from marts.mart_kpi_region_year where year = ?",
+            [year],
+        ).fetchall():
+            expected.update({f"kpi_{region}_{c}_{year}": v for c, v in zip(DESIGNATED_COLUMNS, values)})
         for region, on_d, on_e in con.execute(
             "select region_key, is_disconnection_on_track, is_evaporation_on_track from marts.mart_kpi_region_year "
             "where year = ?",

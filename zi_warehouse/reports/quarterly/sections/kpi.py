@@ -37,10 +37,23 @@ ON_TRACK_FLAGS = {
     "is_disconnection_on_track": "Abkopplung im Plan",
     "is_evaporation_on_track": "Verdunstung im Plan",
 }
+#: The designated areas' (Gestaltungsräume) own figures and flags, shown in the summary below the whole region's:
+#: they have their own target horizon (docs/marts.md).
+DESIGNATED_KPI_COLUMNS = {
+    "disconnection_rate_actual_designated_pct": ("Abkopplungsgrad Ist, Gestaltungsräume", 2, "%"),
+    "disconnection_target_path_designated_pct": ("Zielpfad Abkopplung, Gestaltungsräume", 2, "%"),
+    "evaporation_change_actual_designated_pp": ("ΔV Ist, Gestaltungsräume", 3, "pp"),
+    "evaporation_change_planned_designated_pp": ("ΔV geplant, Gestaltungsräume", 3, "pp"),
+    "evaporation_target_path_designated_pp": ("Zielpfad ΔV, Gestaltungsräume", 3, "pp"),
+}
+DESIGNATED_ON_TRACK_FLAGS = {
+    "is_disconnection_designated_on_track": "Abkopplung im Plan, Gestaltungsräume",
+    "is_evaporation_designated_on_track": "Verdunstung im Plan, Gestaltungsräume",
+}
 
 
 def kpi_figure(prefix: str, column: str, year: int, value: Any) -> Figure:
-    _label, decimals, unit = KPI_COLUMNS[column]
+    _label, decimals, unit = {**KPI_COLUMNS, **DESIGNATED_KPI_COLUMNS}[column]
     return Figure(f"{prefix}_{column}_{year}", mart_number(value), decimals, unit)
 
 
@@ -53,7 +66,8 @@ def section_summary(con, year: int) -> Section:
             f"Stand Jahr {year}: Jahreswerte der Marts, für das laufende Jahr zum Datenstand. "
             "Abkopplungsgrad: Anteil der an den Mischwasserkanal "
             "angeschlossenen befestigten Fläche, der abgekoppelt ist (Ziel 25 % bis 2040). ΔV: Veränderung der "
-            "Verdunstungsrate gegenüber dem Basisjahr in Prozentpunkten (Ziel +10 pp bis 2040)."
+            "Verdunstungsrate gegenüber dem Basisjahr in Prozentpunkten (Ziel +10 pp bis 2040). Dieselben Kennzahlen "
+            "für die Gestaltungsräume allein stehen darunter (eigener Zielhorizont)."
         ),
     )
     # One column per region, one row per KPI: two regions fit the page with room for the labels.
@@ -64,6 +78,10 @@ def section_summary(con, year: int) -> Section:
     for column, (label, _decimals, _unit) in KPI_COLUMNS.items():
         table.rows.append([label, *[kpi_figure(f"kpi_{r['region_key']}", column, year, r[column]) for r in ordered]])
     for flag, label in ON_TRACK_FLAGS.items():
+        table.rows.append([label, *[Figure(f"kpi_{r['region_key']}_{flag}_{year}", r[flag]) for r in ordered]])
+    for column, (label, _decimals, _unit) in DESIGNATED_KPI_COLUMNS.items():
+        table.rows.append([label, *[kpi_figure(f"kpi_{r['region_key']}", column, year, r[column]) for r in ordered]])
+    for flag, label in DESIGNATED_ON_TRACK_FLAGS.items():
         table.rows.append([label, *[Figure(f"kpi_{r['region_key']}_{flag}_{year}", r[flag]) for r in ordered]])
     for r in ordered:
         if r["region_key"] == "rvr":
