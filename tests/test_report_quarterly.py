@@ -1,6 +1,6 @@
 """The quarterly controlling report on the demo build: every chart is there, and its numbers are the marts'.
 
-The report is materialised once through its Dagster asset (into the demo build's ZI_DATA_DIR), then
+The report is materialised once through its Dagster asset (into a copy of the demo build), then
 - headless Chromium renders the HTML: one non-empty <svg> per chart, and every number shown
   (``data-figure``/``data-value``) equals what this test computes from the published marts with its own SQL;
 - the printed PDF has pages and contains every chart (the "Abb. n" label written inside each chart's SVG);
@@ -148,13 +148,15 @@ def parse_german(text: str) -> float | None:
 # Fixtures
 # ------------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def report(demo_build) -> dict:
-    """The latest quarter's report, materialised through the Dagster asset into the demo's ZI_DATA_DIR."""
+def report(demo_data_dir, tmp_path_factory) -> dict:
+    """The latest quarter's report, materialised through the Dagster asset into a copy of the demo build
+    (the session's demo build is shared by other tests and never written to)."""
     from dagster import materialize
 
+    from conftest import copy_built_data_dir
     from dagster_zi.reports import quarterly_report
 
-    data_dir: Path = demo_build["data_dir"]
+    data_dir = copy_built_data_dir(demo_data_dir, tmp_path_factory.mktemp("quarterly") / "data")
     previous = os.environ.get("ZI_DATA_DIR")
     os.environ["ZI_DATA_DIR"] = str(data_dir)
     try:

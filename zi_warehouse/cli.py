@@ -114,6 +114,8 @@ def build(
             families = decision.families if decision.mode == "families" else None
             if families:
                 console.print(f"Teillauf: {decision.reason}; nur diese Quellen und alles Nachgelagerte.")
+            else:
+                console.print(f"Vollständiger Lauf: {decision.reason}.")
             from dagster_zi.runner import run_build
 
             with console.status("Build läuft …") as status:
