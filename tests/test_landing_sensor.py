@@ -33,7 +33,15 @@ def test_sensor_and_schedule_run_by_default():
 
     assert landing.landing_sensor.default_status == DefaultSensorStatus.RUNNING
     assert daily_build_schedule.default_status == DefaultScheduleStatus.RUNNING
-    assert landing.landing_sensor.minimum_interval_seconds <= 5
+
+
+def test_the_sensor_looks_on_every_loop_of_the_daemon():
+    # The daemon evaluates sensors every MIN_INTERVAL_LOOP_TIME seconds and skips one whose last tick began less
+    # than its minimum ago; a minimum equal to the loop's period skipped every other loop now and then (a
+    # delivery waited up to 10 s instead of 5 s).
+    from dagster._daemon.sensor import MIN_INTERVAL_LOOP_TIME
+
+    assert landing.landing_sensor.minimum_interval_seconds < MIN_INTERVAL_LOOP_TIME - 1
 
 
 def test_nothing_new_after_a_build_and_a_touched_file_is_no_delivery(built):
