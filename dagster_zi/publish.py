@@ -24,7 +24,7 @@ from zi_warehouse.publish import publish
 )
 def published_warehouse(context: AssetExecutionContext) -> MaterializeResult:
     paths = config.paths().ensure()
-    result = publish(paths.warehouse, paths.published, run_id=context.run_id)
+    result = publish(paths.warehouse, paths.published, run_id=context.run.run_id)
     context.log.info(
         f"Release {result.release_id} veröffentlicht: {len(result.written)} Marts geschrieben, "
         f"{len(result.reused)} unverändert übernommen ({result.seconds.get('total', 0):.1f} s)"

@@ -68,7 +68,7 @@ def _quality_selection():
 
     return AssetSelection.assets(
         quality.data_quality_results, quality.zi_quality_dbt_assets, quality.quality_report
-    ) | AssetSelection.keys(AssetKey("published_warehouse"))
+    ) | AssetSelection.assets(AssetKey("published_warehouse"))
 
 
 def _mart(con, run_id: str) -> list[dict]:
