@@ -265,6 +265,22 @@ def test_feedback_workbook_lists_exactly_the_rejected_rows(data_dir, tmp_path):
     assert int(summary["Zeilen abgewiesen"]) == len(BAD)
     text = " ".join(str(c) for r in listed for c in r)
     assert "@" not in text  # no contact e-mail in what is mailed back
+    closing = " ".join(str(c) for r in wb.get_sheet_by_name("Zusammenfassung").to_python() for c in r)
+    assert "„_korrektur1“" in closing  # the first correction of this file
+
+
+@pytest.mark.parametrize(
+    ("source_file", "suffix"),
+    [
+        ("forecasts/Prognose_Bochum_2023-Q2.xlsx", "_korrektur1"),
+        ("forecasts/Prognose_Bochum_2023-Q2_korrektur1.xlsx", "_korrektur2"),
+        ("forecasts/Prognose_Bochum_2023-Q2_Korrektur2.xlsx", "_korrektur3"),
+    ],
+)
+def test_feedback_asks_for_the_next_correction_not_the_same_name(source_file, suffix):
+    from zi_warehouse.forecasts.feedback import next_correction_suffix
+
+    assert next_correction_suffix(source_file) == suffix
 
 
 def test_dagster_feedback_asset_and_blocking_row_accounting_check(data_dir):

@@ -181,6 +181,8 @@ def test_zi_report_freezes_the_release_with_the_report_beside_it(restated):
         restated["frozen_digest"]
     )
     assert (folder / "bericht.pdf").read_bytes().startswith(b"%PDF")
+    # The frozen report says so on its cover; the pipeline's reports are drafts (test_report_quarterly).
+    assert 'data-release-state="frozen"' in (folder / "bericht.html").read_text(encoding="utf-8")
     record = json.loads((folder / "freeze.json").read_text())
     manifest = json.loads((folder / "manifest.json").read_text())
     assert record["quarter"] == quarter and record["release_id"] == manifest["release_id"]

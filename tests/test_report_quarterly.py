@@ -436,6 +436,27 @@ def test_pdf_has_pages_and_every_chart(report):
         assert label in text, label
 
 
+def test_no_table_caption_stands_alone_at_the_foot_of_a_page(report):
+    # A caption (with the header row under it) printed as a page's last lines, its rows on the next page,
+    # reads as an empty table. Checked on the printed PDF: no caption among the last three lines of a page.
+    html = report["html"].read_text(encoding="utf-8")
+    captions = {re.sub(r"<[^>]+>", "", c).strip() for c in re.findall(r"<caption>(.*?)</caption>", html, re.S)}
+    assert captions
+    text = subprocess.run(
+        ["pdftotext", "-layout", str(report["pdf"]), "-"], capture_output=True, text=True, check=True
+    ).stdout
+    alone = []
+    for number, page in enumerate(text.split("\f"), start=1):
+        last = [line.strip() for line in page.splitlines() if line.strip()][-3:]
+        alone += [(number, c) for c in captions if any(line.startswith(c[:40]) for line in last)]
+    assert not alone, alone
+
+
+def test_the_pipelines_report_is_marked_as_a_draft(report):
+    html = report["html"].read_text(encoding="utf-8")
+    assert 'data-release-state="draft"' in html and "Entwurf" in visible_text(html)
+
+
 def test_html_references_nothing_external(report):
     html = report["html"].read_text(encoding="utf-8")
     urls = re.findall(r"https?://[^\s\"'<>)]+", html)

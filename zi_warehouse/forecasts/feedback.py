@@ -26,7 +26,7 @@ from pathlib import Path
 
 from zi_warehouse import warehouse
 from zi_warehouse.forecasts.printing import row_height, setup_page
-from zi_warehouse.forecasts.reader import column_label
+from zi_warehouse.forecasts.reader import column_label, revision_from_name
 from zi_warehouse.reference import municipality_by_key, rule_text
 
 FAMILY = "forecasts"
@@ -77,6 +77,11 @@ def rule_shown(rule: str, family: str = FAMILY) -> RuleShown:
     return RuleShown(text.label_de, text.explanation_de)
 
 
+def next_correction_suffix(source_file: str) -> str:
+    """The name ending the sender's corrected file should carry: one revision above this file's."""
+    return f"_korrektur{revision_from_name(Path(source_file).stem) + 1}"
+
+
 def write_feedback(con, root: Path) -> list[Path]:
     """Write one feedback workbook per forecast file with rejections; returns the paths written."""
     ledger = warehouse.rows(
@@ -84,7 +89,9 @@ def write_feedback(con, root: Path) -> list[Path]:
     )
     cur = con.execute(
         "select source_file, sheet, row_number, column_name, value_found, rule, message_de "
-        "from raw.rejected_rows where source_family = ? order by source_file, row_number nulls first, column_name",
+        "from raw.rejected_rows where source_family = ? "
+        # Fully ordered: two reasons on one cell came back in either order, and the workbook was rewritten.
+        "order by source_file, row_number nulls first, column_name, rule, message_de, value_found",
         [FAMILY],
     )
     rejections: dict[str, list[tuple]] = {}
@@ -222,7 +229,7 @@ def _write_workbook(path: Path, entry: dict, rows: list[tuple], digest: str | No
         r += 2
         closing = (
             f"Bitte die abgewiesenen Zeilen (Blatt „{ROWS_SHEET}“) korrigieren und die Datei als Korrektur "
-            "erneut senden (Dateiname mit „_korrektur1“)."
+            f"erneut senden (Dateiname mit „{next_correction_suffix(entry['source_file'])}“)."
         )
     else:
         closing = (

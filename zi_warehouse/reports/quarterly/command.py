@@ -42,8 +42,12 @@ def write_report(
     out_dir: Path | None = None,
     pdf: bool = True,
     progress: Callable[[str], None] = lambda _msg: None,
+    frozen: bool = False,
 ) -> ReportResult:
-    """Render the report of ``period`` (default: the latest quarter with data) as bericht.html and bericht.pdf."""
+    """Render the report of ``period`` (default: the latest quarter with data) as bericht.html and bericht.pdf.
+
+    ``frozen``: the report of a Berichtsstand; any other is marked on its cover as a draft whose figures change
+    with the next delivery."""
     from zi_warehouse.reports.chromium import Browser, ChromiumMissing, print_pdf
 
     started = time.perf_counter()
@@ -70,7 +74,7 @@ def write_report(
         target = out_dir or report_dir(period, paths)
         target.mkdir(parents=True, exist_ok=True)
         html_path = target / "bericht.html"
-        html_path.write_text(render_html(sections, period, source), encoding="utf-8")
+        html_path.write_text(render_html(sections, period, source, frozen=frozen), encoding="utf-8")
         pdf_path = None
         if pdf:
             progress("PDF wird gedruckt (Chromium) …")
@@ -152,7 +156,9 @@ def freeze_report(
     written: dict[str, ReportResult] = {}
 
     def render(database: Path, folder: Path) -> list[Path]:
-        written["result"] = write_report(quarter, published=database, out_dir=folder, pdf=pdf, progress=progress)
+        written["result"] = write_report(
+            quarter, published=database, out_dir=folder, pdf=pdf, progress=progress, frozen=True
+        )
         return [p for p in (written["result"].html_path, written["result"].pdf_path) if p]
 
     progress(f"Berichtsstand {quarter} wird eingefroren …")

@@ -49,7 +49,7 @@ def figure_label(figure: Figure) -> str:
     return FIGURE_LABELS.get(key, figure.key)
 
 
-def render_html(sections: list[Section], period: str, source: Path) -> str:
+def render_html(sections: list[Section], period: str, source: Path, frozen: bool = False) -> str:
     env = environment()
     env.tests["figure"] = lambda value: isinstance(value, Figure)
     env.filters["label"] = figure_label
@@ -62,4 +62,5 @@ def render_html(sections: list[Section], period: str, source: Path) -> str:
         css=css,
         published_at=format_datetime(published_at),
         created_at=format_datetime(datetime.now(UTC)),
+        frozen=frozen,
     )

@@ -50,8 +50,8 @@ def section_restatements(con) -> Section:
         return section
     if quarter is None:
         section.notes.append(
-            "Noch kein Berichtsstand eingefroren: `zi report --quarter JJJJ-Qn` friert den Stand "
-            "ein, über den berichtet wird."
+            "Noch kein Berichtsstand eingefroren: Das Datenteam friert den Stand, über den berichtet wird, mit "
+            "„zi report --quarter JJJJ-Qn“ ein."
         )
         return section
     rows = warehouse.rows(
