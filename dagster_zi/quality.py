@@ -207,8 +207,9 @@ def quality_report(context: AssetExecutionContext) -> MaterializeResult:
     from zi_warehouse.reports.quality import write_report
 
     paths = config.paths().ensure()
+    failed_checks = failed_pipeline_checks(context.instance)
     with warehouse.connect(paths.warehouse, read_only=False) as con:
-        report = write_report(con, paths, run_id=context.run.run_id)
+        report = write_report(con, paths, run_id=context.run.run_id, pipeline_checks=failed_checks)
     context.log.info(f"Qualitätsbericht: {report.index_path}")
     return MaterializeResult(
         metadata={
@@ -217,6 +218,47 @@ def quality_report(context: AssetExecutionContext) -> MaterializeResult:
             "checks_failed": report.checks_failed,
         }
     )
+
+
+def failed_pipeline_checks(instance) -> list:
+    """The Dagster asset checks outside mart_data_quality (funding, trees, climate, row accounting, dbt tests)
+    whose latest completed evaluation failed, for the quality report: what warns or blocks is then the same in
+    the report as in ``zi build``'s summary and the UI. A check planned in this run but not evaluated yet
+    counts with its previous evaluation (its data has not changed since)."""
+    from dagster import AssetCheckKey
+    from dagster._core.storage.asset_check_execution_record import (
+        COMPLETED_ASSET_CHECK_EXECUTION_RECORD_STATUSES,
+        AssetCheckExecutionRecordStatus,
+    )
+
+    from dagster_zi.definitions import defs
+    from zi_warehouse.reports.quality import PipelineCheck
+
+    storage = instance.event_log_storage
+    keys = [k for k in defs.resolve_asset_graph().asset_check_keys if k.asset_key != MART_KEY]
+    latest: dict[AssetCheckKey, object] = dict(storage.get_latest_asset_check_execution_by_key(keys))
+    for key, record in list(latest.items()):
+        if record.status not in COMPLETED_ASSET_CHECK_EXECUTION_RECORD_STATUSES:
+            history = storage.get_asset_check_execution_history(
+                key, limit=1, status=COMPLETED_ASSET_CHECK_EXECUTION_RECORD_STATUSES
+            )
+            latest[key] = history[0] if history else None
+    found = []
+    for key, record in latest.items():
+        if record is None or record.status != AssetCheckExecutionRecordStatus.FAILED or record.event is None:
+            continue
+        evaluation = record.event.dagster_event.event_specific_data
+        found.append(
+            PipelineCheck(
+                asset_key=key.asset_key.to_user_string(),
+                check_name=key.name,
+                severity="warn" if evaluation.severity.value == "WARN" else "error",
+                checked_at=dt.datetime.fromtimestamp(record.event.timestamp, tz=dt.UTC),
+                description=evaluation.description,
+                run_id=record.run_id,
+            )
+        )
+    return found
 
 
 assets = [data_quality_results, zi_quality_dbt_assets, quality_report]

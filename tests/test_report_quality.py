@@ -22,7 +22,7 @@ import pytest
 from zi_warehouse import config, reference
 from zi_warehouse.quality import results as qr
 from zi_warehouse.reports.chromium import Browser, rendered_dom
-from zi_warehouse.reports.quality import write_report
+from zi_warehouse.reports.quality import PipelineCheck, render, report_data, write_report
 
 try:  # tests/ is not a package; pytest puts it on sys.path
     from report_layout import describe, overflowing_elements, printable_width_px, visible_text
@@ -233,6 +233,31 @@ def test_summary_on_top_names_what_blocks_warns_and_is_late(constructed):
     assert "Dortmund" in _section_text(html, "ohne-befund")
 
 
+def test_failed_pipeline_checks_count_in_what_blocks_and_warns(constructed):
+    # Dagster asset checks outside mart_data_quality (here a funding warning and a blocking row accounting)
+    # stand in the summary with their German label, and count, as zi build's summary counts them.
+    at = dt.datetime(2026, 12, 1, 6, 35, tzinfo=dt.UTC)
+    checks = [
+        PipelineCheck("intermediate/int_funding__approvals", "funding_approved_within_requested", "warn", at),
+        PipelineCheck("raw_forecasts/forecasts__projects", "forecast_row_accounting", "error", at),
+    ]
+    con = duckdb.connect(str(constructed["paths"].warehouse), read_only=True)
+    try:
+        without = report_data(con, constructed["paths"])
+        data = report_data(con, constructed["paths"], pipeline_checks=checks)
+    finally:
+        con.close()
+    assert data["failed_warn"] == without["failed_warn"] + 1
+    assert data["failed_error"] == without["failed_error"] + 1
+    html = render(data)
+    warnings, blocking = _section_text(html, "glance-warnings"), _section_text(html, "glance-blocking")
+    approved = reference.rule_text("funding_approved_within_requested", "asset_check")
+    assert f"{approved.label_de}: Prüfung der Pipeline, zuletzt am 01.12.2026 07:35 MEZ" in warnings
+    assert approved.explanation_de in warnings
+    assert reference.rule_text("forecast_row_accounting", "asset_check").label_de in blocking
+    assert "funding_approved_within_requested" not in visible_text(html)  # the key only in data-check
+
+
 def test_every_failed_result_appears_once_in_the_details(constructed):
     html = constructed["html"]
     rows = re.findall(r'<tr data-check="([^"]+)" data-municipality="([^"]*)" data-severity="(\w+)"', html)
@@ -303,3 +328,9 @@ def test_the_demo_builds_report_reads_well(demo_build, browser):
     shown = sorted(k for k in keys if re.search(rf"(?<![\w.]){re.escape(k)}(?![\w])", text))
     assert not shown, f"interne Schlüssel im Bericht: {shown[:20]}"
     assert str(demo_build["data_dir"]) not in html
+    # What zi build's summary lists as warnings outside the marts' suites, the report's "Was warnt" lists too.
+    warned = re.findall(r"Warnung .*\(([^()]+):(\w+)\)$", demo_build["stdout"], re.M)
+    outside = {name for asset, name in warned if asset != "marts/mart_data_quality"}
+    assert outside, "the demo build warned about no pipeline check: nothing to compare"
+    box = re.search(r'id="glance-warnings".*?</section>', html, re.S).group(0)
+    assert outside <= set(re.findall(r'data-check="([^"]+)"', box)), (outside, box[:500])

@@ -376,18 +376,29 @@ def _print_row_balance(paths: config.Paths) -> None:
             ).fetchall()
         finally:
             con.close()
+        from zi_warehouse.german import format_number
+        from zi_warehouse.reports.labels import family_label
+
         table = Table(
             "Quelle",
             "Dateien",
-            "gelesen",
+            "Zeilen gelesen",
             "geladen",
             "abgewiesen",
-            "Dateien gescheitert/zurückgehalten",
+            "Dateien gescheitert\noder zurückgehalten",
             title="Zeilenbilanz je Quelle",
         )
-        for family, files, read, loaded, rejected, failed in rows:
-            table.add_row(family, f"{files:,}", f"{read or 0:,}", f"{loaded or 0:,}", f"{rejected or 0:,}", str(failed))
+        for family, *counts in rows:
+            table.add_row(family_label(family), *(format_number(n or 0) for n in counts))
         console.print(table)
+
+
+def _check_line(key: str) -> str:
+    """A check of the run as the data team finds it: German label, then the key the Dagster UI shows."""
+    from zi_warehouse import reference
+
+    text = reference.rule_text(key.rpartition(":")[2], "asset_check")
+    return f"{text.label_de} ({key})" if text else key
 
 
 def print_summary(paths: config.Paths, report, seconds: float) -> None:
@@ -398,9 +409,9 @@ def print_summary(paths: config.Paths, report, seconds: float) -> None:
         f"{len(report.checks_warned)} Warnungen"
     )
     for name in report.checks_failed:
-        console.print(f"  [red]fehlgeschlagen[/red] {name}")
+        console.print(f"  [red]fehlgeschlagen[/red] {_check_line(name)}")
     for name in report.checks_warned[:20]:
-        console.print(f"  [yellow]Warnung[/yellow] {name}")
+        console.print(f"  [yellow]Warnung[/yellow] {_check_line(name)}")
     console.print(f"Dagster-Lauf {report.run_id}: {config.run_url(report.run_id)} (Dagster-UI: make dev oder zi serve)")
     if report.alert:
         console.print(report.alert)

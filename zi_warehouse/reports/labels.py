@@ -71,6 +71,17 @@ def check_label(check_name: str, description_de: str | None = None) -> str:
     return text.label_de
 
 
+def asset_check_label(check_name: str, description: str | None = None) -> str:
+    """The German label of a Dagster asset check of the pipeline (funding, trees, climate, dbt tests)."""
+    text = reference.rule_text(check_name, "asset_check")
+    return text.label_de if text else (description or check_name)
+
+
+def asset_check_explanation(check_name: str) -> str | None:
+    text = reference.rule_text(check_name, "asset_check")
+    return text.explanation_de if text else None
+
+
 def check_explanation(check_name: str) -> str | None:
     """What a failed check means and what to do, from the rule texts table."""
     text = reference.rule_text(check_name, "quality_check")

@@ -32,6 +32,8 @@ import duckdb
 from zi_warehouse import config, reference, warehouse
 from zi_warehouse.quality import results as qr
 from zi_warehouse.reports.labels import (
+    asset_check_explanation,
+    asset_check_label,
     check_explanation,
     check_kind_label,
     check_label,
@@ -72,8 +74,42 @@ def run_dir_name(run_id: str, started: dt.datetime) -> str:
     return f"{started.astimezone(dt.UTC):%Y%m%dT%H%M%SZ}_{run_id[:8]}"
 
 
-def report_data(con: duckdb.DuckDBPyConnection, paths: config.Paths, run_id: str | None = None) -> dict:
-    """Everything the report shows, as plain data (the template only formats it)."""
+@dataclass(frozen=True)
+class PipelineCheck:
+    """A Dagster asset check of the pipeline (outside mart_data_quality) whose latest evaluation failed."""
+
+    asset_key: str  # as the Dagster UI writes it, e.g. "intermediate/int_funding__approvals"
+    check_name: str
+    severity: str  # "error" | "warn"
+    checked_at: dt.datetime
+    description: str | None = None
+    run_id: str | None = None  # the run that evaluated it (an earlier one if this run did not)
+
+
+def _pipeline_checks(checks: list[PipelineCheck], severity: str) -> list[dict]:
+    return [
+        {
+            "check_name": c.check_name,
+            "label": asset_check_label(c.check_name, c.description),
+            "explanation": asset_check_explanation(c.check_name),
+            "asset_key": c.asset_key,
+            "checked_at": c.checked_at,
+            "run_id": c.run_id,
+        }
+        for c in sorted(checks, key=lambda c: (c.asset_key, c.check_name))
+        if c.severity == severity
+    ]
+
+
+def report_data(
+    con: duckdb.DuckDBPyConnection,
+    paths: config.Paths,
+    run_id: str | None = None,
+    pipeline_checks: list[PipelineCheck] = (),
+) -> dict:
+    """Everything the report shows, as plain data (the template only formats it). ``pipeline_checks``: the
+    failed Dagster checks outside the marts' suites (funding, trees, climate, dbt tests), which count with
+    the suites' results in what blocks and what warns."""
     run_id = run_id or qr.latest_run_id(con)
     records = qr.run_records(con, run_id) if run_id else []
     if not records:
@@ -91,14 +127,22 @@ def report_data(con: duckdb.DuckDBPyConnection, paths: config.Paths, run_id: str
     failed = [r for r in records if r["outcome"] == "failed"]
     run_dir = paths.reports / "quality" / run_dir_name(run_id, started)
     scorecard = _scorecard(records, _rejected_by_municipality(con), paths.feedback / "forecasts", run_dir)
+    pipeline_blocking, pipeline_warnings = (
+        _pipeline_checks(pipeline_checks, "error"),
+        _pipeline_checks(pipeline_checks, "warn"),
+    )
     return {
         "run_id": run_id,
         "run_dir": run_dir,
         "run_started_at": started,
         "results": len(records),
-        "failed_error": sum(r["severity"] == "error" for r in failed),
-        "failed_warn": sum(r["severity"] == "warn" for r in failed),
-        "is_publishing_blocked": any(r["severity"] == "error" for r in failed),
+        "failed_error": sum(r["severity"] == "error" for r in failed) + len(pipeline_blocking),
+        "failed_warn": sum(r["severity"] == "warn" for r in failed) + len(pipeline_warnings),
+        # A blocking check stops publishing only in the run that evaluated it; an earlier run's failure is shown.
+        "is_publishing_blocked": any(r["severity"] == "error" for r in failed)
+        or any(c["run_id"] == run_id for c in pipeline_blocking),
+        "pipeline_blocking": pipeline_blocking,
+        "pipeline_warnings": pipeline_warnings,
         "blocking": _failed_by_check(failed, "error"),
         "warnings": _failed_by_check(failed, "warn"),
         "forecasts_late": [s for s in scorecard if s["forecast_state"] in ("late", "missing")],
@@ -280,9 +324,14 @@ def render(data: dict) -> str:
     return environment().get_template(TEMPLATE).render(**data, generated_at=dt.datetime.now(dt.UTC))
 
 
-def write_report(con: duckdb.DuckDBPyConnection, paths: config.Paths, run_id: str | None = None) -> QualityReport:
+def write_report(
+    con: duckdb.DuckDBPyConnection,
+    paths: config.Paths,
+    run_id: str | None = None,
+    pipeline_checks: list[PipelineCheck] = (),
+) -> QualityReport:
     """Write the run's report and replace ``latest/`` with a copy of it."""
-    data = report_data(con, paths, run_id)
+    data = report_data(con, paths, run_id, pipeline_checks)
     run_dir: Path = data["run_dir"]
     run_dir.mkdir(parents=True, exist_ok=True)
     index = run_dir / "index.html"
