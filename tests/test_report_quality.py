@@ -129,10 +129,15 @@ def constructed_run(data_dir: Path) -> tuple[Path, dict]:
     started = dt.datetime(2026, 12, 1, 6, 30, tzinfo=dt.UTC)  # 07:30 MEZ
     run_id = qr.append_results(con, results, run_started_at=started)
     con.execute("create schema marts")
+    # Herne: rows 5 and 6 rejected, row 6 for two reasons, and a file notice (no row): 2 rows, 3 reasons.
     con.execute("""create table marts.mart_rejected_rows as select * from (values
-        ('forecasts', 'herne', 'required'), ('forecasts', 'herne', 'required'), ('forecasts', 'herne', 'type'),
-        ('trees', 'bochum', 'height_plausible'), ('surfaces', 'essen', 'area_m2_positive'))
-        v(source_family, municipality_key, rule)""")
+        ('forecasts', 'herne', 'required', 'forecasts/h.xlsx', 'Projekte', 5),
+        ('forecasts', 'herne', 'required', 'forecasts/h.xlsx', 'Projekte', 6),
+        ('forecasts', 'herne', 'type', 'forecasts/h.xlsx', 'Projekte', 6),
+        ('forecasts', 'herne', 'file_name_period_mismatch', 'forecasts/h.xlsx', null, null),
+        ('trees', 'bochum', 'height_plausible', 'trees/b.csv', null, 12),
+        ('surfaces', 'essen', 'area_m2_positive', 'surfaces/e.csv', null, 3))
+        v(source_family, municipality_key, rule, source_file, sheet, row_number)""")
     con.close()
     feedback = paths.feedback / "forecasts" / "herne"
     feedback.mkdir(parents=True)
@@ -258,6 +263,16 @@ def test_failed_pipeline_checks_count_in_what_blocks_and_warns(constructed):
     assert "funding_approved_within_requested" not in visible_text(html)  # the key only in data-check
 
 
+def test_rejected_rows_are_counted_once_however_many_reasons(constructed):
+    # The ledger's "rows rejected": a row with two reasons is one row, a file notice is none.
+    html = constructed["html"]
+    assert "Abgewiesene Zeilen: 2. Je Grund (eine Zeile kann mehrere Gründe haben)" in _section_text(
+        html, "kommune-herne"
+    )
+    card = re.search(r'<h2>Abgewiesene Zeilen</h2>\s*<div class="count">([^<]+)</div>', html)
+    assert card and card.group(1).strip() == "4"  # Herne 2, Bochum 1, Essen 1
+
+
 def test_every_failed_result_appears_once_in_the_details(constructed):
     html = constructed["html"]
     rows = re.findall(r'<tr data-check="([^"]+)" data-municipality="([^"]*)" data-severity="(\w+)"', html)
@@ -277,7 +292,13 @@ def test_no_element_is_wider_than_the_page_or_window(constructed, browser, media
 def internal_keys(results) -> set[str]:
     keys = {r.check_name for r in results} | {r.check_kind for r in results} | {r.severity for r in results}
     keys |= {"passed", "failed", "forecasts", "funding", "trees", "surfaces", "climate"}
-    keys |= {"required", "type", "height_plausible", "area_m2_positive"}  # the rejection rules of the run
+    keys |= {
+        "required",
+        "type",
+        "height_plausible",
+        "area_m2_positive",
+        "file_name_period_mismatch",
+    }  # rules of the run
     return keys
 
 

@@ -126,7 +126,13 @@ def report_data(
         r["source_label"] = source_label(r["source"])
     failed = [r for r in records if r["outcome"] == "failed"]
     run_dir = paths.reports / "quality" / run_dir_name(run_id, started)
-    scorecard = _scorecard(records, _rejected_by_municipality(con), paths.feedback / "forecasts", run_dir)
+    scorecard = _scorecard(
+        records,
+        _rejected_by_municipality(con),
+        _rejected_rows_by_municipality(con),
+        paths.feedback / "forecasts",
+        run_dir,
+    )
     pipeline_blocking, pipeline_warnings = (
         _pipeline_checks(pipeline_checks, "error"),
         _pipeline_checks(pipeline_checks, "warn"),
@@ -217,8 +223,23 @@ def _failed_by_check(failed: list[dict], severity: str) -> list[dict]:
     return sorted(out, key=lambda g: (-len(g["where"]), g["label"]))
 
 
+def _rejected_rows_by_municipality(con: duckdb.DuckDBPyConnection) -> dict[str, Counter]:
+    """Rejected rows (each row once, however many reasons it has; file notices are no rows) per municipality
+    and source family: the figure the ingestion ledger calls rows rejected."""
+    counts: dict[str, Counter] = defaultdict(Counter)
+    if warehouse.table_exists(con, "marts", "mart_rejected_rows"):
+        for key, family, n in con.execute(
+            "select municipality_key, source_family, "
+            "count(distinct (source_file, sheet, row_number)) filter (where row_number is not null) "
+            "from marts.mart_rejected_rows where municipality_key is not null group by all"
+        ).fetchall():
+            counts[key][family] = n
+    return counts
+
+
 def _rejected_by_municipality(con: duckdb.DuckDBPyConnection) -> dict[str, list[dict]]:
-    """Rejected rows per municipality and rule, most frequent first (none before the mart exists)."""
+    """Rejections per municipality and rule (a row with two reasons counts under both), most frequent first
+    (none before the mart exists)."""
     rejected: dict[str, list[dict]] = defaultdict(list)
     if warehouse.table_exists(con, "marts", "mart_rejected_rows"):
         for r in warehouse.rows(
@@ -242,9 +263,8 @@ def _rejected_by_municipality(con: duckdb.DuckDBPyConnection) -> dict[str, list[
 def _rejected_by_family(scorecard: list[dict]) -> list[dict]:
     totals: Counter = Counter()
     for s in scorecard:
-        for r in s["rejected_by_rule"]:
-            totals[r["family"]] += r["n"]
-    return [{"family": f, "label": family_label(f), "n": n} for f, n in totals.most_common()]
+        totals.update(s["rejected_rows_by_family"])
+    return [{"family": f, "label": family_label(f), "n": n} for f, n in totals.most_common() if n]
 
 
 def _forecast_state(status: dict | None) -> tuple[str, str]:
@@ -257,7 +277,13 @@ def _forecast_state(status: dict | None) -> tuple[str, str]:
     return ("late" if "verspätet" in (status["message_de"] or "") else "missing"), status["message_de"]
 
 
-def _scorecard(records: list[dict], rejected: dict[str, list[dict]], feedback_root: Path, run_dir: Path) -> list[dict]:
+def _scorecard(
+    records: list[dict],
+    rejected: dict[str, list[dict]],
+    rejected_rows: dict[str, Counter],
+    feedback_root: Path,
+    run_dir: Path,
+) -> list[dict]:
     """One row per municipality: forecast delivery, rejected rows by rule, failed checks, feedback workbooks."""
     failed_by_muni: dict[str | None, list[dict]] = defaultdict(list)
     for r in records:
@@ -279,7 +305,8 @@ def _scorecard(records: list[dict], rejected: dict[str, list[dict]], feedback_ro
                 "forecast_label": FORECAST_STATES[state],
                 "forecast_text": text,
                 "rejected_by_rule": rules,
-                "rejected_total": sum(r["n"] for r in rules),
+                "rejected_rows_by_family": rejected_rows[m.key],
+                "rejected_total": sum(rejected_rows[m.key].values()),
                 "failed": failed,
                 "checks_failed_error": sum(r["severity"] == "error" for r in failed),
                 "checks_failed_warn": sum(r["severity"] == "warn" for r in failed),
