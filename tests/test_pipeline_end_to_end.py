@@ -82,6 +82,10 @@ def test_summary_tells_a_person_what_happened(demo_build):
     assert "Zeilenbilanz je Quelle" in out
     assert "Build erfolgreich" in out
     assert "mart_budget_year" in out  # the example query a controller can paste
+    # dbt's progress (hundreds of lines) goes to a file, not between the person and the summary
+    assert "OK created" not in out and len(out.splitlines()) < 80, len(out.splitlines())
+    steps_log = demo_build["data_dir"] / "warehouse" / "dbt_target" / "zi-build-ausgabe.log"
+    assert "OK created" in steps_log.read_text(encoding="utf-8")
 
 
 def test_second_run_changes_nothing(demo_build, tmp_path):

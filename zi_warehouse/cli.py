@@ -5,6 +5,7 @@ Dagster is imported only by the commands that run the pipeline, so ``zi --help``
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import time
@@ -118,7 +119,7 @@ def build(
                 console.print(f"Vollständiger Lauf: {decision.reason}.")
             from dagster_zi.runner import run_build
 
-            with console.status("Build läuft …") as status:
+            with console.status("Build läuft …") as status, _steps_output_to(steps_log_path(paths)):
                 report = run_build(progress=lambda msg: status.update(f"Build {msg}"), families=families)
     except writer_lock.WriterBusy as busy:
         console.print(f"[red]Nicht gestartet.[/red] {busy}")
@@ -401,6 +402,26 @@ def _check_line(key: str) -> str:
     return f"{text.label_de} ({key})" if text else key
 
 
+def steps_log_path(paths: config.Paths) -> Path:
+    """Where ``zi build`` keeps what the steps printed (dbt's progress, as dagster-dbt echoes it), for the
+    last build; the Dagster UI shows the same per step."""
+    return paths.warehouse_dir / "dbt_target" / "zi-build-ausgabe.log"
+
+
+@contextlib.contextmanager
+def _steps_output_to(path: Path):
+    """The steps' printed output (several hundred lines of dbt progress) into ``path`` instead of the terminal,
+    where the progress line and the summary are what a person reads. This console keeps the terminal."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    terminal = sys.stdout
+    console.file = terminal
+    try:
+        with open(path, "w", encoding="utf-8") as log, contextlib.redirect_stdout(log):
+            yield
+    finally:
+        console.file = None  # back to following sys.stdout
+
+
 def print_summary(paths: config.Paths, report, seconds: float) -> None:
     """What a person needs after a build: rows per source, checks, where the warehouse is, a query."""
     _print_row_balance(paths)
@@ -423,6 +444,7 @@ def print_summary(paths: config.Paths, report, seconds: float) -> None:
     else:
         published = "published_warehouse" in report.published_steps
         console.print(f"[red]Build fehlgeschlagen[/red] ({', '.join(report.failed_steps)}).")
+        console.print(f"  Ausgabe der Schritte (dbt): {steps_log_path(paths)}")
         if published:
             console.print(
                 f"Das DuckDB-Warehouse wurde veröffentlicht: {paths.published_duckdb}; "

@@ -83,10 +83,13 @@ class DbtForkServer:
             signal.signal(signal.SIGINT, signal.default_int_handler)
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
             fd = conn.fileno()
-            sys.stdout.flush()
-            sys.stderr.flush()
+            for stream in {sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__}:
+                stream.flush()
             os.dup2(fd, 1)
             os.dup2(fd, 2)
+            # dbt prints through sys.stdout: the process streams on fd 1 and 2, now the connection, whatever
+            # the forking process had put in their place (``zi build`` keeps the steps' output in a file).
+            sys.stdout, sys.stderr = sys.__stdout__, sys.__stderr__
             os.environ.clear()
             os.environ.update(request["env"])
             os.chdir(request["cwd"])
