@@ -273,6 +273,20 @@ def test_rejected_rows_are_counted_once_however_many_reasons(constructed):
     assert card and card.group(1).strip() == "4"  # Herne 2, Bochum 1, Essen 1
 
 
+def test_a_dagster_check_of_one_mart_rule_is_named_as_the_report_names_the_rule():
+    # zi build lists "freshness_funding_extract_daily" (a Dagster check); the report lists the rule
+    # "freshness.funding_extract_daily": a person matching the two by their label must find the same words.
+    from zi_warehouse.reports.labels import asset_check_label
+
+    for kind, rule in (("freshness", "funding_extract_daily"), ("reconciliation", "paid_within_approved")):
+        assert asset_check_label(f"{kind}_{rule}") == check_label_of(f"{kind}.{rule}")
+    assert asset_check_label("funding_approved_within_requested") == "Bewilligt mehr als beantragt"
+
+
+def check_label_of(check_name: str) -> str:
+    return reference.rule_text(check_name, "quality_check").label_de
+
+
 def test_every_failed_result_appears_once_in_the_details(constructed):
     html = constructed["html"]
     rows = re.findall(r'<tr data-check="([^"]+)" data-municipality="([^"]*)" data-severity="(\w+)"', html)

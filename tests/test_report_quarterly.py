@@ -452,6 +452,13 @@ def test_no_table_caption_stands_alone_at_the_foot_of_a_page(report):
     assert not alone, alone
 
 
+def test_the_data_quality_section_points_to_the_pipelines_checks(report):
+    # The report reads the published marts only; the checks run while loading are in the quality report.
+    from zi_warehouse.reports.quarterly.sections.data_quality import PIPELINE_CHECKS_NOTE
+
+    assert PIPELINE_CHECKS_NOTE in visible_text(report["html"].read_text(encoding="utf-8"))
+
+
 def test_the_pipelines_report_is_marked_as_a_draft(report):
     html = report["html"].read_text(encoding="utf-8")
     assert 'data-release-state="draft"' in html and "Entwurf" in visible_text(html)

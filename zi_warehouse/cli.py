@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from zi_warehouse import config
+from zi_warehouse.german import format_number
 
 app = typer.Typer(help="ZI Warehouse: Monitoring der Zukunftsinitiative Klima.Werk.", no_args_is_help=True)
 console = Console()
@@ -116,7 +117,8 @@ def build(
             if families:
                 console.print(f"Teillauf: {decision.reason}; nur diese Quellen und alles Nachgelagerte.")
             else:
-                console.print(f"Vollständiger Lauf: {decision.reason}.")
+                reason = "mit --always angefordert" if always else decision.reason
+                console.print(f"Vollständiger Lauf: {reason}.")
             from dagster_zi.runner import run_build
 
             with console.status("Build läuft …") as status, _steps_output_to(steps_log_path(paths)):
@@ -197,12 +199,14 @@ def print_unchanged(paths: config.Paths, decision, seconds: float) -> None:
     last = decision.last
     if last:
         console.print(
-            f"Prüfungen des letzten Laufs ({last.get('finished_at', '?')}): "
+            f"Dagster-Prüfungen des letzten Laufs ({last.get('finished_at', '?')}): "
             f"{last.get('checks_passed', '?')} bestanden, {len(last.get('checks_warned', []))} Warnungen"
         )
+        for name in last.get("checks_warned", [])[:20]:
+            console.print(f"  [yellow]Warnung[/yellow] {_check_line(name)}")
     console.print(
-        f"[green]Keine Änderung[/green] ({decision.reason}): Dagster und dbt nicht gestartet, "
-        f"geprüft in {seconds:.1f} s. Veröffentlicht bleibt: {paths.published_duckdb}"
+        "[green]Keine Änderung[/green] seit dem letzten erfolgreichen Lauf: Dagster und dbt nicht gestartet, "
+        f"geprüft in {format_number(seconds, 1)} s. Veröffentlicht bleibt: {paths.published_duckdb}"
     )
     console.print("  Vollständigen Lauf erzwingen: .venv/bin/zi build --always")
 
@@ -377,7 +381,6 @@ def _print_row_balance(paths: config.Paths) -> None:
             ).fetchall()
         finally:
             con.close()
-        from zi_warehouse.german import format_number
         from zi_warehouse.reports.labels import family_label
 
         table = Table(
@@ -396,10 +399,11 @@ def _print_row_balance(paths: config.Paths) -> None:
 
 def _check_line(key: str) -> str:
     """A check of the run as the data team finds it: German label, then the key the Dagster UI shows."""
-    from zi_warehouse import reference
+    from zi_warehouse.reports.labels import asset_check_label
 
-    text = reference.rule_text(key.rpartition(":")[2], "asset_check")
-    return f"{text.label_de} ({key})" if text else key
+    name = key.rpartition(":")[2]
+    label = asset_check_label(name)
+    return key if label == name else f"{label} ({key})"
 
 
 def steps_log_path(paths: config.Paths) -> Path:
@@ -426,8 +430,8 @@ def print_summary(paths: config.Paths, report, seconds: float) -> None:
     """What a person needs after a build: rows per source, checks, where the warehouse is, a query."""
     _print_row_balance(paths)
     console.print(
-        f"Prüfungen: {report.checks_passed} bestanden, {len(report.checks_failed)} fehlgeschlagen, "
-        f"{len(report.checks_warned)} Warnungen"
+        f"Dagster-Prüfungen: {report.checks_passed} bestanden, {len(report.checks_failed)} fehlgeschlagen, "
+        f"{len(report.checks_warned)} Warnungen (Einzelergebnisse je Kommune: Qualitätsbericht)"
     )
     for name in report.checks_failed:
         console.print(f"  [red]fehlgeschlagen[/red] {_check_line(name)}")
@@ -437,7 +441,9 @@ def print_summary(paths: config.Paths, report, seconds: float) -> None:
     if report.alert:
         console.print(report.alert)
     if report.success:
-        console.print(f"[green]Build erfolgreich[/green] in {seconds:.1f} s. Veröffentlicht: {paths.published_duckdb}")
+        console.print(
+            f"[green]Build erfolgreich[/green] in {format_number(seconds, 1)} s. Veröffentlicht: {paths.published_duckdb}"
+        )
         console.print(f"  Parquet: {paths.published_parquet}/<mart>.parquet")
         console.print("Beispielabfrage für das Controlling:")
         console.print(f'  .venv/bin/zi sql "{EXAMPLE_QUERY}"')

@@ -71,14 +71,27 @@ def check_label(check_name: str, description_de: str | None = None) -> str:
     return text.label_de
 
 
+#: Dagster checks on mart_data_quality named ``<kind>_<rule>`` summarise that one rule of the mart
+#: (``<kind>.<rule>``, dagster_zi/quality.py check_groups); they are labelled by the rule's own text.
+_RULE_CHECK_KINDS = ("reconciliation", "freshness")
+
+
+def _asset_check_text(check_name: str) -> reference.RuleText | None:
+    kind, _, rule = check_name.partition("_")
+    if kind in _RULE_CHECK_KINDS and (text := reference.rule_text(f"{kind}.{rule}", "quality_check")):
+        return text
+    return reference.rule_text(check_name, "asset_check")
+
+
 def asset_check_label(check_name: str, description: str | None = None) -> str:
-    """The German label of a Dagster asset check of the pipeline (funding, trees, climate, dbt tests)."""
-    text = reference.rule_text(check_name, "asset_check")
+    """The German label of a Dagster asset check (funding, trees, climate, dbt tests, the marts' rules), the
+    same words the quality report uses for the rule."""
+    text = _asset_check_text(check_name)
     return text.label_de if text else (description or check_name)
 
 
 def asset_check_explanation(check_name: str) -> str | None:
-    text = reference.rule_text(check_name, "asset_check")
+    text = _asset_check_text(check_name)
     return text.explanation_de if text else None
 
 

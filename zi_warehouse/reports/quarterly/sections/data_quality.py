@@ -24,6 +24,12 @@ from zi_warehouse.reports.quarterly.figures import Chart, DataTable, Figure, Sec
 #: Rows of the rejection-rule table (the full list is in marts.mart_rejected_rows).
 TOP_RULES = 15
 FAILED_CHECKS_SHOWN = 50
+#: The report reads the published marts only; the pipeline's own checks are in the quality report.
+PIPELINE_CHECKS_NOTE = (
+    "Die Prüfungen der Marts stehen hier; die Prüfungen der Pipeline beim Laden (z. B. Förderdaten: mehr bewilligt "
+    "als beantragt, Zeilenbilanzen, Klimadaten) zeigt der Qualitätsbericht des Laufs unter „Was warnt“ und "
+    "„Was blockiert“."
+)
 
 
 def section_data_quality(con, period: str) -> Section:
@@ -188,6 +194,7 @@ def failed_checks(con, section: Section) -> list[DataTable]:
             if total
             else "marts.mart_data_quality enthält noch keinen Prüflauf."
         )
+        section.notes.append(PIPELINE_CHECKS_NOTE)
         return []
     rows = warehouse.rows(
         con,
@@ -219,4 +226,5 @@ def failed_checks(con, section: Section) -> list[DataTable]:
                 r["message_de"] or "",
             ]
         )
+    section.notes.append(PIPELINE_CHECKS_NOTE)
     return [table]
