@@ -20,6 +20,7 @@ Order within a run, and why:
 
 import datetime as dt
 import json
+from typing import TYPE_CHECKING
 
 from dagster import (
     AssetCheckResult,
@@ -38,6 +39,9 @@ from dagster_zi.dbt import ZiDbtTranslator, dbt_project, zi_dbt_assets
 from dagster_zi.keys import dbt_model_key
 from zi_warehouse import config, warehouse
 from zi_warehouse.quality import freshness, reconciliations, results, reuse, run_all, suites
+
+if TYPE_CHECKING:
+    from zi_warehouse.reports.quality import PipelineCheck
 
 #: dbt selection of the controlling layer's models (built in their own dbt invocation, see dagster_zi/dbt.py).
 QUALITY_DBT_SELECT = "tag:zi_quality"
@@ -220,7 +224,7 @@ def quality_report(context: AssetExecutionContext) -> MaterializeResult:
     )
 
 
-def failed_pipeline_checks(instance) -> list:
+def failed_pipeline_checks(instance) -> "list[PipelineCheck]":
     """The Dagster asset checks outside mart_data_quality (funding, trees, climate, row accounting, dbt tests)
     whose latest completed evaluation failed, for the quality report: what warns or blocks is then the same in
     the report as in ``zi build``'s summary and the UI. A check planned in this run but not evaluated yet

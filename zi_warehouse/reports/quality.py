@@ -24,6 +24,7 @@ import json
 import os
 import shutil
 from collections import Counter, defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -86,7 +87,7 @@ class PipelineCheck:
     run_id: str | None = None  # the run that evaluated it (an earlier one if this run did not)
 
 
-def _pipeline_checks(checks: list[PipelineCheck], severity: str) -> list[dict]:
+def _pipeline_checks(checks: Sequence[PipelineCheck], severity: str) -> list[dict]:
     return [
         {
             "check_name": c.check_name,
@@ -105,7 +106,7 @@ def report_data(
     con: duckdb.DuckDBPyConnection,
     paths: config.Paths,
     run_id: str | None = None,
-    pipeline_checks: list[PipelineCheck] = (),
+    pipeline_checks: Sequence[PipelineCheck] = (),
 ) -> dict:
     """Everything the report shows, as plain data (the template only formats it). ``pipeline_checks``: the
     failed Dagster checks outside the marts' suites (funding, trees, climate, dbt tests), which count with
@@ -355,7 +356,7 @@ def write_report(
     con: duckdb.DuckDBPyConnection,
     paths: config.Paths,
     run_id: str | None = None,
-    pipeline_checks: list[PipelineCheck] = (),
+    pipeline_checks: Sequence[PipelineCheck] = (),
 ) -> QualityReport:
     """Write the run's report and replace ``latest/`` with a copy of it."""
     data = report_data(con, paths, run_id, pipeline_checks)
