@@ -284,8 +284,8 @@ def render_markdown(doc: dict) -> str:
         "UI, daemon, run worker); ratios to `zi build --always` of the same scale:",
         "",
         "| Scale | `zi build --always` s | `dagster job execute` s | via daemon and queue s | "
-        "drop → feedback workbook s | drop → published s | sensor → run created s | "
-        "run created → started s | `zi serve` start-up s |",
+        "drop → feedback workbook s | drop → published s | drop → first run created s | "
+        "first run created → started s | `zi serve` start-up s |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for key, s in doc["scales"].items():
@@ -302,6 +302,7 @@ def render_markdown(doc: dict) -> str:
         execute = _secs(doc["scales"], key, "dagster_job_execute")
         daemon = dep.get("daemon_full", {})
         drop = dep.get("daemon_new_workbook", {})
+        first_run = drop.get("feedback_run") or drop  # the run the feedback waits for (dagster_zi/landing.py)
 
         def num(value):
             return "–" if value is None else f"{value:.1f}"
@@ -310,7 +311,8 @@ def render_markdown(doc: dict) -> str:
             f"| {key} | {num(always)} | {with_ratio(execute)} | "
             f"{with_ratio(daemon.get('seconds') if daemon.get('success') else None)} | "
             f"{num(drop.get('drop_to_feedback_seconds'))} | {num(drop.get('drop_to_published_seconds'))} | "
-            f"{num(drop.get('sensor_to_run_created_seconds'))} | {num(drop.get('run_created_to_started_seconds'))} | "
+            f"{num(first_run.get('sensor_to_run_created_seconds'))} | "
+            f"{num(first_run.get('run_created_to_started_seconds'))} | "
             f"{num(dep.get('serve', {}).get('startup_seconds'))} |"
         )
     lines += ["", "Targets (issues 14 and 20):", "", "| Target | Measured | Limit | Status |", "|---|---|---|---|"]

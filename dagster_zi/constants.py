@@ -8,6 +8,9 @@ WAREHOUSE_POOL = "zi_warehouse"
 #: The job that builds everything from landing files to the published warehouse.
 BUILD_JOB = "build_warehouse"
 
+#: The feedback workbooks of the forecast deliveries: what a coordinator waits for after dropping a workbook.
+FEEDBACK_ASSET = "forecast_feedback_workbooks"
+
 #: Run tags this project sets: who started the run (German, shown to whoever waits for it or gets its alert),
 #: and the source families a partial build covers (comma-separated; absent on a full build).
 LAUNCHED_BY_TAG = "zi/launched_by"

@@ -23,7 +23,7 @@ from dagster import (
     asset_check,
 )
 
-from dagster_zi.constants import WAREHOUSE_POOL
+from dagster_zi.constants import FEEDBACK_ASSET, WAREHOUSE_POOL
 from dagster_zi.sources import REJECTED_ROWS_KEY, raw_asset_keys
 from zi_warehouse import alerts, config, outbox, warehouse
 from zi_warehouse.forecasts.feedback import write_feedback
@@ -35,7 +35,7 @@ FAMILY = "forecasts"
 
 
 @asset(
-    name="forecast_feedback_workbooks",
+    name=FEEDBACK_ASSET,
     group_name=FAMILY,
     deps=[*RAW_FORECASTS_KEYS, REJECTED_ROWS_KEY],
     pool=WAREHOUSE_POOL,
@@ -53,7 +53,7 @@ def forecast_feedback_workbooks() -> MaterializeResult:
 @asset(
     name="coordinator_outbox",
     group_name=FAMILY,
-    deps=[AssetKey("forecast_feedback_workbooks"), *raw_asset_keys("trees"), *raw_asset_keys("surfaces")],
+    deps=[AssetKey(FEEDBACK_ASSET), *raw_asset_keys("trees"), *raw_asset_keys("surfaces")],
     pool=WAREHOUSE_POOL,
     kinds={"python", "email"},
     description=(

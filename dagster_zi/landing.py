@@ -8,6 +8,12 @@ feedback workbooks, dbt, checks, publish, reports) — or the whole job when the
 start from or the code changed. A touched but unchanged file is not a delivery. The run key is the landing
 state, so one state is built once (a failed build is not retried in a loop; the alert says what failed).
 
+A forecast delivery is requested as two runs in one tick: first only what its feedback workbook needs
+(ingest and feedback, a handful of steps), then the build of the family and everything downstream. The
+coordinator's feedback does not wait for Dagster to create a run of ~100 assets (one stored event per
+planned asset) and start it; the second run re-checks the ingest (nothing new by then) and carries the
+build record, so a failed first run is simply caught up by the second.
+
 Funding extracts, DWD archives, tree registers and surface files dropped into their folders are picked up
 the same way as workbooks; the funding database channel is read by the daily schedule.
 """
@@ -17,9 +23,9 @@ from __future__ import annotations
 import hashlib
 import json
 
-from dagster import DefaultSensorStatus, RunRequest, SensorEvaluationContext, SkipReason, sensor
+from dagster import AssetSelection, DefaultSensorStatus, RunRequest, SensorEvaluationContext, SkipReason, sensor
 
-from dagster_zi.constants import BUILD_JOB, FAMILIES_TAG, LAUNCHED_BY_TAG
+from dagster_zi.constants import BUILD_JOB, FAMILIES_TAG, FEEDBACK_ASSET, LAUNCHED_BY_TAG
 from zi_warehouse import build_state, config
 from zi_warehouse.landing import changed_files, fingerprint
 
@@ -29,6 +35,8 @@ SENSOR_NAME = "landing_sensor"
 #: tick that began a little late made the next loop skip, so a delivery waited up to 10 s. Below the loop's
 #: period, the sensor looks on every loop.
 INTERVAL_SECONDS = 1
+#: The run key of a forecast delivery's first run (feedback only) is the landing state's key with this suffix.
+FEEDBACK_RUN_SUFFIX = "rueckmeldung"
 
 
 def evaluate(paths: config.Paths, cursor: dict) -> tuple[build_state.Decision, dict]:
@@ -69,11 +77,26 @@ def landing_sensor(context: SensorEvaluationContext):
     if decision.mode == "skip":
         return SkipReason(decision.reason)
     tags = {LAUNCHED_BY_TAG: f"Sensor {SENSOR_NAME} ({decision.reason})"[:200]}
-    selection = None
-    if decision.mode == "families":
-        tags[FAMILIES_TAG] = ",".join(decision.families)
-        selection = sorted(family_selection(decision.families).resolve(defs.resolve_asset_graph()))
-    return RunRequest(run_key=run_key(current), asset_selection=selection, tags=tags)
+    key = run_key(current)
+    if decision.mode != "families":
+        return RunRequest(run_key=key, tags=tags)
+    graph = defs.resolve_asset_graph()
+    requests = []
+    if "forecasts" in decision.families:
+        feedback = family_selection(["forecasts"]) & AssetSelection.assets(FEEDBACK_ASSET).upstream()
+        requests.append(
+            RunRequest(
+                run_key=f"{key}-{FEEDBACK_RUN_SUFFIX}",
+                asset_selection=sorted(feedback.resolve(graph)),
+                # no families tag: this run is not a build of the warehouse and records none
+                tags={LAUNCHED_BY_TAG: f"Sensor {SENSOR_NAME} (Rückmeldung vorab: {decision.reason})"[:200]},
+            )
+        )
+    tags[FAMILIES_TAG] = ",".join(decision.families)
+    requests.append(
+        RunRequest(run_key=key, asset_selection=sorted(family_selection(decision.families).resolve(graph)), tags=tags)
+    )
+    return requests
 
 
 sensors = [landing_sensor]

@@ -57,7 +57,19 @@ def test_a_new_workbook_builds_its_family_and_everything_downstream(built):
     _, cursor = _tick(None)
     source = next(built.landing_for("forecasts").glob("*.xlsx"))
     (built.landing_for("forecasts") / "Prognose_Test_korrektur1.xlsx").write_bytes(source.read_bytes() + b"\0")
-    request, cursor_after = _tick(cursor)
+    requests, cursor_after = _tick(cursor)
+    feedback_first, request = requests
+    # First only what the coordinator's feedback workbook needs (a run of a few steps, recording no build) ...
+    assert {key.to_user_string() for key in feedback_first.asset_selection} == {
+        "raw_forecasts/forecasts__projects",
+        "raw_forecasts/forecasts__payment_forecasts",
+        "raw_forecasts/forecasts__submissions",
+        "raw_ingestion/ingestion_files",
+        "raw_ingestion/rejected_rows",
+        "forecast_feedback_workbooks",
+    }
+    assert "zi/families" not in feedback_first.tags and feedback_first.run_key != request.run_key
+    # ... then the family's build with everything downstream, which records the build.
     assert isinstance(request, RunRequest)
     assert request.job_name in (None, "build_warehouse") and request.tags["zi/families"] == "forecasts"
     roots = {key.path[0] for key in request.asset_selection if key.path[0].startswith("raw_")}
@@ -72,7 +84,7 @@ def test_a_new_workbook_builds_its_family_and_everything_downstream(built):
         assert downstream in names, downstream
     # The same landing state is one run (the key), a further change another.
     again, _ = _tick(cursor)
-    assert isinstance(again, RunRequest) and again.run_key == request.run_key
+    assert [r.run_key for r in again] == [feedback_first.run_key, request.run_key]
     # Taken back before any build: the landing area is as built again, nothing to do.
     (built.landing_for("forecasts") / "Prognose_Test_korrektur1.xlsx").unlink()
     taken_back, cursor_after = _tick(cursor_after)
@@ -80,8 +92,16 @@ def test_a_new_workbook_builds_its_family_and_everything_downstream(built):
     # A delivered file removed is a change as well (its rows leave the warehouse).
     source.unlink()
     removed, _ = _tick(cursor_after)
-    assert isinstance(removed, RunRequest) and removed.run_key != request.run_key
-    assert removed.tags["zi/families"] == "forecasts"
+    assert removed[-1].run_key != request.run_key and removed[-1].tags["zi/families"] == "forecasts"
+
+
+def test_a_delivery_of_another_family_is_one_run(built):
+    """Only forecast deliveries have a feedback workbook to hurry: a funding extract is one run of its family."""
+    _, cursor = _tick(None)
+    source = next(built.landing_for("funding").rglob("*.csv"))
+    source.write_bytes(source.read_bytes() + b"\n")
+    [request], _ = _tick(cursor)
+    assert isinstance(request, RunRequest) and request.tags["zi/families"] == "funding"
 
 
 def test_files_already_built_by_hand_start_nothing(built):

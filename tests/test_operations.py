@@ -162,7 +162,15 @@ def test_a_dropped_workbook_is_built_and_published_while_other_builds_wait_their
     name = f"forecasts/{dropped.name}"
 
     with _instance(data_dir) as instance:
-        run = _wait(lambda: next(iter(instance.get_runs(limit=1)), None), 60, "Lauf des Sensors angelegt")
+
+        def sensor_run(families: bool):
+            runs = instance.get_runs(limit=5)
+            return next((r for r in runs if bool(r.tags.get("zi/families")) == families), None)
+
+        # Two runs of one tick: the feedback first, then the family's build (dagster_zi/landing.py).
+        run = _wait(lambda: sensor_run(families=True), 60, "Lauf des Sensors angelegt")
+        feedback_run = sensor_run(families=False)
+        assert feedback_run is not None and feedback_run.tags.get("dagster/sensor_name") == "landing_sensor"
         assert run.tags.get("dagster/sensor_name") == "landing_sensor" and run.tags["zi/families"] == "forecasts"
         _wait(lambda: instance.get_run_by_id(run.run_id).status == DagsterRunStatus.STARTED, 120, "Lauf gestartet")
 
@@ -185,6 +193,7 @@ def test_a_dropped_workbook_is_built_and_published_while_other_builds_wait_their
 
     with _instance(data_dir) as instance:
         assert instance.get_run_by_id(run.run_id).status == DagsterRunStatus.SUCCESS
+        assert instance.get_run_by_id(feedback_run.run_id).status == DagsterRunStatus.SUCCESS
         messages = " ".join(e.message or "" for e in instance.all_logs(run.run_id))
         assert LOCK_ERROR not in messages and "vorgeladenen Run-Worker" in messages
     con = duckdb.connect(str(data_dir / "published" / "zi.duckdb"), read_only=True)
