@@ -48,6 +48,9 @@ LISTING_IGNORED = (STATE_FILE, "dbt_target", writer_lock.LOCK_FILE)
 DBT_PATHS = ("dbt_project.yml", "models", "seeds", "dbt_project")
 #: Berichtsstände and their lock: frozen by `zi report`, not written by builds.
 PUBLISHED_IGNORED = (releases.REPORTING_DIR, releases.LOCK_FILE)
+#: The quarterly report's chart cache (``reports/quarterly/charts.py``, CACHE_FOLDER): every drawing reads and
+#: writes it, a report frozen by `zi report` too, and what it holds changes no result.
+REPORTS_IGNORED = (".chart-cache",)
 VERSION = 1
 
 
@@ -88,6 +91,12 @@ def code_fingerprint() -> dict[str, str]:
     return {"code": _content_hash(config.REPO_ROOT, CODE_DIRS), "dbt": _content_hash(config.REPO_ROOT, DBT_PATHS)}
 
 
+def package_fingerprint() -> str:
+    """Content hash of the ``zi_warehouse`` package alone: what the quarterly report's charts are drawn with (an
+    edit of the Dagster wiring or the dbt project does not change a chart)."""
+    return _content_hash(config.REPO_ROOT, ("zi_warehouse",))
+
+
 def inputs(paths: config.Paths) -> dict:
     """What the build reads: landing files per family, the pipeline code, the dbt project, settings."""
     env = {k: v for k, v in os.environ.items() if k.startswith(ENV_PREFIXES) and k not in ENV_IGNORED}
@@ -106,7 +115,7 @@ def outputs(paths: config.Paths) -> dict:
         "warehouse": _listing(paths.warehouse_dir, exclude=LISTING_IGNORED),
         "published": _listing(paths.published, exclude=PUBLISHED_IGNORED),
         "feedback": _listing(paths.feedback),
-        "reports": _listing(paths.reports),
+        "reports": _listing(paths.reports, exclude=REPORTS_IGNORED),
     }
 
 

@@ -112,8 +112,8 @@ def write_report_if_changed(
     period: str | None = None, progress: Callable[[str], None] = lambda _msg: None
 ) -> tuple[ReportResult, bool]:
     """The pipeline's report: drawn again only when a mart or the code changed since the last drawing of the
-    same quarter (a delivery that changed nothing the report shows costs no redraw). Returns the report and
-    whether it was drawn now."""
+    same quarter (a delivery that changed nothing the report shows costs no redraw; a redraw draws only the
+    charts whose inputs changed, ``charts.chart_svg``). Returns the report and whether it was drawn now."""
     paths = config.paths()
     inputs = report_inputs(paths, period)
     record_path = paths.reports / "quarterly" / DRAWN_FROM_FILE

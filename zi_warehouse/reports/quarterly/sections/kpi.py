@@ -10,8 +10,6 @@ from __future__ import annotations
 import math
 from typing import Any
 
-import matplotlib.pyplot as plt
-
 from zi_warehouse import warehouse
 from zi_warehouse.german import format_number
 from zi_warehouse.reports.quarterly.charts import COLOURS, chart_svg, german_ticks, plotted, year_axis
@@ -312,6 +310,8 @@ def section_kpi_municipalities(con, year: int) -> Section:
     )
 
     def draw_multiples(fig, axes):
+        from matplotlib.lines import Line2D  # here: matplotlib is imported only when a chart is drawn
+
         flat = [ax for row in axes for ax in row]
         for ax, r in zip(flat, chosen):
             s = series[r["municipality_key"]]
@@ -346,9 +346,9 @@ def section_kpi_municipalities(con, year: int) -> Section:
             ncol=3,
             bbox_to_anchor=(0.5, 0.02),
             handles=[
-                plt.Line2D([], [], color=COLOURS["target"]),
-                plt.Line2D([], [], color=COLOURS["planned"], ls="--"),
-                plt.Line2D([], [], color=COLOURS["actual"]),
+                Line2D([], [], color=COLOURS["target"]),
+                Line2D([], [], color=COLOURS["planned"], ls="--"),
+                Line2D([], [], color=COLOURS["actual"]),
             ],
         )
 
