@@ -181,6 +181,7 @@ def daemon_delivery(data_dir: Path, workbook: Path, timeout_s: float) -> dict:
     published_s = round(time.time() - dropped, 2) if published else None
     out = {
         "label": "daemon_new_workbook",
+        "dropped_at": dropped,
         "file": name,
         "drop_to_feedback_seconds": feedback_s,
         "drop_to_published_seconds": published_s,
