@@ -10,6 +10,7 @@ all use this instance, so every run, materialisation and check result has one hi
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from pathlib import Path
@@ -28,12 +29,25 @@ storage:
 """
 
 
-def instance_yaml() -> str:
-    """The instance configuration for the current environment."""
+_SQLITE_EVENT_LOG = """
+# SQLite event log: Dagster's own files (history/runs/ in this folder), one database engine per file instead
+# of one per stored event (dagster_zi/event_log_storage.py).
+event_log_storage:
+  module: dagster_zi.event_log_storage
+  class: ZiSqliteEventLogStorage
+  config:
+    base_dir: {base_dir}
+"""
+
+
+def instance_yaml(home: Path | None = None) -> str:
+    """The configuration of the instance in ``home`` (default: this data directory's) for the current
+    environment: PostgreSQL storage when the URL is set, else SQLite with this project's event log."""
     text = TEMPLATE.read_text(encoding="utf-8")
     if os.environ.get(POSTGRES_URL_ENV):
-        text += _POSTGRES_STORAGE
-    return text
+        return text + _POSTGRES_STORAGE
+    base_dir = (home or config.paths().dagster_home) / "history" / "runs"
+    return text + _SQLITE_EVENT_LOG.format(base_dir=json.dumps(str(base_dir)))
 
 
 class InstanceMismatch(RuntimeError):
@@ -61,7 +75,7 @@ def ensure_instance() -> Path:
     home.mkdir(parents=True, exist_ok=True)
     os.environ["DAGSTER_HOME"] = str(home)
     target = home / "dagster.yaml"
-    wanted = instance_yaml()
+    wanted = instance_yaml(home)
     try:
         current = target.read_text(encoding="utf-8")
     except OSError:
