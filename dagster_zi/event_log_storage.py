@@ -10,7 +10,7 @@ database file (one per run, plus the index) keeps its engine; the engine still o
 holds none between uses (no pooled connection can cross the run worker's fork), and the databases stay what
 Dagster writes and reads. Commits do not wait for the disk (``synchronous=NORMAL`` in SQLite's WAL mode, which
 Dagster sets): a power cut may lose a run's last events but leaves every database consistent.
-Measured in docs/performance.md (fix 17).
+Measured in docs/performance.md (fix 18).
 """
 
 from __future__ import annotations
