@@ -23,7 +23,7 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from test_forecasts_reader import good_row, write_xlsx
@@ -538,6 +538,8 @@ def test_fuzz_funding_extract(funding_rows, cells, edits):
 
 @FUZZ
 @given(cells=CELLS, edits=st.one_of(st.just([]), EDITS))
+# Found by CI: a stray byte in the register's header row was read differently by the header and the row reader.
+@example(cells=[(0, 0, "")], edits=[(142, 0, b"\x80")])
 def test_fuzz_trees_campaign_and_register(cells, edits):
     campaign = [
         ["Betriebshof Duisburg", "Duisburg", "Apfel", "100", "30.10.2021", "3"],

@@ -84,6 +84,11 @@ def canonical_columns(table: pa.Table, mapping: dict[str, str], all_columns: Ite
     """Rename delivered headers to canonical names; absent optional columns become NULL strings."""
     out = {"_row_number": table.column("_row_number")}
     for original, canon in mapping.items():
+        if original not in table.column_names:  # the header read once way, the rows another (e.g. a stray byte)
+            raise HeaderError(
+                f"Spalte '{original}' der Kopfzeile ist in den Datenzeilen nicht wiederzufinden "
+                "(Zeichenkodierung der Datei prüfen, z. B. UTF-8)."
+            )
         col = table.column(original)
         out[canon] = col if col.type == pa.string() else col.cast(pa.string())
     for canon in all_columns:
