@@ -1,31 +1,41 @@
-"""The event log of a SQLite Dagster instance, with one database engine per file instead of one per event.
+"""The event log of a SQLite Dagster instance, with one open connection per file instead of one per event.
 
 What belongs here: only this storage class; ``dagster_zi/instance.py`` names it in ``dagster.yaml`` when the
 instance stores in SQLite (PostgreSQL storage is left as Dagster makes it).
 
 Why: Dagster's SQLite event log builds a new SQLAlchemy engine for every event it stores, opens a connection,
-commits and throws the engine away. A build stores ~1,200 events (one per planned asset, step, check result
-and log line; a one-workbook run ~400), so the engine set-up alone is a noticeable part of a run. Here each
-database file (one per run, plus the index) keeps its engine; the engine still opens a connection per use and
-holds none between uses (no pooled connection can cross the run worker's fork), and the databases stay what
-Dagster writes and reads. Commits do not wait for the disk (``synchronous=NORMAL`` in SQLite's WAL mode, which
-Dagster sets): a power cut may lose a run's last events but leaves every database consistent.
-Measured in docs/performance.md (fix 18).
+commits, closes it and throws the engine away. A build stores ~1,200 events (one per planned asset, step,
+check result and log line; a one-workbook run ~400), and closing the last connection to a WAL database makes
+SQLite checkpoint the log into the database file, so the per-event set-up was a noticeable part of a run.
+Here each database file (one per run, plus the index) keeps its engine and one pooled connection, and the
+databases stay what Dagster writes and reads. Commits do not wait for the disk (``synchronous=NORMAL`` in
+SQLite's WAL mode, which Dagster sets): a power cut may lose a run's last events but leaves every database
+consistent.
+
+Forks: the run worker forks a child per run (``dagster_zi/run_worker.py``). SQLite forbids using a
+connection opened before a fork in the child, and closing it there would act on the parent's files, so a
+child that inherited pooled connections sets them aside untouched (never used, never closed; the child ends
+with ``os._exit``) and opens its own. Measured in docs/performance.md (fixes 18 and 19).
 """
 
 from __future__ import annotations
 
+import os
 from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import sqlalchemy as db
-from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
+from dagster._core.storage.event_log.sqlite.sqlite_event_log import INDEX_SHARD_NAME, SqliteEventLogStorage
 from dagster._core.storage.sqlite import SQLITE_BUSY_TIMEOUT_SECONDS
-from sqlalchemy.pool import NullPool
+from sqlalchemy.pool import QueuePool
 
 #: Engines kept (the index and the latest runs' files); older ones are disposed of when a new file is used.
 KEPT_ENGINES = 16
+
+#: Engines a forked child inherited from its parent: kept referenced so that their connections are never
+#: closed (or finalised) in the child (see the module docstring).
+_INHERITED_ENGINES: list[db.Engine] = []
 
 
 def _commit_without_waiting_for_the_disk(dbapi_connection, _record) -> None:
@@ -37,6 +47,7 @@ class ZiSqliteEventLogStorage(SqliteEventLogStorage):
 
     def __init__(self, base_dir: str, inst_data=None):
         self._engines: OrderedDict[str, db.Engine] = OrderedDict()
+        self._engines_pid = os.getpid()
         super().__init__(base_dir, inst_data=inst_data)
 
     @classmethod
@@ -44,14 +55,20 @@ class ZiSqliteEventLogStorage(SqliteEventLogStorage):
         return cls(inst_data=inst_data, **config_value)
 
     def _engine(self, shard: str) -> db.Engine:
+        if self._engines_pid != os.getpid():  # a forked child: the parent's connections are not ours
+            _INHERITED_ENGINES.extend(self._engines.values())
+            self._engines.clear()
+            self._engines_pid = os.getpid()
         engine = self._engines.get(shard)
         if engine is not None:
             self._engines.move_to_end(shard)
             return engine
         engine = db.create_engine(
             self.conn_string_for_shard(shard),
-            poolclass=NullPool,
-            connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS},
+            poolclass=QueuePool,
+            pool_size=1,  # the storage's lock lets one caller at a time use a file
+            max_overflow=1,
+            connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS, "check_same_thread": False},
         )
         db.event.listen(engine, "connect", _commit_without_waiting_for_the_disk)
         self._engines[shard] = engine
@@ -69,9 +86,28 @@ class ZiSqliteEventLogStorage(SqliteEventLogStorage):
             with engine.connect() as conn, conn.begin():
                 yield conn
 
+    def forget_shard(self, shard: str) -> None:
+        """Close the connection to a file about to be deleted (a run removed by housekeeping)."""
+        with self._db_lock:
+            engine = self._engines.pop(shard, None)
+            if engine is not None and self._engines_pid == os.getpid():
+                engine.dispose()
+            self._initialized_dbs.discard(shard)
+
+    def wipe(self) -> None:
+        with self._db_lock:
+            for shard in [s for s in self._engines if s != INDEX_SHARD_NAME]:
+                engine = self._engines.pop(shard)
+                if self._engines_pid == os.getpid():
+                    engine.dispose()
+        super().wipe()
+
     def dispose(self) -> None:
         with self._db_lock:
-            for engine in self._engines.values():
-                engine.dispose()
+            if self._engines_pid == os.getpid():
+                for engine in self._engines.values():
+                    engine.dispose()
+            else:
+                _INHERITED_ENGINES.extend(self._engines.values())
             self._engines.clear()
         super().dispose()

@@ -102,10 +102,14 @@ def _remove_run_files(instance: DagsterInstance, run_id: str) -> None:
     instance.compute_log_manager.delete_logs(prefix=[run_id])
     from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
 
+    from dagster_zi.event_log_storage import ZiSqliteEventLogStorage
+
     storage = instance.event_log_storage
     if isinstance(storage, SqliteEventLogStorage):
         # An emptied SQLite file keeps its size (about 1 MB for a build). This process must not reuse its
         # knowledge that the file has tables: a later read of the run would find a new, empty file.
+        if isinstance(storage, ZiSqliteEventLogStorage):
+            storage.forget_shard(run_id)  # its open connection would keep the deleted file alive
         Path(storage.path_for_shard(run_id)).unlink(missing_ok=True)
         getattr(storage, "_initialized_dbs", set()).discard(run_id)
     alerts.forget(record_dir(instance), run_id)

@@ -10,7 +10,9 @@ from __future__ import annotations
 import json
 import os
 import socket
+import threading
 import time
+from pathlib import Path
 
 from zi_warehouse import dbt_server
 
@@ -54,4 +56,54 @@ def test_a_slow_reader_gets_every_line_and_the_exit_code(tmp_path, monkeypatch):
         thread.server.shutdown()
         thread.server.server_close()
     assert received.count(LINE) == LINES
+    assert received.endswith(dbt_server.EXIT_MARK + b"0\n")
+
+
+class QuickChild:
+    """Stands in for the parsed dbt project: its child writes the exit mark and its pid, then ends."""
+
+    def __init__(self, *_args) -> None:
+        pass
+
+    def run_child(self, conn: socket.socket, _request: dict) -> int:
+        pid = os.fork()
+        if pid:
+            return pid
+        os.write(conn.fileno(), str(os.getpid()).encode() + b"\n" + dbt_server.EXIT_MARK + b"0\n")
+        os._exit(0)
+
+
+def _ended(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ")[1].startswith("Z")  # ended, not yet reaped
+    except FileNotFoundError:
+        return True
+
+
+def test_the_connection_ends_when_the_child_ends_not_at_the_next_poll(tmp_path, monkeypatch):
+    """zi-dbt returns when the stream ends; the handler ends it as soon as the child has ended (and has let go
+    of the warehouse file), woken by the child's end rather than by its polling interval."""
+    monkeypatch.setattr(dbt_server, "DbtForkServer", QuickChild)
+    monkeypatch.setattr(dbt_server, "POLL_SECONDS", 3600)  # only the child's end can wake the handler
+    path = tmp_path / dbt_server.SOCKET_NAME
+    thread = dbt_server.serve(path, tmp_path, tmp_path, tmp_path)
+    received = bytearray()
+
+    def client() -> None:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.connect(str(path))
+            sock.sendall(json.dumps({"args": [], "env": {}, "cwd": str(tmp_path)}).encode() + b"\n")
+            while chunk := sock.recv(1 << 16):
+                received.extend(chunk)
+
+    reader = threading.Thread(target=client, daemon=True)
+    try:
+        reader.start()
+        reader.join(60)
+        assert not reader.is_alive(), "the stream stayed open after the child had ended"
+    finally:
+        thread.server.shutdown()
+        thread.server.server_close()
+    pid = int(bytes(received).split(b"\n")[0])
+    assert _ended(pid)
     assert received.endswith(dbt_server.EXIT_MARK + b"0\n")

@@ -1,9 +1,13 @@
-"""The instance's SQLite event log (dagster_zi/event_log_storage.py): Dagster's own files, one engine per file."""
+"""The instance's SQLite event log (dagster_zi/event_log_storage.py): Dagster's own files, one open connection per
+file, none carried across a fork."""
 
 from __future__ import annotations
 
+import json
+import os
 import time
 
+import sqlalchemy
 from dagster import AssetKey, AssetMaterialization, DagsterInstance
 from dagster._core.events import DagsterEvent, DagsterEventType, StepMaterializationData
 from dagster._core.events.log import EventLogEntry
@@ -62,6 +66,62 @@ def test_events_are_dagsters_and_each_file_keeps_one_engine(tmp_path):
     assert len(plain.get_logs_for_run("run-a")) == 12
     latest = plain.get_latest_materialization_events([AssetKey(["marts", "mart_2"])])[AssetKey(["marts", "mart_2"])]
     assert latest.dagster_event.event_specific_data.materialization.metadata["rows"].value == 11
+
+
+def test_each_file_is_opened_once_not_once_per_event(tmp_path):
+    storage = ZiSqliteEventLogStorage(str(tmp_path))
+    storage.store_event(_materialization("run-a", 0))
+    opened: list[str] = []
+    for shard, engine in storage._engines.items():
+        sqlalchemy.event.listen(engine, "connect", lambda *_args, shard=shard: opened.append(shard))
+    for i in range(1, 20):
+        storage.store_event(_materialization("run-a", i))
+    assert opened == []  # the connections opened for the first event serve every later one
+    assert len(storage.get_logs_for_run("run-a")) == 20
+    storage.dispose()
+
+
+def test_a_forked_child_opens_its_own_connections_and_leaves_the_parents_alone(tmp_path):
+    """SQLite forbids using a connection opened before a fork in the child; the run worker forks a child per run."""
+    storage = ZiSqliteEventLogStorage(str(tmp_path))
+    for i in range(3):
+        storage.store_event(_materialization("run-a", i))
+    parents = {id(engine) for engine in storage._engines.values()}
+    result = tmp_path / "child.json"
+    pid = os.fork()
+    if pid == 0:  # the child: report what it used, never return into pytest
+        code = 1
+        try:
+            for i in range(3, 6):
+                storage.store_event(_materialization("run-a", i))
+            storage.store_event(_materialization("run-c", 0))
+            result.write_text(
+                json.dumps(
+                    {
+                        "own": [id(engine) for engine in storage._engines.values()],
+                        "set_aside": [id(engine) for engine in event_log_storage._INHERITED_ENGINES],
+                    }
+                )
+            )
+            code = 0
+        finally:
+            os._exit(code)
+    assert os.waitpid(pid, 0)[1] == 0
+    child = json.loads(result.read_text())
+    assert parents.isdisjoint(child["own"])  # the child used none of the parent's engines ...
+    assert set(child["set_aside"]) == parents  # ... and kept them unclosed
+    storage.store_event(_materialization("run-a", 6))  # the parent's connections still work
+    assert len(storage.get_logs_for_run("run-a")) == 7
+    assert len(storage.get_logs_for_run("run-c")) == 1
+    storage.dispose()
+
+    plain = SqliteEventLogStorage(str(tmp_path))
+    assert (
+        plain.get_logs_for_run("run-a")[-1].dagster_event.event_specific_data.materialization.metadata["rows"].value
+        == 6
+    )
+    with plain.run_connection("run-a") as conn:
+        assert conn.exec_driver_sql("PRAGMA integrity_check").scalar() == "ok"
 
 
 def test_engines_of_old_runs_are_let_go(tmp_path, monkeypatch):

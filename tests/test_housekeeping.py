@@ -8,6 +8,7 @@ dagster.yaml (dagster_zi/instance.py) in a temporary DAGSTER_HOME; "old" is reac
 from __future__ import annotations
 
 import datetime as dt
+import os
 from pathlib import Path
 
 import pytest
@@ -86,6 +87,17 @@ def _event_file(inst: DagsterInstance, run_id: str) -> Path:
     return Path(inst.event_log_storage.path_for_shard(run_id))
 
 
+def _open_files() -> set[str]:
+    """The files this process holds open (a deleted one keeps its disk space while it is open)."""
+    names = set()
+    for fd in Path("/proc/self/fd").iterdir():
+        try:
+            names.add(os.readlink(fd).removesuffix(" (deleted)"))
+        except OSError:
+            pass
+    return names
+
+
 def test_old_runs_go_the_runs_the_asset_status_rests_on_stay(instance):
     first_build = _build(instance)
     last_build = _build(instance)
@@ -113,6 +125,7 @@ def test_old_runs_go_the_runs_the_asset_status_rests_on_stay(instance):
     for run_id in (first_build, failed):
         assert instance.get_run_by_id(run_id) is None
         assert not _event_file(instance, run_id).exists()  # the emptied SQLite file is removed, too
+        assert str(_event_file(instance, run_id)) not in _open_files()  # and its disk space given back
         assert not (Path(instance.root_directory) / "storage" / run_id).exists()  # compute logs
         assert instance.all_logs(run_id) == []
     assert alerts.read_record(Path(instance.root_directory) / "alerts", failed) is None

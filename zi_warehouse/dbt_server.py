@@ -25,7 +25,6 @@ import socket
 import socketserver
 import sys
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +33,8 @@ SOCKET_NAME = "dbt-server.sock"
 SOCKET_ENV = "ZI_DBT_SERVER"
 #: The last line of a command's output on the socket: its exit code (never shown to dagster-dbt).
 EXIT_MARK = b"\x00zi-dbt-exit "
+#: How often a waiting handler looks at its child without being woken (its end wakes it at once).
+POLL_SECONDS = 0.5
 
 
 def _dbt_environment(data_dir: Path, repo_root: Path) -> dict[str, str]:
@@ -145,29 +146,39 @@ def serve(path: Path, data_dir: Path, repo_root: Path, target: Path) -> threadin
                 return
             pid = state["server"].run_child(self.connection, request)
             children[pid] = 1
-            # The child writes the output; wait here so the connection stays open until it has finished
-            # (a message "stop" from the client ends the child). No settimeout on the connection: it would
-            # make the socket non-blocking for the child too (one open file shared across the fork), and
-            # the child's writes would then fail with EAGAIN whenever the reader falls behind.
-            client_open = True
-            while True:
-                try:
-                    if os.waitpid(pid, os.WNOHANG)[0] == pid:
+            # The child writes the output; wait here so the connection stays open until it has ended (and
+            # with it its hold on the warehouse file); a message "stop" from the client ends the child. The
+            # child's end is seen at once through a pidfd, not at the next poll. No settimeout on the
+            # connection: it would make the socket non-blocking for the child too (one open file shared
+            # across the fork), and the child's writes would then fail with EAGAIN whenever the reader
+            # falls behind.
+            try:
+                ended = os.pidfd_open(pid)
+            except ProcessLookupError:  # already ended and reaped
+                children.pop(pid, None)
+                return
+            try:
+                client_open = True
+                while True:
+                    try:
+                        if os.waitpid(pid, os.WNOHANG)[0] == pid:
+                            break
+                    except ChildProcessError:
                         break
-                except ChildProcessError:
-                    break
-                if not client_open:
-                    time.sleep(0.5)
-                    continue
-                try:
-                    readable, _, _ = select.select([self.connection], [], [], 0.5)
-                    message = self.connection.recv(16) if readable else None
-                except OSError:
-                    break
-                if message == b"stop":
-                    os.killpg(pid, signal.SIGINT)
-                elif message == b"":
-                    client_open = False  # zi-dbt went away; the child ends by itself
+                    watched = [ended, self.connection] if client_open else [ended]
+                    try:
+                        readable, _, _ = select.select(watched, [], [], POLL_SECONDS)
+                        if ended in readable:
+                            break
+                        message = self.connection.recv(16) if readable else None
+                    except OSError:
+                        break
+                    if message == b"stop":
+                        os.killpg(pid, signal.SIGINT)
+                    elif message == b"":
+                        client_open = False  # zi-dbt went away; the child ends by itself
+            finally:
+                os.close(ended)
             children.pop(pid, None)
 
     if path.exists():
