@@ -1,7 +1,7 @@
 """The Dagster deployment of one data directory on one server: which processes, started how.
 
 What belongs here: the processes ``zi serve`` starts and supervises — the webserver (UI), the daemon
-(schedule, sensors, run queue, run monitoring) and the run worker (``dagster_zi/run_worker.py``) — all with
+(schedule, sensors, run queue, run monitoring; ``dagster_zi/daemon.py``) and the run worker (``dagster_zi/run_worker.py``) — all with
 the data directory's instance (``DAGSTER_HOME``) and the repository's ``workspace.yaml``. The systemd units in
 ``deploy/systemd/`` start the same commands as separate services.
 """
@@ -27,7 +27,7 @@ def commands(host: str, port: int) -> dict[str, list[str]]:
     bin_dir = Path(sys.executable).parent
     return {
         "Dagster-UI": [str(bin_dir / "dagster-webserver"), "-w", str(WORKSPACE), "-h", host, "-p", str(port)],
-        "Dagster-Daemon": [str(bin_dir / "dagster-daemon"), "run", "-w", str(WORKSPACE)],
+        "Dagster-Daemon": [sys.executable, "-m", "dagster_zi.daemon", "run", "-w", str(WORKSPACE)],
         "Run-Worker": [sys.executable, "-m", "dagster_zi.run_worker"],
     }
 

@@ -91,9 +91,9 @@ def test_the_units_commands_exist_accept_their_arguments_and_match_zi_serve(tmp_
     # The three units start exactly what `zi serve` starts.
     serve = commands("127.0.0.1", 3000)
     assert started["zi-webserver.service"] == serve["Dagster-UI"]
-    assert started["zi-daemon.service"] == serve["Dagster-Daemon"]
-    assert started["zi-run-worker.service"][1:] == serve["Run-Worker"][1:]
-    assert Path(started["zi-run-worker.service"][0]).parent == Path(serve["Run-Worker"][0]).parent
+    for unit, name in (("zi-daemon.service", "Dagster-Daemon"), ("zi-run-worker.service", "Run-Worker")):
+        assert started[unit][1:] == serve[name][1:]  # python -m <module> <arguments>
+        assert Path(started[unit][0]).parent == Path(serve[name][0]).parent
 
 
 @pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd not installed (structural check above)")

@@ -17,9 +17,8 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO_ROOT, ZI, stop_process_group, zi_env
+from dagster_zi.deployment import commands
 from pg_server import postgres_server
-
-BIN = Path(sys.executable).parent
 
 
 def _env(data_dir: Path, **extra: str) -> dict[str, str]:
@@ -104,7 +103,7 @@ def test_runs_materialisations_checks_and_sensor_ticks_go_into_postgres(tmp_path
 
         # The daemon with this instance evaluates the sensors (running by default) and records their ticks there.
         daemon = subprocess.Popen(
-            [str(BIN / "dagster-daemon"), "run", "-w", str(REPO_ROOT / "workspace.yaml")],
+            commands("127.0.0.1", 3000)["Dagster-Daemon"],  # the deployment's daemon (dagster_zi/daemon.py)
             cwd=REPO_ROOT,
             env={**env, "DAGSTER_HOME": str(home)},
             start_new_session=True,

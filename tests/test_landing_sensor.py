@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
+import subprocess
+import sys
 import time
 
 import pytest
@@ -11,6 +14,7 @@ from dagster import DefaultScheduleStatus, DefaultSensorStatus, RunRequest, Skip
 
 from conftest import copy_built_data_dir
 from dagster_zi import landing
+from dagster_zi.deployment import commands
 from zi_warehouse import config
 
 FAMILY_ROOTS = {"raw_forecasts", "raw_funding", "raw_climate", "raw_trees", "raw_surfaces"}
@@ -39,9 +43,25 @@ def test_the_sensor_looks_on_every_loop_of_the_daemon():
     # The daemon evaluates sensors every MIN_INTERVAL_LOOP_TIME seconds and skips one whose last tick began less
     # than its minimum ago; a minimum equal to the loop's period skipped every other loop now and then (a
     # delivery waited up to 10 s instead of 5 s).
-    from dagster._daemon.sensor import MIN_INTERVAL_LOOP_TIME
+    from dagster_zi.daemon import SENSOR_LOOP_SECONDS
 
-    assert landing.landing_sensor.minimum_interval_seconds < MIN_INTERVAL_LOOP_TIME - 1
+    assert landing.landing_sensor.minimum_interval_seconds <= SENSOR_LOOP_SECONDS - 1
+
+
+def test_the_deployments_daemon_runs_dagsters_sensor_loop_every_two_seconds():
+    import dagster._daemon.sensor as dagster_sensor_daemon
+
+    from dagster_zi import daemon
+
+    script = (
+        "import dagster._daemon.sensor as s, dagster_zi.daemon as d; d.shorten_sensor_loop(); "
+        "print(s.MIN_INTERVAL_LOOP_TIME)"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True)
+    assert float(result.stdout) == daemon.SENSOR_LOOP_SECONDS < 5
+    # Dagster's loop reads the module's value on every iteration (not a copy taken at import).
+    assert "MIN_INTERVAL_LOOP_TIME - loop_duration" in inspect.getsource(dagster_sensor_daemon)
+    assert commands("127.0.0.1", 3000)["Dagster-Daemon"][1:3] == ["-m", "dagster_zi.daemon"]
 
 
 def test_nothing_new_after_a_build_and_a_touched_file_is_no_delivery(built):

@@ -1,0 +1,44 @@
+"""The deployment's Dagster daemon: Dagster's own ``dagster-daemon``, with a shorter sensor loop.
+
+What belongs here: the daemon's entry point (``python -m dagster_zi.daemon run -w workspace.yaml``, the same
+arguments as ``dagster-daemon``), started by ``zi serve`` (``dagster_zi/deployment.py``) and by
+``deploy/systemd/zi-daemon.service``, and the one thing it changes.
+
+Why: Dagster's sensor daemon looks at the sensors in a fixed loop of 5 s (``MIN_INTERVAL_LOOP_TIME`` of
+``dagster._daemon.sensor``; dagster.yaml has no setting for it), so a workbook dropped into ``landing/`` waited
+0-5 s, 2.5 s on average, before the landing sensor even saw it — half of the 5 s the coordinator's feedback
+may take (issue 20). Here the loop takes ``SENSOR_LOOP_SECONDS``. Every sensor still keeps its own minimum
+interval (alerts 30 s); the landing sensor's (1 s) stays below the loop's period, so it looks on every loop.
+The price is one loop every 2 s instead of 5 s: a few reads of the instance and the landing sensor's look at
+the folders (sizes and times; 0.01-0.09 s at scale 1). Measured in docs/performance.md (fix 21).
+"""
+
+from __future__ import annotations
+
+import sys
+
+import dagster._daemon.sensor as dagster_sensor_daemon
+
+#: Seconds per loop of the sensor daemon (Dagster's default: 5).
+SENSOR_LOOP_SECONDS = 2
+
+
+def shorten_sensor_loop() -> None:
+    """Set the sensor daemon's loop; fail loudly if Dagster no longer has the setting this relies on."""
+    if not isinstance(getattr(dagster_sensor_daemon, "MIN_INTERVAL_LOOP_TIME", None), int | float):
+        raise RuntimeError(
+            "dagster._daemon.sensor.MIN_INTERVAL_LOOP_TIME fehlt in dieser Dagster-Version: "
+            "dagster_zi/daemon.py an die neue Version anpassen."
+        )
+    dagster_sensor_daemon.MIN_INTERVAL_LOOP_TIME = SENSOR_LOOP_SECONDS
+
+
+def main() -> None:
+    shorten_sensor_loop()
+    from dagster._daemon.cli import main as dagster_daemon_main
+
+    sys.exit(dagster_daemon_main())
+
+
+if __name__ == "__main__":
+    main()
