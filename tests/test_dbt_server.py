@@ -20,11 +20,14 @@ LINES = 3000
 LINE = b"x" * 999 + b"\n"
 
 
-class ChattyChild:
-    """Stands in for the parsed dbt project: its child writes LINES lines, then the exit mark."""
+class StandInChild:
+    """Stands in for the parsed dbt project: its forked child writes ``output`` to the connection and ends."""
 
     def __init__(self, *_args) -> None:
         pass
+
+    def output(self, fd: int) -> None:
+        raise NotImplementedError
 
     def run_child(self, conn: socket.socket, _request: dict) -> int:
         pid = os.fork()
@@ -32,12 +35,19 @@ class ChattyChild:
             return pid
         code = 0
         try:
-            for _ in range(LINES):
-                os.write(conn.fileno(), LINE)
-            os.write(conn.fileno(), dbt_server.EXIT_MARK + b"0\n")
+            self.output(conn.fileno())
         except OSError:
             code = 3  # e.g. EAGAIN: the output the caller needed is lost
         os._exit(code)
+
+
+class ChattyChild(StandInChild):
+    """Writes LINES lines, then the exit mark."""
+
+    def output(self, fd: int) -> None:
+        for _ in range(LINES):
+            os.write(fd, LINE)
+        os.write(fd, dbt_server.EXIT_MARK + b"0\n")
 
 
 def test_a_slow_reader_gets_every_line_and_the_exit_code(tmp_path, monkeypatch):
@@ -59,18 +69,11 @@ def test_a_slow_reader_gets_every_line_and_the_exit_code(tmp_path, monkeypatch):
     assert received.endswith(dbt_server.EXIT_MARK + b"0\n")
 
 
-class QuickChild:
-    """Stands in for the parsed dbt project: its child writes the exit mark and its pid, then ends."""
+class QuickChild(StandInChild):
+    """Writes its pid and the exit mark at once."""
 
-    def __init__(self, *_args) -> None:
-        pass
-
-    def run_child(self, conn: socket.socket, _request: dict) -> int:
-        pid = os.fork()
-        if pid:
-            return pid
-        os.write(conn.fileno(), str(os.getpid()).encode() + b"\n" + dbt_server.EXIT_MARK + b"0\n")
-        os._exit(0)
+    def output(self, fd: int) -> None:
+        os.write(fd, str(os.getpid()).encode() + b"\n" + dbt_server.EXIT_MARK + b"0\n")
 
 
 def _ended(pid: int) -> bool:
