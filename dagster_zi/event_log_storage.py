@@ -10,7 +10,8 @@ SQLite checkpoint the log into the database file, so the per-event set-up was a 
 Here each database file (one per run, plus the index) keeps its engine and one pooled connection, and the
 databases stay what Dagster writes and reads. Commits do not wait for the disk (``synchronous=NORMAL`` in
 SQLite's WAL mode, which Dagster sets): a power cut may lose a run's last events but leaves every database
-consistent.
+consistent. After every stored event the run's file gets a new modification time: Dagster's watch of a running
+run (the UI's live log) waits for a change of that file, and the events now go to its ``-wal`` file.
 
 Forks: the run worker forks a child per run (``dagster_zi/run_worker.py``). SQLite forbids using a
 connection opened before a fork in the child, and closing it there would act on the parent's files, so a
@@ -85,6 +86,16 @@ class ZiSqliteEventLogStorage(SqliteEventLogStorage):
                 self._initialized_dbs.add(shard)
             with engine.connect() as conn, conn.begin():
                 yield conn
+
+    def store_event(self, event) -> None:
+        super().store_event(event)
+        # Watchers of a running run (the UI's live log) are woken by a change of the run's ``.db`` file. With an
+        # open connection in WAL mode the event went to the ``-wal`` file, and the ``.db`` file would change only
+        # at a checkpoint or when this process ends; changing its time is a change the watcher sees.
+        try:
+            os.utime(self.path_for_shard(event.run_id))
+        except OSError:
+            pass
 
     def forget_shard(self, shard: str) -> None:
         """Close the connection to a file about to be deleted (a run removed by housekeeping)."""

@@ -124,6 +124,28 @@ def test_a_forked_child_opens_its_own_connections_and_leaves_the_parents_alone(t
         assert conn.exec_driver_sql("PRAGMA integrity_check").scalar() == "ok"
 
 
+def test_a_watcher_sees_each_event_while_the_run_goes_on(tmp_path):
+    """The UI follows a running run through Dagster's watch of the run's file (a file-system notification when
+    the ``.db`` file changes). With an open connection in WAL mode the events go to the ``-wal`` file, and the
+    database file would change only when the run's process ends: the UI's log would stand still until then."""
+    writer = ZiSqliteEventLogStorage(str(tmp_path))
+    writer.store_event(_materialization("run-a", 0))
+    reader = ZiSqliteEventLogStorage(str(tmp_path))  # the webserver's storage (another process there)
+    seen: list[int] = []
+    reader.watch("run-a", None, lambda entry, _cursor: seen.append(entry.dagster_event.event_specific_data))
+    try:
+        for i in range(1, 4):
+            writer.store_event(_materialization("run-a", i))
+            deadline = time.monotonic() + 20
+            while len(seen) < i and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert len(seen) >= i, f"the watcher saw {len(seen)} of {i} events while the writer's connection is open"
+    finally:
+        reader.end_watch("run-a", reader._watchers["run-a"] and next(iter(reader._watchers["run-a"])))
+        reader.dispose()
+        writer.dispose()
+
+
 def test_engines_of_old_runs_are_let_go(tmp_path, monkeypatch):
     monkeypatch.setattr(event_log_storage, "KEPT_ENGINES", 3)
     storage = ZiSqliteEventLogStorage(str(tmp_path))
