@@ -19,31 +19,24 @@ REPETITIONS = 3
 def main() -> None:
     checkout = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).resolve().parents[1]
     sys.path.insert(0, str(checkout))
-    from dagster import AssetKey, AssetMaterialization
-    from dagster._core.events import DagsterEvent, DagsterEventType, StepMaterializationData
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
     from dagster._core.events.log import EventLogEntry
 
     from dagster_zi.event_log_storage import ZiSqliteEventLogStorage
+    from test_event_log_storage import _materialization  # the tests' asset event, one home for it
 
     def entry(i: int, asset: bool) -> EventLogEntry:
-        event = None
         if asset:
-            event = DagsterEvent(
-                event_type_value=DagsterEventType.ASSET_MATERIALIZATION.value,
-                job_name="build_warehouse",
-                event_specific_data=StepMaterializationData(
-                    AssetMaterialization(asset_key=AssetKey(["marts", f"mart_{i % 3}"]), metadata={"rows": i})
-                ),
-            )
+            return _materialization("run", i)
         return EventLogEntry(
             error_info=None,
             level=20,
-            user_message="" if asset else f"line {i}",
+            user_message=f"line {i}",
             run_id="run",
             timestamp=time.time(),
             step_key="zi_dbt_assets",
             job_name="build_warehouse",
-            dagster_event=event,
+            dagster_event=None,
         )
 
     ms: dict[str, list[float]] = {"asset event": [], "log line": []}
