@@ -63,6 +63,9 @@ BIN = Path(sys.executable).parent
 SEED = 7
 DEFAULT_SCALES = (0.1, 1.0, 5.0)
 DEFAULT_BUDGET_MIN = {0.1: 15.0, 1.0: 25.0, 5.0: 45.0}
+#: Workbooks dropped one after another through the daemon per scale: where in the sensor's loop a file lands
+#: varies the time to its feedback, so one drop says little; the targets are judged on the slowest.
+DAEMON_DROPS = 4
 PAGE = os.sysconf("SC_PAGE_SIZE")
 
 
@@ -359,10 +362,10 @@ def hold_back(landing: Path, held: Path) -> dict[str, list[str]]:
     if workbooks:
         workbooks.sort()
         chosen["new_workbook"] = [workbooks[-1][2]]
-        # a second municipality's latest workbook, for the delivery through the daemon
+        # other municipalities' latest workbooks, for the deliveries through the daemon
         other = [w for w in workbooks if _PERIOD.match(w[1])["muni"] != _PERIOD.match(workbooks[-1][1])["muni"]]
         if other:
-            chosen["daemon_workbook"] = [other[-1][2]]
+            chosen["daemon_workbook"] = [w[2] for w in other[-DAEMON_DROPS:]]
     extracts: dict[tuple[int, str], list[Path]] = {}
     for p in (landing / "funding").rglob("*.csv"):
         m = _EXTRACT.match(p.name)
@@ -696,15 +699,18 @@ def deployment_scenarios(result: dict, data_dir: Path, held: dict, deadline: flo
         left = max(60.0, deadline - time.monotonic())
         full = result["deployment"]["daemon_full"] = deployment.daemon_full(served["port"], data_dir, left)
         log(f"scale {scale:g}: build launched through the daemon: {full.get('seconds')} s ({full.get('status')})")
-        workbook = data_dir / "held_back" / "daemon_workbook" / held["daemon_workbook"][0]
-        left = max(60.0, deadline - time.monotonic())
-        drop = result["deployment"]["daemon_new_workbook"] = deployment.daemon_delivery(
-            data_dir, workbook, min(left, 600)
-        )
-        log(
-            f"scale {scale:g}: dropped workbook: feedback after {drop['drop_to_feedback_seconds']} s, "
-            f"published after {drop['drop_to_published_seconds']} s"
-        )
+        drops = result["deployment"]["daemon_new_workbooks"] = []
+        for name in held["daemon_workbook"]:
+            left = max(60.0, deadline - time.monotonic())
+            drop = deployment.daemon_delivery(
+                data_dir, data_dir / "held_back" / "daemon_workbook" / name, min(left, 600)
+            )
+            drops.append(drop)
+            log(
+                f"scale {scale:g}: dropped workbook {len(drops)} of {len(held['daemon_workbook'])}: feedback after "
+                f"{drop['drop_to_feedback_seconds']} s, published after {drop['drop_to_published_seconds']} s"
+            )
+        result["deployment"]["daemon_new_workbook"] = deployment.slowest_delivery(drops)
 
 
 # -------------------------------------------------------------------------------------------------- main

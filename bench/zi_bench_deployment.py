@@ -220,3 +220,19 @@ def daemon_delivery(data_dir: Path, workbook: Path, timeout_s: float) -> dict:
                 out["feedback_run"] = times
         out["success"] = out["success"] and all(r.get("success", True) for r in (out, out.get("feedback_run", {})))
     return out
+
+
+def slowest_delivery(drops: list[dict]) -> dict:
+    """What the targets are judged on: the slowest of several drops (to the feedback workbook; ``success`` only
+    if every drop succeeded), with the mean and the number of drops beside it."""
+    timed = [d for d in drops if d.get("drop_to_feedback_seconds") is not None]
+    if not timed:
+        return {"label": "daemon_new_workbook", "success": False, "drops": len(drops)}
+    slowest = dict(max(timed, key=lambda d: d["drop_to_feedback_seconds"]))
+    for key in ("drop_to_feedback_seconds", "drop_to_published_seconds"):
+        values = [d[key] for d in drops if d.get(key) is not None]
+        slowest[key] = max(values) if len(values) == len(drops) else None
+        slowest[f"mean_{key}"] = round(sum(values) / len(values), 2) if values else None
+    slowest["drops"] = len(drops)
+    slowest["success"] = len(timed) == len(drops) and all(d.get("success") for d in drops)
+    return slowest

@@ -289,3 +289,21 @@ def test_dbt_resource_starts_no_version_subprocess_and_no_adapter(monkeypatch):
     assert str(fresh._cli_version) == __version__
     assert fresh._initialize_dbt_core_adapter(["build"]) is None
     assert fresh.dbt_executable.endswith("zi-dbt")
+
+
+def test_the_daemon_targets_are_judged_on_the_slowest_drop():
+    from zi_bench_deployment import slowest_delivery
+
+    drops = [
+        {"drop_to_feedback_seconds": 2.0, "drop_to_published_seconds": 8.0, "success": True, "file": "a"},
+        {"drop_to_feedback_seconds": 3.5, "drop_to_published_seconds": 7.0, "success": True, "file": "b"},
+        {"drop_to_feedback_seconds": 2.5, "drop_to_published_seconds": 9.0, "success": True, "file": "c"},
+    ]
+    judged = slowest_delivery(drops)
+    assert judged["file"] == "b" and judged["drop_to_feedback_seconds"] == 3.5
+    assert judged["drop_to_published_seconds"] == 9.0  # the slowest publish, whichever drop it was
+    assert judged["mean_drop_to_feedback_seconds"] == 2.67 and judged["drops"] == 3 and judged["success"]
+    # A drop that never got its feedback leaves no figure to pass a target with.
+    lost = slowest_delivery([*drops, {"drop_to_feedback_seconds": None, "drop_to_published_seconds": None}])
+    assert lost["drop_to_feedback_seconds"] is None and lost["drop_to_published_seconds"] is None
+    assert not lost["success"]
