@@ -10,6 +10,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from zi_warehouse.forecasts import reader
 from zi_warehouse.forecasts import template as t
 from zi_warehouse.ingest import ingest
 from zi_warehouse.sources import forecasts as src
@@ -477,6 +478,8 @@ def test_municipality_in_file_differs_from_file_name(batch):
     notice = batch.rejections("Prognose_Herne_2021-Q4.xlsx")
     assert [(r[0], r[3]) for r in notice] == [(None, "file_name_municipality_mismatch")]
     assert "Herne" in notice[0][4] and "Bochum" in notice[0][4]
+    # the warehouse names the column like every other (an English key); the sender reads "Dateiname"
+    assert notice[0][1] == reader.FILE_NAME_COLUMN and reader.column_label(notice[0][1]) == "Dateiname"
 
 
 def test_row_of_another_municipality_is_rejected(batch):

@@ -53,8 +53,14 @@ _TOTALS = ("summe", "gesamt", "insgesamt", "total", "zwischensumme")
 _NOTE_START = ("hinweis", "anmerkung", "bemerkung", "*", "quelle", "stand", "achtung", "bitte")
 
 
+#: The column of a notice about the file's name (not a column of the table).
+FILE_NAME_COLUMN = "file_name"
+
+
 def column_label(canonical: str) -> str:
     """German column name for messages: the header of the current template, else the 2020 one."""
+    if canonical == FILE_NAME_COLUMN:
+        return "Dateiname"
     maps = header_maps()
     return maps["2021"].get(canonical) or maps["2020"].get(canonical) or canonical
 
@@ -719,7 +725,7 @@ def _read_file(path: Path, source_file: str, sender: Sender) -> ParsedFile:
         notices.append(
             Rejection(
                 None,
-                "Dateiname",
+                FILE_NAME_COLUMN,
                 file_name,
                 "file_name_municipality_mismatch",
                 f"Der Dateiname nennt {names[name_key].name}, die Arbeitsmappe aber {names[municipality_key].name}. "
@@ -731,7 +737,7 @@ def _read_file(path: Path, source_file: str, sender: Sender) -> ParsedFile:
         notices.append(
             Rejection(
                 None,
-                "Dateiname",
+                FILE_NAME_COLUMN,
                 file_name,
                 "file_name_period_mismatch",
                 f"Der Dateiname nennt {p.quarter_label(*name_period)}, das Feld 'Berichtsquartal' "
