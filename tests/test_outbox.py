@@ -5,6 +5,8 @@ attached; the record keeps anyone from getting the same feedback twice (zi_wareh
 
 from __future__ import annotations
 
+import csv
+import io
 import os
 import re
 from pathlib import Path
@@ -193,3 +195,55 @@ def test_address_file_errors_are_reported_in_german(tmp_path):
     with pytest.raises(outbox.OutboxConfigError, match="nicht lesbar"):
         outbox.coordinator_addresses({outbox.ADDRESSES_ENV: str(tmp_path / "fehlt.csv")})
     assert outbox.coordinator_addresses({}) is None
+
+
+def _delivery(family: str, source_file: str, rejections: list[dict], outcome: str = "partially_loaded"):
+    return outbox.Delivery(
+        family=family,
+        source_file=source_file,
+        file_name=Path(source_file).name,
+        file_hash="0" * 16,
+        municipality_key="bochum",
+        period="2023-Q1" if family == "forecasts" else None,
+        outcome=outcome,
+        rows_read=3,
+        rows_loaded=3 - len(rejections),
+        rows_rejected=len(rejections),
+        error_message=None,
+        rejections=rejections,
+    )
+
+
+def test_a_register_s_rejected_rows_arrive_readable_and_a_correction_is_named_like_the_workbook_says(tmp_path):
+    from email import message_from_bytes
+    from email.policy import default
+
+    tree = {
+        "sheet": None,
+        "row_number": 7,
+        "column_name": "height_m",
+        "value_found": "sehr hoch",
+        "rule": "tree_height_number",
+        "message_de": "Baumhöhe ist keine Zahl; bitte in m angeben oder leer lassen.",
+    }
+    workbook_row = {**tree, "sheet": "Projekte", "column_name": "status", "rule": "status_known"}
+    message = outbox.compose(
+        "bochum",
+        [
+            _delivery("trees", "trees/bochum/baumkataster.csv", [tree]),
+            _delivery("forecasts", "forecasts/Prognose_Bochum_2023-Q1_korrektur1.xlsx", [workbook_row]),
+        ],
+        tmp_path,
+        "zi@example.org",
+        ["anna@bochum.example.de"],
+    )
+    received = message_from_bytes(message.as_bytes(), policy=default)  # as a mail program parses it
+    [attachment] = list(received.iter_attachments())
+    assert attachment.get_content_type() == "text/csv" and attachment.get_content_charset() == "utf-8"
+    text = attachment.get_content()  # decoded with the declared charset
+    header, row = list(csv.reader(io.StringIO(text.lstrip("\ufeff")), delimiter=";"))
+    assert header == ["Zeile", "Gefundener Wert", "Grund", "Hinweis"]  # no sheet column for a register without sheets
+    assert row[0] == "7" and row[3] == tree["message_de"]
+    body = body_of(received)
+    # one revision above the file's own, as the feedback workbook asks (not a fixed "_korrektur1")
+    assert "Dateiname mit „_korrektur2“" in body and "_korrektur1.xlsx)" not in body

@@ -227,12 +227,13 @@ def _attachment(delivery: Delivery, feedback_root: Path) -> tuple[str, bytes, tu
         return None
     buffer = io.StringIO()
     writer = csv.writer(buffer, delimiter=";", lineterminator="\r\n")
-    writer.writerow(["Zeile", "Blatt", "Gefundener Wert", "Grund", "Hinweis"])
+    with_sheet = any(r["sheet"] for r in rows)  # a CSV or GeoJSON register has no sheets: no empty column
+    writer.writerow(["Zeile", *(["Blatt"] if with_sheet else []), "Gefundener Wert", "Grund", "Hinweis"])
     for r in rows:
         writer.writerow(
             [
                 r["row_number"],
-                r["sheet"] or "",
+                *([r["sheet"] or ""] if with_sheet else []),
                 r["value_found"] or "",
                 _label(r["rule"], delivery.family),
                 r["message_de"],
@@ -281,13 +282,13 @@ def message_text(municipality_name: str, deliveries: list[Delivery], attachments
                     lines.append(f"   Hinweis: {r['message_de']}")
         if d.source_file in attachments:
             lines.append(f"   Einzelheiten im Anhang: „{attachments[d.source_file]}“.")
+        if d.family == "forecasts" and d.outcome != "loaded":
+            # the same name ending as the feedback workbook asks for: one revision above this file's
+            suffix = feedback.next_correction_suffix(d.source_file)
+            lines.append(f"   Korrigierte Datei bitte erneut senden, Dateiname mit „{suffix}“.")
         lines.append("")
     if any(d.outcome != "loaded" for d in deliveries):
-        lines += [
-            "Bitte korrigieren Sie abgewiesene Zeilen und Dateien und senden Sie die Datei erneut "
-            "(eine Korrektur heißt z. B. …_korrektur1.xlsx).",
-            "",
-        ]
+        lines += ["Bitte korrigieren Sie abgewiesene Zeilen und Dateien und senden Sie die Datei erneut.", ""]
     lines += ["Mit freundlichen Grüßen", "ZI Warehouse (diese Nachricht wurde automatisch erstellt)"]
     return "\n".join(lines) + "\n"
 
@@ -326,7 +327,9 @@ def compose(
     message["Message-ID"] = make_msgid(domain=sender.rpartition("@")[2] or None)
     message.set_content(message_text(muni.name, deliveries, attached))  # UTF-8, encoded as the standard says
     for name, content, (maintype, subtype) in files:
-        message.add_attachment(content, maintype=maintype, subtype=subtype, filename=name)
+        # a text attachment says its encoding, or mail programs guess (and show "Baumh��he")
+        params = {"charset": "utf-8"} if maintype == "text" else {}
+        message.add_attachment(content, maintype=maintype, subtype=subtype, filename=name, params=params)
     return message
 
 
