@@ -158,3 +158,27 @@ def test_dbt_never_parses_the_whole_project_in_a_fresh_data_directory(demo_build
         assert messages, log
         full_parse = [m for m in messages if "Unable to do partial parsing" in m or "Starting full parse" in m]
         assert not full_parse, (log, full_parse)
+
+
+def _documented_queries() -> list[tuple[str, str]]:
+    """(doc, statement) for every statement of the controllers' example queries (```sql blocks)."""
+    import re
+
+    out = []
+    for doc in ("marts.md", "data-quality.md"):
+        text = (REPO_ROOT / "docs" / doc).read_text(encoding="utf-8")
+        for block in re.findall(r"```sql\n(.*?)```", text, flags=re.S):
+            code = "\n".join(line for line in block.splitlines() if not line.lstrip().startswith("--"))
+            out += [(doc, s.strip()) for s in code.split(";") if s.strip()]
+    return out
+
+
+def test_the_documented_example_queries_run_as_written_on_the_published_file(demo_build):
+    queries = _documented_queries()
+    assert len(queries) >= 5
+    with _published(demo_build) as con:
+        for doc, statement in queries:
+            try:
+                con.execute(statement).fetchall()
+            except duckdb.Error as exc:
+                raise AssertionError(f"docs/{doc}: the example query fails: {exc}\n{statement}") from None
