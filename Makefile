@@ -67,10 +67,12 @@ test: setup test-packages lint
 test-fast: setup test-packages lint
 	$(BIN)/pytest -n 2 --dist loadfile -m "not slow"
 
-# The deployment in the foreground: Dagster UI on http://localhost:3000, daemon (schedule, landing sensor, run
-# queue) and the run worker, all on this data directory's instance (what `zi serve` runs on a server).
+# The deployment in the foreground: Dagster UI on http://localhost:$(PORT) (`make dev PORT=3100` for another
+# port), daemon (schedule, landing sensor, run queue) and the run worker, all on this data directory's instance
+# (what `zi serve` runs on a server).
+PORT ?= 3000
 dev: setup runtime-packages
-	$(BIN)/zi serve
+	$(BIN)/zi serve --port $(PORT)
 
 bench: setup
 	$(BIN)/python bench/zi_bench.py
