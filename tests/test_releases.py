@@ -16,13 +16,14 @@ import hashlib
 import json
 import math
 import re
+import subprocess
 from pathlib import Path
 
 import duckdb
 import openpyxl
 import pytest
 
-from conftest import copy_built_data_dir, run_zi
+from conftest import REPO_ROOT, ZI, copy_built_data_dir, run_zi, zi_env
 from zi_warehouse import releases
 from zi_warehouse.demo.funding_extracts import render_file
 from zi_warehouse.restatements import RESTATED_MARTS
@@ -251,6 +252,10 @@ def test_the_berichtsstand_is_unchanged_and_still_queryable(restated):
     assert re.search(rf"│\s*{int(old_new['new_value'])}\s*│", now), now
     listing = run_zi(data_dir, "releases", "--verify").stdout
     assert quarter in listing and "aktuell" in listing and "unverändert" in listing
+    # piped into a file without COLUMNS (cron, a script): the headers are not cut at 80 characters
+    env = {k: v for k, v in zi_env(data_dir).items() if k != "COLUMNS"}
+    piped = subprocess.run([ZI, "releases"], cwd=REPO_ROOT, env=env, capture_output=True, text=True, check=True)
+    assert "veröffentlicht" in piped.stdout and "Marts (neu geschrieben)" in piped.stdout, piped.stdout
 
 
 def test_the_quarterly_report_lists_the_restatements(restated, monkeypatch, tmp_path):

@@ -19,7 +19,9 @@ from zi_warehouse import config
 from zi_warehouse.german import format_number
 
 app = typer.Typer(help="ZI Warehouse: Monitoring der Zukunftsinitiative Klima.Werk.", no_args_is_help=True)
-console = Console()
+#: Width of the output when it goes to a file or a pipe and COLUMNS is unset (rich would cut tables at 80).
+PIPED_WIDTH = 160
+console = Console(width=None if sys.stdout.isatty() or os.environ.get("COLUMNS") else PIPED_WIDTH)
 
 EXAMPLE_QUERY = "select * from marts.mart_budget_year where year = 2020;"
 
