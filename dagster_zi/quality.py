@@ -35,7 +35,7 @@ from dagster import (
 from dagster_dbt import DbtCliResource, dbt_assets
 
 from dagster_zi.constants import WAREHOUSE_POOL
-from dagster_zi.dbt import ZiDbtTranslator, dbt_project, zi_dbt_assets
+from dagster_zi.dbt import NO_RUN_ARTEFACTS, ZiDbtTranslator, dbt_project, zi_dbt_assets
 from dagster_zi.keys import dbt_model_key
 from zi_warehouse import config, warehouse
 from zi_warehouse.quality import freshness, reconciliations, results, reuse, run_all, suites
@@ -101,7 +101,7 @@ def data_quality_results(context: AssetExecutionContext) -> MaterializeResult:
     pool=WAREHOUSE_POOL,
 )
 def zi_quality_dbt_assets(context: AssetExecutionContext, dbt: DbtCliResource):
-    yield from dbt.cli(["build"], context=context).stream()
+    yield from dbt.cli(["build", *NO_RUN_ARTEFACTS], context=context).stream()
 
 
 # --- asset checks: one per suite, reconciliation and freshness rule, evaluated from the quality mart ---------

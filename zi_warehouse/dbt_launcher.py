@@ -36,7 +36,7 @@ def main() -> None:
     sys.exit(cli())
 
 
-#: dbt run folders kept per data directory (artefacts: run_results.json, compiled SQL, logs).
+#: dbt run folders kept per data directory (dbt.log, compiled SQL; the builds write no JSON artefacts).
 KEEP_DBT_RUNS = 3
 PARTIAL_PARSE = "partial_parse.msgpack"
 #: A target folder chosen by whoever started this process (e.g. a test) is used as it is.
