@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -73,3 +74,44 @@ def test_every_analysis_compiles_and_answers_on_the_marts(warehouse_copy):
             assert rows, analysis.name
     finally:
         con.close()
+
+
+def test_the_quality_history_s_uniqueness_tests_still_catch_a_duplicate_in_the_newest_run(demo_build, tmp_path):
+    # They look at the newest run only (is_latest_run; models/marts/quality/_quality__models.yml), so that they
+    # do not grow with the history: a duplicate there must still fail them.
+    data_dir = tmp_path / "data"
+    (data_dir / "warehouse").mkdir(parents=True)
+    database = data_dir / "warehouse" / "zi.duckdb"
+    shutil.copyfile(demo_build["data_dir"] / "warehouse" / "zi.duckdb", database)
+    env = {**os.environ, "ZI_DATA_DIR": str(data_dir), "DBT_TARGET_PATH": str(tmp_path / "target")}
+
+    def uniqueness_tests() -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [
+                ZI_DBT,
+                "test",
+                "--select",
+                "mart_data_quality,test_name:unique mart_data_quality,test_name:unique_combination",
+            ],
+            cwd=REPO_ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+
+    clean = uniqueness_tests()
+    assert clean.returncode == 0 and "PASS=2" in clean.stdout, clean.stdout[-3000:]
+    compiled = sorted((tmp_path / "target" / "compiled").rglob("unique*mart_data_q*.sql"))
+    assert len(compiled) == 2 and all("is_latest_run" in p.read_text() for p in compiled), compiled
+    with duckdb.connect(str(database)) as con:
+        con.execute(
+            "insert into marts.mart_data_quality select * from marts.mart_data_quality where is_latest_run limit 1"
+        )
+    duplicated = uniqueness_tests()
+    assert duplicated.returncode != 0, duplicated.stdout[-3000:]
+    failed = re.findall(r"FAIL \d+ (unique\w*)", duplicated.stdout)
+    assert sorted(failed) == [
+        "unique_combination_mart_data_quality_run_id__source__municipality_key__check_name",
+        "unique_mart_data_quality_result_id",
+    ], duplicated.stdout[-3000:]
