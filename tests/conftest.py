@@ -67,6 +67,18 @@ def _no_shared_dagster_home():
         os.environ["DAGSTER_HOME"] = previous
 
 
+@pytest.fixture(autouse=True)
+def _dagster_home_per_test():
+    """ensure_instance() points DAGSTER_HOME at a test's own instance; the next test must not inherit it (its
+    `zi` processes would record their runs in the earlier test's instance)."""
+    before = os.environ.get("DAGSTER_HOME")
+    yield
+    if before is None:
+        os.environ.pop("DAGSTER_HOME", None)
+    else:
+        os.environ["DAGSTER_HOME"] = before
+
+
 def run_zi(data_dir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
     env = zi_env(data_dir)
     result = subprocess.run([ZI, *args], cwd=REPO_ROOT, env=env, capture_output=True, text=True)

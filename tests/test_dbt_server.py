@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -110,3 +112,42 @@ def test_the_connection_ends_when_the_child_ends_not_at_the_next_poll(tmp_path, 
     pid = int(bytes(received).split(b"\n")[0])
     assert _ended(pid)
     assert received.endswith(dbt_server.EXIT_MARK + b"0\n")
+
+
+class LingeringChild(StandInChild):
+    """Writes its pid, then works on for a minute (as dbt does, whether anyone still reads its output or not)."""
+
+    def output(self, fd: int) -> None:
+        os.write(fd, str(os.getpid()).encode() + b"\n")
+        time.sleep(60)
+        os.write(fd, dbt_server.EXIT_MARK + b"0\n")
+
+
+def test_a_command_whose_caller_is_gone_is_stopped(tmp_path, monkeypatch):
+    """A killed build takes its zi-dbt with it; the command's child must not go on writing the warehouse (the
+    next build would find it locked: tests/test_reliability_crash.py saw exactly that)."""
+    monkeypatch.setattr(dbt_server, "DbtForkServer", LingeringChild)
+    path = tmp_path / dbt_server.SOCKET_NAME
+    thread = dbt_server.serve(path, tmp_path, tmp_path, tmp_path)
+    # The caller in a process of its own, as zi-dbt is (in this process the forked child would inherit the
+    # caller's end of the socket and keep it open): it reads the first line and ends.
+    caller = (
+        "import json, socket, sys\n"
+        "sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)\n"
+        "sock.connect(sys.argv[1])\n"
+        "sock.sendall(json.dumps({'args': [], 'env': {}, 'cwd': sys.argv[2]}).encode() + b'\\n')\n"
+        "print(int(sock.makefile('rb').readline()))\n"
+    )
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", caller, str(path), str(tmp_path)], capture_output=True, text=True, timeout=60
+        )
+        pid = int(done.stdout)
+        # the caller is gone (its socket closed, as when zi-dbt is killed)
+        deadline = time.monotonic() + 10
+        while not _ended(pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert _ended(pid), "the command went on after its caller had gone"
+    finally:
+        thread.server.shutdown()
+        thread.server.server_close()

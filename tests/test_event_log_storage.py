@@ -39,7 +39,9 @@ def _materialization(run_id: str, i: int) -> EventLogEntry:
 
 def test_the_instance_on_sqlite_uses_it_on_dagsters_own_files(tmp_path, monkeypatch):
     monkeypatch.setenv("ZI_DATA_DIR", str(tmp_path / "zi"))
-    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    # set, not deleted: monkeypatch then removes what ensure_instance() puts there (a deleted, unset variable
+    # is not restored, and this test's instance leaked into the next test's `zi build` in the same worker)
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "zi" / "dagster"))
     monkeypatch.delenv("ZI_DAGSTER_POSTGRES_URL", raising=False)
     from dagster_zi.instance import ensure_instance
 

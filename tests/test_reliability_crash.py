@@ -66,6 +66,7 @@ def start_build(data_dir: Path) -> subprocess.Popen:
     }
     for name in ("ZI_POSTGRES_DSN", "PGHOST", "PGHOSTADDR", "PGSERVICE", "PGDATABASE"):
         env.pop(name, None)  # PostgreSQL is not part of this test
+    env.pop("DAGSTER_HOME", None)  # the data directory's own instance, as for every `zi` of the tests (zi_env)
     return subprocess.Popen(
         [ZI, "build"],
         cwd=REPO_ROOT,

@@ -81,6 +81,7 @@ class DbtForkServer:
         code = 2
         try:
             os.setsid()
+            _die_with_parent()
             signal.signal(signal.SIGINT, signal.default_int_handler)
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
             fd = conn.fileno()
@@ -110,6 +111,18 @@ class DbtForkServer:
                 os.write(1, EXIT_MARK + str(code).encode() + b"\n")
             finally:
                 _exit(code)
+
+
+def _die_with_parent() -> None:
+    """Linux: this process gets SIGKILL when the server thread that forked it ends, however the server ends
+    (a killed run worker included), so no dbt command outlives the process that waits for it."""
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    parent = os.getppid()
+    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent:  # the parent ended before the request took effect
+        os._exit(2)
 
 
 def socket_path(dagster_home: Path) -> Path:
@@ -176,7 +189,10 @@ def serve(path: Path, data_dir: Path, repo_root: Path, target: Path) -> threadin
                     if message == b"stop":
                         os.killpg(pid, signal.SIGINT)
                     elif message == b"":
-                        client_open = False  # zi-dbt went away; the child ends by itself
+                        # zi-dbt went away (its build was killed): nobody reads the output any more, and the
+                        # child would go on writing the warehouse while the next build starts and finds it locked
+                        client_open = False
+                        stop_child(pid)
             finally:
                 os.close(ended)
             children.pop(pid, None)
@@ -190,7 +206,19 @@ def serve(path: Path, data_dir: Path, repo_root: Path, target: Path) -> threadin
     )
     thread.start()
     thread.server = server  # type: ignore[attr-defined] - closed by the owner on shutdown
+    thread.children = children  # type: ignore[attr-defined] - the commands running now (stopped on shutdown)
     return thread
+
+
+def stop_child(pid: int) -> None:
+    """End a command's child and whatever it started (its own process group, see ``run_child``) at once."""
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        try:
+            os.kill(pid, signal.SIGKILL)  # not (yet) a group of its own
+        except ProcessLookupError:
+            pass
 
 
 def run_via_server(args: list[str], env: dict[str, str], cwd: str) -> int | None:
@@ -269,6 +297,8 @@ def serve_for_this_process(data_dir: Path, repo_root: Path, target: Path) -> tup
                 pass
             stopping.wait(0.5)
         thread.server.shutdown()  # type: ignore[attr-defined]
+        for pid in list(thread.children):  # type: ignore[attr-defined] - the build is gone: so are its commands
+            stop_child(pid)
     except BaseException:  # noqa: BLE001 - the build's dbt commands fall back to starting dbt themselves
         code = 1
     finally:
