@@ -247,3 +247,14 @@ def test_a_register_s_rejected_rows_arrive_readable_and_a_correction_is_named_li
     body = body_of(received)
     # one revision above the file's own, as the feedback workbook asks (not a fixed "_korrektur1")
     assert "Dateiname mit „_korrektur2“" in body and "_korrektur1.xlsx)" not in body
+
+
+def test_the_list_of_deliveries_stays_aligned_past_the_ninth():
+    deliveries = [_delivery("trees", f"trees/bochum/kataster_{i}.csv", [], outcome="loaded") for i in range(12)]
+    lines = outbox.message_text("Bochum", deliveries, {}).splitlines()
+    items = [line for line in lines if re.match(r"\d+\. ", line)]
+    results = [line for line in lines if line.lstrip().startswith("Ergebnis:")]
+    assert len(items) == len(results) == 12
+    starts = {len(line) - len(line.lstrip()) for line in results}
+    assert starts == {len(items[-1]) - len(items[-1].split(" ", 1)[1].lstrip())}  # under the text of "12. …"
+    assert {line.index("Baumkataster") for line in items} == starts

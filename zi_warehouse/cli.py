@@ -319,7 +319,7 @@ def releases_command(
     kept = releases.list_releases(published)
     table = Table(title=f"Releases in {published / 'releases'}")
     table.add_column("Release", no_wrap=True)
-    for header in ("veröffentlicht", "Lauf", "Code", "Marts (neu geschrieben)", ""):
+    for header in ("veröffentlicht", "Lauf", "Code", "Marts (neu geschrieben)", "Status"):
         table.add_column(header)
     for info in kept:
         code = (info.code.get("git_commit") or info.code.get("code") or "?")[:10]

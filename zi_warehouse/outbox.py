@@ -251,20 +251,21 @@ def message_text(municipality_name: str, deliveries: list[Delivery], attachments
         f"im ZI Warehouse wurden neue Lieferungen der Kommune {municipality_name} verarbeitet:",
         "",
     ]
+    indent = " " * len(f"{len(deliveries)}. ")  # continuation lines stay aligned past item 9
     for i, d in enumerate(deliveries, start=1):
         period = f", Berichtsquartal {d.period}" if d.period and d.family == "forecasts" else ""
-        lines.append(f"{i}. {FAMILIES[d.family]} „{d.file_name}“{period}")
+        lines.append(f"{i}. ".ljust(len(indent)) + f"{FAMILIES[d.family]} „{d.file_name}“{period}")
         outcome = feedback.OUTCOME_DE.get(d.outcome, d.outcome)
         if d.outcome == "failed":
             file_rule = next((r["rule"] for r in d.rejections if r["row_number"] is None), None)
-            lines.append(f"   Ergebnis: {outcome}" + (f" ({_label(file_rule, d.family)})." if file_rule else "."))
+            lines.append(f"{indent}Ergebnis: {outcome}" + (f" ({_label(file_rule, d.family)})." if file_rule else "."))
             if d.error_message:
-                lines.append(f"   {d.error_message}")
+                lines.append(f"{indent}{d.error_message}")
         elif d.outcome == "loaded":
-            lines.append(f"   Ergebnis: {outcome} ({_rows(d.rows_loaded)}).")
+            lines.append(f"{indent}Ergebnis: {outcome} ({_rows(d.rows_loaded)}).")
         else:
             lines.append(
-                f"   Ergebnis: {outcome}: {_rows(d.rows_read)} gelesen, {format_number(d.rows_loaded)} "
+                f"{indent}Ergebnis: {outcome}: {_rows(d.rows_read)} gelesen, {format_number(d.rows_loaded)} "
                 f"übernommen, {format_number(d.rows_rejected)} abgewiesen."
             )
         if d.outcome != "failed":
@@ -273,19 +274,19 @@ def message_text(municipality_name: str, deliveries: list[Delivery], attachments
                 reasons[_label(rule, d.family)] += len(rows)
             if reasons:
                 lines.append(
-                    "   Abgewiesen wegen: "
+                    f"{indent}Abgewiesen wegen: "
                     + "; ".join(f"{label} ({_rows(n)})" for label, n in reasons.most_common())
                     + "."
                 )
             for r in d.rejections:
                 if r["row_number"] is None:
-                    lines.append(f"   Hinweis: {r['message_de']}")
+                    lines.append(f"{indent}Hinweis: {r['message_de']}")
         if d.source_file in attachments:
-            lines.append(f"   Einzelheiten im Anhang: „{attachments[d.source_file]}“.")
+            lines.append(f"{indent}Einzelheiten im Anhang: „{attachments[d.source_file]}“.")
         if d.family == "forecasts" and d.outcome != "loaded":
             # the same name ending as the feedback workbook asks for: one revision above this file's
             suffix = feedback.next_correction_suffix(d.source_file)
-            lines.append(f"   Korrigierte Datei bitte erneut senden, Dateiname mit „{suffix}“.")
+            lines.append(f"{indent}Korrigierte Datei bitte erneut senden, Dateiname mit „{suffix}“.")
         lines.append("")
     if any(d.outcome != "loaded" for d in deliveries):
         lines += ["Bitte korrigieren Sie abgewiesene Zeilen und Dateien und senden Sie die Datei erneut.", ""]
