@@ -29,6 +29,8 @@ def published_warehouse(context: AssetExecutionContext) -> MaterializeResult:
         f"Release {result.release_id} veröffentlicht: {len(result.written)} Marts geschrieben, "
         f"{len(result.reused)} unverändert übernommen ({result.seconds.get('total', 0):.1f} s)"
     )
+    for name, runs in result.runs_replaced.items():
+        context.log.info(f"{name}: nur {runs} Läufe neu geschrieben, die übrigen aus dem vorigen Release übernommen")
     if result.reporting_quarter:
         context.log.info(f"{result.restatements} Änderungen gegenüber dem Berichtsstand {result.reporting_quarter}")
     return MaterializeResult(
@@ -40,6 +42,7 @@ def published_warehouse(context: AssetExecutionContext) -> MaterializeResult:
             "marts": len(result.tables),
             "marts_written": MetadataValue.md(", ".join(result.written) or "keine"),
             "marts_reused": len(result.reused),
+            **{f"runs_replaced_{name}": runs for name, runs in result.runs_replaced.items()},
             "reporting_quarter": result.reporting_quarter or "",
             "restatements": result.restatements,
             "removed_releases": len(result.removed_releases),

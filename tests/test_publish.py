@@ -225,6 +225,77 @@ def test_a_changed_description_counts_as_a_change(tmp_path):
     con.close()
 
 
+def _quality_history(path: Path, runs: list[str], *, extra_column: bool = False) -> None:
+    """A warehouse whose ``mart_data_quality`` holds three checks per run, the last run flagged newest."""
+    con = duckdb.connect(str(path))
+    con.execute("create schema if not exists marts")
+    values = ", ".join(f"('{run}', {len(run)})" for run in runs)
+    con.execute(
+        "create or replace table marts.mart_data_quality as "
+        f"select run_id, run_id = '{runs[-1]}' as is_latest_run, check_no, check_no * order_no as rows_failed "
+        + (", 'x' as note " if extra_column else "")
+        + f"from (values {values}) as r(run_id, order_no), range(3) as c(check_no)"
+    )
+    con.execute("comment on table marts.mart_data_quality is 'Grain: eine Zeile je Lauf und Prüfung'")
+    con.close()
+
+
+def test_the_quality_history_is_published_run_by_run(tmp_path):
+    """A new quality run writes only the runs whose rows changed (the new one, and the one that lost
+    is_latest_run), a run gone from the warehouse goes from the release, and the result is the same table a
+    full write gives."""
+    wh, published = tmp_path / "wh.duckdb", tmp_path / "published"
+    _quality_history(wh, ["r1", "r2", "r3"])
+    first = publish(wh, published)
+    assert first.runs_replaced == {}  # nothing to start from: written whole
+    manifest = json.loads((first.release_dir / "manifest.json").read_text())
+    assert sorted(manifest["marts"]["mart_data_quality"]["runs"]) == ["r1", "r2", "r3"]
+
+    _quality_history(wh, ["r1", "r2", "r3", "r4"])
+    second = publish(wh, published)
+    assert second.written == ["mart_data_quality"]
+    assert second.runs_replaced == {"mart_data_quality": 2}  # r4 new, r3 no longer the newest
+    full = publish(wh, tmp_path / "full", reuse=False)
+    assert _mart_rows(second.duckdb_path) == _mart_rows(full.duckdb_path)
+
+    _quality_history(wh, ["r2", "r3", "r4"])  # r1 removed, nothing else changed
+    third = publish(wh, published)
+    assert third.runs_replaced == {"mart_data_quality": 1}
+    con = duckdb.connect(str(third.duckdb_path), read_only=True)
+    assert [r[0] for r in con.execute("select distinct run_id from marts.mart_data_quality order by 1").fetchall()] == [
+        "r2",
+        "r3",
+        "r4",
+    ]
+    comment = con.execute("select comment from duckdb_tables() where table_name = 'mart_data_quality'").fetchone()[0]
+    assert comment.startswith("Grain")
+    con.close()
+    assert pq.read_table(published / "parquet" / "mart_data_quality.parquet").num_rows == 9
+
+    _quality_history(wh, ["r2", "r3", "r4"], extra_column=True)  # another shape: the table is written whole
+    fourth = publish(wh, published)
+    assert fourth.written == ["mart_data_quality"] and fourth.runs_replaced == {}
+    con = duckdb.connect(str(fourth.duckdb_path), read_only=True)
+    assert con.execute("select count(*), count(note) from marts.mart_data_quality").fetchone() == (9, 9)
+    con.close()
+
+
+def test_a_history_whose_previous_release_differs_from_its_manifest_is_written_whole(tmp_path):
+    """The per-run manifest is trusted only as far as the checksum proves: if the previous release's table no
+    longer holds what its manifest says, the result differs from the warehouse and the mart is written whole."""
+    wh, published = tmp_path / "wh.duckdb", tmp_path / "published"
+    _quality_history(wh, ["r1", "r2", "r3"])
+    first = publish(wh, published)
+    (first.release_dir / "zi.duckdb").chmod(0o644)
+    con = duckdb.connect(str(first.release_dir / "zi.duckdb"))
+    con.execute("update marts.mart_data_quality set rows_failed = 99 where run_id = 'r1'")  # r1 is not rewritten
+    con.close()
+    _quality_history(wh, ["r1", "r2", "r3", "r4"])
+    second = publish(wh, published)
+    assert second.written == ["mart_data_quality"] and second.runs_replaced == {}
+    assert _mart_rows(second.duckdb_path) == _mart_rows(publish(wh, tmp_path / "full", reuse=False).duckdb_path)
+
+
 def test_failed_publish_leaves_previous_release_current(tmp_path, monkeypatch):
     wh = tmp_path / "wh.duckdb"
     _warehouse(wh, 10)
