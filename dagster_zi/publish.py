@@ -17,8 +17,9 @@ from zi_warehouse.publish import publish
     pool=WAREHOUSE_POOL,
     description=(
         "Ein Release je Lauf unter data/published/releases/<id> (zi.duckdb mit Schema marts, DuckDB-1.x-lesbar, "
-        "parquet/<mart>.parquet, manifest.json), atomar als current gesetzt; data/published/zi.duckdb und "
-        "parquet/ zeigen darauf. Unveränderte Marts werden übernommen, nicht neu geschrieben."
+        "parquet/<mart>.parquet, die Prüfhistorie je Monat in parquet/mart_data_quality/, manifest.json), atomar "
+        "als current gesetzt; data/published/zi.duckdb und parquet/ zeigen darauf. Unveränderte Marts werden "
+        "übernommen, von der Prüfhistorie nur die geänderten Läufe neu geschrieben."
     ),
     kinds={"duckdb", "parquet"},
 )

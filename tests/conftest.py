@@ -123,3 +123,23 @@ def copy_built_data_dir(source: Path, target: Path, with_instance: bool = False)
         state["inputs"]["data_dir"] = str(target.resolve())
         record.write_text(json.dumps(state), encoding="utf-8")
     return target
+
+
+def published_parquet(parquet_dir: Path) -> dict[str, Path]:
+    """Each published mart's Parquet: its file, or the folder of a history mart's monthly files
+    (``pyarrow.parquet.read_table`` reads either)."""
+    return {
+        path.name.removesuffix(".parquet"): path
+        for path in sorted(parquet_dir.iterdir())
+        if path.is_dir() or path.suffix == ".parquet"
+    }
+
+
+def parquet_files(path: Path) -> list[Path]:
+    """The Parquet files of one published mart (one, or a history mart's monthly files)."""
+    return sorted(path.glob("*.parquet")) if path.is_dir() else [path]
+
+
+def read_parquet_sql(path: Path) -> str:
+    """DuckDB's ``read_parquet`` of one published mart, a file or a history mart's folder."""
+    return f"read_parquet('{path / '*.parquet' if path.is_dir() else path}')"

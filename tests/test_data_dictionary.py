@@ -16,6 +16,7 @@ import duckdb
 import pyarrow.parquet as pq
 import pytest
 
+from conftest import parquet_files, published_parquet
 from zi_warehouse.data_dictionary import DICTIONARY_DOC, grain_of, marts, render_markdown, unit_of
 
 
@@ -95,16 +96,19 @@ def test_every_published_column_is_described_in_duckdb_and_parquet(demo_build):
     # (the comment keeps the YAML's line breaks; the words are what counts)
     wrong_comment = [f"{t}.{c}" for t, c, comment in columns if " ".join(comment.split()) != described[(t, c)]]
     assert not wrong_comment, f"Spaltenkommentar weicht vom dbt-Projekt ab: {wrong_comment}"
+    parquet = published_parquet(published / "parquet")
     for table in tables:
-        schema = pq.read_schema(published / "parquet" / f"{table}.parquet")
-        assert schema.metadata[b"description"] and schema.metadata[b"grain"], table
-        for field in schema:
-            metadata = field.metadata or {}
-            assert metadata.get(b"description", b"").decode() == described[(table, field.name)], (table, field.name)
-            unit = unit_of(field.name)
-            assert metadata.get(b"unit", b"").decode() == (unit or ""), (table, field.name)
+        for path in parquet_files(parquet[table]):
+            schema = pq.read_schema(path)
+            assert schema.metadata[b"description"] and schema.metadata[b"grain"], table
+            for field in schema:
+                metadata = field.metadata or {}
+                described_as = described[(table, field.name)]
+                assert metadata.get(b"description", b"").decode() == described_as, (table, field.name)
+                unit = unit_of(field.name)
+                assert metadata.get(b"unit", b"").decode() == (unit or ""), (table, field.name)
         # the metadata changes nothing about the data: pyarrow reads every row DuckDB published
-        assert pq.read_table(published / "parquet" / f"{table}.parquet").num_rows == counts[table], table
+        assert pq.read_table(parquet[table]).num_rows == counts[table], table
 
 
 def test_the_marts_overview_lists_every_mart():

@@ -8,7 +8,7 @@ import json
 import duckdb
 import pyarrow.parquet as pq
 
-from conftest import REPO_ROOT, copy_built_data_dir, run_zi
+from conftest import REPO_ROOT, copy_built_data_dir, published_parquet, run_zi
 
 
 def _published(demo_build):
@@ -72,9 +72,11 @@ def test_published_copy_has_only_marts_and_parquet_per_mart(demo_build):
     counts = {t: con.execute(f'select count(*) from marts."{t}"').fetchone()[0] for t in marts}
     con.close()
     assert schemas == {"marts"}
-    parquet_dir = demo_build["data_dir"] / "published" / "parquet"
+    parquet = published_parquet(demo_build["data_dir"] / "published" / "parquet")
+    assert sorted(parquet) == marts
     for t in marts:
-        assert pq.read_table(parquet_dir / f"{t}.parquet").num_rows == counts[t]
+        assert pq.read_table(parquet[t]).num_rows == counts[t]
+    assert parquet["mart_data_quality"].is_dir()  # the history: one file per month of runs
 
 
 def test_summary_tells_a_person_what_happened(demo_build):

@@ -225,42 +225,75 @@ def test_a_changed_description_counts_as_a_change(tmp_path):
     con.close()
 
 
+RUN_STARTS = {"r1": "2026-10-30 23:00", "r2": "2026-11-02 08:00", "r3": "2026-12-01 08:00", "r4": "2026-12-02 08:00"}
+
+
 def _quality_history(path: Path, runs: list[str], *, extra_column: bool = False) -> None:
     """A warehouse whose ``mart_data_quality`` holds three checks per run, the last run flagged newest."""
     con = duckdb.connect(str(path))
     con.execute("create schema if not exists marts")
-    values = ", ".join(f"('{run}', {len(run)})" for run in runs)
+    values = ", ".join(f"('{run}', timestamptz '{RUN_STARTS[run]}+00')" for run in runs)
     con.execute(
         "create or replace table marts.mart_data_quality as "
-        f"select run_id, run_id = '{runs[-1]}' as is_latest_run, check_no, check_no * order_no as rows_failed "
+        f"select run_id, run_started_at, run_id = '{runs[-1]}' as is_latest_run, check_no, "
+        "check_no * 2 as rows_failed "
         + (", 'x' as note " if extra_column else "")
-        + f"from (values {values}) as r(run_id, order_no), range(3) as c(check_no)"
+        + f"from (values {values}) as r(run_id, run_started_at), range(3) as c(check_no)"
     )
     con.execute("comment on table marts.mart_data_quality is 'Grain: eine Zeile je Lauf und Prüfung'")
     con.close()
 
 
+def _history_files(release: Path) -> dict[str, int]:
+    """The quality history's Parquet files of a release: file name -> inode."""
+    return {p.name: p.stat().st_ino for p in sorted((release / "parquet" / "mart_data_quality").iterdir())}
+
+
 def test_the_quality_history_is_published_run_by_run(tmp_path):
     """A new quality run writes only the runs whose rows changed (the new one, and the one that lost
-    is_latest_run), a run gone from the warehouse goes from the release, and the result is the same table a
-    full write gives."""
+    is_latest_run) and only their month's Parquet file; a run gone from the warehouse goes from the release; the
+    result is the same table a full write gives."""
     wh, published = tmp_path / "wh.duckdb", tmp_path / "published"
     _quality_history(wh, ["r1", "r2", "r3"])
     first = publish(wh, published)
     assert first.runs_replaced == {}  # nothing to start from: written whole
     manifest = json.loads((first.release_dir / "manifest.json").read_text())
-    assert sorted(manifest["marts"]["mart_data_quality"]["runs"]) == ["r1", "r2", "r3"]
+    entry = manifest["marts"]["mart_data_quality"]
+    assert {run: month for run, (_, _, month) in entry["runs"].items()} == {
+        "r1": "2026-10",
+        "r2": "2026-11",
+        "r3": "2026-12",
+    }
+    files = _history_files(first.release_dir)
+    assert sorted(files) == ["2026-10.parquet", "2026-11.parquet", "2026-12.parquet"]
+    for name, sha in entry["parquet_files"].items():
+        assert (
+            sha == hashlib.sha256((first.release_dir / "parquet" / "mart_data_quality" / name).read_bytes()).hexdigest()
+        )
+    table = pq.read_table(published / "parquet" / "mart_data_quality")  # the folder reads as one table
+    assert table.num_rows == 9
+    assert table.schema.field("rows_failed").metadata is not None  # the data dictionary travels with each file
 
     _quality_history(wh, ["r1", "r2", "r3", "r4"])
     second = publish(wh, published)
     assert second.written == ["mart_data_quality"]
     assert second.runs_replaced == {"mart_data_quality": 2}  # r4 new, r3 no longer the newest
+    again = _history_files(second.release_dir)
+    assert {name: again[name] == files[name] for name in files} == {  # months without a change: the same file
+        "2026-10.parquet": True,
+        "2026-11.parquet": True,
+        "2026-12.parquet": False,
+    }
     full = publish(wh, tmp_path / "full", reuse=False)
     assert _mart_rows(second.duckdb_path) == _mart_rows(full.duckdb_path)
+    assert sorted(pq.read_table(published / "parquet" / "mart_data_quality").to_pylist(), key=str) == sorted(
+        pq.read_table(tmp_path / "full" / "parquet" / "mart_data_quality").to_pylist(), key=str
+    )
 
     _quality_history(wh, ["r2", "r3", "r4"])  # r1 removed, nothing else changed
     third = publish(wh, published)
     assert third.runs_replaced == {"mart_data_quality": 1}
+    assert sorted(_history_files(third.release_dir)) == ["2026-11.parquet", "2026-12.parquet"]
     con = duckdb.connect(str(third.duckdb_path), read_only=True)
     assert [r[0] for r in con.execute("select distinct run_id from marts.mart_data_quality order by 1").fetchall()] == [
         "r2",
@@ -270,14 +303,21 @@ def test_the_quality_history_is_published_run_by_run(tmp_path):
     comment = con.execute("select comment from duckdb_tables() where table_name = 'mart_data_quality'").fetchone()[0]
     assert comment.startswith("Grain")
     con.close()
-    assert pq.read_table(published / "parquet" / "mart_data_quality.parquet").num_rows == 9
+    assert pq.read_table(published / "parquet" / "mart_data_quality").num_rows == 9
 
-    _quality_history(wh, ["r2", "r3", "r4"], extra_column=True)  # another shape: the table is written whole
+    _quality_history(wh, ["r2", "r3", "r4"], extra_column=True)  # another shape: everything written again
     fourth = publish(wh, published)
     assert fourth.written == ["mart_data_quality"] and fourth.runs_replaced == {}
+    assert not set(_history_files(fourth.release_dir).values()) & set(_history_files(third.release_dir).values())
     con = duckdb.connect(str(fourth.duckdb_path), read_only=True)
     assert con.execute("select count(*), count(note) from marts.mart_data_quality").fetchone() == (9, 9)
     con.close()
+    assert pq.read_table(published / "parquet" / "mart_data_quality").num_rows == 9
+
+    freeze = releases.freeze(published, "2026-Q4", render=lambda duckdb_file, folder: [])
+    assert sorted(p.name for p in (freeze / "parquet" / "mart_data_quality").iterdir()) == sorted(
+        _history_files(fourth.release_dir)
+    )
 
 
 def test_a_history_whose_previous_release_differs_from_its_manifest_is_written_whole(tmp_path):
@@ -294,6 +334,17 @@ def test_a_history_whose_previous_release_differs_from_its_manifest_is_written_w
     second = publish(wh, published)
     assert second.written == ["mart_data_quality"] and second.runs_replaced == {}
     assert _mart_rows(second.duckdb_path) == _mart_rows(publish(wh, tmp_path / "full", reuse=False).duckdb_path)
+
+
+def test_a_history_with_a_run_without_start_is_one_parquet_file(tmp_path):
+    wh, published = tmp_path / "wh.duckdb", tmp_path / "published"
+    _quality_history(wh, ["r1", "r2"])
+    con = duckdb.connect(str(wh))
+    con.execute("update marts.mart_data_quality set run_started_at = null where run_id = 'r1'")
+    con.close()
+    publish(wh, published)
+    assert sorted(p.name for p in (published / "parquet" / "mart_data_quality").iterdir()) == ["all-runs.parquet"]
+    assert pq.read_table(published / "parquet" / "mart_data_quality").num_rows == 6
 
 
 def test_failed_publish_leaves_previous_release_current(tmp_path, monkeypatch):

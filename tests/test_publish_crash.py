@@ -8,12 +8,13 @@ chmods that make a release read-only) is one step. The test runs the publish onc
 then once per step, killed before its first operation, each time on a fresh copy of the same published
 folder, and checks:
 
-- ``published/zi.duckdb`` and every ``published/parquet/<mart>.parquet`` show the same release, and that is
+- ``published/zi.duckdb`` and every ``published/parquet/<mart>.parquet`` (the quality history: its folder of
+  monthly files) show the same release, and that is
   the complete previous or the complete new one (content of every mart, compared by a fingerprint);
 - a publish afterwards completes, shows the new release, and no staging folder or old-layout file is left.
 
 Three situations: an update of an existing release (the incremental path: DuckDB file copied, unchanged
-Parquet files linked), the first publish into an empty folder, and the first publish over the layout before
+Parquet files linked, the quality history's new runs replaced in the copy), the first publish into an empty folder, and the first publish over the layout before
 releases (a real zi.duckdb and a parquet link to a version folder).
 """
 
@@ -30,6 +31,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from conftest import published_parquet, read_parquet_sql
 from zi_warehouse import releases
 from zi_warehouse.publish import publish
 
@@ -67,7 +69,7 @@ for name in ("copyfile", "rmtree"):
     counted(shutil, name)
 
 #: Writing a mart into the new DuckDB file or a Parquet file (comments, attach and detach add no new state).
-WRITES = ("create table published", "copy ")
+WRITES = ("create table published", "delete from published", "insert into published", "copy ")
 real_connect = duckdb.connect
 
 
@@ -144,6 +146,14 @@ def build_warehouse(path: Path, version: int) -> None:
     if version == 2:
         con.execute("create or replace table marts.mart_c as select 1 as x")
     con.execute("comment on table marts.mart_a is 'Grain: eine Zeile je id'")
+    # The quality history (published run by run, one Parquet file per month): version 2 adds a run.
+    runs = [("r1", "2026-10-01"), ("r2", "2026-11-01")] + ([("r3", "2026-11-02")] if version == 2 else [])
+    values = ", ".join(f"('{run}', timestamptz '{day} 08:00+00')" for run, day in runs)
+    con.execute(
+        "create or replace table marts.mart_data_quality as select run_id, run_started_at, "
+        f"run_id = '{runs[-1][0]}' as is_latest_run, check_no from (values {values}) as r(run_id, run_started_at), "
+        "range(4) as c(check_no)"
+    )
     con.close()
 
 
@@ -167,8 +177,8 @@ def shown(published: Path) -> dict | None:
         ]
         in_duckdb = {n: con.execute(FINGERPRINT.format(f'shown.marts."{n}"')).fetchone() for n in names}
         in_parquet = {
-            p.stem: con.execute(FINGERPRINT.format(f"read_parquet('{p}')")).fetchone()
-            for p in sorted((published / "parquet").glob("*.parquet"))
+            name: con.execute(FINGERPRINT.format(read_parquet_sql(path))).fetchone()
+            for name, path in published_parquet(published / "parquet").items()
         }
     finally:
         con.close()
@@ -230,7 +240,7 @@ def test_a_publish_killed_at_every_step_leaves_one_whole_release(harness, scratc
     steps = json.loads(report.read_text())["steps"]
     log = json.loads(report.read_text())["log"]
     after = shown(done)
-    assert after != before and set(after) == {"mart_a", "mart_b", "mart_c", "mart_restatements"}
+    assert after != before and set(after) == {"mart_a", "mart_b", "mart_c", "mart_data_quality", "mart_restatements"}
     assert steps >= 30, log
 
     outcomes = {"previous": 0, "new": 0}

@@ -26,7 +26,7 @@ import duckdb
 import openpyxl
 import pytest
 
-from conftest import REPO_ROOT, run_zi
+from conftest import REPO_ROOT, published_parquet, read_parquet_sql, run_zi
 from test_forecasts_reader import good_row, write_xlsx
 from zi_warehouse.ingest import ingest
 from zi_warehouse.sources import climate, surfaces, trees
@@ -293,9 +293,9 @@ def test_no_personal_data_in_the_published_duckdb_and_parquet(demo_build, person
         con.close()
     con = duckdb.connect()
     try:
-        files = sorted((published / "parquet").glob("*.parquet"))
-        assert len(files) == len(marts)
-        assert leaks(text_values_duckdb(con, [f"read_parquet('{p}')" for p in files]), personal) == []
+        parquet = published_parquet(published / "parquet")
+        assert len(parquet) == len(marts)
+        assert leaks(text_values_duckdb(con, [read_parquet_sql(p) for p in parquet.values()]), personal) == []
     finally:
         con.close()
 

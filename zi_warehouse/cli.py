@@ -446,7 +446,9 @@ def print_summary(paths: config.Paths, report, seconds: float) -> None:
         console.print(
             f"[green]Build erfolgreich[/green] in {format_number(seconds, 1)} s. Veröffentlicht: {paths.published_duckdb}"
         )
-        console.print(f"  Parquet: {paths.published_parquet}/<mart>.parquet")
+        console.print(
+            f"  Parquet: {paths.published_parquet}/<mart>.parquet (Prüfhistorie: mart_data_quality/<JJJJ-MM>.parquet)"
+        )
         console.print("Beispielabfrage für das Controlling:")
         console.print(f'  .venv/bin/zi sql "{EXAMPLE_QUERY}"')
     else:

@@ -152,7 +152,8 @@ def render_markdown(docs: list[MartDoc]) -> str:
         "Do not edit: change the descriptions in models/marts/**/*.yml and regenerate; "
         "tests/test_data_dictionary.py fails when this file differs. -->",
         "",
-        "Jede Mart des veröffentlichten Warehouse (Schema `marts`, Parquet-Dateien gleichen Namens) mit Grain "
+        "Jede Mart des veröffentlichten Warehouse (Schema `marts`, Parquet-Dateien gleichen Namens; die "
+        "Prüfhistorie `mart_data_quality` als Ordner mit einer Datei je Monat) mit Grain "
         "(eine Zeile je …), Beschreibung und jeder Spalte mit Typ, Einheit und Beschreibung. Einheiten stehen "
         "im Spaltennamen (`_eur` EUR, `_m2` m², `_pct` Prozent, `_pp` Prozentpunkte, `_mm` mm, `_km2` km², "
         "`_c` °C, `_days` Tage, `<einheit>_per_<bezug>` Verhältnis); Spalten ohne Einheit sind Zählwerte, "

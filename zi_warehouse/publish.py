@@ -5,7 +5,8 @@ A release (layout, switch, retention, Berichtsstände: ``releases.py``) holds
 - ``zi.duckdb``: only the public ``marts`` schema, written with a storage compatibility setting so DuckDB 1.x
   drivers (BI tools lag behind) can open it, with the German table and column comments;
 - ``parquet/<mart>.parquet``: one Parquet file per mart, whose fields carry the columns' descriptions and
-  units as metadata (``zi_warehouse/data_dictionary.py``);
+  units as metadata (``zi_warehouse/data_dictionary.py``); a history mart (``RUN_HISTORY_MARTS``) is a folder
+  ``parquet/<mart>/<YYYY-MM>.parquet`` instead, one file per month of runs (UTC);
 - ``manifest.json``: run id, code version, the hash (and reach) of every landed file that went in, rows and
   checksum of every mart;
 - ``marts.mart_restatements``: the figures that changed since the last Berichtsstand (``restatements.py``).
@@ -14,9 +15,10 @@ Only what changed is written. A mart's checksum covers its columns, types, comme
 order-independent hash of every row); a mart whose checksum equals the one in the current release is taken
 over: its Parquet file is hard-linked (same bytes), and the DuckDB file starts as a copy of the current
 release's file in which only the changed marts are replaced (cheaper than writing every mart again:
-docs/performance.md, "Publishing"). A history mart that grows by runs (``RUN_PARTITIONED_MARTS``) is not even
+docs/performance.md, "Publishing"). A history mart that grows by runs (``RUN_HISTORY_MARTS``) is not even
 replaced whole: only the runs whose rows changed are deleted and inserted again, and the table is then proven
-equal to the warehouse's by its checksum (else it is written whole). Everything is written under ``releases/.staging-<id>``, synced to disk,
+equal to the warehouse's by its checksum (else it is written whole); of its Parquet files only the months
+with a changed run are written, the others are linked. Everything is written under ``releases/.staging-<id>``, synced to disk,
 made read-only and renamed; then ``current`` is switched in one rename. A reader sees the old or the new
 release, never a mix; a failed or killed publish leaves the current release untouched.
 """
@@ -32,6 +34,7 @@ import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import duckdb
 
@@ -46,10 +49,19 @@ log = logging.getLogger(__name__)
 PUBLIC_SCHEMA = "marts"
 #: Oldest DuckDB release that must be able to read the published file (BI drivers lag behind).
 STORAGE_COMPATIBILITY_VERSION = "v1.0.0"
-#: Marts that grow by whole runs, with their run column: the quality history gains ~6,000 rows per quality run,
-#: and writing all of it again made every publish slower with each month of operation (docs/performance.md,
-#: fix 24). Their manifest entry keeps rows and hash per run, so the next publish knows which runs changed.
-RUN_PARTITIONED_MARTS = {"mart_data_quality": "run_id"}
+
+
+class RunHistory(NamedTuple):
+    run_column: str  # identifies a run's rows
+    started_column: str  # when the run started: its month (UTC) names the Parquet file that holds the run
+
+
+#: Marts that grow by whole runs: the quality history gains ~6,000 rows per quality run, and writing all of it
+#: again made every publish slower with each month of operation (docs/performance.md, fix 24). Their manifest
+#: entry keeps rows, hash and month per run, so the next publish writes only the runs and months that changed.
+RUN_HISTORY_MARTS = {"mart_data_quality": RunHistory("run_id", "run_started_at")}
+#: The Parquet file of a history mart whose runs cannot be told apart (a run without id or start).
+ALL_RUNS_FILE = "all-runs.parquet"
 
 
 class PublishError(OSError):
@@ -82,7 +94,7 @@ class _Mart:
     checksum: str = ""
     shape: list = field(default_factory=list)  # [column, type, comment] per column, in order
     total: str = "0"  # the order-independent hash of every row (warehouse.content_hash)
-    runs: dict[str, list] | None = None  # RUN_PARTITIONED_MARTS only: run -> [rows, hash]
+    runs: dict[str, list] | None = None  # RUN_HISTORY_MARTS only: run -> [rows, hash, month]
 
 
 def public_tables(con: duckdb.DuckDBPyConnection) -> list[str]:
@@ -156,14 +168,14 @@ def publish(
             )
             clock.lap("restatements")
             for name, mart in marts.items():
-                _checksum(con, mart, RUN_PARTITIONED_MARTS.get(name))
+                _checksum(con, mart, RUN_HISTORY_MARTS.get(name))
             clock.lap("checksums")
             before = (previous_manifest or {}).get("marts", {}) if reuse else {}
             reused = sorted(
                 name
                 for name, mart in marts.items()
                 if before.get(name, {}).get("checksum") == mart.checksum
-                and (previous / PARQUET_DIR / f"{name}.parquet").exists()
+                and (previous / PARQUET_DIR / _parquet_name(name)).exists()
             )
             written = sorted(set(marts) - set(reused))
             reused_file, runs_replaced = _write_duckdb(
@@ -173,10 +185,21 @@ def publish(
             # Row order is no part of a mart (its checksum ignores it): DuckDB may then write Parquet with both
             # cores, 2.8 s instead of 4.7 s for 6 M rows of quality history.
             con.execute("set preserve_insertion_order = false")
-            parquet_sha = {}
+            parquet_sha: dict[str, str | dict[str, str]] = {}
+            new_files: list[Path] = []  # written by this publish, to be synced
             for name, mart in marts.items():
-                target = staging / PARQUET_DIR / f"{name}.parquet"
-                if name in reused:
+                target = staging / PARQUET_DIR / _parquet_name(name)
+                if name in RUN_HISTORY_MARTS:
+                    parquet_sha[name] = _write_history_parquet(
+                        con,
+                        mart,
+                        RUN_HISTORY_MARTS[name],
+                        target,
+                        previous and previous / PARQUET_DIR / name,
+                        before.get(name, {}),
+                        new_files,
+                    )
+                elif name in reused:
                     releases.link_or_copy(previous / PARQUET_DIR / f"{name}.parquet", target)
                     parquet_sha[name] = before[name].get("parquet_sha256") or file_sha256(target)
                 else:
@@ -189,6 +212,7 @@ def publish(
                         f"(format parquet, compression zstd, kv_metadata {metadata})"
                     )
                     parquet_sha[name] = file_sha256(target)
+                    new_files.append(target)
             clock.lap("parquet")
         finally:
             con.close()
@@ -211,7 +235,7 @@ def publish(
                 name: {
                     "rows": m.rows,
                     "checksum": m.checksum,
-                    "parquet_sha256": parquet_sha[name],
+                    ("parquet_files" if name in RUN_HISTORY_MARTS else "parquet_sha256"): parquet_sha[name],
                     "written": name in written,
                     **({"runs": m.runs} if m.runs is not None else {}),
                 }
@@ -221,8 +245,10 @@ def publish(
         }
         releases.write_json(staging / MANIFEST_FILE, manifest)
         releases.fsync_path(staging / DUCKDB_FILE)
-        for name in written:
-            releases.fsync_path(staging / PARQUET_DIR / f"{name}.parquet")
+        for path in new_files:
+            releases.fsync_path(path)
+        for name in RUN_HISTORY_MARTS.keys() & marts.keys():
+            releases.fsync_path(staging / PARQUET_DIR / name)
         releases.fsync_path(staging / PARQUET_DIR)
         releases.fsync_path(staging)
         releases.make_read_only(staging)
@@ -290,11 +316,17 @@ def _attach_baseline(con: duckdb.DuckDBPyConnection, published_dir: Path) -> res
     return restatements.Baseline(info.quarter, info.release_id, "frozen", releases.read_manifest(info.path) or {})
 
 
-def _checksum(con: duckdb.DuckDBPyConnection, mart: _Mart, run_column: str | None = None) -> None:
+def _parquet_name(mart: str) -> str:
+    """The mart's entry under ``parquet/``: a file, or for a history mart a folder of monthly files."""
+    return mart if mart in RUN_HISTORY_MARTS else f"{mart}.parquet"
+
+
+def _checksum(con: duckdb.DuckDBPyConnection, mart: _Mart, history: RunHistory | None = None) -> None:
     """Rows and a checksum of everything a reader sees of the mart: columns, types, comments, every row;
-    with ``run_column`` also rows and hash per run."""
-    if run_column:
-        rows, columns, total, mart.runs = warehouse.content_hash_by(con, mart.relation, run_column)
+    for a history mart also rows, hash and month per run."""
+    if history:
+        month = f"strftime(timezone('UTC', min({quote_ident(history.started_column)})), '%Y-%m')"
+        rows, columns, total, mart.runs = warehouse.content_hash_by(con, mart.relation, history.run_column, month)
     else:
         rows, columns, total = warehouse.content_hash(con, mart.relation)
     mart.shape = [[name, type_, mart.column_comments.get(name)] for name, type_ in columns]
@@ -353,7 +385,7 @@ def _write_duckdb(
         table = f"published.{PUBLIC_SCHEMA}.{quote_ident(name)}"
         if name in existing:
             before = (previous_manifest or {}).get("marts", {}).get(name, {})
-            replaced = _replace_changed_runs(con, table, mart, RUN_PARTITIONED_MARTS.get(name), before)
+            replaced = _replace_changed_runs(con, table, mart, RUN_HISTORY_MARTS.get(name), before)
             if replaced is not None:
                 runs_replaced[name] = replaced
                 continue
@@ -369,23 +401,34 @@ def _write_duckdb(
     return from_previous, runs_replaced
 
 
+def _previous_runs(mart: _Mart, before: dict) -> dict[str, list] | None:
+    """The previous release's runs of a history mart, if its table had the same columns, types and comments
+    (its checksum, recomputed from those runs with today's shape, proves it); else None."""
+    old = before.get("runs")
+    if mart.runs is None or not isinstance(old, dict):
+        return None
+    if not all(isinstance(entry, list) and len(entry) == 3 for entry in old.values()):
+        return None
+    old_rows = sum(entry[0] for entry in old.values())
+    old_total = str(sum(int(entry[1]) for entry in old.values()))
+    if _digest(mart.comment, mart.shape, old_rows, old_total) != before.get("checksum"):
+        return None
+    return old
+
+
 def _replace_changed_runs(
-    con: duckdb.DuckDBPyConnection, table: str, mart: _Mart, run_column: str | None, before: dict
+    con: duckdb.DuckDBPyConnection, table: str, mart: _Mart, history: RunHistory | None, before: dict
 ) -> int | None:
     """In the copied table, delete and insert again only the runs whose rows or hash changed (a new run, and
     the run that was the newest and lost ``is_latest_run``). Returns how many runs were written, or None when
     the table has to be written whole: not a history mart, no runs in the previous manifest, other columns or
     comments, or a result whose rows and hash differ from the warehouse's (a wrong manifest never publishes
     wrong rows)."""
-    old = before.get("runs")
-    if not run_column or mart.runs is None or not isinstance(old, dict):
+    old = _previous_runs(mart, before) if history else None
+    if old is None:
         return None
-    old_rows = sum(rows for rows, _ in old.values())
-    old_total = str(sum(int(digest) for _, digest in old.values()))
-    if _digest(mart.comment, mart.shape, old_rows, old_total) != before.get("checksum"):
-        return None  # the previous file's table has other columns, types or comments
     stale = sorted(run for run in old.keys() | mart.runs.keys() if old.get(run) != mart.runs.get(run))
-    where = f"{quote_ident(run_column)}::varchar in (select unnest(?::varchar[]))"
+    where = f"{quote_ident(history.run_column)}::varchar in (select unnest(?::varchar[]))"
     con.execute(f"delete from {table} where {where}", [stale])
     con.execute(f"insert into {table} select * from {mart.relation} where {where}", [stale])
     rows, _, total = warehouse.content_hash(con, table)
@@ -393,6 +436,51 @@ def _replace_changed_runs(
         log.warning("%s: Läufe einzeln ersetzt ergeben nicht die Mart des Warehouse, wird ganz geschrieben", table)
         return None
     return len(stale)
+
+
+def _write_history_parquet(
+    con: duckdb.DuckDBPyConnection,
+    mart: _Mart,
+    history: RunHistory,
+    folder: Path,
+    previous_folder: Path | None,
+    before: dict,
+    new_files: list[Path],
+) -> dict[str, str]:
+    """A history mart's Parquet folder: one file per month of runs; a month whose runs are those of the previous
+    release is hard-linked from there, the others are written. Returns file name -> sha256."""
+    folder.mkdir()
+    old = _previous_runs(mart, before) or {}
+    old_files = before.get("parquet_files") if isinstance(before.get("parquet_files"), dict) else {}
+    metadata = parquet_kv_metadata(con, mart.relation, mart.comment, mart.column_comments, folder.parent)
+    options = f"format parquet, compression zstd, kv_metadata {metadata}"
+    if not mart.runs or any(month is None for _, _, month in mart.runs.values()):
+        con.execute(f"copy {mart.relation} to {_literal(folder / ALL_RUNS_FILE)} ({options})")
+        new_files.append(folder / ALL_RUNS_FILE)
+        return {ALL_RUNS_FILE: file_sha256(folder / ALL_RUNS_FILE)}
+    months: dict[str, dict[str, list]] = {}
+    for run, entry in mart.runs.items():
+        months.setdefault(entry[2], {})[run] = entry
+    shas = {}
+    for month, runs in sorted(months.items()):
+        name, target = f"{month}.parquet", folder / f"{month}.parquet"
+        source = previous_folder / name if previous_folder else None
+        if (
+            old_files.get(name)
+            and source
+            and source.exists()
+            and runs == {run: entry for run, entry in old.items() if entry[2] == month}
+        ):
+            releases.link_or_copy(source, target)
+            shas[name] = old_files[name]
+            continue
+        con.execute(
+            f"copy (select * from {mart.relation} where {quote_ident(history.run_column)}::varchar in "
+            f"({', '.join(_literal(run) for run in sorted(runs))})) to {_literal(target)} ({options})"
+        )
+        shas[name] = file_sha256(target)
+        new_files.append(target)
+    return shas
 
 
 def _tidy(published_dir: Path, days: int, now: dt.datetime) -> list[str]:

@@ -11,7 +11,8 @@ Layout (docs/data-directory.md)::
       zi.duckdb -> current/zi.duckdb     the stable paths users and BI tools open; symlinks, made once
       parquet   -> current/parquet
       current   -> releases/<id>         switched by rename() of a fresh symlink: one atomic step
-      releases/<id>/                     one per publish: zi.duckdb, parquet/<mart>.parquet, manifest.json
+      releases/<id>/                     one per publish: zi.duckdb, parquet/<mart>.parquet (a history mart:
+                                         parquet/<mart>/<JJJJ-MM>.parquet), manifest.json
       reporting/<JJJJ-Qn>/               Berichtsstände: the frozen release's files (hard links, same bytes),
                                          freeze.json, bericht.html, bericht.pdf; kept for good
       .releases.lock                     held while a release is being frozen (retention waits its turn)
@@ -441,7 +442,9 @@ def freeze(
             staging.mkdir()
             (staging / PARQUET_DIR).mkdir()
             for path in sorted(release.rglob("*")):
-                if path.is_file():
+                if path.is_dir():  # a history mart's Parquet folder
+                    (staging / path.relative_to(release)).mkdir(exist_ok=True)
+                elif path.is_file():
                     link_or_copy(path, staging / path.relative_to(release))
         written = render(staging / DUCKDB_FILE, staging)
         manifest = read_manifest(staging) or {}
@@ -459,9 +462,7 @@ def freeze(
             },
         )
         for path in staging.rglob("*"):
-            if path.is_file():
-                fsync_path(path)
-        fsync_path(staging / PARQUET_DIR)
+            fsync_path(path)
         fsync_path(staging)
         make_read_only(staging)
         try:

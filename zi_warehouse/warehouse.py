@@ -121,20 +121,22 @@ def content_hash(con: duckdb.DuckDBPyConnection, relation: str) -> tuple[int, li
 
 
 def content_hash_by(
-    con: duckdb.DuckDBPyConnection, relation: str, column: str
+    con: duckdb.DuckDBPyConnection, relation: str, column: str, label_sql: str | None = None
 ) -> tuple[int, list, str, dict[str, list] | None]:
-    """``content_hash`` in one scan, plus the same per value of ``column``: ``{value: [rows, hash]}``.
+    """``content_hash`` in one scan, plus the same per value of ``column``: ``{value: [rows, hash]}``, with
+    ``label_sql`` (an aggregate over the value's rows) as a third item.
 
     The per-value hashes add up to the total (the hash is a sum over rows), so a table that changed in a
     few values can be compared value by value. The breakdown is None where ``column`` holds a null.
     """
+    label = f", {label_sql}" if label_sql else ""
     parts = con.execute(
-        f"select {quote_ident(column)}::varchar, count(*), sum(hash(t))::varchar from {relation} t group by 1"
+        f"select {quote_ident(column)}::varchar, count(*), sum(hash(t))::varchar{label} from {relation} t group by 1"
     ).fetchall()
     columns = [[c[0], c[1]] for c in con.execute(f"describe select * from {relation}").fetchall()]
-    count = sum(rows for _, rows, _ in parts)
-    total = str(sum(int(digest) for _, _, digest in parts))
-    by_value = None if any(value is None for value, _, _ in parts) else {v: [n, h] for v, n, h in parts}
+    count = sum(part[1] for part in parts)
+    total = str(sum(int(part[2]) for part in parts))
+    by_value = None if any(part[0] is None for part in parts) else {part[0]: list(part[1:]) for part in parts}
     return count, columns, total, by_value
 
 
