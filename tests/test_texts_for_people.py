@@ -141,3 +141,18 @@ def test_spellings_are_unambiguous_and_point_at_real_values():
             assert spelling not in labels, f"{row}: already a label of the list"
             assert (code, spelling) not in seen, f"{row}: the same spelling twice"
             seen[(code, spelling)] = key
+
+
+def test_the_command_line_describes_its_commands_in_german():
+    """`zi --help` is read by controllers and the data team alike: every command's description is German, like
+    its options (the docstrings are notes for developers and never shown)."""
+    from typer.testing import CliRunner
+
+    from zi_warehouse.cli import app
+
+    english = re.compile(r"\b(the|and|of|from|into|every|write|run)\b")
+    for command in app.registered_commands:
+        assert command.help, command.name
+        assert not english.search(command.help), (command.name, command.help)
+    shown = CliRunner().invoke(app, ["--help"], env={"COLUMNS": "200"}).output
+    assert "Das veröffentlichte Warehouse lesend abfragen" in shown

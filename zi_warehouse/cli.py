@@ -26,13 +26,15 @@ console = Console(width=None if sys.stdout.isatty() or os.environ.get("COLUMNS")
 EXAMPLE_QUERY = "select * from marts.mart_budget_year where year = 2020;"
 
 
-@app.command("demo-data")
+@app.command(
+    "demo-data",
+    help="Demo-Daten (fest, wiederholbar) in den Landebereich schreiben, in den echten Formaten der Absender.",
+)
 def demo_data(
     scale: float = typer.Option(0.05, help="1 = realistische Größe der Region; 0.05 = kleine Demo"),
     seed: int = typer.Option(7, help="Zufallsstartwert (gleicher Wert, gleiche Dateien)"),
     landing: Path = typer.Option(None, help="Ziel (Standard: $ZI_DATA_DIR/landing)"),
 ) -> None:
-    """Write the deterministic demo data set into the landing area, in the senders' real formats."""
     from zi_warehouse.demo import generate
 
     target = landing or config.paths().ensure().landing
@@ -46,20 +48,30 @@ def demo_data(
     console.print(f"fertig in {time.perf_counter() - started:.1f} s")
 
 
-@app.command("template")
+@app.command(
+    "template",
+    help="Die leere Prognose-Vorlage (Excel) schreiben, die die Koordinatorinnen und Koordinatoren ausfüllen.",
+)
 def template(
     out: Path = typer.Argument(Path("ZI-Projektprognose-Vorlage.xlsx"), help="Zieldatei (.xlsx)"),
     version: str = typer.Option("current", help="Vorlagenversion: current, 2021 oder 2020"),
     period: str = typer.Option(None, help="Meldequartal vorbelegen, z. B. 2026-Q3"),
 ) -> None:
-    """Write the blank forecast workbook template coordinators fill in."""
     from zi_warehouse.forecasts.template import write_template
 
     write_template(out, version=version, period=period)
     console.print(f"Vorlage geschrieben: {out}")
 
 
-@app.command("build")
+@app.command(
+    "build",
+    help="Alle gelieferten Dateien laden, die Marts bauen und prüfen, das Warehouse lesend veröffentlichen.\n\n"
+    "Der Lauf erscheint im Dagster-UI des Datenverzeichnisses. Es läuft immer nur ein Build je Datenverzeichnis: "
+    "läuft schon einer (Zeitplan, Landesensor, Start aus dem UI, Build einer Kollegin), wartet dieser darauf "
+    "oder bricht mit --no-wait ab und nennt ihn. Hat sich seit dem letzten erfolgreichen Build nichts geändert, "
+    "wird nichts gestartet; haben nur einzelne Quellen neue Dateien, laufen nur deren Schritte und was davon "
+    "abhängt.",
+)
 def build(
     demo_if_empty: bool = typer.Option(True, help="Leerer Landebereich: zuerst die Demo-Daten schreiben"),
     always: bool = typer.Option(False, "--always", help="Vollständiger Lauf, auch wenn sich nichts geändert hat"),
@@ -68,14 +80,8 @@ def build(
     ),
     no_wait: bool = typer.Option(False, "--no-wait", help="Läuft schon ein Build: sofort abbrechen statt zu warten"),
 ) -> None:
-    """Load every landed file, build and check the marts, publish the read-only warehouse.
-
-    The run goes into the data directory's Dagster instance (the UI shows it). One build at a time per data
-    directory: while another runs (the schedule, the landing sensor, a UI launch, another person's build),
-    this one waits for it or, with ``--no-wait``, stops with a message naming it. Without changes since the
-    last successful build nothing is started; when only some source families received files, only their
-    assets and everything downstream run (``zi_warehouse.build_state``).
-    """
+    """One build in the data directory's Dagster instance (the help text above says what users see). One writer
+    at a time: ``zi_warehouse.writer_lock``; the no-change check and the families to run: ``build_state``."""
     from dagster_zi.instance import InstanceMismatch  # light: no Dagster import
     from zi_warehouse import build_state, writer_lock
     from zi_warehouse.demo import DEFAULT_SCALE, DEFAULT_SEED, generate, landing_is_empty
@@ -148,16 +154,17 @@ def build(
 EXIT_BUSY = 75
 
 
-@app.command("serve")
+@app.command(
+    "serve",
+    help="Den Dagster-Betrieb dieses Datenverzeichnisses starten: UI, Daemon (Zeitplan, Sensoren, Warteschlange) "
+    "und Run-Worker.\n\nBeenden mit Strg-C oder SIGTERM. Endet einer der drei, werden die anderen auch beendet "
+    "(Exit-Code ungleich 0, ein Dienstverwalter startet neu).",
+)
 def serve(
     host: str = typer.Option("127.0.0.1", help="Adresse des Dagster-UI (0.0.0.0: im Netz erreichbar)"),
     port: int = typer.Option(3000, help="Port des Dagster-UI"),
 ) -> None:
-    """Run the Dagster deployment of this data directory: UI, daemon (schedule, sensors, run queue), run worker.
-
-    All three use the data directory's instance (``DAGSTER_HOME``); stop with Ctrl-C or SIGTERM. If one of
-    them ends, the others are stopped too and the exit code is non-zero (a service manager restarts it).
-    """
+    """UI, daemon and run worker on the data directory's instance (``DAGSTER_HOME``): ``dagster_zi.deployment``."""
     from dagster_zi.deployment import serve_all
     from dagster_zi.instance import InstanceMismatch
 
@@ -213,7 +220,13 @@ def print_unchanged(paths: config.Paths, decision, seconds: float) -> None:
     console.print("  Vollständigen Lauf erzwingen: .venv/bin/zi build --always")
 
 
-@app.command("sql")
+@app.command(
+    "sql",
+    help="Das veröffentlichte Warehouse lesend abfragen (nie die Arbeitsdatei der Pipeline).\n\n"
+    "Ohne Abfrage: die Konsole (Zeilen bearbeiten, Verlauf, Strg-C bricht ab, Strg-D beendet). "
+    "--release 2026-Q2 fragt den Berichtsstand dieses Quartals ab, --release <id> ein aufbewahrtes Release "
+    "(zi releases).",
+)
 def sql(
     query: str = typer.Argument(None, help="SQL-Abfrage; ohne Abfrage und ohne --file: interaktive Konsole"),
     file: Path = typer.Option(None, "--file", "-f", help="Datei mit einer SQL-Abfrage"),
@@ -225,11 +238,7 @@ def sql(
         None, "--release", help="Berichtsstand (z. B. 2026-Q2) oder Release-Id statt des aktuellen Stands"
     ),
 ) -> None:
-    """Query the published warehouse read-only (never the pipeline's working file).
-
-    Without a query: the console (line editing, history, Ctrl-C cancels, Ctrl-D quits; zi_warehouse/sql_shell.py).
-    ``--release 2026-Q2`` queries that quarter's Berichtsstand, ``--release <id>`` a kept release (`zi releases`).
-    """
+    """Read-only queries of a release (the console: ``zi_warehouse/sql_shell.py``)."""
     import duckdb
 
     from zi_warehouse import releases
@@ -267,29 +276,32 @@ def sql(
         con.close()
 
 
-@app.command("report")
+@app.command(
+    "report",
+    help="Den Quartalsbericht für das Controlling (HTML und PDF) aus dem veröffentlichten Warehouse schreiben.\n\n"
+    "Mit --quarter wird das Release, über das er berichtet, als Berichtsstand dieses Quartals eingefroren "
+    "(published/reporting/<JJJJ-Qn>/, dauerhaft, mit dem Bericht daneben); mit --draft oder ohne --quarter: "
+    "ein Entwurf aus dem aktuellen Release, nichts wird eingefroren.",
+)
 def report(
     quarter: str = typer.Option(
         None, "--quarter", help="Berichtsquartal JJJJ-Qn (Standard: letztes Quartal mit Daten)"
     ),
     draft: bool = typer.Option(False, "--draft", help="Nur Entwurf: den Stand nicht als Berichtsstand einfrieren"),
 ) -> None:
-    """Write the quarterly controlling report (HTML and PDF) from the published warehouse.
-
-    With ``--quarter`` the release it reports on is frozen as that quarter's Berichtsstand
-    (``published/reporting/<JJJJ-Qn>/``, kept for good, with the report beside it); ``--draft`` or no
-    ``--quarter``: a draft from the current release, nothing frozen.
-    """
+    """The quarterly report; freezing a Berichtsstand: ``releases.freeze``."""
     from zi_warehouse.reports.quarterly import report_command
 
     report_command(quarter, freeze=quarter is not None and not draft)
 
 
-@app.command("releases")
+@app.command(
+    "releases",
+    help="Die aufbewahrten Releases (eines je Veröffentlichung) und die Berichtsstände (eingefrorene Quartale) auflisten.",
+)
 def releases_command(
     verify: bool = typer.Option(False, "--verify", help="Berichtsstände gegen ihre SHA-256-Prüfsummen prüfen"),
 ) -> None:
-    """List the kept releases (one per publish) and the Berichtsstände (frozen quarters)."""
     from zi_warehouse import releases
     from zi_warehouse.german import format_datetime
 
@@ -345,21 +357,21 @@ def releases_command(
         raise typer.Exit(code=1)
 
 
-@app.command("quality-report")
+@app.command("quality-report", help="Den Datenqualitätsbericht (HTML) eines Laufs aus den Prüfergebnissen schreiben.")
 def quality_report(
     run_id: str = typer.Option(None, "--run-id", help="Lauf (Standard: der letzte Lauf)"),
 ) -> None:
-    """Write the data-quality report (German HTML) of a run from the quality results."""
     from zi_warehouse.reports.quality import quality_report_command
 
     quality_report_command(run_id=run_id)
 
 
-@app.command("docs-site")
+@app.command(
+    "docs-site", help="Die dbt-Dokumentation als eine eigenständige HTML-Datei erzeugen (ohne Internet lesbar)."
+)
 def docs_site_command(
     empty_catalog: bool = typer.Option(False, help="Ohne Katalog (öffnet das Warehouse nicht)"),
 ) -> None:
-    """Generate the dbt docs as one self-contained HTML file (no internet needed to view it)."""
     from zi_warehouse.dbt_docs import docs_site
 
     docs_site(empty_catalog)
