@@ -422,6 +422,50 @@ def test_only_changed_marts_are_copied_and_removed_marts_go(tmp_path, db):
         assert audit_reader(admin, role) == []
 
 
+def _history(path: Path, runs: list[str]) -> None:
+    """The quality history in the working warehouse: four checks per run, the last run the newest."""
+    con = duckdb.connect(str(path))
+    values = ", ".join(f"('{run}', timestamptz '2026-10-01 08:00+00' + to_days({run[1:]}))" for run in runs)
+    con.execute(
+        "create or replace table marts.mart_data_quality as select run_id, run_started_at, "
+        f"run_id = '{runs[-1]}' as is_latest_run, check_no, 'ok' as outcome "
+        f"from (values {values}) as r(run_id, run_started_at), range(4) as c(check_no)"
+    )
+    con.close()
+
+
+def test_the_quality_history_is_copied_run_by_run(tmp_path, db):
+    """Only the runs that changed since the state PostgreSQL holds are copied; the result is the release."""
+    role = new_role()
+    wh = tmp_path / "warehouse" / "zi.duckdb"
+    published_file(tmp_path)
+    _history(wh, ["r1", "r2", "r3"])
+    first = publish_to_postgres(publish(wh, tmp_path / "published").duckdb_path, db, reader_role=role)
+    assert first.runs_replaced == {} and "mart_data_quality" in first.written  # nothing held yet: whole
+    _history(wh, ["r1", "r2", "r3", "r4"])
+    source = publish(wh, tmp_path / "published").duckdb_path
+    second = publish_to_postgres(source, db, reader_role=role)
+    assert second.written == ["mart_data_quality"]
+    assert second.runs_replaced == {"mart_data_quality": 2}  # r4 new, r3 no longer the newest
+    assert Counter(postgres_marts(db)["mart_data_quality"]) == Counter(duckdb_marts(source)["mart_data_quality"])
+    _history(wh, ["r2", "r3", "r4"])  # r1 gone
+    source = publish(wh, tmp_path / "published").duckdb_path
+    third = publish_to_postgres(source, db, reader_role=role)
+    assert third.runs_replaced == {"mart_data_quality": 1}
+    assert Counter(postgres_marts(db)["mart_data_quality"]) == Counter(duckdb_marts(source)["mart_data_quality"])
+    with psycopg.connect(db) as admin:
+        runs = admin.execute(
+            f"select runs from {STATE_SCHEMA}.published_marts where mart = 'mart_data_quality'"
+        ).fetchone()[0]
+        assert sorted(runs) == ["r2", "r3", "r4"]
+        admin.execute("delete from marts.mart_data_quality where run_id = 'r2'")  # changed by hand
+    _history(wh, ["r2", "r3", "r4", "r5"])
+    source = publish(wh, tmp_path / "published").duckdb_path
+    fourth = publish_to_postgres(source, db, reader_role=role)
+    assert fourth.runs_replaced == {}  # the runs did not add up: written whole
+    assert Counter(postgres_marts(db)["mart_data_quality"]) == Counter(duckdb_marts(source)["mart_data_quality"])
+
+
 def test_republishing_is_idempotent_and_cleans_up_killed_runs(tmp_path, db):
     role = new_role()
     source = published_file(tmp_path)

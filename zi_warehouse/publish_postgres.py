@@ -29,6 +29,10 @@ How a publish runs (``publish_to_postgres``):
    a ``REPEATABLE READ``/``SERIALIZABLE`` transaction that took its snapshot before the swap keeps seeing
    the old rows of the same tables (MVCC), where a replaced table would look empty to it. Only a mart whose
    columns changed (a code change) is replaced as a table. Readers see the old or the new set, never a mix.
+   The quality history (``publish.RUN_HISTORY_MARTS``) is not replaced whole: the state table keeps its rows
+   and hash per run (from the release's manifest), and only the runs that differ are staged, deleted and
+   inserted; the table's row count must then be the release's, else the publish is repeated with the whole
+   mart (docs/performance.md, fix 25).
 
 Environment (never in the repository):
 
@@ -56,9 +60,10 @@ import psycopg
 import pyarrow as pa
 import pyarrow.csv as pa_csv
 from psycopg import sql
+from psycopg.types.json import Jsonb
 
 from zi_warehouse.accounting import PERSONAL_COLUMNS
-from zi_warehouse.publish import PUBLIC_SCHEMA, public_tables
+from zi_warehouse.publish import PUBLIC_SCHEMA, RUN_HISTORY_MARTS, public_tables
 from zi_warehouse.releases import DUCKDB_FILE, read_manifest
 from zi_warehouse.warehouse import quote_ident
 
@@ -104,6 +109,7 @@ class PostgresPublishResult:
     unchanged: list[str] = field(default_factory=list)  # marts already holding this content
     dropped: list[str] = field(default_factory=list)  # marts no longer in the release
     release_id: str | None = None
+    runs_replaced: dict[str, int] = field(default_factory=dict)  # history mart -> runs copied (not the whole mart)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -452,6 +458,11 @@ def publish_to_postgres(
     source_path = Path(published_duckdb).resolve()
     manifest = read_manifest(source_path.parent) if source_path.name == DUCKDB_FILE else None
     checksums = {name: m.get("checksum") for name, m in (manifest or {}).get("marts", {}).items()}
+    history = {
+        name: m["runs"]
+        for name, m in (manifest or {}).get("marts", {}).items()
+        if name in RUN_HISTORY_MARTS and isinstance(m.get("runs"), dict)
+    }
     release_id = (manifest or {}).get("release_id")
     source = duckdb.connect(str(source_path), read_only=True)
     try:
@@ -469,21 +480,25 @@ def publish_to_postgres(
             _drop_leftover_staging(con, schema)
             findings = ensure_reader_role(con, role, password)
             _ensure_state_table(con)
-            plan = _plan(con, schema, marts, checksums)
-            staging = f"{schema}{STAGING_PREFIX}{uuid.uuid4().hex[:12]}"
-            attempts = 0
-            try:
-                staged = [m for m in marts if m.name in plan.staged]
-                if staged:
-                    _build_staging(con, source, staging, staged, batch_rows, say)
-                if staged or plan.dropped or not plan.schema_exists:
-                    attempts = _swap(
-                        con, staging, schema, role, plan, marts, checksums, release_id, swap_timeout_s, say
-                    )
-                else:
-                    say(f"PostgreSQL: alle {len(marts)} Marts in {schema} sind schon auf dem Stand dieses Release")
-            finally:
-                _drop_schema_quietly(con, staging)
+            for by_runs in (True, False):  # by runs where the state allows; the whole mart if that does not add up
+                plan = _plan(con, schema, marts, checksums, history if by_runs else {})
+                staging = f"{schema}{STAGING_PREFIX}{uuid.uuid4().hex[:12]}"
+                attempts = 0
+                try:
+                    staged = [m for m in marts if m.name in plan.staged]
+                    if staged:
+                        _build_staging(con, source, staging, staged, plan.runs, history, batch_rows, say)
+                    if staged or plan.dropped or not plan.schema_exists:
+                        attempts = _swap(
+                            con, staging, schema, role, plan, marts, checksums, history, release_id, swap_timeout_s, say
+                        )
+                    else:
+                        say(f"PostgreSQL: alle {len(marts)} Marts in {schema} sind schon auf dem Stand dieses Release")
+                    break
+                except _RunsDoNotAddUp as exc:
+                    say(f"PostgreSQL: {exc}; die Mart wird ganz geschrieben")
+                finally:
+                    _drop_schema_quietly(con, staging)
             for name in plan.rows:  # planner statistics after the rows changed (outside the swap: no lock held)
                 con.execute(sql.SQL("analyze {}").format(sql.Identifier(schema, name)))
             findings += audit_reader(con, role, schema)
@@ -514,6 +529,7 @@ def publish_to_postgres(
         unchanged=sorted(plan.unchanged),
         dropped=sorted(plan.dropped),
         release_id=release_id,
+        runs_replaced={name: len(runs) for name, runs in plan.runs.items()},
     )
 
 
@@ -526,6 +542,7 @@ class _Plan:
     rows: set[str] = field(default_factory=set)  # same columns: the rows are replaced (MVCC-safe)
     tables: set[str] = field(default_factory=set)  # new, or columns changed: the staged table moves in
     dropped: set[str] = field(default_factory=set)  # no longer a mart of the release
+    runs: dict[str, list[str]] = field(default_factory=dict)  # history marts among ``rows``: the runs to replace
 
     @property
     def staged(self) -> set[str]:
@@ -542,9 +559,25 @@ def _ensure_state_table(con: psycopg.Connection) -> None:
                 "release_id text, published_at timestamptz not null default now(), primary key (schema_name, mart))"
             ).format(sql.Identifier(STATE_SCHEMA, STATE_TABLE))
         )
+        # A history mart's rows and hash per run (RUN_HISTORY_MARTS); added to state tables of earlier versions.
+        con.execute(
+            sql.SQL("alter table {} add column if not exists runs jsonb").format(
+                sql.Identifier(STATE_SCHEMA, STATE_TABLE)
+            )
+        )
 
 
-def _plan(con: psycopg.Connection, schema: str, marts: list[Mart], checksums: dict[str, str | None]) -> _Plan:
+class _RunsDoNotAddUp(Exception):
+    """A history mart replaced run by run does not have the release's rows (its table was changed by hand)."""
+
+
+def _plan(
+    con: psycopg.Connection,
+    schema: str,
+    marts: list[Mart],
+    checksums: dict[str, str | None],
+    history: dict[str, dict[str, list]],
+) -> _Plan:
     schema_exists = con.execute("select 1 from pg_namespace where nspname = %s", [schema]).fetchone() is not None
     plan = _Plan(schema_exists)
     existing: dict[str, list[tuple]] = {}
@@ -564,14 +597,14 @@ def _plan(con: psycopg.Connection, schema: str, marts: list[Mart], checksums: di
             [schema],
         ).fetchall()
     }
-    held = dict(
-        con.execute(
-            sql.SQL("select mart, checksum from {} where schema_name = %s").format(
-                sql.Identifier(STATE_SCHEMA, STATE_TABLE)
-            ),
-            [schema],
-        ).fetchall()
-    )
+    held, held_runs = {}, {}
+    for mart_name, checksum, runs in con.execute(
+        sql.SQL("select mart, checksum, runs from {} where schema_name = %s").format(
+            sql.Identifier(STATE_SCHEMA, STATE_TABLE)
+        ),
+        [schema],
+    ).fetchall():
+        held[mart_name], held_runs[mart_name] = checksum, runs
     for mart in marts:
         wanted = [(c.name, _FORMAT_TYPE.get(c.postgres_type, c.postgres_type), not c.is_nullable) for c in mart.columns]
         if mart.name in others or mart.name not in existing or existing[mart.name] != wanted:
@@ -580,6 +613,9 @@ def _plan(con: psycopg.Connection, schema: str, marts: list[Mart], checksums: di
             plan.unchanged.add(mart.name)
         else:
             plan.rows.add(mart.name)
+            old, new = held_runs.get(mart.name), history.get(mart.name)
+            if isinstance(old, dict) and new is not None:
+                plan.runs[mart.name] = sorted(run for run in old.keys() | new.keys() if old.get(run) != new.get(run))
     plan.dropped = (set(existing) | others) - {m.name for m in marts}
     return plan
 
@@ -624,10 +660,13 @@ def _build_staging(
     source: duckdb.DuckDBPyConnection,
     staging: str,
     marts: list[Mart],
+    runs: dict[str, list[str]],
+    history: dict[str, dict[str, list]],
     batch_rows: int,
     say: Callable[[str], None],
 ) -> None:
-    """One transaction: the staging schema with every mart, loaded by COPY, with comments."""
+    """One transaction: the staging schema with every mart (of a history mart in ``runs``: only those runs),
+    loaded by COPY, with comments."""
     csv_options = pa_csv.WriteOptions(include_header=False, batch_size=batch_rows)
     with con.transaction():
         con.execute(sql.SQL("create schema {}").format(sql.Identifier(staging)))
@@ -647,6 +686,12 @@ def _build_staging(
             query = "select {} from {}.{}".format(
                 ", ".join(c.select_expr for c in mart.columns), quote_ident(PUBLIC_SCHEMA), quote_ident(mart.name)
             )
+            expected = mart.rows
+            if mart.name in runs:
+                column = quote_ident(RUN_HISTORY_MARTS[mart.name].run_column)
+                wanted = ", ".join("'" + run.replace("'", "''") + "'" for run in runs[mart.name]) or "null"
+                query += f" where {column}::varchar in ({wanted})"
+                expected = sum(history[mart.name][run][0] for run in runs[mart.name] if run in history[mart.name])
             copied = 0
             try:
                 with con.cursor().copy(
@@ -663,8 +708,8 @@ def _build_staging(
                 raise PostgresPublishError(
                     f"Mart {mart.name} konnte nicht nach PostgreSQL kopiert werden: {_first_line(exc)}"
                 ) from exc
-            if copied != mart.rows:
-                raise PostgresPublishError(f"Mart {mart.name}: {copied} Zeilen kopiert, {mart.rows} erwartet.")
+            if copied != expected:
+                raise PostgresPublishError(f"Mart {mart.name}: {copied} Zeilen kopiert, {expected} erwartet.")
             if mart.comment:
                 con.execute(sql.SQL("comment on table {} is {}").format(table, sql.Literal(mart.comment)))
             for c in mart.columns:
@@ -687,6 +732,7 @@ def _swap(
     plan: _Plan,
     marts: list[Mart],
     checksums: dict[str, str | None],
+    history: dict[str, dict[str, list]],
     release_id: str | None,
     timeout_s: float,
     say: Callable[[str], None],
@@ -714,10 +760,21 @@ def _swap(
                     )
                 for name in sorted(plan.rows):
                     target = sql.Identifier(schema, name)
-                    con.execute(sql.SQL("delete from {}").format(target))
+                    if name in plan.runs:  # a history mart: only its changed runs
+                        run_column = sql.Identifier(RUN_HISTORY_MARTS[name].run_column)
+                        con.execute(
+                            sql.SQL("delete from {} where {}::text = any(%s)").format(target, run_column),
+                            [plan.runs[name]],
+                        )
+                    else:
+                        con.execute(sql.SQL("delete from {}").format(target))
                     con.execute(
                         sql.SQL("insert into {} select * from {}").format(target, sql.Identifier(staging, name))
                     )
+                    if name in plan.runs:
+                        rows = con.execute(sql.SQL("select count(*) from {}").format(target)).fetchone()[0]
+                        if rows != by_name[name].rows:
+                            raise _RunsDoNotAddUp(f"{name} hätte {rows} statt {by_name[name].rows} Zeilen")
                     _comment(con, schema, by_name[name])
                 for name in sorted(plan.tables | plan.dropped):
                     if name in touched:
@@ -741,9 +798,12 @@ def _swap(
                 with con.cursor() as cur:
                     cur.executemany(
                         sql.SQL(
-                            "insert into {} (schema_name, mart, checksum, release_id) values (%s, %s, %s, %s)"
+                            "insert into {} (schema_name, mart, checksum, release_id, runs) values (%s, %s, %s, %s, %s)"
                         ).format(state),
-                        [[schema, m.name, checksums.get(m.name), release_id] for m in marts],
+                        [
+                            [schema, m.name, checksums.get(m.name), release_id, _runs_json(history.get(m.name))]
+                            for m in marts
+                        ],
                     )
                 if release_id:
                     con.execute(
@@ -764,6 +824,10 @@ def _swap(
                 say(f"PostgreSQL: Leser halten {schema}; Austausch wird wiederholt")
             time.sleep(delay)
             delay = min(delay * 2, 2.0)
+
+
+def _runs_json(runs: dict[str, list] | None) -> Jsonb | None:
+    return None if runs is None else Jsonb(runs)
 
 
 def _exists(con: psycopg.Connection, schema: str, name: str) -> bool:
