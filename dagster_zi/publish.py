@@ -6,6 +6,7 @@ from dagster_zi.constants import WAREHOUSE_POOL
 from dagster_zi.dbt import zi_dbt_assets
 from dagster_zi.quality import zi_quality_dbt_assets
 from zi_warehouse import config
+from zi_warehouse.german import count_of, format_number
 from zi_warehouse.publish import publish
 
 
@@ -30,8 +31,18 @@ def published_warehouse(context: AssetExecutionContext) -> MaterializeResult:
         f"Release {result.release_id} veröffentlicht: {len(result.written)} Marts geschrieben, "
         f"{len(result.reused)} unverändert übernommen ({result.seconds.get('total', 0):.1f} s)"
     )
-    for name, runs in result.runs_replaced.items():
-        context.log.info(f"{name}: nur {runs} Läufe neu geschrieben, die übrigen aus dem vorigen Release übernommen")
+    for name, (written, linked) in result.history_files.items():
+        runs = result.runs_replaced.get(name)
+        context.log.info(
+            f"{name}: "
+            + (
+                f"{format_number(runs)} von {count_of(result.history_runs[name], 'Lauf', 'Läufen')} neu geschrieben"
+                if runs is not None
+                else f"ganz geschrieben ({count_of(result.history_runs[name], 'Lauf', 'Läufe')})"
+            )
+            + f"; Parquet: {', '.join(written) or 'keine Datei'} geschrieben, "
+            f"{count_of(linked, 'Monatsdatei', 'Monatsdateien')} übernommen"
+        )
     if result.reporting_quarter:
         context.log.info(f"{result.restatements} Änderungen gegenüber dem Berichtsstand {result.reporting_quarter}")
     return MaterializeResult(
@@ -44,6 +55,7 @@ def published_warehouse(context: AssetExecutionContext) -> MaterializeResult:
             "marts_written": MetadataValue.md(", ".join(result.written) or "keine"),
             "marts_reused": len(result.reused),
             **{f"runs_replaced_{name}": runs for name, runs in result.runs_replaced.items()},
+            **{f"parquet_files_written_{name}": len(files) for name, (files, _) in result.history_files.items()},
             "reporting_quarter": result.reporting_quarter or "",
             "restatements": result.restatements,
             "removed_releases": len(result.removed_releases),

@@ -278,6 +278,8 @@ def test_the_quality_history_is_published_run_by_run(tmp_path):
     second = publish(wh, published)
     assert second.written == ["mart_data_quality"]
     assert second.runs_replaced == {"mart_data_quality": 2}  # r4 new, r3 no longer the newest
+    assert second.history_runs == {"mart_data_quality": 4}
+    assert second.history_files == {"mart_data_quality": (["2026-12.parquet"], 2)}
     again = _history_files(second.release_dir)
     assert {name: again[name] == files[name] for name in files} == {  # months without a change: the same file
         "2026-10.parquet": True,

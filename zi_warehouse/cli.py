@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from zi_warehouse import config
-from zi_warehouse.german import format_number
+from zi_warehouse.german import count_of, format_number
 
 app = typer.Typer(help="ZI Warehouse: Monitoring der Zukunftsinitiative Klima.Werk.", no_args_is_help=True)
 #: Width of the output when it goes to a file or a pipe and COLUMNS is unset (rich would cut tables at 80).
@@ -209,7 +209,7 @@ def print_unchanged(paths: config.Paths, decision, seconds: float) -> None:
     if last:
         console.print(
             f"Dagster-Prüfungen des letzten Laufs ({last.get('finished_at', '?')}): "
-            f"{last.get('checks_passed', '?')} bestanden, {len(last.get('checks_warned', []))} Warnungen"
+            f"{last.get('checks_passed', '?')} bestanden, {count_of(len(last.get('checks_warned', [])), 'Warnung', 'Warnungen')}"
         )
         for name in last.get("checks_warned", [])[:20]:
             console.print(f"  [yellow]Warnung[/yellow] {_check_line(name)}")
@@ -445,7 +445,7 @@ def print_summary(paths: config.Paths, report, seconds: float) -> None:
     _print_row_balance(paths)
     console.print(
         f"Dagster-Prüfungen: {report.checks_passed} bestanden, {len(report.checks_failed)} fehlgeschlagen, "
-        f"{len(report.checks_warned)} Warnungen (Einzelergebnisse je Kommune: Qualitätsbericht)"
+        f"{count_of(len(report.checks_warned), 'Warnung', 'Warnungen')} (Einzelergebnisse je Kommune: Qualitätsbericht)"
     )
     for name in report.checks_failed:
         console.print(f"  [red]fehlgeschlagen[/red] {_check_line(name)}")

@@ -40,7 +40,7 @@ import duckdb
 
 from zi_warehouse import alerts, config, warehouse
 from zi_warehouse.forecasts import feedback
-from zi_warehouse.german import format_number
+from zi_warehouse.german import count_of, format_number
 from zi_warehouse.reference import match_municipality, municipality_by_key
 
 ADDRESSES_ENV = "ZI_COORDINATOR_ADDRESSES"
@@ -209,7 +209,7 @@ def _label(rule: str, family: str) -> str:
 
 
 def _rows(n: int) -> str:
-    return f"{format_number(n)} Zeile" + ("" if n == 1 else "n")
+    return count_of(n, "Zeile", "Zeilen")
 
 
 def _attachment(delivery: Delivery, feedback_root: Path) -> tuple[str, bytes, tuple[str, str]] | None:

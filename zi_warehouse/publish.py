@@ -83,6 +83,8 @@ class PublishResult:
     removed_releases: list[str] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)  # phase -> seconds
     runs_replaced: dict[str, int] = field(default_factory=dict)  # history mart -> runs written (not the whole mart)
+    history_runs: dict[str, int] = field(default_factory=dict)  # history mart -> runs it holds
+    history_files: dict[str, tuple[list[str], int]] = field(default_factory=dict)  # -> (files written, files linked)
 
 
 @dataclass
@@ -278,6 +280,14 @@ def publish(
         removed_releases=removed,
         seconds=clock.laps,
         runs_replaced=runs_replaced,
+        history_runs={name: len(marts[name].runs or {}) for name in RUN_HISTORY_MARTS.keys() & marts.keys()},
+        history_files={
+            name: (
+                sorted(p.name for p in new_files if p.parent.name == name),
+                len(parquet_sha[name]) - sum(p.parent.name == name for p in new_files),
+            )
+            for name in RUN_HISTORY_MARTS.keys() & marts.keys()
+        },
     )
 
 

@@ -12,7 +12,7 @@ Layout (docs/data-directory.md)::
       parquet   -> current/parquet
       current   -> releases/<id>         switched by rename() of a fresh symlink: one atomic step
       releases/<id>/                     one per publish: zi.duckdb, parquet/<mart>.parquet (a history mart:
-                                         parquet/<mart>/<JJJJ-MM>.parquet), manifest.json
+                                         parquet/<mart>/<YYYY-MM>.parquet), manifest.json
       reporting/<JJJJ-Qn>/               Berichtsstände: the frozen release's files (hard links, same bytes),
                                          freeze.json, bericht.html, bericht.pdf; kept for good
       .releases.lock                     held while a release is being frozen (retention waits its turn)
