@@ -17,7 +17,10 @@ Scenarios per scale, in this order, on one data directory:
 2. ``no_change``: the same command again with nothing changed (the fixed overhead);
 3. ``new_workbook``, ``funding_delta``, ``dwd_recent``: one held-back delivery put back, then a build;
 4. ``no_change_full_path``: nothing changed, the fast path switched off (``ZI_BUILD_ALWAYS=1``): what
-   every no-change run (and every one-file rebuild) cost before those fixes, measured in the same run.
+   every no-change run (and every one-file rebuild) cost before those fixes, measured in the same run;
+5. after the deployment scenarios, at scale 1 only: months of operation. The quality history is grown to
+   ``HISTORY_RUNS`` runs (``zi_bench_history.py``), one workbook is taken out (``history_setup``, not
+   reported) and put back: ``new_workbook_after_history``, to compare with ``new_workbook``.
 
 Usage: ``python bench/zi_bench.py [--scales 0.1,1,5] [--quick] [--budget-minutes 0.1=15,1=25,5=45]``.
 ``--quick`` runs scale 0.1 only and writes to ``bench/results/`` (the committed ``docs/performance.*``
@@ -53,6 +56,7 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
 import zi_bench_deployment as deployment
+from zi_bench_history import grow_history
 from zi_bench_report import GIB, SAMPLE_SECONDS, targets, write_markdown
 
 RESULTS_DIR = REPO_ROOT / "bench" / "results"
@@ -66,6 +70,10 @@ DEFAULT_BUDGET_MIN = {0.1: 15.0, 1.0: 25.0, 5.0: 45.0}
 #: Workbooks dropped one after another through the daemon per scale: where in the sensor's loop a file lands
 #: varies the time to its feedback, so one drop says little; the targets are judged on the slowest.
 DAEMON_DROPS = 4
+#: Months of operation: quality runs added to the history before ``new_workbook_after_history`` (at two to three
+#: quality runs a day, about a year), at ``HISTORY_SCALE`` only.
+HISTORY_RUNS = 1000
+HISTORY_SCALE = 1.0
 PAGE = os.sysconf("SC_PAGE_SIZE")
 
 
@@ -648,6 +656,16 @@ def bench_scale(scale: float, budget_s: float, work: Path, keep: bool, log) -> d
         # the fast path (the whole job, every step, dbt on everything)
         build("no_change_full_path", ZI_BUILD_ALWAYS="1")
         deployment_scenarios(result, data_dir, held, deadline, log)
+        if scale == HISTORY_SCALE and deadline - time.monotonic() > 150:
+            rows, runs = grow_history(data_dir / "warehouse" / "zi.duckdb", HISTORY_RUNS)
+            log(f"scale {scale:g}: quality history grown to {runs} runs ({rows:,} rows) …")
+            result["history"] = {"runs": runs, "rows": rows}
+            workbook = sorted((landing / "forecasts").glob("*.xlsx"))[-1]
+            out = data_dir / workbook.name
+            workbook.rename(out)
+            build("history_setup")
+            out.rename(workbook)
+            build("new_workbook_after_history")
         if deadline - time.monotonic() > 30:
             log(f"scale {scale:g}: Excel ingestion …")
             result["excel_ingestion"] = excel_ingestion(landing)
@@ -661,7 +679,7 @@ def bench_scale(scale: float, budget_s: float, work: Path, keep: bool, log) -> d
     result["finished_within_budget"] = (
         bool(done)
         and all(b.get("success") for b in done)
-        and len(done) == len(result["builds"]) >= 7  # six scenarios and `dagster job execute`
+        and len(done) == len(result["builds"]) >= 7  # six scenarios and `dagster job execute` (+ the history's two)
         and "excel_ingestion" in result
         and result.get("deployment", {}).get("daemon_new_workbook", {}).get("success", False)
     )

@@ -244,6 +244,29 @@ def render_markdown(doc: dict) -> str:
                 f"partial parse; two invocations per build) | {p['before_seconds']:.1f} s | "
                 f"{p['after_seconds']:.1f} s | {p['before_seconds'] / p['after_seconds']:.1f}x |"
             )
+    history_rows = []
+    for key, s in doc["scales"].items():
+        b, h = s.get("builds", {}), s.get("history")
+        fresh, grown = b.get("new_workbook", {}), b.get("new_workbook_after_history", {})
+        if h and fresh.get("success") and grown.get("success"):
+            publish = [x.get("step_seconds", {}).get("published_warehouse") for x in (fresh, grown)]
+            history_rows.append(
+                f"| {key} | {h['runs']:,} runs, {h['rows']:,} rows | {fresh['seconds']:.1f} | {grown['seconds']:.1f} "
+                f"({grown['seconds'] / fresh['seconds']:.2f}x) | "
+                + (" → ".join(f"{x:.1f}" for x in publish) if None not in publish else "–")
+                + " |"
+            )
+    if history_rows:
+        lines += [
+            "",
+            "Months of operation: the quality history grown (copies of the newest quality run under earlier run "
+            "ids, `bench/zi_bench_history.py`), then one new workbook, against the same scenario on the fresh "
+            "history:",
+            "",
+            "| Scale | Quality history | New workbook s, fresh | after the history s | publish step s, fresh → after |",
+            "|---|---|---|---|---|",
+            *history_rows,
+        ]
     lines += [
         "",
         "Excel ingestion (forecast workbooks, same files, same run, best of 2):",
