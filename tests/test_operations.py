@@ -205,6 +205,11 @@ def test_a_dropped_workbook_is_built_and_published_while_other_builds_wait_their
     finally:
         con.close()
     assert rejected == 1
+    # The daemon's log keeps what happened (the sensor's launches) without two routine lines per loop.
+    daemon_log = served["log"].read_text(errors="replace")
+    assert f"Completed launch of run {run.run_id} for landing_sensor" in daemon_log
+    assert "Checking for new runs for sensor" not in daemon_log
+    assert "No run requests returned for" not in daemon_log
 
 
 def test_two_runs_launched_from_the_ui_queue_instead_of_colliding(served):
