@@ -217,7 +217,14 @@ def print_unchanged(paths: config.Paths, decision, seconds: float) -> None:
         "[green]Keine Änderung[/green] seit dem letzten erfolgreichen Lauf: Dagster und dbt nicht gestartet, "
         f"geprüft in {format_number(seconds, 1)} s. Veröffentlicht bleibt: {paths.published_duckdb}"
     )
+    _print_parquet_line(paths)
     console.print("  Vollständigen Lauf erzwingen: .venv/bin/zi build --always")
+
+
+def _print_parquet_line(paths: config.Paths) -> None:
+    console.print(
+        f"  Parquet: {paths.published_parquet}/<mart>.parquet (Prüfhistorie: mart_data_quality/<JJJJ-MM>.parquet)"
+    )
 
 
 @app.command(
@@ -458,9 +465,7 @@ def print_summary(paths: config.Paths, report, seconds: float) -> None:
         console.print(
             f"[green]Build erfolgreich[/green] in {format_number(seconds, 1)} s. Veröffentlicht: {paths.published_duckdb}"
         )
-        console.print(
-            f"  Parquet: {paths.published_parquet}/<mart>.parquet (Prüfhistorie: mart_data_quality/<JJJJ-MM>.parquet)"
-        )
+        _print_parquet_line(paths)
         console.print("Beispielabfrage für das Controlling:")
         console.print(f'  .venv/bin/zi sql "{EXAMPLE_QUERY}"')
     else:
