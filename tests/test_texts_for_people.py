@@ -156,3 +156,8 @@ def test_the_command_line_describes_its_commands_in_german():
         assert not english.search(command.help), (command.name, command.help)
     shown = CliRunner().invoke(app, ["--help"], env={"COLUMNS": "200"}).output
     assert "Das veröffentlichte Warehouse lesend abfragen" in shown
+    # Typer's own options (help, shell completion) are described in German too, on every command.
+    for args in (["--help"], *([c.name, "--help"] for c in app.registered_commands)):
+        shown = CliRunner().invoke(app, args, env={"COLUMNS": "200"}).output
+        assert "Diese Hilfe zeigen und beenden." in shown, args
+        assert not re.search(r"Show this message|for the current shell", shown), args

@@ -14,11 +14,48 @@ from pathlib import Path
 import typer
 from rich.console import Console
 from rich.table import Table
+from typer.core import TyperCommand, TyperGroup
 
 from zi_warehouse import config
 from zi_warehouse.german import count_of, format_number
 
-app = typer.Typer(help="ZI Warehouse: Monitoring der Zukunftsinitiative Klima.Werk.", no_args_is_help=True)
+
+class _GermanHelpOption:
+    """The ``--help`` option described in German too (Typer's own text is fixed English)."""
+
+    def get_help_option(self, ctx):
+        option = super().get_help_option(ctx)
+        if option is not None:
+            option.help = "Diese Hilfe zeigen und beenden."
+        return option
+
+
+class _Group(_GermanHelpOption, TyperGroup):
+    _COMPLETION_HELP = {
+        "install_completion": "Die Befehlsvervollständigung für die aktuelle Shell einrichten.",
+        "show_completion": "Die Befehlsvervollständigung für die aktuelle Shell anzeigen (zum Einrichten von Hand).",
+    }
+
+    def get_params(self, ctx):
+        params = super().get_params(ctx)
+        for param in params:
+            if param.name in self._COMPLETION_HELP:
+                param.help = self._COMPLETION_HELP[param.name]
+        return params
+
+
+class _Command(_GermanHelpOption, TyperCommand):
+    pass
+
+
+app = typer.Typer(help="ZI Warehouse: Monitoring der Zukunftsinitiative Klima.Werk.", no_args_is_help=True, cls=_Group)
+
+
+def command(*args, **kwargs):
+    """``app.command`` with the German ``--help``."""
+    return app.command(*args, cls=_Command, **kwargs)
+
+
 #: Width of the output when it goes to a file or a pipe and COLUMNS is unset (rich would cut tables at 80).
 PIPED_WIDTH = 160
 console = Console(width=None if sys.stdout.isatty() or os.environ.get("COLUMNS") else PIPED_WIDTH)
@@ -26,7 +63,7 @@ console = Console(width=None if sys.stdout.isatty() or os.environ.get("COLUMNS")
 EXAMPLE_QUERY = "select * from marts.mart_budget_year where year = 2020;"
 
 
-@app.command(
+@command(
     "demo-data",
     help="Demo-Daten (fest, wiederholbar) in den Landebereich schreiben, in den echten Formaten der Absender.",
 )
@@ -48,7 +85,7 @@ def demo_data(
     console.print(f"fertig in {time.perf_counter() - started:.1f} s")
 
 
-@app.command(
+@command(
     "template",
     help="Die leere Prognose-Vorlage (Excel) schreiben, die die Koordinatorinnen und Koordinatoren ausfüllen.",
 )
@@ -63,7 +100,7 @@ def template(
     console.print(f"Vorlage geschrieben: {out}")
 
 
-@app.command(
+@command(
     "build",
     help="Alle gelieferten Dateien laden, die Marts bauen und prüfen, das Warehouse lesend veröffentlichen.\n\n"
     "Der Lauf erscheint im Dagster-UI des Datenverzeichnisses. Es läuft immer nur ein Build je Datenverzeichnis: "
@@ -154,7 +191,7 @@ def build(
 EXIT_BUSY = 75
 
 
-@app.command(
+@command(
     "serve",
     help="Den Dagster-Betrieb dieses Datenverzeichnisses starten: UI, Daemon (Zeitplan, Sensoren, Warteschlange) "
     "und Run-Worker.\n\nBeenden mit Strg-C oder SIGTERM. Endet einer der drei, werden die anderen auch beendet "
@@ -227,7 +264,7 @@ def _print_parquet_line(paths: config.Paths) -> None:
     )
 
 
-@app.command(
+@command(
     "sql",
     help="Das veröffentlichte Warehouse lesend abfragen (nie die Arbeitsdatei der Pipeline).\n\n"
     "Ohne Abfrage: die Konsole (Zeilen bearbeiten, Verlauf, Strg-C bricht ab, Strg-D beendet). "
@@ -283,7 +320,7 @@ def sql(
         con.close()
 
 
-@app.command(
+@command(
     "report",
     help="Den Quartalsbericht für das Controlling (HTML und PDF) aus dem veröffentlichten Warehouse schreiben.\n\n"
     "Mit --quarter wird das Release, über das er berichtet, als Berichtsstand dieses Quartals eingefroren "
@@ -302,7 +339,7 @@ def report(
     report_command(quarter, freeze=quarter is not None and not draft)
 
 
-@app.command(
+@command(
     "releases",
     help="Die aufbewahrten Releases (eines je Veröffentlichung) und die Berichtsstände (eingefrorene Quartale) auflisten.",
 )
@@ -364,7 +401,7 @@ def releases_command(
         raise typer.Exit(code=1)
 
 
-@app.command("quality-report", help="Den Datenqualitätsbericht (HTML) eines Laufs aus den Prüfergebnissen schreiben.")
+@command("quality-report", help="Den Datenqualitätsbericht (HTML) eines Laufs aus den Prüfergebnissen schreiben.")
 def quality_report(
     run_id: str = typer.Option(None, "--run-id", help="Lauf (Standard: der letzte Lauf)"),
 ) -> None:
@@ -373,9 +410,7 @@ def quality_report(
     quality_report_command(run_id=run_id)
 
 
-@app.command(
-    "docs-site", help="Die dbt-Dokumentation als eine eigenständige HTML-Datei erzeugen (ohne Internet lesbar)."
-)
+@command("docs-site", help="Die dbt-Dokumentation als eine eigenständige HTML-Datei erzeugen (ohne Internet lesbar).")
 def docs_site_command(
     empty_catalog: bool = typer.Option(False, help="Ohne Katalog (öffnet das Warehouse nicht)"),
 ) -> None:
