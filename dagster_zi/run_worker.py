@@ -203,9 +203,11 @@ def _start_dbt_server(home: Path) -> Path | None:
     from zi_warehouse import config, dbt_server
 
     target = target_folder()
+    if target is None:  # a target folder set by the caller (tests) or none writable: never the repository's
+        return None
     path = dbt_server.socket_path(home)
     try:
-        dbt_server.serve(path, config.paths().data_dir, config.REPO_ROOT, target or config.REPO_ROOT / "target")
+        dbt_server.serve(path, config.paths().data_dir, config.REPO_ROOT, target)
     except Exception:
         log.exception("dbt-Server nicht gestartet; dbt startet je Befehl selbst")
         return None
@@ -295,6 +297,9 @@ def serve(path: Path | None = None) -> None:
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     log.setLevel(logging.INFO)
     path = path or socket_path()
+    # The environment to restart with: warming up sets variables for this process (DBT_TARGET_PATH, the dbt
+    # server's socket), and a restarted worker that inherited them would take them for a caller's settings.
+    environment = dict(os.environ)
     started = time.perf_counter()
     warm_up()
     worker = RunWorker(path)
@@ -332,7 +337,7 @@ def serve(path: Path | None = None) -> None:
         server.server_close()
     if worker.restart.is_set() and not stop.is_set():
         log.info("Code geändert: Run-Worker startet neu (laufende Läufe laufen weiter)")
-        os.execv(sys.executable, [sys.executable, "-m", "dagster_zi.run_worker"])
+        os.execve(sys.executable, [sys.executable, "-m", "dagster_zi.run_worker"], environment)
     path.unlink(missing_ok=True)
     if dbt_socket is not None:
         dbt_socket.unlink(missing_ok=True)

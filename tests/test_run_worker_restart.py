@@ -1,0 +1,103 @@
+"""The run worker restarts once when the code changes, and is then warm again (dagster_zi/run_worker.py).
+
+A restarted worker used to inherit the variables its warm-up had set (``DBT_TARGET_PATH``), took them for a
+caller's settings, parsed dbt into the repository's ``target/`` and so changed its own code fingerprint: it
+restarted again before every run, and every daemon run started 10-15 s late.
+
+The worker runs from a copy of the code, so that changing a file there does not touch this checkout.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+from dagster_zi.run_worker import ask, socket_path
+from zi_warehouse import dbt_server
+from zi_warehouse.config import REPO_ROOT
+
+#: What the worker imports and fingerprints (``CODE_DIRS``, ``DBT_PATHS``, the manifest ``make setup`` wrote).
+COPIED = ("dagster_zi", "zi_warehouse", "models", "seeds", "dbt_project", "dbt_project.yml", "target")
+
+
+def _wait(condition, seconds: float, what: str) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out: {what}"
+        time.sleep(0.5)
+
+
+def test_a_restarted_run_worker_restarts_once_and_keeps_the_repository_manifest(tmp_path):
+    code = tmp_path / "code"
+    for name in COPIED:
+        source = REPO_ROOT / name
+        if source.is_dir():
+            shutil.copytree(source, code / name, ignore=shutil.ignore_patterns("__pycache__", "compiled", "run"))
+        else:
+            shutil.copy2(source, code / name)
+    data_dir, home = tmp_path / "data", tmp_path / "dagster"
+    home.mkdir()
+    env = {**os.environ, "PYTHONPATH": str(code), "ZI_DATA_DIR": str(data_dir), "DAGSTER_HOME": str(home)}
+    for inherited in ("DBT_TARGET_PATH", dbt_server.SOCKET_ENV):
+        env.pop(inherited, None)
+    worker_socket = socket_path(home)
+    log = open(tmp_path / "worker.log", "w")  # noqa: SIM115 - open while the worker runs
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "dagster_zi.run_worker"], cwd=code, env=env, stdout=log, stderr=subprocess.STDOUT
+    )
+
+    def answers() -> bool:
+        assert worker.poll() is None, (tmp_path / "worker.log").read_text()
+        return bool((ask(worker_socket, {"op": "ping"}, timeout=2) or {}).get("ok"))
+
+    def dbt_is_parsed() -> None:
+        """A dbt command through the worker's warm dbt: it answers once the project is parsed."""
+        folder = data_dir / "warehouse"
+        command = [sys.executable, "-m", "dbt.cli.main", "ls", "--select", "mart_budget_year", "--quiet"]
+        script = (
+            "import sys; from zi_warehouse import dbt_server; "
+            f"sys.exit(dbt_server.run_via_server({command[3:]!r}, dict(__import__('os').environ), {str(folder)!r}))"
+        )
+        done = subprocess.run(
+            [sys.executable, "-c", script],
+            env={
+                **env,
+                dbt_server.SOCKET_ENV: str(home / dbt_server.SOCKET_NAME),
+                "ZI_DBT_DATABASE": "zi.duckdb",
+                "DBT_PROJECT_DIR": str(code),
+                "DBT_PROFILES_DIR": str(code / "dbt_project"),
+            },
+            capture_output=True,
+            text=True,
+            timeout=240,
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+
+    manifest = code / "target" / "manifest.json"
+    try:
+        _wait(answers, 240, "Run-Worker antwortet")
+        dbt_is_parsed()
+        written = manifest.stat().st_mtime_ns
+        os.utime(code / "zi_warehouse" / "german.py")  # new code
+        assert ask(worker_socket, {"op": "launch", "run_id": "none"}) == {"ok": False, "restarting": True}
+        time.sleep(1)
+        _wait(answers, 240, "Run-Worker nach dem Neustart")
+        dbt_is_parsed()  # the restarted worker's warm dbt has parsed the project: where did it write?
+        assert manifest.stat().st_mtime_ns == written, "the restarted worker rewrote the repository's manifest"
+        assert (data_dir / "warehouse" / "dbt_target" / "manifest.json").exists()
+        # Same code since the restart: the next launch starts the run (which fails: there is no such run).
+        reply = ask(worker_socket, {"op": "launch", "run_id": "none"})
+        assert reply and reply.get("ok") is True, reply
+        assert (tmp_path / "worker.log").read_text().count("Code geändert") == 1
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        try:
+            worker.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+            worker.wait()
+        log.close()
