@@ -204,6 +204,7 @@ from zi_warehouse.forecasts import columns as col  # noqa: E402
 
 CELL_PARSERS = {
     "number": p.parse_number,
+    "count": p.parse_count,
     "rate": p.parse_percent_or_fraction,
     "quarter": p.parse_quarter,
     "date_start": lambda v: p.parse_date(v, anchor="start"),

@@ -657,3 +657,37 @@ def test_same_file_twice_and_unchanged_rerun(landing):
     assert landing.con.execute("select count(*) from raw.forecasts__projects").fetchone()[0] == 1
     third = landing.load()
     assert third.files_read == 0  # idempotent: nothing new, nothing read
+
+
+def test_an_unreadable_payment_or_tree_count_is_named_as_the_workbook_names_it(tmp_path):
+    """The coordinator finds the cell by the header of their file ('Mittelabruf Q2/2027 in EUR', not the
+    warehouse's '2027-Q2' nor the template's placeholder), and a count is not suggested as '1.234,56'."""
+    header = [t.header_maps()["2021"][c] for c in t.COLUMN_ORDER["2021"]] + ["Mittelabruf Q2/2027 in EUR"]
+    values = {
+        "municipality": "Bochum",
+        "project_id": "BO-7",
+        "title": "Mulde Schulhof",
+        "measure_type": "Entsiegelung",
+        "status": "Antrag gestellt",
+        "total_cost_eur": "250.000,00",
+        "requested_funding_eur": "225.000,00",
+        "planned_completion_date": "Q4/2027",
+        "expected_trees": "zwölf",
+    }
+    lines = [
+        "Kommune:;Bochum",
+        "Berichtsquartal:;Q4/2026",
+        "",
+        ";".join(header),
+        ";".join(values.get(c, "") for c in t.COLUMN_ORDER["2021"]) + ";siehe Bemerkung",
+    ]
+    path = tmp_path / "Prognose_Bochum_2026-Q4.csv"
+    path.write_bytes("\r\n".join(lines).encode("cp1252"))
+    parsed = reader.read_file(path, path.name)
+    found = {e.column: e for errors in parsed.errors.values() for e in errors}
+    assert found[t.PAYMENT_COLUMN].message_de == (
+        "Mittelabruf Q2/2027 in EUR: 'siehe Bemerkung' ist keine Zahl (erwartet z. B. 1.234,56)."
+    )
+    assert found["expected_trees"].message_de.endswith("'zwölf' ist keine Zahl (erwartet z. B. 12).")
+    # The feedback workbook's column "Spalte": one of the quarterly columns, never the template's placeholder.
+    assert reader.column_label(t.PAYMENT_COLUMN) == "Mittelabruf Qn/JJJJ in EUR"

@@ -170,6 +170,7 @@ _NUMBER_TYPES = frozenset({float, int})
 _DATE_TYPES = frozenset({dt.date, dt.datetime})
 TYPERS: dict[str, Callable[[list], tuple[list, _Errors]]] = {
     "number": _Typer(p.parse_number, _fast_number, _NUMBER_TYPES),
+    "count": _Typer(p.parse_count, _fast_number, _NUMBER_TYPES),
     "rate": _Typer(p.parse_percent_or_fraction, _fast_rate, _NUMBER_TYPES),
     "quarter": _Typer(p.parse_quarter, None),
     "date_start": _Typer(p.parse_date, _fast_date, _DATE_TYPES),

@@ -82,8 +82,10 @@ def _german_decimal(text: str) -> float:
     return -value if negative else value
 
 
-def parse_number(value: object) -> float | None:
-    """A number as written in German spreadsheets: '1.234,56', 'ca. 1.200', '1,2 Mio', '1.500 €', 'EUR 12.000,-'."""
+def parse_number(value: object, example: str = "1.234,56") -> float | None:
+    """A number as written in German spreadsheets: '1.234,56', 'ca. 1.200', '1,2 Mio', '1.500 €', 'EUR 12.000,-'.
+
+    ``example`` is what the message of an unreadable text suggests instead."""
     if is_blank(value):
         return None
     if isinstance(value, bool):
@@ -107,7 +109,12 @@ def parse_number(value: object) -> float | None:
     try:
         return _german_decimal(s) * factor
     except ValueError:
-        raise ParseError(f"'{text}' ist keine Zahl (erwartet z. B. 1.234,56).") from None
+        raise ParseError(f"'{text}' ist keine Zahl (erwartet z. B. {example}).") from None
+
+
+def parse_count(value: object) -> float | None:
+    """A count (trees): read as any number (that it is whole is a row rule); the message suggests a count."""
+    return parse_number(value, example="12")
 
 
 def parse_percent_or_fraction(value: object) -> float | None:

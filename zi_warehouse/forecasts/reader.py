@@ -38,6 +38,7 @@ from zi_warehouse.forecasts.template import (
     header_maps,
     measure_type_labels,
     normalise_header,
+    payment_header_de,
     payment_pattern,
     status_labels,
 )
@@ -61,6 +62,8 @@ def column_label(canonical: str) -> str:
     """German column name for messages: the header of the current template, else the 2020 one."""
     if canonical == FILE_NAME_COLUMN:
         return "Dateiname"
+    if canonical == PAYMENT_COLUMN:  # one of the quarterly columns; the message names the quarter
+        return payment_header_de("2021")
     maps = header_maps()
     return maps["2021"].get(canonical) or maps["2020"].get(canonical) or canonical
 
@@ -504,7 +507,7 @@ def _is_note_or_total(cells: dict[int, object], columns: dict[int, str]) -> bool
 #: Column kinds typed by ``columns.type_column`` (output column = canonical column).
 _KINDS = {
     **{c: "number" for c in _NUMBER_COLUMNS},
-    "expected_trees": "number",
+    "expected_trees": "count",
     "funding_rate": "rate",
     "planned_application_period": "quarter",
     "planned_start_date": "date_start",
@@ -620,8 +623,10 @@ def parse_rows(
     for j, period in payment_cols.items():
         raw = by_col[j]
         amounts, bad = type_column("number", raw)
-        for k, exc in bad:
-            err(k, PAYMENT_COLUMN, raw[k], exc.rule, f"Mittelabruf {period}: {exc.message_de}")
+        if bad:
+            header = " ".join(str(grid[header_index][j]).split())  # as the file writes it: 'Mittelabruf Q2/2027 in EUR'
+            for k, exc in bad:
+                err(k, PAYMENT_COLUMN, raw[k], exc.rule, f"{header}: {exc.message_de}")
         for k, amount in enumerate(amounts):
             if amount is not None:
                 if payments[k] is None:
