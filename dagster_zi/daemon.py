@@ -27,6 +27,8 @@ import sys
 
 import dagster._daemon.sensor as dagster_sensor_daemon
 
+from zi_warehouse.build_state import NOTHING_LANDED
+
 #: Seconds per loop of the sensor daemon (Dagster's default: 5).
 SENSOR_LOOP_SECONDS = 2
 
@@ -42,9 +44,13 @@ def shorten_sensor_loop() -> None:
 
 
 class QuietSensorTicks(logging.Filter):
-    """Drops the sensor daemon's two routine lines of every tick that finds nothing to do."""
+    """Drops the sensor daemon's routine lines of every tick that finds nothing to do (its own two, and the
+    landing sensor's skip when no file came); skips for any other reason stay in the log."""
 
-    ROUTINE = re.compile(r"^(Checking for new runs for sensor: |No run requests returned for .+, skipping$)")
+    ROUTINE = re.compile(
+        r"^(Checking for new runs for sensor: |No run requests returned for .+, skipping$"
+        rf"|Sensor \S+ skipped: {re.escape(NOTHING_LANDED)}$)"
+    )
 
     def filter(self, record: logging.LogRecord) -> bool:
         return not self.ROUTINE.match(record.getMessage())

@@ -163,6 +163,10 @@ def decide(paths: config.Paths) -> Decision:
     return Decision("families", "neue oder geänderte Dateien: " + ", ".join(changed), changed)
 
 
+#: The landing sensor's reason to skip when no file came, changed or went (every tick of a quiet day).
+NOTHING_LANDED = "keine neuen, geänderten oder entfernten Dateien"
+
+
 def landing_decision(paths: config.Paths, content_changed: list[str]) -> Decision:
     """What the landing sensor should build, given the families whose files changed in content.
 
@@ -175,7 +179,7 @@ def landing_decision(paths: config.Paths, content_changed: list[str]) -> Decisio
     except (OSError, ValueError):
         recorded = None
     if not content_changed:
-        return Decision("skip", "keine neuen, geänderten oder entfernten Dateien")
+        return Decision("skip", NOTHING_LANDED)
     if recorded is None:
         return Decision("full", "kein erfolgreicher Lauf verzeichnet; neue Dateien: " + ", ".join(content_changed))
     before = recorded.get("inputs", {})
