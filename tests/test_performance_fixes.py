@@ -100,6 +100,29 @@ def test_settings_code_or_external_sources_mean_a_full_build(data, monkeypatch):
     assert build_state.decide(data).mode == "full"
 
 
+def test_operational_settings_change_no_build_and_no_value_is_stored(data, monkeypatch):
+    """The UI address, alert mail and retention are how the deployment runs, not what a build produces: a
+    colleague's shell without them must not turn the next delivery into a full build. Settings that do count
+    are kept as digests: the record is an ordinary file and must not hold a password or DSN."""
+    monkeypatch.setenv("ZI_FORECAST_DUE_DAYS", "30")
+    _record(data)
+    for name, value in {
+        "ZI_DAGSTER_UI_URL": "http://zi-server.intern:3000",
+        "ZI_ALERT_SMTP_PASSWORD": "alert-geheim",
+        "ZI_RUN_RETENTION_DAYS": "90",
+        "ZI_RELEASE_RETENTION_DAYS": "10",
+    }.items():
+        monkeypatch.setenv(name, value)
+    assert build_state.decide(data).mode == "skip"
+    monkeypatch.setenv("ZI_FORECAST_DUE_DAYS", "60")  # a threshold of the freshness checks: it does count
+    assert build_state.decide(data).mode == "full"
+    monkeypatch.setenv("ZI_FUNDING_DB_SCHEMA", "foerderung-geheim")
+    _record(data)
+    stored = build_state.state_path(data).read_text()
+    assert "ZI_FUNDING_DB_SCHEMA" in stored and "ZI_FORECAST_DUE_DAYS" in stored
+    assert not any(secret in stored for secret in ("foerderung-geheim", "alert-geheim", "zi-server.intern"))
+
+
 def test_a_build_that_starts_forgets_the_record(data):
     _record(data)
     build_state.forget(data)

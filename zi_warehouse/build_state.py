@@ -41,7 +41,17 @@ ENV_IGNORED = {
     "DBT_LOG_FORMAT",
     "DBT_PROJECT_DIR",
     "DBT_PROFILES_DIR",
+    # How the deployment runs and whom it tells, not what a build produces: a colleague's shell without them
+    # must not make the next delivery a full build.
+    "ZI_DAGSTER_UI_URL",
+    "ZI_DAGSTER_POSTGRES_URL",
+    "ZI_RUN_RETENTION_DAYS",
+    releases.RETENTION_ENV,
+    "ZI_SQL_HISTORY",
+    "ZI_COORDINATOR_ADDRESSES",
 }
+#: The alert mail settings (zi_warehouse/alerts.py), likewise.
+ENV_IGNORED_PREFIXES = ("ZI_ALERT_",)
 CODE_DIRS = ("zi_warehouse", "dagster_zi")
 #: dbt's run folders and the writer lock are artefacts of a build, not its state.
 LISTING_IGNORED = (STATE_FILE, "dbt_target", writer_lock.LOCK_FILE)
@@ -99,7 +109,12 @@ def package_fingerprint() -> str:
 
 def inputs(paths: config.Paths) -> dict:
     """What the build reads: landing files per family, the pipeline code, the dbt project, settings."""
-    env = {k: v for k, v in os.environ.items() if k.startswith(ENV_PREFIXES) and k not in ENV_IGNORED}
+    # Only a digest of each value: the record is an ordinary file, and a DSN or password must not end up in it.
+    env = {
+        k: "sha256:" + hashlib.sha256(v.encode()).hexdigest()[:16]
+        for k, v in os.environ.items()
+        if k.startswith(ENV_PREFIXES) and k not in ENV_IGNORED and not k.startswith(ENV_IGNORED_PREFIXES)
+    }
     return {
         "version": VERSION,
         "landing": {family: _listing(paths.landing_for(family)) for family in config.SOURCE_FAMILIES},
