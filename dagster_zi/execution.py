@@ -48,8 +48,15 @@ def launched_by_de(tags: dict[str, str]) -> str:
 
 
 def records_build_state(job_name: str, asset_selection, tags: dict[str, str]) -> bool:
-    """A run describes the whole warehouse when it is the whole build job, or the families a build chose."""
-    return job_name == BUILD_JOB and (not asset_selection or bool(tags.get(FAMILIES_TAG)))
+    """A run describes the whole warehouse when it is the whole build job, the families a build chose, or
+    every asset of the code location in any job (the UI's "Materialize all")."""
+    if job_name == BUILD_JOB and (not asset_selection or bool(tags.get(FAMILIES_TAG))):
+        return True
+    if not asset_selection:
+        return False
+    from dagster_zi.definitions import defs  # this module is part of the definitions
+
+    return set(asset_selection) >= set(defs.resolve_asset_graph().materializable_asset_keys)
 
 
 class WarehouseWriterExecutor(InProcessExecutor):

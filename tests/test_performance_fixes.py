@@ -330,3 +330,20 @@ def test_the_daemon_targets_are_judged_on_the_slowest_drop():
     lost = slowest_delivery([*drops, {"drop_to_feedback_seconds": None, "drop_to_published_seconds": None}])
     assert lost["drop_to_feedback_seconds"] is None and lost["drop_to_published_seconds"] is None
     assert not lost["success"]
+
+
+def test_materialize_all_from_the_ui_is_recorded_as_a_whole_build():
+    """The UI's "Materialize all" runs every asset in Dagster's implicit asset job; it rebuilds and publishes
+    the whole warehouse, so its record must let the next `zi build` see that nothing changed since."""
+    from dagster_zi.constants import BUILD_JOB, FAMILIES_TAG
+    from dagster_zi.definitions import defs
+    from dagster_zi.execution import records_build_state
+
+    every = frozenset(defs.resolve_asset_graph().materializable_asset_keys)
+    some = frozenset(sorted(every)[:3])
+    assert records_build_state(BUILD_JOB, None, {})
+    assert records_build_state(BUILD_JOB, some, {FAMILIES_TAG: "forecasts"})
+    assert records_build_state("__ASSET_JOB", every, {})
+    assert not records_build_state("__ASSET_JOB", every - {sorted(every)[0]}, {})
+    assert not records_build_state(BUILD_JOB, some, {})
+    assert not records_build_state("housekeeping", None, {})
