@@ -22,8 +22,9 @@ LINES = 3000
 LINE = b"x" * 999 + b"\n"
 
 
-class StandInChild:
-    """Stands in for the parsed dbt project: its forked child writes ``output`` to the connection and ends."""
+class StandInChild(dbt_server.DbtForkServer):
+    """Stands in for the parsed dbt project: the forked child (the real one) writes ``output`` to the connection
+    instead of running dbt; the exit mark after it is the real child's."""
 
     def __init__(self, *_args) -> None:
         pass
@@ -31,25 +32,20 @@ class StandInChild:
     def output(self, fd: int) -> None:
         raise NotImplementedError
 
-    def run_child(self, conn: socket.socket, _request: dict) -> int:
-        pid = os.fork()
-        if pid:
-            return pid
-        code = 0
+    def run(self, _request: dict) -> int:
         try:
-            self.output(conn.fileno())
+            self.output(1)  # the connection, in the child
         except OSError:
-            code = 3  # e.g. EAGAIN: the output the caller needed is lost
-        os._exit(code)
+            return 3  # e.g. EAGAIN: the output the caller needed is lost
+        return 0
 
 
 class ChattyChild(StandInChild):
-    """Writes LINES lines, then the exit mark."""
+    """Writes LINES lines."""
 
     def output(self, fd: int) -> None:
         for _ in range(LINES):
             os.write(fd, LINE)
-        os.write(fd, dbt_server.EXIT_MARK + b"0\n")
 
 
 def test_a_slow_reader_gets_every_line_and_the_exit_code(tmp_path, monkeypatch):
@@ -72,10 +68,10 @@ def test_a_slow_reader_gets_every_line_and_the_exit_code(tmp_path, monkeypatch):
 
 
 class QuickChild(StandInChild):
-    """Writes its pid and the exit mark at once."""
+    """Writes its pid and ends."""
 
     def output(self, fd: int) -> None:
-        os.write(fd, str(os.getpid()).encode() + b"\n" + dbt_server.EXIT_MARK + b"0\n")
+        os.write(fd, str(os.getpid()).encode() + b"\n")
 
 
 def _ended(pid: int) -> bool:
@@ -89,7 +85,6 @@ def test_the_connection_ends_when_the_child_ends_not_at_the_next_poll(tmp_path, 
     """zi-dbt returns when the stream ends; the handler ends it as soon as the child has ended (and has let go
     of the warehouse file), woken by the child's end rather than by its polling interval."""
     monkeypatch.setattr(dbt_server, "DbtForkServer", QuickChild)
-    monkeypatch.setattr(dbt_server, "POLL_SECONDS", 3600)  # only the child's end can wake the handler
     path = tmp_path / dbt_server.SOCKET_NAME
     thread = dbt_server.serve(path, tmp_path, tmp_path, tmp_path)
     received = bytearray()
@@ -120,7 +115,6 @@ class LingeringChild(StandInChild):
     def output(self, fd: int) -> None:
         os.write(fd, str(os.getpid()).encode() + b"\n")
         time.sleep(60)
-        os.write(fd, dbt_server.EXIT_MARK + b"0\n")
 
 
 def test_a_command_whose_caller_is_gone_is_stopped(tmp_path, monkeypatch):
@@ -151,3 +145,53 @@ def test_a_command_whose_caller_is_gone_is_stopped(tmp_path, monkeypatch):
     finally:
         thread.server.shutdown()
         thread.server.server_close()
+
+
+#: A server in a process of its own, as the run worker is: its stand-in child writes its pid, works for a few
+#: seconds, then writes "fertig".
+SERVER_SCRIPT = """
+import os, sys, time
+from pathlib import Path
+from zi_warehouse import dbt_server
+
+class Working(dbt_server.DbtForkServer):
+    def __init__(self, *_args):
+        pass
+
+    def run(self, _request):
+        os.write(1, str(os.getpid()).encode() + b"\\n")
+        time.sleep(3)
+        os.write(1, b"fertig\\n")
+        return 0
+
+dbt_server.DbtForkServer = Working
+folder = Path(sys.argv[1])
+dbt_server.serve(folder / dbt_server.SOCKET_NAME, folder, folder, folder)
+time.sleep(600)
+"""
+
+
+def test_a_command_goes_on_when_the_server_ends(tmp_path):
+    """A run worker restarted for new code, or stopped with its service (systemd signals only the supervisor),
+    must not cut a running build's dbt command: the command belongs to its caller, not to the server."""
+    server = subprocess.Popen([sys.executable, "-c", SERVER_SCRIPT, str(tmp_path)])
+    path = tmp_path / dbt_server.SOCKET_NAME
+    try:
+        deadline = time.monotonic() + 30
+        while not path.exists():
+            assert time.monotonic() < deadline and server.poll() is None, "server did not start"
+            time.sleep(0.05)
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.connect(str(path))
+            sock.sendall(json.dumps({"args": [], "env": {}, "cwd": str(tmp_path)}).encode() + b"\n")
+            stream = sock.makefile("rb")
+            pid = int(stream.readline())
+            server.kill()  # the server's end, however it ends
+            server.wait()
+            rest = stream.read()
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait()
+    assert rest == b"fertig\n" + dbt_server.EXIT_MARK + b"0\n", rest
+    assert _ended(pid)

@@ -33,8 +33,6 @@ SOCKET_NAME = "dbt-server.sock"
 SOCKET_ENV = "ZI_DBT_SERVER"
 #: The last line of a command's output on the socket: its exit code (never shown to dagster-dbt).
 EXIT_MARK = b"\x00zi-dbt-exit "
-#: How often a waiting handler looks at its child without being woken (its end wakes it at once).
-POLL_SECONDS = 0.5
 
 
 def _dbt_environment(data_dir: Path, repo_root: Path) -> dict[str, str]:
@@ -73,6 +71,13 @@ class DbtForkServer:
             raise RuntimeError(f"dbt parse gescheitert: {result.exception}")
         self.manifest = result.result
 
+    def run(self, request: dict[str, Any]) -> int:
+        """In the command's child: dbt with the parsed project; its exit code."""
+        from dbt.cli.main import dbtRunner
+
+        result = dbtRunner(manifest=self.manifest).invoke(list(request["args"]))
+        return 0 if result.success else (2 if result.exception is not None else 1)
+
     def run_child(self, conn: socket.socket, request: dict[str, Any]) -> int:
         """Fork a child that runs the command with its output on ``conn``; the child's pid."""
         pid = os.fork()
@@ -81,7 +86,6 @@ class DbtForkServer:
         code = 2
         try:
             os.setsid()
-            _die_with_parent()
             signal.signal(signal.SIGINT, signal.default_int_handler)
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
             fd = conn.fileno()
@@ -92,13 +96,11 @@ class DbtForkServer:
             # dbt prints through sys.stdout: the process streams on fd 1 and 2, now the connection, whatever
             # the forking process had put in their place (``zi build`` keeps the steps' output in a file).
             sys.stdout, sys.stderr = sys.__stdout__, sys.__stderr__
+            _follow_the_caller(conn)
             os.environ.clear()
             os.environ.update(request["env"])
             os.chdir(request["cwd"])
-            from dbt.cli.main import dbtRunner
-
-            result = dbtRunner(manifest=self.manifest).invoke(list(request["args"]))
-            code = 0 if result.success else (2 if result.exception is not None else 1)
+            code = self.run(request)
         except BaseException as exc:  # noqa: BLE001 - reported on the stream, the child must exit
             try:
                 sys.stdout.write(f"zi-dbt: dbt im Server gescheitert: {exc!r}\n")
@@ -113,16 +115,28 @@ class DbtForkServer:
                 _exit(code)
 
 
-def _die_with_parent() -> None:
-    """Linux: this process gets SIGKILL when the server thread that forked it ends, however the server ends
-    (a killed run worker included), so no dbt command outlives the process that waits for it."""
-    import ctypes
+def _follow_the_caller(conn: socket.socket) -> None:
+    """In a command's child: the command belongs to its caller (``zi-dbt`` in a run), not to the server.
 
-    pr_set_pdeathsig = 1
-    parent = os.getppid()
-    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
-    if os.getppid() != parent:  # the parent ended before the request took effect
-        os._exit(2)
+    "stop" from the caller interrupts dbt as Ctrl-C would (dagster-dbt stops dbt with SIGINT); the caller's end
+    (a killed build: its socket closes) ends the command and whatever it started at once, so it does not go
+    on writing the warehouse while the next build starts. The server's end changes nothing: a run worker
+    restarted for new code, or stopped with its service, leaves the running build's dbt command running.
+    """
+
+    def watch() -> None:
+        while True:
+            try:
+                message = conn.recv(16)
+            except OSError:
+                message = b""
+            if not message:
+                os.killpg(os.getpid(), signal.SIGKILL)
+                return
+            if b"stop" in message:
+                os.killpg(os.getpid(), signal.SIGINT)
+
+    threading.Thread(target=watch, daemon=True, name="zi-dbt-caller").start()
 
 
 def socket_path(dagster_home: Path) -> Path:
@@ -159,40 +173,22 @@ def serve(path: Path, data_dir: Path, repo_root: Path, target: Path) -> threadin
                 return
             pid = state["server"].run_child(self.connection, request)
             children[pid] = 1
-            # The child writes the output; wait here so the connection stays open until it has ended (and
-            # with it its hold on the warehouse file); a message "stop" from the client ends the child. The
-            # child's end is seen at once through a pidfd, not at the next poll. No settimeout on the
-            # connection: it would make the socket non-blocking for the child too (one open file shared
-            # across the fork), and the child's writes would then fail with EAGAIN whenever the reader
-            # falls behind.
+            # The child writes the output and follows its caller (``_follow_the_caller``); wait here so the
+            # connection stays open until the child has ended (and with it its hold on the warehouse file),
+            # woken by its end through a pidfd. No settimeout on the connection: it would make the socket
+            # non-blocking for the child too (one open file shared across the fork), and the child's writes
+            # would then fail with EAGAIN whenever the reader falls behind.
             try:
                 ended = os.pidfd_open(pid)
             except ProcessLookupError:  # already ended and reaped
                 children.pop(pid, None)
                 return
             try:
-                client_open = True
-                while True:
-                    try:
-                        if os.waitpid(pid, os.WNOHANG)[0] == pid:
-                            break
-                    except ChildProcessError:
-                        break
-                    watched = [ended, self.connection] if client_open else [ended]
-                    try:
-                        readable, _, _ = select.select(watched, [], [], POLL_SECONDS)
-                        if ended in readable:
-                            break
-                        message = self.connection.recv(16) if readable else None
-                    except OSError:
-                        break
-                    if message == b"stop":
-                        os.killpg(pid, signal.SIGINT)
-                    elif message == b"":
-                        # zi-dbt went away (its build was killed): nobody reads the output any more, and the
-                        # child would go on writing the warehouse while the next build starts and finds it locked
-                        client_open = False
-                        stop_child(pid)
+                select.select([ended], [], [])
+                try:
+                    os.waitpid(pid, os.WNOHANG)
+                except ChildProcessError:  # reaped by the owner's wait loop
+                    pass
             finally:
                 os.close(ended)
             children.pop(pid, None)
