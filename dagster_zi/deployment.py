@@ -32,14 +32,26 @@ def commands(host: str, port: int) -> dict[str, list[str]]:
     }
 
 
+def _ui_answers(host: str, port: int) -> bool:
+    import urllib.request
+
+    address = "127.0.0.1" if host in ("0.0.0.0", "") else host
+    try:
+        with urllib.request.urlopen(f"http://{address}:{port}/server_info", timeout=0.5) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
 def serve_all(host: str, port: int, say: Callable[[str], None] = print) -> int:
     """Start every process, wait until one ends or a stop signal arrives, then stop all; the exit code."""
     home = ensure_instance()
     env = {**os.environ, "DAGSTER_HOME": str(home), "DO_NOT_TRACK": "1", "DAGSTER_DISABLE_TELEMETRY": "1"}
     started = {name: subprocess.Popen(cmd, cwd=REPO_ROOT, env=env) for name, cmd in commands(host, port).items()}
     say(f"Dagster-Instanz: {home}")
-    say(f"Dagster-UI: http://{host}:{port}  (Zeitplan und Sensoren laufen; Strg-C beendet alles)")
+    say(f"Dagster-UI startet: http://{host}:{port}  (Zeitplan und Sensoren laufen; Strg-C beendet alles)")
     stop = {"signal": None}
+    ui_ready = False
 
     def on_signal(signum, _frame) -> None:
         stop["signal"] = signum
@@ -50,6 +62,9 @@ def serve_all(host: str, port: int, say: Callable[[str], None] = print) -> int:
     while stop["signal"] is None and ended is None:
         time.sleep(0.5)
         ended = next((name for name, proc in started.items() if proc.poll() is not None), None)
+        if not ui_ready and _ui_answers(host, port):  # the webserver needs ~10-30 s: say when it can be opened
+            ui_ready = True
+            say(f"Dagster-UI bereit: http://{host}:{port}")
     if ended:
         say(f"{ended} beendet (Code {started[ended].returncode}); die anderen Prozesse werden gestoppt.")
     for proc in started.values():

@@ -212,6 +212,7 @@ def test_a_dropped_workbook_is_built_and_published_while_other_builds_wait_their
     assert "Checking for new runs for sensor" not in daemon_log
     assert "No run requests returned for" not in daemon_log
     assert f"skipped: {NOTHING_LANDED}" not in daemon_log  # every 2 s on a quiet day
+    assert f"Dagster-UI bereit: http://127.0.0.1:{served['port']}" in daemon_log  # said once it answers
 
 
 def test_two_runs_launched_from_the_ui_queue_instead_of_colliding(served):
