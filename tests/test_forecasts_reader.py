@@ -260,33 +260,42 @@ def password_protected(d):
     (d / "Prognose_Herten_2022-Q4.xlsx").write_bytes(encrypted.getvalue())
 
 
-@scenario
-def csv_file(d):
-    header = [t.header_maps()["2021"][c] for c in t.COLUMN_ORDER["2021"]] + ["Mittelabruf Q1/2023 in EUR"]
-    values = {
-        "municipality": "Bochum",
-        "project_id": "BO-1",
-        "title": "Mulde Schulhof",
-        "measure_type": "Entsiegelung",
-        "status": "Antrag gestellt",
-        "is_in_designated_area": "ja",
-        "total_cost_eur": "250.000,00",
-        "requested_funding_eur": "225.000,00",
-        "funding_rate": "90 %",
-        "planned_start_date": "01.04.2023",
-        "planned_completion_date": "Q4/2023",
-        "expected_disconnected_area_m2": "2.000",
-        "contact_email": "a@bochum.example.de",
-        "expected_trees": "4",
-    }
+#: One project row of a 2021-template CSV export (German text numbers and dates).
+CSV_ROW = {
+    "municipality": "Bochum",
+    "project_id": "BO-1",
+    "title": "Mulde Schulhof",
+    "measure_type": "Entsiegelung",
+    "status": "Antrag gestellt",
+    "is_in_designated_area": "ja",
+    "total_cost_eur": "250.000,00",
+    "requested_funding_eur": "225.000,00",
+    "funding_rate": "90 %",
+    "planned_start_date": "01.04.2023",
+    "planned_completion_date": "Q4/2023",
+    "expected_disconnected_area_m2": "2.000",
+    "contact_email": "a@bochum.example.de",
+    "expected_trees": "4",
+}
+
+
+def write_forecast_csv(path: Path, quarter: str, row: dict, payment_header: str, payment: str) -> Path:
+    """A forecast workbook saved as CSV (semicolons, cp1252) with one project row and one payment column."""
+    header = [t.header_maps()["2021"][c] for c in t.COLUMN_ORDER["2021"]] + [payment_header]
     lines = [
         "Kommune:;Bochum",
-        "Berichtsquartal:;Q4/2020",
+        f"Berichtsquartal:;{quarter}",
         "",
         ";".join(header),
-        ";".join(values.get(c, "") for c in t.COLUMN_ORDER["2021"]) + ";12.500,00",
+        ";".join(row.get(c, "") for c in t.COLUMN_ORDER["2021"]) + f";{payment}",
     ]
-    (d / "Prognose_Bochum_2020-Q4.csv").write_bytes("\r\n".join(lines).encode("cp1252"))
+    path.write_bytes("\r\n".join(lines).encode("cp1252"))
+    return path
+
+
+@scenario
+def csv_file(d):
+    write_forecast_csv(d / "Prognose_Bochum_2020-Q4.csv", "Q4/2020", CSV_ROW, "Mittelabruf Q1/2023 in EUR", "12.500,00")
 
 
 @scenario
@@ -662,27 +671,10 @@ def test_same_file_twice_and_unchanged_rerun(landing):
 def test_an_unreadable_payment_or_tree_count_is_named_as_the_workbook_names_it(tmp_path):
     """The coordinator finds the cell by the header of their file ('Mittelabruf Q2/2027 in EUR', not the
     warehouse's '2027-Q2' nor the template's placeholder), and a count is not suggested as '1.234,56'."""
-    header = [t.header_maps()["2021"][c] for c in t.COLUMN_ORDER["2021"]] + ["Mittelabruf Q2/2027 in EUR"]
-    values = {
-        "municipality": "Bochum",
-        "project_id": "BO-7",
-        "title": "Mulde Schulhof",
-        "measure_type": "Entsiegelung",
-        "status": "Antrag gestellt",
-        "total_cost_eur": "250.000,00",
-        "requested_funding_eur": "225.000,00",
-        "planned_completion_date": "Q4/2027",
-        "expected_trees": "zwölf",
-    }
-    lines = [
-        "Kommune:;Bochum",
-        "Berichtsquartal:;Q4/2026",
-        "",
-        ";".join(header),
-        ";".join(values.get(c, "") for c in t.COLUMN_ORDER["2021"]) + ";siehe Bemerkung",
-    ]
-    path = tmp_path / "Prognose_Bochum_2026-Q4.csv"
-    path.write_bytes("\r\n".join(lines).encode("cp1252"))
+    row = {**CSV_ROW, "project_id": "BO-7", "planned_completion_date": "Q4/2027", "expected_trees": "zwölf"}
+    path = write_forecast_csv(
+        tmp_path / "Prognose_Bochum_2026-Q4.csv", "Q4/2026", row, "Mittelabruf Q2/2027 in EUR", "siehe Bemerkung"
+    )
     parsed = reader.read_file(path, path.name)
     found = {e.column: e for errors in parsed.errors.values() for e in errors}
     assert found[t.PAYMENT_COLUMN].message_de == (
