@@ -44,6 +44,8 @@ from dagster_zi.constants import RUN_HOST_TAG, RUN_PID_TAG
 SOCKET_NAME = "run-worker.sock"
 #: How long a launch waits for a worker that is restarting (new code) before it falls back.
 RESTART_WAIT_SECONDS = 60
+#: How long the worker waits for its warm dbt to parse the project before it takes runs.
+DBT_PARSE_WAIT_SECONDS = 300
 #: Source folders whose change makes a warm worker stale (plus the dbt manifest).
 CODE_DIRS = ("dagster_zi", "zi_warehouse")
 
@@ -207,10 +209,13 @@ def _start_dbt_server(home: Path) -> Path | None:
         return None
     path = dbt_server.socket_path(home)
     try:
-        dbt_server.serve(path, config.paths().data_dir, config.REPO_ROOT, target)
+        thread = dbt_server.serve(path, config.paths().data_dir, config.REPO_ROOT, target)
     except Exception:
         log.exception("dbt-Server nicht gestartet; dbt startet je Befehl selbst")
         return None
+    # Runs are forked from this process: not while the parse thread may be inside an import, whose lock the
+    # child would inherit held and wait on for ever (a run launched during a restart hung that way).
+    thread.ready.wait(DBT_PARSE_WAIT_SECONDS)
     os.environ[dbt_server.SOCKET_ENV] = str(path)  # the forked runs and their zi-dbt processes inherit it
     return path
 

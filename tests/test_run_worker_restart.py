@@ -1,4 +1,5 @@
-"""The run worker restarts once when the code changes, and is then warm again (dagster_zi/run_worker.py).
+"""The run worker restarts once when the code changes, and is then warm again (dagster_zi/run_worker.py);
+it takes runs only once its warm dbt has parsed the project.
 
 A restarted worker used to inherit the variables its warm-up had set (``DBT_TARGET_PATH``), took them for a
 caller's settings, parsed dbt into the repository's ``target/`` and so changed its own code fingerprint: it
@@ -78,17 +79,22 @@ def test_a_restarted_run_worker_restarts_once_and_keeps_the_repository_manifest(
         assert done.returncode == 0, done.stdout + done.stderr
 
     manifest = code / "target" / "manifest.json"
+    parsed = data_dir / "warehouse" / "dbt_target" / "manifest.json"  # the warm dbt's parse
     try:
         _wait(answers, 240, "Run-Worker antwortet")
+        # It takes runs only once its dbt has parsed the project: a run forked while the parse thread was
+        # inside an import inherited the import's lock held and hung before its first step.
+        assert parsed.exists(), "the worker answered before its warm dbt had parsed the project"
         dbt_is_parsed()
         written = manifest.stat().st_mtime_ns
         os.utime(code / "zi_warehouse" / "german.py")  # new code
+        restarted = time.time_ns()
         assert ask(worker_socket, {"op": "launch", "run_id": "none"}) == {"ok": False, "restarting": True}
         time.sleep(1)
         _wait(answers, 240, "Run-Worker nach dem Neustart")
-        dbt_is_parsed()  # the restarted worker's warm dbt has parsed the project: where did it write?
+        assert parsed.stat().st_mtime_ns > restarted, "the restarted worker answered before its dbt had parsed"
+        dbt_is_parsed()
         assert manifest.stat().st_mtime_ns == written, "the restarted worker rewrote the repository's manifest"
-        assert (data_dir / "warehouse" / "dbt_target" / "manifest.json").exists()
         # Same code since the restart: the next launch starts the run (which fails: there is no such run).
         reply = ask(worker_socket, {"op": "launch", "run_id": "none"})
         assert reply and reply.get("ok") is True, reply

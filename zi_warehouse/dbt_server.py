@@ -203,6 +203,7 @@ def serve(path: Path, data_dir: Path, repo_root: Path, target: Path) -> threadin
     thread.start()
     thread.server = server  # type: ignore[attr-defined] - closed by the owner on shutdown
     thread.children = children  # type: ignore[attr-defined] - the commands running now (stopped on shutdown)
+    thread.ready = ready  # type: ignore[attr-defined] - set once the project is parsed (or parsing failed)
     return thread
 
 
