@@ -4,6 +4,7 @@ process-tree memory sampler and the hold-back of deliveries in ``make bench``.""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import time
@@ -117,10 +118,14 @@ def test_operational_settings_change_no_build_and_no_value_is_stored(data, monke
     monkeypatch.setenv("ZI_FORECAST_DUE_DAYS", "60")  # a threshold of the freshness checks: it does count
     assert build_state.decide(data).mode == "full"
     monkeypatch.setenv("ZI_FUNDING_DB_SCHEMA", "foerderung-geheim")
+    monkeypatch.setenv("ZI_POSTGRES_READER_PASSWORD", "leser-geheim")
     _record(data)
     stored = build_state.state_path(data).read_text()
     assert "ZI_FUNDING_DB_SCHEMA" in stored and "ZI_FORECAST_DUE_DAYS" in stored
-    assert not any(secret in stored for secret in ("foerderung-geheim", "alert-geheim", "zi-server.intern"))
+    secrets = ("foerderung-geheim", "alert-geheim", "zi-server.intern", "leser-geheim")
+    assert not any(secret in stored for secret in secrets)
+    digest = hashlib.sha256(b"leser-geheim").hexdigest()[:16]
+    assert digest not in stored, "a password is kept as set, not even as a digest"
 
 
 def test_a_build_that_starts_forgets_the_record(data):

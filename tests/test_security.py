@@ -101,7 +101,7 @@ def test_configuration_comes_from_the_environment_and_is_documented():
     used = set()
     for folder in ("zi_warehouse", "dagster_zi"):
         for path in (REPO_ROOT / folder).rglob("*.py"):
-            used |= set(re.findall(r"[\"'](ZI_[A-Z0-9_]+)[\"']", path.read_text(encoding="utf-8")))
+            used |= set(re.findall(r"[\"'](ZI_[A-Z0-9_]*[A-Z0-9])[\"']", path.read_text(encoding="utf-8")))
     used |= set(re.findall(r"env_var\('([A-Z_]+)'", (REPO_ROOT / "dbt_project" / "profiles.yml").read_text()))
     assert used, "no configuration found: the scan is broken"
     assert sorted(used - documented) == [], "undocumented settings: add them to .env.example"

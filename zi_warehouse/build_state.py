@@ -52,6 +52,10 @@ ENV_IGNORED = {
 }
 #: The alert mail settings (zi_warehouse/alerts.py), likewise.
 ENV_IGNORED_PREFIXES = ("ZI_ALERT_",)
+#: Settings recorded only as set, not even as a digest (a weak password could be guessed from one): they change
+#: nothing a build produces beyond being set, and a configured database is never skipped anyway
+#: (``external_state_configured``).
+SECRET_MARKERS = ("PASSWORD", "SECRET", "TOKEN", "DSN")
 CODE_DIRS = ("zi_warehouse", "dagster_zi")
 #: dbt's run folders and the writer lock are artefacts of a build, not its state.
 LISTING_IGNORED = (STATE_FILE, "dbt_target", writer_lock.LOCK_FILE)
@@ -111,7 +115,7 @@ def inputs(paths: config.Paths) -> dict:
     """What the build reads: landing files per family, the pipeline code, the dbt project, settings."""
     # Only a digest of each value: the record is an ordinary file, and a DSN or password must not end up in it.
     env = {
-        k: "sha256:" + hashlib.sha256(v.encode()).hexdigest()[:16]
+        k: "gesetzt" if any(m in k for m in SECRET_MARKERS) else "sha256:" + hashlib.sha256(v.encode()).hexdigest()[:16]
         for k, v in os.environ.items()
         if k.startswith(ENV_PREFIXES) and k not in ENV_IGNORED and not k.startswith(ENV_IGNORED_PREFIXES)
     }
