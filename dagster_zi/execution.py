@@ -47,16 +47,20 @@ def launched_by_de(tags: dict[str, str]) -> str:
     return "Dagster-UI"
 
 
-def records_build_state(job_name: str, asset_selection, tags: dict[str, str]) -> bool:
-    """A run describes the whole warehouse when it is the whole build job, the families a build chose, or
-    every asset of the code location in any job (the UI's "Materialize all")."""
-    if job_name == BUILD_JOB and (not asset_selection or bool(tags.get(FAMILIES_TAG))):
+def records_build_state(job_name: str, asset_selection, tags: dict[str, str], check_selection=None) -> bool:
+    """A run describes the whole warehouse when it is the families a build chose, or the whole build job or
+    every asset of the code location in any job (the UI's "Materialize all"), with every check (the UI can
+    leave the checks out: such a run published unchecked marts and is no build to skip the next one for)."""
+    if job_name == BUILD_JOB and asset_selection and tags.get(FAMILIES_TAG):
         return True
-    if not asset_selection:
-        return False
     from dagster_zi.definitions import defs  # this module is part of the definitions
 
-    return set(asset_selection) >= set(defs.resolve_asset_graph().materializable_asset_keys)
+    graph = defs.resolve_asset_graph()
+    if check_selection is not None and not set(check_selection) >= set(graph.asset_check_keys):
+        return False
+    if job_name == BUILD_JOB and not asset_selection:
+        return True
+    return bool(asset_selection) and set(asset_selection) >= set(graph.materializable_asset_keys)
 
 
 class WarehouseWriterExecutor(InProcessExecutor):
@@ -79,7 +83,7 @@ class WarehouseWriterExecutor(InProcessExecutor):
             )
         with writer_lock.hold(paths.warehouse_dir, run.run_id, launched_by_de(run.tags)):
             writer_lock.set_run_id(paths.warehouse_dir, run.run_id)
-            recording = records_build_state(run.job_name, run.asset_selection, run.tags)
+            recording = records_build_state(run.job_name, run.asset_selection, run.tags, run.asset_check_selection)
             if recording:
                 started_from = build_state.inputs(paths)  # files landing from now on count next time
                 build_state.forget(paths)  # a failed or interrupted build leaves no record

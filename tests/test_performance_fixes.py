@@ -352,3 +352,8 @@ def test_materialize_all_from_the_ui_is_recorded_as_a_whole_build():
     assert not records_build_state("__ASSET_JOB", every - {sorted(every)[0]}, {})
     assert not records_build_state(BUILD_JOB, some, {})
     assert not records_build_state("housekeeping", None, {})
+    # ... but not when its checks were left out: then unchecked marts were published
+    every_check = frozenset(defs.resolve_asset_graph().asset_check_keys)
+    assert records_build_state("__ASSET_JOB", every, {}, every_check)
+    assert not records_build_state("__ASSET_JOB", every, {}, frozenset())
+    assert not records_build_state(BUILD_JOB, None, {}, frozenset())
