@@ -27,7 +27,7 @@ import sys
 
 import dagster._daemon.sensor as dagster_sensor_daemon
 
-from zi_warehouse.build_state import NOTHING_LANDED
+from zi_warehouse.build_state import BUILD_IN_PROGRESS, NOTHING_LANDED
 
 #: Seconds per loop of the sensor daemon (Dagster's default: 5).
 SENSOR_LOOP_SECONDS = 2
@@ -45,11 +45,11 @@ def shorten_sensor_loop() -> None:
 
 class QuietSensorTicks(logging.Filter):
     """Drops the sensor daemon's routine lines of every tick that finds nothing to do (its own two, and the
-    landing sensor's skip when no file came); skips for any other reason stay in the log."""
+    landing sensor's skip when no file came, or while a build runs); skips for any other reason stay in the log."""
 
     ROUTINE = re.compile(
         r"^(Checking for new runs for sensor: |No run requests returned for .+, skipping$"
-        rf"|Sensor \S+ skipped: {re.escape(NOTHING_LANDED)}$)"
+        rf"|Sensor \S+ skipped: ({re.escape(NOTHING_LANDED)}|{re.escape(BUILD_IN_PROGRESS)})$)"
     )
 
     def filter(self, record: logging.LogRecord) -> bool:

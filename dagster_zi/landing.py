@@ -14,6 +14,11 @@ coordinator's feedback does not wait for Dagster to create a run of ~100 assets 
 planned asset) and start it; the second run re-checks the ingest (nothing new by then) and carries the
 build record, so a failed first run is simply caught up by the second.
 
+While a build runs that has set the record of the last build aside (it records anew when it succeeds),
+the sensor does not decide: without a record every new file would call for a full build, although the
+running build may be building that very file (a ``zi build`` by hand, the schedule). It keeps its cursor
+and decides when the writer lock is free again, with the new record.
+
 Funding extracts, DWD archives, tree registers and surface files dropped into their folders are picked up
 the same way as workbooks; the funding database channel is read by the daily schedule.
 """
@@ -26,7 +31,7 @@ import json
 from dagster import AssetSelection, DefaultSensorStatus, RunRequest, SensorEvaluationContext, SkipReason, sensor
 
 from dagster_zi.constants import BUILD_JOB, FAMILIES_TAG, FEEDBACK_ASSET, LAUNCHED_BY_TAG
-from zi_warehouse import build_state, config
+from zi_warehouse import build_state, config, writer_lock
 from zi_warehouse.landing import changed_files, fingerprint
 
 SENSOR_NAME = "landing_sensor"
@@ -71,6 +76,8 @@ def landing_sensor(context: SensorEvaluationContext):
     from dagster_zi.definitions import defs, family_selection
 
     paths = config.paths()
+    if writer_lock.current_holder(paths.warehouse_dir) is not None and not build_state.state_path(paths).exists():
+        return SkipReason(build_state.BUILD_IN_PROGRESS)  # the cursor stays: these files count as new after the build
     cursor = json.loads(context.cursor) if context.cursor else {}
     decision, current = evaluate(paths, cursor)
     context.update_cursor(json.dumps(current, sort_keys=True))

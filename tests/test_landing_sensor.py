@@ -145,3 +145,55 @@ def test_without_a_successful_build_the_whole_job_runs(built):
     request, _ = _tick(cursor)
     assert isinstance(request, RunRequest) and request.asset_selection is None
     assert "zi/families" not in request.tags
+
+
+def test_a_delivery_during_a_build_is_decided_after_it(built):
+    """A running build has set the last record aside; a file landing meanwhile is decided after the build, with
+    the new record, not taken for a reason to build everything (nor lost: the cursor waits for it)."""
+    from zi_warehouse import build_state, writer_lock
+
+    _, cursor = _tick(None)
+    record_path = build_state.state_path(built)
+    record = record_path.read_text(encoding="utf-8")
+    source = next(built.landing_for("forecasts").glob("*.xlsx"))
+    (built.landing_for("forecasts") / "Prognose_Test_korrektur1.xlsx").write_bytes(source.read_bytes() + b"\0")
+    holder = subprocess.Popen(  # another process's build: the lock is per process
+        [
+            sys.executable,
+            "-c",
+            "import sys, pathlib; from zi_warehouse import writer_lock\n"
+            "with writer_lock.hold(pathlib.Path(sys.argv[1]), 'run-1', 'Zeitplan'):\n"
+            "    print('held', flush=True); sys.stdin.read()",
+            str(built.warehouse_dir),
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        record_path.unlink()  # what the running build did at its start (build_state.forget)
+        waiting, cursor_during = _tick(cursor)
+        assert isinstance(waiting, SkipReason) and waiting.skip_message == build_state.BUILD_IN_PROGRESS
+        assert cursor_during == cursor
+        record_path.write_text(record, encoding="utf-8")  # the build succeeded (from the files before the drop)
+    finally:
+        holder.communicate("", timeout=30)
+    assert writer_lock.current_holder(built.warehouse_dir) is None
+    requests, _ = _tick(cursor_during)
+    assert [r.tags.get("zi/families") for r in requests] == [None, "forecasts"]  # feedback run, then the family
+
+
+def test_the_daemon_log_leaves_out_routine_skips_only():
+    import logging
+
+    from dagster_zi.daemon import QuietSensorTicks
+    from zi_warehouse.build_state import BUILD_IN_PROGRESS, NOTHING_LANDED
+
+    def kept(message: str) -> bool:
+        return QuietSensorTicks().filter(logging.LogRecord("dagster", logging.INFO, "", 0, message, None, None))
+
+    assert not kept(f"Sensor landing_sensor skipped: {NOTHING_LANDED}")  # every tick of a quiet day
+    assert not kept(f"Sensor landing_sensor skipped: {BUILD_IN_PROGRESS}")  # every tick while a build runs
+    assert kept("Sensor landing_sensor skipped: die neuen Dateien sind schon gebaut")
+    assert kept("Completed launch of run 1234 for landing_sensor")
