@@ -7,7 +7,9 @@ executes in this process with the same executor (``dagster_zi.execution``): one 
 from __future__ import annotations
 
 import os
+import socket
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -15,7 +17,7 @@ from pathlib import Path
 
 from dagster import DagsterEventType, DagsterInstance
 
-from zi_warehouse import config, dbt_server
+from zi_warehouse import config, dbt_server, writer_lock
 from zi_warehouse.dbt_launcher import target_folder
 
 #: The terminal shows progress and a German summary; Dagster's event log (in the UI) has every detail,
@@ -49,7 +51,6 @@ def run_build(
     The job's executor (``dagster_zi.execution``) holds the writer lock and records the build state; the
     caller normally holds the lock already (``zi build`` waits for it before deciding what to build).
     """
-    import time
 
     from dagster import DagsterInstance, RunsFilter, execute_job, reconstructable
 
@@ -111,6 +112,99 @@ def run_build(
     if not report.success:
         report.alert = _alert(instance, report.run_id)
     return report
+
+
+#: Seconds without a heartbeat after which the daemon's queue is taken for stopped (it beats every 30 s):
+#: a queued run then starts when someone starts ``zi serve`` again, and is not waited for.
+QUEUE_SILENT_SECONDS = 60
+
+
+class RunsAhead(writer_lock.WriterBusy):
+    """Runs of the deployment that will write the warehouse have not finished (``zi build`` did not wait, or
+    waited in vain): busy like a held writer lock, named by the runs."""
+
+    def __init__(self, runs: list):
+        self.runs = runs
+        self.holder, self.waited_seconds = None, 0.0
+        Exception.__init__(self, describe_runs_ahead(runs))
+
+
+def runs_ahead() -> list:
+    """Runs of the data directory's Dagster instance that will write the warehouse and have not finished.
+
+    Queued or being launched while the daemon is alive, or running in a process that is alive: a landing
+    sensor's build queued behind its feedback run, the scheduled build. ``zi build`` waits for them rather
+    than building the same delivery first and leaving them to build it a second time. A run whose process
+    is gone, or that waits for a daemon that is not running, is not waited for (run monitoring marks the
+    first failed; the second starts when ``zi serve`` runs again).
+    """
+    from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
+    from dagster._core.storage.tags import POOL_TAG_PREFIX
+    from dagster._daemon.controller import get_daemon_statuses
+
+    from dagster_zi.constants import RUN_HOST_TAG, RUN_PID_TAG, WAREHOUSE_POOL
+    from dagster_zi.instance import ensure_instance
+
+    ensure_instance()
+    instance = DagsterInstance.get()
+    statuses = [DagsterRunStatus.QUEUED, DagsterRunStatus.STARTING, DagsterRunStatus.STARTED]
+    runs = instance.get_runs(RunsFilter(statuses=statuses, tags={f"{POOL_TAG_PREFIX}{WAREHOUSE_POOL}": "true"}))
+    if not runs:
+        return []
+    queue = get_daemon_statuses(
+        instance,
+        ["QUEUED_RUN_COORDINATOR"],
+        ignore_errors=True,
+        heartbeat_interval_seconds=0,
+        heartbeat_tolerance_seconds=QUEUE_SILENT_SECONDS,
+    )["QUEUED_RUN_COORDINATOR"]
+    ahead = []
+    for run in reversed(runs):  # oldest first: the order they will run in
+        pid, host = run.tags.get(RUN_PID_TAG), run.tags.get(RUN_HOST_TAG)
+        if run.status == DagsterRunStatus.STARTED and pid:  # its executor runs (or ran) in that process
+            coming = host != socket.gethostname() or _alive(int(pid))
+        else:  # queued or being launched: only the daemon moves it on
+            coming = bool(queue.healthy)
+        if coming:
+            ahead.append(run)
+    return ahead
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+_STATUS_DE = {"QUEUED": "in der Warteschlange", "STARTING": "startet", "STARTED": "läuft"}
+
+
+def describe_runs_ahead(runs: list) -> str:
+    """German: which runs of the deployment are still to come, e.g. for ``zi build`` waiting for them."""
+    from dagster_zi.execution import launched_by_de
+
+    parts = [
+        f"Lauf {run.run_id[:8]} ({launched_by_de(run.tags)}, {_STATUS_DE.get(run.status.value, run.status.value)})"
+        for run in runs[:3]
+    ]
+    more = f" und {len(runs) - 3} weitere" if len(runs) > 3 else ""
+    return "Im Dagster-Betrieb steht schon ein Build an: " + "; ".join(parts) + more + "."
+
+
+def wait_for_runs_ahead(deadline: float, poll_seconds: float = 1.0) -> None:
+    """Return once no run is ahead (:func:`runs_ahead`); ``RunsAhead`` if some still are at ``deadline``
+    (``time.monotonic()``)."""
+    while True:
+        ahead = runs_ahead()
+        if not ahead:
+            return
+        if time.monotonic() >= deadline:
+            raise RunsAhead(ahead)
+        time.sleep(poll_seconds)
 
 
 def _warm_dbt() -> tuple[int, Path] | None:

@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import signal
 import socket
@@ -20,7 +21,7 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from dagster import AssetKey, DagsterEventType, DagsterInstance, DagsterRunStatus
+from dagster import AssetKey, DagsterEventType, DagsterInstance, DagsterRunStatus, RunsFilter
 
 from conftest import ZI, copy_built_data_dir, zi_env
 from dagster_zi.run_worker import ask
@@ -159,6 +160,7 @@ def _run(data_dir: Path, *args: str, env: dict) -> subprocess.CompletedProcess:
 def test_a_dropped_workbook_is_built_and_published_while_other_builds_wait_their_turn(served):
     data_dir, env = served["data_dir"], served["env"]
     time.sleep(6)  # the sensor's first look: everything is built already
+    dropped_at = dt.datetime.now(dt.UTC)
     dropped = _drop_corrected_workbook(data_dir)
     name = f"forecasts/{dropped.name}"
 
@@ -173,14 +175,18 @@ def test_a_dropped_workbook_is_built_and_published_while_other_builds_wait_their
         feedback_run = sensor_run(families=False)
         assert feedback_run is not None and feedback_run.tags.get("dagster/sensor_name") == "landing_sensor"
         assert run.tags.get("dagster/sensor_name") == "landing_sensor" and run.tags["zi/families"] == "forecasts"
-        _wait(lambda: instance.get_run_by_id(run.run_id).status == DagsterRunStatus.STARTED, 120, "Lauf gestartet")
+        started = (DagsterRunStatus.STARTED, DagsterRunStatus.SUCCESS)
+        _wait(lambda: instance.get_run_by_id(feedback_run.run_id).status in started, 120, "Rückmeldelauf gestartet")
 
-    # While the sensor's run builds: a person's `zi build --no-wait` is refused, naming the running build ...
+    # From the feedback run on, the sensor's build is coming: a person's `zi build --no-wait` is refused,
+    # naming the sensor's run (the feedback run holding the warehouse, or the build queued behind it) ...
     refused = _run(data_dir, "build", "--no-wait", env=env)
     assert refused.returncode == 75, refused.stdout + refused.stderr
-    assert "läuft bereits ein Build" in refused.stdout and "Sensor landing_sensor" in refused.stdout
+    assert "Nicht gestartet" in refused.stdout and "Sensor landing_sensor" in refused.stdout
     assert LOCK_ERROR not in refused.stdout + refused.stderr
-    # ... and a plain `zi build` waits for it, then finds nothing left to do.
+    # ... and a plain `zi build` waits for it, even when it gets the writer lock between the feedback run and
+    # the queued build (it once built the delivery itself then, and the queued build built it again), then
+    # finds nothing left to do.
     waiting = subprocess.Popen([ZI, "build"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
     feedback = _wait(
@@ -190,10 +196,12 @@ def test_a_dropped_workbook_is_built_and_published_while_other_builds_wait_their
     _wait(lambda: name in published_files(data_dir), 300, "Datei in den veröffentlichten Marts")
     out, _ = waiting.communicate(timeout=600)
     assert waiting.returncode == 0, out
-    assert "läuft bereits ein Build" in out and "Keine Änderung" in out and LOCK_ERROR not in out
+    assert "Keine Änderung" in out and "Teillauf" not in out and LOCK_ERROR not in out
+    assert "läuft bereits ein Build" in out or "steht schon ein Build an" in out
 
     with _instance(data_dir) as instance:
         assert instance.get_run_by_id(run.run_id).status == DagsterRunStatus.SUCCESS
+        assert not instance.get_runs(RunsFilter(tags={"zi/launched_by": "zi build"}, created_after=dropped_at))
         assert instance.get_run_by_id(feedback_run.run_id).status == DagsterRunStatus.SUCCESS
         messages = " ".join(e.message or "" for e in instance.all_logs(run.run_id))
         assert LOCK_ERROR not in messages and "vorgeladenen Run-Worker" in messages

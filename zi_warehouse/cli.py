@@ -104,8 +104,8 @@ def template(
     "build",
     help="Alle gelieferten Dateien laden, die Marts bauen und prüfen, das Warehouse lesend veröffentlichen.\n\n"
     "Der Lauf erscheint im Dagster-UI des Datenverzeichnisses. Es läuft immer nur ein Build je Datenverzeichnis: "
-    "läuft schon einer (Zeitplan, Landesensor, Start aus dem UI, Build einer Kollegin), wartet dieser darauf "
-    "oder bricht mit --no-wait ab und nennt ihn. Hat sich seit dem letzten erfolgreichen Build nichts geändert, "
+    "läuft schon einer (Zeitplan, Landesensor, Start aus dem UI, Build einer Kollegin) oder hat der "
+    "Dagster-Betrieb schon einen eingeplant, wartet dieser darauf oder bricht mit --no-wait ab und nennt ihn. Hat sich seit dem letzten erfolgreichen Build nichts geändert, "
     "wird nichts gestartet; haben nur einzelne Quellen neue Dateien, laufen nur deren Schritte und was davon "
     "abhängt.",
 )
@@ -138,36 +138,53 @@ def build(
             f"  zi build wartet, bis er fertig ist (höchstens {wait_minutes:g} min; --no-wait bricht stattdessen ab)."
         )
 
+    deadline = time.monotonic() + (0 if no_wait else wait_minutes * 60)
+    report = None
     try:
-        with writer_lock.hold(
-            paths.warehouse_dir,
-            run_id="",
-            launched_by="zi build",
-            wait_seconds=0 if no_wait else wait_minutes * 60,
-            on_wait=waiting,
-        ):
-            if demo_if_empty and landing_is_empty(paths.landing):
-                console.print(
-                    f"Landebereich {paths.landing} ist leer: Demo-Daten (Skala {DEFAULT_SCALE}) werden erzeugt."
-                )
-                with console.status("Demo-Daten …") as status:
-                    generate(paths.ensure().landing, DEFAULT_SCALE, DEFAULT_SEED, progress=status.update)
-            paths.ensure()
-            decision = build_state.decide(paths)
-            if decision.mode == "skip":
-                print_unchanged(paths, decision, time.perf_counter() - started)
-                _write_timings(None, time.perf_counter() - started, decision)
-                return
-            families = decision.families if decision.mode == "families" else None
-            if families:
-                console.print(f"Teillauf: {decision.reason}; nur diese Quellen und alles Nachgelagerte.")
-            else:
-                reason = "mit --always angefordert" if always else decision.reason
-                console.print(f"Vollständiger Lauf: {reason}.")
-            from dagster_zi.runner import run_build
+        while report is None:
+            with writer_lock.hold(
+                paths.warehouse_dir,
+                run_id="",
+                launched_by="zi build",
+                wait_seconds=max(0.0, deadline - time.monotonic()),
+                on_wait=waiting,
+            ):
+                if demo_if_empty and landing_is_empty(paths.landing):
+                    console.print(
+                        f"Landebereich {paths.landing} ist leer: Demo-Daten (Skala {DEFAULT_SCALE}) werden erzeugt."
+                    )
+                    with console.status("Demo-Daten …") as status:
+                        generate(paths.ensure().landing, DEFAULT_SCALE, DEFAULT_SEED, progress=status.update)
+                paths.ensure()
+                decision = build_state.decide(paths)
+                if decision.mode == "skip":
+                    print_unchanged(paths, decision, time.perf_counter() - started)
+                    _write_timings(None, time.perf_counter() - started, decision)
+                    return
+                from dagster_zi import runner
 
-            with console.status("Build läuft …") as status, _steps_output_to(steps_log_path(paths)):
-                report = run_build(progress=lambda msg: status.update(f"Build {msg}"), families=families)
+                ahead = runner.runs_ahead()
+                if not ahead:
+                    families = decision.families if decision.mode == "families" else None
+                    if families:
+                        console.print(f"Teillauf: {decision.reason}; nur diese Quellen und alles Nachgelagerte.")
+                    else:
+                        reason = "mit --always angefordert" if always else decision.reason
+                        console.print(f"Vollständiger Lauf: {reason}.")
+                    with console.status("Build läuft …") as status, _steps_output_to(steps_log_path(paths)):
+                        report = runner.run_build(progress=lambda msg: status.update(f"Build {msg}"), families=families)
+                    break
+            # A build the daemon queued (a sensor's, the schedule's) would run after this one and build the
+            # same files again: it goes first, with the lock released, and this one then builds what is left.
+            if no_wait:
+                raise runner.RunsAhead(ahead)
+            console.print(f"[yellow]{runner.describe_runs_ahead(ahead)}[/yellow]")
+            console.print(
+                "  zi build wartet, bis er fertig ist, und baut danach nur, was dann noch fehlt "
+                f"(höchstens {wait_minutes:g} min; --no-wait bricht stattdessen ab)."
+            )
+            with console.status("Wartet auf den Dagster-Betrieb …"):
+                runner.wait_for_runs_ahead(deadline)
     except writer_lock.WriterBusy as busy:
         console.print(f"[red]Nicht gestartet.[/red] {busy}")
         console.print(
