@@ -202,6 +202,36 @@ def test_unchanged_marts_are_taken_over_not_written_again(tmp_path):
     assert _mart_rows(full.duckdb_path) == _mart_rows(third.duckdb_path)
 
 
+def _not_null_columns(path: Path) -> set[tuple[str, str]]:
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        return set(con.execute("select table_name, column_name from duckdb_columns() where not is_nullable").fetchall())
+    finally:
+        con.close()
+
+
+def test_the_published_tables_declare_the_required_columns_not_null(tmp_path, monkeypatch):
+    """BI tools read a column's nullability from the file: the published marts declare the columns the dbt
+    contracts require as NOT NULL, as the working warehouse does; a table taken over unchanged from a release
+    written without them gets them too."""
+    wh = tmp_path / "wh.duckdb"
+    published = tmp_path / "published"
+    _warehouse(wh, 10)
+    monkeypatch.setattr(publish_module, "_declare_not_null", lambda _con, _marts: None)  # as releases were before
+    publish(wh, published)
+    assert _not_null_columns(published / "zi.duckdb") == set()
+    monkeypatch.undo()
+    con = duckdb.connect(str(wh))
+    con.execute("alter table marts.mart_a alter column id set not null")  # what an enforced contract creates
+    con.execute("alter table marts.mart_b alter column year set not null")
+    con.close()
+    again = publish(wh, published)
+    assert "mart_a" in again.reused  # same content: taken over from the previous file, and declared now
+    assert _not_null_columns(published / "zi.duckdb") == {("mart_a", "id"), ("mart_b", "year")}
+    written = publish(wh, tmp_path / "full", reuse=False)
+    assert _not_null_columns(written.duckdb_path) == {("mart_a", "id"), ("mart_b", "year")}
+
+
 def _mart_rows(path: Path) -> dict[str, list]:
     con = duckdb.connect(str(path), read_only=True)
     try:
@@ -509,6 +539,9 @@ def test_published_file_opens_in_duckdb_1x(tmp_path):
     _warehouse(wh, 5)
     publish(wh, tmp_path / "published")
     _warehouse(wh, 6, b_town="Herne")
+    con = duckdb.connect(str(wh))
+    con.execute("alter table marts.mart_a alter column id set not null")  # declared not null in the file too
+    con.close()
     result = publish(wh, tmp_path / "published")
     assert result.written == ["mart_a", "mart_b"]
     old = Path(__file__).resolve().parent.parent / ".cache" / f"duckdb-{OLD_DUCKDB}"
@@ -532,8 +565,10 @@ def test_published_file_opens_in_duckdb_1x(tmp_path):
         f"c = duckdb.connect({str(result.duckdb_path)!r}, read_only=True);"
         "print(c.execute('select count(*) from marts.mart_a').fetchone()[0], "
         "c.execute('select municipality_name from marts.mart_b').fetchone()[0], "
-        "c.execute('select count(*) from marts.mart_restatements').fetchone()[0])"
+        "c.execute('select count(*) from marts.mart_restatements').fetchone()[0], "
+        "c.execute(\"select is_nullable from duckdb_columns() where table_name = 'mart_a' and column_name = 'id'\")"
+        ".fetchone()[0])"
     )
     out = subprocess.run([sys.executable, "-c", code], env={"PYTHONPATH": str(old)}, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
-    assert out.stdout.split() == ["6", "Herne", "0"]
+    assert out.stdout.split() == ["6", "Herne", "0", "False"]

@@ -92,6 +92,7 @@ class _Mart:
     relation: str  # where the publish reads it (the working warehouse, or the publish connection's memory)
     comment: str | None
     column_comments: dict[str, str]
+    not_null: tuple[str, ...] = ()  # columns the dbt contract declares not null (BI tools read it as required)
     rows: int = 0
     checksum: str = ""
     shape: list = field(default_factory=list)  # [column, type, comment] per column, in order
@@ -311,8 +312,20 @@ def _read_marts(con: duckdb.DuckDBPyConnection) -> dict[str, _Mart]:
         [PUBLIC_SCHEMA],
     ).fetchall():
         columns.setdefault(table, {})[column] = comment
+    not_null: dict[str, list[str]] = {}
+    for table, column in con.execute(
+        "select table_name, column_name from duckdb_columns() where database_name = 'warehouse' "
+        "and schema_name = ? and not is_nullable order by table_name, column_index",
+        [PUBLIC_SCHEMA],
+    ).fetchall():
+        not_null.setdefault(table, []).append(column)
     return {
-        name: _Mart(f"warehouse.{PUBLIC_SCHEMA}.{quote_ident(name)}", comments.get(name) or None, columns.get(name, {}))
+        name: _Mart(
+            f"warehouse.{PUBLIC_SCHEMA}.{quote_ident(name)}",
+            comments.get(name) or None,
+            columns.get(name, {}),
+            tuple(not_null.get(name, ())),
+        )
         for name in names
     }
 
@@ -406,9 +419,30 @@ def _write_duckdb(
         # Column descriptions (German, from the dbt YAML) travel with the data to BI tools.
         for column, comment in mart.column_comments.items():
             con.execute(f"comment on column {table}.{quote_ident(column)} is {_literal(comment)}")
+    _declare_not_null(con, marts)
     con.execute("commit")
     con.execute("detach published")
     return from_previous, runs_replaced
+
+
+def _declare_not_null(con: duckdb.DuckDBPyConnection, marts: dict[str, _Mart]) -> None:
+    """The published tables declare the columns the dbt contracts require as NOT NULL, as the working
+    warehouse does (``create table as`` drops that): BI tools then show the keys as required. Also for the
+    tables a release copied from the previous file unchanged (written before the file declared them)."""
+    nullable = set(
+        con.execute(
+            "select table_name, column_name from duckdb_columns() where database_name = 'published' "
+            "and schema_name = ? and is_nullable",
+            [PUBLIC_SCHEMA],
+        ).fetchall()
+    )
+    for name, mart in marts.items():
+        for column in mart.not_null:
+            if (name, column) in nullable:
+                con.execute(
+                    f"alter table published.{PUBLIC_SCHEMA}.{quote_ident(name)} "
+                    f"alter column {quote_ident(column)} set not null"
+                )
 
 
 def _previous_runs(mart: _Mart, before: dict) -> dict[str, list] | None:
