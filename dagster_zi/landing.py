@@ -14,10 +14,11 @@ coordinator's feedback does not wait for Dagster to create a run of ~100 assets 
 planned asset) and start it; the second run re-checks the ingest (nothing new by then) and carries the
 build record, so a failed first run is simply caught up by the second.
 
-While a build runs that has set the record of the last build aside (it records anew when it succeeds),
-the sensor does not decide: without a record every new file would call for a full build, although the
-running build may be building that very file (a ``zi build`` by hand, the schedule). It keeps its cursor
-and decides when the writer lock is free again, with the new record.
+While a build holds the writer lock, the sensor does not decide: the running build may be building that
+very file (a ``zi build`` by hand that took the lock a moment before the file landed, the schedule), and a
+build that will record has set the last record aside, so that every new file would look like a reason for
+a full build. It keeps its cursor and decides when the lock is free again, with the new record. Runs it
+requested meanwhile would have waited for the lock anyway (one writer), so nothing starts later for it.
 
 Funding extracts, DWD archives, tree registers and surface files dropped into their folders are picked up
 the same way as workbooks; the funding database channel is read by the daily schedule.
@@ -76,7 +77,7 @@ def landing_sensor(context: SensorEvaluationContext):
     from dagster_zi.definitions import defs, family_selection
 
     paths = config.paths()
-    if writer_lock.current_holder(paths.warehouse_dir) is not None and not build_state.state_path(paths).exists():
+    if writer_lock.current_holder(paths.warehouse_dir) is not None:
         return SkipReason(build_state.BUILD_IN_PROGRESS)  # the cursor stays: these files count as new after the build
     cursor = json.loads(context.cursor) if context.cursor else {}
     decision, current = evaluate(paths, cursor)

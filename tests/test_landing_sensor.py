@@ -148,8 +148,9 @@ def test_without_a_successful_build_the_whole_job_runs(built):
 
 
 def test_a_delivery_during_a_build_is_decided_after_it(built):
-    """A running build has set the last record aside; a file landing meanwhile is decided after the build, with
-    the new record, not taken for a reason to build everything (nor lost: the cursor waits for it)."""
+    """A file landing while a build holds the writer lock is decided after the build, with its record: not
+    taken for a reason to build everything (a recording build sets the last record aside), not built twice
+    (the build may take it in), nor lost (the cursor waits for it)."""
     from zi_warehouse import build_state, writer_lock
 
     _, cursor = _tick(None)
@@ -172,6 +173,10 @@ def test_a_delivery_during_a_build_is_decided_after_it(built):
     )
     try:
         assert holder.stdout.readline().strip() == "held"
+        # A `zi build` that took the lock and is deciding: the record is still there.
+        deciding, cursor_during = _tick(cursor)
+        assert isinstance(deciding, SkipReason) and deciding.skip_message == build_state.BUILD_IN_PROGRESS
+        assert cursor_during == cursor
         record_path.unlink()  # what the running build did at its start (build_state.forget)
         waiting, cursor_during = _tick(cursor)
         assert isinstance(waiting, SkipReason) and waiting.skip_message == build_state.BUILD_IN_PROGRESS

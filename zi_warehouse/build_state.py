@@ -184,7 +184,7 @@ def decide(paths: config.Paths) -> Decision:
 
 #: The landing sensor's reason to skip when no file came, changed or went (every tick of a quiet day).
 NOTHING_LANDED = "keine neuen, geänderten oder entfernten Dateien"
-#: The landing sensor's skip while a build runs that has set the last record aside (dagster_zi/landing.py).
+#: The landing sensor's skip while a build holds the writer lock (dagster_zi/landing.py).
 BUILD_IN_PROGRESS = "ein Build läuft; was neu ist, wird nach seinem Ende entschieden"
 
 
