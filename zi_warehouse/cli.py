@@ -140,8 +140,10 @@ def build(
 
     deadline = time.monotonic() + (0 if no_wait else wait_minutes * 60)
     report = None
+    waited = 0.0  # for another build: not part of what this one took
     try:
         while report is None:
+            asked = time.perf_counter()
             with writer_lock.hold(
                 paths.warehouse_dir,
                 run_id="",
@@ -149,6 +151,7 @@ def build(
                 wait_seconds=max(0.0, deadline - time.monotonic()),
                 on_wait=waiting,
             ):
+                waited += time.perf_counter() - asked
                 if demo_if_empty and landing_is_empty(paths.landing):
                     console.print(
                         f"Landebereich {paths.landing} ist leer: Demo-Daten (Skala {DEFAULT_SCALE}) werden erzeugt."
@@ -158,7 +161,7 @@ def build(
                 paths.ensure()
                 decision = build_state.decide(paths)
                 if decision.mode == "skip":
-                    print_unchanged(paths, decision, time.perf_counter() - started)
+                    print_unchanged(paths, decision, time.perf_counter() - started - waited, waited)
                     _write_timings(None, time.perf_counter() - started, decision)
                     return
                 from dagster_zi import runner
@@ -183,8 +186,10 @@ def build(
                 "  zi build wartet, bis er fertig ist, und baut danach nur, was dann noch fehlt "
                 f"(höchstens {wait_minutes:g} min; --no-wait bricht stattdessen ab)."
             )
+            asked = time.perf_counter()
             with console.status("Wartet auf den Dagster-Betrieb …"):
                 runner.wait_for_runs_ahead(deadline)
+            waited += time.perf_counter() - asked
     except writer_lock.WriterBusy as busy:
         console.print(f"[red]Nicht gestartet.[/red] {busy}")
         console.print(
@@ -256,8 +261,9 @@ def _write_timings(report, seconds: float, decision) -> None:
     )
 
 
-def print_unchanged(paths: config.Paths, decision, seconds: float) -> None:
-    """The no-change run: nothing was started; say so, and what the published copy holds."""
+def print_unchanged(paths: config.Paths, decision, seconds: float, waited: float = 0.0) -> None:
+    """The no-change run: nothing was started; say so, and what the published copy holds (``waited``: seconds
+    spent waiting for another build first)."""
     _print_row_balance(paths)
     last = decision.last
     if last:
@@ -269,7 +275,9 @@ def print_unchanged(paths: config.Paths, decision, seconds: float) -> None:
             console.print(f"  [yellow]Warnung[/yellow] {_check_line(name)}")
     console.print(
         "[green]Keine Änderung[/green] seit dem letzten erfolgreichen Lauf: Dagster und dbt nicht gestartet, "
-        f"geprüft in {format_number(seconds, 1)} s. Veröffentlicht bleibt: {paths.published_duckdb}"
+        f"geprüft in {format_number(seconds, 1)} s"
+        + (f" (zuvor {format_number(waited, 0)} s auf den anderen Build gewartet)" if waited >= 1 else "")
+        + f". Veröffentlicht bleibt: {paths.published_duckdb}"
     )
     _print_parquet_line(paths)
     console.print("  Vollständigen Lauf erzwingen: .venv/bin/zi build --always")

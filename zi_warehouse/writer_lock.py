@@ -51,10 +51,12 @@ class Holder:
         try:
             started = dt.datetime.fromisoformat(self.started_at)
             minutes = max(0, int((dt.datetime.now(dt.UTC) - started).total_seconds() // 60))
-            since = f"seit {format_datetime(started, seconds=True)} (vor {minutes} min)"
+            ago = f"vor {minutes} min" if minutes else "vor weniger als 1 min"
+            since = f"seit {format_datetime(started, seconds=True)} ({ago})"
         except ValueError:
             since = "seit unbekannt"
-        run = f"Lauf {self.run_id}" if self.run_id else "ein Lauf, der gerade startet"
+        # The first 8 characters of the run id, as the Dagster UI lists runs.
+        run = f"Lauf {self.run_id[:8]}" if self.run_id else "ein Build, der noch prüft, was zu bauen ist, oder startet"
         return f"{run}, gestartet von {self.launched_by}, {since}, Prozess {self.pid} auf {self.host}"
 
 
