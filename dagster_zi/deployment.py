@@ -17,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from dagster_zi.instance import ensure_instance
-from zi_warehouse.config import REPO_ROOT
+from zi_warehouse.config import REPO_ROOT, UI_URL_FILE
 
 WORKSPACE = REPO_ROOT / "workspace.yaml"
 
@@ -46,6 +46,9 @@ def _ui_answers(host: str, port: int) -> bool:
 def serve_all(host: str, port: int, say: Callable[[str], None] = print) -> int:
     """Start every process, wait until one ends or a stop signal arrives, then stop all; the exit code."""
     home = ensure_instance()
+    # Where `zi build` and the alerts point people to (without ZI_DAGSTER_UI_URL): this UI, on this port.
+    shown_host = "localhost" if host in ("127.0.0.1", "0.0.0.0", "") else host
+    (home / UI_URL_FILE).write_text(f"http://{shown_host}:{port}\n", encoding="utf-8")
     env = {**os.environ, "DAGSTER_HOME": str(home), "DO_NOT_TRACK": "1", "DAGSTER_DISABLE_TELEMETRY": "1"}
     started = {name: subprocess.Popen(cmd, cwd=REPO_ROOT, env=env) for name, cmd in commands(host, port).items()}
     say(f"Dagster-Instanz: {home}")

@@ -38,6 +38,7 @@ from dagster._core.storage.dagster_run import FINISHED_STATUSES
 
 from dagster_zi.alerts import record_dir
 from dagster_zi.constants import BUILD_JOB
+from dagster_zi.run_worker import run_output_path
 from zi_warehouse import alerts
 from zi_warehouse.german import LOCAL_TIME_ZONE
 
@@ -98,8 +99,10 @@ def protected_runs(instance: DagsterInstance, check_keys: Iterable[AssetCheckKey
 
 
 def _remove_run_files(instance: DagsterInstance, run_id: str) -> None:
-    """What stays on disk after Dagster deleted a run: its compute logs and (SQLite) its emptied event file."""
+    """What stays on disk after Dagster deleted a run: its compute logs, its output from the run worker and
+    (SQLite) its emptied event file."""
     instance.compute_log_manager.delete_logs(prefix=[run_id])
+    run_output_path(run_id, Path(instance.root_directory)).unlink(missing_ok=True)
     from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
 
     from dagster_zi.event_log_storage import ZiSqliteEventLogStorage

@@ -52,6 +52,16 @@ CODE_DIRS = ("dagster_zi", "zi_warehouse")
 log = logging.getLogger("zi.run_worker")
 
 
+#: What each run printed (Dagster's event lines, dbt's progress), one file per run in ``DAGSTER_HOME``, not in
+#: the deployment's journal (about 250 lines per build there); the UI has the same per step.
+RUN_OUTPUT_DIR = "run-output"
+
+
+def run_output_path(run_id: str, dagster_home: Path | None = None) -> Path:
+    home = dagster_home or Path(os.environ.get("DAGSTER_HOME", "."))
+    return home / RUN_OUTPUT_DIR / f"{run_id}.log"
+
+
 def socket_path(dagster_home: Path | None = None) -> Path:
     home = dagster_home or Path(os.environ.get("DAGSTER_HOME", "."))
     return home / SOCKET_NAME
@@ -220,6 +230,18 @@ def _start_dbt_server(home: Path) -> Path | None:
     return path
 
 
+def _output_to_file(path: Path) -> None:
+    """In the forked child: what the run prints goes to ``path`` (standard output and error, also of the
+    processes it starts, such as dbt)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640)
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    os.close(fd)
+
+
 def _execute_in_child(run_id: str) -> int:
     """In the forked child: execute the run as Dagster's own run worker does (``dagster api execute_run``)."""
     from dagster import DagsterInstance
@@ -270,6 +292,7 @@ class RunWorker:
                 os.setsid()  # its own process group: a Ctrl-C on `zi serve` does not cut a build in half
                 if self.server is not None:
                     self.server.socket.close()
+                _output_to_file(run_output_path(run_id))
                 code = _execute_in_child(run_id)
             except BaseException:
                 logging.getLogger("zi.run_worker").exception("Lauf %s: Run-Worker-Prozess gescheitert", run_id)
@@ -277,7 +300,7 @@ class RunWorker:
                 os._exit(code)
         with self.guard:
             self.children[run_id] = pid
-        log.info("Lauf %s gestartet (Prozess %s)", run_id, pid)
+        log.info("Lauf %s gestartet (Prozess %s; Ausgabe: %s)", run_id, pid, run_output_path(run_id))
         return {"ok": True, "pid": pid}
 
     def reap(self) -> None:

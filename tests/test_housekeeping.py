@@ -32,6 +32,7 @@ from dagster_zi.housekeeping import (
     purge_old_runs,
     retention_days,
 )
+from dagster_zi.run_worker import run_output_path
 from zi_warehouse import alerts
 
 LATER = dt.datetime.now(dt.UTC) + dt.timedelta(days=200)
@@ -109,6 +110,9 @@ def test_old_runs_go_the_runs_the_asset_status_rests_on_stay(instance):
     alerts.claim(Path(instance.root_directory) / "alerts", failed, "test")
     assert instance.get_run_by_id(failed).status == DagsterRunStatus.FAILURE
     assert _event_file(instance, first_build).exists()
+    for run_id in (first_build, failed, last_build):  # what the run worker kept of their output
+        run_output_path(run_id, Path(instance.root_directory)).parent.mkdir(parents=True, exist_ok=True)
+        run_output_path(run_id, Path(instance.root_directory)).write_text("STEP_START\n")
 
     # Young runs are never touched.
     assert purge_old_runs(instance, 180, [upstream_positive.check_key]).deleted == []
@@ -127,6 +131,7 @@ def test_old_runs_go_the_runs_the_asset_status_rests_on_stay(instance):
         assert not _event_file(instance, run_id).exists()  # the emptied SQLite file is removed, too
         assert str(_event_file(instance, run_id)) not in _open_files()  # and its disk space given back
         assert not (Path(instance.root_directory) / "storage" / run_id).exists()  # compute logs
+        assert not run_output_path(run_id, Path(instance.root_directory)).exists()
         assert instance.all_logs(run_id) == []
     assert alerts.read_record(Path(instance.root_directory) / "alerts", failed) is None
     assert instance.get_run_by_id(running).status == DagsterRunStatus.STARTED
@@ -138,6 +143,7 @@ def test_old_runs_go_the_runs_the_asset_status_rests_on_stay(instance):
     summary = instance.event_log_storage.get_asset_check_summary_records([upstream_positive.check_key])
     assert summary[upstream_positive.check_key].last_check_execution_record.run_id == checked
     assert instance.all_logs(last_build)
+    assert run_output_path(last_build, Path(instance.root_directory)).exists()
 
 
 def test_retention_days_from_the_environment():

@@ -24,7 +24,7 @@ import pytest
 from dagster import AssetKey, DagsterEventType, DagsterInstance, DagsterRunStatus, RunsFilter
 
 from conftest import ZI, copy_built_data_dir, zi_env
-from dagster_zi.run_worker import ask
+from dagster_zi.run_worker import ask, run_output_path
 from zi_bench_deployment import BAD_STATUS, published_files, with_bad_row
 from zi_warehouse.build_state import NOTHING_LANDED
 
@@ -183,6 +183,7 @@ def test_a_dropped_workbook_is_built_and_published_while_other_builds_wait_their
     refused = _run(data_dir, "build", "--no-wait", env=env)
     assert refused.returncode == 75, refused.stdout + refused.stderr
     assert "Nicht gestartet" in refused.stdout and "Sensor landing_sensor" in refused.stdout
+    assert f"http://localhost:{served['port']}/runs" in refused.stdout  # the UI zi serve runs, on its port
     assert LOCK_ERROR not in refused.stdout + refused.stderr
     # ... and a plain `zi build` waits for it, even when it gets the writer lock between the feedback run and
     # the queued build (it once built the delivery itself then, and the queued build built it again), then
@@ -220,6 +221,9 @@ def test_a_dropped_workbook_is_built_and_published_while_other_builds_wait_their
     assert "Checking for new runs for sensor" not in daemon_log
     assert "No run requests returned for" not in daemon_log
     assert f"skipped: {NOTHING_LANDED}" not in daemon_log  # every 2 s on a quiet day
+    # What a run prints (Dagster's event lines, dbt's progress) is in its own file, not in the journal.
+    assert "STEP_START" not in daemon_log and "RESOURCE_INIT_STARTED" not in daemon_log
+    assert "STEP_START" in run_output_path(run.run_id, data_dir / "dagster").read_text()
     assert f"Dagster-UI bereit: http://127.0.0.1:{served['port']}" in daemon_log  # said once it answers
 
 

@@ -103,9 +103,20 @@ def paths() -> Paths:
     return Paths(data_dir())
 
 
+#: The address ``zi serve`` last served the UI of this data directory's instance on (in ``DAGSTER_HOME``).
+UI_URL_FILE = "ui_url"
+
+
 def dagster_ui_url() -> str:
-    """Where the data team opens the Dagster UI (``ZI_DAGSTER_UI_URL``; ``make dev``/``zi serve`` default)."""
-    return os.environ.get("ZI_DAGSTER_UI_URL", "http://localhost:3000").rstrip("/")
+    """Where the data team opens the Dagster UI: ``ZI_DAGSTER_UI_URL``, else the address ``zi serve`` last
+    served this data directory on (another port than 3000, ``--port``), else ``make dev``'s default."""
+    if os.environ.get("ZI_DAGSTER_UI_URL"):
+        return os.environ["ZI_DAGSTER_UI_URL"].rstrip("/")
+    try:
+        served = (paths().dagster_home / UI_URL_FILE).read_text(encoding="utf-8").strip()
+    except OSError:
+        served = ""
+    return (served or "http://localhost:3000").rstrip("/")
 
 
 def run_url(run_id: str) -> str:
