@@ -144,6 +144,7 @@ def runs_ahead() -> list:
 
     from dagster_zi.constants import RUN_HOST_TAG, RUN_PID_TAG, WAREHOUSE_POOL
     from dagster_zi.instance import ensure_instance
+    from dagster_zi.run_worker import process_alive
 
     ensure_instance()
     instance = DagsterInstance.get()
@@ -162,22 +163,12 @@ def runs_ahead() -> list:
     for run in reversed(runs):  # oldest first: the order they will run in
         pid, host = run.tags.get(RUN_PID_TAG), run.tags.get(RUN_HOST_TAG)
         if run.status == DagsterRunStatus.STARTED and pid:  # its executor runs (or ran) in that process
-            coming = host != socket.gethostname() or _alive(int(pid))
+            coming = host != socket.gethostname() or process_alive(int(pid))
         else:  # queued or being launched: only the daemon moves it on
             coming = bool(queue.healthy)
         if coming:
             ahead.append(run)
     return ahead
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 _STATUS_DE = {"QUEUED": "in der Warteschlange", "STARTING": "startet", "STARTED": "läuft"}

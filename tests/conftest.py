@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -103,6 +104,43 @@ def demo_data_dir(request) -> Path:
     if override:
         return Path(override)
     return request.getfixturevalue("demo_build")["data_dir"]
+
+
+#: What a Dagster process of this project imports and fingerprints, for tests that run one on a copy of the code
+#: (so that changing a file there does not touch this checkout): ``CODE_DIRS`` and ``DBT_PATHS`` of the run
+#: worker, the manifest ``make setup`` wrote, and the instance and workspace files.
+CODE_TO_COPY = (
+    "dagster_zi",
+    "zi_warehouse",
+    "models",
+    "seeds",
+    "dbt_project",
+    "dbt_project.yml",
+    "target",
+    "workspace.yaml",
+    "dagster.yaml",
+)
+
+
+def copy_code(target: Path) -> Path:
+    """The repository's code at ``target`` (run from there with ``PYTHONPATH=target``)."""
+    for name in CODE_TO_COPY:
+        source = REPO_ROOT / name
+        if source.is_dir():
+            shutil.copytree(source, target / name, ignore=shutil.ignore_patterns("__pycache__", "compiled", "run"))
+        else:
+            shutil.copy2(source, target / name)
+    return target
+
+
+def stop_process(process: subprocess.Popen, seconds: float = 30) -> None:
+    """SIGTERM, then SIGKILL if it has not ended within ``seconds``."""
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=seconds)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 def copy_built_data_dir(source: Path, target: Path, with_instance: bool = False) -> Path:

@@ -9,28 +9,14 @@ on a copy of the code, so that changing a file there does not touch this checkou
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from conftest import copy_built_data_dir, zi_env
-from zi_warehouse.config import REPO_ROOT
+from conftest import copy_built_data_dir, copy_code, stop_process, zi_env
 
-#: What the daemon's code server imports and the fingerprint covers (as in tests/test_run_worker_restart.py).
-COPIED = (
-    "dagster_zi",
-    "zi_warehouse",
-    "models",
-    "seeds",
-    "dbt_project",
-    "dbt_project.yml",
-    "target",
-    "workspace.yaml",
-    "dagster.yaml",
-)
 #: Dagster's workspace interval in the test (60 s in Dagster).
 INTERVAL_SECONDS = 2
 DAEMON = (
@@ -70,13 +56,7 @@ def _wait(condition, seconds: float, what: str):
 
 
 def test_the_daemon_keeps_its_code_server_until_the_code_changes_or_the_server_ends(demo_data_dir, tmp_path):
-    code = tmp_path / "code"
-    for name in COPIED:
-        source = REPO_ROOT / name
-        if source.is_dir():
-            shutil.copytree(source, code / name, ignore=shutil.ignore_patterns("__pycache__", "compiled", "run"))
-        else:
-            shutil.copy2(source, code / name)
+    code = copy_code(tmp_path / "code")
     data_dir = copy_built_data_dir(demo_data_dir, tmp_path / "data")
     env = {**zi_env(data_dir), "PYTHONPATH": str(code), "DAGSTER_HOME": str(data_dir / "dagster")}
     subprocess.run(
@@ -106,10 +86,5 @@ def test_the_daemon_keeps_its_code_server_until_the_code_changes_or_the_server_e
         os.kill(second, signal.SIGKILL)
         _wait(lambda: (s := one_server()) not in (first, second) and s, 120, "Code-Server ersetzt")
     finally:
-        daemon.send_signal(signal.SIGTERM)
-        try:
-            daemon.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            daemon.kill()
-            daemon.wait()
+        stop_process(daemon, 60)
         log.close()

@@ -11,18 +11,13 @@ The worker runs from a copy of the code, so that changing a file there does not 
 from __future__ import annotations
 
 import os
-import shutil
-import signal
 import subprocess
 import sys
 import time
 
+from conftest import copy_code, stop_process
 from dagster_zi.run_worker import ask, socket_path
 from zi_warehouse import dbt_server
-from zi_warehouse.config import REPO_ROOT
-
-#: What the worker imports and fingerprints (``CODE_DIRS``, ``DBT_PATHS``, the manifest ``make setup`` wrote).
-COPIED = ("dagster_zi", "zi_warehouse", "models", "seeds", "dbt_project", "dbt_project.yml", "target")
 
 
 def _wait(condition, seconds: float, what: str) -> None:
@@ -33,13 +28,7 @@ def _wait(condition, seconds: float, what: str) -> None:
 
 
 def test_a_restarted_run_worker_restarts_once_and_keeps_the_repository_manifest(tmp_path):
-    code = tmp_path / "code"
-    for name in COPIED:
-        source = REPO_ROOT / name
-        if source.is_dir():
-            shutil.copytree(source, code / name, ignore=shutil.ignore_patterns("__pycache__", "compiled", "run"))
-        else:
-            shutil.copy2(source, code / name)
+    code = copy_code(tmp_path / "code")
     data_dir, home = tmp_path / "data", tmp_path / "dagster"
     home.mkdir()
     env = {**os.environ, "PYTHONPATH": str(code), "ZI_DATA_DIR": str(data_dir), "DAGSTER_HOME": str(home)}
@@ -100,10 +89,5 @@ def test_a_restarted_run_worker_restarts_once_and_keeps_the_repository_manifest(
         assert reply and reply.get("ok") is True, reply
         assert (tmp_path / "worker.log").read_text().count("Code geändert") == 1
     finally:
-        worker.send_signal(signal.SIGTERM)
-        try:
-            worker.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            worker.kill()
-            worker.wait()
+        stop_process(worker)
         log.close()
