@@ -84,9 +84,8 @@ class WarehouseWriterExecutor(InProcessExecutor):
         with writer_lock.hold(paths.warehouse_dir, run.run_id, launched_by_de(run.tags)):
             writer_lock.set_run_id(paths.warehouse_dir, run.run_id)
             recording = records_build_state(run.job_name, run.asset_selection, run.tags, run.asset_check_selection)
-            if recording:
-                started_from = build_state.inputs(paths)  # files landing from now on count next time
-                build_state.forget(paths)  # a failed or interrupted build leaves no record
+            if recording:  # a failed or interrupted build leaves no record
+                started_from, previous = build_state.start_recording(paths)
             failed = False
             checks = {"passed": 0, "warned": []}
             for event in super().execute(plan_context, execution_plan):
@@ -102,7 +101,7 @@ class WarehouseWriterExecutor(InProcessExecutor):
             if recording and not failed:
                 build_state.record(
                     paths,
-                    started_from,
+                    build_state.as_built(started_from, previous),  # the landing as each family's ingest read it
                     {
                         "run_id": run.run_id,
                         "checks_passed": checks["passed"],

@@ -134,6 +134,24 @@ def test_a_build_that_starts_forgets_the_record(data):
     assert build_state.decide(data).mode == "full"
 
 
+def test_the_record_holds_the_landing_as_each_ingest_read_it(data):
+    """A build records each family's landing as its ingest read it (dagster_zi/execution.py): a file that landed
+    after the build started but before its family's ingest looked counts as built; a file of a family the build
+    did not ingest does not, even if it landed before the build started (it was once recorded as built and then
+    never built)."""
+    _record(data)
+    (data.landing_for("forecasts") / "Prognose_Bochum_2024-Q2.xlsx").write_bytes(b"three")
+    assert build_state.decide(data).families == ["forecasts"]  # a forecasts-only build is decided ...
+    (data.landing_for("trees") / "baumkataster_herne.csv").write_bytes(b"four")  # ... a tree register lands ...
+    started_from, previous = build_state.start_recording(data)  # ... and the build starts
+    assert build_state.decide(data).mode == "full"  # the record is set aside while it runs
+    (data.landing_for("forecasts") / "Prognose_Bochum_2024-Q3.xlsx").write_bytes(b"five")  # before the ingest looks
+    build_state.note_landing_read(data.landing, "forecasts")  # the forecasts ingest (zi_warehouse/ingest.py)
+    build_state.record(data, build_state.as_built(started_from, previous))
+    decision = build_state.decide(data)
+    assert decision.mode == "families" and decision.families == ["trees"]
+
+
 # --- GeoJSON registers -----------------------------------------------------------------------------
 GEOJSON = {
     "type": "FeatureCollection",

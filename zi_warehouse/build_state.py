@@ -165,9 +165,8 @@ def decide(paths: config.Paths) -> Decision:
     external = external_state_configured()
     if external:
         return Decision("full", f"{external} konfiguriert: externer Zustand, immer vollständiger Lauf")
-    try:
-        recorded = json.loads(state_path(paths).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    recorded = read_record(paths)
+    if recorded is None:
         return Decision("full", "kein erfolgreicher Lauf verzeichnet")
     now_in = inputs(paths)
     if recorded.get("outputs") != outputs(paths):
@@ -195,10 +194,7 @@ def landing_decision(paths: config.Paths, content_changed: list[str]) -> Decisio
     (e.g. by a ``zi build`` started by hand). Without a record of a successful build, or with code, dbt
     project or settings changed since, the build is a full one.
     """
-    try:
-        recorded = json.loads(state_path(paths).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        recorded = None
+    recorded = read_record(paths)
     if not content_changed:
         return Decision("skip", NOTHING_LANDED)
     if recorded is None:
@@ -231,6 +227,46 @@ def forget(paths: config.Paths) -> None:
         pass
     except OSError:
         pass  # e.g. a read-only data directory: the build itself fails there and says so in German
+
+
+#: The landing listing each family's ingest read in this process (family -> listing), noted just before the
+#: ingest looks at the folder (``note_landing_read``). A build records these rather than the listing at its
+#: start: a file landing in the moment between the two is ingested, and must count as built (or the landing
+#: sensor builds it a second time); a family the build did not ingest keeps the last record's listing.
+_landing_read: dict[str, list] = {}
+
+
+def note_landing_read(landing_dir: Path, family: str) -> None:
+    """Called by the ingest right before it lists ``landing/<family>``: what this build reads of the family."""
+    _landing_read[family] = _listing(landing_dir / family)
+
+
+def read_record(paths: config.Paths) -> dict | None:
+    try:
+        return json.loads(state_path(paths).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def start_recording(paths: config.Paths) -> tuple[dict, dict | None]:
+    """Called when a build that records starts: (its inputs now, the last record). The record is set aside (a
+    failed or interrupted build leaves none) and this process forgets what earlier runs' ingests read."""
+    started_from, previous = inputs(paths), read_record(paths)
+    _landing_read.clear()
+    forget(paths)
+    return started_from, previous
+
+
+def as_built(started_from: dict, previous: dict | None) -> dict:
+    """The inputs to record for a successful build: each family's landing as its ingest read it; a family not
+    ingested keeps the last record's listing (files that landed there are not built yet), else the listing at
+    the start."""
+    before = ((previous or {}).get("inputs") or {}).get("landing") or {}
+    landing = {
+        family: _landing_read.get(family, before.get(family, listing))
+        for family, listing in started_from["landing"].items()
+    }
+    return {**started_from, "landing": landing}
 
 
 def record(paths: config.Paths, recorded_inputs: dict, summary: dict | None = None) -> None:

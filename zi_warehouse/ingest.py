@@ -22,7 +22,7 @@ from typing import Protocol
 import duckdb
 import pyarrow as pa
 
-from zi_warehouse import warehouse
+from zi_warehouse import build_state, warehouse
 from zi_warehouse.accounting import FileResult
 from zi_warehouse.landing import LandedFile, discover
 
@@ -76,6 +76,8 @@ def ingest(
 ) -> IngestSummary:
     family = source.SOURCE_FAMILY
     recreated = warehouse.ensure_tables(con, source.RAW_TABLES)
+    # Noted before the look: a file landing in between is ingested and looks new next time (built twice, not lost).
+    build_state.note_landing_read(landing_dir, family)
     landed = discover(landing_dir, family, ())
     known = warehouse.ledger(con, family)
     if recreated:
