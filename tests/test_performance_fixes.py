@@ -375,3 +375,78 @@ def test_materialize_all_from_the_ui_is_recorded_as_a_whole_build():
     assert records_build_state("__ASSET_JOB", every, {}, every_check)
     assert not records_build_state("__ASSET_JOB", every, {}, frozenset())
     assert not records_build_state(BUILD_JOB, None, {}, frozenset())
+
+
+_EXIT_SCRIPT = """
+import atexit, logging, sys, threading, time
+from pathlib import Path
+from zi_warehouse import cli
+
+out = Path(sys.argv[1])
+
+
+class TornDown:  # its __del__ runs only when the interpreter tears the module's globals down
+    def __del__(self):
+        (out / "teardown").write_text("torn down")
+
+
+probe = TornDown()
+atexit.register(lambda: (out / "atexit").write_text("ran"))
+handler = logging.FileHandler(out / "log.txt", delay=False)
+logging.getLogger("probe").addHandler(handler)
+logging.getLogger("probe").warning("logged")
+sys.stdout.write("no newline yet")  # buffered: lost unless flushed before the process ends
+if sys.argv[2] == "thread":
+    threading.Thread(target=lambda: (time.sleep(0.5), (out / "thread").write_text("done"))).start()
+sys.argv = ["zi", *sys.argv[3:]]
+cli.main()
+(out / "after_main").write_text("main returned")
+"""
+
+
+@pytest.mark.parametrize(
+    ("command", "expected_code"),
+    [(["--help"], 0), (["no-such-command"], 2), (["build", "--no-such-option"], 2)],
+)
+def test_zi_ends_without_teardown_but_with_exit_handlers_output_and_exit_code(tmp_path, command, expected_code):
+    """Fix 28: ``zi`` ends with os._exit after its exit handlers ran and its output was flushed, with the command's
+    exit code; it never returns into the caller's code."""
+    import subprocess
+    import sys
+
+    proc = subprocess.run(
+        [sys.executable, "-c", _EXIT_SCRIPT, str(tmp_path), "plain", *command],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == expected_code, proc.stderr
+    assert proc.stdout.startswith("no newline yet")
+    assert (tmp_path / "atexit").read_text() == "ran"
+    assert "logged" in (tmp_path / "log.txt").read_text()
+    assert not (tmp_path / "after_main").exists()
+    assert not (tmp_path / "teardown").exists()
+
+
+def test_zi_waits_for_a_thread_it_left_running(tmp_path):
+    """A non-daemon thread still running at the end is waited for (the normal exit), not cut off."""
+    import subprocess
+    import sys
+
+    proc = subprocess.run(
+        [sys.executable, "-c", _EXIT_SCRIPT, str(tmp_path), "thread", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "thread").read_text() == "done"
+    assert (tmp_path / "atexit").read_text() == "ran"
+    assert (tmp_path / "teardown").read_text() == "torn down"  # the normal exit, the probe sees it
+
+
+def test_zi_console_script_is_the_entry_point_that_skips_teardown():
+    from importlib.metadata import entry_points
+
+    (script,) = [e for e in entry_points(group="console_scripts") if e.name == "zi"]
+    assert script.value == "zi_warehouse.cli:main"
