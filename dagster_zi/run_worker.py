@@ -40,6 +40,7 @@ from dagster._core.launcher.base import CheckRunHealthResult, LaunchRunContext, 
 from dagster._serdes import ConfigurableClass, ConfigurableClassData
 
 from dagster_zi.constants import RUN_HOST_TAG, RUN_PID_TAG
+from zi_warehouse import dbt_server
 
 SOCKET_NAME = "run-worker.sock"
 #: How long a launch waits for a worker that is restarting (new code) before it falls back.
@@ -212,7 +213,7 @@ def warm_up() -> None:
 def _start_dbt_server(home: Path) -> Path | None:
     """The warm dbt for the runs' dbt commands (zi_warehouse/dbt_server.py); without it zi-dbt starts dbt."""
     from dagster_zi.dbt import target_folder
-    from zi_warehouse import config, dbt_server
+    from zi_warehouse import config
 
     target = target_folder()
     if target is None:  # a target folder set by the caller (tests) or none writable: never the repository's
@@ -365,6 +366,7 @@ def serve(path: Path | None = None) -> None:
         server.server_close()
     if worker.restart.is_set() and not stop.is_set():
         log.info("Code geändert: Run-Worker startet neu (laufende Läufe laufen weiter)")
+        dbt_server.release_multiprocessing()  # the new image would not, and the journal would report a leak
         os.execve(sys.executable, [sys.executable, "-m", "dagster_zi.run_worker"], environment)
     path.unlink(missing_ok=True)
     if dbt_socket is not None:

@@ -303,14 +303,20 @@ def serve_for_this_process(data_dir: Path, repo_root: Path, target: Path) -> tup
 
 
 def _exit(code: int) -> None:
-    """End a forked process without the parent's exit handlers, but release what dbt allocated through
-    multiprocessing (named semaphores), which would otherwise be reported as leaked when the build ends."""
+    """End a forked process without the parent's exit handlers, but with :func:`release_multiprocessing`."""
     try:
-        import multiprocessing.util
-
-        multiprocessing.util._exit_function()
+        release_multiprocessing()
     finally:
         os._exit(code)
+
+
+def release_multiprocessing() -> None:
+    """Release what dbt allocated through multiprocessing (named semaphores) before this process image ends
+    without its exit handlers (``os._exit``, ``os.execve``): otherwise Python's resource tracker reports them as
+    leaked ("There appear to be 2 leaked semaphore objects") and removes them itself."""
+    import multiprocessing.util
+
+    multiprocessing.util._exit_function()
 
 
 def stop(pid: int, path: Path) -> None:
