@@ -369,3 +369,68 @@ def test_the_demo_builds_report_reads_well(demo_build, browser):
     assert outside, "the demo build warned about no pipeline check: nothing to compare"
     box = re.search(r'id="glance-warnings".*?</section>', html, re.S).group(0)
     assert outside <= set(re.findall(r'data-check="([^"]+)"', box)), (outside, box[:500])
+
+
+_HOLD_LOCK = """
+import sys, time
+from pathlib import Path
+from zi_warehouse import writer_lock
+with writer_lock.hold(Path(sys.argv[1]), run_id="", launched_by="zi build"):
+    print("held", flush=True)
+    time.sleep(float(sys.argv[2]))
+"""
+
+
+def test_zi_quality_report_waits_for_a_build_and_says_where_it_wrote(constructed):
+    """Beside a build, `zi quality-report` opened the working file and one of the two failed on DuckDB's lock;
+    now it waits for the writer lock like `zi build`, then writes and names the report."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    data_dir = constructed["data_dir"]
+    env = {**os.environ, "ZI_DATA_DIR": str(data_dir), "COLUMNS": "200"}
+    holder = subprocess.Popen(
+        [sys.executable, "-c", _HOLD_LOCK, str(config.Paths(data_dir).warehouse_dir), "4"],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        started = time.monotonic()
+        proc = subprocess.run(
+            [str(Path(sys.executable).parent / "zi"), "quality-report"],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=120,
+        )
+        waited = time.monotonic() - started
+    finally:
+        holder.wait(timeout=60)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "läuft bereits ein Build" in proc.stdout and "zi quality-report wartet" in proc.stdout
+    assert waited >= 2.5  # it did not open the warehouse before the holder let go
+    report = constructed["report"]
+    assert f"Datenqualitätsbericht des Laufs {report.run_id[:8]}" in proc.stdout
+    assert str(report.latest_path) in proc.stdout
+
+
+def test_zi_quality_report_without_a_warehouse_says_so_and_creates_nothing(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    data_dir = tmp_path / "leer"
+    proc = subprocess.run(
+        [str(Path(sys.executable).parent / "zi"), "quality-report"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "ZI_DATA_DIR": str(data_dir), "COLUMNS": "200"},
+        timeout=120,
+    )
+    assert proc.returncode == 1
+    assert "Fehler: Kein Warehouse unter" in proc.stdout and "Traceback" not in proc.stdout + proc.stderr
+    assert not data_dir.exists()

@@ -133,11 +133,7 @@ def build(
         os.environ["ZI_BUILD_ALWAYS"] = "1"
 
     def waiting(holder) -> None:
-        who = holder.describe_de() if holder else "ein anderer Prozess"
-        console.print(f"[yellow]Auf diesem Datenverzeichnis läuft bereits ein Build:[/yellow] {who}.")
-        console.print(
-            f"  zi build wartet, bis er fertig ist (höchstens {wait_minutes:g} min; --no-wait bricht stattdessen ab)."
-        )
+        _print_waiting(holder, wait_minutes, "zi build", "--no-wait bricht stattdessen ab")
 
     deadline = time.monotonic() + (0 if no_wait else wait_minutes * 60)
     report = None
@@ -431,9 +427,44 @@ def releases_command(
 def quality_report(
     run_id: str = typer.Option(None, "--run-id", help="Lauf (Standard: der letzte Lauf)"),
 ) -> None:
-    from zi_warehouse.reports.quality import quality_report_command
+    """Reads the pipeline's working file, which a build holds open for writing: waits for the writer lock as
+    ``zi build`` does (opened beside a build, one of the two failed on DuckDB's file lock)."""
+    from zi_warehouse import writer_lock
+    from zi_warehouse.reports.quality import quality_report_command, require_warehouse
 
-    quality_report_command(run_id=run_id)
+    paths = config.paths()
+    try:
+        require_warehouse(paths)  # before the lock, which would create the warehouse folder
+        with writer_lock.hold(
+            paths.warehouse_dir,
+            run_id="",
+            launched_by="zi quality-report",
+            wait_seconds=QUALITY_REPORT_WAIT_MINUTES * 60,
+            on_wait=lambda holder: _print_waiting(holder, QUALITY_REPORT_WAIT_MINUTES, "zi quality-report"),
+        ):
+            report = quality_report_command(run_id=run_id)
+    except (FileNotFoundError, LookupError, writer_lock.WriterBusy, writer_lock.WarehouseNotWritable) as exc:
+        console.print(f"[red]Fehler:[/red] {exc}")
+        raise typer.Exit(1) from None
+    if run_id and not report.run_id.startswith(run_id):
+        console.print(f"[yellow]Lauf {run_id} hat keine Prüfergebnisse; der Bericht zeigt den letzten Lauf.[/yellow]")
+    console.print(
+        f"Datenqualitätsbericht des Laufs {report.run_id[:8]}: {count_of(report.checks_failed, 'Prüfung', 'Prüfungen')} "
+        "nicht bestanden"
+    )
+    console.print(f"  {report.index_path}")
+    console.print(f"  neuester Bericht: {report.latest_path}")
+
+
+#: How long ``zi quality-report`` waits for a build that holds the warehouse.
+QUALITY_REPORT_WAIT_MINUTES = 60
+
+
+def _print_waiting(holder, wait_minutes: float, command_name: str, alternative: str = "Strg+C bricht ab") -> None:
+    """What a command that waits for the writer lock says while it waits (German)."""
+    who = holder.describe_de() if holder else "ein anderer Prozess"
+    console.print(f"[yellow]Auf diesem Datenverzeichnis läuft bereits ein Build:[/yellow] {who}.")
+    console.print(f"  {command_name} wartet, bis er fertig ist (höchstens {wait_minutes:g} min; {alternative}).")
 
 
 @command("docs-site", help="Die dbt-Dokumentation als eine eigenständige HTML-Datei erzeugen (ohne Internet lesbar).")

@@ -375,11 +375,17 @@ def write_report(
     return QualityReport(data["run_id"], index, latest, data["failed_error"] + data["failed_warn"])
 
 
+def require_warehouse(paths: config.Paths) -> config.Paths:
+    """``FileNotFoundError`` (German) when there is no working warehouse to report on yet."""
+    if not paths.warehouse.exists():
+        raise FileNotFoundError(f"Kein Warehouse unter {paths.warehouse}: zuerst zi build ausführen.")
+    return paths
+
+
 def quality_report_command(run_id: str | None = None) -> QualityReport:
     """For ``zi quality-report``: the report of a run (default: the latest) from the working warehouse."""
-    paths = config.paths().ensure()
-    if not paths.warehouse.exists():
-        raise FileNotFoundError(f"Kein Warehouse unter {paths.warehouse}: zuerst `zi build`.")
+    paths = require_warehouse(config.paths())
+    paths.ensure()
     con = duckdb.connect(str(paths.warehouse), read_only=True)
     try:
         return write_report(con, paths, run_id)
