@@ -50,6 +50,13 @@ def _root_error(error) -> str:
     return (error.message if error is not None else "").strip()
 
 
+def step_failure_text(event) -> str:
+    """Why a step failed (its STEP_FAILURE event), as the alert and ``zi build`` show it: the error that started
+    it; empty for a step stopped by its blocking check, whose findings say why."""
+    error = event.event_specific_data.error
+    return "" if error is not None and error.cls_name == "DagsterAssetCheckFailedError" else _root_error(error)
+
+
 def _check_description(asset_graph, check_key) -> str:
     try:
         return asset_graph.get_check_spec(check_key).description or ""
@@ -85,10 +92,7 @@ def run_failure(instance: DagsterInstance, run_id: str) -> alerts.RunFailure:
     for entry in instance.all_logs(run_id, of_type=wanted):
         event = entry.dagster_event
         if event.event_type == DagsterEventType.STEP_FAILURE:
-            error = event.event_specific_data.error
-            # A step stopped by its blocking check: the check (listed with its findings) says why.
-            text = "" if error is not None and error.cls_name == "DagsterAssetCheckFailedError" else _root_error(error)
-            failure.failed_steps.append(alerts.FailedStep(event.step_key or "?", text))
+            failure.failed_steps.append(alerts.FailedStep(event.step_key or "?", step_failure_text(event)))
         elif event.event_type == DagsterEventType.ASSET_CHECK_EVALUATION:
             evaluation = event.event_specific_data
             if evaluation.passed or evaluation.severity.value != "ERROR":

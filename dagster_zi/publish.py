@@ -29,7 +29,7 @@ def published_warehouse(context: AssetExecutionContext) -> MaterializeResult:
     result = publish(paths.warehouse, paths.published, run_id=context.run.run_id)
     context.log.info(
         f"Release {result.release_id} veröffentlicht: {len(result.written)} Marts geschrieben, "
-        f"{len(result.reused)} unverändert übernommen ({result.seconds.get('total', 0):.1f} s)"
+        f"{len(result.reused)} unverändert übernommen ({format_number(result.seconds.get('total', 0), 1, 's')})"
     )
     for name, (written, linked) in result.history_files.items():
         runs = result.runs_replaced.get(name)

@@ -41,6 +41,8 @@ from dagster._serdes import ConfigurableClass, ConfigurableClassData
 
 from dagster_zi.constants import RUN_HOST_TAG, RUN_PID_TAG
 from zi_warehouse import dbt_server
+from zi_warehouse.german import format_number
+from zi_warehouse.reports.chromium import wait_for_closing
 
 SOCKET_NAME = "run-worker.sock"
 #: How long a launch waits for a worker that is restarting (new code) before it falls back.
@@ -295,6 +297,7 @@ class RunWorker:
                     self.server.socket.close()
                 _output_to_file(run_output_path(run_id))
                 code = _execute_in_child(run_id)
+                wait_for_closing()  # os._exit would cut off the report's Chromium closing and leave its profile
             except BaseException:
                 logging.getLogger("zi.run_worker").exception("Lauf %s: Run-Worker-Prozess gescheitert", run_id)
             finally:
@@ -333,7 +336,7 @@ def serve(path: Path | None = None) -> None:
     warm_up()
     worker = RunWorker(path)
     dbt_socket = _start_dbt_server(path.parent)
-    log.info("vorgeladen in %.1f s; wartet auf Läufe an %s", time.perf_counter() - started, path)
+    log.info("vorgeladen in %s; wartet auf Läufe an %s", format_number(time.perf_counter() - started, 1, "s"), path)
 
     class Handler(socketserver.StreamRequestHandler):
         def handle(self) -> None:

@@ -32,6 +32,7 @@ class BuildReport:
     success: bool
     run_id: str
     failed_steps: list[str] = field(default_factory=list)
+    failure_reasons: dict[str, str] = field(default_factory=dict)  # step key -> the error that failed it
     published_steps: list[str] = field(default_factory=list)
     checks_passed: int = 0
     checks_failed: list[str] = field(default_factory=list)
@@ -227,6 +228,8 @@ PUBLISH_STEPS = ("published_warehouse", "published_postgres")
 
 
 def _report(instance: DagsterInstance, result, definitions_seconds: float) -> BuildReport:
+    from dagster_zi.alerts import step_failure_text
+
     report = BuildReport(
         success=result.success, run_id=result.run_id, definitions_seconds=round(definitions_seconds, 3)
     )
@@ -234,6 +237,7 @@ def _report(instance: DagsterInstance, result, definitions_seconds: float) -> Bu
     for event in result.all_events:
         if event.event_type == DagsterEventType.STEP_FAILURE:
             report.failed_steps.append(event.step_key or "?")
+            report.failure_reasons[event.step_key or "?"] = step_failure_text(event)
         elif event.event_type == DagsterEventType.STEP_SUCCESS and event.step_key in PUBLISH_STEPS:
             report.published_steps.append(event.step_key)
         elif event.event_type == DagsterEventType.STEP_SKIPPED and event.step_key in PUBLISH_STEPS:

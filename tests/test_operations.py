@@ -102,7 +102,10 @@ def served(demo_data_dir, tmp_path):
     data_dir = copy_built_data_dir(demo_data_dir, tmp_path / "data")
     port = _free_port()
     log = open(tmp_path / "serve.log", "w")  # noqa: SIM115 - open while zi serve runs
-    env = zi_env(data_dir)
+    # Its own temporary folder: what the runs leave in it (a report's Chromium profile) is this test's to see.
+    temporary = tmp_path / "tmp"
+    temporary.mkdir()
+    env = {**zi_env(data_dir), "TMPDIR": str(temporary)}
     proc = subprocess.Popen(
         [ZI, "serve", "--port", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
     )
@@ -131,6 +134,8 @@ def served(demo_data_dir, tmp_path):
 
         _wait(all_gone, 30, "alle Prozesse von zi serve beendet", 0.5)
         assert not worker_socket.exists()
+        # a run forked by the run worker ends with os._exit: not before its report's Chromium removed its profile
+        assert not list(temporary.glob("zi-chromium-*")), sorted(p.name for p in temporary.iterdir())
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)

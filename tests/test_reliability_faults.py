@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import shutil
 import socket
 import subprocess
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -234,3 +236,40 @@ def test_build_on_a_read_only_data_directory_fails_in_german_and_publishes_nothi
     assert "Build fehlgeschlagen" in output and "Nichts veröffentlicht" in output, output[-3000:]
     assert "Traceback" not in output
     assert marts_fingerprint(source / "published" / "zi.duckdb") == digest
+
+
+_HOLD_WAREHOUSE = """
+import sys, time, duckdb
+con = duckdb.connect(sys.argv[1], read_only=True)  # DuckDB's file lock: no other process may write it
+print("open", flush=True)
+sys.stdin.read()
+"""
+
+
+def test_a_failed_build_names_each_steps_error_in_one_line_and_keeps_the_traces_in_the_steps_output(
+    demo_build, tmp_path
+):
+    """A walkthrough's failed build printed 356 lines of English stack traces (Dagster's ERROR events) and left
+    the steps' output empty; now the summary names each failed step with its error and the traces go there."""
+    from conftest import copy_built_data_dir, run_zi
+
+    data_dir = copy_built_data_dir(demo_build["data_dir"], tmp_path / "data")
+    holder = subprocess.Popen(
+        [sys.executable, "-c", _HOLD_WAREHOUSE, str(data_dir / "warehouse" / "zi.duckdb")],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "open"
+        result = run_zi(data_dir, "build", "--always", check=False)
+    finally:
+        holder.communicate("", timeout=30)
+    terminal = result.stdout + result.stderr
+    assert result.returncode == 1, terminal
+    assert "Build fehlgeschlagen" in terminal and "Nichts veröffentlicht" in terminal, terminal[-3000:]
+    assert "Traceback" not in terminal and "STEP_FAILURE" not in terminal, terminal[-3000:]
+    assert re.search(r"^  raw_\w+: .*lock", terminal, re.M | re.I), terminal[-3000:]
+    assert len(terminal.splitlines()) < 60, terminal
+    steps_output = (data_dir / "warehouse" / "dbt_target" / "zi-build-ausgabe.log").read_text(encoding="utf-8")
+    assert "STEP_FAILURE" in steps_output and "lock" in steps_output.lower(), steps_output[-3000:]

@@ -304,6 +304,10 @@ def test_xlsx_export_has_german_headers_keys_real_dates_units_widths_and_a_froze
     )
     assert result.exit_code == 0, result.output
     assert "400 Zeilen geschrieben" in result.output
+    one = CliRunner().invoke(
+        app, ["sql", "--database", str(published), "--out", str(out.with_suffix(".csv")), "select 1 as eins"]
+    )
+    assert one.exit_code == 0 and "1 Zeile geschrieben" in one.output, one.output
     book = openpyxl.load_workbook(out)
     assert book.sheetnames == ["Ergebnis", "Spalten"]
     sheet = book["Ergebnis"]

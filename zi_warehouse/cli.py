@@ -83,7 +83,7 @@ def demo_data(
     for family, files in written.items():
         table.add_row(family, str(len(files)))
     console.print(table)
-    console.print(f"fertig in {time.perf_counter() - started:.1f} s")
+    console.print(f"fertig in {format_number(time.perf_counter() - started, 1, 's')}")
 
 
 @command(
@@ -332,7 +332,7 @@ def sql(
             interactive(con, results_console)
         elif out is not None:
             rows = write_result(con, text, out)
-            console.print(f"{rows} Zeilen geschrieben: {out}")
+            console.print(f"{count_of(rows, 'Zeile', 'Zeilen')} geschrieben: {out}")
         else:
             run_query(con, text, results_console)
     except (duckdb.Error, ValueError) as exc:
@@ -533,7 +533,9 @@ def _steps_output_to(path: Path):
     terminal = sys.stdout
     console.file = terminal
     try:
-        with open(path, "w", encoding="utf-8") as log, contextlib.redirect_stdout(log):
+        # Standard error too: a failed step's ERROR events with their stack traces (dozens of lines per step)
+        # belong with the steps' output; the summary names each step's error in one line.
+        with open(path, "w", encoding="utf-8") as log, contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
             yield
     finally:
         console.file = None  # back to following sys.stdout
@@ -563,7 +565,12 @@ def print_summary(paths: config.Paths, report, seconds: float) -> None:
     else:
         published = "published_warehouse" in report.published_steps
         console.print(f"[red]Build fehlgeschlagen[/red] ({', '.join(report.failed_steps)}).")
-        console.print(f"  Ausgabe der Schritte (dbt): {steps_log_path(paths)}")
+        reasons = [(step, text) for step, text in report.failure_reasons.items() if text]
+        for step, text in reasons[:FAILURE_REASONS_SHOWN]:
+            console.print(f"  {step}: {_first_line(text)}", markup=False, highlight=False)
+        if len(reasons) > FAILURE_REASONS_SHOWN:
+            console.print(f"  und {len(reasons) - FAILURE_REASONS_SHOWN} weitere")
+        console.print(f"  Ausgabe der Schritte (dbt, Fehler mit Stack-Trace): {steps_log_path(paths)}")
         if published:
             console.print(
                 f"Das DuckDB-Warehouse wurde veröffentlicht: {paths.published_duckdb}; "
@@ -571,6 +578,15 @@ def print_summary(paths: config.Paths, report, seconds: float) -> None:
             )
         else:
             console.print(f"Nichts veröffentlicht; die bisherige Fassung bleibt unverändert: {paths.published_duckdb}")
+
+
+#: Failed steps whose error the summary of a failed build prints (the rest: the steps' output, the UI).
+FAILURE_REASONS_SHOWN = 5
+
+
+def _first_line(text: str, width: int = 200) -> str:
+    line = text.strip().splitlines()[0] if text.strip() else ""
+    return line if len(line) <= width else line[: width - 1] + "…"
 
 
 def main() -> None:
@@ -591,6 +607,9 @@ def exit_without_teardown(code: int | str | None) -> None:
         print(code, file=sys.stderr)
         code = 1
     code = int(code or 0)
+    from zi_warehouse.reports.chromium import wait_for_closing
+
+    wait_for_closing()  # a report's Chromium quitting in the background: its profile folder goes with it
     if any(t.is_alive() and not t.daemon for t in threading.enumerate() if t is not threading.main_thread()):
         sys.exit(code)
     import atexit

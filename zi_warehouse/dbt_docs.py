@@ -34,6 +34,7 @@ from typing import Annotated
 import typer
 
 from zi_warehouse import config
+from zi_warehouse.german import format_number
 
 DOCS_DIR_NAME = "docs-site"
 
@@ -210,7 +211,7 @@ def docs_site(
             console.print(f"[red]Fehler:[/red] {exc}")
             raise typer.Exit(code=1) from None
     console.print(
-        f"dbt-Dokumentation ({result.models} Modelle, {result.size_bytes / 1e6:.1f} MB, "
-        f"{result.seconds:.0f} s): {result.path}"
+        f"dbt-Dokumentation ({result.models} Modelle, {format_number(result.size_bytes / 1e6, 1, 'MB')}, "
+        f"{format_number(result.seconds, 0, 's')}): {result.path}"
     )
     console.print(f"Im Browser öffnen (ohne Internet, ohne Server): {result.path.as_uri()}")

@@ -63,6 +63,7 @@ from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from zi_warehouse.accounting import PERSONAL_COLUMNS
+from zi_warehouse.german import format_number
 from zi_warehouse.publish import PUBLIC_SCHEMA, RUN_HISTORY_MARTS, public_tables
 from zi_warehouse.releases import DUCKDB_FILE, read_manifest
 from zi_warehouse.warehouse import quote_ident
@@ -177,7 +178,7 @@ def connect(
                 break
             message = (
                 f"PostgreSQL {describe_dsn(dsn)} nicht erreichbar (Versuch {attempt} von {attempts}), "
-                f"neuer Versuch in {delay:.1f} s: {_first_line(exc)}"
+                f"neuer Versuch in {format_number(delay, 1, 's')}: {_first_line(exc)}"
             )
             (on_retry or log.warning)(message)
             time.sleep(delay)
@@ -514,7 +515,7 @@ def publish_to_postgres(
     seconds = time.perf_counter() - started
     say(
         f"{len(plan.staged)} von {len(marts)} Marts nach PostgreSQL-Schema {schema} geschrieben, "
-        f"{len(plan.unchanged)} unverändert ({seconds:.1f} s)"
+        f"{len(plan.unchanged)} unverändert ({format_number(seconds, 1, 's')})"
     )
     for finding in findings:
         log.warning(finding)

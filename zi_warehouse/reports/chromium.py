@@ -270,7 +270,10 @@ class Browser:
         if wait or proc is None:
             self._finish(proc)
         else:
-            threading.Thread(target=self._finish, args=(proc,), name="zi-chromium-close").start()
+            thread = threading.Thread(target=self._finish, args=(proc,), name="zi-chromium-close")
+            with _closing_guard:
+                _closing.add(thread)
+            thread.start()
 
     def _finish(self, proc: subprocess.Popen | None) -> None:
         if proc is not None:
@@ -281,6 +284,23 @@ class Browser:
                 proc.wait()
             self._stderr.close()
         shutil.rmtree(self._tmp, ignore_errors=True)
+        with _closing_guard:
+            _closing.discard(threading.current_thread())
+
+
+#: Threads still quitting a Chromium and removing its profile (``Browser.close(wait=False)``).
+_closing: set[threading.Thread] = set()
+_closing_guard = threading.Lock()
+
+
+def wait_for_closing(timeout_s: float = 15) -> None:
+    """Let the Chromiums being closed finish, before a process ends without Python's normal exit (``os._exit``:
+    ``zi``, a run the run worker forked), which would cut the thread off and leave the profile folder in /tmp."""
+    deadline = time.monotonic() + timeout_s
+    with _closing_guard:
+        threads = list(_closing)
+    for thread in threads:
+        thread.join(max(0.0, deadline - time.monotonic()))
 
 
 def print_pdf(html_path: Path, pdf_path: Path, timeout_s: float = 120, browser: Browser | None = None) -> Path:

@@ -195,7 +195,7 @@ def report_command(quarter: str | None = None, pdf: bool = True, freeze: bool = 
         console.print(f"[red]Fehler:[/red] {exc}")
         raise typer.Exit(1) from None
     console.print(
-        f"[green]Quartalsbericht {result.period}[/green] in {result.seconds:.1f} s: "
+        f"[green]Quartalsbericht {result.period}[/green] in {format_number(result.seconds, 1, 's')}: "
         f"{len(result.charts)} Diagramme, {format_number(result.figures)} Kennzahlen"
     )
     console.print(f"  HTML: {result.html_path}")
