@@ -565,11 +565,14 @@ def print_summary(paths: config.Paths, report, seconds: float) -> None:
     else:
         published = "published_warehouse" in report.published_steps
         console.print(f"[red]Build fehlgeschlagen[/red] ({', '.join(report.failed_steps)}).")
-        reasons = [(step, text) for step, text in report.failure_reasons.items() if text]
-        for step, text in reasons[:FAILURE_REASONS_SHOWN]:
-            console.print(f"  {step}: {_first_line(text)}", markup=False, highlight=False)
-        if len(reasons) > FAILURE_REASONS_SHOWN:
-            console.print(f"  und {len(reasons) - FAILURE_REASONS_SHOWN} weitere")
+        steps_by_error: dict[str, list[str]] = {}  # one line per error: five ingests failing on one lock, one line
+        for step, text in report.failure_reasons.items():
+            if text:
+                steps_by_error.setdefault(_first_line(text), []).append(step)
+        for error, steps in list(steps_by_error.items())[:FAILURE_REASONS_SHOWN]:
+            console.print(f"  {', '.join(steps)}: {error}", markup=False, highlight=False)
+        if len(steps_by_error) > FAILURE_REASONS_SHOWN:
+            console.print(f"  und {len(steps_by_error) - FAILURE_REASONS_SHOWN} weitere Fehler")
         console.print(f"  Ausgabe der Schritte (dbt, Fehler mit Stack-Trace): {steps_log_path(paths)}")
         if published:
             console.print(
@@ -580,7 +583,7 @@ def print_summary(paths: config.Paths, report, seconds: float) -> None:
             console.print(f"Nichts veröffentlicht; die bisherige Fassung bleibt unverändert: {paths.published_duckdb}")
 
 
-#: Failed steps whose error the summary of a failed build prints (the rest: the steps' output, the UI).
+#: Distinct errors the summary of a failed build prints (the rest: the steps' output, the UI).
 FAILURE_REASONS_SHOWN = 5
 
 
