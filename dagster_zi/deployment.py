@@ -79,4 +79,5 @@ def serve_all(host: str, port: int, say: Callable[[str], None] = print) -> int:
             proc.wait(timeout=max(0.1, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
             proc.kill()
+    say("zi serve beendet: UI, Daemon und Run-Worker sind gestoppt.")
     return 0 if ended is None else 1

@@ -127,6 +127,7 @@ def served(demo_data_dir, tmp_path):
         yield {"data_dir": data_dir, "port": port, "env": env, "log": tmp_path / "serve.log"}
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=90) == 0, (tmp_path / "serve.log").read_text()
+        assert "zi serve beendet" in "\n".join((tmp_path / "serve.log").read_text().splitlines()[-3:])
 
         def all_gone() -> bool:
             alive = _processes()

@@ -57,6 +57,8 @@ def test_a_new_file_runs_only_its_family(data):
     (data.landing_for("forecasts") / "Prognose_Bochum_2024-Q2.xlsx").write_bytes(b"three")
     decision = build_state.decide(data)
     assert decision.mode == "families" and decision.families == ["forecasts"]
+    # what zi build and the sensor's run tags say: the family's German name, never its key
+    assert decision.reason == "neue, geänderte oder entfernte Dateien: Prognosen"
 
 
 def test_a_removed_or_rewritten_file_counts_as_a_change(data):
@@ -99,6 +101,7 @@ def test_settings_code_or_external_sources_mean_a_full_build(data, monkeypatch):
     recorded["inputs"]["dbt"] = "an older dbt project"
     build_state.state_path(data).write_text(json.dumps(recorded))
     assert build_state.decide(data).mode == "full"
+    assert build_state.decide(data).reason == "geändert seit dem letzten Lauf: dbt-Projekt"
 
 
 def test_operational_settings_change_no_build_and_no_value_is_stored(data, monkeypatch):

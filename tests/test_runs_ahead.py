@@ -44,7 +44,10 @@ def _add_run(instance, status: DagsterRunStatus, tags: dict | None = None, pools
                 RemoteRepositoryOrigin(RegisteredCodeLocationOrigin("dagster_zi.definitions"), "__repository__"),
                 "build_warehouse",
             ),
-            tags={"zi/launched_by": "Sensor landing_sensor (neue oder geänderte Dateien: forecasts)", **(tags or {})},
+            tags={
+                "zi/launched_by": "Sensor landing_sensor (neue, geänderte oder entfernte Dateien: Prognosen)",
+                **(tags or {}),
+            },
             run_op_concurrency=RunOpConcurrency(
                 root_key_counts={}, has_unconstrained_root_nodes=False, all_pools=set(pools)
             ),

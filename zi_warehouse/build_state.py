@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from zi_warehouse import config, releases, writer_lock
+from zi_warehouse.reports.labels import family_label
 
 STATE_FILE = "last_build.json"
 #: Settings that change what a build produces; the rest of the environment does not.
@@ -159,6 +160,22 @@ class Decision:
     last: dict = field(default_factory=dict)  # what the last successful build reported (for "skip")
 
 
+#: What the record's inputs are, as a reason names them ("geändert seit dem letzten Lauf: Pipeline-Code").
+INPUT_LABELS = {
+    "version": "Programmversion",
+    "code": "Pipeline-Code",
+    "dbt": "dbt-Projekt",
+    "env": "Einstellungen (ZI_*/DBT_*)",
+    "data_dir": "Datenverzeichnis",
+}
+#: A partial build's reason, followed by the source families' German names.
+FAMILIES_CHANGED = "neue, geänderte oder entfernte Dateien: "
+
+
+def _families_de(families: list[str]) -> str:
+    return ", ".join(family_label(f) for f in families)
+
+
 def decide(paths: config.Paths) -> Decision:
     if os.environ.get("ZI_BUILD_ALWAYS") == "1":
         return Decision("full", "ZI_BUILD_ALWAYS=1: vollständiger Lauf erzwungen")
@@ -174,11 +191,11 @@ def decide(paths: config.Paths) -> Decision:
     before = recorded.get("inputs", {})
     for key in ("version", "code", "dbt", "env", "data_dir"):
         if before.get(key) != now_in[key]:
-            return Decision("full", f"geändert seit dem letzten Lauf: {key}")
+            return Decision("full", f"geändert seit dem letzten Lauf: {INPUT_LABELS[key]}")
     changed = [f for f in config.SOURCE_FAMILIES if before.get("landing", {}).get(f) != now_in["landing"][f]]
     if not changed:
         return Decision("skip", "keine Änderung seit dem letzten erfolgreichen Lauf", last=recorded.get("summary", {}))
-    return Decision("families", "neue oder geänderte Dateien: " + ", ".join(changed), changed)
+    return Decision("families", FAMILIES_CHANGED + _families_de(changed), changed)
 
 
 #: The landing sensor's reason to skip when no file came, changed or went (every tick of a quiet day).
@@ -198,7 +215,7 @@ def landing_decision(paths: config.Paths, content_changed: list[str]) -> Decisio
     if not content_changed:
         return Decision("skip", NOTHING_LANDED)
     if recorded is None:
-        return Decision("full", "kein erfolgreicher Lauf verzeichnet; neue Dateien: " + ", ".join(content_changed))
+        return Decision("full", "kein erfolgreicher Lauf verzeichnet; neue Dateien: " + _families_de(content_changed))
     before = recorded.get("inputs", {})
     now_in = inputs(paths)
     pending = [f for f in content_changed if before.get("landing", {}).get(f) != now_in["landing"][f]]
@@ -206,8 +223,11 @@ def landing_decision(paths: config.Paths, content_changed: list[str]) -> Decisio
         return Decision("skip", "die neuen Dateien sind schon gebaut")
     for key in ("version", "code", "dbt", "env", "data_dir"):
         if before.get(key) != now_in[key]:
-            return Decision("full", f"neue Dateien ({', '.join(pending)}) und geändert seit dem letzten Lauf: {key}")
-    return Decision("families", "neue oder geänderte Dateien: " + ", ".join(pending), pending)
+            return Decision(
+                "full",
+                f"neue Dateien ({_families_de(pending)}) und geändert seit dem letzten Lauf: {INPUT_LABELS[key]}",
+            )
+    return Decision("families", FAMILIES_CHANGED + _families_de(pending), pending)
 
 
 def now_text() -> str:

@@ -358,7 +358,7 @@ def report(
     """The quarterly report; freezing a Berichtsstand: ``releases.freeze``."""
     from zi_warehouse.reports.quarterly import report_command
 
-    report_command(quarter, freeze=quarter is not None and not draft)
+    report_command(quarter, freeze=quarter is not None and not draft, console=console)
 
 
 @command(
@@ -473,7 +473,7 @@ def docs_site_command(
 ) -> None:
     from zi_warehouse.dbt_docs import docs_site
 
-    docs_site(empty_catalog)
+    docs_site(empty_catalog, console=console)
 
 
 def _print_row_balance(paths: config.Paths) -> None:

@@ -199,11 +199,13 @@ def docs_site(
             "--empty-catalog", help="Ohne Spaltentypen aus dem Warehouse (öffnet die Datei nicht; während eines Builds)"
         ),
     ] = False,
+    console=None,
 ) -> None:
-    """Die dbt-Dokumentation als eigenständige HTML-Seite erzeugen ($ZI_DATA_DIR/docs-site/index.html), ohne Internet lesbar."""
+    """Die dbt-Dokumentation als eigenständige HTML-Seite erzeugen ($ZI_DATA_DIR/docs-site/index.html), ohne Internet lesbar.
+    ``console``: the command line's (its width when piped)."""
     from rich.console import Console
 
-    console = Console()
+    console = console or Console()
     with console.status("dbt-Dokumentation wird erzeugt …"):
         try:
             result = generate_docs_site(empty_catalog=empty_catalog)

@@ -62,7 +62,7 @@ class QueryCancelled(RuntimeError):
 
 def open_published(path: Path) -> duckdb.DuckDBPyConnection:
     if not path.exists():
-        raise PublishedWarehouseMissing(f"Kein veröffentlichtes Warehouse unter {path}: zuerst `make run` ausführen.")
+        raise PublishedWarehouseMissing(f"Kein veröffentlichtes Warehouse unter {path}: zuerst zi build ausführen.")
     return duckdb.connect(str(path), read_only=True)
 
 

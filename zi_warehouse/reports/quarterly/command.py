@@ -169,7 +169,7 @@ def freeze_report(
     return result, folder
 
 
-def report_command(quarter: str | None = None, pdf: bool = True, freeze: bool = False) -> ReportResult:
+def report_command(quarter: str | None = None, pdf: bool = True, freeze: bool = False, console=None) -> ReportResult:
     """`zi report [--quarter JJJJ-Qn] [--draft]`: write the quarterly report of the published warehouse (HTML and
     PDF); with ``freeze`` (``--quarter`` without ``--draft``) freeze the release it reports on as that quarter's
     Berichtsstand. A quarter frozen before is not frozen again: its Berichtsstand and report stay as they are."""
@@ -178,7 +178,7 @@ def report_command(quarter: str | None = None, pdf: bool = True, freeze: bool = 
 
     from zi_warehouse.releases import AlreadyFrozen, ReleaseError
 
-    console = Console()
+    console = console or Console()  # the command line's (its width when piped)
     folder = None
     try:
         with console.status("Quartalsbericht …") as status:
