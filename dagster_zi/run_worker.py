@@ -243,6 +243,10 @@ def _output_to_file(path: Path) -> None:
     os.dup2(fd, 1)
     os.dup2(fd, 2)
     os.close(fd)
+    # Dagster's console logger prints the run's events; the worker's journal handler on the root logger would
+    # print every line of Dagster's Python loggers (dagster-dbt's) a second time. Warnings still reach the file
+    # through Python's last-resort handler.
+    logging.getLogger().handlers.clear()
 
 
 def _execute_in_child(run_id: str) -> int:

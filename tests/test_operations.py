@@ -229,7 +229,9 @@ def test_a_dropped_workbook_is_built_and_published_while_other_builds_wait_their
     assert f"skipped: {NOTHING_LANDED}" not in daemon_log  # every 2 s on a quiet day
     # What a run prints (Dagster's event lines, dbt's progress) is in its own file, not in the journal.
     assert "STEP_START" not in daemon_log and "RESOURCE_INIT_STARTED" not in daemon_log
-    assert "STEP_START" in run_output_path(run.run_id, data_dir / "dagster").read_text()
+    run_output = run_output_path(run.run_id, data_dir / "dagster").read_text()
+    assert "STEP_START" in run_output
+    assert "Running dbt command" in run_output and "dagster.builtin INFO" not in run_output  # each line once
     assert f"Dagster-UI bereit: http://127.0.0.1:{served['port']}" in daemon_log  # said once it answers
 
 
