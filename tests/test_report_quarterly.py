@@ -665,3 +665,27 @@ def test_failed_checks_come_from_the_latest_run_of_mart_data_quality():
     }
     assert [row[3] for row in table.rows] == ["reconciliation.x", "suite.paid"]  # errors first
     assert table.rows[1][2] == "regionweit" and table.rows[0][4] == "Fehler"
+
+
+def test_chromium_prints_with_a_long_temporary_folder_and_leaves_nothing_in_it(tmp_path, monkeypatch):
+    """Chromium stopped with "Socket path too long" when TMPDIR was a deep folder (a test's, a service's): its
+    singleton socket lives there. It now runs with /tmp then; the profile folder is removed afterwards."""
+    import tempfile
+
+    from zi_warehouse.reports.chromium import SINGLETON_SOCKET_SUFFIX, SOCKET_PATH_MAX, Browser, wait_for_closing
+
+    deep = tmp_path / ("tief-" * 12) / "tmp"
+    deep.mkdir(parents=True)
+    assert len(str(deep) + SINGLETON_SOCKET_SUFFIX) > SOCKET_PATH_MAX
+    monkeypatch.setenv("TMPDIR", str(deep))
+    monkeypatch.setattr(tempfile, "tempdir", None)  # gettempdir() reads TMPDIR again
+    page = tmp_path / "seite.html"
+    page.write_text("<html><body><h1>Bericht</h1></body></html>", encoding="utf-8")
+    browser = Browser().start()
+    try:
+        pdf = browser.print_pdf(page, tmp_path / "seite.pdf")
+    finally:
+        browser.close(wait=False)
+    wait_for_closing()
+    assert pdf.read_bytes().startswith(b"%PDF")
+    assert not list(deep.glob("zi-chromium-*"))

@@ -56,7 +56,24 @@ def chromium_binary() -> str:
 def _run(args: list[str], timeout_s: float) -> subprocess.CompletedProcess:
     with tempfile.TemporaryDirectory(prefix="zi-chromium-") as profile:
         cmd = [chromium_binary(), *OFFLINE_FLAGS, f"--user-data-dir={profile}", *args]
-        return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s, check=False)
+        return subprocess.run(
+            cmd, capture_output=True, text=True, timeout=timeout_s, check=False, env=chromium_environment()
+        )
+
+
+#: A Unix socket's path holds at most 107 bytes; Chromium puts its singleton socket into the temporary folder as
+#: ``org.chromium.Chromium.XXXXXX/SingletonSocket`` (44 bytes) and stops with "Socket path too long" beyond that.
+SOCKET_PATH_MAX = 107
+SINGLETON_SOCKET_SUFFIX = "/org.chromium.Chromium.XXXXXX/SingletonSocket"
+
+
+def chromium_environment() -> dict[str, str]:
+    """Chromium's environment: this one, with the temporary folder ``/tmp`` when the configured one (``TMPDIR``,
+    e.g. a test's or a service's folder) is too long a path for Chromium's singleton socket."""
+    env = dict(os.environ)
+    if len(tempfile.gettempdir().encode() + SINGLETON_SOCKET_SUFFIX.encode()) > SOCKET_PATH_MAX:
+        env["TMPDIR"] = "/tmp"
+    return env
 
 
 #: What ``--print-to-pdf --no-pdf-header-footer`` asks of Chromium, as DevTools ``Page.printToPDF`` options.
@@ -107,6 +124,7 @@ class Browser:
                 stdout=subprocess.DEVNULL,
                 stderr=self._stderr,
                 pass_fds=(child_in, child_out),
+                env=chromium_environment(),
             )
         finally:
             os.close(child_in)
