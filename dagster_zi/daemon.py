@@ -107,11 +107,13 @@ def _code_server_ended(controller) -> bool:
 class QuietSensorTicks(logging.Filter):
     """Drops the sensor daemon's routine lines of every tick that finds nothing to do (its own two, and the
     landing sensor's skip when no file came, or while a build runs; a sensor's empty result, e.g. the failure
-    alert's when no run failed); skips for any other reason stay in the log."""
+    alert's when no run failed) and a run-status sensor's first tick on a new instance ("Initiating …. Set
+    cursor to …"); skips for any other reason stay in the log."""
 
     ROUTINE = re.compile(
         r"^(Checking for new runs for sensor: |No run requests returned for .+, skipping$"
-        rf"|Sensor \S+ skipped: ({re.escape(NOTHING_LANDED)}|{re.escape(BUILD_IN_PROGRESS)}|{re.escape(EMPTY_RESULT)})$)"
+        rf"|Sensor \S+ skipped: ({re.escape(NOTHING_LANDED)}|{re.escape(BUILD_IN_PROGRESS)}|{re.escape(EMPTY_RESULT)}"
+        r"|Initiating \S+\. Set cursor to .+)$)"
     )
 
     def filter(self, record: logging.LogRecord) -> bool:

@@ -201,5 +201,9 @@ def test_the_daemon_log_leaves_out_routine_skips_only():
     assert not kept(f"Sensor landing_sensor skipped: {NOTHING_LANDED}")  # every tick of a quiet day
     assert not kept(f"Sensor landing_sensor skipped: {BUILD_IN_PROGRESS}")  # every tick while a build runs
     assert not kept("Sensor run_failure_alert skipped: Sensor function returned an empty result")  # every 30 s
+    assert not kept(  # the failure alert's first tick on a new instance
+        "Sensor run_failure_alert skipped: Initiating run_failure_alert. Set cursor to "
+        "RunStatusSensorCursor(record_id=-1, update_timestamp=None, record_timestamp=None)"
+    )
     assert kept("Sensor landing_sensor skipped: die neuen Dateien sind schon gebaut")
     assert kept("Completed launch of run 1234 for landing_sensor")
