@@ -43,7 +43,11 @@ def _record(paths: config.Paths) -> None:
 
 
 def test_no_record_means_a_full_build(data):
-    assert build_state.decide(data).mode == "full"
+    decision = build_state.decide(data)
+    # no record: none yet, or the last build failed or was stopped (a build deletes it when it starts)
+    assert (
+        decision.mode == "full" and decision.reason == "der letzte Lauf war nicht erfolgreich, oder es gab noch keinen"
+    )
 
 
 def test_nothing_changed_means_skip(data):

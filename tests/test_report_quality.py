@@ -415,6 +415,11 @@ def test_zi_quality_report_waits_for_a_build_and_says_where_it_wrote(constructed
     assert waited >= 2.5  # it did not open the warehouse before the holder let go
     report = constructed["report"]
     assert f"Datenqualitätsbericht des Laufs {report.run_id[:8]}" in proc.stdout
+    # blocking failures and warnings apart, as the report's summary counts them (a warning is no failure)
+    assert 0 < report.checks_warned < report.checks_failed
+    blocking, warned = report.checks_failed - report.checks_warned, report.checks_warned
+    errors_de = f"{blocking} blockierender Fehler" if blocking == 1 else f"{blocking} blockierende Fehler"
+    assert f"{errors_de}, {warned} Warnung" in proc.stdout
     assert str(report.latest_path) in proc.stdout
 
 

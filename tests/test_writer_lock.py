@@ -92,3 +92,15 @@ def test_the_lock_is_reentrant_within_one_process(tmp_path):
             assert inner.run_id == "abc"
         assert writer_lock.current_holder(tmp_path).run_id == "abc"
     assert writer_lock.current_holder(tmp_path) is None
+
+
+def test_the_holder_is_described_by_its_run_or_by_the_command_that_holds_it():
+    import datetime as dt
+
+    now = dt.datetime.now(dt.UTC).isoformat()
+    sensor = writer_lock.Holder("3f2a1b2c-0000-4000-8000-000000000000", "Sensor landing_sensor", now, 4711, "zi-server")
+    assert sensor.describe_de().startswith("Lauf 3f2a1b2c, gestartet von Sensor landing_sensor, seit ")
+    assert sensor.describe_de().endswith("(vor weniger als 1 min), Prozess 4711 auf zi-server")
+    # zi build holds it under its own name from its decision to the end of its run: no guess what it does
+    command = writer_lock.Holder("", "zi build", now, 4712, "zi-server")
+    assert command.describe_de().startswith("zi build, seit ") and "Lauf" not in command.describe_de()

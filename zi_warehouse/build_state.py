@@ -168,6 +168,9 @@ INPUT_LABELS = {
     "env": "Einstellungen (ZI_*/DBT_*)",
     "data_dir": "Datenverzeichnis",
 }
+#: Why a build is a full one when there is no record: a build deletes it when it starts and writes it when it
+#: succeeds, so none is left after a failed or interrupted build, and none before the first.
+NO_RECORD = "der letzte Lauf war nicht erfolgreich, oder es gab noch keinen"
 #: A partial build's reason, followed by the source families' German names.
 FAMILIES_CHANGED = "neue, geänderte oder entfernte Dateien: "
 
@@ -184,7 +187,7 @@ def decide(paths: config.Paths) -> Decision:
         return Decision("full", f"{external} konfiguriert: externer Zustand, immer vollständiger Lauf")
     recorded = read_record(paths)
     if recorded is None:
-        return Decision("full", "kein erfolgreicher Lauf verzeichnet")
+        return Decision("full", NO_RECORD)
     now_in = inputs(paths)
     if recorded.get("outputs") != outputs(paths):
         return Decision("full", "Warehouse oder veröffentlichte Dateien seit dem letzten Lauf verändert")
@@ -215,7 +218,7 @@ def landing_decision(paths: config.Paths, content_changed: list[str]) -> Decisio
     if not content_changed:
         return Decision("skip", NOTHING_LANDED)
     if recorded is None:
-        return Decision("full", "kein erfolgreicher Lauf verzeichnet; neue Dateien: " + _families_de(content_changed))
+        return Decision("full", f"{NO_RECORD}; neue Dateien: {_families_de(content_changed)}")
     before = recorded.get("inputs", {})
     now_in = inputs(paths)
     pending = [f for f in content_changed if before.get("landing", {}).get(f) != now_in["landing"][f]]

@@ -448,9 +448,10 @@ def quality_report(
         raise typer.Exit(1) from None
     if run_id and not report.run_id.startswith(run_id):
         console.print(f"[yellow]Lauf {run_id} hat keine Prüfergebnisse; der Bericht zeigt den letzten Lauf.[/yellow]")
+    blocking = report.checks_failed - report.checks_warned
     console.print(
-        f"Datenqualitätsbericht des Laufs {report.run_id[:8]}: {count_of(report.checks_failed, 'Prüfung', 'Prüfungen')} "
-        "nicht bestanden"
+        f"Datenqualitätsbericht des Laufs {report.run_id[:8]}: {count_of(blocking, 'blockierender Fehler', 'blockierende Fehler')}, "
+        f"{count_of(report.checks_warned, 'Warnung', 'Warnungen')}"
     )
     console.print(f"  {report.index_path}")
     console.print(f"  neuester Bericht: {report.latest_path}")

@@ -55,9 +55,10 @@ class Holder:
             since = f"seit {format_datetime(started, seconds=True)} ({ago})"
         except ValueError:
             since = "seit unbekannt"
-        # The first 8 characters of the run id, as the Dagster UI lists runs.
-        run = f"Lauf {self.run_id[:8]}" if self.run_id else "ein Build, der noch prüft, was zu bauen ist, oder startet"
-        return f"{run}, gestartet von {self.launched_by}, {since}, Prozess {self.pid} auf {self.host}"
+        # The first 8 characters of the run id, as the Dagster UI lists runs. A `zi build` holds the lock under its
+        # own name from its decision to the end of its run (the run's executor re-enters it).
+        who = f"Lauf {self.run_id[:8]}, gestartet von {self.launched_by}" if self.run_id else self.launched_by
+        return f"{who}, {since}, Prozess {self.pid} auf {self.host}"
 
 
 class WriterBusy(Exception):

@@ -52,7 +52,8 @@ class QualityReport:
     run_id: str
     index_path: Path
     latest_path: Path
-    checks_failed: int
+    checks_failed: int  # blocking ones and warnings
+    checks_warned: int = 0  # of them, warnings
 
 
 #: The state of a municipality's latest due forecast, as the overview shows it.
@@ -372,7 +373,9 @@ def write_report(
     latest = latest_dir / "index.html"
     shutil.copyfile(index, latest_dir / "index.html.tmp")
     os.replace(latest_dir / "index.html.tmp", latest)
-    return QualityReport(data["run_id"], index, latest, data["failed_error"] + data["failed_warn"])
+    return QualityReport(
+        data["run_id"], index, latest, data["failed_error"] + data["failed_warn"], checks_warned=data["failed_warn"]
+    )
 
 
 def require_warehouse(paths: config.Paths) -> config.Paths:
