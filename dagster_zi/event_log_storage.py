@@ -13,6 +13,11 @@ SQLite's WAL mode, which Dagster sets): a power cut may lose a run's last events
 consistent. After every stored event the run's file gets a new modification time: Dagster's watch of a running
 run (the UI's live log) waits for a change of that file, and the events now go to its ``-wal`` file.
 
+Schema look-ups: for every asset and check event Dagster asks whether a table of the index exists (a new engine
+and connection each time), whether the asset-key table has a column and whether a data migration has been
+done. What exists stays: tables and columns are only ever added (``dagster instance migrate``), so a "yes" is
+remembered for the storage's life and a "no" is asked again. A one-workbook build stores ~250 such events.
+
 Forks: the run worker forks a child per run (``dagster_zi/run_worker.py``). SQLite forbids using a
 connection opened before a fork in the child, and closing it there would act on the parent's files, so a
 child that inherited pooled connections sets them aside untouched (never used, never closed; the child ends
@@ -49,6 +54,7 @@ class ZiSqliteEventLogStorage(SqliteEventLogStorage):
     def __init__(self, base_dir: str, inst_data=None):
         self._engines: OrderedDict[str, db.Engine] = OrderedDict()
         self._engines_pid = os.getpid()
+        self._present: set[tuple[str, str]] = set()  # ("table" | "column" | "index", name) known to exist
         super().__init__(base_dir, inst_data=inst_data)
 
     @classmethod
@@ -86,6 +92,32 @@ class ZiSqliteEventLogStorage(SqliteEventLogStorage):
                 self._initialized_dbs.add(shard)
             with engine.connect() as conn, conn.begin():
                 yield conn
+
+    def _remembered(self, kind: str, name: str, ask) -> bool:
+        """Whether the table, asset-key column or data migration ``name`` exists; a "yes" is remembered."""
+        if (kind, name) in self._present:
+            return True
+        present = bool(ask())
+        if present:
+            self._present.add((kind, name))
+        return present
+
+    def has_table(self, table_name: str) -> bool:
+        return self._remembered("table", table_name, lambda: super(ZiSqliteEventLogStorage, self).has_table(table_name))
+
+    def _has_asset_key_col_on_connection(self, conn, column_name: str) -> bool:
+        return self._remembered(
+            "column",
+            column_name,
+            lambda: super(ZiSqliteEventLogStorage, self)._has_asset_key_col_on_connection(conn, column_name),
+        )
+
+    def has_secondary_index(self, name: str) -> bool:
+        return self._remembered("index", name, lambda: super(ZiSqliteEventLogStorage, self).has_secondary_index(name))
+
+    def upgrade(self) -> None:
+        self._present.clear()
+        super().upgrade()
 
     def store_event(self, event) -> None:
         super().store_event(event)

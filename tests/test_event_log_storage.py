@@ -164,3 +164,66 @@ def test_postgres_storage_is_left_as_dagster_makes_it(tmp_path, monkeypatch):
 
     text = instance_yaml(tmp_path)
     assert "postgres_url" in text and "event_log_storage" not in text
+
+
+def _check_event(run_id: str, i: int, planned: bool) -> EventLogEntry:
+    from dagster._core.definitions.asset_checks.asset_check_evaluation import (
+        AssetCheckEvaluation,
+        AssetCheckEvaluationPlanned,
+    )
+
+    key = AssetKey(["marts", f"mart_{i % 3}"])
+    data = (
+        AssetCheckEvaluationPlanned(asset_key=key, check_name=f"check_{i}")
+        if planned
+        else AssetCheckEvaluation(asset_key=key, check_name=f"check_{i}", passed=True, metadata={})
+    )
+    event_type = DagsterEventType.ASSET_CHECK_EVALUATION_PLANNED if planned else DagsterEventType.ASSET_CHECK_EVALUATION
+    return EventLogEntry(
+        error_info=None,
+        level=20,
+        user_message="",
+        run_id=run_id,
+        timestamp=time.time(),
+        step_key="zi_dbt_assets",
+        job_name="build_warehouse",
+        dagster_event=DagsterEvent(
+            event_type_value=event_type.value, job_name="build_warehouse", event_specific_data=data
+        ),
+    )
+
+
+def test_what_the_index_holds_is_looked_up_once_not_per_event(tmp_path, monkeypatch):
+    """Dagster asks for every asset and check event whether a table, an asset-key column or a data migration
+    exists, building an engine each time; the storage asks once per name and remembers a "yes"."""
+    asked: list[tuple[str, str]] = []
+    for method in ("has_table", "_has_asset_key_col_on_connection", "has_secondary_index"):
+        original = getattr(SqliteEventLogStorage, method)
+
+        def counting(self, *args, _original=original, _method=method):
+            asked.append((_method, args[-1]))
+            return _original(self, *args)
+
+        monkeypatch.setattr(SqliteEventLogStorage, method, counting)
+    storage = ZiSqliteEventLogStorage(str(tmp_path))
+    asked.clear()  # what creating the index asked
+    for i in range(10):
+        storage.store_event(_check_event("run-a", i, planned=True))
+    for i in range(10):
+        storage.store_event(_check_event("run-a", i, planned=False))
+        storage.store_event(_materialization("run-a", i))
+    assert asked, "the storage no longer asks Dagster at all: the test does not see the look-ups"
+    assert len(asked) == len(set(asked)), asked  # each name asked once, not once per event
+    # the events are Dagster's as before: the check results are in the index
+    assert (
+        len(
+            storage.get_asset_check_execution_history(
+                _check_event("run-a", 4, True).dagster_event.event_specific_data.asset_check_key, limit=5
+            )
+        )
+        == 1
+    )
+    # a "no" is not remembered: a table added later (dagster instance migrate) is found
+    assert storage.has_table("no_such_table") is False
+    assert storage.has_table("no_such_table") is False
+    assert asked.count(("has_table", "no_such_table")) == 2
