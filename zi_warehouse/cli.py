@@ -477,7 +477,7 @@ def docs_site_command(
     docs_site(empty_catalog, console=console)
 
 
-def _print_row_balance(paths: config.Paths) -> None:
+def _print_row_balance(paths: config.Paths, title_suffix: str = "") -> None:
     """Rows per source family from the ledger (read-only: the file is not changed)."""
     import duckdb
 
@@ -504,7 +504,7 @@ def _print_row_balance(paths: config.Paths) -> None:
             "geladen",
             "abgewiesen",
             "Dateien gescheitert\noder zurückgehalten",
-            title="Zeilenbilanz je Quelle",
+            title=f"Zeilenbilanz je Quelle{title_suffix}",
         )
         for family, *counts in rows:
             table.add_row(family_label(family), *(format_number(n or 0) for n in counts))
@@ -544,11 +544,15 @@ def _steps_output_to(path: Path):
 
 def print_summary(paths: config.Paths, report, seconds: float) -> None:
     """What a person needs after a build: rows per source, checks, where the warehouse is, a query."""
-    _print_row_balance(paths)
-    console.print(
-        f"Dagster-Prüfungen: {report.checks_passed} bestanden, {len(report.checks_failed)} fehlgeschlagen, "
-        f"{count_of(len(report.checks_warned), 'Warnung', 'Warnungen')} (Einzelergebnisse je Kommune: Qualitätsbericht)"
-    )
+    # After a failed run the table shows the working warehouse as the run left it, not what is published.
+    _print_row_balance(paths, "" if report.success else " (Arbeitsstand nach dem fehlgeschlagenen Lauf)")
+    if report.success or report.checks_passed or report.checks_failed or report.checks_warned:
+        console.print(
+            f"Dagster-Prüfungen: {report.checks_passed} bestanden, {len(report.checks_failed)} fehlgeschlagen, "
+            f"{count_of(len(report.checks_warned), 'Warnung', 'Warnungen')} (Einzelergebnisse je Kommune: Qualitätsbericht)"
+        )
+    else:
+        console.print("Dagster-Prüfungen: keine gelaufen (der Lauf endete vor ihnen)")
     for name in report.checks_failed:
         console.print(f"  [red]fehlgeschlagen[/red] {_check_line(name)}")
     for name in report.checks_warned[:20]:
