@@ -195,3 +195,43 @@ def test_a_command_goes_on_when_the_server_ends(tmp_path):
             server.wait()
     assert rest == b"fertig\n" + dbt_server.EXIT_MARK + b"0\n", rest
     assert _ended(pid)
+
+
+_ONE_COMMAND = r"""
+import json, os, sys
+from pathlib import Path
+from zi_warehouse import dbt_server
+data_dir, repo_root, out = Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3])
+server = dbt_server.DbtForkServer(data_dir, repo_root, data_dir / "warehouse" / "dbt_target")
+os.environ.update(dbt_server._dbt_environment(data_dir, repo_root))
+os.chdir(data_dir / "warehouse")
+pid = os.fork()
+if pid == 0:  # a command's child, as run_child forks it
+    before = set(sys.modules)
+    code = server.run({"args": ["build", "--select", "stg_quality__data_quality_results", "--quiet",
+                                "--target-path", str(out / "target"), "--log-path", str(out / "target")]})
+    imported = sorted(m for m in set(sys.modules) - before if m.startswith(("dbt.task", "sqlparse", "daff")))
+    (out / "child.json").write_text(json.dumps({"code": code, "imported": imported}))
+    os._exit(0)
+os.waitpid(pid, 0)
+"""
+
+
+def test_a_command_imports_nothing_the_server_could_have_and_leaves_the_warehouse_closed(demo_build, tmp_path):
+    """A command's child runs dbt with what the server imported once (``COMMAND_MODULES``), and closes DuckDB
+    before it ends: a write-ahead log left behind would be replayed by every process that opens the file next."""
+    from conftest import REPO_ROOT, copy_built_data_dir
+
+    data_dir = copy_built_data_dir(demo_build["data_dir"], tmp_path / "data")
+    wal = data_dir / "warehouse" / "zi.duckdb.wal"
+    assert not wal.exists()
+    subprocess.run(
+        [sys.executable, "-c", _ONE_COMMAND, str(data_dir), str(REPO_ROOT), str(tmp_path)],
+        check=True,
+        timeout=300,
+        cwd=REPO_ROOT,
+    )
+    child = json.loads((tmp_path / "child.json").read_text())
+    assert child["code"] == 0, (tmp_path / "target" / "dbt.log").read_text()[-3000:]
+    assert child["imported"] == [], child["imported"]
+    assert not wal.exists(), f"the command left {wal.stat().st_size} bytes of write-ahead log"

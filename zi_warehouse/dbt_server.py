@@ -17,6 +17,7 @@ changes (its fingerprint covers both), and ``zi-dbt`` runs dbt itself whenever n
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import select
@@ -45,6 +46,30 @@ def _dbt_environment(data_dir: Path, repo_root: Path) -> dict[str, str]:
     }
 
 
+#: What a ``dbt build`` imports at its start and ``parse`` does not: imported once by the server, not by every
+#: command's child (0.1-0.18 s per command, measured in docs/performance.md, fix 30).
+COMMAND_MODULES = (
+    "dbt.task.build",
+    "dbt_common.clients.agate_helper",
+    "sqlparse",
+    "babel.dates",
+    "daff",
+    "multiprocessing.dummy",
+)
+
+
+def _close_the_warehouse() -> None:
+    """Close dbt-duckdb's database as its exit handler would; the child ends with ``os._exit``, which skips it.
+
+    Left open, DuckDB keeps the command's writes in the write-ahead log (``zi.duckdb.wal``, ~9 MB after one
+    workbook's dbt), and every process that opens the file next replays it first (read-only ones each time)."""
+    try:
+        from dbt.adapters.duckdb.connections import DuckDBConnectionManager
+    except ImportError:  # another adapter: nothing of ours to close
+        return
+    DuckDBConnectionManager.close_all_connections()
+
+
 class DbtForkServer:
     """Holds the parsed dbt project of one data directory and runs each command in a forked child."""
 
@@ -70,12 +95,18 @@ class DbtForkServer:
         if not result.success or result.result is None:
             raise RuntimeError(f"dbt parse gescheitert: {result.exception}")
         self.manifest = result.result
+        for module in COMMAND_MODULES:
+            try:
+                importlib.import_module(module)
+            except ImportError:  # another dbt version: its commands import what they need themselves
+                pass
 
     def run(self, request: dict[str, Any]) -> int:
         """In the command's child: dbt with the parsed project; its exit code."""
         from dbt.cli.main import dbtRunner
 
         result = dbtRunner(manifest=self.manifest).invoke(list(request["args"]))
+        _close_the_warehouse()
         return 0 if result.success else (2 if result.exception is not None else 1)
 
     def run_child(self, conn: socket.socket, request: dict[str, Any]) -> int:
