@@ -161,3 +161,54 @@ def test_the_command_line_describes_its_commands_in_german():
         shown = CliRunner().invoke(app, args, env={"COLUMNS": "200"}).output
         assert "Diese Hilfe zeigen und beenden." in shown, args
         assert not re.search(r"Show this message|for the current shell", shown), args
+        # Typer's panels and Click's usage line too
+        assert "Aufruf: " in shown and "[OPTIONEN]" in shown and "Optionen" in shown, (args, shown)
+        assert not re.search(r"\b(Usage|Options|Commands|Arguments|default|required)\b|\[OPTIONS\]", shown), (
+            args,
+            shown,
+        )
+
+
+def test_a_mistyped_command_line_is_answered_in_german():
+    """A wrong option, command or value: the error Typer prints is German, with the usage line and the exit
+    code (2) Click gives it."""
+    import subprocess
+
+    from conftest import REPO_ROOT, ZI
+
+    cases = {
+        ("build", "--bogus"): "Unbekannte Option: --bogus.",
+        ("bild",): "Unbekannter Befehl: bild. Gemeint: 'build'?",
+        ("build", "--wait-minutes", "abc"): "Ungültiger Wert für '--wait-minutes': erwartet wird eine Zahl.",
+        ("build", "--wait-minutes"): "Option --wait-minutes braucht einen Wert.",
+        ("build", "überzählig"): "Unerwartete weitere Angaben: überzählig",
+    }
+    for args, message in cases.items():
+        result = subprocess.run(
+            [ZI, *args], cwd=REPO_ROOT, capture_output=True, text=True, env={"COLUMNS": "200", "PATH": "/usr/bin:/bin"}
+        )
+        shown = result.stdout + result.stderr
+        assert result.returncode == 2, (args, shown)
+        assert message in shown and "Fehler" in shown, (args, shown)
+        assert not re.search(r"\b(Usage|Error|Try|No such|Invalid value|Missing|Got unexpected)\b", shown), (
+            args,
+            shown,
+        )
+
+
+def test_click_messages_without_a_german_pattern_are_shown_as_click_wrote_them():
+    from zi_warehouse.cli_german import german_error
+
+    assert german_error("Missing option '--quarter'.") == "Option '--quarter' fehlt."
+    assert german_error("Missing argument 'PATH'.") == "Argument 'PATH' fehlt."
+    assert (
+        german_error("No such option: --x (Possible options: --xa, --xb)")
+        == "Unbekannte Option: --x (möglich: --xa, --xb)."
+    )
+    assert german_error("Invalid value for '--scale': '2x' is not a valid float.") == (
+        "Ungültiger Wert für '--scale': „2x“ ist keine Zahl."
+    )
+    assert german_error("Invalid value for 'MODE': 'c' is not one of 'a', 'b'.") == (
+        "Ungültiger Wert für 'MODE': „c“ ist keiner der Werte 'a', 'b'."
+    )
+    assert german_error("Something Click adds in a later version.") == "Something Click adds in a later version."

@@ -15,46 +15,22 @@ from pathlib import Path
 import typer
 from rich.console import Console
 from rich.table import Table
-from typer.core import TyperCommand, TyperGroup
 
 from zi_warehouse import config
+from zi_warehouse.cli_german import GROUP_METAVARS, METAVARS, GermanCommand, GermanGroup
 from zi_warehouse.german import count_of, format_number
 
-
-class _GermanHelpOption:
-    """The ``--help`` option described in German too (Typer's own text is fixed English)."""
-
-    def get_help_option(self, ctx):
-        option = super().get_help_option(ctx)
-        if option is not None:
-            option.help = "Diese Hilfe zeigen und beenden."
-        return option
-
-
-class _Group(_GermanHelpOption, TyperGroup):
-    _COMPLETION_HELP = {
-        "install_completion": "Die Befehlsvervollständigung für die aktuelle Shell einrichten.",
-        "show_completion": "Die Befehlsvervollständigung für die aktuelle Shell anzeigen (zum Einrichten von Hand).",
-    }
-
-    def get_params(self, ctx):
-        params = super().get_params(ctx)
-        for param in params:
-            if param.name in self._COMPLETION_HELP:
-                param.help = self._COMPLETION_HELP[param.name]
-        return params
-
-
-class _Command(_GermanHelpOption, TyperCommand):
-    pass
-
-
-app = typer.Typer(help="ZI Warehouse: Monitoring der Zukunftsinitiative Klima.Werk.", no_args_is_help=True, cls=_Group)
+app = typer.Typer(
+    help="ZI Warehouse: Monitoring der Zukunftsinitiative Klima.Werk.",
+    no_args_is_help=True,
+    cls=GermanGroup,
+    **GROUP_METAVARS,
+)
 
 
 def command(*args, **kwargs):
-    """``app.command`` with the German ``--help``."""
-    return app.command(*args, cls=_Command, **kwargs)
+    """``app.command`` with Typer's and Click's own texts in German (``cli_german``)."""
+    return app.command(*args, cls=GermanCommand, **METAVARS, **kwargs)
 
 
 #: Width of the output when it goes to a file or a pipe and COLUMNS is unset (rich would cut tables at 80).
