@@ -87,16 +87,16 @@ class WarehouseWriterExecutor(InProcessExecutor):
             if recording:  # a failed or interrupted build leaves no record
                 started_from, previous = build_state.start_recording(paths)
             failed = False
-            checks = {"passed": 0, "warned": []}
+            checks: dict[str, str] = {}  # check -> outcome in this run
             for event in super().execute(plan_context, execution_plan):
                 if event.event_type == DagsterEventType.STEP_FAILURE:
                     failed = True
                 elif event.event_type == DagsterEventType.ASSET_CHECK_EVALUATION:
                     evaluation = event.event_specific_data
-                    if evaluation.passed:
-                        checks["passed"] += 1
-                    elif evaluation.severity.value == "WARN":
-                        checks["warned"].append(f"{evaluation.asset_key.to_user_string()}:{evaluation.check_name}")
+                    name = f"{evaluation.asset_key.to_user_string()}:{evaluation.check_name}"
+                    checks[name] = (
+                        "passed" if evaluation.passed else "warned" if evaluation.severity.value == "WARN" else "failed"
+                    )
                 yield event
             if recording and not failed:
                 build_state.record(
@@ -104,8 +104,7 @@ class WarehouseWriterExecutor(InProcessExecutor):
                     build_state.as_built(started_from, previous),  # the landing as each family's ingest read it
                     {
                         "run_id": run.run_id,
-                        "checks_passed": checks["passed"],
-                        "checks_warned": checks["warned"],
+                        **build_state.checks_after(previous, checks, partial=bool(run.tags.get(FAMILIES_TAG))),
                         "finished_at": build_state.now_text(),
                     },
                 )

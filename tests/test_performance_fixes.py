@@ -56,6 +56,17 @@ def test_nothing_changed_means_skip(data):
     assert decision.mode == "skip" and decision.last["checks_passed"] == 3
 
 
+def test_a_partial_run_keeps_the_outcome_of_the_checks_it_did_not_evaluate():
+    """A forecast delivery runs the forecast checks only; a warning on the funding data still stands after it,
+    and the record the summaries print from says so. A full run's outcomes replace everything."""
+    previous = {"summary": build_state.checks_after(None, {"f:a": "passed", "g:w": "warned", "g:x": "warned"}, False)}
+    after = build_state.checks_after(previous, {"f:a": "warned", "g:x": "passed"}, partial=True)
+    assert after["checks"] == {"f:a": "warned", "g:w": "warned", "g:x": "passed"}
+    assert (after["checks_passed"], sorted(after["checks_warned"]), after["checks_in_run"]) == (1, ["f:a", "g:w"], 2)
+    full = build_state.checks_after(previous, {"f:a": "passed"}, partial=False)
+    assert full["checks"] == {"f:a": "passed"} and full["checks_warned"] == []
+
+
 def test_a_new_file_runs_only_its_family(data):
     _record(data)
     (data.landing_for("forecasts") / "Prognose_Bochum_2024-Q2.xlsx").write_bytes(b"three")

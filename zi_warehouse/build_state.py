@@ -292,6 +292,24 @@ def as_built(started_from: dict, previous: dict | None) -> dict:
     return {**started_from, "landing": landing}
 
 
+def checks_after(previous: dict | None, this_run: dict[str, str], partial: bool) -> dict:
+    """The record's account of the checks after a successful run: each check's latest outcome ("passed",
+    "warned", "failed" for a non-blocking error) and the counts the summaries print.
+
+    A partial run evaluates only the checks of what it built; every other check keeps its outcome from the
+    earlier runs, so a warning on the funding data is still reported after a forecast delivery. A full run
+    evaluates every check, and only its outcomes count (a check removed from the code is gone)."""
+    earlier = (((previous or {}).get("summary") or {}).get("checks") or {}) if partial else {}
+    outcomes = {**earlier, **this_run}
+    return {
+        "checks": outcomes,
+        "checks_in_run": len(this_run),
+        "checks_passed": sum(1 for o in outcomes.values() if o == "passed"),
+        "checks_warned": [name for name, o in outcomes.items() if o == "warned"],
+        "checks_failed": [name for name, o in outcomes.items() if o == "failed"],
+    }
+
+
 def record(paths: config.Paths, recorded_inputs: dict, summary: dict | None = None) -> None:
     """After a successful build: the inputs it started from, the outputs it left, what it reported."""
     target = state_path(paths)

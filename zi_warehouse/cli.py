@@ -240,10 +240,15 @@ def print_unchanged(paths: config.Paths, decision, seconds: float, waited: float
     _print_row_balance(paths)
     last = decision.last
     if last:
+        failed = last.get("checks_failed", [])
         console.print(
-            f"Dagster-Prüfungen des letzten Laufs ({last.get('finished_at', '?')}): "
-            f"{last.get('checks_passed', '?')} bestanden, {count_of(len(last.get('checks_warned', [])), 'Warnung', 'Warnungen')}"
+            f"Dagster-Prüfungen, Stand nach dem letzten Lauf ({last.get('finished_at', '?')}): "
+            f"{last.get('checks_passed', '?')} bestanden, "
+            + (f"{len(failed)} fehlgeschlagen, " if failed else "")
+            + count_of(len(last.get("checks_warned", [])), "Warnung", "Warnungen")
         )
+        for name in failed:
+            console.print(f"  [red]fehlgeschlagen[/red] {_check_line(name)}")
         for name in last.get("checks_warned", [])[:20]:
             console.print(f"  [yellow]Warnung[/yellow] {_check_line(name)}")
     console.print(
@@ -487,6 +492,32 @@ def _print_row_balance(paths: config.Paths, title_suffix: str = "") -> None:
         console.print(table)
 
 
+def _this_runs_record(paths: config.Paths, report) -> dict:
+    """What the build record says about the checks after this run (``build_state.checks_after``); empty when
+    the run recorded nothing (it failed, or it was no build of the warehouse)."""
+    from zi_warehouse import build_state
+
+    summary = (build_state.read_record(paths) or {}).get("summary") or {}
+    return summary if report.success and summary.get("run_id") == report.run_id else {}
+
+
+def _print_checks_of_earlier_runs(recorded: dict, report) -> None:
+    """After a partial run: the warnings of checks it did not evaluate, which still stand; a controller must
+    not take a warning that was not checked again for one that went away."""
+    outcomes = recorded.get("checks") or {}
+    this_run = set(report.checks_warned) | set(report.checks_failed)
+    earlier = [name for name, o in outcomes.items() if o in ("warned", "failed") and name not in this_run]
+    if not earlier:
+        return
+    console.print(
+        "Aus früheren Läufen weiterhin offen (in diesem Teillauf nicht erneut geprüft): "
+        f"{count_of(len(earlier), 'Prüfung', 'Prüfungen')}"
+    )
+    for name in earlier[:20]:
+        kind = "[yellow]Warnung[/yellow]" if outcomes[name] == "warned" else "[red]fehlgeschlagen[/red]"
+        console.print(f"  {kind} {_check_line(name)}")
+
+
 def _check_line(key: str) -> str:
     """A check of the run as the data team finds it: German label, then the key the Dagster UI shows."""
     from zi_warehouse.reports.labels import asset_check_label
@@ -522,9 +553,11 @@ def print_summary(paths: config.Paths, report, seconds: float) -> None:
     """What a person needs after a build: rows per source, checks, where the warehouse is, a query."""
     # After a failed run the table shows the working warehouse as the run left it, not what is published.
     _print_row_balance(paths, "" if report.success else " (Arbeitsstand nach dem fehlgeschlagenen Lauf)")
+    recorded = _this_runs_record(paths, report)
+    partial = len(recorded.get("checks") or {}) > recorded.get("checks_in_run", 0)
     if report.success or report.checks_passed or report.checks_failed or report.checks_warned:
         console.print(
-            f"Dagster-Prüfungen: {report.checks_passed} bestanden, {len(report.checks_failed)} fehlgeschlagen, "
+            f"Dagster-Prüfungen{' dieses Teillaufs' if partial else ''}: {report.checks_passed} bestanden, {len(report.checks_failed)} fehlgeschlagen, "
             f"{count_of(len(report.checks_warned), 'Warnung', 'Warnungen')} (Einzelergebnisse je Kommune: Qualitätsbericht)"
         )
     else:
@@ -533,6 +566,7 @@ def print_summary(paths: config.Paths, report, seconds: float) -> None:
         console.print(f"  [red]fehlgeschlagen[/red] {_check_line(name)}")
     for name in report.checks_warned[:20]:
         console.print(f"  [yellow]Warnung[/yellow] {_check_line(name)}")
+    _print_checks_of_earlier_runs(recorded, report)
     console.print(f"Dagster-Lauf {report.run_id}: {config.run_url(report.run_id)} (Dagster-UI: make dev oder zi serve)")
     if report.alert:
         console.print(report.alert)
