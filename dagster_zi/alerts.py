@@ -15,6 +15,7 @@ The first of the two to claim the run sends; the other one finds the claim and s
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from dagster import (
@@ -44,10 +45,18 @@ def record_dir(instance: DagsterInstance) -> Path:
 
 
 def _root_error(error) -> str:
-    """The error that started it (Dagster wraps a step's own exception in its execution error)."""
-    while error is not None and getattr(error, "cause", None) is not None:
+    """The step's own error: Dagster wraps it in its execution error; an error the step raised in German about a
+    library's English one (``raise ... from``) is shown, not the library's."""
+    while error is not None and getattr(error, "cause", None) is not None and error.cls_name.startswith("Dagster"):
         error = error.cause
-    return (error.message if error is not None else "").strip()
+    if error is None:
+        return ""
+    # Python's "module.ClassName: " in front of the message says nothing to the person who reads it.
+    return (
+        re.sub(rf"^(?:\w+\.)*{re.escape(error.cls_name)}: ", "", error.message.strip())
+        if error.cls_name
+        else error.message.strip()
+    )
 
 
 def step_failure_text(event) -> str:

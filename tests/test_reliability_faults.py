@@ -269,10 +269,42 @@ def test_a_failed_build_names_each_steps_error_in_one_line_and_keeps_the_traces_
     assert result.returncode == 1, terminal
     assert "Build fehlgeschlagen" in terminal and "Nichts veröffentlicht" in terminal, terminal[-3000:]
     assert "Traceback" not in terminal and "STEP_FAILURE" not in terminal, terminal[-3000:]
-    # the ingests failed on the same lock: one line names them all with the error
-    assert re.search(r"^  raw_\w+, raw_\w+.*: .*lock", terminal, re.M | re.I), terminal[-3000:]
+    # the ingests failed on the same lock: one line names them all with the error, in German, naming the
+    # process that holds the file (DuckDB's English text and Python's exception class stay in the steps' output)
+    flat = re.sub(r"\s+", " ", terminal)  # the console wraps long lines
+    assert re.search(
+        rf" raw_\w+, raw_\w+[^:]*: Die Datei \S+zi\.duckdb ist von einem anderen Programm geöffnet "
+        rf"\(Prozess {holder.pid}: python[\d.]*\): es beenden oder warten, bis es fertig ist\.",
+        flat,
+    ), terminal[-3000:]
+    assert "IOException" not in terminal and "Could not set lock" not in terminal, terminal[-3000:]
     assert len(terminal.splitlines()) < 60, terminal
     # no check ran: the summary says so rather than counting "0 bestanden"
     assert "Dagster-Prüfungen: keine gelaufen" in terminal and "0 bestanden" not in terminal, terminal[-3000:]
     steps_output = (data_dir / "warehouse" / "dbt_target" / "zi-build-ausgabe.log").read_text(encoding="utf-8")
     assert "STEP_FAILURE" in steps_output and "lock" in steps_output.lower(), steps_output[-3000:]
+
+
+def test_a_warehouse_open_in_another_process_is_named_in_german(tmp_path):
+    """DuckDB refuses a second writer with "IO Error: Could not set lock on file …"; the pipeline says in German
+    which process holds the file, and keeps DuckDB's error as the cause."""
+    import duckdb
+
+    from zi_warehouse import warehouse
+
+    path = tmp_path / "zi.duckdb"
+    duckdb.connect(str(path)).close()
+    holder = subprocess.Popen(
+        [sys.executable, "-c", _HOLD_WAREHOUSE, str(path)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout.readline().strip() == "open"
+        with pytest.raises(warehouse.WarehouseLocked) as raised, warehouse.connect(path):
+            pass
+    finally:
+        holder.communicate("", timeout=30)
+    assert str(raised.value).startswith(
+        f"Die Datei {path} ist von einem anderen Programm geöffnet (Prozess {holder.pid}: python"
+    )
+    assert isinstance(raised.value.__cause__, duckdb.IOException)
+    assert warehouse.locked_message(path, duckdb.IOException("IO Error: disk full")) is None

@@ -465,8 +465,11 @@ def _print_row_balance(paths: config.Paths, title_suffix: str = "") -> None:
     if paths.warehouse.exists():
         try:
             con = duckdb.connect(str(paths.warehouse), read_only=True)
-        except duckdb.Error as exc:  # e.g. a dbt process left behind by a failed step still holds the file
-            console.print(f"Zeilenbilanz nicht lesbar (Warehouse gesperrt?): {str(exc).splitlines()[0]}")
+        except duckdb.Error as exc:  # e.g. another program holds the file open for writing
+            from zi_warehouse.warehouse import locked_message
+
+            reason = locked_message(paths.warehouse, exc) or str(exc).splitlines()[0]
+            console.print(f"Zeilenbilanz nicht lesbar: {reason}", markup=False, highlight=False)
             return
         try:
             rows = con.execute(
@@ -602,7 +605,7 @@ def print_summary(paths: config.Paths, report, seconds: float) -> None:
 FAILURE_REASONS_SHOWN = 5
 
 
-def _first_line(text: str, width: int = 200) -> str:
+def _first_line(text: str, width: int = 300) -> str:
     line = text.strip().splitlines()[0] if text.strip() else ""
     return line if len(line) <= width else line[: width - 1] + "…"
 

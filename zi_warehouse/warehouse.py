@@ -10,6 +10,7 @@ included): ``connect``, ``quote_ident``, ``rows`` (a result as dicts) and ``tabl
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -80,10 +81,31 @@ def raw_table(entity: str) -> str:
     return f"{RAW_SCHEMA}.{quote_ident(entity)}"
 
 
+class WarehouseLocked(RuntimeError):
+    """Another process has the DuckDB file open for writing (DuckDB allows one writing process per file)."""
+
+
+def locked_message(path: Path, error: Exception) -> str | None:
+    """The German sentence for DuckDB's "Could not set lock on file" error (naming the process that holds the
+    file, as DuckDB does); None for any other error."""
+    text = str(error)
+    if "could not set lock" not in text.lower():
+        return None
+    holder = re.search(r"held in (\S+) \(PID (\d+)\)", text)
+    by = f" (Prozess {holder[2]}: {Path(holder[1]).name})" if holder else ""
+    return f"Die Datei {path} ist von einem anderen Programm geöffnet{by}: es beenden oder warten, bis es fertig ist."
+
+
 @contextmanager
 def connect(path: Path, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
     path.parent.mkdir(parents=True, exist_ok=True)
-    con = duckdb.connect(str(path), read_only=read_only)
+    try:
+        con = duckdb.connect(str(path), read_only=read_only)
+    except duckdb.IOException as exc:
+        message = locked_message(path, exc)
+        if message is None:
+            raise
+        raise WarehouseLocked(message) from exc
     try:
         yield con
     finally:
