@@ -163,7 +163,9 @@ def test_the_command_line_describes_its_commands_in_german():
         assert not re.search(r"Show this message|for the current shell", shown), args
         # Typer's panels and Click's usage line too
         assert "Aufruf: " in shown and "[OPTIONEN]" in shown and "Optionen" in shown, (args, shown)
-        assert not re.search(r"\b(Usage|Options|Commands|Arguments|default|required)\b|\[OPTIONS\]", shown), (
+        assert not re.search(
+            r"\b(Usage|Options|Commands|Arguments|default|required)\b|\[OPTIONS\]|<(bool|str|path|float|int)>", shown
+        ), (
             args,
             shown,
         )
@@ -182,6 +184,7 @@ def test_a_mistyped_command_line_is_answered_in_german():
         ("build", "--wait-minutes", "abc"): "Ungültiger Wert für '--wait-minutes': erwartet wird eine Zahl.",
         ("build", "--wait-minutes"): "Option --wait-minutes braucht einen Wert.",
         ("build", "überzählig"): "Unerwartete weitere Angaben: überzählig",
+        ("build", "--wait-minutes", "-5"): "Ungültiger Wert für '--wait-minutes': erwartet wird ein Wert ab 0.",
     }
     for args, message in cases.items():
         result = subprocess.run(
@@ -190,6 +193,7 @@ def test_a_mistyped_command_line_is_answered_in_german():
         shown = result.stdout + result.stderr
         assert result.returncode == 2, (args, shown)
         assert message in shown and "Fehler" in shown, (args, shown)
+        assert re.search(r"^Aufruf: zi .*\nHilfe: zi (\S+ )?--help$", shown, re.M), (args, shown)  # usage, help hint
         assert not re.search(r"\b(Usage|Error|Try|No such|Invalid value|Missing|Got unexpected)\b", shown), (
             args,
             shown,
@@ -203,7 +207,7 @@ def test_click_messages_without_a_german_pattern_are_shown_as_click_wrote_them()
     assert german_error("Missing argument 'PATH'.") == "Argument 'PATH' fehlt."
     assert (
         german_error("No such option: --x (Possible options: --xa, --xb)")
-        == "Unbekannte Option: --x (möglich: --xa, --xb)."
+        == "Unbekannte Option: --x (ähnliche Optionen: --xa, --xb)."
     )
     assert german_error("Invalid value for '--scale': '2x' is not a valid float.") == (
         "Ungültiger Wert für '--scale': „2x“ ist keine Zahl."

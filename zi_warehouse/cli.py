@@ -67,7 +67,7 @@ def demo_data(
     help="Die leere Prognose-Vorlage (Excel) schreiben, die die Koordinatorinnen und Koordinatoren ausfüllen.",
 )
 def template(
-    out: Path = typer.Argument(Path("ZI-Projektprognose-Vorlage.xlsx"), help="Zieldatei (.xlsx)"),
+    out: Path = typer.Argument(Path("ZI-Projektprognose-Vorlage.xlsx"), help="Zieldatei (.xlsx)", metavar="ZIELDATEI"),
     version: str = typer.Option("current", help="Vorlagenversion: current, 2021 oder 2020"),
     period: str = typer.Option(None, help="Meldequartal vorbelegen, z. B. 2026-Q3"),
 ) -> None:
@@ -75,6 +75,12 @@ def template(
 
     write_template(out, version=version, period=period)
     console.print(f"Vorlage geschrieben: {out}")
+
+
+def _not_negative(value: float) -> float:
+    if value < 0:
+        raise typer.BadParameter("erwartet wird ein Wert ab 0.")
+    return value
 
 
 @command(
@@ -90,7 +96,10 @@ def build(
     demo_if_empty: bool = typer.Option(True, help="Leerer Landebereich: zuerst die Demo-Daten schreiben"),
     always: bool = typer.Option(False, "--always", help="Vollständiger Lauf, auch wenn sich nichts geändert hat"),
     wait_minutes: float = typer.Option(
-        60, "--wait-minutes", help="Läuft schon ein Build auf diesem Datenverzeichnis: so lange warten"
+        60,
+        "--wait-minutes",
+        callback=_not_negative,
+        help="Läuft schon ein Build auf diesem Datenverzeichnis: so lange warten",
     ),
     no_wait: bool = typer.Option(False, "--no-wait", help="Läuft schon ein Build: sofort abbrechen statt zu warten"),
 ) -> None:
@@ -275,7 +284,9 @@ def _print_parquet_line(paths: config.Paths) -> None:
     "(zi releases).",
 )
 def sql(
-    query: str = typer.Argument(None, help="SQL-Abfrage; ohne Abfrage und ohne --file: interaktive Konsole"),
+    query: str = typer.Argument(
+        None, help="SQL-Abfrage; ohne Abfrage und ohne --file: interaktive Konsole", metavar="ABFRAGE"
+    ),
     file: Path = typer.Option(None, "--file", "-f", help="Datei mit einer SQL-Abfrage"),
     out: Path = typer.Option(
         None, "--out", "-o", help="Ergebnis als .csv oder .xlsx schreiben (Excel: deutsche Spaltenüberschriften)"

@@ -7,8 +7,9 @@ they are written (``cli.py``).
 Why: the data team and the controllers read German everywhere else (the build summary, the reports, the
 rejection messages); a mistyped option answered with "No such option" in an "Error" box under "Usage:" was
 the one English screen left. Typer offers no setting for these texts: the help panels' titles are constants of
-``typer.rich_utils`` that it reads when it prints, the usage prefix is an argument of the formatter, and error
-messages are composed in English by Click's exceptions. Errors are translated from that English text by the
+``typer.rich_utils`` that it reads when it prints, the value types next to the options come from its parameter
+classes, the usage prefix is an argument of the formatter, and error messages are composed in English by
+Click's exceptions. Errors are translated from that English text by the
 patterns below; a message without a pattern is shown as Click wrote it, not hidden.
 """
 
@@ -18,7 +19,7 @@ import re
 
 from typer import rich_utils
 from typer._click.exceptions import UsageError
-from typer.core import TyperCommand, TyperGroup
+from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
 
 #: Read by Typer each time it prints help or an error.
 _RICH_TEXTS = {
@@ -36,9 +37,32 @@ _RICH_TEXTS = {
 for _name, _text in _RICH_TEXTS.items():
     setattr(rich_utils, _name, _text)
 
+#: The value types the help shows next to each option; a flag takes no value and shows none.
+_TYPE_LABELS = {
+    "<str>": "<Text>",
+    "<path>": "<Pfad>",
+    "<float>": "<Zahl>",
+    "<int>": "<ganze Zahl>",
+    "<bool>": "<ja|nein>",
+}
+
+
+def _in_german_types(display_type_rich):
+    def shown(self, ctx):
+        if getattr(self, "is_flag", False):
+            return None
+        label = display_type_rich(self, ctx)
+        return _TYPE_LABELS.get(label, label)
+
+    return shown
+
+
+for _param_class in (TyperOption, TyperArgument):
+    _param_class.display_type_rich = _in_german_types(_param_class.display_type_rich)
+
 USAGE_PREFIX = "Aufruf: "
-#: For ``typer.Typer(...)`` and ``app.command(...)``, which take them as settings.
-METAVARS = {"options_metavar": "[OPTIONEN]"}
+#: For ``typer.Typer(...)`` and ``app.command(...)``, which take them as settings (``-h`` as well as ``--help``).
+METAVARS = {"options_metavar": "[OPTIONEN]", "context_settings": {"help_option_names": ["--help", "-h"]}}
 GROUP_METAVARS = {**METAVARS, "subcommand_metavar": "BEFEHL [ARGUMENTE]..."}
 HELP_TEXT = "Diese Hilfe zeigen und beenden."
 COMPLETION_HELP = {
@@ -64,6 +88,9 @@ _EXPECTED_KINDS = {"integer": "eine ganze Zahl", "number": "eine Zahl", "boolean
 
 def _value_message(text: str) -> str:
     """The reason a value was refused ("'abc' is not a valid integer."), in German."""
+    if m := re.fullmatch(r"Input should be (greater|less) than( or equal to)? (\S+)", text, re.S):
+        bound = {("greater", True): "ab", ("greater", False): "über", ("less", True): "bis", ("less", False): "unter"}
+        return f"erwartet wird ein Wert {bound[m[1], bool(m[2])]} {m[3]}."
     if m := re.fullmatch(r"Input should be a valid (\w+)\b.*", text, re.S):
         kind = _EXPECTED_KINDS.get(m[1].lower())
         return f"erwartet wird {kind}." if kind else text
@@ -85,7 +112,7 @@ def german_error(text: str) -> str:
     if m := re.fullmatch(r"(.*?)\.? Did you mean (.+)\?", text, re.S):
         text, suggestion = m[1], f" Gemeint: {m[2]}?"
     if m := re.fullmatch(r"No such option: (\S+)(?: \(Possible options: (.+)\))?", text, re.S):
-        possible = f" (möglich: {m[2]})" if m[2] else ""
+        possible = f" (ähnliche Optionen: {m[2]})" if m[2] else ""
         return f"Unbekannte Option: {m[1]}{possible}.{suggestion}"
     if m := re.fullmatch(r"No such command '(.*)'\.?", text, re.S):
         return f"Unbekannter Befehl: {m[1]}.{suggestion}"
@@ -133,6 +160,14 @@ class _GermanTexts:
             return super().make_context(*args, **kwargs)
         except UsageError as exc:
             raise _in_german(exc) from None
+
+    def parse_args(self, ctx, args):
+        try:
+            return super().parse_args(ctx, args)
+        except UsageError as exc:
+            if exc.ctx is None:  # Click's parser raises some errors without it: no usage line, no help hint
+                exc.ctx = ctx
+            raise
 
 
 class GermanGroup(_GermanTexts, TyperGroup):
