@@ -301,7 +301,7 @@ def sql(
 
     from zi_warehouse import releases
     from zi_warehouse.sql_export import check_output, write_result
-    from zi_warehouse.sql_shell import PublishedWarehouseMissing, interactive, open_published, run_query
+    from zi_warehouse.sql_shell import PublishedWarehouseMissing, error_text, interactive, open_published, run_query
 
     try:
         check_output(out)
@@ -327,7 +327,10 @@ def sql(
             console.print(f"{count_of(rows, 'Zeile', 'Zeilen')} geschrieben: {out}")
         else:
             run_query(con, text, results_console)
-    except (duckdb.Error, ValueError) as exc:
+    except duckdb.Error as exc:
+        console.print(f"[red]Fehler:[/red] {error_text(exc)}", highlight=False)
+        raise typer.Exit(1) from None
+    except ValueError as exc:
         console.print(f"[red]Fehler:[/red] {exc}")
         raise typer.Exit(1) from None
     finally:

@@ -67,6 +67,28 @@ def open_published(path: Path) -> duckdb.DuckDBPyConnection:
 
 
 # --- statements -------------------------------------------------------------------------------------
+_READ_ONLY = "das veröffentlichte Warehouse ist nur lesbar: nur Abfragen sind möglich"
+#: What DuckDB's kind of error means for someone writing a query; its own (English) message follows.
+_ERROR_KINDS = (
+    (duckdb.CatalogException, "Tabelle, Sicht, Schema oder Funktion unbekannt"),
+    (duckdb.BinderException, "Spalte oder Ausdruck passt nicht zu den Tabellen der Abfrage"),
+    (duckdb.ParserException, "SQL-Syntaxfehler"),
+    (duckdb.ConversionException, "ein Wert lässt sich nicht in den verlangten Typ umwandeln"),
+    (duckdb.PermissionException, _READ_ONLY),
+    (duckdb.OutOfMemoryException, "zu wenig Arbeitsspeicher für diese Abfrage"),
+)
+
+
+def error_text(exc: duckdb.Error) -> str:
+    """A query's error for the person who wrote it: what kind of mistake, in German, then DuckDB's message."""
+    if "read-only mode" in str(exc):  # DuckDB reports a write to a read-only file as invalid input
+        exc_kinds = ((duckdb.Error, _READ_ONLY),)
+    else:
+        exc_kinds = _ERROR_KINDS
+    kind = next((text for cls, text in exc_kinds if isinstance(exc, cls)), None)
+    return f"{kind[0].upper()}{kind[1:]}. DuckDB meldet: {exc}" if kind else str(exc)
+
+
 def split_statements(text: str) -> tuple[list[str], str]:
     """Complete statements (each ending with a ';' outside quotes and comments) and the unfinished rest.
 
@@ -285,7 +307,7 @@ class Session:
                 self.console.print(f"\n[yellow]{exc}[/yellow]")  # after the terminal's "^C"
                 return
             except duckdb.Error as exc:
-                self.console.print(f"[red]Fehler:[/red] {exc}")
+                self.console.print(f"[red]Fehler:[/red] {error_text(exc)}", highlight=False)
                 return
 
     def command(self, line: str) -> None:
