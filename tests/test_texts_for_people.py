@@ -216,3 +216,14 @@ def test_click_messages_without_a_german_pattern_are_shown_as_click_wrote_them()
         "Ungültiger Wert für 'MODE': „c“ ist keiner der Werte 'a', 'b'."
     )
     assert german_error("Something Click adds in a later version.") == "Something Click adds in a later version."
+
+
+def test_the_german_texts_cost_a_command_nothing_until_help_or_an_error_is_printed():
+    """Typer's rich layer (~60 ms to import) is loaded only to print help or an error; setting its German texts
+    must not load it for every `zi` command."""
+    import subprocess
+    import sys
+
+    code = "import sys, zi_warehouse.cli; print('typer.rich_utils' in sys.modules)"
+    shown = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert shown.strip() == "False"

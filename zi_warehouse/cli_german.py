@@ -17,11 +17,11 @@ from __future__ import annotations
 
 import re
 
-from typer import rich_utils
-from typer._click.exceptions import UsageError
+from typer._click.exceptions import ClickException, UsageError
 from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
+from typer.exceptions import Abort
 
-#: Read by Typer each time it prints help or an error.
+#: Read by Typer each time it prints help or an error (``typer.rich_utils``).
 _RICH_TEXTS = {
     "ARGUMENTS_PANEL_TITLE": "Argumente",
     "OPTIONS_PANEL_TITLE": "Optionen",
@@ -34,8 +34,16 @@ _RICH_TEXTS = {
     "REQUIRED_LONG_STRING": "[erforderlich]",
     "DEPRECATED_STRING": "(veraltet) ",
 }
-for _name, _text in _RICH_TEXTS.items():
-    setattr(rich_utils, _name, _text)
+
+
+def _german_rich_texts() -> None:
+    """Typer imports its rich layer only to print help or an error (~60 ms, not paid by every command): the
+    German texts are set just before it prints."""
+    from typer import rich_utils
+
+    for name, text in _RICH_TEXTS.items():
+        setattr(rich_utils, name, text)
+
 
 #: The value types the help shows next to each option; a flag takes no value and shows none.
 _TYPE_LABELS = {
@@ -138,6 +146,7 @@ def german_error(text: str) -> str:
 
 def _in_german(exc: UsageError) -> UsageError:
     """The same error (exit code, usage line) with its message in German."""
+    _german_rich_texts()
     german = UsageError(german_error(exc.format_message()), exc.ctx)
     german.exit_code = exc.exit_code
     return german
@@ -145,6 +154,10 @@ def _in_german(exc: UsageError) -> UsageError:
 
 class _GermanTexts:
     """What the group and every command share: the usage line, ``--help`` and errors in German."""
+
+    def format_help(self, ctx, formatter) -> None:
+        _german_rich_texts()
+        super().format_help(ctx, formatter)
 
     def format_usage(self, ctx, formatter) -> None:
         formatter.write_usage(ctx.command_path, " ".join(self.collect_usage_pieces(ctx)), prefix=USAGE_PREFIX)
@@ -177,6 +190,13 @@ class GermanGroup(_GermanTexts, TyperGroup):
             if param.name in COMPLETION_HELP:
                 param.help = COMPLETION_HELP[param.name]
         return params
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except (ClickException, Abort, KeyboardInterrupt, EOFError):  # Typer prints these with its rich layer
+            _german_rich_texts()
+            raise
 
     def resolve_command(self, ctx, args):
         try:
