@@ -109,16 +109,17 @@ def test_a_wrong_query_is_explained_in_german_before_duckdbs_own_message(publish
     """Controllers read what kind of mistake it is in German; DuckDB's message (with its suggestions and the
     position in the statement) follows unchanged. Exit code 1."""
     cases = {
-        "select * from marts.nope": "Tabelle, Sicht, Schema oder Funktion unbekannt. DuckDB meldet: Catalog Error",
+        "select * from marts.nope": "Tabelle, Sicht, Schema oder Funktion unbekannt.",
         "select nope from marts.mart_budget_year": "Spalte oder Ausdruck passt nicht zu den Tabellen der Abfrage.",
-        "selec 1": "SQL-Syntaxfehler. DuckDB meldet: Parser Error",
+        "selec 1": "SQL-Syntaxfehler.",
         "select cast('abc' as int)": "Ein Wert lässt sich nicht in den verlangten Typ umwandeln.",
         "create table marts.x (a int)": "Das veröffentlichte Warehouse ist nur lesbar: nur Abfragen sind möglich.",
     }
     for statement, explained in cases.items():
         result = CliRunner().invoke(app, ["sql", "--database", str(published), statement], env={"COLUMNS": "300"})
         assert result.exit_code == 1, (statement, result.output)
-        assert result.output.startswith(f"Fehler: {explained}"), (statement, result.output)
+        flat = " ".join(result.output.split())  # the console may wrap the line
+        assert flat.startswith(f"Fehler: {explained}") and "DuckDB meldet:" in flat, (statement, result.output)
 
 
 def test_a_wide_result_is_shown_one_row_per_block_with_every_column_named(published):
