@@ -17,14 +17,8 @@ from dagster_zi import event_log_storage
 from dagster_zi.event_log_storage import ZiSqliteEventLogStorage
 
 
-def _materialization(run_id: str, i: int) -> EventLogEntry:
-    event = DagsterEvent(
-        event_type_value=DagsterEventType.ASSET_MATERIALIZATION.value,
-        job_name="build_warehouse",
-        event_specific_data=StepMaterializationData(
-            AssetMaterialization(asset_key=AssetKey(["marts", f"mart_{i % 3}"]), metadata={"rows": i})
-        ),
-    )
+def _entry(run_id: str, event_type: DagsterEventType, data) -> EventLogEntry:
+    """An event of the build job's dbt step, as the run stores it."""
     return EventLogEntry(
         error_info=None,
         level=20,
@@ -33,8 +27,15 @@ def _materialization(run_id: str, i: int) -> EventLogEntry:
         timestamp=time.time(),
         step_key="zi_dbt_assets",
         job_name="build_warehouse",
-        dagster_event=event,
+        dagster_event=DagsterEvent(
+            event_type_value=event_type.value, job_name="build_warehouse", event_specific_data=data
+        ),
     )
+
+
+def _materialization(run_id: str, i: int) -> EventLogEntry:
+    materialization = AssetMaterialization(asset_key=AssetKey(["marts", f"mart_{i % 3}"]), metadata={"rows": i})
+    return _entry(run_id, DagsterEventType.ASSET_MATERIALIZATION, StepMaterializationData(materialization))
 
 
 def test_the_instance_on_sqlite_uses_it_on_dagsters_own_files(tmp_path, monkeypatch):
@@ -179,18 +180,7 @@ def _check_event(run_id: str, i: int, planned: bool) -> EventLogEntry:
         else AssetCheckEvaluation(asset_key=key, check_name=f"check_{i}", passed=True, metadata={})
     )
     event_type = DagsterEventType.ASSET_CHECK_EVALUATION_PLANNED if planned else DagsterEventType.ASSET_CHECK_EVALUATION
-    return EventLogEntry(
-        error_info=None,
-        level=20,
-        user_message="",
-        run_id=run_id,
-        timestamp=time.time(),
-        step_key="zi_dbt_assets",
-        job_name="build_warehouse",
-        dagster_event=DagsterEvent(
-            event_type_value=event_type.value, job_name="build_warehouse", event_specific_data=data
-        ),
-    )
+    return _entry(run_id, event_type, data)
 
 
 def test_what_the_index_holds_is_looked_up_once_not_per_event(tmp_path, monkeypatch):

@@ -113,6 +113,17 @@ def _value_message(text: str) -> str:
     return text
 
 
+#: Click's messages that translate word for word (pattern, German with the pattern's groups).
+_PLAIN_ERRORS = (
+    (r"No such command '(.*)'\.?", r"Unbekannter Befehl: \1."),
+    (r"Missing command\.", "Befehl fehlt."),
+    (r"Got unexpected extra argument(?:s|\(s\))? \((.*)\)", r"Unerwartete weitere Angaben: \1"),
+    (r"Option '(.+)' requires an argument\.", r"Option \1 braucht einen Wert."),
+    (r"Option '(.+)' requires (\d+) arguments\.", r"Option \1 braucht \2 Werte."),
+    (r"Option '(.+)' does not take a value\.", r"Option \1 nimmt keinen Wert."),
+)
+
+
 def german_error(text: str) -> str:
     """Click's English error message in German; unchanged when no pattern knows it."""
     text = text.strip()
@@ -122,25 +133,14 @@ def german_error(text: str) -> str:
     if m := re.fullmatch(r"No such option: (\S+)(?: \(Possible options: (.+)\))?", text, re.S):
         possible = f" (ähnliche Optionen: {m[2]})" if m[2] else ""
         return f"Unbekannte Option: {m[1]}{possible}.{suggestion}"
-    if m := re.fullmatch(r"No such command '(.*)'\.?", text, re.S):
-        return f"Unbekannter Befehl: {m[1]}.{suggestion}"
-    if text == "Missing command.":
-        return "Befehl fehlt."
     if m := re.fullmatch(r"Missing (option|argument|parameter)(?: (.+?))?\.(?: (.*))?", text, re.S):
         named = f" {m[2]}" if m[2] else ""
         return f"{_PARAMETER_KINDS[m[1]]}{named} fehlt." + (f" {m[3]}" if m[3] else "")
-    if m := re.fullmatch(r"Invalid value for (.+?): (.*)", text, re.S):
-        return f"Ungültiger Wert für {m[1]}: {_value_message(m[2])}"
-    if m := re.fullmatch(r"Invalid value: (.*)", text, re.S):
-        return f"Ungültiger Wert: {_value_message(m[1])}"
-    if m := re.fullmatch(r"Got unexpected extra argument(?:s|\(s\))? \((.*)\)", text, re.S):
-        return f"Unerwartete weitere Angaben: {m[1]}"
-    if m := re.fullmatch(r"Option '(.+)' requires an argument\.", text, re.S):
-        return f"Option {m[1]} braucht einen Wert."
-    if m := re.fullmatch(r"Option '(.+)' requires (\d+) arguments\.", text, re.S):
-        return f"Option {m[1]} braucht {m[2]} Werte."
-    if m := re.fullmatch(r"Option '(.+)' does not take a value\.", text, re.S):
-        return f"Option {m[1]} nimmt keinen Wert."
+    if m := re.fullmatch(r"Invalid value(?: for (.+?))?: (.*)", text, re.S):
+        return f"Ungültiger Wert{f' für {m[1]}' if m[1] else ''}: {_value_message(m[2])}"
+    for pattern, german in _PLAIN_ERRORS:
+        if m := re.fullmatch(pattern, text, re.S):
+            return m.expand(german) + suggestion
     return text + suggestion
 
 
