@@ -42,8 +42,22 @@ class BuildReport:
     alert: str = ""  # failed run: what became of its alert e-mail (German, dagster_zi/alerts.py)
 
 
+def open_instance() -> DagsterInstance:
+    """The data directory's Dagster instance (written first if missing), for ``runs_ahead`` and ``run_build``.
+
+    ``zi build`` opens it (with Dagster's import, ~2 s together) before it takes the writer lock, so that a run
+    queued behind the lock or a colleague's build does not wait for that."""
+    from dagster_zi.instance import ensure_instance
+
+    ensure_instance()
+    return DagsterInstance.get()
+
+
 def run_build(
-    progress: Callable[[str], None] = lambda _m: None, families: list[str] | None = None, launched_by: str = "zi build"
+    progress: Callable[[str], None] = lambda _m: None,
+    families: list[str] | None = None,
+    launched_by: str = "zi build",
+    instance: DagsterInstance | None = None,
 ) -> BuildReport:
     """Run the build job in this process, in the data directory's Dagster instance (so the UI shows it);
     with ``families``, only those families' assets and everything downstream of them (the caller has
@@ -53,18 +67,16 @@ def run_build(
     caller normally holds the lock already (``zi build`` waits for it before deciding what to build).
     """
 
-    from dagster import DagsterInstance, RunsFilter, execute_job, reconstructable
+    from dagster import RunsFilter, execute_job, reconstructable
 
     from dagster_zi.constants import FAMILIES_TAG, LAUNCHED_BY_TAG
-    from dagster_zi.instance import ensure_instance
 
-    ensure_instance()
+    instance = instance or open_instance()
     dbt = _warm_dbt()
     started = time.perf_counter()
     from dagster_zi.definitions import build_job, defs, family_selection  # the CLI must start fast without Dagster
 
     definitions_seconds = time.perf_counter() - started
-    instance = DagsterInstance.get()
     launch_id = str(uuid.uuid4())
     tags = {LAUNCHED_BY_TAG: launched_by, LAUNCH_ID_TAG: launch_id}
     selection = None
@@ -130,7 +142,7 @@ class RunsAhead(writer_lock.WriterBusy):
         Exception.__init__(self, describe_runs_ahead(runs))
 
 
-def runs_ahead() -> list:
+def runs_ahead(instance: DagsterInstance | None = None) -> list:
     """Runs of the data directory's Dagster instance that will write the warehouse and have not finished.
 
     Queued or being launched while the daemon is alive, or running in a process that is alive: a landing
@@ -139,16 +151,14 @@ def runs_ahead() -> list:
     is gone, or that waits for a daemon that is not running, is not waited for (run monitoring marks the
     first failed; the second starts when ``zi serve`` runs again).
     """
-    from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
+    from dagster import DagsterRunStatus, RunsFilter
     from dagster._core.storage.tags import POOL_TAG_PREFIX
     from dagster._daemon.controller import get_daemon_statuses
 
     from dagster_zi.constants import RUN_HOST_TAG, RUN_PID_TAG, WAREHOUSE_POOL
-    from dagster_zi.instance import ensure_instance
     from dagster_zi.run_worker import process_alive
 
-    ensure_instance()
-    instance = DagsterInstance.get()
+    instance = instance or open_instance()
     statuses = [DagsterRunStatus.QUEUED, DagsterRunStatus.STARTING, DagsterRunStatus.STARTED]
     runs = instance.get_runs(RunsFilter(statuses=statuses, tags={f"{POOL_TAG_PREFIX}{WAREHOUSE_POOL}": "true"}))
     if not runs:

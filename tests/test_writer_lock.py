@@ -104,3 +104,47 @@ def test_the_holder_is_described_by_its_run_or_by_the_command_that_holds_it():
     # zi build holds it under its own name from its decision to the end of its run: no guess what it does
     command = writer_lock.Holder("", "zi build", now, 4712, "zi-server")
     assert command.describe_de().startswith("zi build, seit ") and "Lauf" not in command.describe_de()
+
+
+_BUILD_NOTING_THE_LOCK = """
+import sys
+from zi_warehouse import writer_lock
+
+taken = writer_lock.hold
+
+
+def hold(*args, **kwargs):  # what this process had imported when it took the writer lock
+    print("Dagster vor der Sperre:", any(m.split(".")[0] == "dagster" for m in sys.modules), flush=True)
+    return taken(*args, **kwargs)
+
+
+writer_lock.hold = hold
+from zi_warehouse.cli import main
+
+sys.argv = ["zi", "build"]
+main()
+"""
+
+
+def test_zi_build_imports_dagster_before_it_takes_the_writer_lock_and_not_at_all_for_no_change(demo_build, tmp_path):
+    """Dagster's import and its instance take ~2 s: a build does that before it takes the writer lock, so a run
+    queued behind the lock or a colleague's build does not wait for it; a build with nothing new does not
+    import Dagster at all."""
+    from conftest import REPO_ROOT, copy_built_data_dir, zi_env
+
+    data_dir = copy_built_data_dir(demo_build["data_dir"], tmp_path / "data")
+    sorted((data_dir / "landing" / "forecasts").glob("Prognose_*.xlsx"))[0].unlink()
+    shown = []
+    for _ in range(2):  # the partial build, then the build with nothing new
+        result = subprocess.run(
+            [sys.executable, "-c", _BUILD_NOTING_THE_LOCK],
+            cwd=REPO_ROOT,
+            env=zi_env(data_dir),
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
+        shown.append(result.stdout)
+    assert "Teillauf" in shown[0] and "Dagster vor der Sperre: True" in shown[0], shown[0]
+    assert "Keine Änderung" in shown[1] and "Dagster vor der Sperre: False" in shown[1], shown[1]

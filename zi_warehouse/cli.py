@@ -123,7 +123,14 @@ def build(
     deadline = time.monotonic() + (0 if no_wait else wait_minutes * 60)
     report = None
     waited = 0.0  # for another build: not part of what this one took
+    instance = None
     try:
+        if always or build_state.decide(paths).mode != "skip":
+            # Dagster's import and its instance (~2 s) come before the writer lock, so that a run queued behind
+            # the lock or a colleague's build does not wait for them; what to build is decided under the lock.
+            from dagster_zi import runner
+
+            instance = runner.open_instance()
         while report is None:
             asked = time.perf_counter()
             with writer_lock.hold(
@@ -148,7 +155,7 @@ def build(
                     return
                 from dagster_zi import runner
 
-                ahead = runner.runs_ahead()
+                ahead = runner.runs_ahead(instance)
                 if not ahead:
                     families = decision.families if decision.mode == "families" else None
                     if families:
@@ -157,7 +164,9 @@ def build(
                         reason = "mit --always angefordert" if always else decision.reason
                         console.print(f"Vollständiger Lauf: {reason}.")
                     with console.status("Build läuft …") as status, _steps_output_to(steps_log_path(paths)):
-                        report = runner.run_build(progress=lambda msg: status.update(f"Build {msg}"), families=families)
+                        report = runner.run_build(
+                            progress=lambda msg: status.update(f"Build {msg}"), families=families, instance=instance
+                        )
                     break
             # A build the daemon queued (a sensor's, the schedule's) would run after this one and build the
             # same files again: it goes first, with the lock released, and this one then builds what is left.
