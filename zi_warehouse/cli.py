@@ -130,7 +130,10 @@ def build(
             # the lock or a colleague's build does not wait for them; what to build is decided under the lock.
             from dagster_zi import runner
 
-            instance = runner.open_instance()
+            try:
+                instance = runner.open_instance()
+            except OSError:  # e.g. a read-only data directory: the writer lock below says so in German
+                instance = None
         while report is None:
             asked = time.perf_counter()
             with writer_lock.hold(
