@@ -14,6 +14,10 @@ would. The worker serves one data directory: it lives in that instance's ``DAGST
   default launcher, so runs still start, only slower.
 - Code changed since the worker started (a deployment): the worker restarts itself, and the launcher waits
   for it (or falls back) — a run never executes stale code.
+- A worker still warming up (``zi serve`` or its service just started, ~15 s) answers at once that it is not
+  ready, and the launcher waits for it as for a restart: the deliveries the landing sensor finds in the first
+  seconds no longer start through the code server (a cold process of their own, ~30 s slower, and every
+  event line of the run in the deployment's journal).
 - Health: every run's executor tags the run with the process and host that execute it
   (``dagster_zi.execution``); run monitoring asks this launcher whether that process is alive, so a run whose
   process was killed (including a ``zi build`` killed by hand) is marked failed and frees the queue.
@@ -45,8 +49,11 @@ from zi_warehouse.german import format_number
 from zi_warehouse.reports.chromium import wait_for_closing
 
 SOCKET_NAME = "run-worker.sock"
-#: How long a launch waits for a worker that is restarting (new code) before it falls back.
-RESTART_WAIT_SECONDS = 60
+#: How long a launch waits for a worker that is warming up (just started, or restarting on new code) before it
+#: falls back to the code server.
+WARM_UP_WAIT_SECONDS = 60
+#: The worker's answer while it warms up: not ready yet, ask again.
+WARMING_UP = {"ok": False, "warming_up": True}
 #: How long the worker waits for its warm dbt to parse the project before it takes runs.
 DBT_PARSE_WAIT_SECONDS = 300
 #: Source folders whose change makes a warm worker stale (plus the dbt manifest).
@@ -150,10 +157,11 @@ class ZiRunLauncher(RunLauncher, ConfigurableClass):
     def launch_run(self, context: LaunchRunContext) -> None:
         run = context.dagster_run
         reply = ask(self._socket(), {"op": "launch", "run_id": run.run_id})
-        if reply is not None and reply.get("restarting"):
-            # The worker restarts on new code and answers again once it has imported it.
-            deadline = time.monotonic() + RESTART_WAIT_SECONDS
-            while time.monotonic() < deadline and (reply is None or reply.get("restarting")):
+        if reply is not None and reply.get("warming_up"):
+            # The worker is starting or restarting on new code; it takes the run once it has imported
+            # everything (while it restarts, its socket is briefly gone: that is waited for too).
+            deadline = time.monotonic() + WARM_UP_WAIT_SECONDS
+            while time.monotonic() < deadline and (reply is None or reply.get("warming_up")):
                 time.sleep(0.5)
                 reply = ask(self._socket(), {"op": "launch", "run_id": run.run_id})
         if reply and reply.get("ok"):
@@ -161,7 +169,13 @@ class ZiRunLauncher(RunLauncher, ConfigurableClass):
                 f"Im vorgeladenen Run-Worker gestartet (Prozess {reply['pid']}).", run, cls=self.__class__
             )
             return
-        why = "kein Run-Worker läuft" if reply is None else reply.get("error", "Run-Worker startet neu")
+        why = (
+            "kein Run-Worker läuft"
+            if reply is None
+            else "Run-Worker nach 60 s noch nicht bereit"
+            if reply.get("warming_up")
+            else reply.get("error", "Run-Worker antwortet nicht")
+        )
         self._instance.report_engine_event(
             f"Start über den Code-Server ({why}; zi serve startet den Run-Worker).", run, cls=self.__class__
         )
@@ -278,7 +292,7 @@ class RunWorker:
         if op == "launch":
             if self.restart.is_set() or code_fingerprint() != self.fingerprint:
                 self.restart.set()
-                return {"ok": False, "restarting": True}
+                return WARMING_UP
             return self.launch(str(request["run_id"]))
         if op == "terminate":
             with self.guard:
@@ -337,33 +351,43 @@ def serve(path: Path | None = None) -> None:
     # server's socket), and a restarted worker that inherited them would take them for a caller's settings.
     environment = dict(os.environ)
     started = time.perf_counter()
-    warm_up()
-    worker = RunWorker(path)
-    dbt_socket = _start_dbt_server(path.parent)
-    log.info("vorgeladen in %s; wartet auf Läufe an %s", format_number(time.perf_counter() - started, 1, "s"), path)
+    ready: dict[str, RunWorker] = {}  # the worker, once warm: until then every request is answered WARMING_UP
 
     class Handler(socketserver.StreamRequestHandler):
         def handle(self) -> None:
             try:
                 request = json.loads(self.rfile.readline() or b"{}")
-                reply = worker.handle(request)
+                worker = ready.get("worker")
+                reply = worker.handle(request) if worker is not None else WARMING_UP
             except Exception as exc:  # noqa: BLE001 - answer the launcher, keep serving
                 reply = {"ok": False, "error": str(exc)}
             self.wfile.write(json.dumps(reply).encode() + b"\n")
 
+    # Listen before warming up, so that a launch in the meantime waits for this worker instead of falling back.
     if path.exists():
         path.unlink()
     server = socketserver.UnixStreamServer(str(path), Handler)
-    worker.server = server
-    stop = threading.Event()
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True)
+    thread.start()
+    try:
+        warm_up()
+        worker = RunWorker(path)
+        worker.server = server
+        dbt_socket = _start_dbt_server(path.parent)
+    except BaseException:
+        server.shutdown()
+        server.server_close()
+        path.unlink(missing_ok=True)  # a dead worker's socket would keep launches waiting for a minute
+        raise
+    ready["worker"] = worker  # forks only from here on: no import is half done in another thread
+    log.info("vorgeladen in %s; wartet auf Läufe an %s", format_number(time.perf_counter() - started, 1, "s"), path)
+    stop = threading.Event()  # while warming up, a stop signal ends the process at once (the default)
 
     def on_signal(_signum, _frame) -> None:
         stop.set()
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True)
-    thread.start()
     try:
         while not stop.is_set() and not worker.restart.is_set():
             worker.reap()

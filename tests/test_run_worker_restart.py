@@ -1,5 +1,5 @@
 """The run worker restarts once when the code changes, and is then warm again (dagster_zi/run_worker.py);
-it takes runs only once its warm dbt has parsed the project.
+it takes runs only once its warm dbt has parsed the project; a run launched while it warms up waits for it.
 
 A restarted worker used to inherit the variables its warm-up had set (``DBT_TARGET_PATH``), took them for a
 caller's settings, parsed dbt into the repository's ``target/`` and so changed its own code fingerprint: it
@@ -15,8 +15,10 @@ import subprocess
 import sys
 import time
 
-from conftest import copy_code, stop_process
-from dagster_zi.run_worker import ask, socket_path
+from conftest import REPO_ROOT, copy_code, stop_process
+from dagster import DagsterInstance, DagsterRun
+from dagster._core.launcher.base import LaunchRunContext
+from dagster_zi.run_worker import WARMING_UP, ZiRunLauncher, ask, socket_path
 from zi_warehouse import dbt_server
 
 
@@ -78,7 +80,7 @@ def test_a_restarted_run_worker_restarts_once_and_keeps_the_repository_manifest(
         written = manifest.stat().st_mtime_ns
         os.utime(code / "zi_warehouse" / "german.py")  # new code
         restarted = time.time_ns()
-        assert ask(worker_socket, {"op": "launch", "run_id": "none"}) == {"ok": False, "restarting": True}
+        assert ask(worker_socket, {"op": "launch", "run_id": "none"}) == WARMING_UP
         time.sleep(1)
         _wait(answers, 240, "Run-Worker nach dem Neustart")
         assert parsed.stat().st_mtime_ns > restarted, "the restarted worker answered before its dbt had parsed"
@@ -90,6 +92,38 @@ def test_a_restarted_run_worker_restarts_once_and_keeps_the_repository_manifest(
         assert (tmp_path / "worker.log").read_text().count("Code geändert") == 1
         # the old image released dbt's semaphores: no warning of Python's resource tracker in the journal
         assert "leaked semaphore" not in (tmp_path / "worker.log").read_text()
+    finally:
+        stop_process(worker)
+        log.close()
+
+
+def test_a_run_launched_while_the_worker_warms_up_waits_for_it(tmp_path):
+    """`zi serve` starts the UI, the daemon and the worker together; the worker needs ~15 s to import everything,
+    and the landing sensor launches the waiting deliveries after ~7 s. Those runs used to fall back to the code
+    server (a cold process per run, and its ~250 event lines in the deployment's journal)."""
+    data_dir, home = tmp_path / "data", tmp_path / "dagster"
+    home.mkdir()
+    env = {**os.environ, "ZI_DATA_DIR": str(data_dir), "DAGSTER_HOME": str(home)}
+    for inherited in ("DBT_TARGET_PATH", dbt_server.SOCKET_ENV):
+        env.pop(inherited, None)
+    worker_socket = socket_path(home)
+    log = open(tmp_path / "worker.log", "w")  # noqa: SIM115 - open while the worker runs
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "dagster_zi.run_worker"], cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
+    )
+    try:
+        _wait(worker_socket.exists, 60, "Run-Worker hört zu")
+        # It listens before it has imported the definitions, and says it is not ready yet.
+        assert ask(worker_socket, {"op": "ping"}) == WARMING_UP, (tmp_path / "worker.log").read_text()
+        with DagsterInstance.from_config(str(home)) as instance:
+            run = instance.add_run(DagsterRun(job_name="build_warehouse"))
+            launcher = ZiRunLauncher()
+            launcher.register_instance(instance)
+            # No workspace: a fall-back to the code server would raise here.
+            launcher.launch_run(LaunchRunContext(dagster_run=run, workspace=None))
+            events = [e.message for e in instance.all_logs(run.run_id)]
+        assert any("Im vorgeladenen Run-Worker gestartet" in m for m in events), events
+        assert "vorgeladen in" in (tmp_path / "worker.log").read_text()
     finally:
         stop_process(worker)
         log.close()
