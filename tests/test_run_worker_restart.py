@@ -15,9 +15,10 @@ import subprocess
 import sys
 import time
 
-from conftest import REPO_ROOT, copy_code, stop_process
 from dagster import DagsterInstance, DagsterRun
 from dagster._core.launcher.base import LaunchRunContext
+
+from conftest import REPO_ROOT, copy_code, stop_process
 from dagster_zi.run_worker import WARMING_UP, ZiRunLauncher, ask, socket_path
 from zi_warehouse import dbt_server
 
