@@ -3,33 +3,54 @@
 What belongs here: the processes ``zi serve`` starts and supervises — the webserver (UI), the daemon
 (schedule, sensors, run queue, run monitoring; ``dagster_zi/daemon.py``) and the run worker (``dagster_zi/run_worker.py``) — all with
 the data directory's instance (``DAGSTER_HOME``) and the repository's ``workspace.yaml``. The systemd units in
-``deploy/systemd/`` start the same commands as separate services.
+``deploy/systemd/`` start the same processes as separate services (``zi serve --only <process>``).
+
+Dagster colours its log lines whether or not they go to a terminal, and journald keeps a line with an escape
+code as binary data: ``journalctl`` shows "[… blob data]" instead of it. So when its output is not a terminal,
+``zi serve`` passes the processes' lines on without the colour codes (``relay_without_colours``).
 """
 
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import IO
 
 from dagster_zi.instance import ensure_instance
 from zi_warehouse.config import REPO_ROOT, UI_URL_FILE
 
 WORKSPACE = REPO_ROOT / "workspace.yaml"
+#: The deployment's processes: the key ``zi serve --only`` takes, and the name its messages use.
+PROCESS_NAMES = {"ui": "Dagster-UI", "daemon": "Dagster-Daemon", "run-worker": "Run-Worker"}
+#: Terminal control sequences (colours, cursor) in a line of output.
+TERMINAL_CODES = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
 
 def commands(host: str, port: int) -> dict[str, list[str]]:
-    """The deployment's processes by German name, as command lines (the virtual environment's executables)."""
+    """The deployment's processes by key (``PROCESS_NAMES``), as command lines (the virtual environment's
+    executables)."""
     bin_dir = Path(sys.executable).parent
     return {
-        "Dagster-UI": [str(bin_dir / "dagster-webserver"), "-w", str(WORKSPACE), "-h", host, "-p", str(port)],
-        "Dagster-Daemon": [sys.executable, "-m", "dagster_zi.daemon", "run", "-w", str(WORKSPACE)],
-        "Run-Worker": [sys.executable, "-m", "dagster_zi.run_worker"],
+        "ui": [str(bin_dir / "dagster-webserver"), "-w", str(WORKSPACE), "-h", host, "-p", str(port)],
+        "daemon": [sys.executable, "-m", "dagster_zi.daemon", "run", "-w", str(WORKSPACE)],
+        "run-worker": [sys.executable, "-m", "dagster_zi.run_worker"],
     }
+
+
+def relay_without_colours(source: IO[bytes], target: IO[str], lock: threading.Lock) -> None:
+    """Pass a process's output on line by line without terminal codes, until the process and its children
+    have closed it."""
+    for line in iter(source.readline, b""):
+        with lock:
+            target.write(TERMINAL_CODES.sub("", line.decode("utf-8", errors="replace")))
+            target.flush()
 
 
 def _ui_answers(host: str, port: int) -> bool:
@@ -43,18 +64,35 @@ def _ui_answers(host: str, port: int) -> bool:
         return False
 
 
-def serve_all(host: str, port: int, say: Callable[[str], None] = print) -> int:
-    """Start every process, wait until one ends or a stop signal arrives, then stop all; the exit code."""
+def serve_all(host: str, port: int, say: Callable[[str], None] = print, only: str | None = None) -> int:
+    """Start every process (or ``only`` the one with that key), wait until one ends or a stop signal arrives,
+    then stop all; the exit code."""
     home = ensure_instance()
-    # Where `zi build` and the alerts point people to (without ZI_DAGSTER_UI_URL): this UI, on this port.
-    shown_host = "localhost" if host in ("127.0.0.1", "0.0.0.0", "") else host
-    (home / UI_URL_FILE).write_text(f"http://{shown_host}:{port}\n", encoding="utf-8")
+    serves_ui = only in (None, "ui")
+    if serves_ui:
+        # Where `zi build` and the alerts point people to (without ZI_DAGSTER_UI_URL): this UI, on this port.
+        shown_host = "localhost" if host in ("127.0.0.1", "0.0.0.0", "") else host
+        (home / UI_URL_FILE).write_text(f"http://{shown_host}:{port}\n", encoding="utf-8")
     env = {**os.environ, "DAGSTER_HOME": str(home), "DO_NOT_TRACK": "1", "DAGSTER_DISABLE_TELEMETRY": "1"}
-    started = {name: subprocess.Popen(cmd, cwd=REPO_ROOT, env=env) for name, cmd in commands(host, port).items()}
+    plain = not sys.stdout.isatty()
+    output = {"stdout": subprocess.PIPE, "stderr": subprocess.STDOUT} if plain else {}
+    started = {
+        PROCESS_NAMES[key]: subprocess.Popen(cmd, cwd=REPO_ROOT, env=env, **output)
+        for key, cmd in commands(host, port).items()
+        if only in (None, key)
+    }
+    relays = []
+    if plain:
+        lock = threading.Lock()
+        for proc in started.values():
+            relays.append(threading.Thread(target=relay_without_colours, args=(proc.stdout, sys.stdout, lock)))
+            relays[-1].daemon = True  # a code server that outlives its parent must not keep zi serve running
+            relays[-1].start()
     say(f"Dagster-Instanz: {home}")
-    say(f"Dagster-UI startet: http://{host}:{port}  (Zeitplan und Sensoren laufen; Strg-C beendet alles)")
+    if serves_ui:
+        say(f"Dagster-UI startet: http://{host}:{port}  (Zeitplan und Sensoren laufen; Strg-C beendet alles)")
     stop = {"signal": None}
-    ui_ready = False
+    ui_ready = not serves_ui
 
     def on_signal(signum, _frame) -> None:
         stop["signal"] = signum
@@ -69,7 +107,8 @@ def serve_all(host: str, port: int, say: Callable[[str], None] = print) -> int:
             ui_ready = True
             say(f"Dagster-UI bereit: http://{host}:{port}")
     if ended:
-        say(f"{ended} beendet (Code {started[ended].returncode}); die anderen Prozesse werden gestoppt.")
+        others = "; die anderen Prozesse werden gestoppt" if len(started) > 1 else ""
+        say(f"{ended} beendet (Code {started[ended].returncode}){others}.")
     for proc in started.values():
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
@@ -79,5 +118,9 @@ def serve_all(host: str, port: int, say: Callable[[str], None] = print) -> int:
             proc.wait(timeout=max(0.1, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
             proc.kill()
-    say("zi serve beendet: UI, Daemon und Run-Worker sind gestoppt.")
+    relayed_by = time.monotonic() + 5
+    for relay in relays:  # the processes' last lines before zi serve's own (a code server may hold on longer)
+        relay.join(timeout=max(0.1, relayed_by - time.monotonic()))
+    *others, last = started
+    say(f"zi serve beendet: {', '.join(others) + ' und ' if others else ''}{last} gestoppt.")
     return 0 if ended is None else 1

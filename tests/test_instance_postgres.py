@@ -103,7 +103,7 @@ def test_runs_materialisations_checks_and_sensor_ticks_go_into_postgres(tmp_path
 
         # The daemon with this instance evaluates the sensors (running by default) and records their ticks there.
         daemon = subprocess.Popen(
-            commands("127.0.0.1", 3000)["Dagster-Daemon"],  # the deployment's daemon (dagster_zi/daemon.py)
+            commands("127.0.0.1", 3000)["daemon"],  # the deployment's daemon (dagster_zi/daemon.py)
             cwd=REPO_ROOT,
             env={**env, "DAGSTER_HOME": str(home)},
             start_new_session=True,

@@ -16,6 +16,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from dagster_zi.deployment import PROCESS_NAMES
 from zi_warehouse import config
 from zi_warehouse.cli_german import GROUP_METAVARS, METAVARS, GermanCommand, GermanGroup
 from zi_warehouse.german import count_of, format_number
@@ -207,22 +208,39 @@ def build(
 EXIT_BUSY = 75
 
 
+*_PROCESS_KEYS, _LAST_PROCESS_KEY = PROCESS_NAMES
+PROCESS_CHOICES = f"{', '.join(_PROCESS_KEYS)} oder {_LAST_PROCESS_KEY}"
+
+
+def _one_process(value: str | None) -> str | None:
+    if value is not None and value not in PROCESS_NAMES:
+        raise typer.BadParameter(f"erwartet wird {PROCESS_CHOICES}.")
+    return value
+
+
 @command(
     "serve",
     help="Den Dagster-Betrieb dieses Datenverzeichnisses starten: UI, Daemon (Zeitplan, Sensoren, Warteschlange) "
     "und Run-Worker.\n\nBeenden mit Strg-C oder SIGTERM. Endet einer der drei, werden die anderen auch beendet "
-    "(Exit-Code ungleich 0, ein Dienstverwalter startet neu).",
+    "(Exit-Code ungleich 0, ein Dienstverwalter startet neu).\n\nMit --only nur einer der drei (je eine "
+    "systemd-Unit, deploy/systemd/).",
 )
 def serve(
     host: str = typer.Option("127.0.0.1", help="Adresse des Dagster-UI (0.0.0.0: im Netz erreichbar)"),
     port: int = typer.Option(3000, help="Port des Dagster-UI"),
+    only: str = typer.Option(
+        None,
+        "--only",
+        callback=_one_process,
+        help=f"Nur diesen Prozess starten: {PROCESS_CHOICES}",
+    ),
 ) -> None:
     """UI, daemon and run worker on the data directory's instance (``DAGSTER_HOME``): ``dagster_zi.deployment``."""
     from dagster_zi.deployment import serve_all
     from dagster_zi.instance import InstanceMismatch
 
     try:
-        code = serve_all(host, port, console.print)
+        code = serve_all(host, port, console.print, only=only)
     except InstanceMismatch as exc:
         console.print(f"[red]Nicht gestartet.[/red] {exc}")
         code = 2
