@@ -61,7 +61,7 @@ def test_the_deployments_daemon_runs_dagsters_sensor_loop_every_two_seconds():
     assert float(result.stdout) == daemon.SENSOR_LOOP_SECONDS < 5
     # Dagster's loop reads the module's value on every iteration (not a copy taken at import).
     assert "MIN_INTERVAL_LOOP_TIME - loop_duration" in inspect.getsource(dagster_sensor_daemon)
-    assert commands("127.0.0.1", 3000)["Dagster-Daemon"][1:3] == ["-m", "dagster_zi.daemon"]
+    assert commands("127.0.0.1", 3000)["daemon"][1:3] == ["-m", "dagster_zi.daemon"]
 
 
 def test_nothing_new_after_a_build_and_a_touched_file_is_no_delivery(built):
@@ -145,6 +145,24 @@ def test_without_a_successful_build_the_whole_job_runs(built):
     request, _ = _tick(cursor)
     assert isinstance(request, RunRequest) and request.asset_selection is None
     assert "zi/families" not in request.tags
+
+
+def test_a_new_data_directory_waits_for_its_first_files(tmp_path, monkeypatch):
+    """A deployment started on an empty data directory builds nothing until something lands: a build of nothing
+    fails its blocking checks (no station list) and alerts the data team for no reason."""
+    from zi_warehouse import publish_postgres
+    from zi_warehouse.build_state import NOTHING_DELIVERED
+    from zi_warehouse.sources import funding_db
+
+    for name in (funding_db.DSN_ENV, publish_postgres.DSN_ENV, *publish_postgres.LIBPQ_TARGET_ENV):
+        monkeypatch.delenv(name, raising=False)  # no source or target outside the data directory
+    monkeypatch.setenv("ZI_DATA_DIR", str(tmp_path / "data"))
+    paths = config.paths().ensure()
+    result, cursor = _tick(None)
+    assert isinstance(result, SkipReason) and result.skip_message == NOTHING_DELIVERED
+    (paths.landing_for("trees") / "baumkataster_bochum.csv").write_text("Baumnummer\n1\n", encoding="utf-8")
+    request, _ = _tick(cursor)
+    assert isinstance(request, RunRequest) and request.asset_selection is None  # the first build: everything
 
 
 def test_a_delivery_during_a_build_is_decided_after_it(built):

@@ -205,6 +205,11 @@ def decide(paths: config.Paths) -> Decision:
 NOTHING_LANDED = "keine neuen, geänderten oder entfernten Dateien"
 #: The landing sensor's skip while a build holds the writer lock (dagster_zi/landing.py).
 BUILD_IN_PROGRESS = "ein Build läuft; was neu ist, wird nach seinem Ende entschieden"
+#: The landing sensor's skip on a new data directory: no successful build and no file in any landing folder (a
+#: build would find no station list, no municipalities' files, and fail with an alert).
+NOTHING_DELIVERED = (
+    "noch keine Datei im Landebereich und noch kein erfolgreicher Build: wartet auf die ersten Lieferungen"
+)
 
 
 def landing_decision(paths: config.Paths, content_changed: list[str]) -> Decision:
@@ -217,10 +222,12 @@ def landing_decision(paths: config.Paths, content_changed: list[str]) -> Decisio
     recorded = read_record(paths)
     if not content_changed:
         return Decision("skip", NOTHING_LANDED)
+    now_in = inputs(paths)
     if recorded is None:
+        if not any(now_in["landing"].values()) and external_state_configured() is None:
+            return Decision("skip", NOTHING_DELIVERED)
         return Decision("full", f"{NO_RECORD}; neue Dateien: {_families_de(content_changed)}")
     before = recorded.get("inputs", {})
-    now_in = inputs(paths)
     pending = [f for f in content_changed if before.get("landing", {}).get(f) != now_in["landing"][f]]
     if not pending:
         return Decision("skip", "die neuen Dateien sind schon gebaut")
