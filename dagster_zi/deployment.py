@@ -49,8 +49,11 @@ def relay_without_colours(source: IO[bytes], target: IO[str], lock: threading.Lo
     have closed it."""
     for line in iter(source.readline, b""):
         with lock:
-            target.write(TERMINAL_CODES.sub("", line.decode("utf-8", errors="replace")))
-            target.flush()
+            try:
+                target.write(TERMINAL_CODES.sub("", line.decode("utf-8", errors="replace")))
+                target.flush()
+            except (OSError, ValueError):
+                pass  # nobody reads zi serve's output any more: keep draining, or the processes would block
 
 
 def _ui_answers(host: str, port: int) -> bool:
