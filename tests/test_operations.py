@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import re
 import signal
 import socket
 import subprocess
@@ -25,12 +24,10 @@ import pytest
 from dagster import AssetKey, DagsterEventType, DagsterInstance, DagsterRunStatus, RunsFilter
 
 from conftest import ZI, copy_built_data_dir, zi_env
+from dagster_zi.constants import WAREHOUSE_POOL
 from dagster_zi.run_worker import ask, run_output_path
 from zi_bench_deployment import BAD_STATUS, published_files, with_bad_row
 from zi_warehouse.build_state import NOTHING_LANDED
-
-#: What `zi build` says when it waits: for runs the daemon will start, or for the run holding the warehouse.
-WAITS = re.compile("steht schon ein Build an|läuft bereits ein Build")
 
 pytestmark = pytest.mark.slow
 
@@ -87,13 +84,6 @@ def _processes() -> dict[int, tuple[int, str]]:
     return found
 
 
-def _command_line(pid: int) -> bytes:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return b""
-
-
 def _descendants(root: int) -> dict[int, str]:
     table = _processes()
     result, frontier = {}, [root]
@@ -135,7 +125,7 @@ def served(demo_data_dir, tmp_path):
         _wait(ready, 240, "zi serve bereit (UI antwortet, Run-Worker antwortet)", 1)
         children = _descendants(proc.pid)
         assert len(children) >= 3, children  # UI, daemon, run worker (and the code servers they start)
-        yield {"data_dir": data_dir, "port": port, "env": env, "log": tmp_path / "serve.log", "pid": proc.pid}
+        yield {"data_dir": data_dir, "port": port, "env": env, "log": tmp_path / "serve.log"}
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=90) == 0, (tmp_path / "serve.log").read_text()
         assert "zi serve beendet" in "\n".join((tmp_path / "serve.log").read_text().splitlines()[-3:])
@@ -176,43 +166,44 @@ def _run(data_dir: Path, *args: str, env: dict) -> subprocess.CompletedProcess:
 
 def test_a_dropped_workbook_is_built_and_published_while_other_builds_wait_their_turn(served):
     data_dir, env = served["data_dir"], served["env"]
-    [daemon] = [pid for pid in _descendants(served["pid"]) if b"dagster_zi.daemon" in _command_line(pid)]
     time.sleep(6)  # the sensor's first look: everything is built already
-    dropped_at = dt.datetime.now(dt.UTC)
-    dropped = _drop_corrected_workbook(data_dir)
-    name = f"forecasts/{dropped.name}"
 
     with _instance(data_dir) as instance:
+        # The writer pool is closed while people start builds, so that the sensor's runs are still to come
+        # when they look (at the demo's size they would otherwise be over before a second `zi build` has
+        # started); the daemon runs on and the queue is healthy.
+        instance.event_log_storage.set_concurrency_slots(WAREHOUSE_POOL, 0)
+        dropped_at = dt.datetime.now(dt.UTC)
+        dropped = _drop_corrected_workbook(data_dir)
+        name = f"forecasts/{dropped.name}"
 
-        def sensor_run(families: bool):
+        def sensor_run(families: bool, status: DagsterRunStatus = DagsterRunStatus.QUEUED):
             runs = instance.get_runs(limit=5)
-            return next((r for r in runs if bool(r.tags.get("zi/families")) == families), None)
+            return next((r for r in runs if bool(r.tags.get("zi/families")) == families and r.status == status), None)
 
-        # Two runs of one tick: the feedback first, then the family's build (dagster_zi/landing.py). The daemon
-        # is paused as soon as they exist, so that both are still to come while people start builds (at the
-        # demo's size they would otherwise be over before a second `zi build` has started). Paused for a few
-        # seconds only: a daemon silent for 60 s is taken for stopped, and its queued runs are not waited for.
-        run = _wait(lambda: sensor_run(families=True), 60, "Lauf des Sensors angelegt")
-        os.kill(daemon, signal.SIGSTOP)
-        try:
-            # A plain `zi build` waits for the sensor's runs, also in the moment between the feedback run and
-            # the build, when the writer lock is free (it once built the delivery itself then, and the queued
-            # build built it again), then finds nothing left to do ...
-            waiting_output = served["log"].parent / "waiting.log"
-            waiting_log = open(waiting_output, "w")  # noqa: SIM115 - open while the build waits
-            waiting = subprocess.Popen([ZI, "build"], env=env, stdout=waiting_log, stderr=subprocess.STDOUT, text=True)
-            # ... and a person's `zi build --no-wait` is refused, naming them.
-            refused = _run(data_dir, "build", "--no-wait", env=env)
-            _wait(lambda: WAITS.search(waiting_output.read_text()), 60, "zi build wartet")
-        finally:
-            os.kill(daemon, signal.SIGCONT)
+        # Two runs of one tick: the feedback first, then the family's build (dagster_zi/landing.py).
+        run = _wait(lambda: sensor_run(families=True), 60, "Lauf des Sensors in der Warteschlange")
         feedback_run = sensor_run(families=False)
         assert feedback_run is not None and feedback_run.tags.get("dagster/sensor_name") == "landing_sensor"
         assert run.tags.get("dagster/sensor_name") == "landing_sensor" and run.tags["zi/families"] == "forecasts"
+
+        # From the sensor's tick on, its build is coming: a person's `zi build --no-wait` is refused, naming the
+        # sensor's runs ...
+        refused = _run(data_dir, "build", "--no-wait", env=env)
         assert refused.returncode == 75, refused.stdout + refused.stderr
         assert "Nicht gestartet" in refused.stdout and "Sensor landing_sensor" in refused.stdout
         assert f"http://localhost:{served['port']}/runs" in refused.stdout  # the UI zi serve runs, on its port
         assert LOCK_ERROR not in refused.stdout + refused.stderr
+        # ... and a plain `zi build` waits for them, also in the moment between the feedback run and the build,
+        # when the writer lock is free (it once built the delivery itself then, and the queued build built it
+        # again), then finds nothing left to do.
+        waiting_output = served["log"].parent / "waiting.log"
+        waiting_log = open(waiting_output, "w")  # noqa: SIM115 - open while the build waits
+        waiting = subprocess.Popen([ZI, "build"], env=env, stdout=waiting_log, stderr=subprocess.STDOUT, text=True)
+        try:
+            _wait(lambda: "steht schon ein Build an" in waiting_output.read_text(), 120, "zi build wartet")
+        finally:
+            instance.event_log_storage.initialize_concurrency_limit_to_default(WAREHOUSE_POOL)  # as zi serve had it
 
     feedback = _wait(
         lambda: next((data_dir / "feedback").rglob(f"*{dropped.stem}*"), None), 300, "Rückmeldedatei geschrieben"
@@ -224,6 +215,7 @@ def test_a_dropped_workbook_is_built_and_published_while_other_builds_wait_their
     out = waiting_output.read_text()
     assert waiting.returncode == 0, out
     assert "Keine Änderung" in out and "Teillauf" not in out and LOCK_ERROR not in out
+    assert "zuvor" in out and "auf den anderen Build gewartet" in out  # it waited for the sensor's build
 
     with _instance(data_dir) as instance:
         assert instance.get_run_by_id(run.run_id).status == DagsterRunStatus.SUCCESS
