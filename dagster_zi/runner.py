@@ -130,6 +130,9 @@ def run_build(
 #: Seconds without a heartbeat after which the daemon's queue is taken for stopped (it beats every 30 s):
 #: a queued run then starts when someone starts ``zi serve`` again, and is not waited for.
 QUEUE_SILENT_SECONDS = 60
+#: A run a sensor tick or the UI has created but not yet handed to the queue (a few milliseconds, normally; longer
+#: when the daemon is slow) counts for this long after its creation; an older one was left by a tick that failed.
+UNSUBMITTED_SECONDS = 30
 
 
 class RunsAhead(writer_lock.WriterBusy):
@@ -145,8 +148,9 @@ class RunsAhead(writer_lock.WriterBusy):
 def runs_ahead(instance: DagsterInstance | None = None) -> list:
     """Runs of the data directory's Dagster instance that will write the warehouse and have not finished.
 
-    Queued or being launched while the daemon is alive, or running in a process that is alive: a landing
-    sensor's build queued behind its feedback run, the scheduled build. ``zi build`` waits for them rather
+    Queued or being launched while the daemon is alive (or just created by a sensor's tick or the UI, about to
+    be queued), or running in a process that is alive: a landing sensor's build queued behind its feedback run,
+    the scheduled build. ``zi build`` waits for them rather
     than building the same delivery first and leaving them to build it a second time. A run whose process
     is gone, or that waits for a daemon that is not running, is not waited for (run monitoring marks the
     first failed; the second starts when ``zi serve`` runs again).
@@ -159,9 +163,16 @@ def runs_ahead(instance: DagsterInstance | None = None) -> list:
     from dagster_zi.run_worker import process_alive
 
     instance = instance or open_instance()
-    statuses = [DagsterRunStatus.QUEUED, DagsterRunStatus.STARTING, DagsterRunStatus.STARTED]
-    runs = instance.get_runs(RunsFilter(statuses=statuses, tags={f"{POOL_TAG_PREFIX}{WAREHOUSE_POOL}": "true"}))
-    if not runs:
+    statuses = [
+        DagsterRunStatus.NOT_STARTED,
+        DagsterRunStatus.QUEUED,
+        DagsterRunStatus.STARTING,
+        DagsterRunStatus.STARTED,
+    ]
+    records = instance.get_run_records(
+        RunsFilter(statuses=statuses, tags={f"{POOL_TAG_PREFIX}{WAREHOUSE_POOL}": "true"})
+    )
+    if not records:
         return []
     queue = get_daemon_statuses(
         instance,
@@ -171,10 +182,13 @@ def runs_ahead(instance: DagsterInstance | None = None) -> list:
         heartbeat_tolerance_seconds=QUEUE_SILENT_SECONDS,
     )["QUEUED_RUN_COORDINATOR"]
     ahead = []
-    for run in reversed(runs):  # oldest first: the order they will run in
+    for record in reversed(records):  # oldest first: the order they will run in
+        run = record.dagster_run
         pid, host = run.tags.get(RUN_PID_TAG), run.tags.get(RUN_HOST_TAG)
         if run.status == DagsterRunStatus.STARTED and pid:  # its executor runs (or ran) in that process
             coming = host != socket.gethostname() or process_alive(int(pid))
+        elif run.status == DagsterRunStatus.NOT_STARTED:  # created, about to be queued
+            coming = bool(queue.healthy) and time.time() - record.create_timestamp.timestamp() < UNSUBMITTED_SECONDS
         else:  # queued or being launched: only the daemon moves it on
             coming = bool(queue.healthy)
         if coming:
@@ -182,7 +196,12 @@ def runs_ahead(instance: DagsterInstance | None = None) -> list:
     return ahead
 
 
-_STATUS_DE = {"QUEUED": "in der Warteschlange", "STARTING": "startet", "STARTED": "läuft"}
+_STATUS_DE = {
+    "NOT_STARTED": "wird eingereiht",
+    "QUEUED": "in der Warteschlange",
+    "STARTING": "startet",
+    "STARTED": "läuft",
+}
 
 
 def describe_runs_ahead(runs: list) -> str:

@@ -57,7 +57,8 @@ def _add_run(instance, status: DagsterRunStatus, tags: dict | None = None, pools
         DagsterRunStatus.QUEUED: DagsterEventType.RUN_ENQUEUED,
         DagsterRunStatus.STARTED: DagsterEventType.RUN_START,
     }
-    instance.report_dagster_event(DagsterEvent(event[status].value, job_name=run.job_name), run.run_id)
+    if status != DagsterRunStatus.NOT_STARTED:
+        instance.report_dagster_event(DagsterEvent(event[status].value, job_name=run.job_name), run.run_id)
     return instance.get_run_by_id(run.run_id)
 
 
@@ -78,6 +79,19 @@ def test_a_queued_build_counts_while_the_daemons_queue_runs(instance):
     message = runner.describe_runs_ahead(runner.runs_ahead())
     assert f"Lauf {queued.run_id[:8]}" in message and "Sensor landing_sensor" in message
     assert "in der Warteschlange" in message
+
+
+def test_a_build_a_sensor_tick_has_just_created_counts_before_it_is_queued(instance, monkeypatch):
+    """A sensor's tick creates a run and then hands it to the queue: a `zi build` deciding in between once built
+    the delivery itself, and the sensor's build built it again."""
+    created = _add_run(instance, DagsterRunStatus.NOT_STARTED)
+    assert created.status == DagsterRunStatus.NOT_STARTED
+    assert runner.runs_ahead() == []  # no daemon: nobody will queue it
+    _queue_heartbeat(instance)
+    assert [run.run_id for run in runner.runs_ahead()] == [created.run_id]
+    assert "wird eingereiht" in runner.describe_runs_ahead(runner.runs_ahead())
+    monkeypatch.setattr(runner, "UNSUBMITTED_SECONDS", 0)
+    assert runner.runs_ahead() == []  # left behind by a tick that failed: nobody will queue it
 
 
 def test_a_running_build_counts_while_its_process_lives(instance):
