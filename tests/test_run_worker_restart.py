@@ -14,6 +14,7 @@ import os
 import subprocess
 import sys
 import time
+from types import SimpleNamespace
 
 from dagster import DagsterInstance, DagsterRun
 from dagster._core.launcher.base import LaunchRunContext
@@ -30,17 +31,30 @@ def _wait(condition, seconds: float, what: str) -> None:
         time.sleep(0.5)
 
 
-def test_a_restarted_run_worker_restarts_once_and_keeps_the_repository_manifest(tmp_path):
-    code = copy_code(tmp_path / "code")
+def _start_worker(tmp_path, code) -> SimpleNamespace:
+    """A run worker from ``code`` on a new data directory under ``tmp_path`` (its output in worker.log)."""
     data_dir, home = tmp_path / "data", tmp_path / "dagster"
     home.mkdir()
     env = {**os.environ, "PYTHONPATH": str(code), "ZI_DATA_DIR": str(data_dir), "DAGSTER_HOME": str(home)}
     for inherited in ("DBT_TARGET_PATH", dbt_server.SOCKET_ENV):
         env.pop(inherited, None)
-    worker_socket = socket_path(home)
     log = open(tmp_path / "worker.log", "w")  # noqa: SIM115 - open while the worker runs
     worker = subprocess.Popen(
         [sys.executable, "-m", "dagster_zi.run_worker"], cwd=code, env=env, stdout=log, stderr=subprocess.STDOUT
+    )
+    return SimpleNamespace(process=worker, home=home, data_dir=data_dir, env=env, log=log, socket=socket_path(home))
+
+
+def test_a_restarted_run_worker_restarts_once_and_keeps_the_repository_manifest(tmp_path):
+    code = copy_code(tmp_path / "code")
+    started = _start_worker(tmp_path, code)
+    worker, home, data_dir, env, log, worker_socket = (
+        started.process,
+        started.home,
+        started.data_dir,
+        started.env,
+        started.log,
+        started.socket,
     )
 
     def answers() -> bool:
@@ -102,16 +116,8 @@ def test_a_run_launched_while_the_worker_warms_up_waits_for_it(tmp_path):
     """`zi serve` starts the UI, the daemon and the worker together; the worker needs ~15 s to import everything,
     and the landing sensor launches the waiting deliveries after ~7 s. Those runs used to fall back to the code
     server (a cold process per run, and its ~250 event lines in the deployment's journal)."""
-    data_dir, home = tmp_path / "data", tmp_path / "dagster"
-    home.mkdir()
-    env = {**os.environ, "ZI_DATA_DIR": str(data_dir), "DAGSTER_HOME": str(home)}
-    for inherited in ("DBT_TARGET_PATH", dbt_server.SOCKET_ENV):
-        env.pop(inherited, None)
-    worker_socket = socket_path(home)
-    log = open(tmp_path / "worker.log", "w")  # noqa: SIM115 - open while the worker runs
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "dagster_zi.run_worker"], cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
-    )
+    started = _start_worker(tmp_path, REPO_ROOT)
+    worker, home, log, worker_socket = started.process, started.home, started.log, started.socket
     try:
         _wait(worker_socket.exists, 60, "Run-Worker hört zu")
         # It listens before it has imported the definitions, and says it is not ready yet.
