@@ -2,8 +2,8 @@
 
 What belongs here: the daemon's entry point (``python -m dagster_zi.daemon run -w workspace.yaml``, the same
 arguments as ``dagster-daemon``), started by ``zi serve`` (``dagster_zi/deployment.py``) and by
-``deploy/systemd/zi-daemon.service``, and the two things it changes: the sensor loop, and the sensor daemon's
-two lines per sensor and loop.
+``deploy/systemd/zi-daemon.service``, and what it changes: the sensor loop, the sensor daemon's two lines per
+sensor and loop, and one daemon per instance (a second one is refused, ``claim_the_instance``).
 
 Why: Dagster's sensor daemon looks at the sensors in a fixed loop of 5 s (``MIN_INTERVAL_LOOP_TIME`` of
 ``dagster._daemon.sensor``; dagster.yaml has no setting for it), so a workbook dropped into ``landing/`` waited
@@ -27,15 +27,18 @@ everything else the daemon logs is kept.
 
 from __future__ import annotations
 
+import fcntl
 import logging
+import os
 import re
+import socket
 import sys
 import time
 
 import dagster._daemon.controller as dagster_daemon_controller
 import dagster._daemon.sensor as dagster_sensor_daemon
 
-from zi_warehouse.build_state import BUILD_IN_PROGRESS, NOTHING_LANDED
+from zi_warehouse.build_state import BUILD_IN_PROGRESS, NOTHING_DELIVERED, NOTHING_LANDED
 
 #: Dagster's skip message of a sensor that found nothing (the failure-alert sensor every 30 s on a good day).
 EMPTY_RESULT = "Sensor function returned an empty result"
@@ -106,13 +109,15 @@ def _code_server_ended(controller) -> bool:
 
 class QuietSensorTicks(logging.Filter):
     """Drops the sensor daemon's routine lines of every tick that finds nothing to do (its own two, and the
-    landing sensor's skip when no file came, or while a build runs; a sensor's empty result, e.g. the failure
+    landing sensor's skip when no file came, on a data directory still waiting for its first files, or while a
+    build runs; a sensor's empty result, e.g. the failure
     alert's when no run failed) and a run-status sensor's first tick on a new instance ("Initiating …. Set
     cursor to …"); skips for any other reason stay in the log."""
 
     ROUTINE = re.compile(
         r"^(Checking for new runs for sensor: |No run requests returned for .+, skipping$"
-        rf"|Sensor \S+ skipped: ({re.escape(NOTHING_LANDED)}|{re.escape(BUILD_IN_PROGRESS)}|{re.escape(EMPTY_RESULT)}"
+        rf"|Sensor \S+ skipped: ({re.escape(NOTHING_LANDED)}|{re.escape(NOTHING_DELIVERED)}|{re.escape(BUILD_IN_PROGRESS)}"
+        rf"|{re.escape(EMPTY_RESULT)}"
         r"|Initiating \S+\. Set cursor to .+)$)"
     )
 
@@ -124,7 +129,35 @@ class QuietSensorTicks(logging.Filter):
 SENSOR_DAEMON_LOGGER = "dagster.daemon.SensorDaemon"
 
 
+#: One daemon per Dagster instance: a second one would run the sensors and the schedule again and launch every
+#: delivery's runs twice (Dagster itself only logs "Another SENSOR daemon is still sending heartbeats").
+DAEMON_LOCK_FILE = "daemon.lock"
+
+
+def claim_the_instance() -> int:
+    """Hold the instance's daemon lock for this process's life (an flock: the kernel releases it when the process
+    ends, also after a crash, so a restart is never refused); exit with a German message if another daemon holds
+    it. The descriptor is returned and must stay open."""
+    from zi_warehouse import config
+
+    home = config.paths().dagster_home
+    home.mkdir(parents=True, exist_ok=True)
+    fd = os.open(home / DAEMON_LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        other = os.pread(fd, 200, 0).decode("utf-8", errors="replace").strip() or "unbekannt"
+        sys.exit(
+            f"Nicht gestartet: auf dieser Dagster-Instanz ({home}) läuft schon ein Daemon (Prozess {other}). "
+            "Ein zweiter würde jede Lieferung doppelt bauen."
+        )
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()} auf {socket.gethostname()}".encode(), 0)
+    return fd
+
+
 def main() -> None:
+    claim_the_instance()  # before Dagster's daemon loads anything: a second daemon is refused at once
     shorten_sensor_loop()
     reload_code_only_when_changed()
     logging.getLogger(SENSOR_DAEMON_LOGGER).addFilter(QuietSensorTicks())

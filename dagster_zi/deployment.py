@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import IO
 
 from dagster_zi.instance import ensure_instance
+from zi_warehouse import config
 from zi_warehouse.config import REPO_ROOT, UI_URL_FILE
 
 WORKSPACE = REPO_ROOT / "workspace.yaml"
@@ -71,6 +72,7 @@ def serve_all(host: str, port: int, say: Callable[[str], None] = print, only: st
     """Start every process (or ``only`` the one with that key), wait until one ends or a stop signal arrives,
     then stop all; the exit code."""
     home = ensure_instance()
+    config.paths().ensure()  # a new data directory shows where deliveries go (landing/<Quelle>/)
     serves_ui = only in (None, "ui")
     if serves_ui:
         # Where `zi build` and the alerts point people to (without ZI_DAGSTER_UI_URL): this UI, on this port.

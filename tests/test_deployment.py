@@ -108,3 +108,45 @@ def test_systemd_accepts_the_units(tmp_path):
     assert result.returncode == 0 and not result.stdout.strip() and not result.stderr.strip(), (
         result.stdout + result.stderr
     )
+
+
+def test_a_second_daemon_on_the_same_instance_is_refused(tmp_path):
+    """Dagster runs a second daemon beside the first and only logs "Another SENSOR daemon is still sending
+    heartbeats"; both would launch every delivery's runs. The daemon's entry point refuses, in German."""
+    env = {**os.environ, "ZI_DATA_DIR": str(tmp_path / "data"), "DAGSTER_HOME": str(tmp_path / "dagster")}
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, dagster_zi.daemon as d; d.claim_the_instance(); print('held', flush=True); sys.stdin.read()",
+        ],
+        cwd=REPO_ROOT,
+        env=env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        second = subprocess.run(
+            [sys.executable, "-m", "dagster_zi.daemon", "run", "-w", str(REPO_ROOT / "workspace.yaml")],
+            cwd=REPO_ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert second.returncode == 1, second.stdout + second.stderr
+        assert f"läuft schon ein Daemon (Prozess {holder.pid} auf " in second.stderr
+    finally:
+        holder.communicate("", timeout=30)
+    # The lock goes with the process that held it (also after a crash): the next daemon gets it.
+    again = subprocess.run(
+        [sys.executable, "-c", "import dagster_zi.daemon as d; d.claim_the_instance(); print('held')"],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert again.stdout.strip() == "held", again.stderr

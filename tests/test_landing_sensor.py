@@ -135,7 +135,7 @@ def test_files_already_built_by_hand_start_nothing(built):
     state["inputs"]["landing"] = build_state.inputs(built)["landing"]
     record_path.write_text(json.dumps(state), encoding="utf-8")
     result, _ = _tick(cursor)
-    assert isinstance(result, SkipReason) and "schon gebaut" in result.skip_message
+    assert isinstance(result, SkipReason) and result.skip_message == build_state.ALREADY_BUILT
 
 
 def test_without_a_successful_build_the_whole_job_runs(built):
@@ -159,6 +159,8 @@ def test_a_new_data_directory_waits_for_its_first_files(tmp_path, monkeypatch):
     monkeypatch.setenv("ZI_DATA_DIR", str(tmp_path / "data"))
     paths = config.paths().ensure()
     result, cursor = _tick(None)
+    assert isinstance(result, SkipReason) and result.skip_message == NOTHING_DELIVERED
+    result, cursor = _tick(cursor)  # and says so on every tick, not only the first
     assert isinstance(result, SkipReason) and result.skip_message == NOTHING_DELIVERED
     (paths.landing_for("trees") / "baumkataster_bochum.csv").write_text("Baumnummer\n1\n", encoding="utf-8")
     request, _ = _tick(cursor)
@@ -211,7 +213,7 @@ def test_the_daemon_log_leaves_out_routine_skips_only():
     import logging
 
     from dagster_zi.daemon import QuietSensorTicks
-    from zi_warehouse.build_state import BUILD_IN_PROGRESS, NOTHING_LANDED
+    from zi_warehouse.build_state import ALREADY_BUILT, BUILD_IN_PROGRESS, NOTHING_DELIVERED, NOTHING_LANDED
 
     def kept(message: str) -> bool:
         return QuietSensorTicks().filter(logging.LogRecord("dagster", logging.INFO, "", 0, message, None, None))
@@ -223,5 +225,6 @@ def test_the_daemon_log_leaves_out_routine_skips_only():
         "Sensor run_failure_alert skipped: Initiating run_failure_alert. Set cursor to "
         "RunStatusSensorCursor(record_id=-1, update_timestamp=None, record_timestamp=None)"
     )
-    assert kept("Sensor landing_sensor skipped: die neuen Dateien sind schon gebaut")
+    assert not kept(f"Sensor landing_sensor skipped: {NOTHING_DELIVERED}")  # every tick until the first file
+    assert kept(f"Sensor landing_sensor skipped: {ALREADY_BUILT}")
     assert kept("Completed launch of run 1234 for landing_sensor")

@@ -205,6 +205,9 @@ def decide(paths: config.Paths) -> Decision:
 NOTHING_LANDED = "keine neuen, geänderten oder entfernten Dateien"
 #: The landing sensor's skip while a build holds the writer lock (dagster_zi/landing.py).
 BUILD_IN_PROGRESS = "ein Build läuft; was neu ist, wird nach seinem Ende entschieden"
+#: The landing sensor's skip when the files it has not seen yet are those the last successful build read (its
+#: first look after a start, or files a `zi build` started by hand has built).
+ALREADY_BUILT = "die Dateien im Landebereich sind schon gebaut"
 #: The landing sensor's skip on a new data directory: no successful build and no file in any landing folder (a
 #: build would find no station list, no municipalities' files, and fail with an alert).
 NOTHING_DELIVERED = (
@@ -220,17 +223,21 @@ def landing_decision(paths: config.Paths, content_changed: list[str]) -> Decisio
     project or settings changed since, the build is a full one.
     """
     recorded = read_record(paths)
+    if (
+        recorded is None
+        and not any(_listing(paths.landing_for(f)) for f in config.SOURCE_FAMILIES)
+        and external_state_configured() is None
+    ):
+        return Decision("skip", NOTHING_DELIVERED)
     if not content_changed:
         return Decision("skip", NOTHING_LANDED)
     now_in = inputs(paths)
     if recorded is None:
-        if not any(now_in["landing"].values()) and external_state_configured() is None:
-            return Decision("skip", NOTHING_DELIVERED)
         return Decision("full", f"{NO_RECORD}; neue Dateien: {_families_de(content_changed)}")
     before = recorded.get("inputs", {})
     pending = [f for f in content_changed if before.get("landing", {}).get(f) != now_in["landing"][f]]
     if not pending:
-        return Decision("skip", "die neuen Dateien sind schon gebaut")
+        return Decision("skip", ALREADY_BUILT)
     for key in ("version", "code", "dbt", "env", "data_dir"):
         if before.get(key) != now_in[key]:
             return Decision(
