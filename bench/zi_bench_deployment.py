@@ -83,8 +83,10 @@ def serve(repo: Path, data_dir: Path, env: dict) -> Iterator[dict]:
         start_new_session=True,
     )
 
-    def ready() -> bool:
-        if not (data_dir / "dagster" / "run-worker.sock").exists():
+    def ready() -> bool:  # the UI answers, and the run worker is warm (it listens while it warms up)
+        from dagster_zi.run_worker import ask
+
+        if not (ask(data_dir / "dagster" / "run-worker.sock", {"op": "ping"}) or {}).get("ok"):
             return False
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/server_info", timeout=2) as response:
