@@ -247,6 +247,15 @@ def test_a_register_s_rejected_rows_arrive_readable_and_a_correction_is_named_li
     body = body_of(received)
     # one revision above the file's own, as the feedback workbook asks (not a fixed "_korrektur1")
     assert "Dateiname mit „_korrektur2“" in body and "_korrektur1.xlsx)" not in body
+    # asked once per file: the workbook in its item (with the name ending), the register at the end
+    assert body.count("erneut") == 2 and "senden Sie die betroffene Datei erneut" in body
+
+
+def test_a_workbook_is_asked_for_again_once():
+    row = {"sheet": "Projekte", "row_number": 7, "column_name": "status", "value_found": "x", "rule": "status_known"}
+    deliveries = [_delivery("forecasts", "forecasts/Prognose_Bochum_2023-Q1.xlsx", [{**row, "message_de": "…"}])]
+    body = outbox.message_text("Bochum", deliveries, {})
+    assert body.count("erneut") == 1 and "Dateiname mit „_korrektur1“" in body
 
 
 def test_the_list_of_deliveries_stays_aligned_past_the_ninth():

@@ -288,8 +288,11 @@ def message_text(municipality_name: str, deliveries: list[Delivery], attachments
             suffix = feedback.next_correction_suffix(d.source_file)
             lines.append(f"{indent}Korrigierte Datei bitte erneut senden, Dateiname mit „{suffix}“.")
         lines.append("")
-    if any(d.outcome != "loaded" for d in deliveries):
-        lines += ["Bitte korrigieren Sie abgewiesene Zeilen und Dateien und senden Sie die Datei erneut.", ""]
+    # A forecast workbook's item already says how to resend it (with the name ending to use); the others do not.
+    to_resend = [d for d in deliveries if d.outcome != "loaded" and d.family != "forecasts"]
+    if to_resend:
+        files = "die betroffene Datei" if len(to_resend) == 1 else "die betroffenen Dateien"
+        lines += [f"Bitte korrigieren Sie die abgewiesenen Zeilen und senden Sie {files} erneut.", ""]
     lines += ["Mit freundlichen Grüßen", "ZI Warehouse (diese Nachricht wurde automatisch erstellt)"]
     return "\n".join(lines) + "\n"
 
