@@ -11,6 +11,9 @@ BUILD_JOB = "build_warehouse"
 #: The feedback workbooks of the forecast deliveries: what a coordinator waits for after dropping a workbook.
 FEEDBACK_ASSET = "forecast_feedback_workbooks"
 
+#: The job writing the feedback of workbooks dropped while a build holds the warehouse (outside the warehouse).
+EARLY_FEEDBACK_JOB = "early_forecast_feedback"
+
 #: Run tags this project sets: who started the run (German, shown to whoever waits for it or gets its alert),
 #: and the source families a partial build covers (comma-separated; absent on a full build).
 LAUNCHED_BY_TAG = "zi/launched_by"

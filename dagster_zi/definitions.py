@@ -13,7 +13,6 @@ from dagster import (
     Definitions,
     JobDefinition,
     ScheduleDefinition,
-    define_asset_job,
 )
 
 from dagster_zi import (
@@ -33,17 +32,11 @@ from dagster_zi import (
 from dagster_zi.constants import BUILD_JOB
 from dagster_zi.dbt import dbt_resource, zi_dbt_assets
 from dagster_zi.execution import warehouse_executor
+from dagster_zi.jobs import build_all_job
 from zi_warehouse.german import LOCAL_TIME_ZONE
 
 #: Modules exporting assets, asset_checks, sensors, schedules and jobs.
 FAMILY_MODULES = (forecasts, funding, climate, trees_surfaces, quality, serving, reports)
-
-#: Everything from landing files to the published warehouse.
-build_all_job = define_asset_job(
-    BUILD_JOB,
-    selection=AssetSelection.all(),
-    description="Alle Quellen laden, dbt bauen und prüfen, veröffentlichen.",
-)
 
 daily_build_schedule = ScheduleDefinition(
     name="daily_warehouse_build",

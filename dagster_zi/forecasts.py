@@ -7,6 +7,10 @@ hash-based, so each submission (municipality and quarter = one file) is re-runna
 corrected file re-reads only that file, and re-running with nothing new changes nothing. New workbooks are
 picked up by the landing sensor (``dagster_zi/landing.py``).
 
+A workbook dropped while a build holds the warehouse gets its feedback from ``early_forecast_feedback``, a job
+outside the writer pool that the landing sensor starts at once: it reads and checks the file without the
+warehouse file (``feedback.write_early_feedback``); the delivery's own build follows when the warehouse is free.
+
 The outbox (``zi_warehouse/outbox.py``) comes after the feedback workbooks and depends on nothing else of the
 forecasts: a dropped workbook gets its feedback workbook first, the e-mail to its municipality after it. It
 also follows the tree and surface ingests, whose files the municipalities deliver as well.
@@ -21,12 +25,14 @@ from dagster import (
     MaterializeResult,
     asset,
     asset_check,
+    job,
+    op,
 )
 
-from dagster_zi.constants import FEEDBACK_ASSET, WAREHOUSE_POOL
+from dagster_zi.constants import EARLY_FEEDBACK_JOB, FEEDBACK_ASSET, WAREHOUSE_POOL
 from dagster_zi.sources import REJECTED_ROWS_KEY, raw_asset_keys
 from zi_warehouse import alerts, config, outbox, warehouse
-from zi_warehouse.forecasts.feedback import write_feedback
+from zi_warehouse.forecasts.feedback import write_early_feedback, write_feedback
 
 #: The forecasts ingest multi-asset materialises these keys together (one per raw table).
 RAW_FORECASTS_KEYS = raw_asset_keys("forecasts")
@@ -46,8 +52,33 @@ def forecast_feedback_workbooks() -> MaterializeResult:
     paths = config.paths().ensure()
     with warehouse.connect(paths.warehouse) as con:
         warehouse.ensure_tables(con, {})
-        written = write_feedback(con, paths.feedback)
+        written = write_feedback(con, paths.feedback, paths.landing)
     return MaterializeResult(metadata={"workbooks": len(written), "folder": str(paths.feedback / FAMILY)})
+
+
+@op(
+    name="write_early_feedback",
+    config_schema={"files": [str]},
+    description=(
+        "Rückmeldedateien vorab für Prognosedateien, die während eines Builds geliefert wurden: gelesen und geprüft "
+        "ohne die Warehouse-Datei; files = Dateien relativ zu landing/."
+    ),
+)
+def write_early_feedback_op(context) -> None:
+    paths = config.paths().ensure()
+    written = write_early_feedback(paths.landing, context.op_config["files"], paths.feedback)
+    context.log.info(f"{len(written)} Rückmeldedatei(en) vorab: " + ", ".join(p.name for p in written))
+
+
+@job(
+    name=EARLY_FEEDBACK_JOB,
+    description=(
+        "Rückmeldung vorab: Prognosedateien, die während eines Builds eintreffen, bekommen ihre Rückmeldedatei "
+        "sofort, ohne auf das Warehouse zu warten (startet der Landing-Sensor). Ihr Build folgt danach."
+    ),
+)
+def early_forecast_feedback() -> None:
+    write_early_feedback_op()
 
 
 @asset(
@@ -159,4 +190,4 @@ assets = [forecast_feedback_workbooks, coordinator_outbox]
 asset_checks = [forecast_row_accounting, coordinator_outbox_delivered]
 sensors = []
 schedules = []
-jobs = []
+jobs = [early_forecast_feedback]

@@ -14,11 +14,13 @@ coordinator's feedback does not wait for Dagster to create a run of ~100 assets 
 planned asset) and start it; the second run re-checks the ingest (nothing new by then) and carries the
 build record, so a failed first run is simply caught up by the second.
 
-While a build holds the writer lock, the sensor does not decide: the running build may be building that
+While a build holds the writer lock, the sensor does not decide which build comes next: the running build may be building that
 very file (a ``zi build`` by hand that took the lock a moment before the file landed, the schedule), and a
 build that will record has set the last record aside, so that every new file would look like a reason for
 a full build. It keeps its cursor and decides when the lock is free again, with the new record. Runs it
 requested meanwhile would have waited for the lock anyway (one writer), so nothing starts later for it.
+Forecast workbooks that arrive meanwhile do not wait for their feedback, though: the sensor starts
+``early_forecast_feedback`` for them, which checks them outside the warehouse (``dagster_zi/forecasts.py``).
 
 Funding extracts, DWD archives, tree registers and surface files dropped into their folders are picked up
 the same way as workbooks; the funding database channel is read by the daily schedule.
@@ -28,10 +30,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections import Counter
 
 from dagster import AssetSelection, DefaultSensorStatus, RunRequest, SensorEvaluationContext, SkipReason, sensor
 
-from dagster_zi.constants import BUILD_JOB, FAMILIES_TAG, FEEDBACK_ASSET, LAUNCHED_BY_TAG
+from dagster_zi.constants import BUILD_JOB, EARLY_FEEDBACK_JOB, FAMILIES_TAG, FEEDBACK_ASSET, LAUNCHED_BY_TAG
+from dagster_zi.forecasts import early_forecast_feedback
+from dagster_zi.jobs import build_all_job
 from zi_warehouse import build_state, config, writer_lock
 from zi_warehouse.landing import changed_files, fingerprint
 
@@ -57,6 +62,29 @@ def evaluate(paths: config.Paths, cursor: dict) -> tuple[build_state.Decision, d
     return build_state.landing_decision(paths, content_changed), current
 
 
+def early_feedback_request(paths: config.Paths, cursor: dict) -> RunRequest | None:
+    """The early feedback run for the forecast files new or changed since the cursor (while a build holds the
+    warehouse), or None. Byte-identical copies of other files are left to the build: whether a copy is refused
+    as a repeated delivery depends on what the warehouse has loaded. One run per state of those files (the key)."""
+    before = cursor.get("forecasts")
+    if before is None:  # no look yet to compare with: the build's record decides after the build
+        return None
+    folder = paths.landing_for("forecasts")
+    now = fingerprint(folder, before)
+    copies = Counter(entry[2] for entry in now.values())
+    changed = [name for name in changed_files(before, now) if name in now and copies[now[name][2]] == 1]
+    if not changed:
+        return None
+    prefix = folder.relative_to(paths.landing).as_posix()
+    state = json.dumps({name: now[name][2] for name in changed}, sort_keys=True)
+    return RunRequest(
+        run_key="vorab-" + hashlib.sha256(state.encode()).hexdigest()[:20],
+        job_name=EARLY_FEEDBACK_JOB,
+        run_config={"ops": {"write_early_feedback": {"config": {"files": [f"{prefix}/{n}" for n in changed]}}}},
+        tags={LAUNCHED_BY_TAG: f"Sensor {SENSOR_NAME} (Rückmeldung vorab, während ein Build läuft)"},
+    )
+
+
 def run_key(current: dict) -> str:
     """The landing state (content hashes of every file): one run per state."""
     state = {family: {path: entry[2] for path, entry in files.items()} for family, files in current.items()}
@@ -65,7 +93,7 @@ def run_key(current: dict) -> str:
 
 @sensor(
     name=SENSOR_NAME,
-    job_name=BUILD_JOB,
+    jobs=[build_all_job, early_forecast_feedback],
     minimum_interval_seconds=INTERVAL_SECONDS,
     default_status=DefaultSensorStatus.RUNNING,
     description=(
@@ -77,9 +105,10 @@ def landing_sensor(context: SensorEvaluationContext):
     from dagster_zi.definitions import defs, family_selection
 
     paths = config.paths()
-    if writer_lock.current_holder(paths.warehouse_dir) is not None:
-        return SkipReason(build_state.BUILD_IN_PROGRESS)  # the cursor stays: these files count as new after the build
     cursor = json.loads(context.cursor) if context.cursor else {}
+    if writer_lock.current_holder(paths.warehouse_dir) is not None:
+        # The cursor stays: these files count as new after the build. Their feedback does not wait for it.
+        return early_feedback_request(paths, cursor) or SkipReason(build_state.BUILD_IN_PROGRESS)
     decision, current = evaluate(paths, cursor)
     context.update_cursor(json.dumps(current, sort_keys=True))
     if decision.mode == "skip":
@@ -87,7 +116,7 @@ def landing_sensor(context: SensorEvaluationContext):
     tags = {LAUNCHED_BY_TAG: f"Sensor {SENSOR_NAME} ({decision.reason})"[:200]}
     key = run_key(current)
     if decision.mode != "families":
-        return RunRequest(run_key=key, tags=tags)
+        return RunRequest(run_key=key, job_name=BUILD_JOB, tags=tags)
     graph = defs.resolve_asset_graph()
     requests = []
     if "forecasts" in decision.families:
@@ -95,6 +124,7 @@ def landing_sensor(context: SensorEvaluationContext):
         requests.append(
             RunRequest(
                 run_key=f"{key}-{FEEDBACK_RUN_SUFFIX}",
+                job_name=BUILD_JOB,
                 asset_selection=sorted(feedback.resolve(graph)),
                 # no families tag: this run is not a build of the warehouse and records none
                 tags={LAUNCHED_BY_TAG: f"Sensor {SENSOR_NAME} (Rückmeldung vorab: {decision.reason})"[:200]},
@@ -102,7 +132,12 @@ def landing_sensor(context: SensorEvaluationContext):
         )
     tags[FAMILIES_TAG] = ",".join(decision.families)
     requests.append(
-        RunRequest(run_key=key, asset_selection=sorted(family_selection(decision.families).resolve(graph)), tags=tags)
+        RunRequest(
+            run_key=key,
+            job_name=BUILD_JOB,
+            asset_selection=sorted(family_selection(decision.families).resolve(graph)),
+            tags=tags,
+        )
     )
     return requests
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -181,3 +182,27 @@ def parquet_files(path: Path) -> list[Path]:
 def read_parquet_sql(path: Path) -> str:
     """DuckDB's ``read_parquet`` of one published mart, a file or a history mart's folder."""
     return f"read_parquet('{path / '*.parquet' if path.is_dir() else path}')"
+
+
+@contextlib.contextmanager
+def build_holding_the_lock(warehouse_dir: Path):
+    """Another process's build holding the data directory's writer lock (the lock is per process) until the
+    block ends."""
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, pathlib; from zi_warehouse import writer_lock\n"
+            "with writer_lock.hold(pathlib.Path(sys.argv[1]), 'run-1', 'Zeitplan'):\n"
+            "    print('held', flush=True); sys.stdin.read()",
+            str(warehouse_dir),
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        yield
+    finally:
+        holder.communicate("", timeout=30)

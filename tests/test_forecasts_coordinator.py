@@ -302,3 +302,59 @@ def test_dagster_feedback_asset_and_blocking_row_accounting_check(data_dir):
     finally:
         with warehouse.connect(paths.warehouse) as con:
             con.execute("update raw.ingestion_files set rows_rejected = rows_rejected + 1 where file_name = ?", [FILE])
+
+
+def _sheets(path: Path) -> dict[str, list]:
+    wb = pc.CalamineWorkbook.from_path(str(path))
+    return {name: wb.get_sheet_by_name(name).to_python() for name in wb.sheet_names}
+
+
+def test_early_feedback_is_what_its_build_writes_and_the_build_before_it_keeps_it(tmp_path, monkeypatch):
+    """A workbook dropped while a build runs gets its feedback from the file alone (early_forecast_feedback);
+    the running build, whose warehouse does not know the file, neither removes that workbook nor overwrites it
+    with an older version's feedback, and the delivery's own build finds it as it would have written it."""
+    from zi_warehouse.forecasts.feedback import write_early_feedback
+
+    monkeypatch.setenv("ZI_DATA_DIR", str(tmp_path / "data"))
+    paths = config.paths().ensure()
+    source_file = f"forecasts/{FILE}"
+    with warehouse.connect(paths.warehouse) as con:
+        ingest(con, src, paths.landing, log=lambda m: None)  # the build in progress: its ingest ran before the drop
+        fill_template(paths.landing / source_file)
+        [early] = write_early_feedback(paths.landing, [source_file], paths.feedback)
+        early_bytes = early.read_bytes()
+
+        assert write_feedback(con, paths.feedback, paths.landing) == []  # the running build's feedback step
+        assert early.read_bytes() == early_bytes  # kept: the delivery waits in the landing area
+
+        summary = ingest(con, src, paths.landing, log=lambda m: None)  # the delivery's own build
+        assert summary.rows_rejected == len(BAD)
+        assert write_feedback(con, paths.feedback, paths.landing) == [early]
+        assert early.read_bytes() == early_bytes  # the same content: not written again
+        fresh = write_feedback(con, tmp_path / "fresh", paths.landing)
+        assert _sheets(fresh[0]) == _sheets(early)
+
+        # A corrected version under the same name, dropped during the next build: one more row rejected.
+        wb = openpyxl.load_workbook(paths.landing / source_file)
+        ws = wb[t.PROJECT_SHEET]
+        status = next(
+            c
+            for c in ws[next(r for r in range(1, 20) if ws.cell(r, 1).value == "Kommune")]
+            if c.value == "Projektstatus"
+        )
+        ws.cell(status.row + 1, status.column).value = "kein Status"
+        wb.save(paths.landing / source_file)
+        [again] = write_early_feedback(paths.landing, [source_file], paths.feedback)
+        newer = again.read_bytes()
+        assert again == early and newer != early_bytes
+        assert write_feedback(con, paths.feedback, paths.landing) == [early]  # the build that knows the old version
+        assert again.read_bytes() == newer  # did not put the older version's feedback back
+        assert write_feedback(con, paths.feedback) == [early]  # without the landing area: the warehouse's version
+        assert again.read_bytes() != newer
+
+        # Without the landing area to ask, a workbook the warehouse does not know is stale and removed.
+        (paths.landing / source_file).unlink()
+        ingest(con, src, paths.landing, log=lambda m: None)
+        fill_template(paths.landing / source_file)
+        write_early_feedback(paths.landing, [source_file], paths.feedback)
+        assert write_feedback(con, paths.feedback) == [] and not early.exists()

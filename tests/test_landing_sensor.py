@@ -10,10 +10,12 @@ import sys
 import time
 
 import pytest
+import python_calamine as pc
 from dagster import DefaultScheduleStatus, DefaultSensorStatus, RunRequest, SkipReason, build_sensor_context
 
-from conftest import copy_built_data_dir
+from conftest import build_holding_the_lock, copy_built_data_dir
 from dagster_zi import landing
+from dagster_zi.constants import EARLY_FEEDBACK_JOB
 from dagster_zi.deployment import commands
 from zi_warehouse import config
 
@@ -178,32 +180,15 @@ def test_a_delivery_during_a_build_is_decided_after_it(built):
     record = record_path.read_text(encoding="utf-8")
     source = next(built.landing_for("forecasts").glob("*.xlsx"))
     (built.landing_for("forecasts") / "Prognose_Test_korrektur1.xlsx").write_bytes(source.read_bytes() + b"\0")
-    holder = subprocess.Popen(  # another process's build: the lock is per process
-        [
-            sys.executable,
-            "-c",
-            "import sys, pathlib; from zi_warehouse import writer_lock\n"
-            "with writer_lock.hold(pathlib.Path(sys.argv[1]), 'run-1', 'Zeitplan'):\n"
-            "    print('held', flush=True); sys.stdin.read()",
-            str(built.warehouse_dir),
-        ],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert holder.stdout.readline().strip() == "held"
+    with build_holding_the_lock(built.warehouse_dir):
         # A `zi build` that took the lock and is deciding: the record is still there.
+        # (The workbook's feedback does not wait: test_a_workbook_dropped_during_a_build_gets_its_feedback_….)
         deciding, cursor_during = _tick(cursor)
-        assert isinstance(deciding, SkipReason) and deciding.skip_message == build_state.BUILD_IN_PROGRESS
-        assert cursor_during == cursor
+        assert deciding.job_name == EARLY_FEEDBACK_JOB and cursor_during == cursor
         record_path.unlink()  # what the running build did at its start (build_state.forget)
         waiting, cursor_during = _tick(cursor)
-        assert isinstance(waiting, SkipReason) and waiting.skip_message == build_state.BUILD_IN_PROGRESS
-        assert cursor_during == cursor
+        assert waiting.job_name == EARLY_FEEDBACK_JOB and cursor_during == cursor
         record_path.write_text(record, encoding="utf-8")  # the build succeeded (from the files before the drop)
-    finally:
-        holder.communicate("", timeout=30)
     assert writer_lock.current_holder(built.warehouse_dir) is None
     requests, _ = _tick(cursor_during)
     assert [r.tags.get("zi/families") for r in requests] == [None, "forecasts"]  # feedback run, then the family
@@ -228,3 +213,40 @@ def test_the_daemon_log_leaves_out_routine_skips_only():
     assert not kept(f"Sensor landing_sensor skipped: {NOTHING_DELIVERED}")  # every tick until the first file
     assert kept(f"Sensor landing_sensor skipped: {ALREADY_BUILT}")
     assert kept("Completed launch of run 1234 for landing_sensor")
+
+
+def test_a_workbook_dropped_during_a_build_gets_its_feedback_without_waiting_for_it(built):
+    """While a build holds the warehouse, a new workbook's feedback comes from a run outside the writer pool; a
+    byte-identical copy of a delivered file is left to the build (whether it repeats a delivery is the
+    warehouse's to say); the build of the delivery still follows the build in progress."""
+    from dagster import DagsterInstance
+
+    from dagster_zi.constants import WAREHOUSE_POOL
+    from dagster_zi.definitions import defs
+    from zi_bench_deployment import with_bad_row
+    from zi_warehouse import build_state
+
+    _, cursor = _tick(None)
+    folder = built.landing_for("forecasts")
+    source = sorted(folder.glob("*.xlsx"))[0]
+    with build_holding_the_lock(built.warehouse_dir):
+        quiet, cursor_during = _tick(cursor)
+        assert isinstance(quiet, SkipReason) and quiet.skip_message == build_state.BUILD_IN_PROGRESS
+        with_bad_row(source, folder / f"{source.stem}_korrektur1.xlsx")
+        (folder / "Kopie.xlsx").write_bytes(source.read_bytes())
+        request, cursor_during = _tick(cursor)
+        assert isinstance(request, RunRequest) and request.job_name == EARLY_FEEDBACK_JOB
+        assert cursor_during == cursor  # the build of these files is decided after the build in progress
+        files = request.run_config["ops"]["write_early_feedback"]["config"]["files"]
+        assert files == [f"forecasts/{source.stem}_korrektur1.xlsx"]
+        again, _ = _tick(cursor)
+        assert again.run_key == request.run_key  # one run per state of the files
+        job = defs.resolve_job_def(EARLY_FEEDBACK_JOB)
+        assert all(node.definition.pool != WAREHOUSE_POOL for node in job.graph.node_dict.values())
+        with DagsterInstance.ephemeral() as instance:
+            assert job.execute_in_process(run_config=request.run_config, instance=instance).success
+        [workbook] = built.feedback.rglob(f"*{source.stem}_korrektur1*")
+        rows = pc.CalamineWorkbook.from_path(str(workbook)).get_sheet_by_name("Abgewiesene Zeilen").to_python()
+        assert len(rows) == 2 and "Projektstatus" in rows[1]  # the one row with the status that is none
+    requests, _ = _tick(cursor_during)
+    assert [r.tags.get("zi/families") for r in requests] == [None, "forecasts"]  # feedback run, then the family

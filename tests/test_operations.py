@@ -23,8 +23,8 @@ import duckdb
 import pytest
 from dagster import AssetKey, DagsterEventType, DagsterInstance, DagsterRunStatus, RunsFilter
 
-from conftest import ZI, copy_built_data_dir, zi_env
-from dagster_zi.constants import WAREHOUSE_POOL
+from conftest import ZI, build_holding_the_lock, copy_built_data_dir, zi_env
+from dagster_zi.constants import EARLY_FEEDBACK_JOB, WAREHOUSE_POOL
 from dagster_zi.run_worker import ask, run_output_path
 from zi_bench_deployment import BAD_STATUS, published_files, with_bad_row
 from zi_warehouse.build_state import NOTHING_LANDED
@@ -246,6 +246,33 @@ def test_a_dropped_workbook_is_built_and_published_while_other_builds_wait_their
     assert f"Dagster-UI bereit: http://127.0.0.1:{served['port']}" in daemon_log  # said once it answers
     # Dagster colours its lines even in a file; journald would keep such a line as "[… blob data]".
     assert " - dagster.daemon.SensorDaemon - INFO - " in daemon_log and "\x1b" not in daemon_log
+
+
+def test_a_workbook_dropped_while_a_build_runs_gets_its_feedback_before_that_build_ends(served):
+    """The coordinator's feedback does not wait for a build in progress (the scheduled build, a build started
+    in the UI or by hand); the delivery's own build follows it."""
+    data_dir = served["data_dir"]
+    time.sleep(6)  # the sensor's first look: everything is built already
+    with build_holding_the_lock(data_dir / "warehouse"):
+        dropped = _drop_corrected_workbook(data_dir)
+        feedback = _wait(
+            lambda: next((data_dir / "feedback").rglob(f"*{dropped.stem}*"), None),
+            90,
+            "Rückmeldedatei, während ein Build das Warehouse hält",
+        )
+        assert "bochum" in feedback.parts
+        with _instance(data_dir) as instance:
+            runs = instance.get_runs(limit=10)
+            assert [r.job_name for r in runs] == [EARLY_FEEDBACK_JOB]  # nothing else started meanwhile
+            _wait(
+                lambda: instance.get_run_by_id(runs[0].run_id).status == DagsterRunStatus.SUCCESS,
+                60,
+                "Lauf der Rückmeldung vorab erfolgreich",
+            )
+    _wait(lambda: f"forecasts/{dropped.name}" in published_files(data_dir), 300, "Datei in den veröffentlichten Marts")
+    with _instance(data_dir) as instance:
+        families = [r.tags.get("zi/families") for r in instance.get_runs(limit=10) if r.job_name != EARLY_FEEDBACK_JOB]
+        assert sorted(families, key=str) == [None, "forecasts"]  # the feedback run and the family's build, after it
 
 
 def test_two_runs_launched_from_the_ui_queue_instead_of_colliding(served):

@@ -104,6 +104,33 @@ class FileResult:
             return "partially_loaded"
         return "loaded"
 
+    def ledger_record(self) -> dict:
+        """The file's row of ``raw.ingestion_files`` (what the feedback workbook and the e-mail report), without
+        the time it was loaded."""
+        return {
+            "source_family": self.source_family,
+            "source_file": self.source_file,
+            "file_name": Path(self.source_file).name,
+            "file_hash": self.file_hash,
+            "file_size_bytes": self.file_size_bytes,
+            "municipality_key": self.municipality_key,
+            "period": self.period,
+            "rows_read": self.rows_read,
+            "rows_loaded": self.rows_loaded,
+            "rows_rejected": self.rows_rejected,
+            "outcome": self.outcome,
+            "error_message": self.error_message,
+            "error_rule": self.error_rule,
+            "data_team_note": self.data_team_note,
+        }
+
+    def rejection_records(self) -> list[dict]:
+        """The file's rows of ``raw.rejected_rows``."""
+        return [
+            {"source_family": self.source_family, "source_file": self.source_file, **r.as_record()}
+            for r in self.rejections
+        ]
+
     def fail(self, message_de: str, rule: str = "file_unreadable") -> FileResult:
         """Reject the whole file: every row it had counts as rejected, nothing is loaded."""
         self.error_message = message_de

@@ -255,35 +255,11 @@ def store_results(
                 # as they are (no copy of a register's millions of rows).
                 batch = batch.combine_chunks()
             con.execute(f"insert into {raw_table(entity)} by name select * from batch")
-    rejected = [
-        {"source_family": source_family, "source_file": r.source_file, **rej.as_record()}
-        for r in results
-        for rej in r.rejections
-    ]
+    rejected = [record for r in results for record in r.rejection_records()]
     if rejected:
         rejected_tbl = pa.Table.from_pylist(rejected, schema=REJECTED_SCHEMA)  # noqa: F841
         con.execute(f"insert into {raw_table('rejected_rows')} by name select * from rejected_tbl")
     ledger_rows = pa.Table.from_pylist(  # noqa: F841
-        [
-            {
-                "source_family": source_family,
-                "source_file": r.source_file,
-                "file_name": Path(r.source_file).name,
-                "file_hash": r.file_hash,
-                "file_size_bytes": r.file_size_bytes,
-                "municipality_key": r.municipality_key,
-                "period": r.period,
-                "rows_read": r.rows_read,
-                "rows_loaded": r.rows_loaded,
-                "rows_rejected": r.rows_rejected,
-                "outcome": r.outcome,
-                "error_message": r.error_message,
-                "error_rule": r.error_rule,
-                "data_team_note": r.data_team_note,
-                "loaded_at": loaded_at,
-            }
-            for r in results
-        ],
-        schema=LEDGER_SCHEMA,
+        [{**r.ledger_record(), "loaded_at": loaded_at} for r in results], schema=LEDGER_SCHEMA
     )
     con.execute(f"insert into {raw_table('ingestion_files')} by name select * from ledger_rows")

@@ -14,19 +14,29 @@ landscape, fitted to the page width, its header row repeated on every page).
 Rewriting is idempotent: the folder is made to hold exactly the current set of workbooks. A workbook
 whose content is unchanged since the last run (fingerprint stored as a document property) is not
 written again, so a build after one new delivery writes one workbook, not all of them.
+
+Early feedback (:func:`write_early_feedback`): a workbook dropped while a build holds the warehouse is read
+and checked outside the warehouse file, and its feedback workbook written at once from that result, the same
+workbook its own build writes later (same content, so that build does not write it again). It carries the
+delivery it was written for (file and content hash, a document property), so that the build in progress,
+which does not know the file yet, neither removes it nor overwrites it with the feedback of an older version.
 """
 
 from __future__ import annotations
 
 import hashlib
+import html
+import os
 import re
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from zi_warehouse import warehouse
+from zi_warehouse.accounting import FileResult
 from zi_warehouse.forecasts.printing import row_height, setup_page
 from zi_warehouse.forecasts.reader import column_label, revision_from_name
+from zi_warehouse.landing import LandedFile, file_sha256
 from zi_warehouse.reference import municipality_by_key, rule_text
 
 FAMILY = "forecasts"
@@ -82,37 +92,50 @@ def next_correction_suffix(source_file: str) -> str:
     return f"_korrektur{revision_from_name(Path(source_file).stem) + 1}"
 
 
-def write_feedback(con, root: Path) -> list[Path]:
-    """Write one feedback workbook per forecast file with rejections; returns the paths written."""
+#: A rejection as the feedback workbook lists it: sheet, row number, column, value found, rule, message.
+_REJECTION_FIELDS = ("sheet", "row_number", "column_name", "value_found", "rule", "message_de")
+
+
+def _in_order(records: list[dict]) -> list[tuple]:
+    """The rejections of one file in the workbook's order: the file's own notices first, then by row, column,
+    rule, message and value (fully ordered: two reasons on one cell must not swap and rewrite the workbook)."""
+    rows = [tuple(r[f] for f in _REJECTION_FIELDS) for r in records]
+    return sorted(
+        rows,
+        key=lambda x: (x[1] is not None, x[1] or 0, x[2] is None, x[2] or "", x[4], x[5], x[3] is None, x[3] or ""),
+    )
+
+
+def write_feedback(con, root: Path, landing_dir: Path | None = None) -> list[Path]:
+    """Write one feedback workbook per forecast file with rejections; returns the paths written.
+
+    ``landing_dir``: where deliveries wait, so that the early feedback of a file delivered after this build
+    started is kept (without it, the folder holds exactly what the warehouse knows)."""
     ledger = warehouse.rows(
         con, "select * from raw.ingestion_files where source_family = ? order by source_file", [FAMILY]
     )
-    cur = con.execute(
-        "select source_file, sheet, row_number, column_name, value_found, rule, message_de "
-        "from raw.rejected_rows where source_family = ? "
-        # Fully ordered: two reasons on one cell came back in either order, and the workbook was rewritten.
-        "order by source_file, row_number nulls first, column_name, rule, message_de, value_found",
-        [FAMILY],
-    )
-    rejections: dict[str, list[tuple]] = {}
-    for r in cur.fetchall():
-        rejections.setdefault(r[0], []).append(r[1:])
+    rejections: dict[str, list[dict]] = {}
+    for r in warehouse.rows(con, "select * from raw.rejected_rows where source_family = ?", [FAMILY]):
+        rejections.setdefault(r["source_file"], []).append(r)
     out_dir = feedback_dir(root)
     written = []
     for entry in ledger:
-        rows = rejections.get(entry["source_file"], [])
+        rows = _in_order(rejections.get(entry["source_file"], []))
         if not rows:
             continue
         path = workbook_path(root, entry)
         digest = _content_digest(entry, rows)
-        if _digest_of(path) != digest:  # an unchanged workbook is kept as it is (a new delivery: one write)
+        shown = _properties(path)
+        # An unchanged workbook is kept as it is (a new delivery: one write); so is the early feedback of a newer
+        # version of this file, delivered while this build ran (its own build comes next).
+        if shown.get(_DIGEST_PROPERTY) != digest and not _newer_delivery_waiting(shown, entry, landing_dir):
             path.parent.mkdir(parents=True, exist_ok=True)
             _write_workbook(path, entry, rows, digest)
         written.append(path)
     keep = {p.resolve() for p in written}
     if out_dir.exists():  # feedback for files no longer in the warehouse (or now clean) is stale
         for old in out_dir.rglob(f"*{SUFFIX}"):
-            if old.resolve() not in keep:
+            if old.resolve() not in keep and not _delivery_waiting(_properties(old), landing_dir):
                 old.unlink()
         for folder in out_dir.iterdir():
             if folder.is_dir() and not any(folder.iterdir()):
@@ -120,9 +143,70 @@ def write_feedback(con, root: Path) -> list[Path]:
     return written
 
 
+def write_early_feedback(landing_dir: Path, source_files: list[str], root: Path) -> list[Path]:
+    """Read and check the forecast files ``source_files`` (relative to ``landing_dir``) outside the warehouse
+    and write the feedback workbook of each one with rejections; returns the paths written.
+
+    For files dropped while a build holds the warehouse file: their feedback does not wait for that build. The
+    caller leaves out byte-identical copies of other files (whether a copy is refused as a repeated delivery
+    depends on what the warehouse has loaded); a file without rejections gets no workbook here, and the build
+    removes the workbook of an earlier version of it."""
+    from zi_warehouse.ingest import IngestContext
+    from zi_warehouse.sources import forecasts
+
+    files = [
+        LandedFile(path, name, file_sha256(path), path.stat().st_size)
+        for name in source_files
+        if (path := landing_dir / name).is_file()
+    ]
+    context = IngestContext(landing_dir=landing_dir, all_files=files, ledger={}, log=lambda _m: None)
+    written = []
+    for result in forecasts.read_files(files, context):
+        rows = _in_order(result.rejection_records())
+        if not rows:
+            continue
+        entry = result.ledger_record()
+        path = workbook_path(root, entry)
+        digest = _content_digest(entry, rows)
+        if _properties(path).get(_DIGEST_PROPERTY) != digest:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            _write_workbook(path, entry, rows, digest, delivery=_delivery_mark(result))
+        written.append(path)
+    return written
+
+
+def _delivery_mark(result: FileResult) -> str:
+    return f"{result.source_file}|{result.file_hash}"
+
+
+def _delivery_waiting(shown: dict[str, str], landing_dir: Path | None) -> str | None:
+    """The content hash of the delivery an early feedback workbook was written for, if that delivery still
+    waits in the landing area as it was (the file there, with the same content); else None."""
+    mark = shown.get(_DELIVERY_PROPERTY)
+    if not mark or landing_dir is None:
+        return None
+    source_file, _, file_hash = mark.rpartition("|")
+    path = landing_dir / source_file
+    try:
+        return file_hash if path.is_file() and file_sha256(path) == file_hash else None
+    except OSError:
+        return None
+
+
+def _newer_delivery_waiting(shown: dict[str, str], entry: dict, landing_dir: Path | None) -> bool:
+    waiting = _delivery_waiting(shown, landing_dir)
+    return (
+        waiting is not None
+        and shown[_DELIVERY_PROPERTY].rpartition("|")[0] == entry["source_file"]
+        and waiting != entry["file_hash"]
+    )
+
+
 #: Raise when the layout of the feedback workbook changes, so existing workbooks are written anew.
 LAYOUT_VERSION = "3"
 _DIGEST_PROPERTY = "zi_inhalt"
+#: Document property of an early feedback workbook: the delivery (landing file and content hash) it was written for.
+_DELIVERY_PROPERTY = "zi_lieferung"
 
 
 def _content_digest(entry: dict, rows: list[tuple]) -> str:
@@ -143,15 +227,17 @@ def _content_digest(entry: dict, rows: list[tuple]) -> str:
     return hashlib.sha256(repr(shown).encode("utf-8")).hexdigest()
 
 
-def _digest_of(path: Path) -> str | None:
-    """The fingerprint stored in an existing feedback workbook (document property), None if unreadable."""
+def _properties(path: Path) -> dict[str, str]:
+    """This project's document properties of an existing feedback workbook (empty if none or unreadable)."""
     try:
         with zipfile.ZipFile(path) as zf:
             xml = zf.read("docProps/custom.xml").decode("utf-8")
     except (OSError, KeyError, zipfile.BadZipFile, UnicodeDecodeError):
-        return None
-    m = re.search(rf'name="{_DIGEST_PROPERTY}"[^>]*>\s*<vt:lpwstr>([0-9a-f]{{64}})</vt:lpwstr>', xml)
-    return m.group(1) if m else None
+        return {}
+    return {
+        m.group(1): html.unescape(m.group(2))
+        for m in re.finditer(r'name="(zi_[a-z]+)"[^>]*>\s*<vt:lpwstr>([^<]*)</vt:lpwstr>', xml)
+    }
 
 
 #: Columns of the sheet of rejected rows: (header, width in characters). Sized so that the table fits the
@@ -164,12 +250,20 @@ TITLE = "Zukunftsinitiative Klima.Werk – Rückmeldung zur Quartalsprognose"
 ROWS_SHEET = "Abgewiesene Zeilen"
 
 
-def _write_workbook(path: Path, entry: dict, rows: list[tuple], digest: str | None = None) -> None:
+def _write_workbook(
+    path: Path, entry: dict, rows: list[tuple], digest: str | None = None, delivery: str | None = None
+) -> None:
     import xlsxwriter
 
-    wb = xlsxwriter.Workbook(str(path), {"in_memory": True, "strings_to_numbers": False, "strings_to_formulas": False})
+    # Written beside and renamed into place: a build and an early feedback run may write the same workbook.
+    partial = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    wb = xlsxwriter.Workbook(
+        str(partial), {"in_memory": True, "strings_to_numbers": False, "strings_to_formulas": False}
+    )
     if digest:
         wb.set_custom_property(_DIGEST_PROPERTY, digest)
+    if delivery:
+        wb.set_custom_property(_DELIVERY_PROPERTY, delivery)
     bold = wb.add_format({"bold": True, "valign": "top"})
     title = wb.add_format({"bold": True, "font_size": 14})
     head = wb.add_format({"bold": True, "bg_color": "#DCE6F1", "border": 1, "text_wrap": True, "valign": "top"})
@@ -250,6 +344,7 @@ def _write_workbook(path: Path, entry: dict, rows: list[tuple], digest: str | No
     if row_level:  # a file rejected as a whole has no rows to list
         _write_rows_sheet(wb, row_level, f"Abgewiesene Zeilen {muni_name}, {entry['file_name']}", head, cell, number)
     wb.close()
+    os.replace(partial, path)
 
 
 def _write_rows_sheet(wb, row_level: list[tuple], title: str, head, cell, number) -> None:
