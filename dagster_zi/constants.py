@@ -12,7 +12,7 @@ BUILD_JOB = "build_warehouse"
 FEEDBACK_ASSET = "forecast_feedback_workbooks"
 
 #: The job writing the feedback of workbooks dropped while a build holds the warehouse (outside the warehouse).
-EARLY_FEEDBACK_JOB = "early_forecast_feedback"
+FEEDBACK_DURING_BUILD_JOB = "forecast_feedback_during_build"
 
 #: Run tags this project sets: who started the run (German, shown to whoever waits for it or gets its alert),
 #: and the source families a partial build covers (comma-separated; absent on a full build).

@@ -7,9 +7,10 @@ hash-based, so each submission (municipality and quarter = one file) is re-runna
 corrected file re-reads only that file, and re-running with nothing new changes nothing. New workbooks are
 picked up by the landing sensor (``dagster_zi/landing.py``).
 
-A workbook dropped while a build holds the warehouse gets its feedback from ``early_forecast_feedback``, a job
-outside the writer pool that the landing sensor starts at once: it reads and checks the file without the
-warehouse file (``feedback.write_early_feedback``); the delivery's own build follows when the warehouse is free.
+A workbook dropped while a build holds the warehouse gets its feedback from ``forecast_feedback_during_build``,
+a job outside the writer pool that the landing sensor starts at once: it reads and checks the file without the
+warehouse file (``feedback.write_feedback_from_landing``); the delivery's own build follows when the warehouse
+is free.
 
 The outbox (``zi_warehouse/outbox.py``) comes after the feedback workbooks and depends on nothing else of the
 forecasts: a dropped workbook gets its feedback workbook first, the e-mail to its municipality after it. It
@@ -29,10 +30,10 @@ from dagster import (
     op,
 )
 
-from dagster_zi.constants import EARLY_FEEDBACK_JOB, FEEDBACK_ASSET, WAREHOUSE_POOL
+from dagster_zi.constants import FEEDBACK_ASSET, FEEDBACK_DURING_BUILD_JOB, WAREHOUSE_POOL
 from dagster_zi.sources import REJECTED_ROWS_KEY, raw_asset_keys
 from zi_warehouse import alerts, config, outbox, warehouse
-from zi_warehouse.forecasts.feedback import write_early_feedback, write_feedback
+from zi_warehouse.forecasts.feedback import write_feedback, write_feedback_from_landing
 
 #: The forecasts ingest multi-asset materialises these keys together (one per raw table).
 RAW_FORECASTS_KEYS = raw_asset_keys("forecasts")
@@ -57,28 +58,28 @@ def forecast_feedback_workbooks() -> MaterializeResult:
 
 
 @op(
-    name="write_early_feedback",
+    name="write_feedback_from_landing",
     config_schema={"files": [str]},
     description=(
-        "Rückmeldedateien vorab für Prognosedateien, die während eines Builds geliefert wurden: gelesen und geprüft "
-        "ohne die Warehouse-Datei; files = Dateien relativ zu landing/."
+        "Rückmeldedateien für Prognosedateien, die während eines Builds eintreffen: gelesen und geprüft ohne "
+        "die Warehouse-Datei; files = Dateien relativ zu landing/."
     ),
 )
-def write_early_feedback_op(context) -> None:
+def write_feedback_from_landing_op(context) -> None:
     paths = config.paths().ensure()
-    written = write_early_feedback(paths.landing, context.op_config["files"], paths.feedback)
-    context.log.info(f"{len(written)} Rückmeldedatei(en) vorab: " + ", ".join(p.name for p in written))
+    written = write_feedback_from_landing(paths.landing, context.op_config["files"], paths.feedback)
+    context.log.info(f"{len(written)} Rückmeldedatei(en) während eines Builds: " + ", ".join(p.name for p in written))
 
 
 @job(
-    name=EARLY_FEEDBACK_JOB,
+    name=FEEDBACK_DURING_BUILD_JOB,
     description=(
-        "Rückmeldung vorab: Prognosedateien, die während eines Builds eintreffen, bekommen ihre Rückmeldedatei "
-        "sofort, ohne auf das Warehouse zu warten (startet der Landing-Sensor). Ihr Build folgt danach."
+        "Rückmeldung während eines Builds: Prognosedateien, die eintreffen, während ein Build das Warehouse hält, "
+        "bekommen ihre Rückmeldedatei sofort (startet der Landing-Sensor). Ihr eigener Build folgt danach."
     ),
 )
-def early_forecast_feedback() -> None:
-    write_early_feedback_op()
+def forecast_feedback_during_build() -> None:
+    write_feedback_from_landing_op()
 
 
 @asset(
@@ -190,4 +191,4 @@ assets = [forecast_feedback_workbooks, coordinator_outbox]
 asset_checks = [forecast_row_accounting, coordinator_outbox_delivered]
 sensors = []
 schedules = []
-jobs = [early_forecast_feedback]
+jobs = [forecast_feedback_during_build]

@@ -1,5 +1,5 @@
 """The build job: a home of its own because both the definitions and the landing sensor (which targets it and
-the early feedback job) need the object."""
+the job of the feedback during a build) need the object."""
 
 from __future__ import annotations
 

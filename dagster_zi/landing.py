@@ -20,7 +20,7 @@ build that will record has set the last record aside, so that every new file wou
 a full build. It keeps its cursor and decides when the lock is free again, with the new record. Runs it
 requested meanwhile would have waited for the lock anyway (one writer), so nothing starts later for it.
 Forecast workbooks that arrive meanwhile do not wait for their feedback, though: the sensor starts
-``early_forecast_feedback`` for them, which checks them outside the warehouse (``dagster_zi/forecasts.py``).
+``forecast_feedback_during_build`` for them, which checks them outside the warehouse (``dagster_zi/forecasts.py``).
 
 Funding extracts, DWD archives, tree registers and surface files dropped into their folders are picked up
 the same way as workbooks; the funding database channel is read by the daily schedule.
@@ -34,8 +34,8 @@ from collections import Counter
 
 from dagster import AssetSelection, DefaultSensorStatus, RunRequest, SensorEvaluationContext, SkipReason, sensor
 
-from dagster_zi.constants import BUILD_JOB, EARLY_FEEDBACK_JOB, FAMILIES_TAG, FEEDBACK_ASSET, LAUNCHED_BY_TAG
-from dagster_zi.forecasts import early_forecast_feedback
+from dagster_zi.constants import BUILD_JOB, FAMILIES_TAG, FEEDBACK_ASSET, FEEDBACK_DURING_BUILD_JOB, LAUNCHED_BY_TAG
+from dagster_zi.forecasts import forecast_feedback_during_build
 from dagster_zi.jobs import build_all_job
 from zi_warehouse import build_state, config, writer_lock
 from zi_warehouse.landing import changed_files, fingerprint
@@ -62,9 +62,9 @@ def evaluate(paths: config.Paths, cursor: dict) -> tuple[build_state.Decision, d
     return build_state.landing_decision(paths, content_changed), current
 
 
-def early_feedback_request(paths: config.Paths, cursor: dict) -> RunRequest | None:
-    """The early feedback run for the forecast files new or changed since the cursor (while a build holds the
-    warehouse), or None. Byte-identical copies of other files are left to the build: whether a copy is refused
+def feedback_during_build_request(paths: config.Paths, cursor: dict) -> RunRequest | None:
+    """The run writing the feedback of the forecast files new or changed since the cursor (while a build holds
+    the warehouse), or None. Byte-identical copies of other files are left to the build: whether a copy is refused
     as a repeated delivery depends on what the warehouse has loaded. One run per state of those files (the key)."""
     before = cursor.get("forecasts")
     if before is None:  # no look yet to compare with: the build's record decides after the build
@@ -78,10 +78,10 @@ def early_feedback_request(paths: config.Paths, cursor: dict) -> RunRequest | No
     prefix = folder.relative_to(paths.landing).as_posix()
     state = json.dumps({name: now[name][2] for name in changed}, sort_keys=True)
     return RunRequest(
-        run_key="vorab-" + hashlib.sha256(state.encode()).hexdigest()[:20],
-        job_name=EARLY_FEEDBACK_JOB,
-        run_config={"ops": {"write_early_feedback": {"config": {"files": [f"{prefix}/{n}" for n in changed]}}}},
-        tags={LAUNCHED_BY_TAG: f"Sensor {SENSOR_NAME} (Rückmeldung vorab, während ein Build läuft)"},
+        run_key="waehrend-build-" + hashlib.sha256(state.encode()).hexdigest()[:20],
+        job_name=FEEDBACK_DURING_BUILD_JOB,
+        run_config={"ops": {"write_feedback_from_landing": {"config": {"files": [f"{prefix}/{n}" for n in changed]}}}},
+        tags={LAUNCHED_BY_TAG: f"Sensor {SENSOR_NAME} (Rückmeldung während eines Builds)"},
     )
 
 
@@ -93,7 +93,7 @@ def run_key(current: dict) -> str:
 
 @sensor(
     name=SENSOR_NAME,
-    jobs=[build_all_job, early_forecast_feedback],
+    jobs=[build_all_job, forecast_feedback_during_build],
     minimum_interval_seconds=INTERVAL_SECONDS,
     default_status=DefaultSensorStatus.RUNNING,
     description=(
@@ -108,7 +108,7 @@ def landing_sensor(context: SensorEvaluationContext):
     cursor = json.loads(context.cursor) if context.cursor else {}
     if writer_lock.current_holder(paths.warehouse_dir) is not None:
         # The cursor stays: these files count as new after the build. Their feedback does not wait for it.
-        return early_feedback_request(paths, cursor) or SkipReason(build_state.BUILD_IN_PROGRESS)
+        return feedback_during_build_request(paths, cursor) or SkipReason(build_state.BUILD_IN_PROGRESS)
     decision, current = evaluate(paths, cursor)
     context.update_cursor(json.dumps(current, sort_keys=True))
     if decision.mode == "skip":

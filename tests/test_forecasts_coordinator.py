@@ -309,11 +309,11 @@ def _sheets(path: Path) -> dict[str, list]:
     return {name: wb.get_sheet_by_name(name).to_python() for name in wb.sheet_names}
 
 
-def test_early_feedback_is_what_its_build_writes_and_the_build_before_it_keeps_it(tmp_path, monkeypatch):
-    """A workbook dropped while a build runs gets its feedback from the file alone (early_forecast_feedback);
+def test_feedback_during_a_build_is_what_its_build_writes_and_the_build_before_it_keeps_it(tmp_path, monkeypatch):
+    """A workbook dropped while a build runs gets its feedback from the file alone (forecast_feedback_during_build);
     the running build, whose warehouse does not know the file, neither removes that workbook nor overwrites it
     with an older version's feedback, and the delivery's own build finds it as it would have written it."""
-    from zi_warehouse.forecasts.feedback import write_early_feedback
+    from zi_warehouse.forecasts.feedback import write_feedback_from_landing
 
     monkeypatch.setenv("ZI_DATA_DIR", str(tmp_path / "data"))
     paths = config.paths().ensure()
@@ -321,18 +321,18 @@ def test_early_feedback_is_what_its_build_writes_and_the_build_before_it_keeps_i
     with warehouse.connect(paths.warehouse) as con:
         ingest(con, src, paths.landing, log=lambda m: None)  # the build in progress: its ingest ran before the drop
         fill_template(paths.landing / source_file)
-        [early] = write_early_feedback(paths.landing, [source_file], paths.feedback)
-        early_bytes = early.read_bytes()
+        [during] = write_feedback_from_landing(paths.landing, [source_file], paths.feedback)
+        during_bytes = during.read_bytes()
 
         assert write_feedback(con, paths.feedback, paths.landing) == []  # the running build's feedback step
-        assert early.read_bytes() == early_bytes  # kept: the delivery waits in the landing area
+        assert during.read_bytes() == during_bytes  # kept: the delivery waits in the landing area
 
         summary = ingest(con, src, paths.landing, log=lambda m: None)  # the delivery's own build
         assert summary.rows_rejected == len(BAD)
-        assert write_feedback(con, paths.feedback, paths.landing) == [early]
-        assert early.read_bytes() == early_bytes  # the same content: not written again
+        assert write_feedback(con, paths.feedback, paths.landing) == [during]
+        assert during.read_bytes() == during_bytes  # the same content: not written again
         fresh = write_feedback(con, tmp_path / "fresh", paths.landing)
-        assert _sheets(fresh[0]) == _sheets(early)
+        assert _sheets(fresh[0]) == _sheets(during)
 
         # A corrected version under the same name, dropped during the next build: one more row rejected.
         wb = openpyxl.load_workbook(paths.landing / source_file)
@@ -344,17 +344,17 @@ def test_early_feedback_is_what_its_build_writes_and_the_build_before_it_keeps_i
         )
         ws.cell(status.row + 1, status.column).value = "kein Status"
         wb.save(paths.landing / source_file)
-        [again] = write_early_feedback(paths.landing, [source_file], paths.feedback)
+        [again] = write_feedback_from_landing(paths.landing, [source_file], paths.feedback)
         newer = again.read_bytes()
-        assert again == early and newer != early_bytes
-        assert write_feedback(con, paths.feedback, paths.landing) == [early]  # the build that knows the old version
+        assert again == during and newer != during_bytes
+        assert write_feedback(con, paths.feedback, paths.landing) == [during]  # the build that knows the old version
         assert again.read_bytes() == newer  # did not put the older version's feedback back
-        assert write_feedback(con, paths.feedback) == [early]  # without the landing area: the warehouse's version
+        assert write_feedback(con, paths.feedback) == [during]  # without the landing area: the warehouse's version
         assert again.read_bytes() != newer
 
         # Without the landing area to ask, a workbook the warehouse does not know is stale and removed.
         (paths.landing / source_file).unlink()
         ingest(con, src, paths.landing, log=lambda m: None)
         fill_template(paths.landing / source_file)
-        write_early_feedback(paths.landing, [source_file], paths.feedback)
-        assert write_feedback(con, paths.feedback) == [] and not early.exists()
+        write_feedback_from_landing(paths.landing, [source_file], paths.feedback)
+        assert write_feedback(con, paths.feedback) == [] and not during.exists()

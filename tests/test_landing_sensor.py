@@ -15,7 +15,7 @@ from dagster import DefaultScheduleStatus, DefaultSensorStatus, RunRequest, Skip
 
 from conftest import build_holding_the_lock, copy_built_data_dir
 from dagster_zi import landing
-from dagster_zi.constants import EARLY_FEEDBACK_JOB
+from dagster_zi.constants import FEEDBACK_DURING_BUILD_JOB
 from dagster_zi.deployment import commands
 from zi_warehouse import config
 
@@ -184,10 +184,10 @@ def test_a_delivery_during_a_build_is_decided_after_it(built):
         # A `zi build` that took the lock and is deciding: the record is still there.
         # (The workbook's feedback does not wait: test_a_workbook_dropped_during_a_build_gets_its_feedback_….)
         deciding, cursor_during = _tick(cursor)
-        assert deciding.job_name == EARLY_FEEDBACK_JOB and cursor_during == cursor
+        assert deciding.job_name == FEEDBACK_DURING_BUILD_JOB and cursor_during == cursor
         record_path.unlink()  # what the running build did at its start (build_state.forget)
         waiting, cursor_during = _tick(cursor)
-        assert waiting.job_name == EARLY_FEEDBACK_JOB and cursor_during == cursor
+        assert waiting.job_name == FEEDBACK_DURING_BUILD_JOB and cursor_during == cursor
         record_path.write_text(record, encoding="utf-8")  # the build succeeded (from the files before the drop)
     assert writer_lock.current_holder(built.warehouse_dir) is None
     requests, _ = _tick(cursor_during)
@@ -235,13 +235,13 @@ def test_a_workbook_dropped_during_a_build_gets_its_feedback_without_waiting_for
         with_bad_row(source, folder / f"{source.stem}_korrektur1.xlsx")
         (folder / "Kopie.xlsx").write_bytes(source.read_bytes())
         request, cursor_during = _tick(cursor)
-        assert isinstance(request, RunRequest) and request.job_name == EARLY_FEEDBACK_JOB
+        assert isinstance(request, RunRequest) and request.job_name == FEEDBACK_DURING_BUILD_JOB
         assert cursor_during == cursor  # the build of these files is decided after the build in progress
-        files = request.run_config["ops"]["write_early_feedback"]["config"]["files"]
+        files = request.run_config["ops"]["write_feedback_from_landing"]["config"]["files"]
         assert files == [f"forecasts/{source.stem}_korrektur1.xlsx"]
         again, _ = _tick(cursor)
         assert again.run_key == request.run_key  # one run per state of the files
-        job = defs.resolve_job_def(EARLY_FEEDBACK_JOB)
+        job = defs.resolve_job_def(FEEDBACK_DURING_BUILD_JOB)
         assert all(node.definition.pool != WAREHOUSE_POOL for node in job.graph.node_dict.values())
         with DagsterInstance.ephemeral() as instance:
             assert job.execute_in_process(run_config=request.run_config, instance=instance).success

@@ -24,7 +24,7 @@ import pytest
 from dagster import AssetKey, DagsterEventType, DagsterInstance, DagsterRunStatus, RunsFilter
 
 from conftest import ZI, build_holding_the_lock, copy_built_data_dir, zi_env
-from dagster_zi.constants import EARLY_FEEDBACK_JOB, WAREHOUSE_POOL
+from dagster_zi.constants import FEEDBACK_DURING_BUILD_JOB, WAREHOUSE_POOL
 from dagster_zi.run_worker import ask, run_output_path
 from zi_bench_deployment import BAD_STATUS, published_files, with_bad_row
 from zi_warehouse.build_state import NOTHING_LANDED
@@ -263,7 +263,7 @@ def test_a_workbook_dropped_while_a_build_runs_gets_its_feedback_before_that_bui
         assert "bochum" in feedback.parts
         with _instance(data_dir) as instance:
             runs = instance.get_runs(limit=10)
-            assert [r.job_name for r in runs] == [EARLY_FEEDBACK_JOB]  # nothing else started meanwhile
+            assert [r.job_name for r in runs] == [FEEDBACK_DURING_BUILD_JOB]  # nothing else started meanwhile
             _wait(
                 lambda: instance.get_run_by_id(runs[0].run_id).status == DagsterRunStatus.SUCCESS,
                 60,
@@ -271,7 +271,9 @@ def test_a_workbook_dropped_while_a_build_runs_gets_its_feedback_before_that_bui
             )
     _wait(lambda: f"forecasts/{dropped.name}" in published_files(data_dir), 300, "Datei in den veröffentlichten Marts")
     with _instance(data_dir) as instance:
-        families = [r.tags.get("zi/families") for r in instance.get_runs(limit=10) if r.job_name != EARLY_FEEDBACK_JOB]
+        families = [
+            r.tags.get("zi/families") for r in instance.get_runs(limit=10) if r.job_name != FEEDBACK_DURING_BUILD_JOB
+        ]
         assert sorted(families, key=str) == [None, "forecasts"]  # the feedback run and the family's build, after it
 
 

@@ -15,11 +15,11 @@ Rewriting is idempotent: the folder is made to hold exactly the current set of w
 whose content is unchanged since the last run (fingerprint stored as a document property) is not
 written again, so a build after one new delivery writes one workbook, not all of them.
 
-Early feedback (:func:`write_early_feedback`): a workbook dropped while a build holds the warehouse is read
-and checked outside the warehouse file, and its feedback workbook written at once from that result, the same
-workbook its own build writes later (same content, so that build does not write it again). It carries the
-delivery it was written for (file and content hash, a document property), so that the build in progress,
-which does not know the file yet, neither removes it nor overwrites it with the feedback of an older version.
+Feedback during a build (:func:`write_feedback_from_landing`): a workbook dropped while a build holds the
+warehouse is read and checked outside the warehouse file, and its feedback workbook written at once from that
+result: the workbook its own build writes later (same content, so that build does not write it again). It
+carries the delivery it was written for (file and content hash, a document property), so that the build in
+progress, which does not know the file yet, neither removes it nor overwrites it with an older version's.
 """
 
 from __future__ import annotations
@@ -109,7 +109,7 @@ def _in_order(records: list[dict]) -> list[tuple]:
 def write_feedback(con, root: Path, landing_dir: Path | None = None) -> list[Path]:
     """Write one feedback workbook per forecast file with rejections; returns the paths written.
 
-    ``landing_dir``: where deliveries wait, so that the early feedback of a file delivered after this build
+    ``landing_dir``: where deliveries wait, so that the feedback of a file delivered after this build
     started is kept (without it, the folder holds exactly what the warehouse knows)."""
     ledger = warehouse.rows(
         con, "select * from raw.ingestion_files where source_family = ? order by source_file", [FAMILY]
@@ -126,8 +126,8 @@ def write_feedback(con, root: Path, landing_dir: Path | None = None) -> list[Pat
         path = workbook_path(root, entry)
         digest = _content_digest(entry, rows)
         shown = _properties(path)
-        # An unchanged workbook is kept as it is (a new delivery: one write); so is the early feedback of a newer
-        # version of this file, delivered while this build ran (its own build comes next).
+        # An unchanged workbook is kept as it is (a new delivery: one write); so is the feedback of a newer version
+        # of this file, written from the landing area while this build ran (the newer version's build comes next).
         if shown.get(_DIGEST_PROPERTY) != digest and not _newer_delivery_waiting(shown, entry, landing_dir):
             path.parent.mkdir(parents=True, exist_ok=True)
             _write_workbook(path, entry, rows, digest)
@@ -143,7 +143,7 @@ def write_feedback(con, root: Path, landing_dir: Path | None = None) -> list[Pat
     return written
 
 
-def write_early_feedback(landing_dir: Path, source_files: list[str], root: Path) -> list[Path]:
+def write_feedback_from_landing(landing_dir: Path, source_files: list[str], root: Path) -> list[Path]:
     """Read and check the forecast files ``source_files`` (relative to ``landing_dir``) outside the warehouse
     and write the feedback workbook of each one with rejections; returns the paths written.
 
@@ -180,8 +180,8 @@ def _delivery_mark(result: FileResult) -> str:
 
 
 def _delivery_waiting(shown: dict[str, str], landing_dir: Path | None) -> str | None:
-    """The content hash of the delivery an early feedback workbook was written for, if that delivery still
-    waits in the landing area as it was (the file there, with the same content); else None."""
+    """The content hash of the delivery a workbook was written for from the landing area, if that delivery still
+    waits there as it was (the file there, with the same content); else None."""
     mark = shown.get(_DELIVERY_PROPERTY)
     if not mark or landing_dir is None:
         return None
@@ -205,7 +205,7 @@ def _newer_delivery_waiting(shown: dict[str, str], entry: dict, landing_dir: Pat
 #: Raise when the layout of the feedback workbook changes, so existing workbooks are written anew.
 LAYOUT_VERSION = "3"
 _DIGEST_PROPERTY = "zi_inhalt"
-#: Document property of an early feedback workbook: the delivery (landing file and content hash) it was written for.
+#: Document property of a workbook written from the landing area: the delivery (file and content hash) it is for.
 _DELIVERY_PROPERTY = "zi_lieferung"
 
 
@@ -255,7 +255,7 @@ def _write_workbook(
 ) -> None:
     import xlsxwriter
 
-    # Written beside and renamed into place: a build and an early feedback run may write the same workbook.
+    # Written beside and renamed into place: a build and the feedback during a build may write the same workbook.
     partial = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     wb = xlsxwriter.Workbook(
         str(partial), {"in_memory": True, "strings_to_numbers": False, "strings_to_formulas": False}
