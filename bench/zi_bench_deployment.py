@@ -189,12 +189,16 @@ def daemon_delivery(data_dir: Path, workbook: Path, timeout_s: float) -> dict:
         "drop_to_published_seconds": published_s,
         "success": bool(feedback and published),
     }
+    from dagster_zi.constants import BUILD_JOB
+
     with _instance(data_dir) as instance:
         # One tick, two runs (dagster_zi/landing.py): the feedback run first, then the family's build.
         runs = [
             r
             for r in instance.get_run_records(limit=5)
-            if r.dagster_run.tags.get("dagster/sensor_name") and r.create_timestamp.timestamp() >= dropped
+            if r.dagster_run.tags.get("dagster/sensor_name")
+            and r.dagster_run.job_name == BUILD_JOB  # not the feedback written during a build in progress
+            and r.create_timestamp.timestamp() >= dropped
         ]
         build = next((r for r in runs if r.dagster_run.tags.get("zi/families")), None)
         first = next((r for r in runs if not r.dagster_run.tags.get("zi/families")), None)
