@@ -46,6 +46,8 @@ SENSOR_NAME = "landing_sensor"
 #: last tick began less than its minimum ago: with a minimum equal to the loop's period, a tick that began a
 #: little late made the next loop skip it. Below the loop's period, the sensor looks on every loop.
 INTERVAL_SECONDS = 1
+#: The cursor's entry (beside one per family) for the last run of ``forecast_feedback_during_build`` requested.
+REQUESTED_DURING_BUILD = "feedback_during_build"
 #: The run key of a forecast delivery's first run (feedback only) is the landing state's key with this suffix.
 FEEDBACK_RUN_SUFFIX = "rueckmeldung"
 
@@ -107,8 +109,13 @@ def landing_sensor(context: SensorEvaluationContext):
     paths = config.paths()
     cursor = json.loads(context.cursor) if context.cursor else {}
     if writer_lock.current_holder(paths.warehouse_dir) is not None:
-        # The cursor stays: these files count as new after the build. Their feedback does not wait for it.
-        return feedback_during_build_request(paths, cursor) or SkipReason(build_state.BUILD_IN_PROGRESS)
+        # The families' cursor stays: these files count as new after the build. Their feedback does not wait for it.
+        request = feedback_during_build_request(paths, cursor)
+        if request is None or request.run_key == cursor.get(REQUESTED_DURING_BUILD):
+            # (not requested again on every tick: Dagster would log that it skips a run key it has seen)
+            return SkipReason(build_state.BUILD_IN_PROGRESS)
+        context.update_cursor(json.dumps({**cursor, REQUESTED_DURING_BUILD: request.run_key}, sort_keys=True))
+        return request
     decision, current = evaluate(paths, cursor)
     context.update_cursor(json.dumps(current, sort_keys=True))
     if decision.mode == "skip":
