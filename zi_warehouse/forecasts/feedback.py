@@ -24,6 +24,7 @@ progress, which does not know the file yet, neither removes it nor overwrites it
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import html
 import os
@@ -139,7 +140,8 @@ def write_feedback(con, root: Path, landing_dir: Path | None = None) -> list[Pat
                 old.unlink()
         for folder in out_dir.iterdir():
             if folder.is_dir() and not any(folder.iterdir()):
-                folder.rmdir()
+                with contextlib.suppress(OSError):  # the feedback during a build may just be writing into it
+                    folder.rmdir()
     return written
 
 
@@ -169,8 +171,14 @@ def write_feedback_from_landing(landing_dir: Path, source_files: list[str], root
         path = workbook_path(root, entry)
         digest = _content_digest(entry, rows)
         if _properties(path).get(_DIGEST_PROPERTY) != digest:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            _write_workbook(path, entry, rows, digest, delivery=_delivery_mark(result))
+            for attempt in (1, 2):  # the build's feedback step removes folders it finds empty
+                path.parent.mkdir(parents=True, exist_ok=True)
+                try:
+                    _write_workbook(path, entry, rows, digest, delivery=_delivery_mark(result))
+                    break
+                except FileNotFoundError:
+                    if attempt == 2:
+                        raise
         written.append(path)
     return written
 
