@@ -20,7 +20,9 @@ build that will record has set the last record aside, so that every new file wou
 a full build. It keeps its cursor and decides when the lock is free again, with the new record. Runs it
 requested meanwhile would have waited for the lock anyway (one writer), so nothing starts later for it.
 Forecast workbooks that arrive meanwhile do not wait for their feedback, though: the sensor starts
-``forecast_feedback_during_build`` for them, which checks them outside the warehouse (``dagster_zi/forecasts.py``).
+``forecast_feedback_during_build`` for them, which checks them outside the warehouse (``dagster_zi/forecasts.py``);
+so it does when the warehouse is free but runs that will write it are queued, which the delivery's runs would
+queue behind.
 
 Funding extracts, DWD archives, tree registers and surface files dropped into their folders are picked up
 the same way as workbooks; the funding database channel is read by the daily schedule.
@@ -37,6 +39,7 @@ from dagster import AssetSelection, DefaultSensorStatus, RunRequest, SensorEvalu
 from dagster_zi.constants import BUILD_JOB, FAMILIES_TAG, FEEDBACK_ASSET, FEEDBACK_DURING_BUILD_JOB, LAUNCHED_BY_TAG
 from dagster_zi.forecasts import forecast_feedback_during_build
 from dagster_zi.jobs import build_all_job
+from dagster_zi.runner import runs_ahead
 from zi_warehouse import build_state, config, writer_lock
 from zi_warehouse.landing import changed_files, fingerprint
 
@@ -122,10 +125,13 @@ def landing_sensor(context: SensorEvaluationContext):
         return SkipReason(decision.reason)
     tags = {LAUNCHED_BY_TAG: f"Sensor {SENSOR_NAME} ({decision.reason})"[:200]}
     key = run_key(current)
+    # Runs that will write the warehouse are still to come (a build queued, or a delivery's build behind its
+    # feedback run): this delivery's runs queue behind them, its feedback need not.
+    during = feedback_during_build_request(paths, cursor) if runs_ahead(context.instance) else None
+    requests = [during] if during else []
     if decision.mode != "families":
-        return RunRequest(run_key=key, job_name=BUILD_JOB, tags=tags)
+        return [*requests, RunRequest(run_key=key, job_name=BUILD_JOB, tags=tags)]
     graph = defs.resolve_asset_graph()
-    requests = []
     if "forecasts" in decision.families:
         feedback = family_selection(["forecasts"]) & AssetSelection.assets(FEEDBACK_ASSET).upstream()
         requests.append(

@@ -11,7 +11,14 @@ import time
 
 import pytest
 import python_calamine as pc
-from dagster import DefaultScheduleStatus, DefaultSensorStatus, RunRequest, SkipReason, build_sensor_context
+from dagster import (
+    DagsterInstance,
+    DefaultScheduleStatus,
+    DefaultSensorStatus,
+    RunRequest,
+    SkipReason,
+    build_sensor_context,
+)
 
 from conftest import build_holding_the_lock, copy_built_data_dir
 from dagster_zi import landing
@@ -30,8 +37,9 @@ def built(demo_data_dir, tmp_path, monkeypatch):
 
 
 def _tick(cursor: str | None):
-    context = build_sensor_context(cursor=cursor)
-    return landing.landing_sensor(context), context.cursor
+    with DagsterInstance.ephemeral() as instance:  # no runs in it: none ahead of the sensor's
+        context = build_sensor_context(cursor=cursor, instance=instance)
+        return landing.landing_sensor(context), context.cursor
 
 
 def test_sensor_and_schedule_run_by_default():
@@ -144,7 +152,7 @@ def test_without_a_successful_build_the_whole_job_runs(built):
     _, cursor = _tick(None)
     (built.warehouse_dir / "last_build.json").unlink()
     (built.landing_for("trees") / "baumkataster_bochum_neu.csv").write_text("Baumnummer\n1\n", encoding="utf-8")
-    request, _ = _tick(cursor)
+    [request], _ = _tick(cursor)
     assert isinstance(request, RunRequest) and request.asset_selection is None
     assert "zi/families" not in request.tags
 
@@ -165,7 +173,7 @@ def test_a_new_data_directory_waits_for_its_first_files(tmp_path, monkeypatch):
     result, cursor = _tick(cursor)  # and says so on every tick, not only the first
     assert isinstance(result, SkipReason) and result.skip_message == NOTHING_DELIVERED
     (paths.landing_for("trees") / "baumkataster_bochum.csv").write_text("Baumnummer\n1\n", encoding="utf-8")
-    request, _ = _tick(cursor)
+    [request], _ = _tick(cursor)
     assert isinstance(request, RunRequest) and request.asset_selection is None  # the first build: everything
 
 
@@ -219,8 +227,6 @@ def test_a_workbook_dropped_during_a_build_gets_its_feedback_without_waiting_for
     """While a build holds the warehouse, a new workbook's feedback comes from a run outside the writer pool; a
     byte-identical copy of a delivered file is left to the build (whether it repeats a delivery is the
     warehouse's to say); the build of the delivery still follows the build in progress."""
-    from dagster import DagsterInstance
-
     from dagster_zi.constants import WAREHOUSE_POOL
     from dagster_zi.definitions import defs
     from zi_bench_deployment import with_bad_row
@@ -252,3 +258,19 @@ def test_a_workbook_dropped_during_a_build_gets_its_feedback_without_waiting_for
         assert len(rows) == 2 and "Projektstatus" in rows[1]  # the one row with the status that is none
     requests, _ = _tick(cursor_during)
     assert [r.tags.get("zi/families") for r in requests] == [None, "forecasts"]  # feedback run, then the family
+
+
+def test_a_workbook_dropped_while_builds_are_queued_gets_its_feedback_without_waiting_for_them(built, monkeypatch):
+    """The warehouse is free, but runs that will write it are queued (a build launched in the UI, another
+    delivery's build behind its feedback run): the delivery's runs queue behind them, its feedback does not."""
+    _, cursor = _tick(None)
+    folder = built.landing_for("forecasts")
+    source = sorted(folder.glob("*.xlsx"))[0]
+    (folder / f"{source.stem}_korrektur1.xlsx").write_bytes(source.read_bytes() + b"\0")
+    alone, _ = _tick(cursor)
+    assert [r.job_name for r in alone] == ["build_warehouse", "build_warehouse"]  # feedback run, then the family
+    monkeypatch.setattr(landing, "runs_ahead", lambda instance: ["ein Build in der Warteschlange"])
+    queued, _ = _tick(cursor)
+    assert [r.job_name for r in queued] == [FEEDBACK_DURING_BUILD_JOB, "build_warehouse", "build_warehouse"]
+    files = queued[0].run_config["ops"]["write_feedback_from_landing"]["config"]["files"]
+    assert files == [f"forecasts/{source.stem}_korrektur1.xlsx"]
