@@ -358,3 +358,18 @@ def test_feedback_during_a_build_is_what_its_build_writes_and_the_build_before_i
         fill_template(paths.landing / source_file)
         write_feedback_from_landing(paths.landing, [source_file], paths.feedback)
         assert write_feedback(con, paths.feedback) == [] and not during.exists()
+
+
+def test_the_feedback_on_a_copy_of_a_delivery_asks_for_nothing(tmp_path, monkeypatch):
+    monkeypatch.setenv("ZI_DATA_DIR", str(tmp_path / "data"))
+    paths = config.paths().ensure()
+    fill_template(paths.landing_for("forecasts") / FILE)
+    copy = paths.landing_for("forecasts") / FILE.replace(".xlsx", "_kopie.xlsx")
+    copy.write_bytes((paths.landing_for("forecasts") / FILE).read_bytes())
+    with warehouse.connect(paths.warehouse) as con:
+        ingest(con, src, paths.landing, log=lambda m: None)
+        written = write_feedback(con, paths.feedback)
+    [workbook] = [p for p in written if "_kopie" in p.name]
+    summary = " ".join(str(c) for r in _sheets(workbook)["Zusammenfassung"] for c in r)
+    assert "Datei doppelt geliefert" in summary and "nichts weiter zu tun" in summary
+    assert "erneut senden" not in summary and "korrigieren" not in summary

@@ -267,3 +267,19 @@ def test_the_list_of_deliveries_stays_aligned_past_the_ninth():
     starts = {len(line) - len(line.lstrip()) for line in results}
     assert starts == {len(items[-1]) - len(items[-1].split(" ", 1)[1].lstrip())}  # under the text of "12. …"
     assert {line.index("Baumkataster") for line in items} == starts
+
+
+def test_a_copy_of_a_delivery_already_loaded_is_not_asked_for_again():
+    """A byte-identical copy is refused as a repeated delivery, which asks nothing of the sender (rule text:
+    „Es ist nichts zu tun“): no request to correct and resend it, in the item nor at the end."""
+    copy = {
+        "sheet": None,
+        "row_number": None,
+        "column_name": None,
+        "value_found": "Prognose_Bochum_2023-Q1_kopie.xlsx",
+        "rule": "duplicate_delivery",
+        "message_de": "Diese Datei ist identisch mit der bereits gelieferten Datei „Prognose_Bochum_2023-Q1.xlsx“.",
+    }
+    deliveries = [_delivery("forecasts", "forecasts/Prognose_Bochum_2023-Q1_kopie.xlsx", [copy], outcome="failed")]
+    body = outbox.message_text("Bochum", deliveries, {})
+    assert "Datei doppelt geliefert" in body and "erneut" not in body and "korrigieren" not in body

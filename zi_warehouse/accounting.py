@@ -29,6 +29,10 @@ MASKED_VALUE = "[personenbezogen, ausgeblendet]"
 
 OUTCOMES = ("loaded", "partially_loaded", "rejected", "failed", "blocked")
 
+#: Rules that refuse a whole file without asking anything of its sender (no correction, no resend): a byte-identical
+#: copy of a delivery already loaded.
+NOTHING_TO_DO_RULES = frozenset({"duplicate_delivery"})
+
 
 @dataclass(frozen=True)
 class Rejection:

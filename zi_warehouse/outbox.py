@@ -39,6 +39,7 @@ from pathlib import Path
 import duckdb
 
 from zi_warehouse import alerts, config, warehouse
+from zi_warehouse.accounting import NOTHING_TO_DO_RULES
 from zi_warehouse.forecasts import feedback
 from zi_warehouse.german import count_of, format_number
 from zi_warehouse.reference import match_municipality, municipality_by_key
@@ -74,6 +75,13 @@ class Delivery:
     @property
     def key(self) -> dict:
         return {"family": self.family, "source_file": self.source_file, "file_hash": self.file_hash}
+
+    @property
+    def to_resend(self) -> bool:
+        """Not loaded for a reason the sender can fix (a copy of a delivery already loaded asks for nothing)."""
+        file_rules = {r["rule"] for r in self.rejections if r["row_number"] is None}
+        refused_for_nothing = self.outcome == "failed" and file_rules and file_rules <= NOTHING_TO_DO_RULES
+        return self.outcome != "loaded" and not refused_for_nothing
 
 
 @dataclass
@@ -283,13 +291,13 @@ def message_text(municipality_name: str, deliveries: list[Delivery], attachments
                     lines.append(f"{indent}Hinweis: {r['message_de']}")
         if d.source_file in attachments:
             lines.append(f"{indent}Einzelheiten im Anhang: „{attachments[d.source_file]}“.")
-        if d.family == "forecasts" and d.outcome != "loaded":
+        if d.family == "forecasts" and d.to_resend:
             # the same name ending as the feedback workbook asks for: one revision above this file's
             suffix = feedback.next_correction_suffix(d.source_file)
             lines.append(f"{indent}Korrigierte Datei bitte erneut senden, Dateiname mit „{suffix}“.")
         lines.append("")
     # A forecast workbook's item already says how to resend it (with the name ending to use); the others do not.
-    to_resend = [d for d in deliveries if d.outcome != "loaded" and d.family != "forecasts"]
+    to_resend = [d for d in deliveries if d.to_resend and d.family != "forecasts"]
     if to_resend:
         files = "die betroffene Datei" if len(to_resend) == 1 else "die betroffenen Dateien"
         lines += [f"Bitte korrigieren Sie die abgewiesenen Zeilen und senden Sie {files} erneut.", ""]

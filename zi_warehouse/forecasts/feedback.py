@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from zi_warehouse import warehouse
-from zi_warehouse.accounting import FileResult
+from zi_warehouse.accounting import NOTHING_TO_DO_RULES, FileResult
 from zi_warehouse.forecasts.printing import row_height, setup_page
 from zi_warehouse.forecasts.reader import column_label, revision_from_name
 from zi_warehouse.landing import LandedFile, file_sha256
@@ -211,7 +211,7 @@ def _newer_delivery_waiting(shown: dict[str, str], entry: dict, landing_dir: Pat
 
 
 #: Raise when the layout of the feedback workbook changes, so existing workbooks are written anew.
-LAYOUT_VERSION = "3"
+LAYOUT_VERSION = "4"
 _DIGEST_PROPERTY = "zi_inhalt"
 #: Document property of a workbook written from the landing area: the delivery (file and content hash) it is for.
 _DELIVERY_PROPERTY = "zi_lieferung"
@@ -333,6 +333,8 @@ def _write_workbook(
             f"Bitte die abgewiesenen Zeilen (Blatt „{ROWS_SHEET}“) korrigieren und die Datei als Korrektur "
             f"erneut senden (Dateiname mit „{next_correction_suffix(entry['source_file'])}“)."
         )
+    elif entry["outcome"] == "failed" and all(x[4] in NOTHING_TO_DO_RULES for x in file_level):
+        closing = "Für diese Datei ist nichts weiter zu tun."  # e.g. a copy of a delivery already loaded
     else:
         closing = (
             "Bitte die Datei wie beschrieben korrigieren und erneut senden."
