@@ -68,7 +68,9 @@ def forecast_feedback_workbooks() -> MaterializeResult:
 def write_feedback_from_landing_op(context) -> None:
     paths = config.paths().ensure()
     written = write_feedback_from_landing(paths.landing, context.op_config["files"], paths.feedback)
-    context.log.info(f"{len(written)} Rückmeldedatei(en) während eines Builds: " + ", ".join(p.name for p in written))
+    context.log.info(  # one with rejections, written now or already as it should be
+        f"Rückmeldedatei(en) aktuell ({len(written)}): " + (", ".join(p.name for p in written) or "keine Abweisungen")
+    )
 
 
 @job(

@@ -86,7 +86,8 @@ def feedback_during_build_request(paths: config.Paths, cursor: dict) -> RunReque
         run_key="waehrend-build-" + hashlib.sha256(state.encode()).hexdigest()[:20],
         job_name=FEEDBACK_DURING_BUILD_JOB,
         run_config={"ops": {"write_feedback_from_landing": {"config": {"files": [f"{prefix}/{n}" for n in changed]}}}},
-        tags={LAUNCHED_BY_TAG: f"Sensor {SENSOR_NAME} (Rückmeldung während eines Builds)"},
+        # the files by name in the run list (the run key is a hash)
+        tags={LAUNCHED_BY_TAG: f"Sensor {SENSOR_NAME} (Rückmeldung während eines Builds: {', '.join(changed)})"[:200]},
     )
 
 

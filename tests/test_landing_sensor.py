@@ -246,6 +246,7 @@ def test_a_workbook_dropped_during_a_build_gets_its_feedback_without_waiting_for
         assert {f: v for f, v in json.loads(cursor_during).items() if f in config.SOURCE_FAMILIES} == json.loads(cursor)
         files = request.run_config["ops"]["write_feedback_from_landing"]["config"]["files"]
         assert files == [f"forecasts/{source.stem}_korrektur1.xlsx"]
+        assert f"{source.stem}_korrektur1.xlsx" in request.tags["zi/launched_by"]  # the run list names the file
         assert _tick(cursor)[0].run_key == request.run_key  # one run per state of the files
         quiet_again, _ = _tick(cursor_during)  # and requested once, not on every tick of the build
         assert isinstance(quiet_again, SkipReason) and quiet_again.skip_message == build_state.BUILD_IN_PROGRESS
