@@ -67,9 +67,10 @@ class WarehouseWriterExecutor(InProcessExecutor):
     """Dagster's in-process executor, holding the data directory's writer lock while warehouse steps run."""
 
     def execute(self, plan_context, execution_plan) -> Iterator[DagsterEvent]:
-        plan_context.instance.add_run_tags(
-            plan_context.dagster_run.run_id, {RUN_PID_TAG: str(os.getpid()), RUN_HOST_TAG: socket.gethostname()}
-        )
+        tags = {RUN_PID_TAG: str(os.getpid()), RUN_HOST_TAG: socket.gethostname()}
+        if not plan_context.dagster_run.tags.get(LAUNCHED_BY_TAG):  # a run from the UI or a schedule: the run
+            tags[LAUNCHED_BY_TAG] = launched_by_de(plan_context.dagster_run.tags)  # list says who, as for the others
+        plan_context.instance.add_run_tags(plan_context.dagster_run.run_id, tags)
         steps = [execution_plan.get_step_by_key(key) for key in execution_plan.step_keys_to_execute]
         if not any(step.pool == WAREHOUSE_POOL for step in steps):
             yield from super().execute(plan_context, execution_plan)

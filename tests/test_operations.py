@@ -306,3 +306,5 @@ def test_two_runs_launched_from_the_ui_queue_instead_of_colliding(served):
         for record in (one, two):
             messages = " ".join(e.message or "" for e in instance.all_logs(record.dagster_run.run_id))
             assert LOCK_ERROR not in messages
+            # the run list says who started it, as it does for the sensor's runs and `zi build`'s
+            assert instance.get_run_by_id(record.dagster_run.run_id).tags["zi/launched_by"] == "Dagster-UI"
