@@ -283,3 +283,15 @@ def test_a_copy_of_a_delivery_already_loaded_is_not_asked_for_again():
     deliveries = [_delivery("forecasts", "forecasts/Prognose_Bochum_2023-Q1_kopie.xlsx", [copy], outcome="failed")]
     body = outbox.message_text("Bochum", deliveries, {})
     assert "Datei doppelt geliefert" in body and "erneut" not in body and "korrigieren" not in body
+
+
+def test_one_row_rejected_for_three_reasons_is_not_read_as_three_rows():
+    base = {"sheet": "Projekte", "row_number": 7, "value_found": "x", "message_de": "…"}
+    rules = [("status", "known_status"), ("total_cost_eur", "total_cost_range"), ("municipality", "required")]
+    reasons = [{**base, "column_name": column, "rule": rule} for column, rule in rules]
+    one_row = _delivery("forecasts", "forecasts/Prognose_Bochum_2023-Q1.xlsx", reasons)
+    one_row.rows_rejected, one_row.rows_loaded = 1, 2
+    body = outbox.message_text("Bochum", [one_row], {})
+    assert "1 abgewiesen" in body and body.count("(1 Zeile)") == 3 and "aus mehreren Gründen" in body
+    single = _delivery("forecasts", "forecasts/Prognose_Bochum_2023-Q1.xlsx", reasons[:1])
+    assert "aus mehreren Gründen" not in outbox.message_text("Bochum", [single], {})

@@ -281,10 +281,11 @@ def message_text(municipality_name: str, deliveries: list[Delivery], attachments
             for rule, rows in _rows_by_rule(d).items():
                 reasons[_label(rule, d.family)] += len(rows)
             if reasons:
+                several = sum(reasons.values()) > d.rows_rejected  # "(1 Zeile)" three times for one row
                 lines.append(
                     f"{indent}Abgewiesen wegen: "
                     + "; ".join(f"{label} ({_rows(n)})" for label, n in reasons.most_common())
-                    + "."
+                    + (" – manche Zeilen aus mehreren Gründen." if several else ".")
                 )
             for r in d.rejections:
                 if r["row_number"] is None:
