@@ -22,7 +22,7 @@ requested meanwhile would have waited for the lock anyway (one writer), so nothi
 Forecast workbooks that arrive meanwhile do not wait for their feedback, though: the sensor starts
 ``forecast_feedback_during_build`` for them, which checks them outside the warehouse (``dagster_zi/forecasts.py``);
 so it does when the warehouse is free but runs that will write it are queued, which the delivery's runs would
-queue behind.
+queue behind. A delivery whose feedback came that way gets no feedback run ahead of its build.
 
 Funding extracts, DWD archives, tree registers and surface files dropped into their folders are picked up
 the same way as workbooks; the funding database channel is read by the daily schedule.
@@ -126,14 +126,16 @@ def landing_sensor(context: SensorEvaluationContext):
         return SkipReason(decision.reason)
     tags = {LAUNCHED_BY_TAG: f"Sensor {SENSOR_NAME} ({decision.reason})"[:200]}
     key = run_key(current)
+    during = feedback_during_build_request(paths, cursor)
+    # These workbooks got their feedback while the build before ran: no feedback run ahead of their build.
+    given = during is not None and during.run_key == cursor.get(REQUESTED_DURING_BUILD)
     # Runs that will write the warehouse are still to come (a build queued, or a delivery's build behind its
     # feedback run): this delivery's runs queue behind them, its feedback need not.
-    during = feedback_during_build_request(paths, cursor) if runs_ahead(context.instance) else None
-    requests = [during] if during else []
+    requests = [during] if during and not given and runs_ahead(context.instance) else []
     if decision.mode != "families":
         return [*requests, RunRequest(run_key=key, job_name=BUILD_JOB, tags=tags)]
     graph = defs.resolve_asset_graph()
-    if "forecasts" in decision.families:
+    if "forecasts" in decision.families and not given:
         feedback = family_selection(["forecasts"]) & AssetSelection.assets(FEEDBACK_ASSET).upstream()
         requests.append(
             RunRequest(

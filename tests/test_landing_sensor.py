@@ -199,7 +199,7 @@ def test_a_delivery_during_a_build_is_decided_after_it(built):
         record_path.write_text(record, encoding="utf-8")  # the build succeeded (from the files before the drop)
     assert writer_lock.current_holder(built.warehouse_dir) is None
     requests, _ = _tick(cursor_during)
-    assert [r.tags.get("zi/families") for r in requests] == [None, "forecasts"]  # feedback run, then the family
+    assert [r.tags.get("zi/families") for r in requests] == ["forecasts"]  # its feedback came during the build
 
 
 def test_the_daemon_log_leaves_out_routine_skips_only():
@@ -257,6 +257,11 @@ def test_a_workbook_dropped_during_a_build_gets_its_feedback_without_waiting_for
         [workbook] = built.feedback.rglob(f"*{source.stem}_korrektur1*")
         rows = pc.CalamineWorkbook.from_path(str(workbook)).get_sheet_by_name("Abgewiesene Zeilen").to_python()
         assert len(rows) == 2 and "Projektstatus" in rows[1]  # the one row with the status that is none
+    # After the build: the family's build, without a feedback run ahead of it (the feedback is there) ...
+    requests, _ = _tick(cursor_during)
+    assert [(r.job_name, r.tags.get("zi/families")) for r in requests] == [("build_warehouse", "forecasts")]
+    # ... unless a workbook arrived after the request during the build (its feedback is still to come).
+    (folder / f"{source.stem}_korrektur2.xlsx").write_bytes(source.read_bytes() + b"\0")
     requests, _ = _tick(cursor_during)
     assert [r.tags.get("zi/families") for r in requests] == [None, "forecasts"]  # feedback run, then the family
 
