@@ -22,7 +22,7 @@ requested meanwhile would have waited for the lock anyway (one writer), so nothi
 Forecast workbooks that arrive meanwhile do not wait for their feedback, though: the sensor starts
 ``forecast_feedback_during_build`` for them, which checks them outside the warehouse (``dagster_zi/forecasts.py``);
 so it does when the warehouse is free but runs that will write it are queued, which the delivery's runs would
-queue behind. A delivery whose feedback came that way gets no feedback run ahead of its build.
+queue behind. A delivery whose feedback comes that way gets no feedback run ahead of its build.
 
 Funding extracts, DWD archives, tree registers and surface files dropped into their folders are picked up
 the same way as workbooks; the funding database channel is read by the daily schedule.
@@ -135,7 +135,7 @@ def landing_sensor(context: SensorEvaluationContext):
     if decision.mode != "families":
         return [*requests, RunRequest(run_key=key, job_name=BUILD_JOB, tags=tags)]
     graph = defs.resolve_asset_graph()
-    if "forecasts" in decision.families and not given:
+    if "forecasts" in decision.families and not given and not requests:
         feedback = family_selection(["forecasts"]) & AssetSelection.assets(FEEDBACK_ASSET).upstream()
         requests.append(
             RunRequest(

@@ -277,6 +277,8 @@ def test_a_workbook_dropped_while_builds_are_queued_gets_its_feedback_without_wa
     assert [r.job_name for r in alone] == ["build_warehouse", "build_warehouse"]  # feedback run, then the family
     monkeypatch.setattr(landing, "runs_ahead", lambda instance: ["ein Build in der Warteschlange"])
     queued, _ = _tick(cursor)
-    assert [r.job_name for r in queued] == [FEEDBACK_DURING_BUILD_JOB, "build_warehouse", "build_warehouse"]
+    # (and no feedback run of its own ahead of its build: it would queue behind the same runs)
+    assert [r.job_name for r in queued] == [FEEDBACK_DURING_BUILD_JOB, "build_warehouse"]
+    assert queued[1].tags["zi/families"] == "forecasts"
     files = queued[0].run_config["ops"]["write_feedback_from_landing"]["config"]["files"]
     assert files == [f"forecasts/{source.stem}_korrektur1.xlsx"]
