@@ -40,6 +40,10 @@ class BuildReport:
     step_seconds: dict[str, float] = field(default_factory=dict)  # step key -> wall time (start to end)
     definitions_seconds: float = 0.0  # importing the Dagster definitions (dbt manifest, GX, all modules)
     alert: str = ""  # failed run: what became of its alert e-mail (German, dagster_zi/alerts.py)
+    #: The PostgreSQL publish, when one ran: its German status line and its findings (e.g. a reader password
+    #: the publishing account may not set), which would otherwise only be in the steps' log.
+    postgres: str = ""
+    postgres_findings: list[str] = field(default_factory=list)
 
 
 def open_instance() -> DagsterInstance:
@@ -269,6 +273,8 @@ def _report(instance: DagsterInstance, result, definitions_seconds: float) -> Bu
             report.failure_reasons[event.step_key or "?"] = step_failure_text(event)
         elif event.event_type == DagsterEventType.STEP_SUCCESS and event.step_key in PUBLISH_STEPS:
             report.published_steps.append(event.step_key)
+        elif event.event_type == DagsterEventType.ASSET_MATERIALIZATION and event.step_key == "published_postgres":
+            _report_postgres(report, event.step_materialization_data.materialization.metadata)
         elif event.event_type == DagsterEventType.STEP_SKIPPED and event.step_key in PUBLISH_STEPS:
             # Dagster skips a step whose inputs were not produced (a dbt model without its event): the run
             # itself succeeds, but nothing was published, and that is a failed build.
@@ -283,6 +289,21 @@ def _report(instance: DagsterInstance, result, definitions_seconds: float) -> Bu
         else:
             report.checks_failed.append(name)
     return report
+
+
+def _report_postgres(report: BuildReport, metadata: dict) -> None:
+    """The PostgreSQL publish's outcome from its materialization (dagster_zi/serving.py); nothing when skipped."""
+    value = {name: getattr(v, "value", v) for name, v in metadata.items()}
+    if value.get("status") != "veröffentlicht":
+        return
+    written = [m for m in str(value.get("marts_written", "")).split(", ") if m and m != "keine"]
+    report.postgres = (
+        f"PostgreSQL {value.get('server')}: Schema {value.get('schema')}, {len(written)} von {value.get('marts')} "
+        f"Marts geschrieben, Leserolle {value.get('reader_role')}"
+    )
+    report.postgres_findings = [
+        line[2:] for line in str(value.get("findings", "")).splitlines() if line.startswith("- ")
+    ]
 
 
 def _step_seconds(instance: DagsterInstance, run_id: str) -> dict[str, float]:

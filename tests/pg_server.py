@@ -58,6 +58,16 @@ class PostgresServer:
             con.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
         return self.dsn_for(name)
 
+    def require_password(self, role: str) -> None:
+        """Make ``role`` log in over TCP with its password (the cluster trusts everyone else), as a real server
+        would; for tests of what the password is."""
+        import psycopg
+
+        hba = self.data_dir / "pg_hba.conf"
+        hba.write_text(f"host all {role} 127.0.0.1/32 scram-sha-256\n" + hba.read_text())
+        with psycopg.connect(self.dsn, autocommit=True) as con:
+            con.execute("select pg_reload_conf()")
+
     def env(self) -> dict[str, str]:
         """PG* variables that point libpq (psql, psycopg without a DSN) at this server."""
         return {"PGHOST": self.host, "PGPORT": str(self.port), "PGUSER": self.user, "PGDATABASE": "postgres"}

@@ -287,6 +287,34 @@ def test_reader_role_reads_every_mart_and_nothing_else(tmp_path, db, monkeypatch
         assert audit_reader(admin, "zi_reader") == []
 
 
+def test_a_publisher_without_superuser_sets_the_reader_password_on_every_publish(tmp_path, pg, db):
+    # As bi-connections.md sets it up: a publishing account with CREATE on the database and CREATEROLE, no
+    # superuser. The reader logs in with its password (scram), so a password that was not set shows.
+    publisher, role = f"zi_publisher_{uuid.uuid4().hex[:8]}", new_role()
+    with psycopg.connect(db, autocommit=True) as admin:
+        admin.execute(sql.SQL("create role {} login createrole").format(sql.Identifier(publisher)))
+        admin.execute(
+            sql.SQL("grant create on database {} to {}").format(
+                sql.Identifier(psycopg.conninfo.conninfo_to_dict(db)["dbname"]), sql.Identifier(publisher)
+            )
+        )
+    pg.require_password(role)
+    as_publisher = reader_dsn(db, publisher, "")
+    source = published_file(tmp_path)
+
+    first = publish_to_postgres(source, as_publisher, reader_role=role, reader_password="alt-2026")
+    rotated = publish_to_postgres(source, as_publisher, reader_role=role, reader_password="neu-2027")
+
+    assert first.findings == rotated.findings == []
+    with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
+        psycopg.connect(reader_dsn(db, role, "alt-2026")).close()
+    with psycopg.connect(reader_dsn(db, role, "neu-2027")) as con:
+        assert con.execute("select count(*) from marts.fct_measure").fetchone()[0] == 400
+        assert con.execute("show default_transaction_read_only").fetchone()[0] == "on"
+    with psycopg.connect(db) as admin:
+        assert audit_reader(admin, role) == []
+
+
 def test_reader_holding_a_transaction_sees_the_complete_old_then_the_complete_new_set(tmp_path, db):
     role = new_role()
     publish_to_postgres(published_file(tmp_path, version=1), db, reader_role=role, reader_password="pw")
@@ -575,7 +603,7 @@ def test_dsn_comes_from_the_environment():
     assert resolve_dsn({"ZI_POSTGRES_DSN": "postgresql://bi@db/zi", "PGHOST": "x"}) == "postgresql://bi@db/zi"
 
 
-def test_dagster_asset_publishes_the_published_file_or_says_it_has_nothing_to_do(tmp_path, db, monkeypatch):
+def test_dagster_asset_publishes_the_published_file_or_says_it_has_nothing_to_do(tmp_path, pg, db, monkeypatch):
     from dagster import build_asset_context
 
     from dagster_zi import serving
@@ -603,3 +631,25 @@ def test_dagster_asset_publishes_the_published_file_or_says_it_has_nothing_to_do
     writer.close()
     assert done.metadata["status"] == "veröffentlicht"
     assert done.metadata["marts"] == len(postgres_marts(db)) >= 4
+
+    # The build's summary says where it published and what the DBA has to do: here a publishing account
+    # without CREATEROLE, asked to set the reader's password (dagster_zi/runner.py reads the materialization).
+    from dagster_zi.runner import BuildReport, _report_postgres
+
+    report = BuildReport(success=True, run_id="r")
+    _report_postgres(report, skipped.metadata)
+    assert report.postgres == "" and report.postgres_findings == []
+    publisher, role, dbname = (f"zi_{kind}_{uuid.uuid4().hex[:8]}" for kind in ("publisher", "reader", "db"))
+    other_db = pg.create_database(dbname)
+    with psycopg.connect(other_db, autocommit=True) as admin:
+        admin.execute(sql.SQL("create role {} login").format(sql.Identifier(role)))  # by the DBA, once
+        admin.execute(sql.SQL("create role {} login").format(sql.Identifier(publisher)))
+        admin.execute(
+            sql.SQL("grant create on database {} to {}").format(sql.Identifier(dbname), sql.Identifier(publisher))
+        )
+    monkeypatch.setenv("ZI_POSTGRES_DSN", reader_dsn(other_db, publisher, ""))
+    monkeypatch.setenv("ZI_POSTGRES_READER_ROLE", role)
+    monkeypatch.setenv("ZI_POSTGRES_READER_PASSWORD", "neu")
+    _report_postgres(report, serving.published_postgres(context).metadata)
+    assert report.postgres.startswith("PostgreSQL ") and "Schema marts" in report.postgres, report.postgres
+    assert [f for f in report.postgres_findings if f.startswith("Passwort der Rolle")], report.postgres_findings

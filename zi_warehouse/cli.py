@@ -14,6 +14,7 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from dagster_zi.deployment import PROCESS_NAMES
@@ -643,6 +644,10 @@ def print_summary(paths: config.Paths, report, seconds: float) -> None:
             )
         else:
             console.print(f"Nichts veröffentlicht; die bisherige Fassung bleibt unverändert: {paths.published_duckdb}")
+    if report.postgres:  # after the DuckDB publish; its findings are the DBA's to-do, e.g. a password not set
+        console.print(report.postgres, markup=False, highlight=False)
+    for finding in report.postgres_findings:
+        console.print(f"  [yellow]Hinweis[/yellow] {escape(finding)}")
 
 
 #: Distinct errors the summary of a failed build prints (the rest: the steps' output, the UI).

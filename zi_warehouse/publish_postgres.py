@@ -320,34 +320,81 @@ def check_no_personal_columns(marts: list[Mart]) -> None:
 # --------------------------------------------------------------------------------------------------
 
 
-def ensure_reader_role(con: psycopg.Connection, role: str, password: str | None) -> list[str]:
-    """Create or re-assert the read-only role: login, no other attribute, read-only by default.
+#: The read-only role's attributes: (pg_roles column, wanted value, the clause that sets it).
+READER_ATTRIBUTES = (
+    ("rolcanlogin", True, "login"),
+    ("rolsuper", False, "nosuperuser"),
+    ("rolcreatedb", False, "nocreatedb"),
+    ("rolcreaterole", False, "nocreaterole"),
+    ("rolreplication", False, "noreplication"),
+    ("rolbypassrls", False, "nobypassrls"),
+    ("rolinherit", False, "noinherit"),
+)
+_READ_ONLY_SETTING = "default_transaction_read_only=on"
 
-    Returns German findings for what the publishing account was not allowed to do (the DBA's task).
+
+def ensure_reader_role(con: psycopg.Connection, role: str, password: str | None) -> list[str]:
+    """Create or re-assert the read-only role: login, no other attribute, read-only by default, the password.
+
+    An existing role is altered only where it differs: PostgreSQL lets only a superuser name the superuser or
+    replication attribute in ALTER ROLE, even to switch it off, so re-asserting every attribute would fail for
+    a publishing account with CREATEROLE and take the password change down with it. Attributes, password and
+    the read-only default are set one by one, so one refused change does not undo the others. Returns German
+    findings for what the publishing account was not allowed to do (the DBA's task).
     """
     findings: list[str] = []
     ident = sql.Identifier(role)
-    attributes = sql.SQL("login nosuperuser nocreatedb nocreaterole noreplication nobypassrls noinherit")
-    exists = con.execute("select 1 from pg_roles where rolname = %s", [role]).fetchone() is not None
-    try:
-        with con.transaction():
-            if not exists:
-                con.execute(sql.SQL("create role {} {}").format(ident, attributes))
-            else:
-                con.execute(sql.SQL("alter role {} {}").format(ident, attributes))
-            if password:
-                # Literal: utility statements take no bind parameters; psycopg quotes the value.
-                con.execute(sql.SQL("alter role {} password {}").format(ident, sql.Literal(password)))
-            # Defence in depth: every transaction of the role starts read-only (privileges are the real guard).
-            con.execute(sql.SQL("alter role {} set default_transaction_read_only = on").format(ident))
-    except psycopg.errors.InsufficientPrivilege as exc:
-        if not exists:
+    current = con.execute(
+        "select " + ", ".join(column for column, _, _ in READER_ATTRIBUTES) + ", rolconfig from pg_roles "
+        "where rolname = %s",
+        [role],
+    ).fetchone()
+    if current is None:
+        clauses = " ".join(clause for _, _, clause in READER_ATTRIBUTES)
+        try:
+            with con.transaction():
+                con.execute(sql.SQL("create role {} " + clauses).format(ident))
+        except psycopg.errors.InsufficientPrivilege as exc:
             raise PostgresPublishError(
                 f"Die Leserolle {role} existiert nicht und das veröffentlichende Konto darf keine Rollen "
-                f"anlegen ({_first_line(exc)}). Bitte einmalig als Administrator: CREATE ROLE {role} LOGIN "
-                "PASSWORD '…';"
+                f"anlegen ({_first_line(exc)}). Bitte einmalig als Administrator: CREATE ROLE {role} LOGIN NOINHERIT "
+                f"PASSWORD '…'; ALTER ROLE {role} SET default_transaction_read_only = on;"
             ) from exc
-        findings.append(f"Attribute/Passwort der Rolle {role} nicht gesetzt (fehlendes Recht CREATEROLE).")
+        wrong, config = [], []
+    else:
+        wrong = [clause for (_, wanted, clause), value in zip(READER_ATTRIBUTES, current) if value != wanted]
+        config = current[-1] or []
+
+    def attempt(statement: sql.Composable, what: str, as_admin: str) -> None:
+        try:
+            with con.transaction():
+                con.execute(statement)
+        except psycopg.errors.InsufficientPrivilege as exc:
+            findings.append(
+                f"{what} der Rolle {role} nicht gesetzt ({_first_line(exc)}); bitte als Administrator: {as_admin}"
+            )
+
+    if wrong:
+        clauses = " ".join(wrong)
+        attempt(
+            sql.SQL("alter role {} " + clauses).format(ident),
+            f"{'Attribut' if len(wrong) == 1 else 'Attribute'} {clauses.upper()}",
+            f"ALTER ROLE {role} {clauses.upper()};",
+        )
+    if password:
+        # Literal: utility statements take no bind parameters; psycopg quotes the value.
+        attempt(
+            sql.SQL("alter role {} password {}").format(ident, sql.Literal(password)),
+            "Passwort",
+            f"ALTER ROLE {role} PASSWORD '…';",
+        )
+    if _READ_ONLY_SETTING not in config:
+        # Defence in depth: every transaction of the role starts read-only (privileges are the real guard).
+        attempt(
+            sql.SQL("alter role {} set default_transaction_read_only = on").format(ident),
+            "Lesemodus (default_transaction_read_only)",
+            f"ALTER ROLE {role} SET default_transaction_read_only = on;",
+        )
     try:
         with con.transaction():
             con.execute(sql.SQL("grant connect on database {} to {}").format(sql.Identifier(con.info.dbname), ident))
