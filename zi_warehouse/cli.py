@@ -104,6 +104,12 @@ def build(
         help="Läuft schon ein Build auf diesem Datenverzeichnis: so lange warten",
     ),
     no_wait: bool = typer.Option(False, "--no-wait", help="Läuft schon ein Build: sofort abbrechen statt zu warten"),
+    rebuild: bool = typer.Option(
+        False,
+        "--rebuild",
+        help="Das Arbeits-Warehouse neu aufbauen: alles aus dem Landebereich, Prüfhistorie und Förder-Snapshots "
+        "werden übernommen; scheitert der Build, bleibt der bisherige Arbeitsstand",
+    ),
 ) -> None:
     """One build in the data directory's Dagster instance (the help text above says what users see). One writer
     at a time: ``zi_warehouse.writer_lock``; the no-change check and the families to run: ``build_state``."""
@@ -116,6 +122,7 @@ def build(
     paths = config.paths()
     os.environ["ZI_DATA_DIR"] = str(paths.data_dir)  # dbt's profile reads it
     started = time.perf_counter()
+    always = always or rebuild
     if always:
         os.environ["ZI_BUILD_ALWAYS"] = "1"
 
@@ -168,10 +175,16 @@ def build(
                     else:
                         reason = "mit --always angefordert" if always else decision.reason
                         console.print(f"Vollständiger Lauf: {reason}.")
-                    with console.status("Build läuft …") as status, _steps_output_to(steps_log_path(paths)):
-                        report = runner.run_build(
-                            progress=lambda msg: status.update(f"Build {msg}"), families=families, instance=instance
-                        )
+                    if rebuild:
+                        _start_over(paths)
+                    try:
+                        with console.status("Build läuft …") as status, _steps_output_to(steps_log_path(paths)):
+                            report = runner.run_build(
+                                progress=lambda msg: status.update(f"Build {msg}"), families=families, instance=instance
+                            )
+                    finally:
+                        if rebuild:
+                            _finish_rebuild(paths, report is not None and report.success)
                     break
             # A build the daemon queued (a sensor's, the schedule's) would run after this one and build the
             # same files again: it goes first, with the lock released, and this one then builds what is left.
@@ -203,6 +216,35 @@ def build(
     _write_timings(report, time.perf_counter() - started, decision)
     if not report.success:
         raise typer.Exit(code=1)
+
+
+def _start_over(paths: config.Paths) -> None:
+    import duckdb
+
+    from zi_warehouse import rebuild
+
+    try:
+        kept = rebuild.start_over(paths.warehouse)
+    except duckdb.Error as exc:
+        console.print(
+            f"[red]Neuaufbau nicht begonnen.[/red] Das Arbeits-Warehouse {escape(str(paths.warehouse))} lässt sich "
+            f"nicht lesen ({escape(_first_line(str(exc)))}). Ist es beschädigt: die Datei löschen und zi build "
+            "starten. Alles wird aus dem Landebereich neu aufgebaut; die Prüfhistorie beginnt dann neu (die zuletzt "
+            "veröffentlichte Fassung enthält sie bis zu ihrer Veröffentlichung)."
+        )
+        raise typer.Exit(code=1) from None
+    console.print(
+        "Neuaufbau: neues Arbeits-Warehouse aus dem Landebereich; übernommen: "
+        + (", ".join(f"{name} ({format_number(rows)} Zeilen)" for name, rows in kept.items()) or "nichts (leer)")
+    )
+
+
+def _finish_rebuild(paths: config.Paths, success: bool) -> None:
+    from zi_warehouse import rebuild
+
+    rebuild.finish(paths.warehouse, success)
+    if not success:
+        console.print("Neuaufbau fehlgeschlagen: das bisherige Arbeits-Warehouse ist wieder in Kraft.")
 
 
 #: Exit code of ``zi build`` when another build holds the data directory and it did not wait (EX_TEMPFAIL).

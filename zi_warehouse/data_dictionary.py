@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from zi_warehouse import config
+from zi_warehouse.warehouse import quote_literal
 
 PUBLIC_SCHEMA = "marts"
 MANIFEST = config.REPO_ROOT / "target" / "manifest.json"
@@ -205,7 +206,7 @@ def parquet_kv_metadata(
 
     probe = scratch_dir / f".schema-{uuid.uuid4().hex[:8]}.parquet"
     try:
-        con.execute(f"copy (select * from {source} limit 0) to {_literal(probe)} (format parquet)")
+        con.execute(f"copy (select * from {source} limit 0) to {quote_literal(probe)} (format parquet)")
         schema = pq.read_schema(probe)
     finally:
         probe.unlink(missing_ok=True)
@@ -218,16 +219,12 @@ def parquet_kv_metadata(
     table = {"description": _one_line(table_comment), "grain": grain_of(table_comment) or ""}
     arrow_schema = base64.b64encode(pa.schema(fields, metadata=table).serialize().to_pybytes()).decode()
     pairs = {"ARROW:schema": arrow_schema, **table}
-    return "{" + ", ".join(f"{_literal(k)}: {_literal(v)}" for k, v in pairs.items()) + "}"
+    return "{" + ", ".join(f"{quote_literal(k)}: {quote_literal(v)}" for k, v in pairs.items()) + "}"
 
 
 def _one_line(text: str | None) -> str:
     """A description as one line (YAML's folded text ends in a newline, long ones hold several)."""
     return " ".join((text or "").split())
-
-
-def _literal(value: object) -> str:
-    return "'" + str(value).replace("'", "''") + "'"
 
 
 if __name__ == "__main__":  # pragma: no cover - `python -m zi_warehouse.data_dictionary [target.md]`

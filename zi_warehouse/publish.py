@@ -42,7 +42,7 @@ from zi_warehouse import releases, restatements, warehouse
 from zi_warehouse.data_dictionary import parquet_kv_metadata
 from zi_warehouse.landing import file_sha256
 from zi_warehouse.releases import DUCKDB_FILE, MANIFEST_FILE, PARQUET_DIR
-from zi_warehouse.warehouse import quote_ident
+from zi_warehouse.warehouse import quote_ident, quote_literal
 
 log = logging.getLogger(__name__)
 
@@ -144,7 +144,7 @@ def publish(
         (staging / PARQUET_DIR).mkdir()
         con = duckdb.connect()  # in-memory: attach the warehouse read-only and the new file writable
         try:
-            con.execute(f"attach {_literal(warehouse_path)} as warehouse (read_only)")
+            con.execute(f"attach {quote_literal(warehouse_path)} as warehouse (read_only)")
             marts = _read_marts(con)
             baseline = _attach_baseline(con, published_dir)
             known = {
@@ -211,7 +211,7 @@ def publish(
                         con, mart.relation, mart.comment, mart.column_comments, staging / PARQUET_DIR
                     )
                     con.execute(
-                        f"copy {mart.relation} to {_literal(target)} "
+                        f"copy {mart.relation} to {quote_literal(target)} "
                         f"(format parquet, compression zstd, kv_metadata {metadata})"
                     )
                     parquet_sha[name] = file_sha256(target)
@@ -335,7 +335,7 @@ def _attach_baseline(con: duckdb.DuckDBPyConnection, published_dir: Path) -> res
     info = releases.latest_reporting(published_dir) if published_dir.exists() else None
     if info is None or not (info.path / DUCKDB_FILE).exists():
         return None
-    con.execute(f"attach {_literal(info.path / DUCKDB_FILE)} as frozen (read_only)")
+    con.execute(f"attach {quote_literal(info.path / DUCKDB_FILE)} as frozen (read_only)")
     return restatements.Baseline(info.quarter, info.release_id, "frozen", releases.read_manifest(info.path) or {})
 
 
@@ -384,7 +384,7 @@ def _write_duckdb(
     )
     if from_previous:
         shutil.copyfile(source, target)  # a copy, never the previous file itself: that one stays as it is
-        con.execute(f"attach {_literal(target)} as published")
+        con.execute(f"attach {quote_literal(target)} as published")
         existing = set(
             r[0]
             for r in con.execute(
@@ -398,7 +398,7 @@ def _write_duckdb(
             con.execute(f"drop table published.{PUBLIC_SCHEMA}.{quote_ident(name)}")
         to_write = sorted(set(written) | (set(marts) - existing))
     else:
-        con.execute(f"attach {_literal(target)} as published (storage_version '{STORAGE_COMPATIBILITY_VERSION}')")
+        con.execute(f"attach {quote_literal(target)} as published (storage_version '{STORAGE_COMPATIBILITY_VERSION}')")
         con.execute("begin")
         con.execute(f"create schema published.{PUBLIC_SCHEMA}")
         existing, to_write = set(), sorted(marts)
@@ -415,10 +415,10 @@ def _write_duckdb(
             con.execute(f"drop table {table}")
         con.execute(f"create table {table} as select * from {mart.relation}")
         if mart.comment:
-            con.execute(f"comment on table {table} is {_literal(mart.comment)}")
+            con.execute(f"comment on table {table} is {quote_literal(mart.comment)}")
         # Column descriptions (German, from the dbt YAML) travel with the data to BI tools.
         for column, comment in mart.column_comments.items():
-            con.execute(f"comment on column {table}.{quote_ident(column)} is {_literal(comment)}")
+            con.execute(f"comment on column {table}.{quote_ident(column)} is {quote_literal(comment)}")
     _declare_not_null(con, marts)
     con.execute("commit")
     con.execute("detach published")
@@ -499,7 +499,7 @@ def _write_history_parquet(
     metadata = parquet_kv_metadata(con, mart.relation, mart.comment, mart.column_comments, folder.parent)
     options = f"format parquet, compression zstd, kv_metadata {metadata}"
     if not mart.runs or any(month is None for _, _, month in mart.runs.values()):
-        con.execute(f"copy {mart.relation} to {_literal(folder / ALL_RUNS_FILE)} ({options})")
+        con.execute(f"copy {mart.relation} to {quote_literal(folder / ALL_RUNS_FILE)} ({options})")
         new_files.append(folder / ALL_RUNS_FILE)
         return {ALL_RUNS_FILE: file_sha256(folder / ALL_RUNS_FILE)}
     months: dict[str, dict[str, list]] = {}
@@ -520,7 +520,7 @@ def _write_history_parquet(
             continue
         con.execute(
             f"copy (select * from {mart.relation} where {quote_ident(history.run_column)}::varchar in "
-            f"({', '.join(_literal(run) for run in sorted(runs))})) to {_literal(target)} ({options})"
+            f"({', '.join(quote_literal(run) for run in sorted(runs))})) to {quote_literal(target)} ({options})"
         )
         shas[name] = file_sha256(target)
         new_files.append(target)
@@ -566,7 +566,3 @@ def _failure_message(exc: BaseException, published_dir: Path) -> str:
         f"Veröffentlichen nach {published_dir} fehlgeschlagen: {reason}. Die bisher veröffentlichte Fassung "
         f"bleibt unverändert. (Ursache: {text})"
     )
-
-
-def _literal(value: object) -> str:
-    return "'" + str(value).replace("'", "''") + "'"

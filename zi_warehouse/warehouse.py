@@ -77,6 +77,11 @@ def quote_ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
+def quote_literal(value: object) -> str:
+    """An SQL string literal, for the statements that take no parameters (ATTACH, COPY, COMMENT)."""
+    return "'" + str(value).replace("'", "''") + "'"
+
+
 def raw_table(entity: str) -> str:
     return f"{RAW_SCHEMA}.{quote_ident(entity)}"
 
