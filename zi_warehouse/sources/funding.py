@@ -433,10 +433,11 @@ def sequence_blocks(extract_files: list[ExtractFile]) -> dict[str, str]:
             for e in missing
         ]
     listed = ", ".join(names)
+    one = len(names) == 1
     message = (
-        f"Förderdaten-Lieferung zurückgehalten: In der Lieferfolge fehlt {listed} "
-        f"(Lieferung Nr. {gap}). Spätere Deltas werden erst geladen, wenn diese Datei vorliegt; "
-        "bitte nachliefern."
+        f"Förderdaten-Lieferung zurückgehalten: In der Lieferfolge {'fehlt' if one else 'fehlen'} {listed} "
+        f"(Lieferung Nr. {gap}). Spätere Deltas werden erst geladen, wenn "
+        f"{'diese Datei vorliegt' if one else 'diese Dateien vorliegen'}; bitte nachliefern."
     )
     return {f.landed.source_file: message for f in extract_files if f.seq > gap}
 

@@ -298,7 +298,18 @@ def section_kpi_municipalities(con, year: int) -> Section:
     # Small multiples: trajectories of the municipalities at both ends of the ranking.
     with_rate = [r for r in ranked if r["disconnection_rate_actual_pct"] is not None]
     n = SMALL_MULTIPLES_EACH_END
-    chosen = with_rate[:n] + [r for r in with_rate[-n:] if r not in with_rate[:n]]
+    # The lowest end in ascending order, so that among municipalities tied at the lowest rate (often many at
+    # 0 % in the early years) the alphabetically first are shown, as the caption says, and the caption says
+    # how many share that rate.
+    lowest = sorted(with_rate, key=lambda r: (r["disconnection_rate_actual_pct"], r["municipality_name"]))[:n]
+    chosen = with_rate[:n] + [r for r in with_rate if r in lowest and r not in with_rate[:n]]
+    bottom_rate = lowest[-1]["disconnection_rate_actual_pct"] if lowest else None
+    tied = sum(1 for r in with_rate if r["disconnection_rate_actual_pct"] == bottom_rate)
+    lowest_de = (
+        f"{n} der {tied} Kommunen mit {format_number(bottom_rate, 1, '%')}, dem niedrigsten"
+        if tied > n and bottom_rate == with_rate[-1]["disconnection_rate_actual_pct"]
+        else f"die {n} mit dem niedrigsten"
+    )
     series: dict[str, list[dict]] = {}
     for r in history:
         series.setdefault(r["municipality_key"], []).append(r)
@@ -385,7 +396,7 @@ def section_kpi_municipalities(con, year: int) -> Section:
     section.charts.append(
         Chart(
             key,
-            f"Verläufe: die {n} Kommunen mit dem höchsten und die {n} mit dem niedrigsten Abkopplungsgrad {year} "
+            f"Verläufe: die {n} Kommunen mit dem höchsten und {lowest_de} Abkopplungsgrad {year} "
             "(bei Gleichstand alphabetisch)",
             svg,
             table,
