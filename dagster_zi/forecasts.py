@@ -31,7 +31,7 @@ from dagster import (
 )
 
 from dagster_zi.constants import FEEDBACK_ASSET, FEEDBACK_DURING_BUILD_JOB, WAREHOUSE_POOL
-from dagster_zi.sources import REJECTED_ROWS_KEY, raw_asset_keys
+from dagster_zi.sources import raw_asset_keys
 from zi_warehouse import alerts, config, outbox, warehouse
 from zi_warehouse.forecasts.feedback import write_feedback, write_feedback_from_landing
 
@@ -44,7 +44,10 @@ FAMILY = "forecasts"
 @asset(
     name=FEEDBACK_ASSET,
     group_name=FAMILY,
-    deps=[*RAW_FORECASTS_KEYS, REJECTED_ROWS_KEY],
+    # Not behind the ledger asset (raw.rejected_rows), which waits for every family's ingest and its blocking
+    # checks: a funding delta missing from the sequence would hold back every coordinator's feedback. The
+    # forecast ingest writes the rows this reads (raw.ingestion_files, raw.rejected_rows) itself.
+    deps=RAW_FORECASTS_KEYS,
     pool=WAREHOUSE_POOL,
     kinds={"python", "excel"},
     description="Rückmeldedateien je Kommune und Meldung: abgewiesene Zeilen mit Gründen (data/feedback/forecasts/).",

@@ -37,6 +37,8 @@ class BuildReport:
     checks_passed: int = 0
     checks_failed: list[str] = field(default_factory=list)
     checks_warned: list[str] = field(default_factory=list)
+    #: failed check (as in ``checks_failed``) -> its German description (what failed, e.g. the missing files)
+    check_descriptions: dict[str, str] = field(default_factory=dict)
     step_seconds: dict[str, float] = field(default_factory=dict)  # step key -> wall time (start to end)
     definitions_seconds: float = 0.0  # importing the Dagster definitions (dbt manifest, GX, all modules)
     alert: str = ""  # failed run: what became of its alert e-mail (German, dagster_zi/alerts.py)
@@ -288,6 +290,8 @@ def _report(instance: DagsterInstance, result, definitions_seconds: float) -> Bu
             report.checks_warned.append(name)
         else:
             report.checks_failed.append(name)
+            if evaluation.description:
+                report.check_descriptions[name] = evaluation.description
     return report
 
 

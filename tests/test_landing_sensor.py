@@ -94,8 +94,6 @@ def test_a_new_workbook_builds_its_family_and_everything_downstream(built):
         "raw_forecasts/forecasts__projects",
         "raw_forecasts/forecasts__payment_forecasts",
         "raw_forecasts/forecasts__submissions",
-        "raw_ingestion/ingestion_files",
-        "raw_ingestion/rejected_rows",
         "forecast_feedback_workbooks",
     }
     assert "zi/families" not in feedback_first.tags and feedback_first.run_key != request.run_key

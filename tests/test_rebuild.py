@@ -59,11 +59,19 @@ def test_a_rebuild_keeps_the_histories_and_a_failed_one_changes_nothing(demo_dat
     gap = funding / re.sub(r"^zi_foerderung_\d+", f"zi_foerderung_{sequence + 2:03d}", last.name)
     shutil.copy(last, gap)
     working, release = _digest(warehouse), _digest(published)
+    feedback = data_dir / "feedback" / "forecasts"
+    written_before = sorted(p.relative_to(feedback) for p in feedback.rglob("*.xlsx"))
+    assert written_before
+    shutil.rmtree(feedback)
 
     failed = run_zi(data_dir, "build", "--rebuild", check=False)
 
     assert failed.returncode == 1, failed.stdout + failed.stderr
     assert "Neuaufbau fehlgeschlagen" in failed.stdout
+    missing = f"zi_foerderung_{sequence + 1:03d}_*_antraege.csv (fehlt)"
+    assert missing in " ".join(failed.stdout.split()), failed.stdout  # what to do: the summary names the gap
+    # The funding gap holds back publishing, not the coordinators' feedback.
+    assert sorted(p.relative_to(feedback) for p in feedback.rglob("*.xlsx")) == written_before
     assert _digest(warehouse) == working  # the old working file, untouched
     assert _digest(published) == release
     assert not rebuild.aside_path(warehouse).exists()
@@ -112,3 +120,34 @@ def test_start_over_and_finish_move_the_working_file_aside_and_back(demo_data_di
     assert rebuild.start_over(warehouse) == kept
     rebuild.finish(warehouse, success=True)
     assert not rebuild.aside_path(warehouse).exists() and _histories(warehouse) == histories
+
+
+def test_a_rebuild_that_published_keeps_its_working_file(tmp_path):
+    """A step after the publish failed (PostgreSQL, the report): the published release came from the new file,
+    so the new file stays; putting the old one back would drop a quality run the controllers already see."""
+    from types import SimpleNamespace
+
+    from dagster_zi.runner import BuildReport
+    from zi_warehouse.cli import _finish_rebuild, _published
+
+    paths = SimpleNamespace(warehouse=tmp_path / "zi.duckdb")
+
+    def tables() -> set[str]:
+        con = duckdb.connect(str(paths.warehouse), read_only=True)
+        try:
+            return {r[0] for r in con.execute("select table_name from duckdb_tables()").fetchall()}
+        finally:
+            con.close()
+
+    for report, kept in (
+        (BuildReport(success=False, run_id="r", published_steps=["published_warehouse"]), True),
+        (BuildReport(success=False, run_id="r"), False),
+        (BuildReport(success=True, run_id="r", published_steps=["published_warehouse"]), True),
+    ):
+        con = duckdb.connect(str(paths.warehouse))
+        con.execute("create or replace table before_the_rebuild as select 1 as x")
+        con.close()
+        rebuild.start_over(paths.warehouse)
+        assert _finish_rebuild(paths, _published(report)) is not kept
+        assert ("before_the_rebuild" not in tables()) is kept
+        assert not rebuild.aside_path(paths.warehouse).exists()

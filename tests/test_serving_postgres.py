@@ -298,6 +298,12 @@ def test_a_publisher_without_superuser_sets_the_reader_password_on_every_publish
                 sql.Identifier(psycopg.conninfo.conninfo_to_dict(db)["dbname"]), sql.Identifier(publisher)
             )
         )
+        # Every DDL statement in the server's log, as where changes are audited: the password must not be there.
+        admin.execute(
+            sql.SQL("alter database {} set log_statement = 'ddl'").format(
+                sql.Identifier(psycopg.conninfo.conninfo_to_dict(db)["dbname"])
+            )
+        )
     pg.require_password(role)
     as_publisher = reader_dsn(db, publisher, "")
     source = published_file(tmp_path)
@@ -313,6 +319,9 @@ def test_a_publisher_without_superuser_sets_the_reader_password_on_every_publish
         assert con.execute("show default_transaction_read_only").fetchone()[0] == "on"
     with psycopg.connect(db) as admin:
         assert audit_reader(admin, role) == []
+    server_log = (pg.data_dir.parent / "server.log").read_text(encoding="utf-8", errors="replace")
+    assert f'alter role "{role}" password' in server_log  # logged, as the DBA's audit wants ...
+    assert "alt-2026" not in server_log and "neu-2027" not in server_log  # ... but never the password itself
 
 
 def test_reader_holding_a_transaction_sees_the_complete_old_then_the_complete_new_set(tmp_path, db):
@@ -649,7 +658,11 @@ def test_dagster_asset_publishes_the_published_file_or_says_it_has_nothing_to_do
         )
     monkeypatch.setenv("ZI_POSTGRES_DSN", reader_dsn(other_db, publisher, ""))
     monkeypatch.setenv("ZI_POSTGRES_READER_ROLE", role)
-    monkeypatch.setenv("ZI_POSTGRES_READER_PASSWORD", "neu")
+    monkeypatch.setenv("ZI_POSTGRES_READER_PASSWORD", "Leser-Geheimnis-4711")
     _report_postgres(report, serving.published_postgres(context).metadata)
     assert report.postgres.startswith("PostgreSQL ") and "Schema marts" in report.postgres, report.postgres
-    assert [f for f in report.postgres_findings if f.startswith("Passwort der Rolle")], report.postgres_findings
+    [password] = [f for f in report.postgres_findings if f.startswith("Passwort der Rolle")]
+    assert "CREATEROLE" in password and "ZI_POSTGRES_READER_PASSWORD leeren" in password, password
+    # The refused statement is in the server's log (failed statements are logged by default), its password is not.
+    server_log = (pg.data_dir.parent / "server.log").read_text(encoding="utf-8", errors="replace")
+    assert f'alter role "{role}" password' in server_log and "Leser-Geheimnis-4711" not in server_log

@@ -131,6 +131,7 @@ def build(
 
     deadline = time.monotonic() + (0 if no_wait else wait_minutes * 60)
     report = None
+    restored = False  # a failed rebuild: the previous working file is back
     waited = 0.0  # for another build: not part of what this one took
     instance = None
     try:
@@ -173,7 +174,13 @@ def build(
                     if families:
                         console.print(f"Teillauf: {decision.reason}; nur diese Quellen und alles Nachgelagerte.")
                     else:
-                        reason = "mit --always angefordert" if always else decision.reason
+                        reason = (
+                            "Neuaufbau (--rebuild)"
+                            if rebuild
+                            else "mit --always angefordert"
+                            if always
+                            else decision.reason
+                        )
                         console.print(f"Vollständiger Lauf: {reason}.")
                     if rebuild:
                         _start_over(paths)
@@ -183,8 +190,8 @@ def build(
                                 progress=lambda msg: status.update(f"Build {msg}"), families=families, instance=instance
                             )
                     finally:
-                        if rebuild:
-                            _finish_rebuild(paths, report is not None and report.success)
+                        if rebuild:  # kept once published: the published release was built from the new file
+                            restored = _finish_rebuild(paths, report is not None and _published(report))
                     break
             # A build the daemon queued (a sensor's, the schedule's) would run after this one and build the
             # same files again: it goes first, with the lock released, and this one then builds what is left.
@@ -212,7 +219,7 @@ def build(
         console.print(f"[red]Build fehlgeschlagen.[/red] {exc}")
         console.print(f"Nichts veröffentlicht; die bisherige Fassung bleibt unverändert: {paths.published_duckdb}")
         raise typer.Exit(code=1) from None
-    print_summary(paths, report, time.perf_counter() - started)
+    print_summary(paths, report, time.perf_counter() - started, restored=restored)
     _write_timings(report, time.perf_counter() - started, decision)
     if not report.success:
         raise typer.Exit(code=1)
@@ -239,12 +246,16 @@ def _start_over(paths: config.Paths) -> None:
     )
 
 
-def _finish_rebuild(paths: config.Paths, success: bool) -> None:
+def _finish_rebuild(paths: config.Paths, published: bool) -> bool:
+    """Keep the rebuilt working file once it was published, else put the previous one back; True if put back."""
     from zi_warehouse import rebuild
 
-    rebuild.finish(paths.warehouse, success)
-    if not success:
-        console.print("Neuaufbau fehlgeschlagen: das bisherige Arbeits-Warehouse ist wieder in Kraft.")
+    rebuild.finish(paths.warehouse, published)
+    return not published
+
+
+def _published(report) -> bool:
+    return report.success or "published_warehouse" in report.published_steps
 
 
 #: Exit code of ``zi build`` when another build holds the data directory and it did not wait (EX_TEMPFAIL).
@@ -608,6 +619,21 @@ def _print_checks_of_earlier_runs(recorded: dict, report) -> None:
         console.print(f"  {kind} {_check_line(name)}")
 
 
+def _failed_checks(report) -> list[tuple[str, str]]:
+    """(line, German description) per failed check; a check on several assets (the funding sequence check on
+    every raw funding table) once, with the number of assets, rather than once per asset."""
+    from zi_warehouse.reports.labels import asset_check_label
+
+    by_check: dict[str, list[str]] = {}
+    for key in report.checks_failed:
+        by_check.setdefault(key.rpartition(":")[2], []).append(key)
+    out = []
+    for name, keys in by_check.items():
+        line = _check_line(keys[0]) if len(keys) == 1 else f"{asset_check_label(name)} ({name}, an {len(keys)} Assets)"
+        out.append((line, report.check_descriptions.get(keys[0], "")))
+    return out
+
+
 def _check_line(key: str) -> str:
     """A check of the run as the data team finds it: German label, then the key the Dagster UI shows."""
     from zi_warehouse.reports.labels import asset_check_label
@@ -639,10 +665,15 @@ def _steps_output_to(path: Path):
         console.file = None  # back to following sys.stdout
 
 
-def print_summary(paths: config.Paths, report, seconds: float) -> None:
-    """What a person needs after a build: rows per source, checks, where the warehouse is, a query."""
+def print_summary(paths: config.Paths, report, seconds: float, restored: bool = False) -> None:
+    """What a person needs after a build: rows per source, checks, where the warehouse is, a query.
+
+    ``restored``: a failed ``--rebuild`` whose previous working file was put back."""
     # After a failed run the table shows the working warehouse as the run left it, not what is published.
-    _print_row_balance(paths, "" if report.success else " (Arbeitsstand nach dem fehlgeschlagenen Lauf)")
+    if restored:
+        _print_row_balance(paths, " (bisheriger Arbeitsstand: der fehlgeschlagene Neuaufbau wurde verworfen)")
+    else:
+        _print_row_balance(paths, "" if report.success else " (Arbeitsstand nach dem fehlgeschlagenen Lauf)")
     recorded = _this_runs_record(paths, report)
     partial = len(recorded.get("checks") or {}) > recorded.get("checks_in_run", 0)
     if report.success or report.checks_passed or report.checks_failed or report.checks_warned:
@@ -652,8 +683,10 @@ def print_summary(paths: config.Paths, report, seconds: float) -> None:
         )
     else:
         console.print("Dagster-Prüfungen: keine gelaufen (der Lauf endete vor ihnen)")
-    for name in report.checks_failed:
-        console.print(f"  [red]fehlgeschlagen[/red] {_check_line(name)}")
+    for line, description in _failed_checks(report):
+        console.print(f"  [red]fehlgeschlagen[/red] {escape(line)}")
+        if description:
+            console.print(f"    {escape(description)}", highlight=False)
     for name in report.checks_warned[:20]:
         console.print(f"  [yellow]Warnung[/yellow] {_check_line(name)}")
     _print_checks_of_earlier_runs(recorded, report)
@@ -665,6 +698,7 @@ def print_summary(paths: config.Paths, report, seconds: float) -> None:
             f"[green]Build erfolgreich[/green] in {format_number(seconds, 1)} s. Veröffentlicht: {paths.published_duckdb}"
         )
         _print_parquet_line(paths)
+        _print_postgres(report)
         console.print("Beispielabfrage für das Controlling:")
         console.print(f'  .venv/bin/zi sql "{EXAMPLE_QUERY}"')
     else:
@@ -684,9 +718,16 @@ def print_summary(paths: config.Paths, report, seconds: float) -> None:
                 f"Das DuckDB-Warehouse wurde veröffentlicht: {paths.published_duckdb}; "
                 "fehlgeschlagen ist ein nachgelagerter Schritt."
             )
+            _print_postgres(report)
         else:
             console.print(f"Nichts veröffentlicht; die bisherige Fassung bleibt unverändert: {paths.published_duckdb}")
-    if report.postgres:  # after the DuckDB publish; its findings are the DBA's to-do, e.g. a password not set
+        if restored:
+            console.print("Neuaufbau fehlgeschlagen: das bisherige Arbeits-Warehouse ist wieder in Kraft.")
+
+
+def _print_postgres(report) -> None:
+    """The PostgreSQL publish, if one ran, and its findings: the DBA's to-do, e.g. a password not set."""
+    if report.postgres:
         console.print(report.postgres, markup=False, highlight=False)
     for finding in report.postgres_findings:
         console.print(f"  [yellow]Hinweis[/yellow] {escape(finding)}")

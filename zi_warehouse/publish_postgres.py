@@ -371,7 +371,8 @@ def ensure_reader_role(con: psycopg.Connection, role: str, password: str | None)
                 con.execute(statement)
         except psycopg.errors.InsufficientPrivilege as exc:
             findings.append(
-                f"{what} der Rolle {role} nicht gesetzt ({_first_line(exc)}); bitte als Administrator: {as_admin}"
+                f"{what} der Rolle {role} nicht gesetzt: das veröffentlichende Konto darf diese Rolle nicht ändern "
+                f"(Server: {_first_line(exc)}). Dem Konto CREATEROLE geben oder als Administrator: {as_admin}"
             )
 
     if wrong:
@@ -382,11 +383,14 @@ def ensure_reader_role(con: psycopg.Connection, role: str, password: str | None)
             f"ALTER ROLE {role} {clauses.upper()};",
         )
     if password:
+        # Hashed here (SCRAM, as the server stores it): the statement, which the server may log (failed
+        # statements by default, all DDL with log_statement = ddl), never carries the password itself.
         # Literal: utility statements take no bind parameters; psycopg quotes the value.
+        secret = con.pgconn.encrypt_password(password.encode(), role.encode(), b"scram-sha-256").decode()
         attempt(
-            sql.SQL("alter role {} password {}").format(ident, sql.Literal(password)),
+            sql.SQL("alter role {} password {}").format(ident, sql.Literal(secret)),
             "Passwort",
-            f"ALTER ROLE {role} PASSWORD '…';",
+            f"ALTER ROLE {role} PASSWORD '…'; dann {READER_PASSWORD_ENV} leeren.",
         )
     if _READ_ONLY_SETTING not in config:
         # Defence in depth: every transaction of the role starts read-only (privileges are the real guard).

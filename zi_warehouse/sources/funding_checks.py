@@ -208,12 +208,21 @@ def delta_sequence_complete(con) -> CheckOutcome:
                         }
                     )
     problems.sort(key=lambda p: p["file"])
+    # The files by name in the message itself: it is what `zi build`, the alert e-mail and the UI show first.
+    listed = ", ".join(f"{p['file']} ({_SEQUENCE_OUTCOME_DE[p['outcome']]})" for p in problems[:6])
+    listed = listed.replace("{", "{{").replace("}", "}}")  # a template for str.format below
     return _outcome(
         "delta_sequence_complete",
         problems,
         "Die Folge der Förderdaten-Extrakte ist lückenlos geladen.",
-        "{n} Förderdaten-Datei(en) fehlen, wurden zurückgehalten oder abgewiesen; spätere Stände sind unvollständig.",
+        "{n} Förderdaten-Datei(en) fehlen, wurden zurückgehalten oder abgewiesen: "
+        + listed
+        + (" …" if len(problems) > 6 else "")
+        + "; spätere Stände sind unvollständig.",
     )
+
+
+_SEQUENCE_OUTCOME_DE = {"missing": "fehlt", "blocked": "zurückgehalten", "failed": "abgewiesen"}
 
 
 #: Every check with its name, the model it guards and whether it blocks publishing.
