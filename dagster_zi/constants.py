@@ -18,6 +18,9 @@ FEEDBACK_DURING_BUILD_JOB = "forecast_feedback_during_build"
 #: and the source families a partial build covers (comma-separated; absent on a full build).
 LAUNCHED_BY_TAG = "zi/launched_by"
 FAMILIES_TAG = "zi/families"
+#: "true" on a whole build: start the working warehouse over first, keeping its histories (zi_warehouse/rebuild.py);
+#: ``zi build --rebuild`` sets it, the data team sets it in the UI's launchpad (runbook, "Start over").
+REBUILD_TAG = "zi/rebuild"
 
 #: The process and host executing a run (set by the executor of every run): run monitoring asks whether that
 #: process is alive, so a run whose process was killed is marked failed and frees the queue.

@@ -12,6 +12,9 @@ daemon for the schedule or a sensor, the UI, ``dagster job execute`` or ``zi bui
   ``dagster.yaml``) keeps the daemon from starting a second such run while one is in progress; the lock
   covers what the queue cannot see (a ``zi build`` started by hand, a run launched at the same moment): the
   later run waits, and says in its log which build it waits for.
+- **A rebuild on request.** A whole build tagged ``zi/rebuild=true`` starts from a new working file that keeps
+  only the old one's histories (``zi_warehouse.rebuild``); the old file comes back if the run ends without
+  publishing.
 - **The build recorded.** A complete build (the whole ``build_warehouse`` job, or the families a landing
   sensor or ``zi build`` chose) that succeeds records what it was built from (``zi_warehouse.build_state``),
   so that the next ``zi build`` or sensor tick knows what is new.
@@ -30,8 +33,19 @@ from dagster._core.execution.retries import RetryMode
 from dagster._core.execution.step_dependency_config import StepDependencyConfig
 from dagster._core.executor.in_process import InProcessExecutor
 
-from dagster_zi.constants import BUILD_JOB, FAMILIES_TAG, LAUNCHED_BY_TAG, RUN_HOST_TAG, RUN_PID_TAG, WAREHOUSE_POOL
-from zi_warehouse import build_state, config, writer_lock
+from dagster_zi.constants import (
+    BUILD_JOB,
+    FAMILIES_TAG,
+    LAUNCHED_BY_TAG,
+    REBUILD_TAG,
+    RUN_HOST_TAG,
+    RUN_PID_TAG,
+    WAREHOUSE_POOL,
+)
+from zi_warehouse import build_state, config, rebuild, writer_lock
+
+#: The step whose success means a release was published from this run's working file.
+PUBLISH_STEP = "published_warehouse"
 
 
 def launched_by_de(tags: dict[str, str]) -> str:
@@ -85,20 +99,43 @@ class WarehouseWriterExecutor(InProcessExecutor):
         with writer_lock.hold(paths.warehouse_dir, run.run_id, launched_by_de(run.tags)):
             writer_lock.set_run_id(paths.warehouse_dir, run.run_id)
             recording = records_build_state(run.job_name, run.asset_selection, run.tags, run.asset_check_selection)
+            rebuilding = run.tags.get(REBUILD_TAG) == "true"
+            if rebuilding and (not recording or run.tags.get(FAMILIES_TAG)):
+                rebuilding = False
+                yield DagsterEvent.engine_event(
+                    plan_context,
+                    f"{REBUILD_TAG}=true gilt nur für den ganzen Build (alle Assets und Prüfungen): kein Neuaufbau.",
+                    EngineEventData(),
+                )
             if recording:  # a failed or interrupted build leaves no record
                 started_from, previous = build_state.start_recording(paths)
-            failed = False
+            if rebuilding:
+                kept = rebuild.start_over(paths.warehouse)
+                yield DagsterEvent.engine_event(plan_context, rebuild.started_de(kept), EngineEventData())
+            failed = published = False
             checks: dict[str, str] = {}  # check -> outcome in this run
-            for event in super().execute(plan_context, execution_plan):
-                if event.event_type == DagsterEventType.STEP_FAILURE:
-                    failed = True
-                elif event.event_type == DagsterEventType.ASSET_CHECK_EVALUATION:
-                    evaluation = event.event_specific_data
-                    name = f"{evaluation.asset_key.to_user_string()}:{evaluation.check_name}"
-                    checks[name] = (
-                        "passed" if evaluation.passed else "warned" if evaluation.severity.value == "WARN" else "failed"
-                    )
-                yield event
+            try:
+                for event in super().execute(plan_context, execution_plan):
+                    if event.event_type == DagsterEventType.STEP_FAILURE:
+                        failed = True
+                    elif event.event_type == DagsterEventType.STEP_SUCCESS and event.step_key == PUBLISH_STEP:
+                        published = True
+                    elif event.event_type == DagsterEventType.ASSET_CHECK_EVALUATION:
+                        evaluation = event.event_specific_data
+                        name = f"{evaluation.asset_key.to_user_string()}:{evaluation.check_name}"
+                        checks[name] = (
+                            "passed"
+                            if evaluation.passed
+                            else "warned"
+                            if evaluation.severity.value == "WARN"
+                            else "failed"
+                        )
+                    yield event
+            finally:  # also when the run is stopped: a rebuild that did not publish is undone
+                if rebuilding:
+                    rebuild.finish(paths.warehouse, published)
+            if rebuilding and not published:
+                yield DagsterEvent.engine_event(plan_context, rebuild.UNDONE_DE, EngineEventData())
             if recording and not failed:
                 build_state.record(
                     paths,

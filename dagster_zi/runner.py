@@ -46,6 +46,7 @@ class BuildReport:
     #: the publishing account may not set), which would otherwise only be in the steps' log.
     postgres: str = ""
     postgres_findings: list[str] = field(default_factory=list)
+    rebuild_note: str = ""  # a rebuild: what it took over from the previous working file (the executor's log line)
 
 
 def open_instance() -> DagsterInstance:
@@ -64,10 +65,12 @@ def run_build(
     families: list[str] | None = None,
     launched_by: str = "zi build",
     instance: DagsterInstance | None = None,
+    rebuild: bool = False,
 ) -> BuildReport:
     """Run the build job in this process, in the data directory's Dagster instance (so the UI shows it);
     with ``families``, only those families' assets and everything downstream of them (the caller has
-    established that nothing else changed since the last successful build).
+    established that nothing else changed since the last successful build); ``rebuild``: a whole build from a
+    new working file that keeps the histories (``REBUILD_TAG``, done by the executor).
 
     The job's executor (``dagster_zi.execution``) holds the writer lock and records the build state; the
     caller normally holds the lock already (``zi build`` waits for it before deciding what to build).
@@ -75,7 +78,7 @@ def run_build(
 
     from dagster import RunsFilter, execute_job, reconstructable
 
-    from dagster_zi.constants import FAMILIES_TAG, LAUNCHED_BY_TAG
+    from dagster_zi.constants import FAMILIES_TAG, LAUNCHED_BY_TAG, REBUILD_TAG
 
     instance = instance or open_instance()
     dbt = _warm_dbt()
@@ -86,6 +89,8 @@ def run_build(
     launch_id = str(uuid.uuid4())
     tags = {LAUNCHED_BY_TAG: launched_by, LAUNCH_ID_TAG: launch_id}
     selection = None
+    if rebuild:
+        tags[REBUILD_TAG] = "true"
     if families:
         tags[FAMILIES_TAG] = ",".join(families)
         selection = sorted(family_selection(families).resolve(defs.resolve_asset_graph()))
@@ -275,6 +280,8 @@ def _report(instance: DagsterInstance, result, definitions_seconds: float) -> Bu
             report.failure_reasons[event.step_key or "?"] = step_failure_text(event)
         elif event.event_type == DagsterEventType.STEP_SUCCESS and event.step_key in PUBLISH_STEPS:
             report.published_steps.append(event.step_key)
+        elif event.event_type == DagsterEventType.ENGINE_EVENT and (event.message or "").startswith("Neuaufbau:"):
+            report.rebuild_note = event.message
         elif event.event_type == DagsterEventType.ASSET_MATERIALIZATION and event.step_key == "published_postgres":
             _report_postgres(report, event.step_materialization_data.materialization.metadata)
         elif event.event_type == DagsterEventType.STEP_SKIPPED and event.step_key in PUBLISH_STEPS:

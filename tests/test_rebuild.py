@@ -1,6 +1,7 @@
-"""Starting the working warehouse over (`zi build --rebuild`, zi_warehouse/rebuild.py): everything from the
-landing area again, but the quality history and the funding snapshots, which no landing file can rebuild, are
-kept; a rebuild whose build fails leaves the working warehouse as it was.
+"""Starting the working warehouse over (`zi build --rebuild`: the run tag zi/rebuild, done by the executor in
+dagster_zi/execution.py with zi_warehouse/rebuild.py): everything from the landing area again, but the quality
+history and the funding snapshots, which no landing file can rebuild, are kept; a rebuild that ends without
+publishing leaves the working warehouse as it was, one that published keeps its new file.
 """
 
 from __future__ import annotations
@@ -8,11 +9,14 @@ from __future__ import annotations
 import hashlib
 import re
 import shutil
+import subprocess
 from pathlib import Path
 
 import duckdb
+import pytest
 
-from conftest import copy_built_data_dir, run_zi
+from conftest import REPO_ROOT, ZI, copy_built_data_dir, run_zi, zi_env
+from pg_server import postgres_server
 from zi_warehouse import rebuild
 
 
@@ -39,7 +43,8 @@ def _runs(path: Path, table: str) -> set[str]:
         con.close()
 
 
-def test_a_rebuild_keeps_the_histories_and_a_failed_one_changes_nothing(demo_data_dir, tmp_path):
+@pytest.mark.postgres
+def test_a_rebuild_keeps_the_histories_and_one_that_does_not_publish_changes_nothing(demo_data_dir, tmp_path):
     data_dir = copy_built_data_dir(demo_data_dir, tmp_path / "data")
     warehouse = data_dir / "warehouse" / "zi.duckdb"
     published = data_dir / "published" / "zi.duckdb"
@@ -77,9 +82,15 @@ def test_a_rebuild_keeps_the_histories_and_a_failed_one_changes_nothing(demo_dat
     assert not rebuild.aside_path(warehouse).exists()
 
     gap.unlink()
-    done = run_zi(data_dir, "build", "--rebuild")
+    # This time a step after the publish fails (PostgreSQL refuses a reader role that is the publishing
+    # account): the release was made from the new file, so the new file stays, as after any build.
+    with postgres_server() as pg:
+        env = {**zi_env(data_dir), "ZI_POSTGRES_DSN": pg.dsn, "ZI_POSTGRES_READER_ROLE": pg.user}
+        done = subprocess.run([ZI, "build", "--rebuild"], cwd=REPO_ROOT, env=env, capture_output=True, text=True)
 
-    assert "Neuaufbau" in done.stdout and "raw.data_quality_results" in done.stdout, done.stdout
+    assert done.returncode == 1 and "published_postgres" in done.stdout, done.stdout + done.stderr
+    assert "Neuaufbau: neues Arbeits-Warehouse" in done.stdout and "raw.data_quality_results" in done.stdout
+    assert "Neuaufbau fehlgeschlagen" not in done.stdout
     assert not rebuild.aside_path(warehouse).exists()
     after = _histories(warehouse)
     for name, rows in before.items():
@@ -104,7 +115,7 @@ def test_start_over_and_finish_move_the_working_file_aside_and_back(demo_data_di
     assert con.execute("select count(*) from duckdb_tables() where schema_name = 'marts'").fetchone()[0] == 0
     con.execute("create table half_built as select 1 as x")  # what a build that then fails leaves
     con.close()
-    rebuild.finish(warehouse, success=False)
+    rebuild.finish(warehouse, published=False)
     assert _digest(warehouse) == original and not rebuild.aside_path(warehouse).exists()
 
     # Interrupted after the swap: the file in place is the one in use, the one aside is stale and goes.
@@ -112,42 +123,11 @@ def test_start_over_and_finish_move_the_working_file_aside_and_back(demo_data_di
     in_use = _digest(warehouse)
     kept_again = rebuild.start_over(warehouse)
     assert kept_again == kept
-    rebuild.finish(warehouse, success=False)
+    rebuild.finish(warehouse, published=False)
     assert _digest(warehouse) == in_use
     # Interrupted between the two renames (nothing in place): the old file comes back first.
     rebuild.aside_path(warehouse).write_bytes(warehouse.read_bytes())
     warehouse.unlink()
     assert rebuild.start_over(warehouse) == kept
-    rebuild.finish(warehouse, success=True)
+    rebuild.finish(warehouse, published=True)
     assert not rebuild.aside_path(warehouse).exists() and _histories(warehouse) == histories
-
-
-def test_a_rebuild_that_published_keeps_its_working_file(tmp_path):
-    """A step after the publish failed (PostgreSQL, the report): the published release came from the new file,
-    so the new file stays; putting the old one back would drop a quality run the controllers already see."""
-    from types import SimpleNamespace
-
-    from dagster_zi.runner import BuildReport
-    from zi_warehouse.cli import _finish_rebuild, _published
-
-    paths = SimpleNamespace(warehouse=tmp_path / "zi.duckdb")
-
-    def tables() -> set[str]:
-        con = duckdb.connect(str(paths.warehouse), read_only=True)
-        try:
-            return {r[0] for r in con.execute("select table_name from duckdb_tables()").fetchall()}
-        finally:
-            con.close()
-
-    for report, kept in (
-        (BuildReport(success=False, run_id="r", published_steps=["published_warehouse"]), True),
-        (BuildReport(success=False, run_id="r"), False),
-        (BuildReport(success=True, run_id="r", published_steps=["published_warehouse"]), True),
-    ):
-        con = duckdb.connect(str(paths.warehouse))
-        con.execute("create or replace table before_the_rebuild as select 1 as x")
-        con.close()
-        rebuild.start_over(paths.warehouse)
-        assert _finish_rebuild(paths, _published(report)) is not kept
-        assert ("before_the_rebuild" not in tables()) is kept
-        assert not rebuild.aside_path(paths.warehouse).exists()

@@ -183,15 +183,16 @@ def build(
                         )
                         console.print(f"Vollständiger Lauf: {reason}.")
                     if rebuild:
-                        _start_over(paths)
-                    try:
-                        with console.status("Build läuft …") as status, _steps_output_to(steps_log_path(paths)):
-                            report = runner.run_build(
-                                progress=lambda msg: status.update(f"Build {msg}"), families=families, instance=instance
-                            )
-                    finally:
-                        if rebuild:  # kept once published: the published release was built from the new file
-                            restored = _finish_rebuild(paths, report is not None and _published(report))
+                        _check_readable(paths)
+                    with console.status("Build läuft …") as status, _steps_output_to(steps_log_path(paths)):
+                        report = runner.run_build(
+                            progress=lambda msg: status.update(f"Build {msg}"),
+                            families=families,
+                            instance=instance,
+                            rebuild=rebuild,
+                        )
+                    # The run's executor started over and, without a publish, put the previous file back.
+                    restored = rebuild and not (report.success or "published_warehouse" in report.published_steps)
                     break
             # A build the daemon queued (a sensor's, the schedule's) would run after this one and build the
             # same files again: it goes first, with the lock released, and this one then builds what is left.
@@ -225,37 +226,22 @@ def build(
         raise typer.Exit(code=1)
 
 
-def _start_over(paths: config.Paths) -> None:
+def _check_readable(paths: config.Paths) -> None:
+    """Before a rebuild: the working file must open, else the histories cannot be taken over (German, exit 1)."""
     import duckdb
 
-    from zi_warehouse import rebuild
-
+    if not paths.warehouse.exists():
+        return
     try:
-        kept = rebuild.start_over(paths.warehouse)
+        duckdb.connect(str(paths.warehouse), read_only=True).close()
     except duckdb.Error as exc:
         console.print(
             f"[red]Neuaufbau nicht begonnen.[/red] Das Arbeits-Warehouse {escape(str(paths.warehouse))} lässt sich "
             f"nicht lesen ({escape(_first_line(str(exc)))}). Ist es beschädigt: die Datei löschen und zi build "
-            "starten. Alles wird aus dem Landebereich neu aufgebaut; die Prüfhistorie beginnt dann neu (die zuletzt "
-            "veröffentlichte Fassung enthält sie bis zu ihrer Veröffentlichung)."
+            "starten. Alles wird aus dem Landebereich neu aufgebaut; Prüfhistorie und Förder-Snapshots beginnen "
+            "dann neu (die zuletzt veröffentlichte Fassung enthält die Prüfhistorie bis zu ihrer Veröffentlichung)."
         )
         raise typer.Exit(code=1) from None
-    console.print(
-        "Neuaufbau: neues Arbeits-Warehouse aus dem Landebereich; übernommen: "
-        + (", ".join(f"{name} ({format_number(rows)} Zeilen)" for name, rows in kept.items()) or "nichts (leer)")
-    )
-
-
-def _finish_rebuild(paths: config.Paths, published: bool) -> bool:
-    """Keep the rebuilt working file once it was published, else put the previous one back; True if put back."""
-    from zi_warehouse import rebuild
-
-    rebuild.finish(paths.warehouse, published)
-    return not published
-
-
-def _published(report) -> bool:
-    return report.success or "published_warehouse" in report.published_steps
 
 
 #: Exit code of ``zi build`` when another build holds the data directory and it did not wait (EX_TEMPFAIL).
@@ -669,6 +655,8 @@ def print_summary(paths: config.Paths, report, seconds: float, restored: bool = 
     """What a person needs after a build: rows per source, checks, where the warehouse is, a query.
 
     ``restored``: a failed ``--rebuild`` whose previous working file was put back."""
+    if report.rebuild_note:
+        console.print(report.rebuild_note, markup=False, highlight=False)
     # After a failed run the table shows the working warehouse as the run left it, not what is published.
     if restored:
         _print_row_balance(paths, " (bisheriger Arbeitsstand: der fehlgeschlagene Neuaufbau wurde verworfen)")
@@ -722,7 +710,9 @@ def print_summary(paths: config.Paths, report, seconds: float, restored: bool = 
         else:
             console.print(f"Nichts veröffentlicht; die bisherige Fassung bleibt unverändert: {paths.published_duckdb}")
         if restored:
-            console.print("Neuaufbau fehlgeschlagen: das bisherige Arbeits-Warehouse ist wieder in Kraft.")
+            from zi_warehouse.rebuild import UNDONE_DE
+
+            console.print(UNDONE_DE)
 
 
 def _print_postgres(report) -> None:

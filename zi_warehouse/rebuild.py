@@ -7,7 +7,9 @@ statuses (schema ``snapshots``: since when an application or approval had which 
 would lose both. Here the old file is moved aside, a new one starts with copies of those tables, and the build
 fills the rest from the landing area; after a failed build the old file is put back as it was.
 
-What belongs here: which tables are history, moving the file aside and back. The build itself is ``zi build``.
+What belongs here: which tables are history, moving the file aside and back. The run's executor
+(``dagster_zi/execution.py``) calls it for a whole build tagged ``zi/rebuild=true`` (``zi build --rebuild``, or the
+tag set in the UI's launchpad), so it works the same whoever launches the run.
 """
 
 from __future__ import annotations
@@ -98,12 +100,25 @@ def start_over(warehouse: Path) -> dict[str, int]:
     return kept
 
 
-def finish(warehouse: Path, success: bool) -> None:
-    """After the build: drop the old file, or after a failed build put it back in place of the new one."""
+#: What the run log and ``zi build`` say when a rebuild ended without publishing.
+UNDONE_DE = "Neuaufbau fehlgeschlagen: das bisherige Arbeits-Warehouse ist wieder in Kraft."
+
+
+def started_de(kept: dict[str, int]) -> str:
+    """The run log's line when a rebuild starts: what it took over."""
+    from zi_warehouse.german import format_number
+
+    taken = ", ".join(f"{name} ({format_number(rows)} Zeilen)" for name, rows in kept.items())
+    return f"Neuaufbau: neues Arbeits-Warehouse aus dem Landebereich; übernommen: {taken or 'nichts (leer)'}"
+
+
+def finish(warehouse: Path, published: bool) -> None:
+    """After the build: drop the old file once the new one was published (a release was made from it), else
+    put the old one back in place of the new one."""
     aside = aside_path(warehouse)
     if not aside.exists():
         return
-    if success:
+    if published:
         _remove(aside)
     else:
         _remove(warehouse)
