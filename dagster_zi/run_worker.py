@@ -14,10 +14,10 @@ would. The worker serves one data directory: it lives in that instance's ``DAGST
   default launcher, so runs still start, only slower.
 - Code changed since the worker started (a deployment): the worker restarts itself, and the launcher waits
   for it (or falls back) — a run never executes stale code.
-- A worker still warming up (``zi serve`` or its service just started, ~15 s) answers at once that it is not
-  ready, and the launcher waits for it as for a restart: the deliveries the landing sensor finds in the first
-  seconds no longer start through the code server (a cold process of their own, ~30 s slower, and every
-  event line of the run in the deployment's journal).
+- A worker still warming up (``zi serve`` or its service just started: about 15 s on a quiet machine, up to a
+  minute under load) answers at once that it is not ready, and the launcher waits for it as for a restart:
+  the deliveries the landing sensor finds in the first seconds no longer start through the code server (a cold
+  process of their own, ~30 s slower, and every event line of the run in the deployment's journal).
 - Health: every run's executor tags the run with the process and host that execute it
   (``dagster_zi.execution``); run monitoring asks this launcher whether that process is alive, so a run whose
   process was killed (including a ``zi build`` killed by hand) is marked failed and frees the queue.

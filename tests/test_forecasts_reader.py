@@ -345,6 +345,20 @@ def header_changed(d):
     wb.save(path)
 
 
+@scenario
+def column_added(d):
+    import openpyxl
+
+    path = write_xlsx(
+        d / "Prognose_Herne_2022-Q4.xlsx", [good_row("HER-1", municipality="Herne")], municipality="Herne"
+    )
+    wb = openpyxl.load_workbook(path)
+    ws = wb["Projekte"]
+    ws.cell(7, ws.max_column + 1).value = "Interne Notiz"  # a coordinator's own column beside the template's
+    ws.cell(8, ws.max_column).value = "mit Bauamt abgestimmt"
+    wb.save(path)
+
+
 def _rename_header(path: Path, renames: dict[str, str | None]) -> None:
     import openpyxl
 
@@ -570,6 +584,14 @@ def test_unknown_or_missing_header_fails_the_file_with_a_short_german_message(ba
     assert "total_cost_eur = „Kosten gesamt“" in led["data_team_note"]
     assert "header_maps.csv der Prognose-Vorlage, Spalte 2021" in led["data_team_note"]
     assert batch.rejections("Prognose_Bottrop_2022-Q4.xlsx")[0][3] == "header_mismatch"
+    assert "Eigene Spalten" not in msg  # nothing was added: no advice about added columns
+
+
+def test_an_added_column_fails_the_file_and_the_message_says_where_notes_go(batch):
+    led = batch.ledger("Prognose_Herne_2022-Q4.xlsx")
+    assert (led["outcome"], led["error_rule"]) == ("failed", "header_mismatch")
+    assert "Unbekannte Spalte: „Interne Notiz“." in led["error_message"]
+    assert "Eigene Spalten bitte löschen; Anmerkungen gehören in die Spalte „Bemerkungen“." in led["error_message"]
 
 
 def test_whole_file_rejections_are_filed_under_their_sender(batch):
@@ -634,7 +656,7 @@ def test_spoken_spellings_of_coded_values_load(landing):
     }
     [rejection] = landing.rejections("Prognose_Bochum_2022-Q4.xlsx")
     assert rejection[3] == "known_status"
-    assert "'in Arbeit'" in rejection[4] and "Erlaubt: Projektidee, Antrag in Vorbereitung, " in rejection[4]
+    assert "„in Arbeit“" in rejection[4] and "Erlaubt: Projektidee, Antrag in Vorbereitung, " in rejection[4]
 
 
 @pytest.mark.parametrize(

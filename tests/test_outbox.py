@@ -103,7 +103,7 @@ def test_a_run_sends_each_municipality_its_feedback_once(data_dir, monkeypatch):
         bochum = by_to["anna@bochum.example.de, b@bochum.example.de"]
         text = body_of(bochum)
         assert "Kommune Bochum" in bochum["Subject"]
-        assert "„Prognose_Bochum_2022-Q4.xlsx“, Berichtsquartal 2022-Q4" in text
+        assert "„Prognose_Bochum_2022-Q4.xlsx“, Berichtsquartal Q4/2022" in text
         assert "vollständig übernommen (1 Zeile)" in text
         assert "teilweise übernommen: 2 Zeilen gelesen, 1 übernommen, 1 abgewiesen" in text
         assert "Status unbekannt (1 Zeile)" in text  # the rule by its German label
@@ -115,7 +115,7 @@ def test_a_run_sends_each_municipality_its_feedback_once(data_dir, monkeypatch):
         assert workbook == on_disk.read_bytes()
 
         herne = body_of(by_to["k@herne.example.de"])  # the whole-file rejection reached its municipality
-        assert "„Meldung.xlsx“, Berichtsquartal 2023-Q1" in herne and "Datei abgewiesen" in herne
+        assert "„Meldung.xlsx“, Berichtsquartal Q1/2023" in herne and "Datei abgewiesen" in herne
         assert "„Kosten“ statt „Gesamtkosten in EUR“" in herne
         for message in messages:
             body = body_of(message)
@@ -283,6 +283,9 @@ def test_a_copy_of_a_delivery_already_loaded_is_not_asked_for_again():
     deliveries = [_delivery("forecasts", "forecasts/Prognose_Bochum_2023-Q1_kopie.xlsx", [copy], outcome="failed")]
     body = outbox.message_text("Bochum", deliveries, {})
     assert "Datei doppelt geliefert" in body and "erneut" not in body and "korrigieren" not in body
+    assert "Ergebnis: bereits geliefert, nicht noch einmal geladen" in body and "abgewiesen" not in body
+    message = outbox.compose("bochum", deliveries, Path("/nonexistent"), "zi@example.de", ["k@example.de"])
+    assert "Abweisung" not in message["Subject"]
 
 
 def test_one_row_rejected_for_three_reasons_is_not_read_as_three_rows():

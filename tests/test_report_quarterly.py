@@ -284,7 +284,7 @@ def expected_figures(published: Path, period: str) -> dict[str, object]:
         measures = ", ".join(f"sum(forecast_{m}), sum(actual_{m})" for m in FORECAST_MEASURES)
         for p, reports, *values in con.execute(
             f"select period, count(*), {measures} from marts.mart_forecast_accuracy_municipality_quarter "
-            "where has_forecast and year * 4 + quarter - 1 <= ? group by period",
+            "where has_forecast and is_actual_complete and year * 4 + quarter - 1 <= ? group by period",
             [index],
         ).fetchall():
             expected[f"forecast_reports_{p}"] = reports
@@ -689,3 +689,27 @@ def test_chromium_prints_with_a_long_temporary_folder_and_leaves_nothing_in_it(t
     wait_for_closing()
     assert pdf.read_bytes().startswith(b"%PDF")
     assert not list(deep.glob("zi-chromium-*"))
+
+
+def test_a_quarter_still_running_at_the_funding_stichtag_is_left_out_of_forecast_accuracy():
+    """Prognosegüte compares only quarters whose actual is complete; the ones left out are named, with the
+    Stichtag of the funding data (a forecast for the running quarter against an actual of 0 said nothing)."""
+    from zi_warehouse.reports.quarterly.sections.forecasts import FORECAST_MEASURES, section_forecast_accuracy
+
+    measures = ", ".join(f"1.0 as forecast_{m}, 1.0 as actual_{m}" for m in FORECAST_MEASURES)
+    con = duckdb.connect()
+    con.execute("create schema marts")
+    con.execute(
+        "create table marts.mart_forecast_accuracy_municipality_quarter as "
+        f"select period, year, quarter, true as has_forecast, year * 4 + quarter - 1 <= 8106 as is_actual_complete, "
+        f"date '2026-11-15' as actual_as_of_date, {measures} "
+        "from (values ('2026-Q2', 2026, 2), ('2026-Q3', 2026, 3), ('2026-Q4', 2026, 4)) as q(period, year, quarter)"
+    )
+    section = section_forecast_accuracy(con, "2026-Q4")
+    (chart,) = section.charts
+    assert [row[0] for row in chart.table.rows] == ["2026-Q2", "2026-Q3"]
+    assert section.notes == [
+        "Ohne 2026-Q4: am Stichtag der jüngsten Förderdaten (15.11.2026) noch nicht abgeschlossen, "
+        "das Ist ist also noch unvollständig."
+    ]
+    assert not section_forecast_accuracy(con, "2026-Q3").notes

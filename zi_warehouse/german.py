@@ -50,6 +50,12 @@ def format_date(day: dt.date) -> str:
     return day.strftime("%d.%m.%Y")
 
 
+def format_quarter(period: str) -> str:
+    """A quarter 'JJJJ-Qn' as the template writes it for people, 'Qn/JJJJ' (anything else unchanged)."""
+    year, _, quarter = period.partition("-Q")
+    return f"Q{quarter}/{year}" if year.isdigit() and quarter.isdigit() else period
+
+
 def local_time(moment: dt.datetime) -> dt.datetime:
     """A moment in the programme's local time (a naive value is taken as the machine's local time)."""
     return moment.astimezone(LOCAL_TIME_ZONE)

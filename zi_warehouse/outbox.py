@@ -39,9 +39,8 @@ from pathlib import Path
 import duckdb
 
 from zi_warehouse import alerts, config, warehouse
-from zi_warehouse.accounting import NOTHING_TO_DO_RULES
 from zi_warehouse.forecasts import feedback
-from zi_warehouse.german import count_of, format_number
+from zi_warehouse.german import count_of, format_number, format_quarter
 from zi_warehouse.reference import match_municipality, municipality_by_key
 
 ADDRESSES_ENV = "ZI_COORDINATOR_ADDRESSES"
@@ -77,11 +76,18 @@ class Delivery:
         return {"family": self.family, "source_file": self.source_file, "file_hash": self.file_hash}
 
     @property
+    def file_rules(self) -> set[str]:
+        """The rules that refused the whole file (none if it was read row by row)."""
+        return {r["rule"] for r in self.rejections if r["row_number"] is None}
+
+    @property
     def to_resend(self) -> bool:
         """Not loaded for a reason the sender can fix (a copy of a delivery already loaded asks for nothing)."""
-        file_rules = {r["rule"] for r in self.rejections if r["row_number"] is None}
-        refused_for_nothing = self.outcome == "failed" and file_rules and file_rules <= NOTHING_TO_DO_RULES
-        return self.outcome != "loaded" and not refused_for_nothing
+        return self.outcome != "loaded" and self.outcome_shown != feedback.OUTCOME_NOTHING_TO_DO_DE
+
+    @property
+    def outcome_shown(self) -> str:
+        return feedback.outcome_shown(self.outcome, self.file_rules)
 
 
 @dataclass
@@ -261,9 +267,9 @@ def message_text(municipality_name: str, deliveries: list[Delivery], attachments
     ]
     indent = " " * len(f"{len(deliveries)}. ")  # continuation lines stay aligned past item 9
     for i, d in enumerate(deliveries, start=1):
-        period = f", Berichtsquartal {d.period}" if d.period and d.family == "forecasts" else ""
+        period = f", Berichtsquartal {format_quarter(d.period)}" if d.period and d.family == "forecasts" else ""
         lines.append(f"{i}. ".ljust(len(indent)) + f"{FAMILIES[d.family]} „{d.file_name}“{period}")
-        outcome = feedback.OUTCOME_DE.get(d.outcome, d.outcome)
+        outcome = d.outcome_shown
         if d.outcome == "failed":
             file_rule = next((r["rule"] for r in d.rejections if r["row_number"] is None), None)
             lines.append(f"{indent}Ergebnis: {outcome}" + (f" ({_label(file_rule, d.family)})." if file_rule else "."))
@@ -326,7 +332,7 @@ def compose(
         if found:
             attached[d.source_file] = found[0]
             files.append(found)
-    rejected = sum(d.outcome != "loaded" for d in deliveries)
+    rejected = sum(d.to_resend for d in deliveries)  # a copy of a delivery already loaded asks for nothing
     subject = (
         f"ZI Klima.Werk: Rückmeldung zu {len(deliveries)} Lieferung{'en' if len(deliveries) > 1 else ''} "
         f"der Kommune {muni.name}" + (f" ({rejected} mit Abweisungen)" if rejected else "")

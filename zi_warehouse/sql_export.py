@@ -92,8 +92,8 @@ def column_descriptions(con: duckdb.DuckDBPyConnection, sql: str) -> dict[str, s
 
 
 def header_text(description: str) -> str:
-    """A column header from a description: the term before a colon ("Mittelabfluss: bewilligt ÷ Plafond"
-    -> "Mittelabfluss"), cut at a word boundary when long."""
+    """A column header from a description: the term before a colon ("Mittelbindung: bewilligt ÷ Plafond"
+    -> "Mittelbindung"), cut at a word boundary when long."""
     head = description.split(": ", 1)[0].strip() if ": " in description else description.strip()
     if len(head) <= MAX_HEADER_CHARS:
         return head

@@ -37,6 +37,7 @@ from zi_warehouse import warehouse
 from zi_warehouse.accounting import NOTHING_TO_DO_RULES, FileResult
 from zi_warehouse.forecasts.printing import row_height, setup_page
 from zi_warehouse.forecasts.reader import column_label, revision_from_name
+from zi_warehouse.german import format_quarter
 from zi_warehouse.landing import LandedFile, file_sha256
 from zi_warehouse.reference import municipality_by_key, rule_text
 
@@ -52,6 +53,17 @@ OUTCOME_DE = {
     "failed": "Datei abgewiesen",
     "blocked": "zurückgestellt",
 }
+#: A file refused only for rules that ask nothing of the sender (a copy of a delivery already loaded).
+OUTCOME_NOTHING_TO_DO_DE = "bereits geliefert, nicht noch einmal geladen"
+
+
+def outcome_shown(outcome: str, file_rules) -> str:
+    """The German result of a delivery; ``file_rules`` are the rules that refused the whole file, if any."""
+    if outcome == "failed" and file_rules and set(file_rules) <= NOTHING_TO_DO_RULES:
+        return OUTCOME_NOTHING_TO_DO_DE
+    return OUTCOME_DE.get(outcome, outcome)
+
+
 SUFFIX = "_Rueckmeldung.xlsx"
 
 
@@ -226,7 +238,7 @@ def _content_digest(entry: dict, rows: list[tuple]) -> str:
         entry["municipality_key"],
         entry["period"],
         entry["file_name"],
-        OUTCOME_DE.get(entry["outcome"], entry["outcome"]),
+        outcome_shown(entry["outcome"], [r[4] for r in rows if r[1] is None]),
         entry["rows_read"],
         entry["rows_loaded"],
         entry["rows_rejected"],
@@ -288,9 +300,9 @@ def _write_workbook(
     ws.merge_range(0, 0, 0, len(widths) - 1, "Rückmeldung zur Quartalsprognose", title)
     facts = [
         ("Kommune", muni_name),
-        ("Berichtsquartal", entry["period"] or "nicht erkannt"),
+        ("Berichtsquartal", format_quarter(entry["period"]) if entry["period"] else "nicht erkannt"),
         ("Datei", entry["file_name"]),
-        ("Ergebnis", OUTCOME_DE.get(entry["outcome"], entry["outcome"])),
+        ("Ergebnis", outcome_shown(entry["outcome"], [x[4] for x in rows if x[1] is None])),
     ]
     if entry["outcome"] != "failed":  # a file rejected as a whole was not read row by row
         facts += [
@@ -333,7 +345,7 @@ def _write_workbook(
             f"Bitte die abgewiesenen Zeilen (Blatt „{ROWS_SHEET}“) korrigieren und die Datei als Korrektur "
             f"erneut senden (Dateiname mit „{next_correction_suffix(entry['source_file'])}“)."
         )
-    elif entry["outcome"] == "failed" and all(x[4] in NOTHING_TO_DO_RULES for x in file_level):
+    elif outcome_shown(entry["outcome"], [x[4] for x in file_level]) == OUTCOME_NOTHING_TO_DO_DE:
         closing = "Für diese Datei ist nichts weiter zu tun."  # e.g. a copy of a delivery already loaded
     else:
         closing = (

@@ -89,13 +89,13 @@ def parse_number(value: object, example: str = "1.234,56") -> float | None:
     if is_blank(value):
         return None
     if isinstance(value, bool):
-        raise ParseError(f"Wahrheitswert '{value}' statt einer Zahl.")
+        raise ParseError(f"Wahrheitswert „{value}“ statt einer Zahl.")
     if isinstance(value, (int, float)):
         if math.isinf(value):
             raise ParseError("Unendlicher Wert statt einer Zahl.")
         return float(value)
     if isinstance(value, (dt.date, dt.datetime)):
-        raise ParseError(f"Datum '{value}' statt einer Zahl.")
+        raise ParseError(f"Datum „{value}“ statt einer Zahl.")
     text = str(value).strip()
     s = _APPROX.sub("", text)
     s = _CURRENCY.sub("", s).strip()
@@ -164,7 +164,7 @@ def parse_yes_no(value: object) -> bool | None:
 
     answer = _yes_no_spellings().get(normalise_name(str(value)))
     if answer is None:
-        raise ParseError(f"'{value}' ist weder '{YES_NO[0]}' noch '{YES_NO[1]}'.")
+        raise ParseError(f"„{value}“ ist weder „{YES_NO[0]}“ noch „{YES_NO[1]}“.")
     return answer
 
 
@@ -256,7 +256,7 @@ def parse_date(value: object, anchor: str = "start") -> dt.date | None:
     if isinstance(value, dt.date):
         return value
     if isinstance(value, bool):
-        raise ParseError(f"Wahrheitswert '{value}' statt eines Datums.")
+        raise ParseError(f"Wahrheitswert „{value}“ statt eines Datums.")
     if isinstance(value, (int, float)):
         return _excel_serial(float(value))
     text = " ".join(str(value).strip().split())

@@ -243,7 +243,7 @@ def read_grids(path: Path) -> list[tuple[str | None, list[list], bool]]:
     if suffix in WORKBOOK_SUFFIXES:
         return _read_workbook(path)
     raise FileFailure(
-        f"Dateityp '{suffix or path.name}' wird nicht gelesen. Bitte die Vorlage als .xlsx senden.",
+        f"Dateityp „{suffix or path.name}“ wird nicht gelesen. Bitte die Vorlage als .xlsx senden.",
         "file_type_unsupported",
     )
 
@@ -344,6 +344,12 @@ def header_failure(version: str, unknown: list[str], missing: list[str]) -> File
         parts.append("Unbekannte Spalte" + ("n" if len(strangers) > 1 else "") + ": " + ", ".join(strangers) + ".")
     if left:
         parts.append("Erwartet, aber nicht gefunden: " + ", ".join(f"„{m}“" for m in left) + ".")
+    if strangers:
+        parts.append(
+            "Eigene Spalten bitte löschen; Anmerkungen gehören in die Spalte „"
+            + header_maps()[version]["remarks"]
+            + "“."
+        )
     parts.append(
         "Bitte die Kopfzeilen der Vorlage unverändert verwenden (die Reihenfolge der Spalten ist frei; "
         "alle Kopfzeilen stehen im Blatt „Anleitung“) und die Datei erneut senden."
@@ -606,7 +612,9 @@ def parse_rows(
                     "required",
                     f"{column_label(canonical)} fehlt; diese Angabe ist Pflicht.",
                 )
-    # Rate and requested amount determine each other; fill the one left empty (not a correction).
+    # Rate and requested amount determine each other; fill the one left empty (not a correction). Only from a
+    # value the rules accept (a share of the cost above 0 and at most 100 %): otherwise the filled-in cell would
+    # be rejected too, as if the sender had typed it, beside the rejection of the value they did type.
     cost, requested, rate = (
         values.get("total_cost_eur"),
         values.get("requested_funding_eur"),
@@ -615,9 +623,9 @@ def parse_rows(
     if cost is not None and requested is not None and rate is not None:
         for k in range(len(row_numbers)):
             c, q, r = cost[k], requested[k], rate[k]
-            if q is None and c and r is not None:
+            if q is None and c and r is not None and 0 < r <= 1:
                 requested[k] = q = round(c * r, 2)
-            if r is None and c and q is not None:
+            if r is None and c and q is not None and 0 < q <= c:
                 rate[k] = round(q / c, 6)
     payments: list[dict | None] = [None] * len(row_numbers)
     for j, period in payment_cols.items():
@@ -745,7 +753,7 @@ def _read_file(path: Path, source_file: str, sender: Sender) -> ParsedFile:
                 FILE_NAME_COLUMN,
                 file_name,
                 "file_name_period_mismatch",
-                f"Der Dateiname nennt {p.quarter_label(*name_period)}, das Feld 'Berichtsquartal' "
+                f"Der Dateiname nennt {p.quarter_label(*name_period)}, das Feld „Berichtsquartal“ "
                 f"{p.quarter_label(*period)}. Geladen als {p.quarter_label(*period)}; bitte prüfen.",
                 None,
             )

@@ -213,9 +213,17 @@ def _write_lists_sheet(wb) -> dict[str, str]:
         "affected_surface_type": list(SURFACE_TYPES.values()),
         "yes_no": list(YES_NO),
     }
+    # German titles for whoever unhides the sheet; plurals, so that no title reads as a header of the table.
+    titles = {
+        "municipality": "Kommunen",
+        "measure_type": "Maßnahmentypen",
+        "status": "Projektstatus-Werte",
+        "affected_surface_type": "Oberflächen",
+        "yes_no": "ja/nein-Werte",
+    }
     ranges = {}
     for col, (name, values) in enumerate(lists.items()):
-        ws.write(0, col, name)
+        ws.write(0, col, titles[name])
         for i, v in enumerate(values, start=1):
             ws.write_string(i, col, v)
         letter = _col_letter(col)
@@ -247,7 +255,9 @@ def write_instructions(wb, version: str, period: tuple[int, int] | None = None) 
     ws.merge_range(0, 0, 0, 1, f"Anleitung zur Quartalsprognose (Vorlagenversion {version})", title)
     lines = [
         "Bitte je Kommune und Quartal eine Datei senden, Dateiname: Prognose_<Kommune>_<JJJJ>-Q<n>.xlsx.",
-        "Kopfzeilen im Blatt 'Projekte' nicht umbenennen, keine Spalten löschen; Reihenfolge ist egal.",
+        "Kopfzeilen im Blatt „Projekte“ nicht umbenennen, keine Spalten löschen oder hinzufügen (eine Datei mit "
+        "fremder Spalte wird ganz abgewiesen; eigene Anmerkungen bitte in die Spalte „Bemerkungen“); "
+        "die Reihenfolge der Spalten ist egal.",
         "Eine Zeile je Projekt; die Projekt-ID bleibt über alle Quartale gleich und ist je Datei eindeutig.",
         "Beträge in Euro (z. B. 1.234,56), Flächen in m², Förderquote in % (z. B. 90 %).",
         "Termine als Datum (TT.MM.JJJJ) oder Quartal (Q3/2022); Antragstellung als Quartal.",

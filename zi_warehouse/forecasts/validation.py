@@ -124,7 +124,7 @@ def rules() -> tuple[Rule, ...]:
         Rule(
             "known_municipality",
             "municipality",
-            "Kommune '{value}' ist unbekannt; bitte eine der Kommunen aus der Auswahlliste der Vorlage wählen.",
+            "Kommune „{value}“ ist unbekannt; bitte eine der Kommunen aus der Auswahlliste der Vorlage wählen.",
             in_set("municipality_key", muni),
         ),
         Rule(
@@ -149,7 +149,7 @@ def rules() -> tuple[Rule, ...]:
         Rule(
             "known_measure_type",
             "measure_type",
-            "Maßnahmentyp '{value}' ist nicht förderfähig bzw. unbekannt. Erlaubt: "
+            "Maßnahmentyp „{value}“ ist nicht förderfähig bzw. unbekannt. Erlaubt: "
             + _allowed(m["measure_type_label_de"] for m in measure_types())
             + ".",
             in_set("measure_type_key", measures),
@@ -157,7 +157,7 @@ def rules() -> tuple[Rule, ...]:
         Rule(
             "known_status",
             "status",
-            "Status '{value}' ist unbekannt. Erlaubt: "
+            "Status „{value}“ ist unbekannt. Erlaubt: "
             + _allowed(s["status_label_de"] for s in project_statuses())
             + ".",
             in_set("status_key", statuses),
@@ -165,7 +165,7 @@ def rules() -> tuple[Rule, ...]:
         Rule(
             "known_surface_type",
             "affected_surface_type",
-            "Oberfläche '{value}' ist unbekannt. Erlaubt: " + _allowed(SURFACE_TYPES.values()) + ".",
+            "Oberfläche „{value}“ ist unbekannt. Erlaubt: " + _allowed(SURFACE_TYPES.values()) + ".",
             in_set("affected_surface_type", SURFACE_TYPES),
         ),
         Rule(

@@ -6,7 +6,9 @@
 --                 follows within one quarter) / initial grant notices issued;
 --   payments_eur: forecast payments for this quarter / payments made;
 --   completions:  projects with planned_completion_date in this quarter / proofs of use (completion).
--- bias_pct = 100·(forecast − actual)/actual, ape_pct = |bias_pct|; NULL where actual = 0.
+-- The actual of a quarter is complete once the quarter has ended by the Stichtag of the newest funding data
+-- (is_actual_complete); before that, bias and error would compare a forecast with a quarter still running.
+-- bias_pct = 100·(forecast − actual)/actual, ape_pct = |bias_pct|; NULL where actual = 0 or incomplete.
 {% set metrics = ['applications', 'approvals', 'payments_eur', 'completions'] %}
 with quarters as (
     select *
@@ -81,6 +83,16 @@ actual as (
     group by all
 ),
 
+funding_as_of as (  -- the Stichtag of the newest funding data, from files or the database
+    select max(extract_as_of)::date as actual_as_of_date
+    from (
+        {% for entity in ['applications', 'approvals', 'amendments', 'payments', 'measures'] %}
+            select extract_as_of from {{ ref('stg_funding__' ~ entity) }}
+            {{ "union all" if not loop.last }}
+        {% endfor %}
+    )
+),
+
 joined as (
     select
         m.municipality_key,
@@ -98,9 +110,12 @@ joined as (
         coalesce(a.actual_payments_eur, 0)::double as actual_payments_eur,
         coalesce(f.forecast_completions, 0)::double as forecast_completions,
         coalesce(a.actual_completions, 0)::double as actual_completions,
-        (f.municipality_key is not null) as has_forecast
+        (f.municipality_key is not null) as has_forecast,
+        fa.actual_as_of_date,
+        coalesce(q.quarter_end_date <= fa.actual_as_of_date, false) as is_actual_complete
     from {{ ref('municipalities') }} as m
     cross join quarters as q
+    cross join funding_as_of as fa
     left join submitted as s on s.municipality_key = m.municipality_key and s.period_index = q.period_index
     left join first_submission as fs on fs.municipality_key = m.municipality_key
     left join forecast as f on f.municipality_key = m.municipality_key and f.period_index = q.period_index
@@ -112,11 +127,11 @@ select
     *,
 {% for metric in metrics %}
     case
-        when has_forecast
+        when has_forecast and is_actual_complete
             then round(100.0 * (forecast_{{ metric }} - actual_{{ metric }}) / nullif(actual_{{ metric }}, 0), 2)
     end as {{ metric }}_bias_pct,
     case
-        when has_forecast
+        when has_forecast and is_actual_complete
             then round(abs(100.0 * (forecast_{{ metric }} - actual_{{ metric }}) / nullif(actual_{{ metric }}, 0)), 2)
     end as {{ metric }}_ape_pct{{ "," if not loop.last }}
 {% endfor %}

@@ -53,7 +53,7 @@ def section_budget(con, year: int) -> Section:
             "Ausgezahlt (EUR)",
             "Bewilligt kumuliert (EUR)",
             "Ausgezahlt kumuliert (EUR)",
-            "Mittelabfluss",
+            "Mittelbindung",
             "Mittelverwendung",
         ],
         [],

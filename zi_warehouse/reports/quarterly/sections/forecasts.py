@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from zi_warehouse import warehouse
+from zi_warehouse import german, warehouse
 from zi_warehouse.reports.quarterly.charts import COLOURS, chart_svg, german_ticks, plotted, quarter_axis
 from zi_warehouse.reports.quarterly.figures import Chart, DataTable, Figure, Section, mart_number
 from zi_warehouse.reports.quarterly.periods import period_index
@@ -29,7 +29,15 @@ def section_forecast_accuracy(con, period: str) -> Section:
         f"select period, year, quarter, {sums}, "
         "count(*) filter (where has_forecast) as forecasts "
         "from marts.mart_forecast_accuracy_municipality_quarter "
-        "where has_forecast and year * 4 + quarter - 1 <= ? group by period, year, quarter "
+        "where has_forecast and is_actual_complete and year * 4 + quarter - 1 <= ? group by period, year, quarter "
+        "order by year, quarter",
+        [period_index(period)],
+    )
+    # Quarters with a forecast whose actual is not complete yet: still running at the funding data's Stichtag.
+    open_quarters = warehouse.rows(
+        con,
+        "select period, max(actual_as_of_date) as as_of from marts.mart_forecast_accuracy_municipality_quarter "
+        "where has_forecast and not is_actual_complete and year * 4 + quarter - 1 <= ? group by period, year, quarter "
         "order by year, quarter",
         [period_index(period)],
     )
@@ -94,8 +102,20 @@ def section_forecast_accuracy(con, period: str) -> Section:
             ]
         table.rows.append(cells)
     section.charts.append(Chart(key, "Prognose des Vorquartals und Ist je Quartal", svg, table))
+    if open_quarters:
+        as_of = open_quarters[0]["as_of"]
+        section.notes.append(
+            f"Ohne {', '.join(q['period'] for q in open_quarters)}: "
+            + (
+                f"am Stichtag der jüngsten Förderdaten ({german.format_date(as_of)}) noch nicht abgeschlossen"
+                if as_of
+                else "noch keine Förderdaten geladen"
+            )
+            + ", das Ist ist also noch unvollständig."
+        )
     if not rows:
         section.notes.append(
-            f"Bis {period} liegt keine Vorquartalsmeldung vor, mit der sich eine Prognose prüfen ließe."
+            f"Bis {period} liegt kein abgeschlossenes Quartal mit Vorquartalsmeldung vor, an dem sich eine Prognose "
+            "prüfen ließe."
         )
     return section
