@@ -51,7 +51,7 @@ def zi_env(data_dir: Path) -> dict[str, str]:
 
 
 #: Fixtures that build the demo (minutes): tests using them count as slow (``make test-fast`` leaves them out).
-BUILD_FIXTURES = {"demo_build", "demo_data_dir"}
+BUILD_FIXTURES = {"demo_build", "demo_data_dir", "demo_build_again"}
 
 
 def pytest_collection_modifyitems(items):
@@ -89,12 +89,91 @@ def run_zi(data_dir: Path, *args: str, check: bool = True) -> subprocess.Complet
     return result
 
 
+#: Whole demo builds the tests share, by fixture name -> folder in _background_root(): `zi build` of the default
+#: demo on an empty landing area, started in the background as soon as the tests are known (beside the folder:
+#: .started, .out, .err and .rc, its exit code, when it ends). ``demo_build_again`` is a second, independent
+#: build of the same demo, for the determinism test.
+BACKGROUND_BUILDS = {"demo_build": "zi_data_demo", "demo_build_again": "zi_data_demo_again"}
+_background: list[subprocess.Popen] = []  # the builds this process started
+
+
+def _background_root(config) -> Path:
+    """The folder of the session's shared builds: with xdist the parent of every worker's own temporary folder
+    (pytest-<n>/), so that the workers of one `make test` share them."""
+    base = config._tmp_path_factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
+def _start_build(root: Path, folder: str) -> None:
+    """`zi build` into ``root/folder`` in the background, once per session: the first process to get here
+    starts it (under a lock), later ones find it started."""
+    import fcntl
+
+    with open(root / f"{folder}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file is closed
+        started = root / f"{folder}.started"
+        if started.exists():
+            return
+        started.touch()
+        data_dir = root / folder
+        script = '"$0" build > "$1.out" 2> "$1.err"; echo $? > "$1.rc.tmp" && mv "$1.rc.tmp" "$1.rc"'
+        _background.append(
+            subprocess.Popen(
+                ["sh", "-c", script, ZI, str(data_dir)], cwd=REPO_ROOT, env=zi_env(data_dir), start_new_session=True
+            )
+        )
+
+
+def pytest_collection_finish(session):
+    """Start the shared builds the tests need as soon as the tests are known: the workers run other tests
+    meanwhile, instead of each building its own or one waiting idle for the other's."""
+    needed = set().union(*(getattr(item, "fixturenames", ()) for item in session.items))
+    if "demo_data_dir" in needed:  # asks for demo_build when it runs, unless ZI_QUALITY_DEMO_DATA_DIR names one
+        needed.add("demo_build")
+    if os.environ.get("ZI_QUALITY_DEMO_DATA_DIR"):
+        needed.discard("demo_build")
+    for fixture, folder in BACKGROUND_BUILDS.items():
+        if fixture in needed:
+            _start_build(_background_root(session.config), folder)
+
+
+def pytest_sessionfinish(session):
+    for process in _background:  # a session that ends before its builds did
+        if process.poll() is None:
+            stop_process_group(process)
+
+
+def _built(request, fixture: str) -> dict:
+    """The shared build of ``fixture`` once it has ended (started here if it was not at collection)."""
+    import time
+
+    root, folder = _background_root(request.config), BACKGROUND_BUILDS[fixture]
+    _start_build(root, folder)
+    data_dir, rc = root / folder, root / f"{folder}.rc"
+    deadline = time.monotonic() + 1800
+    while not rc.exists():
+        assert time.monotonic() < deadline, f"the build of {fixture} did not end within 30 minutes"
+        time.sleep(0.5)
+    stdout = Path(f"{data_dir}.out").read_text(encoding="utf-8")
+    code = int(rc.read_text().strip())
+    if code != 0:
+        stderr = Path(f"{data_dir}.err").read_text(encoding="utf-8")
+        raise AssertionError(f"zi build ({fixture}) failed ({code}):\n{stdout}\n{stderr}")
+    return {"data_dir": data_dir, "stdout": stdout}
+
+
 @pytest.fixture(scope="session")
-def demo_build(tmp_path_factory) -> dict:
-    """The default demo (scale 0.05, seed 7) built end to end once: `zi build` on an empty landing area."""
-    data_dir = tmp_path_factory.mktemp("zi_data")
-    result = run_zi(data_dir, "build")
-    return {"data_dir": data_dir, "stdout": result.stdout}
+def demo_build(request) -> dict:
+    """The default demo (scale 0.05, seed 7) built end to end once per `make test` (BACKGROUND_BUILDS). Tests
+    never write to it: they copy it. A failed build fails every test that needs it."""
+    return _built(request, "demo_build")
+
+
+@pytest.fixture(scope="session")
+def demo_build_again(request) -> dict:
+    """A second `zi build` of the same default demo in another fresh data directory, independent of
+    ``demo_build`` (built at the same time, by its own process)."""
+    return _built(request, "demo_build_again")
 
 
 @pytest.fixture(scope="module")

@@ -390,3 +390,30 @@ def test_the_feedback_on_a_copy_of_a_delivery_asks_for_nothing(tmp_path, monkeyp
     assert "Datei doppelt geliefert" in summary and "nichts weiter zu tun" in summary
     assert "erneut senden" not in summary and "korrigieren" not in summary
     assert "bereits geliefert, nicht noch einmal geladen" in summary and "Datei abgewiesen" not in summary
+
+
+def test_a_row_rejected_for_two_reasons_is_explained_where_the_reasons_are_counted(tmp_path):
+    """„Anzahl Zeilen“ per reason adds up to more than the rows rejected when a row has two reasons: the
+    summary says so (the e-mail does too), so that nobody recounts and thinks a row went missing."""
+    from zi_warehouse.forecasts import feedback
+
+    entry = {
+        "municipality_key": "gelsenkirchen",
+        "period": "2023-Q2",
+        "file_name": FILE,
+        "source_file": f"forecasts/{FILE}",
+        "file_hash": "0" * 64,
+        "outcome": "partially_loaded",
+        "rows_read": 3,
+        "rows_loaded": 2,
+        "rows_rejected": 1,
+    }
+    two_reasons = [
+        ("Projekte", 9, "status", "läuft", "known_status", "Status „läuft“ ist unbekannt."),
+        ("Projekte", 9, "total_cost_eur", "-5", "total_cost_range", "Gesamtkosten -5 EUR sind nicht plausibel."),
+    ]
+    for rows, explained in ((two_reasons, True), (two_reasons[:1], False)):
+        path = tmp_path / f"{len(rows)}.xlsx"
+        feedback._write_workbook(path, entry, rows)
+        text = " ".join(str(c) for r in _sheets(path)["Zusammenfassung"] for c in r)
+        assert ("aus mehreren Gründen abgewiesen" in text) is explained

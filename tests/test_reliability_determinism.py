@@ -14,7 +14,6 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from conftest import run_zi
 from zi_warehouse.landing import file_sha256
 
 pytestmark = pytest.mark.slow
@@ -80,10 +79,8 @@ def landing_hashes(data_dir: Path) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def second_build(tmp_path_factory) -> Path:
-    data_dir = tmp_path_factory.mktemp("determinism") / "data"
-    run_zi(data_dir, "build")  # empty landing area: the same default demo (scale and seed) as demo_build
-    return data_dir
+def second_build(demo_build_again) -> Path:
+    return demo_build_again["data_dir"]  # empty landing area: the same default demo (scale and seed) as demo_build
 
 
 def test_demo_inputs_are_identical_bytes(demo_build, second_build):

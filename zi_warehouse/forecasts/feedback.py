@@ -345,6 +345,9 @@ def _write_workbook(
             f"Bitte die abgewiesenen Zeilen (Blatt „{ROWS_SHEET}“) korrigieren und die Datei als Korrektur "
             f"erneut senden (Dateiname mit „{next_correction_suffix(entry['source_file'])}“)."
         )
+        if sum(len(found) for found in counts.values()) > len({(x[0], x[1]) for x in row_level}):
+            # "Anzahl Zeilen" adds up to more than the rows rejected: say why before anyone recounts
+            closing = "Manche Zeilen wurden aus mehreren Gründen abgewiesen und zählen bei jedem Grund. " + closing
     elif outcome_shown(entry["outcome"], [x[4] for x in file_level]) == OUTCOME_NOTHING_TO_DO_DE:
         closing = "Für diese Datei ist nichts weiter zu tun."  # e.g. a copy of a delivery already loaded
     else:

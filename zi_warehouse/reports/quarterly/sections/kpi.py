@@ -305,10 +305,12 @@ def section_kpi_municipalities(con, year: int) -> Section:
     chosen = with_rate[:n] + [r for r in with_rate if r in lowest and r not in with_rate[:n]]
     bottom_rate = lowest[-1]["disconnection_rate_actual_pct"] if lowest else None
     tied = sum(1 for r in with_rate if r["disconnection_rate_actual_pct"] == bottom_rate)
-    lowest_de = (
-        f"{n} der {tied} Kommunen mit {format_number(bottom_rate, 1, '%')}, dem niedrigsten"
+    caption = (
+        f"Verläufe: die {n} Kommunen mit dem höchsten Abkopplungsgrad {year} und {n} der {tied} Kommunen mit dem "
+        f"niedrigsten ({format_number(bottom_rate, 1, '%')}), alphabetisch ausgewählt"
         if tied > n and bottom_rate == with_rate[-1]["disconnection_rate_actual_pct"]
-        else f"die {n} mit dem niedrigsten"
+        else f"Verläufe: die {n} Kommunen mit dem höchsten und die {n} mit dem niedrigsten Abkopplungsgrad {year} "
+        "(bei Gleichstand alphabetisch)"
     )
     series: dict[str, list[dict]] = {}
     for r in history:
@@ -396,8 +398,7 @@ def section_kpi_municipalities(con, year: int) -> Section:
     section.charts.append(
         Chart(
             key,
-            f"Verläufe: die {n} Kommunen mit dem höchsten und {lowest_de} Abkopplungsgrad {year} "
-            "(bei Gleichstand alphabetisch)",
+            caption,
             svg,
             table,
         )
