@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import duckdb
 import pytest
 
@@ -20,21 +18,18 @@ MISTAKE_RATE = 0.1
 def demo(tmp_path_factory):
     root = tmp_path_factory.mktemp("demo_forecasts") / "landing"
     programme = build_programme(0.05, 7)
-    started = time.perf_counter()
     rendered = fw.render(root / "forecasts", programme, seed=7, mistake_rate=MISTAKE_RATE)
-    seconds = time.perf_counter() - started
     con = duckdb.connect(":memory:")
     summary = ingest(con, src, root, log=lambda m: None)
-    yield programme, rendered, seconds, con, summary
+    yield programme, rendered, con, summary
     con.close()
 
 
-def test_writes_one_workbook_per_submission_quickly(demo):
-    programme, rendered, seconds, _, _ = demo
+def test_writes_one_workbook_per_submission(demo):  # its speed: `make bench` (landing areas of every scale)
+    programme, rendered, _, _ = demo
     submissions = list(programme.submissions())
     assert len({p.name for p in rendered.paths}) == len(rendered.paths)  # nothing overwritten
     assert len(rendered.paths) >= len(submissions) - 5  # a municipality without projects yet sends nothing
-    assert seconds < 30, f"writing {len(rendered.paths)} workbooks took {seconds:.1f} s"
 
 
 def test_every_kind_of_mistake_is_injected(demo):
@@ -46,7 +41,7 @@ def test_every_kind_of_mistake_is_injected(demo):
 
 
 def test_every_rejecting_mistake_is_caught_with_its_rule(demo):
-    _, rendered, _, con, _ = demo
+    _, rendered, con, _ = demo
     rejected = set(con.execute("select source_file, row_number, rule from raw.rejected_rows").fetchall())
     for m in rendered.mistakes:
         if m.rule is not None:
@@ -54,14 +49,14 @@ def test_every_rejecting_mistake_is_caught_with_its_rule(demo):
 
 
 def test_nothing_else_is_rejected(demo):
-    _, rendered, _, con, _ = demo
+    _, rendered, con, _ = demo
     injected = {(m.source_file, m.row_number) for m in rendered.mistakes if m.rule is not None}
     rejected = set(con.execute("select source_file, row_number from raw.rejected_rows").fetchall())
     assert rejected == injected
 
 
 def test_formatting_mess_loads_with_the_right_value(demo):
-    _, rendered, _, con, _ = demo
+    _, rendered, con, _ = demo
     rejected_rows = {(m.source_file, m.row_number) for m in rendered.mistakes if m.rule is not None}
     checked = 0
     for m in rendered.mistakes:
@@ -81,7 +76,7 @@ def test_formatting_mess_loads_with_the_right_value(demo):
 
 
 def test_calibration_91_projects_first_reported_in_2020(demo):
-    programme, _, _, con, _ = demo
+    programme, _, con, _ = demo
     first_2020 = con.execute(
         "select count(*) from (select project_id from raw.forecasts__projects group by 1 "
         "having min(reporting_year) = 2020)"
@@ -90,7 +85,7 @@ def test_calibration_91_projects_first_reported_in_2020(demo):
 
 
 def test_rows_balance_and_every_project_is_loaded(demo):
-    programme, _, _, con, summary = demo
+    programme, _, con, summary = demo
     assert summary.rows_read == summary.rows_loaded + summary.rows_rejected
     loaded = {r[0] for r in con.execute("select distinct project_id from raw.forecasts__projects").fetchall()}
     listed = {p.project_id for p in programme.projects}
@@ -98,7 +93,7 @@ def test_rows_balance_and_every_project_is_loaded(demo):
 
 
 def test_deterministic(tmp_path, demo):
-    programme, rendered, _, _, _ = demo
+    programme, rendered, _, _ = demo
     # Render two municipalities again: same bytes, same mistakes as in the full run.
     keep = sorted(programme.active_from)[:2]
     part = DemoProgramme(

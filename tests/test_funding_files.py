@@ -328,8 +328,8 @@ def test_a_delta_without_full_extract_is_held_back(programme, tmp_path):
     assert "zi_foerderung_000_voll_20201231_antraege.csv" in row["error_message"]
 
 
-def test_validation_is_vectorised_over_many_files(demo_landing):
-    # all 24 extracts of one entity in one pass: the per-file cost must stay small
+def test_validation_takes_many_files_in_one_pass(demo_landing):
+    # all 24 extracts of one entity in one pass (its speed: `make bench`, the funding delta scenario)
     entity = funding_entities.ENTITY_BY_NAME["payments"]
     files = [
         funding.parse_file_name(f)
@@ -337,8 +337,6 @@ def test_validation_is_vectorised_over_many_files(demo_landing):
         if f.path.name.endswith("_zahlungen.csv")
     ]
     pending = [funding.prepare_extract_file(x, None) for x in files]
-    started = dt.datetime.now()
     results = funding.validate(entity, [(p.strings, p.extract) for p in pending], "de")
-    elapsed = (dt.datetime.now() - started).total_seconds()
+    assert len(results) == len(pending) == 24
     assert sum(r.table.num_rows for r in results) == sum(p.strings.num_rows for p in pending)
-    assert elapsed < 5
