@@ -328,35 +328,35 @@ def version_2020(d):
     write_xlsx(d / "Prognose_Bochum_2020-Q2.xlsx", [good_row("BO-1", version="2020")], version="2020", period=(2020, 2))
 
 
-@scenario
-def header_changed(d):
+def _with_header_edited(path: Path, municipality: str, edit) -> None:
+    """A good one-row workbook of ``municipality`` whose project sheet ``edit`` then changes, as a person would."""
     import openpyxl
 
-    path = write_xlsx(
-        d / "Prognose_Bottrop_2022-Q4.xlsx", [good_row("BOT-1", municipality="Bottrop")], municipality="Bottrop"
-    )
+    write_xlsx(path, [good_row(f"{municipality[:3].upper()}-1", municipality=municipality)], municipality=municipality)
     wb = openpyxl.load_workbook(path)
-    ws = wb["Projekte"]
-    for cell in ws[7]:
-        if cell.value == "Gesamtkosten in EUR":
-            cell.value = "Kosten gesamt"
-        if cell.value == "Bemerkungen":
-            cell.value = None
+    edit(wb["Projekte"])
     wb.save(path)
+
+
+@scenario
+def header_changed(d):
+    def rename_and_drop(ws):
+        for cell in ws[7]:
+            if cell.value == "Gesamtkosten in EUR":
+                cell.value = "Kosten gesamt"
+            if cell.value == "Bemerkungen":
+                cell.value = None
+
+    _with_header_edited(d / "Prognose_Bottrop_2022-Q4.xlsx", "Bottrop", rename_and_drop)
 
 
 @scenario
 def column_added(d):
-    import openpyxl
+    def add_own_column(ws):
+        ws.cell(7, ws.max_column + 1).value = "Interne Notiz"  # a coordinator's own column beside the template's
+        ws.cell(8, ws.max_column).value = "mit Bauamt abgestimmt"
 
-    path = write_xlsx(
-        d / "Prognose_Herne_2022-Q4.xlsx", [good_row("HER-1", municipality="Herne")], municipality="Herne"
-    )
-    wb = openpyxl.load_workbook(path)
-    ws = wb["Projekte"]
-    ws.cell(7, ws.max_column + 1).value = "Interne Notiz"  # a coordinator's own column beside the template's
-    ws.cell(8, ws.max_column).value = "mit Bauamt abgestimmt"
-    wb.save(path)
+    _with_header_edited(d / "Prognose_Herne_2022-Q4.xlsx", "Herne", add_own_column)
 
 
 def _rename_header(path: Path, renames: dict[str, str | None]) -> None:
