@@ -700,8 +700,8 @@ def test_an_unreadable_payment_or_tree_count_is_named_as_the_workbook_names_it(t
     parsed = reader.read_file(path, path.name)
     found = {e.column: e for errors in parsed.errors.values() for e in errors}
     assert found[t.PAYMENT_COLUMN].message_de == (
-        "Mittelabruf Q2/2027 in EUR: 'siehe Bemerkung' ist keine Zahl (erwartet z. B. 1.234,56)."
+        "Mittelabruf Q2/2027 in EUR: „siehe Bemerkung“ ist keine Zahl (erwartet z. B. 1.234,56)."
     )
-    assert found["expected_trees"].message_de.endswith("'zwölf' ist keine Zahl (erwartet z. B. 12).")
+    assert found["expected_trees"].message_de.endswith("„zwölf“ ist keine Zahl (erwartet z. B. 12).")
     # The feedback workbook's column "Spalte": one of the quarterly columns, never the template's placeholder.
     assert reader.column_label(t.PAYMENT_COLUMN) == "Mittelabruf Qn/JJJJ in EUR"

@@ -75,3 +75,19 @@ def test_table_exists_looks_into_an_attached_database_when_named():
     assert table_exists(con, "raw", "ingestion_files", database="other")
     assert not table_exists(con, "raw", "ingestion_files")
     assert not table_exists(con, "raw", "rejected_rows", database="other")
+
+
+def test_german_order_and_quarters_as_people_write_them():
+    from zi_warehouse.german import format_quarter, sort_key
+
+    names = ["Breckerfeld", "Bönen", "bochum", "Essen", "Ennepetal", "Gladbeck", "Straße"]
+    assert sorted(names, key=sort_key) == ["bochum", "Bönen", "Breckerfeld", "Ennepetal", "Essen", "Gladbeck", "Straße"]
+    assert format_quarter("2026-Q4") == "Q4/2026" and format_quarter("ohne Quartal") == "ohne Quartal"
+
+
+def test_a_count_is_shown_to_the_sender_as_a_whole_number():
+    from zi_warehouse.forecasts import validation as v
+
+    trees = next(r for r in v.rules() if r.rule == "trees_non_negative")
+    assert v.display({"expected_trees": [-3.0, -2.5]}, 0, trees) == "-3"
+    assert v.display({"expected_trees": [-3.0, -2.5]}, 1, trees) == "-2,50"

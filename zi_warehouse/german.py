@@ -50,6 +50,15 @@ def format_date(day: dt.date) -> str:
     return day.strftime("%d.%m.%Y")
 
 
+def sort_key(text: str) -> str:
+    """German alphabetical order (DIN 5007, names): an umlaut as its base letter, ß as ss, case ignored; so
+    Bönen comes before Breckerfeld (Python's own order puts every umlaut after z)."""
+    import unicodedata
+
+    base = "".join(c for c in unicodedata.normalize("NFD", text) if not unicodedata.combining(c))
+    return base.replace("ß", "ss").casefold()
+
+
 def format_quarter(period: str) -> str:
     """A quarter 'JJJJ-Qn' as the template writes it for people, 'Qn/JJJJ' (anything else unchanged)."""
     year, _, quarter = period.partition("-Q")

@@ -109,7 +109,7 @@ def parse_number(value: object, example: str = "1.234,56") -> float | None:
     try:
         return _german_decimal(s) * factor
     except ValueError:
-        raise ParseError(f"'{text}' ist keine Zahl (erwartet z. B. {example}).") from None
+        raise ParseError(f"„{text}“ ist keine Zahl (erwartet z. B. {example}).") from None
 
 
 def parse_count(value: object) -> float | None:
@@ -283,19 +283,19 @@ def parse_date(value: object, anchor: str = "start") -> dt.date | None:
         return _month(int(m.group(2)), _MONTHS_DE[m.group(1)], anchor, text)
     if re.fullmatch(r"\d{5}([.,]\d+)?", low):
         return _excel_serial(float(low.replace(",", ".")))
-    raise ParseError(f"'{text}' ist kein Datum (erwartet TT.MM.JJJJ oder Quartal wie Q3/2022).")
+    raise ParseError(f"„{text}“ ist kein Datum (erwartet TT.MM.JJJJ oder Quartal wie Q3/2022).")
 
 
 def _checked(d: int, mo: int, y: int, text: str) -> dt.date:
     try:
         return dt.date(y, mo, d)
     except ValueError:
-        raise ParseError(f"'{text}' ist kein gültiges Datum.") from None
+        raise ParseError(f"„{text}“ ist kein gültiges Datum.") from None
 
 
 def _month(y: int, mo: int, anchor: str, text: str) -> dt.date:
     if not 1 <= mo <= 12:
-        raise ParseError(f"'{text}' ist kein gültiger Monat.")
+        raise ParseError(f"„{text}“ ist kein gültiger Monat.")
     first = dt.date(y, mo, 1)
     if anchor == "start":
         return first
@@ -316,7 +316,7 @@ def parse_quarter(value: object) -> str | None:
     try:
         day = parse_date(value)
     except ParseError:
-        raise ParseError(f"'{value}' ist kein Quartal (erwartet z. B. Q3/2022 oder 3. Quartal 2022).") from None
+        raise ParseError(f"„{value}“ ist kein Quartal (erwartet z. B. Q3/2022 oder 3. Quartal 2022).") from None
     return quarter_label(day.year, (day.month - 1) // 3 + 1)
 
 

@@ -264,7 +264,7 @@ def write_instructions(wb, version: str, period: tuple[int, int] | None = None) 
         "Kommune, Maßnahmentyp, Status und Oberfläche bitte aus der Auswahlliste wählen.",
         "Beantragte Förderung darf die Gesamtkosten nicht übersteigen; Fertigstellung nicht vor Baubeginn.",
         "Mittelabruf: erwartete Auszahlungen je Quartal in Euro (leer lassen, wenn keine erwartet).",
-        "Abgelehnte Zeilen erhalten Sie mit Begründung als Rückmeldedatei zurück.",
+        "Abgewiesene Zeilen erhalten Sie mit Begründung als Rückmeldedatei zurück.",
     ]
     for i, line in enumerate(lines, start=2):
         ws.write(i, 0, f"{i - 1}.", top)

@@ -336,5 +336,7 @@ def display(columns: dict[str, list], i: int, rule: Rule) -> object:
     if isinstance(value, float):
         if rule.rule == "funding_rate_within_limits":
             return f"{value * 100:.4g} %".replace(".", ",")
+        if rule.column == "expected_trees" and value.is_integer():  # a count, as typed: -3, not -3,00
+            return f"{value:,.0f}".replace(",", ".")
         return f"{value:,.2f}".replace(",", "\u0001").replace(".", ",").replace("\u0001", ".")
     return value

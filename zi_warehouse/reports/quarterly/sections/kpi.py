@@ -11,7 +11,7 @@ import math
 from typing import Any
 
 from zi_warehouse import warehouse
-from zi_warehouse.german import format_number
+from zi_warehouse.german import format_number, sort_key
 from zi_warehouse.reports.quarterly.charts import COLOURS, chart_svg, german_ticks, plotted, year_axis
 from zi_warehouse.reports.quarterly.figures import Chart, DataTable, Figure, Section, mart_number
 
@@ -224,7 +224,9 @@ def section_kpi_region(con, year: int) -> Section:
 
 def section_kpi_municipalities(con, year: int) -> Section:
     rows = warehouse.rows(
-        con, "select * from marts.mart_kpi_municipality_year where year = ? order by municipality_name", [year]
+        con,
+        "select * from marts.mart_kpi_municipality_year where year = ? order by municipality_name collate de",
+        [year],
     )
     history = warehouse.rows(
         con, "select * from marts.mart_kpi_municipality_year where year <= ? order by municipality_key, year", [year]
@@ -243,7 +245,7 @@ def section_kpi_municipalities(con, year: int) -> Section:
         key=lambda r: (
             r["disconnection_rate_actual_pct"] is None,
             -(r["disconnection_rate_actual_pct"] or 0),
-            r["municipality_name"],
+            sort_key(r["municipality_name"]),
         ),
     )
     target = next((r["disconnection_target_path_pct"] for r in rows), None)
@@ -301,7 +303,7 @@ def section_kpi_municipalities(con, year: int) -> Section:
     # The lowest end in ascending order, so that among municipalities tied at the lowest rate (often many at
     # 0 % in the early years) the alphabetically first are shown, as the caption says, and the caption says
     # how many share that rate.
-    lowest = sorted(with_rate, key=lambda r: (r["disconnection_rate_actual_pct"], r["municipality_name"]))[:n]
+    lowest = sorted(with_rate, key=lambda r: (r["disconnection_rate_actual_pct"], sort_key(r["municipality_name"])))[:n]
     chosen = with_rate[:n] + [r for r in with_rate if r in lowest and r not in with_rate[:n]]
     bottom_rate = lowest[-1]["disconnection_rate_actual_pct"] if lowest else None
     tied = sum(1 for r in with_rate if r["disconnection_rate_actual_pct"] == bottom_rate)
