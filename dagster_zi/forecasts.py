@@ -146,8 +146,8 @@ def accounting_violations(con) -> list[tuple]:
         "select source_file, outcome, rows_read, rows_loaded, rows_rejected from raw.ingestion_files "
         "where source_family = ? and ("
         " (outcome in ('loaded', 'partially_loaded', 'rejected') and rows_read <> rows_loaded + rows_rejected)"
-        " or (outcome in ('failed', 'blocked') and rows_loaded <> 0)"
-        " or (outcome = 'failed' and error_message is null)) order by 1",
+        " or (outcome in ('failed', 'blocked', 'duplicate') and rows_loaded <> 0)"
+        " or (outcome in ('failed', 'duplicate') and error_message is null)) order by 1",
         [FAMILY],
     ).fetchall()
 

@@ -620,7 +620,7 @@ def test_a_copy_is_filed_with_the_delivery_it_repeats(landing):
     shutil.copyfile(path, landing.dir / "Kopie von Datei.xlsx")  # sent again later, under a name saying nothing
     landing.load()
     led = landing.ledger("Kopie von Datei.xlsx")
-    assert (led["outcome"], led["municipality_key"], led["period"]) == ("failed", "bochum", "2022-Q4")
+    assert (led["outcome"], led["municipality_key"], led["period"]) == ("duplicate", "bochum", "2022-Q4")
 
 
 def test_spoken_spellings_of_coded_values_load(landing):
@@ -683,11 +683,23 @@ def test_same_file_twice_and_unchanged_rerun(landing):
     second = landing.load()
     assert first.files_read == 1 and second.files_read == 1  # only the copy is read
     led = landing.ledger("Prognose_Bochum_2022-Q4 (1).xlsx")
-    assert led["outcome"] == "failed" and led["rows_loaded"] == 0
+    assert led["outcome"] == "duplicate" and led["rows_loaded"] == 0  # not a failure: nothing to correct
+    assert second.files_failed == []
     assert [r[3] for r in landing.rejections("Prognose_Bochum_2022-Q4 (1).xlsx")] == ["duplicate_delivery"]
     assert landing.con.execute("select count(*) from raw.forecasts__projects").fetchone()[0] == 1
     third = landing.load()
     assert third.files_read == 0  # idempotent: nothing new, nothing read
+
+
+def test_a_ledger_from_before_the_outcome_duplicate_is_brought_up_to_date(landing):
+    """Older builds filed a copy as 'failed'; the copy is never read again, so the ledger itself is updated."""
+    path = write_xlsx(landing.dir / "Prognose_Bochum_2022-Q4.xlsx", [good_row("BO-1")])
+    landing.load()
+    shutil.copyfile(path, landing.dir / "Prognose_Bochum_2022-Q4 (1).xlsx")
+    landing.load()
+    landing.con.execute("update raw.ingestion_files set outcome = 'failed' where file_name like '%(1).xlsx'")
+    assert landing.load().files_read == 0
+    assert landing.ledger("Prognose_Bochum_2022-Q4 (1).xlsx")["outcome"] == "duplicate"
 
 
 def test_an_unreadable_payment_or_tree_count_is_named_as_the_workbook_names_it(tmp_path):

@@ -280,7 +280,7 @@ def test_a_copy_of_a_delivery_already_loaded_is_not_asked_for_again():
         "rule": "duplicate_delivery",
         "message_de": "Diese Datei ist identisch mit der bereits gelieferten Datei „Prognose_Bochum_2023-Q1.xlsx“.",
     }
-    deliveries = [_delivery("forecasts", "forecasts/Prognose_Bochum_2023-Q1_kopie.xlsx", [copy], outcome="failed")]
+    deliveries = [_delivery("forecasts", "forecasts/Prognose_Bochum_2023-Q1_kopie.xlsx", [copy], outcome="duplicate")]
     body = outbox.message_text("Bochum", deliveries, {})
     assert "Datei doppelt geliefert" in body and "erneut" not in body and "korrigieren" not in body
     assert "Ergebnis: bereits geliefert, nicht noch einmal geladen" in body and "abgewiesen" not in body

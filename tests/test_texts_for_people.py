@@ -83,16 +83,26 @@ def test_whole_file_rejections_are_linked_under_their_municipality(demo_data_dir
 
     con = duckdb.connect(str(demo_data_dir / "published" / "zi.duckdb"), read_only=True)
     failed = con.execute(
-        "select municipality_key, period, file_name, error_rule from marts.mart_ingestion_files "
-        "where source_family = 'forecasts' and outcome = 'failed' order by file_name"
+        "select municipality_key, period, file_name, error_rule, outcome from marts.mart_ingestion_files "
+        "where source_family = 'forecasts' and outcome in ('failed', 'duplicate') order by file_name"
     ).fetchall()
+    copies_among_rejections = con.execute(
+        "select count(*) from marts.mart_rejected_rows where rule = 'duplicate_delivery'"
+    ).fetchone()[0]
     con.close()
     assert len(failed) >= 10
-    assert all(key and period for key, period, _, _ in failed), "a demo file rejected as a whole has no sender"
-    assert {rule for *_, rule in failed} >= {"header_mismatch", "file_corrupt", "duplicate_delivery"}
+    assert all(key and period for key, period, *_ in failed), "a demo file rejected as a whole has no sender"
+    assert {rule for *_, rule, _ in failed} >= {"header_mismatch", "file_corrupt", "duplicate_delivery"}
+    # A copy of a delivery already loaded is no failure: it is not counted with the files that failed nor
+    # with the rejections (its sender has nothing to do), yet its feedback says so.
+    assert {(rule == "duplicate_delivery", outcome) for *_, rule, outcome in failed} == {
+        (True, "duplicate"),
+        (False, "failed"),
+    }
+    assert copies_among_rejections == 0
     report = (demo_data_dir / "reports" / "quality" / "latest" / "index.html").read_text(encoding="utf-8")
     root = demo_data_dir / "feedback"
-    for key, period, file_name, _ in failed:
+    for key, period, file_name, *_ in failed:
         path = feedback.workbook_path(root, {"municipality_key": key, "period": period, "file_name": file_name})
         assert path.exists(), path
         assert f'href="../../../feedback/forecasts/{key}/{path.name}"' in report, path.name

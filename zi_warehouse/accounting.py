@@ -27,10 +27,13 @@ LINEAGE_FIELDS = [
 PERSONAL_COLUMNS = frozenset({"contact_name", "contact_email", "contact_phone"})
 MASKED_VALUE = "[personenbezogen, ausgeblendet]"
 
-OUTCOMES = ("loaded", "partially_loaded", "rejected", "failed", "blocked")
+#: What became of a landed file. ``duplicate``: a byte-identical copy of a delivery already loaded, not loaded
+#: again and not a failure (nothing was wrong with it, its sender has nothing to do), so no count of failed files
+#: or rejections includes it.
+OUTCOMES = ("loaded", "partially_loaded", "rejected", "failed", "blocked", "duplicate")
 
 #: Rules that refuse a whole file without asking anything of its sender (no correction, no resend): a byte-identical
-#: copy of a delivery already loaded.
+#: copy of a delivery already loaded. A file refused for one of them has the outcome ``duplicate``.
 NOTHING_TO_DO_RULES = frozenset({"duplicate_delivery"})
 
 
@@ -101,7 +104,7 @@ class FileResult:
         if self.blocked:
             return "blocked"
         if self.error_message is not None and self.rows_loaded == 0:
-            return "failed"
+            return "duplicate" if self.error_rule in NOTHING_TO_DO_RULES else "failed"
         if self.rows_loaded == 0 and self.rows_rejected > 0:
             return "rejected"
         if self.rows_rejected > 0:

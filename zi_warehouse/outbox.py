@@ -76,18 +76,13 @@ class Delivery:
         return {"family": self.family, "source_file": self.source_file, "file_hash": self.file_hash}
 
     @property
-    def file_rules(self) -> set[str]:
-        """The rules that refused the whole file (none if it was read row by row)."""
-        return {r["rule"] for r in self.rejections if r["row_number"] is None}
-
-    @property
     def to_resend(self) -> bool:
         """Not loaded for a reason the sender can fix (a copy of a delivery already loaded asks for nothing)."""
-        return self.outcome != "loaded" and self.outcome_shown != feedback.OUTCOME_NOTHING_TO_DO_DE
+        return self.outcome not in ("loaded", "duplicate")
 
     @property
     def outcome_shown(self) -> str:
-        return feedback.outcome_shown(self.outcome, self.file_rules)
+        return feedback.OUTCOME_DE[self.outcome]
 
 
 @dataclass
@@ -270,7 +265,7 @@ def message_text(municipality_name: str, deliveries: list[Delivery], attachments
         period = f", Berichtsquartal {format_quarter(d.period)}" if d.period and d.family == "forecasts" else ""
         lines.append(f"{i}. ".ljust(len(indent)) + f"{FAMILIES[d.family]} „{d.file_name}“{period}")
         outcome = d.outcome_shown
-        if d.outcome == "failed":
+        if d.outcome in ("failed", "duplicate"):
             file_rule = next((r["rule"] for r in d.rejections if r["row_number"] is None), None)
             lines.append(f"{indent}Ergebnis: {outcome}" + (f" ({_label(file_rule, d.family)})." if file_rule else "."))
             if d.error_message:
@@ -282,7 +277,7 @@ def message_text(municipality_name: str, deliveries: list[Delivery], attachments
                 f"{indent}Ergebnis: {outcome}: {_rows(d.rows_read)} gelesen, {format_number(d.rows_loaded)} "
                 f"übernommen, {format_number(d.rows_rejected)} abgewiesen."
             )
-        if d.outcome != "failed":
+        if d.outcome not in ("failed", "duplicate"):
             reasons = Counter()
             for rule, rows in _rows_by_rule(d).items():
                 reasons[_label(rule, d.family)] += len(rows)

@@ -18,7 +18,7 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
-from zi_warehouse.accounting import LINEAGE_FIELDS, FileResult
+from zi_warehouse.accounting import LINEAGE_FIELDS, NOTHING_TO_DO_RULES, FileResult
 
 RAW_SCHEMA = "raw"
 
@@ -203,6 +203,12 @@ def ensure_tables(con: duckdb.DuckDBPyConnection, raw_tables: dict[str, pa.Schem
         _create_from_schema(con, raw_table(entity), schema)
         if entity not in fixed:
             recreated.append(entity)
+    # Ledgers written before the outcome 'duplicate' existed filed a copy of a delivery as 'failed'; the copy is
+    # not read again (its hash is known), so its row is brought up to date here.
+    con.execute(
+        f"update {raw_table('ingestion_files')} set outcome = 'duplicate' "
+        f"where outcome = 'failed' and error_rule in ({', '.join(map(quote_literal, sorted(NOTHING_TO_DO_RULES)))})"
+    )
     return recreated
 
 

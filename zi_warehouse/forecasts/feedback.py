@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from zi_warehouse import warehouse
-from zi_warehouse.accounting import NOTHING_TO_DO_RULES, FileResult
+from zi_warehouse.accounting import FileResult
 from zi_warehouse.forecasts.printing import row_height, setup_page
 from zi_warehouse.forecasts.reader import column_label, revision_from_name
 from zi_warehouse.german import format_quarter
@@ -52,16 +52,8 @@ OUTCOME_DE = {
     "rejected": "alle Zeilen abgewiesen",
     "failed": "Datei abgewiesen",
     "blocked": "zurückgestellt",
+    "duplicate": "bereits geliefert, nicht noch einmal geladen",
 }
-#: A file refused only for rules that ask nothing of the sender (a copy of a delivery already loaded).
-OUTCOME_NOTHING_TO_DO_DE = "bereits geliefert, nicht noch einmal geladen"
-
-
-def outcome_shown(outcome: str, file_rules) -> str:
-    """The German result of a delivery; ``file_rules`` are the rules that refused the whole file, if any."""
-    if outcome == "failed" and file_rules and set(file_rules) <= NOTHING_TO_DO_RULES:
-        return OUTCOME_NOTHING_TO_DO_DE
-    return OUTCOME_DE.get(outcome, outcome)
 
 
 SUFFIX = "_Rueckmeldung.xlsx"
@@ -238,7 +230,7 @@ def _content_digest(entry: dict, rows: list[tuple]) -> str:
         entry["municipality_key"],
         entry["period"],
         entry["file_name"],
-        outcome_shown(entry["outcome"], [r[4] for r in rows if r[1] is None]),
+        OUTCOME_DE[entry["outcome"]],
         entry["rows_read"],
         entry["rows_loaded"],
         entry["rows_rejected"],
@@ -302,9 +294,9 @@ def _write_workbook(
         ("Kommune", muni_name),
         ("Berichtsquartal", format_quarter(entry["period"]) if entry["period"] else "nicht erkannt"),
         ("Datei", entry["file_name"]),
-        ("Ergebnis", outcome_shown(entry["outcome"], [x[4] for x in rows if x[1] is None])),
+        ("Ergebnis", OUTCOME_DE[entry["outcome"]]),
     ]
-    if entry["outcome"] != "failed":  # a file rejected as a whole was not read row by row
+    if entry["outcome"] not in ("failed", "duplicate"):  # a file refused as a whole was not read row by row
         facts += [
             ("Zeilen gelesen", entry["rows_read"]),
             ("Zeilen übernommen", entry["rows_loaded"]),
@@ -348,8 +340,8 @@ def _write_workbook(
         if sum(len(found) for found in counts.values()) > len({(x[0], x[1]) for x in row_level}):
             # "Anzahl Zeilen" adds up to more than the rows rejected: say why before anyone recounts
             closing = "Manche Zeilen wurden aus mehreren Gründen abgewiesen und zählen bei jedem Grund. " + closing
-    elif outcome_shown(entry["outcome"], [x[4] for x in file_level]) == OUTCOME_NOTHING_TO_DO_DE:
-        closing = "Für diese Datei ist nichts weiter zu tun."  # e.g. a copy of a delivery already loaded
+    elif entry["outcome"] == "duplicate":
+        closing = "Für diese Datei ist nichts weiter zu tun."  # a copy of a delivery already loaded
     else:
         closing = (
             "Bitte die Datei wie beschrieben korrigieren und erneut senden."

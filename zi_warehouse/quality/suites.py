@@ -28,6 +28,7 @@ import duckdb
 import pandas as pd
 
 from zi_warehouse import gx_context, reference
+from zi_warehouse.accounting import OUTCOMES
 from zi_warehouse.quality.results import CheckResult
 
 MARTS_SCHEMA = "marts"
@@ -370,7 +371,7 @@ def suites() -> tuple[MartSuite, ...]:
                     ["forecasts", "funding", "funding_db", "climate", "trees", "surfaces"],
                     what="Quelle",
                 ),
-                *in_set("outcome", ["loaded", "partially_loaded", "rejected", "failed", "blocked"], what="Ergebnis"),
+                *in_set("outcome", OUTCOMES, what="Ergebnis"),
                 *non_negative("rows_read", "rows_loaded", "rows_rejected", "file_size_bytes"),
             ),
         ),
