@@ -271,12 +271,27 @@ def find_header(grid: list[list]) -> tuple[int, str, int] | None:
     for i, row in enumerate(grid[:HEADER_SEARCH_ROWS]):
         if len(row) - row.count("") - row.count(None) < MIN_HEADER_MATCHES:
             continue  # too few filled cells to match enough headers (title, header block, blank rows)
-        headers = [normalise_header(c) for c in row]  # once per row, not once per template version
-        scores = {v: _score_normalised(headers, v) for v in header_maps()}
-        best = max(scores, key=lambda v: (scores[v], v))
-        if scores[best] >= MIN_HEADER_MATCHES:
-            return i, best, scores[best]
+        try:
+            best, score = _best_version_cached(tuple(row))
+        except TypeError:  # an unhashable cell value
+            best, score = _best_version(row)
+        if score >= MIN_HEADER_MATCHES:
+            return i, best, score
     return None
+
+
+@lru_cache(maxsize=4096)
+def _best_version_cached(row: tuple) -> tuple[str, int]:
+    # The header row of a template version recurs in every workbook of that version.
+    return _best_version(row)
+
+
+def _best_version(row) -> tuple[str, int]:
+    """The template version whose headers the row matches best, and how many it matches."""
+    headers = [normalise_header(c) for c in row]  # once per row, not once per template version
+    scores = {v: _score_normalised(headers, v) for v in header_maps()}
+    best = max(scores, key=lambda v: (scores[v], v))
+    return best, scores[best]
 
 
 def map_headers(row: list, version: str) -> tuple[dict[int, str], dict[int, str], list[str], list[str]]:
@@ -417,21 +432,38 @@ def _block_labels() -> dict[str, str]:
 
 def _block_values(grid: list[list], header_index: int) -> dict[str, object]:
     """The header block above the table: label -> value ('Kommune:' | 'Bochum', or 'Kommune: Bochum' in one cell)."""
-    labels = _block_labels()
     found = {}
     for row in grid[:header_index]:
-        for j, cell in enumerate(row):
-            if not isinstance(cell, str) or not cell:
-                continue
-            key = labels.get(normalise_header(cell))
-            if key and key not in found:
-                found[key] = next((v for v in row[j + 1 :] if not p.is_blank(v)), None)
-                continue
-            label, colon, rest = cell.partition(":")
-            key = labels.get(normalise_header(label)) if colon and rest.strip() else None
-            if key and key not in found:
-                found[key] = rest.strip()
+        try:
+            pairs = _block_row_cached(tuple(row))
+        except TypeError:  # an unhashable cell value
+            pairs = _block_row(row)
+        for key, value in pairs:
+            if key not in found:
+                found[key] = value
     return found
+
+
+def _block_row(row) -> tuple[tuple[str, object], ...]:
+    """(label key, value) for every label of the header block in one row, left to right."""
+    labels = _block_labels()
+    pairs = []
+    for j, cell in enumerate(row):
+        if not isinstance(cell, str) or not cell:
+            continue
+        key = labels.get(normalise_header(cell))
+        if key:
+            pairs.append((key, next((v for v in row[j + 1 :] if not p.is_blank(v)), None)))
+            continue
+        label, colon, rest = cell.partition(":")
+        key = labels.get(normalise_header(label)) if colon and rest.strip() else None
+        if key:
+            pairs.append((key, rest.strip()))
+    return tuple(pairs)
+
+
+#: Rows of the header block recur across workbooks (title, 'Vorlagenversion:', blank rows).
+_block_row_cached = lru_cache(maxsize=4096)(_block_row)
 
 
 @dataclass
@@ -695,8 +727,8 @@ def _read_file(path: Path, source_file: str, sender: Sender) -> ParsedFile:
     candidates.sort(key=lambda c: (not c[0], not c[1], -c[2]))
     _, _, _, sheet, grid, (header_index, version, _) = candidates[0]
     block = sender.block = _block_values(grid, header_index)
-    if block.get("version") is not None and str(p.parse_text(block["version"])) in header_maps():
-        declared = str(p.parse_text(block["version"]))
+    declared = str(p.parse_text(block["version"])) if block.get("version") is not None else None
+    if declared != version and declared in header_maps():
         if _header_score(grid[header_index], declared) >= _header_score(grid[header_index], version):
             version = declared
     header_row = grid[header_index]
