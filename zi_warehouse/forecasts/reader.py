@@ -728,9 +728,12 @@ def _read_file(path: Path, source_file: str, sender: Sender) -> ParsedFile:
     _, _, _, sheet, grid, (header_index, version, _) = candidates[0]
     block = sender.block = _block_values(grid, header_index)
     declared = str(p.parse_text(block["version"])) if block.get("version") is not None else None
-    if declared != version and declared in header_maps():
-        if _header_score(grid[header_index], declared) >= _header_score(grid[header_index], version):
-            version = declared
+    if (
+        declared != version
+        and declared in header_maps()
+        and _header_score(grid[header_index], declared) >= _header_score(grid[header_index], version)
+    ):
+        version = declared
     header_row = grid[header_index]
     columns, payment_cols, unknown, missing = map_headers(header_row, version)
     if unknown or missing:
