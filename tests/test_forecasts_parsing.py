@@ -302,3 +302,21 @@ def test_column_typing_equals_the_cell_parser_for_every_cell(kind, values):
         expected = [_by_cell(CELL_PARSERS[kind], v) for v in values]
         assert all(_same(g, e) for g, e in zip(got, expected)), (kind, values, got, expected)
         assert all(typed[i] is None for i in errs)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.sampled_from(["quarter", "yes_no"]),
+    st.lists(
+        st.one_of(st.none(), st.sampled_from(["Q3/2022", "3. Quartal 2022", "III/2022", "2023-Q1", "ja", "Nein", "x"])),
+        max_size=25,
+    ),
+)
+def test_a_column_of_texts_read_before_is_typed_as_the_cell_parser_types_it(kind, values):
+    """The one-pass read of remembered texts (every cell a text seen before, none an error) against the parser."""
+    col.type_column(kind, values)  # remember every text (and every error)
+    typed, errors = col.type_column(kind, values)
+    errs = {i: e for i, e in errors}
+    got = [("error", errs[i].rule, errs[i].message_de) if i in errs else ("ok", typed[i]) for i in range(len(values))]
+    expected = [_by_cell(CELL_PARSERS[kind], v) for v in values]
+    assert all(_same(g, e) for g, e in zip(got, expected)), (kind, values, got, expected)

@@ -36,6 +36,7 @@ def _learn_blank(text: str) -> bool:
 
 
 _PENDING = object()  # a text not seen yet: is_blank decides, once
+_MISS = (False, None)  # a cell no answer is remembered for (never stored: answers are new tuples)
 
 
 def mask_blank(values) -> list:
@@ -97,6 +98,12 @@ class _Typer:
             typed = [v if v is None or (v.__class__ is float and v - v == 0.0) else _PENDING for v in values]
             if not typed.count(_PENDING):
                 return typed, []
+        elif self.fast is None and self.remember_texts:
+            # Labels, quarters, yes/no: every text seen before read in one pass (a non-text misses, as it must).
+            known = self.cache.get
+            hits = [None if v is None else known(v, _MISS) for v in values]
+            if not hits.count(_MISS) and all(h is None or h[0] for h in hits):
+                return [None if h is None else h[1] for h in hits], []
         n = len(values)
         typed = [None] * n
         errors: _Errors = []

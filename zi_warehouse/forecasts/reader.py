@@ -523,6 +523,17 @@ class Sender:
 _NUMBER_COLUMNS = ("total_cost_eur", "requested_funding_eur", "expected_disconnected_area_m2", "surface_change_m2")
 
 
+_TOTAL_INITIALS = frozenset(t[0] for t in _TOTALS)
+
+
+def _may_be_total(first: object) -> bool:
+    """Whether a row's first filled cell may start a totals row (the initial is checked before normalising:
+    nearly every row starts with a project id, each a new text)."""
+    if first.__class__ is str and first.lstrip()[:1].casefold()[:1] not in _TOTAL_INITIALS:
+        return False
+    return normalise_header(first).startswith(_TOTALS)
+
+
 def _is_note_or_total(cells: dict[int, object], columns: dict[int, str]) -> bool:
     """True for a totals row or a note under the table: neither carries a project."""
     texts = [v for v in cells.values() if isinstance(v, str)]
@@ -594,7 +605,7 @@ def parse_rows(
         if not present:
             continue
         first = next(v for v in cells_t if v is not None)
-        if present == 1 or normalise_header(first).startswith(_TOTALS):
+        if present == 1 or _may_be_total(first):
             cells = {j: v for j, v in zip(used, cells_t) if v is not None}
             if _is_note_or_total(cells, columns):
                 continue
@@ -635,8 +646,9 @@ def parse_rows(
         typed = values.get(key)
         raw = raw_of.get(canonical)
         bad = failed.get(canonical, ())
-        for k in range(len(row_numbers)):
-            if (typed is None or typed[k] is None) and k not in bad:
+        empty = range(len(row_numbers)) if typed is None else [k for k, v in enumerate(typed) if v is None]
+        for k in empty:
+            if k not in bad:
                 err(
                     k,
                     canonical,
