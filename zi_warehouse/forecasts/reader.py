@@ -600,7 +600,13 @@ def parse_rows(
     # Which rows carry a project: not blank, not a totals row, not a note under the table.
     keep = []
     n_used = len(used)
-    for i, cells_t in enumerate(zip(*masked)):
+    first_col, second_col = masked[0], masked[1] if n_used > 1 else [None] * len(masked[0])
+    for i in range(len(first_col)):
+        first = first_col[i]
+        if first is not None and second_col[i] is not None and not _may_be_total(first):
+            keep.append(i)  # a project row as nearly all are: two cells filled, the first no total
+            continue
+        cells_t = tuple(c[i] for c in masked)
         present = n_used - cells_t.count(None)
         if not present:
             continue
