@@ -13,6 +13,7 @@ import pytest
 
 from zi_warehouse.accounting import FileResult, Rejection
 from zi_warehouse.ingest import ingest
+from zi_warehouse.warehouse import REJECTED_SCHEMA
 
 
 def _make_source(schema=None):
@@ -135,6 +136,30 @@ def test_changed_raw_schema_reloads_the_family(setup):
     assert summary.files_read == 1
     cols = [r[0] for r in con.execute("describe raw.demo__items").fetchall()]
     assert "extra" in cols and _items(con) == [("demo/a.csv", "x", 1)]
+
+
+def test_a_ledger_or_rejections_table_of_an_older_shape_keeps_its_rows(setup):
+    """The ledger and the rejections are not read again from the landing files (an unchanged file is skipped):
+    a column the code adds later must not cost their rows, or a sender's rejections vanish without a word."""
+    landing, con = setup
+    (landing / "demo" / "a.csv").write_text("x,1\ny,-2\n")
+    source = _make_source()
+    ingest(con, source, landing, log=lambda m: None)
+    before = (
+        con.execute("select source_file, outcome, rows_rejected from raw.ingestion_files").fetchall(),
+        con.execute("select source_file, row_number, rule, message_de from raw.rejected_rows").fetchall(),
+    )
+    con.execute("alter table raw.ingestion_files drop column data_team_note")  # as written by older code
+    con.execute("alter table raw.rejected_rows drop column sheet")
+    summary = ingest(con, source, landing, log=lambda m: None)
+    assert summary.files_read == 0  # nothing re-read: the rows must have been kept
+    after = (
+        con.execute("select source_file, outcome, rows_rejected from raw.ingestion_files").fetchall(),
+        con.execute("select source_file, row_number, rule, message_de from raw.rejected_rows").fetchall(),
+    )
+    assert after == before and before[1]
+    assert "data_team_note" in [r[0] for r in con.execute("describe raw.ingestion_files").fetchall()]
+    assert [r[0] for r in con.execute("describe raw.rejected_rows").fetchall()] == REJECTED_SCHEMA.names
 
 
 def test_personal_values_are_masked_in_rejections():

@@ -189,7 +189,9 @@ def _create_from_schema(con: duckdb.DuckDBPyConnection, qualified: str, schema: 
 def ensure_tables(con: duckdb.DuckDBPyConnection, raw_tables: dict[str, pa.Schema]) -> list[str]:
     """Create the ledger, rejected rows and a source's raw tables; recreate any whose columns changed.
 
-    Returns the entities that were (re)created, so the caller can force a reload of that source.
+    A raw table of another shape is recreated empty and its source read again (the caller forces the reload);
+    the ledger and the rejected rows keep every row (an unchanged file is not read again to restore them).
+    Returns the raw entities that were (re)created, so the caller can force a reload of that source.
     """
     con.execute(f"create schema if not exists {RAW_SCHEMA}")
     recreated = []
@@ -197,6 +199,10 @@ def ensure_tables(con: duckdb.DuckDBPyConnection, raw_tables: dict[str, pa.Schem
     for entity, schema in {**fixed, **{k: with_lineage(v) for k, v in raw_tables.items()}}.items():
         existing = _table_columns(con, entity)
         if existing == schema.names:
+            continue
+        if existing is not None and entity in fixed:
+            # The ledger and the rejections are not read again from the landing files: a new column keeps the rows.
+            _migrate_keeping_rows(con, entity, schema, existing)
             continue
         if existing is not None:
             con.execute(f"drop table {raw_table(entity)}")
@@ -210,6 +216,24 @@ def ensure_tables(con: duckdb.DuckDBPyConnection, raw_tables: dict[str, pa.Schem
         f"where outcome = 'failed' and error_rule in ({', '.join(map(quote_literal, sorted(NOTHING_TO_DO_RULES)))})"
     )
     return recreated
+
+
+def _migrate_keeping_rows(con: duckdb.DuckDBPyConnection, entity: str, schema: pa.Schema, existing: list[str]) -> None:
+    """Give a table the columns of ``schema``, every row kept: shared columns copied, new ones empty (one
+    transaction, so a crash leaves the old table)."""
+    staged = f"{entity}__migrating"
+    shared = ", ".join(quote_ident(c) for c in schema.names if c in existing)
+    con.execute("begin transaction")
+    try:
+        con.execute(f"drop table if exists {raw_table(staged)}")
+        _create_from_schema(con, raw_table(staged), schema)
+        con.execute(f"insert into {raw_table(staged)} ({shared}) select {shared} from {raw_table(entity)}")
+        con.execute(f"drop table {raw_table(entity)}")
+        con.execute(f"alter table {raw_table(staged)} rename to {quote_ident(entity)}")
+        con.execute("commit")
+    except BaseException:
+        con.execute("rollback")
+        raise
 
 
 def ledger(con: duckdb.DuckDBPyConnection, source_family: str) -> dict[str, dict]:
