@@ -55,9 +55,15 @@ BUILD_FIXTURES = {"demo_build", "demo_data_dir", "demo_build_again"}
 
 
 def pytest_collection_modifyitems(items):
+    waiting = set()  # files with a test that waits for a shared build
     for item in items:
+        if BUILD_FIXTURES & set(getattr(item, "fixturenames", ())):
+            waiting.add(item.path)
         if BUILD_FIXTURES & set(getattr(item, "fixturenames", ())) or item.get_closest_marker("postgres"):
             item.add_marker(pytest.mark.slow)
+    # Files that wait for the shared builds last (each file's tests in their order; xdist hands out whole files
+    # in this order): the workers run everything else while the builds run, instead of waiting for them.
+    items.sort(key=lambda item: item.path in waiting)
 
 
 @pytest.fixture(autouse=True, scope="session")
