@@ -266,8 +266,9 @@ def test_failed_pipeline_checks_count_in_what_blocks_and_warns(constructed):
 def test_rejected_rows_are_counted_once_however_many_reasons(constructed):
     # The ledger's "rows rejected": a row with two reasons is one row, a file notice is none.
     html = constructed["html"]
-    assert "Abgewiesene Zeilen: 2. Je Grund (eine Zeile kann mehrere Gründe haben)" in _section_text(
-        html, "kommune-herne"
+    assert (
+        "Abgewiesene Zeilen: 2. Je Grund (eine Zeile kann mehrere Gründe haben; ein Hinweis zur Datei"
+        in _section_text(html, "kommune-herne")
     )
     card = re.search(r'<h2>Abgewiesene Zeilen</h2>\s*<div class="count">([^<]+)</div>', html)
     assert card and card.group(1).strip() == "4"  # Herne 2, Bochum 1, Essen 1

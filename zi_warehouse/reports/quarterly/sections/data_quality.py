@@ -61,9 +61,10 @@ def section_data_quality(con, period: str) -> Section:
         "Datenqualität",
         intro=(
             "Zeilenbilanz je Quelle über alle angelieferten Dateien (gelesen = geladen + abgewiesen), "
-            "gescheiterte oder zurückgehaltene Dateien, die häufigsten Ablehnungsgründe und die fehlgeschlagenen "
-            "Prüfungen des neuesten Prüflaufs. Quellen: marts.mart_ingestion_files, marts.mart_rejected_rows, "
-            "marts.mart_data_quality."
+            "gescheiterte oder zurückgehaltene Dateien (eine inhaltsgleiche Kopie einer bereits geladenen Lieferung "
+            "zählt als Datei, aber weder als gescheitert noch als Ablehnung), die häufigsten Ablehnungsgründe und "
+            "die fehlgeschlagenen Prüfungen des neuesten Prüflaufs. Quellen: marts.mart_ingestion_files, "
+            "marts.mart_rejected_rows, marts.mart_data_quality."
         ),
     )
 
