@@ -287,14 +287,13 @@ def _same(a, b) -> bool:
     return a == b or (a[0] == b[0] == "ok" and isinstance(a[1], float) and a[1] != a[1] and b[1] != b[1])
 
 
-@settings(max_examples=300, deadline=None)
-@given(st.sampled_from(sorted(CELL_PARSERS)), st.lists(cells, max_size=25))
-def test_column_typing_equals_the_cell_parser_for_every_cell(kind, values):
-    masked = col.mask_blank(values)
-    assert [m is None for m in masked] == [p.is_blank(v) for v in values]
+def _check_column(kind: str, values: list) -> None:
+    """``columns.read_column`` against the cell parser, cell by cell: the blanks, the typed values, the errors."""
     # twice: the second pass answers from the remembered texts
     for _ in range(2):
-        typed, errors = col.type_column(kind, masked)
+        masked, typed, errors = col.read_column(kind, values)
+        assert [m is None for m in masked] == [p.is_blank(v) for v in values]
+        assert all(m is None or m is v for m, v in zip(masked, values))  # a cell is kept as read, or blank
         errs = {i: e for i, e in errors}
         got = [
             ("error", errs[i].rule, errs[i].message_de) if i in errs else ("ok", typed[i]) for i in range(len(values))
@@ -302,6 +301,33 @@ def test_column_typing_equals_the_cell_parser_for_every_cell(kind, values):
         expected = [_by_cell(CELL_PARSERS[kind], v) for v in values]
         assert all(_same(g, e) for g, e in zip(got, expected)), (kind, values, got, expected)
         assert all(typed[i] is None for i in errs)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(sorted(CELL_PARSERS)), st.lists(cells, max_size=25))
+def test_column_typing_equals_the_cell_parser_for_every_cell(kind, values):
+    _check_column(kind, values)
+
+
+@pytest.mark.parametrize("kind", sorted(CELL_PARSERS))
+@settings(max_examples=100, deadline=None)
+@given(
+    values=st.lists(
+        st.one_of(
+            st.just(""),
+            st.floats(min_value=-3, max_value=3),  # a rate as a fraction, or around where a percentage starts
+            st.floats(allow_nan=True, allow_infinity=True),
+            dates,
+            st.datetimes(min_value=dt.datetime(1990, 1, 1), max_value=dt.datetime(2090, 12, 31)),
+        ),
+        max_size=25,
+    ),
+    odd=st.one_of(st.none(), st.sampled_from([" ", "k.A.", "1,5", "12.03.2024", True, 7])),
+)
+def test_a_column_of_numbers_or_dates_as_read_is_typed_as_the_cell_parser_types_it(kind, values, odd):
+    """Cells as python-calamine gives them (a float, a date, an empty text): the one-pass paths of
+    ``read_column``, and the long way once one cell is anything else."""
+    _check_column(kind, values if odd is None else [*values, odd])
 
 
 @settings(max_examples=100, deadline=None)

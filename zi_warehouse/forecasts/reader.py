@@ -27,7 +27,7 @@ from pathlib import Path
 
 from zi_warehouse.accounting import Rejection
 from zi_warehouse.forecasts import parsing as p
-from zi_warehouse.forecasts.columns import lookup_typer, mask_blank, type_column
+from zi_warehouse.forecasts.columns import lookup_typer, mask_blank, read_column
 from zi_warehouse.forecasts.template import (
     BLOCK_LABELS,
     COLUMN_ORDER,
@@ -594,19 +594,20 @@ def parse_rows(
     data = grid[header_index + 1 :]
     if any(len(r) < width for r in data):  # CSV rows end at their last value
         data = [list(r) + [""] * (width - len(r)) if len(r) < width else r for r in data]
-    masked = [mask_blank(c) for c in zip(*map(itemgetter(*used), data))] if data else [[] for _ in used]
-    by_col = dict(zip(used, masked))
+    pick = itemgetter(*used)
 
-    # Which rows carry a project: not blank, not a totals row, not a note under the table.
+    # Which rows carry a project: not blank, not a totals row, not a note under the table. Decided on the first
+    # two columns for nearly every row; only the kept rows are then cut into columns.
     keep = []
     n_used = len(used)
-    first_col, second_col = masked[0], masked[1] if n_used > 1 else [None] * len(masked[0])
-    for i in range(len(first_col)):
+    first_col = mask_blank([r[used[0]] for r in data])
+    second_col = mask_blank([r[used[1]] for r in data]) if n_used > 1 else [None] * len(data)
+    for i in range(len(data)):
         first = first_col[i]
         if first is not None and second_col[i] is not None and not _may_be_total(first):
             keep.append(i)  # a project row as nearly all are: two cells filled, the first no total
             continue
-        cells_t = tuple(c[i] for c in masked)
+        cells_t = mask_blank(pick(data[i]))
         present = n_used - cells_t.count(None)
         if not present:
             continue
@@ -616,9 +617,9 @@ def parse_rows(
             if _is_note_or_total(cells, columns):
                 continue
         keep.append(i)
-    n_rows = len(masked[0]) if masked else 0
-    if len(keep) != n_rows:
-        by_col = {j: [col[i] for i in keep] for j, col in by_col.items()}
+    if len(keep) != len(data):
+        data = [data[i] for i in keep]
+    by_col = dict(zip(used, zip(*map(pick, data)))) if data else {j: () for j in used}
     row_numbers = [header_index + 2 + i for i in keep]
 
     values: dict[str, list] = {}
@@ -628,25 +629,26 @@ def parse_rows(
         errors.setdefault(k, []).append(Rejection(row_numbers[k], column, value, rule, message, sheet))
 
     failed: dict[str, set[int]] = {}  # canonical -> row positions with a parse error
+    raw_of: dict[str, list] = {}  # canonical -> its cells, blanks as None
     for j, canonical in columns.items():  # in column order, so a row lists its errors left to right
-        raw = by_col[j]
-        if canonical == "municipality":
-            pairs, _ = _MUNICIPALITY_TYPER(raw)
-            values["municipality_name_found"] = [None if x is None else x[0] for x in pairs]
-            values["municipality_key"] = [None if x is None else x[1] for x in pairs]
+        if canonical == "municipality" or canonical in _LOOKUPS:
+            raw = raw_of[canonical] = mask_blank(by_col[j])
+            if canonical == "municipality":
+                pairs, _ = _MUNICIPALITY_TYPER(raw)
+                values["municipality_name_found"] = [None if x is None else x[0] for x in pairs]
+                values["municipality_key"] = [None if x is None else x[1] for x in pairs]
+            else:
+                out, typer = _LOOKUPS[canonical]
+                values[out], _ = typer(raw)
             continue
-        if canonical in _LOOKUPS:
-            out, typer = _LOOKUPS[canonical]
-            values[out], _ = typer(raw)
-            continue
-        typed, bad = type_column(_KINDS.get(canonical, "text"), raw)
+        raw, typed, bad = read_column(_KINDS.get(canonical, "text"), by_col[j])
+        raw_of[canonical] = raw
         values[canonical] = typed
         if bad:
             label = column_label(canonical)
             failed[canonical] = {k for k, _ in bad}
             for k, exc in bad:
                 err(k, canonical, raw[k], exc.rule, f"{label}: {exc.message_de}")
-    raw_of = {c: by_col[j] for j, c in columns.items()}
     for canonical in REQUIRED_COLUMNS:
         key = _REQUIRED_KEY.get(canonical, canonical)
         typed = values.get(key)
@@ -679,8 +681,7 @@ def parse_rows(
                 rate[k] = round(q / c, 6)
     payments: list[dict | None] = [None] * len(row_numbers)
     for j, period in payment_cols.items():
-        raw = by_col[j]
-        amounts, bad = type_column("number", raw)
+        raw, amounts, bad = read_column("number", by_col[j])
         if bad:
             header = " ".join(str(grid[header_index][j]).split())  # as the file writes it: 'Mittelabruf Q2/2027 in EUR'
             for k, exc in bad:
