@@ -96,10 +96,12 @@ def _descendants(root: int) -> dict[int, str]:
     return result
 
 
-@pytest.fixture()
-def served(demo_data_dir, tmp_path):
-    """`zi serve` on a copy of the demo build (an empty instance) until the test ends; then SIGTERM, and
-    every process it started (UI, daemon, run worker, code servers, runs) must be gone."""
+@pytest.fixture(scope="module")
+def deployment(demo_data_dir, tmp_path_factory):
+    """`zi serve` on a copy of the demo build (an empty instance), shared by this module's tests (it takes ~30 s to
+    start and ~7 s to stop); then SIGTERM, and every process it started (UI, daemon, run worker, code servers,
+    runs) must be gone."""
+    tmp_path = tmp_path_factory.mktemp("served")
     data_dir = copy_built_data_dir(demo_data_dir, tmp_path / "data")
     port = _free_port()
     log = open(tmp_path / "serve.log", "w")  # noqa: SIM115 - open while zi serve runs
@@ -149,11 +151,26 @@ def served(demo_data_dir, tmp_path):
         log.close()
 
 
-def _drop_corrected_workbook(data_dir: Path) -> Path:
-    """A coordinator's corrected workbook with one row whose status is not a status (one rejection)."""
+@pytest.fixture()
+def served(deployment):
+    """The module's deployment once nothing is queued or running: what the test before started has ended."""
+    open_statuses = [
+        DagsterRunStatus.QUEUED,
+        DagsterRunStatus.NOT_STARTED,
+        DagsterRunStatus.STARTING,
+        DagsterRunStatus.STARTED,
+    ]
+    with _instance(deployment["data_dir"]) as instance:
+        _wait(lambda: not instance.get_runs(RunsFilter(statuses=open_statuses)), 300, "keine Läufe mehr offen", 1)
+    return deployment
+
+
+def _drop_corrected_workbook(data_dir: Path, correction: int) -> Path:
+    """A coordinator's corrected workbook (correction ``correction``; each test drops its own) with one row whose
+    status is not a status (one rejection)."""
     staged = with_bad_row(
         data_dir / "landing" / "forecasts" / "Prognose_Bochum_2020-Q3.xlsx",
-        data_dir / "Prognose_Bochum_2020-Q3_korrektur1.xlsx",
+        data_dir / f"Prognose_Bochum_2020-Q3_korrektur{correction}.xlsx",
     )
     target = data_dir / "landing" / "forecasts" / staged.name
     os.replace(staged, target)  # appears whole, as a file copied in by a person
@@ -174,7 +191,7 @@ def test_a_dropped_workbook_is_built_and_published_while_other_builds_wait_their
         # started); the daemon runs on and the queue is healthy.
         instance.event_log_storage.set_concurrency_slots(WAREHOUSE_POOL, 0)
         dropped_at = dt.datetime.now(dt.UTC)
-        dropped = _drop_corrected_workbook(data_dir)
+        dropped = _drop_corrected_workbook(data_dir, 1)
         name = f"forecasts/{dropped.name}"
 
         def sensor_run(families: bool, status: DagsterRunStatus = DagsterRunStatus.QUEUED):
@@ -254,7 +271,8 @@ def test_a_workbook_dropped_while_a_build_runs_gets_its_feedback_before_that_bui
     data_dir = served["data_dir"]
     time.sleep(6)  # the sensor's first look: everything is built already
     with build_holding_the_lock(data_dir / "warehouse"):
-        dropped = _drop_corrected_workbook(data_dir)
+        dropped_at = dt.datetime.now(dt.UTC)
+        dropped = _drop_corrected_workbook(data_dir, 2)
         feedback = _wait(
             lambda: next((data_dir / "feedback").rglob(f"*{dropped.stem}*"), None),
             90,
@@ -262,7 +280,7 @@ def test_a_workbook_dropped_while_a_build_runs_gets_its_feedback_before_that_bui
         )
         assert "bochum" in feedback.parts
         with _instance(data_dir) as instance:
-            runs = instance.get_runs(limit=10)
+            runs = instance.get_runs(RunsFilter(created_after=dropped_at), limit=10)
             assert [r.job_name for r in runs] == [FEEDBACK_DURING_BUILD_JOB]  # nothing else started meanwhile
             _wait(
                 lambda: instance.get_run_by_id(runs[0].run_id).status == DagsterRunStatus.SUCCESS,
@@ -275,7 +293,9 @@ def test_a_workbook_dropped_while_a_build_runs_gets_its_feedback_before_that_bui
     _wait(lambda: f"forecasts/{dropped.name}" in published_files(data_dir), 300, "Datei in den veröffentlichten Marts")
     with _instance(data_dir) as instance:
         families = [
-            r.tags.get("zi/families") for r in instance.get_runs(limit=10) if r.job_name != FEEDBACK_DURING_BUILD_JOB
+            r.tags.get("zi/families")
+            for r in instance.get_runs(RunsFilter(created_after=dropped_at), limit=10)
+            if r.job_name != FEEDBACK_DURING_BUILD_JOB
         ]
         assert families == ["forecasts"]  # the family's build after it, no feedback run ahead of it (done)
 
