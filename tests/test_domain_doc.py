@@ -7,25 +7,13 @@ where those files live; nothing else may name a path outside the repository.
 
 from __future__ import annotations
 
-import os
 import re
+import subprocess
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 DOMAIN_DOC = REPO / "docs" / "domain.md"
 #: Folders that are not the project's own text (environments, build output, data, the Dagster home).
-SKIP_DIRS = {
-    ".git",
-    ".venv",
-    "target",
-    "data",
-    "logs",
-    ".dagster_home",
-    "dbt_packages",
-    "__pycache__",
-    ".pytest_cache",
-    ".ruff_cache",
-}
 TEXT_SUFFIXES = {".py", ".sql", ".yml", ".yaml", ".md", ".csv", ".toml", ".txt", ".cfg", ".sh"}
 # Built from parts so this file does not match itself.
 OLD_DOC = "DOMAIN" + ".md"
@@ -33,14 +21,16 @@ OUTSIDE = re.compile(r"(\.\./shared|/work" + r"/shared|shared/(domain|seed))(/[\
 
 
 def _repo_text_files() -> list[Path]:
-    files = []
-    for root, dirs, names in os.walk(REPO):
-        dirs[:] = [d for d in dirs if d not in SKIP_DIRS]  # pruned, not walked and filtered
-        for name in names:
-            path = Path(root) / name
-            if path.suffix in TEXT_SUFFIXES or name == "Makefile":
-                files.append(path)
-    return files
+    """The repository's text files as a commit takes them: tracked, or new and not ignored (not the data, the
+    virtual environment or the bench's cached landing areas)."""
+    listed = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
+        cwd=REPO,
+        capture_output=True,
+        check=True,
+    ).stdout.decode()
+    paths = (REPO / name for name in listed.split("\0") if name)
+    return [p for p in paths if (p.suffix in TEXT_SUFFIXES or p.name == "Makefile") and p.is_file()]
 
 
 def _slug(heading: str) -> str:
