@@ -267,9 +267,15 @@ def render_markdown(doc: dict) -> str:
             "|---|---|---|---|---|",
             *history_rows,
         ]
+    rounds = {
+        len(s["excel_ingestion"].get("raw_seconds_all_runs", ()))
+        for s in doc["scales"].values()
+        if s.get("excel_ingestion")
+    }
     lines += [
         "",
-        "Excel ingestion (forecast workbooks, same files, same run, best of 2):",
+        "Excel ingestion (forecast workbooks, same files, same run, both readers in turn, the best of "
+        f"{' / '.join(map(str, sorted(rounds))) or '–'} rounds):",
         "",
         "| Scale | Workbooks | Data rows | Project reader s | rows/s | python-calamine (all sheets) s | rows/s | "
         "project / raw speed |",
