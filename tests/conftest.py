@@ -98,12 +98,9 @@ def run_zi(data_dir: Path, *args: str, check: bool = True) -> subprocess.Complet
 #: Whole demo builds the tests share, by fixture name -> folder in _background_root(): `zi build` of the default
 #: demo on an empty landing area, started in the background as soon as the tests are known (beside the folder:
 #: .started, .out, .err and .rc, its exit code, when it ends). ``demo_build_again`` is a second, independent
-#: build of the same demo, for the determinism test, started when the first has ended.
+#: build of the same demo, for the determinism test.
 BACKGROUND_BUILDS = {"demo_build": "zi_data_demo", "demo_build_again": "zi_data_demo_again"}
 _background: list[subprocess.Popen] = []  # the builds this process started
-#: Builds started only once ``demo_build`` has ended: the first build, which most slow tests wait for, is done
-#: sooner without its twin beside it, and the twin runs while the workers are busy with those tests.
-_after_first_build: set[str] = set()
 
 
 def _background_root(config) -> Path:
@@ -142,9 +139,7 @@ def pytest_collection_finish(session):
     if os.environ.get("ZI_QUALITY_DEMO_DATA_DIR"):
         needed.discard("demo_build")
     for fixture, folder in BACKGROUND_BUILDS.items():
-        if fixture == "demo_build_again" and "demo_build" in needed:
-            _after_first_build.add(fixture)
-        elif fixture in needed:
+        if fixture in needed:
             _start_build(_background_root(session.config), folder)
 
 
@@ -165,9 +160,6 @@ def _built(request, fixture: str) -> dict:
     while not rc.exists():
         assert time.monotonic() < deadline, f"the build of {fixture} did not end within 30 minutes"
         time.sleep(0.5)
-    if fixture == "demo_build":
-        for deferred in _after_first_build:
-            _start_build(root, BACKGROUND_BUILDS[deferred])
     stdout = Path(f"{data_dir}.out").read_text(encoding="utf-8")
     code = int(rc.read_text().strip())
     if code != 0:
@@ -186,7 +178,7 @@ def demo_build(request) -> dict:
 @pytest.fixture(scope="session")
 def demo_build_again(request) -> dict:
     """A second `zi build` of the same default demo in another fresh data directory, independent of
-    ``demo_build`` (its own process, started once ``demo_build`` has ended)."""
+    ``demo_build`` (built at the same time, by its own process)."""
     return _built(request, "demo_build_again")
 
 
