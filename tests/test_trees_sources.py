@@ -14,7 +14,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from zi_warehouse import boundaries, ingest, warehouse
+from zi_warehouse import boundaries, columnar, ingest, warehouse
 from zi_warehouse.columnar import HeaderError, new_connection
 from zi_warehouse.delimited import read_delimited
 from zi_warehouse.demo import trees as demo_trees
@@ -264,6 +264,47 @@ def test_demo_registers_scale_and_ingest_with_row_accounting(tmp_path):
         assert trees.campaign_total(con, dt.date(2021, 10, 30)) == (10_000, 43)
         shares = trees.register_rejection_shares(con)
         assert len(shares) == n_registers and all(s[2] == 5 for s in shares)
+
+
+def _as_comparable(result) -> tuple:
+    return (
+        result.source_file,
+        result.outcome,
+        result.municipality_key,
+        result.rows_read,
+        {name: table.to_pylist() for name, table in result.tables.items()},
+        [r.__dict__ for r in result.rejections],
+    )
+
+
+def test_a_batch_read_on_threads_gives_each_file_what_it_gives_alone_in_the_order_delivered(tmp_path):
+    """``read_files`` reads several files at once (``columnar.read_concurrently``, largest first); each file
+    must come out as it does read alone on its own connection, and the results in the order of the files."""
+    landing = tmp_path / "landing"
+    demo_trees.write(landing, SimpleNamespace(scale=0.01), seed=7)
+    unknown = landing / "trees" / "registers" / "baumkataster.csv"  # no municipality: fails as a whole
+    unknown.write_text(REGISTER_HEADER + "\n", encoding="utf-8")
+    files = discover(landing, "trees", ())
+    assert len(files) > 3 and len({f.size_bytes for f in files}) > 3
+    assert [f.size_bytes for f in files] != sorted((f.size_bytes for f in files), reverse=True)
+    together = list(trees.read_files(files, None, current_year=YEAR))
+    alone = [trees.read_file(f, new_connection(), YEAR) for f in files]
+    assert [r.source_file for r in together] == [f.source_file for f in files]
+    assert [_as_comparable(r) for r in together] == [_as_comparable(r) for r in alone]
+    assert {r.outcome for r in together} >= {"failed"} and sum(r.rows_loaded for r in together) > 1_000
+
+
+def test_a_reader_error_on_a_thread_is_raised_to_the_batch():
+    files = [SimpleNamespace(source_file=f"f{i}", size_bytes=i) for i in range(6)]
+
+    def read_file(landed, con):
+        if landed.source_file == "f3":
+            raise RuntimeError("reader bug")
+        return con.execute("select ?", [landed.source_file]).fetchall()[0][0]
+
+    with pytest.raises(RuntimeError, match="reader bug"):
+        columnar.read_concurrently(files, read_file)
+    assert columnar.read_concurrently(files[:3], read_file) == ["f0", "f1", "f2"]
 
 
 # --- the fast register check gives the reference check's result ---------------------------------------

@@ -4,21 +4,23 @@ Belongs here: matching delivered headers against a header map (``map_headers``, 
 header and code maps kept as CSV data (``read_spellings``); renaming to canonical columns; the small
 Arrow/DuckDB pieces a vectorised check needs (a code table per distinct value, a constant column,
 ``nullif(trim(x), '')`` without exporting unchanged strings, rejections from an Arrow table, an in-memory
-DuckDB connection). Reading the files themselves is ``zi_warehouse/delimited.py`` (text) and the family
+DuckDB connection) and reading a batch's files on threads (``read_concurrently``). Reading the files themselves is ``zi_warehouse/delimited.py`` (text) and the family
 packages (``zi_warehouse/trees/geojson.py``).
 """
 
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from zi_warehouse.accounting import Rejection
+from zi_warehouse.accounting import FileResult, Rejection
+from zi_warehouse.landing import LandedFile
 from zi_warehouse.reference import normalise_name
 from zi_warehouse.warehouse import quote_ident as _ident
 
@@ -181,3 +183,43 @@ def new_connection() -> duckdb.DuckDBPyConnection:
     con = duckdb.connect()
     con.execute("set enable_progress_bar = false")
     return con
+
+
+#: Files of a batch read at the same time. The columnar readers spend nearly all their time in DuckDB, Arrow,
+#: pyproj and shapely, which release the GIL, so a second file read beside the first keeps the second core busy
+#: (tree registers at scale 1, 2 cores: 6.2-6.7 s -> 3.6-3.8 s). Not more: every file in flight holds its
+#: columns in memory, and the largest registers are read at the same time.
+READ_THREADS = 2
+
+
+def read_concurrently(
+    files: list[LandedFile], read_file: Callable[[LandedFile, duckdb.DuckDBPyConnection], FileResult]
+) -> list[FileResult]:
+    """``read_file(file, cursor)`` for every file, ``READ_THREADS`` at a time, each call with a cursor of its own
+    on one in-memory DuckDB (a cursor is DuckDB's unit of thread safety; registered tables and temporary tables
+    are the cursor's own). Largest files first, so that a small one is last to finish; the results come back
+    in the order of ``files``. A reader's exception is raised here once the files in flight have ended; files
+    not started yet are not read."""
+    con = new_connection()  # connecting costs ~30 ms: one per batch
+
+    def read_one(landed: LandedFile) -> FileResult:
+        cursor = con.cursor()
+        try:
+            return read_file(landed, cursor)
+        finally:
+            cursor.close()
+
+    try:
+        if len(files) <= 1:  # a single delivery: no thread to start
+            return [read_one(landed) for landed in files]
+        order = sorted(range(len(files)), key=lambda i: -files[i].size_bytes)
+        results: list[FileResult | None] = [None] * len(files)
+        pool = ThreadPoolExecutor(max_workers=READ_THREADS, thread_name_prefix="zi-read")
+        try:
+            for i, result in zip(order, pool.map(read_one, [files[i] for i in order])):
+                results[i] = result
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+        return results
+    finally:
+        con.close()

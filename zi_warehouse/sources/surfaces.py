@@ -23,7 +23,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from zi_warehouse.accounting import FileResult, Rejection
-from zi_warehouse.columnar import HeaderError, canonical_columns, map_headers, new_connection, rejections_from_arrow
+from zi_warehouse.columnar import HeaderError, canonical_columns, map_headers, read_concurrently, rejections_from_arrow
 from zi_warehouse.delimited import read_delimited
 from zi_warehouse.landing import LandedFile
 from zi_warehouse.surfaces.parcels import HEADERS, REQUIRED, SEWER_CONNECTIONS, check_parcels
@@ -83,12 +83,7 @@ def read_file(landed: LandedFile, con: duckdb.DuckDBPyConnection | None = None) 
 
 
 def read_files(files: list[LandedFile], context) -> Iterable[FileResult]:
-    con = new_connection()  # one in-memory DuckDB for the batch: connecting costs ~30 ms
-    try:
-        for landed in files:
-            yield read_file(landed, con)
-    finally:
-        con.close()
+    return read_concurrently(files, read_file)
 
 
 # --- checks over the loaded warehouse (plain functions; dagster_zi/trees_surfaces.py wires them) --------

@@ -22,7 +22,7 @@ import duckdb
 import pyarrow as pa
 
 from zi_warehouse.accounting import FileResult
-from zi_warehouse.columnar import HeaderError, canonical_columns, map_headers, new_connection, rejections_from_arrow
+from zi_warehouse.columnar import HeaderError, canonical_columns, map_headers, read_concurrently, rejections_from_arrow
 from zi_warehouse.delimited import UnreadableFile, read_delimited, read_header
 from zi_warehouse.landing import LandedFile
 from zi_warehouse.trees import FileProblem, geojson
@@ -149,12 +149,7 @@ def _require_municipality(source_file: str) -> str:
 
 
 def read_files(files: list[LandedFile], context, current_year: int | None = None) -> Iterable[FileResult]:
-    con = new_connection()  # one in-memory DuckDB for the batch
-    try:
-        for landed in files:
-            yield read_file(landed, con, current_year)
-    finally:
-        con.close()
+    return read_concurrently(files, lambda landed, con: read_file(landed, con, current_year))
 
 
 # --- checks over the loaded warehouse (plain functions; dagster_zi/trees_surfaces.py wires them) --------
