@@ -114,4 +114,9 @@ def ingest(
     except BaseException:
         con.execute("rollback")
         raise
+    # The readers' tables are in DuckDB now. Arrow's allocator keeps the memory they freed for its own reuse,
+    # and DuckDB, which allocates its own, checkpoints the new rows when the connection closes: handing it back
+    # first took ~1 GiB off the peak of a scale-5 build (tree registers: 3.3-3.5 -> 2.2-2.3 GiB).
+    results.clear()
+    pa.default_memory_pool().release_unused()
     return summary
