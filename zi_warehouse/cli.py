@@ -114,8 +114,7 @@ def build(
     """One build in the data directory's Dagster instance (the help text above says what users see). One writer
     at a time: ``zi_warehouse.writer_lock``; the no-change check and the families to run: ``build_state``."""
     from dagster_zi.instance import InstanceMismatch  # light: no Dagster import
-    from zi_warehouse import build_state, writer_lock
-    from zi_warehouse.demo import DEFAULT_SCALE, DEFAULT_SEED, generate, landing_is_empty
+    from zi_warehouse import build_state, landing, writer_lock
 
     os.environ.setdefault("DO_NOT_TRACK", "1")
     os.environ.setdefault("DAGSTER_DISABLE_TELEMETRY", "1")
@@ -154,7 +153,9 @@ def build(
                 on_wait=waiting,
             ):
                 waited += time.perf_counter() - asked
-                if demo_if_empty and landing_is_empty(paths.landing):
+                if demo_if_empty and landing.is_empty(paths.landing):
+                    from zi_warehouse.demo import DEFAULT_SCALE, DEFAULT_SEED, generate  # numpy, shapely, …: ~0.4 s
+
                     console.print(
                         f"Landebereich {paths.landing} ist leer: Demo-Daten (Skala {DEFAULT_SCALE}) werden erzeugt."
                     )

@@ -23,6 +23,11 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def is_empty(landing_dir: Path) -> bool:
+    """No file below ``landing_dir`` (``zi build`` writes demo data then)."""
+    return not landing_dir.exists() or not any(p.is_file() for p in landing_dir.rglob("*"))
+
+
 def discover(landing_dir: Path, source_family: str, suffixes: tuple[str, ...]) -> list[LandedFile]:
     """Every file below ``landing/<source_family>`` whose name ends in one of ``suffixes``, sorted.
 

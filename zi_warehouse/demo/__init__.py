@@ -39,7 +39,3 @@ def generate(
         progress(f"Demo-Daten: {family}")
         written[family] = WRITERS[family].write(landing_dir, programme, seed)
     return written
-
-
-def landing_is_empty(landing_dir: Path) -> bool:
-    return not landing_dir.exists() or not any(p.is_file() for p in landing_dir.rglob("*"))
