@@ -270,11 +270,17 @@ def test_feedback_workbook_lists_exactly_the_rejected_rows(data_dir, tmp_path):
     wb = pc.CalamineWorkbook.from_path(str(path))
     listed = wb.get_sheet_by_name("Abgewiesene Zeilen").to_python()
     header, body = listed[0], listed[1:]
-    assert header[:3] == ["Zeile", "Blatt", "Spalte"]
+    assert header == ["Zeile", "Projekt", "Blatt", "Spalte", "Gefundener Wert", "Grund", "Hinweis"]  # no rule keys
     assert {int(r[0]) for r in body} == {rows[len(GOOD) + k] for k in range(len(BAD))}
-    assert header == ["Zeile", "Blatt", "Spalte", "Gefundener Wert", "Grund", "Hinweis"]  # no rule keys
-    assert {r[4] for r in body} >= {reference.rule_text(rule).label_de for _, rule, _ in BAD}
-    assert all(r[5] for r in body)  # a German reason on every line
+    # each row's project as its sender wrote it (to filter by), empty where the row has none
+    project_of_row = {
+        rows[len(GOOD) + k]: values.get("Projekt-ID (kommunal)", "").strip() for k, (_, _, values) in enumerate(BAD)
+    }
+    assert [r[1] for r in body] == [project_of_row[int(r[0])] for r in body]
+    assert "" in project_of_row.values() and len(set(project_of_row.values())) > 2
+    assert not any(r[6].startswith("Projekt ") for r in body)  # the message does not name the project again
+    assert {r[5] for r in body} >= {reference.rule_text(rule).label_de for _, rule, _ in BAD}
+    assert all(r[6] for r in body)  # a German reason on every line
     summary = {r[0]: r[1] for r in wb.get_sheet_by_name("Zusammenfassung").to_python() if r[0]}
     assert summary["Kommune"] == "Gelsenkirchen" and summary["Berichtsquartal"] == "Q2/2023"
     assert int(summary["Zeilen gelesen"]) == int(summary["Zeilen übernommen"]) + int(summary["Zeilen abgewiesen"])
@@ -283,6 +289,20 @@ def test_feedback_workbook_lists_exactly_the_rejected_rows(data_dir, tmp_path):
     assert "@" not in text  # no contact e-mail in what is mailed back
     closing = " ".join(str(c) for r in wb.get_sheet_by_name("Zusammenfassung").to_python() for c in r)
     assert "„_korrektur1“" in closing  # the first correction of this file
+
+
+def test_rejections_stored_before_the_project_column_get_their_project_back(data_dir):
+    """A warehouse written before ``raw.rejected_rows`` had ``project_id``: the unchanged workbook is not read
+    again, so its rejections' projects are read back from their messages, or its feedback would list none."""
+    paths, _, _ = data_dir
+    query = "select row_number, rule, project_id from raw.rejected_rows where row_number is not null order by all"
+    with warehouse.connect(paths.warehouse) as con:
+        before = con.execute(query).fetchall()
+        con.execute("alter table raw.rejected_rows drop column project_id")  # as older code wrote it
+        summary = ingest(con, src, paths.landing, log=lambda m: None)
+        after = con.execute(query).fetchall()
+    assert summary.files_read == 0
+    assert after == before and {pid for _, _, pid in before} >= {"GE-2023-001", "GE-2023-004", None}
 
 
 @pytest.mark.parametrize(
@@ -409,8 +429,16 @@ def test_a_row_rejected_for_two_reasons_is_explained_where_the_reasons_are_count
         "rows_rejected": 1,
     }
     two_reasons = [
-        ("Projekte", 9, "status", "läuft", "known_status", "Status „läuft“ ist unbekannt."),
-        ("Projekte", 9, "total_cost_eur", "-5", "total_cost_range", "Gesamtkosten -5 EUR sind nicht plausibel."),
+        ("Projekte", 9, "status", "läuft", "known_status", "Projekt GE-1: Status „läuft“ ist unbekannt.", "GE-1"),
+        (
+            "Projekte",
+            9,
+            "total_cost_eur",
+            "-5",
+            "total_cost_range",
+            "Projekt GE-1: Gesamtkosten -5 EUR sind nicht plausibel.",
+            "GE-1",
+        ),
     ]
     for rows, explained in ((two_reasons, True), (two_reasons[:1], False)):
         path = tmp_path / f"{len(rows)}.xlsx"

@@ -63,6 +63,12 @@ def test_every_landed_file_is_accounted_for(demo_build):
     assert broken == 0
     rejected_files = con.execute("select count(distinct source_file) from marts.mart_rejected_rows").fetchone()[0]
     assert rejected_files > 0  # the demo contains the mistakes people make, and they are reported
+    # a rejected forecast row names its project in a column of its own wherever the row has one
+    unnamed = con.execute(
+        "select count(*) filter (where project_id is null), count(*) from marts.mart_rejected_rows "
+        "where source_family = 'forecasts' and message_de like 'Projekt %: %'"
+    ).fetchone()
+    assert unnamed[0] == 0 and unnamed[1] > 0
     con.close()
 
 

@@ -37,6 +37,12 @@ OUTCOMES = ("loaded", "partially_loaded", "rejected", "failed", "blocked", "dupl
 NOTHING_TO_DO_RULES = frozenset({"duplicate_delivery"})
 
 
+#: How a rejected forecast row's message names its project (the sender finds a row by its project id faster than by
+#: its number); ``PROJECT_PREFIX_PATTERN`` reads the id back from a message (rows stored before ``project_id``).
+PROJECT_PREFIX = "Projekt {}: "
+PROJECT_PREFIX_PATTERN = r"^Projekt (.+?): "
+
+
 @dataclass(frozen=True)
 class Rejection:
     """One reason why one row (or the whole file, row_number None) was not loaded."""
@@ -47,6 +53,7 @@ class Rejection:
     rule: str  # stable machine name, e.g. "requested_le_total_cost"
     message_de: str  # what the sender should do, in German
     sheet: str | None = None
+    project_id: str | None = None  # forecast workbooks: the project of the row, as its sender wrote it
 
     def as_record(self) -> dict:
         value = self.value_found
@@ -55,6 +62,7 @@ class Rejection:
         return {
             "sheet": self.sheet,
             "row_number": self.row_number,
+            "project_id": self.project_id,
             "column_name": self.column,
             "value_found": None if value is None else str(value)[:200],
             "rule": self.rule,

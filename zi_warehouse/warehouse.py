@@ -18,7 +18,7 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
-from zi_warehouse.accounting import LINEAGE_FIELDS, NOTHING_TO_DO_RULES, FileResult
+from zi_warehouse.accounting import LINEAGE_FIELDS, NOTHING_TO_DO_RULES, PROJECT_PREFIX_PATTERN, FileResult
 
 RAW_SCHEMA = "raw"
 
@@ -48,6 +48,7 @@ REJECTED_SCHEMA = pa.schema(
         pa.field("source_file", pa.string()),
         pa.field("sheet", pa.string()),
         pa.field("row_number", pa.int64()),
+        pa.field("project_id", pa.string()),
         pa.field("column_name", pa.string()),
         pa.field("value_found", pa.string()),
         pa.field("rule", pa.string()),
@@ -203,6 +204,8 @@ def ensure_tables(con: duckdb.DuckDBPyConnection, raw_tables: dict[str, pa.Schem
         if existing is not None and entity in fixed:
             # The ledger and the rejections are not read again from the landing files: a new column keeps the rows.
             _migrate_keeping_rows(con, entity, schema, existing)
+            if entity == "rejected_rows" and "project_id" not in existing:
+                _fill_project_ids(con)
             continue
         if existing is not None:
             con.execute(f"drop table {raw_table(entity)}")
@@ -234,6 +237,17 @@ def _migrate_keeping_rows(con: duckdb.DuckDBPyConnection, entity: str, schema: p
     except BaseException:
         con.execute("rollback")
         raise
+
+
+def _fill_project_ids(con: duckdb.DuckDBPyConnection) -> None:
+    """Rejections stored before ``project_id`` existed: the project is read back from the message, which names it
+    (``accounting.PROJECT_PREFIX``), so that feedback rewritten for an old delivery lists its projects too."""
+    con.execute(
+        f"update {raw_table('rejected_rows')} "
+        "set project_id = nullif(regexp_extract(message_de, ?, 1), '') "
+        "where source_family = 'forecasts' and row_number is not null and project_id is null",
+        [PROJECT_PREFIX_PATTERN],
+    )
 
 
 def ledger(con: duckdb.DuckDBPyConnection, source_family: str) -> dict[str, dict]:

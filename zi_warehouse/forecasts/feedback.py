@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from zi_warehouse import warehouse
-from zi_warehouse.accounting import FileResult
+from zi_warehouse.accounting import PROJECT_PREFIX, FileResult
 from zi_warehouse.forecasts.printing import row_height, setup_page
 from zi_warehouse.forecasts.reader import column_label, revision_from_name
 from zi_warehouse.german import format_quarter
@@ -97,8 +97,8 @@ def next_correction_suffix(source_file: str) -> str:
     return f"_korrektur{revision_from_name(Path(source_file).stem) + 1}"
 
 
-#: A rejection as the feedback workbook lists it: sheet, row number, column, value found, rule, message.
-_REJECTION_FIELDS = ("sheet", "row_number", "column_name", "value_found", "rule", "message_de")
+#: A rejection as the feedback workbook lists it: sheet, row number, column, value found, rule, message, project.
+_REJECTION_FIELDS = ("sheet", "row_number", "column_name", "value_found", "rule", "message_de", "project_id")
 
 
 def _in_order(records: list[dict]) -> list[tuple]:
@@ -215,7 +215,7 @@ def _newer_delivery_waiting(shown: dict[str, str], entry: dict, landing_dir: Pat
 
 
 #: Raise when the layout of the feedback workbook changes, so existing workbooks are written anew.
-LAYOUT_VERSION = "4"
+LAYOUT_VERSION = "5"
 _DIGEST_PROPERTY = "zi_inhalt"
 #: Document property of a workbook written from the landing area: the delivery (file and content hash) it is for.
 _DELIVERY_PROPERTY = "zi_lieferung"
@@ -253,8 +253,16 @@ def _properties(path: Path) -> dict[str, str]:
 
 
 #: Columns of the sheet of rejected rows: (header, width in characters). Sized so that the table fits the
-#: width of an A4 page in landscape at about 90 % (fit_to_pages shrinks it to the page width in any case).
-ROW_COLUMNS = (("Zeile", 7), ("Blatt", 12), ("Spalte", 22), ("Gefundener Wert", 22), ("Grund", 24), ("Hinweis", 62))
+#: width of an A4 page in landscape at about 85 % (fit_to_pages shrinks it to the page width in any case).
+ROW_COLUMNS = (
+    ("Zeile", 7),
+    ("Projekt", 14),
+    ("Blatt", 12),
+    ("Spalte", 22),
+    ("Gefundener Wert", 22),
+    ("Grund", 24),
+    ("Hinweis", 58),
+)
 #: Columns of the summary sheet (label, count, what to do), in characters: fits A4 portrait at about 80 %.
 SUMMARY_WIDTHS = (30, 13, 62)
 SUMMARY_SHEET = "Zusammenfassung"
@@ -370,9 +378,12 @@ def _write_rows_sheet(wb, row_level: list[tuple], title: str, head, cell, number
         ws.write(0, j, h, head)
         ws.set_column(j, j, width)
     ws.set_row(0, row_height([(h, width) for h, width in ROW_COLUMNS]))
-    for i, (sheet, row_number, column, value, rule, message) in enumerate(row_level, start=1):
+    for i, (sheet, row_number, column, value, rule, message, project_id) in enumerate(row_level, start=1):
+        if project_id:  # the project has its own column (to filter by): the message need not name it again
+            message = message.removeprefix(PROJECT_PREFIX.format(project_id))
         texts = [
             row_number,
+            project_id or "",
             sheet or "",
             column_label(column) if column else "",
             "" if value is None else str(value),

@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import gc
 from collections.abc import Iterable
+from dataclasses import replace
 from pathlib import Path
 
 import pyarrow as pa
 
-from zi_warehouse.accounting import FileResult, Rejection
+from zi_warehouse.accounting import PROJECT_PREFIX, FileResult, Rejection
 from zi_warehouse.forecasts import parsing as p
 from zi_warehouse.forecasts import validation
 from zi_warehouse.forecasts.reader import FileFailure, ParsedFile, Sender, read_file
@@ -208,7 +209,7 @@ def _rejections(pf: ParsedFile) -> list[Rejection]:
         pid = project_ids[k]
         for e in pf.errors[k]:
             if pid:  # the sender finds the row by its project id faster than by its number
-                e = Rejection(e.row_number, e.column, e.value_found, e.rule, f"Projekt {pid}: {e.message_de}", e.sheet)
+                e = replace(e, message_de=PROJECT_PREFIX.format(pid) + e.message_de, project_id=pid)
             out.append(e)
     out.extend(pf.file_notices)
     return out

@@ -16,6 +16,7 @@ select
     f.period,
     r.sheet,
     r.row_number,
+    r.project_id,
     r.column_name,
     r.value_found,
     r.rule,

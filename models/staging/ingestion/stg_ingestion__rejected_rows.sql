@@ -4,6 +4,7 @@ select
     source_file,
     sheet,
     row_number,
+    project_id,
     column_name,
     value_found,
     rule,
