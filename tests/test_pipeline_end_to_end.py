@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from pathlib import Path
 
 import duckdb
 import pyarrow.parquet as pq
@@ -91,6 +92,13 @@ def test_summary_tells_a_person_what_happened(demo_build):
     assert "Zeilenbilanz je Quelle" in out
     assert "Build erfolgreich" in out
     assert "mart_budget_year" in out  # the example query a controller can paste
+    # where the documents are: the reports, and what goes back to the municipalities
+    data_dir = demo_build["data_dir"]
+    shown = dict(re.findall(r"^  (Quartalsbericht|Qualitätsbericht): (\S+)$", out, re.M))
+    assert set(shown) == {"Quartalsbericht", "Qualitätsbericht"} and all(Path(p).is_file() for p in shown.values())
+    assert Path(shown["Quartalsbericht"]).name == "bericht.pdf"
+    assert "Rückmeldungen an die Kommunen: " in out and f"in {data_dir / 'feedback'}" in out
+    assert f"E-Mails an die Kommunen: {data_dir / 'outbox'} " in out
     # dbt's progress (hundreds of lines) goes to a file, not between the person and the summary
     assert "OK created" not in out and len(out.splitlines()) < 80, len(out.splitlines())
     steps_log = demo_build["data_dir"] / "warehouse" / "dbt_target" / "zi-build-ausgabe.log"

@@ -341,6 +341,22 @@ def print_unchanged(paths: config.Paths, decision, seconds: float, waited: float
     console.print("  Vollständigen Lauf erzwingen: .venv/bin/zi build --always")
 
 
+def _print_outputs(paths: config.Paths) -> None:
+    """Where the build's documents are: the reports, the feedback workbooks and e-mails for the municipalities."""
+    pdfs = sorted((paths.reports / "quarterly").glob("*/bericht.pdf"))
+    if pdfs:
+        console.print(f"  Quartalsbericht: {pdfs[-1]}")  # folders are named by quarter: the last is the newest
+    quality = paths.reports / "quality" / "latest" / "index.html"
+    if quality.exists():
+        console.print(f"  Qualitätsbericht: {quality}")
+    workbooks = sum(1 for _ in (paths.feedback / "forecasts").rglob("*.xlsx"))
+    if workbooks:
+        console.print(f"  Rückmeldungen an die Kommunen: {count_of(workbooks, 'Datei', 'Dateien')} in {paths.feedback}")
+    waiting = sum(1 for _ in paths.outbox.glob("*.eml"))
+    if waiting:
+        console.print(f"  E-Mails an die Kommunen: {paths.outbox} (Versand: docs/outbox.md)")
+
+
 def _print_parquet_line(paths: config.Paths) -> None:
     console.print(
         f"  Parquet: {paths.published_parquet}/<mart>.parquet (Prüfhistorie: mart_data_quality/<JJJJ-MM>.parquet)"
@@ -688,6 +704,7 @@ def print_summary(paths: config.Paths, report, seconds: float, restored: bool = 
         )
         _print_parquet_line(paths)
         _print_postgres(report)
+        _print_outputs(paths)
         console.print("Beispielabfrage für das Controlling:")
         console.print(f'  .venv/bin/zi sql "{EXAMPLE_QUERY}"')
     else:
