@@ -159,6 +159,31 @@ BAD = [  # (what is wrong, rule, row)
             "Geplante Fertigstellung": "01.03.2024",
         },
     ),
+    (
+        "a municipality nobody knows: unknown, and not also 'another municipality than the submission's'",
+        "known_municipality",
+        {
+            "Projekt-ID (kommunal)": "GE-2023-009",
+            "Titel der Maßnahme": "Mulde Sportplatz",
+            "Kommune": "Entenhausen",
+            "Maßnahmentyp": "Mulden-/Flächenversickerung",
+            "Projektstatus": "Projektidee",
+            "Gesamtkosten in EUR": 30000,
+        },
+    ),
+    (
+        "a negative total cost: implausible, and not also 'funding above the total cost' (a follow-on error)",
+        "total_cost_range",
+        {
+            "Projekt-ID (kommunal)": "GE-2023-010",
+            "Titel der Maßnahme": "Entsiegelung Parkplatz",
+            "Kommune": "Gelsenkirchen",
+            "Maßnahmentyp": "Entsiegelung",
+            "Projektstatus": "Projektidee",
+            "Gesamtkosten in EUR": -5,
+            "Beantragte Fördersumme in EUR": 4000,
+        },
+    ),
 ]
 FILE = "Prognose_Gelsenkirchen_2023-Q2.xlsx"
 
@@ -270,7 +295,7 @@ def test_feedback_workbook_lists_exactly_the_rejected_rows(data_dir, tmp_path):
     wb = pc.CalamineWorkbook.from_path(str(path))
     listed = wb.get_sheet_by_name("Abgewiesene Zeilen").to_python()
     header, body = listed[0], listed[1:]
-    assert header == ["Zeile", "Projekt", "Blatt", "Spalte", "Gefundener Wert", "Grund", "Hinweis"]  # no rule keys
+    assert header == ["Zeile", "Projekt-ID", "Blatt", "Spalte", "Gefundener Wert", "Grund", "Hinweis"]  # no rule keys
     assert {int(r[0]) for r in body} == {rows[len(GOOD) + k] for k in range(len(BAD))}
     # each row's project as its sender wrote it (to filter by), empty where the row has none
     project_of_row = {
@@ -289,6 +314,7 @@ def test_feedback_workbook_lists_exactly_the_rejected_rows(data_dir, tmp_path):
     assert "@" not in text  # no contact e-mail in what is mailed back
     closing = " ".join(str(c) for r in wb.get_sheet_by_name("Zusammenfassung").to_python() for c in r)
     assert "„_korrektur1“" in closing  # the first correction of this file
+    assert "als nicht gemeldet" in closing  # until then the rejected projects are missing from the quarter
 
 
 def test_rejections_stored_before_the_project_column_get_their_project_back(data_dir):
@@ -410,6 +436,19 @@ def test_the_feedback_on_a_copy_of_a_delivery_asks_for_nothing(tmp_path, monkeyp
     assert "Datei doppelt geliefert" in summary and "nichts weiter zu tun" in summary
     assert "erneut senden" not in summary and "korrigieren" not in summary
     assert "bereits geliefert, nicht noch einmal geladen" in summary and "Datei abgewiesen" not in summary
+
+
+def test_the_feedback_on_a_file_refused_as_a_whole_names_the_file_to_send(tmp_path, monkeypatch):
+    """A workbook that cannot be read (here: not a workbook at all) is refused as a whole; its feedback asks for
+    the file again under the next correction's name, as the feedback on rejected rows does."""
+    monkeypatch.setenv("ZI_DATA_DIR", str(tmp_path / "data"))
+    paths = config.paths().ensure()
+    (paths.landing_for("forecasts") / FILE).write_bytes(b"kein Excel")
+    with warehouse.connect(paths.warehouse) as con:
+        ingest(con, src, paths.landing, log=lambda m: None)
+        [workbook] = write_feedback(con, paths.feedback)
+    summary = " ".join(str(c) for r in _sheets(workbook)["Zusammenfassung"] for c in r)
+    assert "Datei abgewiesen" in summary and "erneut senden (Dateiname mit „_korrektur1“)" in summary
 
 
 def test_a_row_rejected_for_two_reasons_is_explained_where_the_reasons_are_counted(tmp_path):

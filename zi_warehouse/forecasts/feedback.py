@@ -256,7 +256,7 @@ def _properties(path: Path) -> dict[str, str]:
 #: width of an A4 page in landscape at about 85 % (fit_to_pages shrinks it to the page width in any case).
 ROW_COLUMNS = (
     ("Zeile", 7),
-    ("Projekt", 14),
+    ("Projekt-ID", 14),
     ("Blatt", 12),
     ("Spalte", 22),
     ("Gefundener Wert", 22),
@@ -343,7 +343,9 @@ def _write_workbook(
         r += 2
         closing = (
             f"Bitte die abgewiesenen Zeilen (Blatt „{ROWS_SHEET}“) korrigieren und die Datei als Korrektur "
-            f"erneut senden (Dateiname mit „{next_correction_suffix(entry['source_file'])}“)."
+            f"erneut senden (Dateiname mit „{next_correction_suffix(entry['source_file'])}“). Bis dahin zählen die "
+            "abgewiesenen Projekte für dieses Quartal als nicht gemeldet, auch wenn sie in einer früheren Fassung "
+            "richtig standen."
         )
         if sum(len(found) for found in counts.values()) > len({(x[0], x[1]) for x in row_level}):
             # "Anzahl Zeilen" adds up to more than the rows rejected: say why before anyone recounts
@@ -352,7 +354,8 @@ def _write_workbook(
         closing = "Für diese Datei ist nichts weiter zu tun."  # a copy of a delivery already loaded
     else:
         closing = (
-            "Bitte die Datei wie beschrieben korrigieren und erneut senden."
+            "Bitte die Datei wie beschrieben korrigieren und erneut senden "
+            f"(Dateiname mit „{next_correction_suffix(entry['source_file'])}“)."
             if entry["outcome"] == "failed"
             else "Die Datei wurde übernommen; bitte die Hinweise beim nächsten Mal beachten."
         )

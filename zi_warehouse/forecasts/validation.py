@@ -101,6 +101,9 @@ class Rule:
     column: str  # canonical column reported in the rejection
     message_de: str  # may use {value}
     check: Check
+    #: Rules whose failure on the same row makes this one a follow-on error, not reported: a comparison with a value
+    #: the sender must correct anyway says nothing (and an unknown municipality is no "other municipality").
+    unless_failed: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -132,12 +135,14 @@ def rules() -> tuple[Rule, ...]:
             "municipality",
             "Die Zeile nennt eine andere Kommune ({value}) als die Meldung; bitte je Kommune eine eigene Datei senden.",
             Check("equal", "municipality_key", other="submission_municipality_key"),
+            unless_failed=("known_municipality",),
         ),
         Rule(
             "requested_le_total_cost",
             "requested_funding_eur",
             "Beantragte Förderung ({value}) ist höher als die Gesamtkosten; bitte Beträge prüfen.",
             Check("at_least", "total_cost_eur", other="requested_funding_eur"),
+            unless_failed=("total_cost_range",),
         ),
         # Dates as day numbers (DAY_COLUMNS): whole numeric columns.
         Rule(
@@ -317,7 +322,16 @@ def validate(columns: dict[str, list]) -> list[Failure]:
         for i in np.flatnonzero(rule.check.failing(frame)).tolist():
             value = display(columns, i, rule)
             failures.append(Failure(i, rule.rule, rule.column, value, rule.message_de.format(value=value)))
-    return failures
+    return without_follow_ons(failures)
+
+
+def without_follow_ons(failures: list[Failure]) -> list[Failure]:
+    """``failures`` without those of a rule whose ``unless_failed`` rule failed on the same row (order kept)."""
+    follow_on = {r.rule: set(r.unless_failed) for r in rules() if r.unless_failed}
+    failed: dict[int, set[str]] = {}
+    for f in failures:
+        failed.setdefault(f.index, set()).add(f.rule)
+    return [f for f in failures if not follow_on.get(f.rule, set()) & failed[f.index]]
 
 
 def display(columns: dict[str, list], i: int, rule: Rule) -> object:
