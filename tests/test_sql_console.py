@@ -13,10 +13,13 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -32,7 +35,7 @@ except ImportError:  # pragma: no cover - when tests/ becomes a package
     from tests.test_serving_postgres import published_file
 
 from zi_warehouse.cli import app
-from zi_warehouse.sql_shell import display_value, is_complete, split_statements
+from zi_warehouse.sql_shell import QueryCancelled, display_value, is_complete, run_cancellable, split_statements
 
 ZI = Path(sys.executable).parent / "zi"
 TMUX = shutil.which("tmux")
@@ -221,6 +224,23 @@ def terminal_factory(tmp_path):
 
 def _prompts(screen: str) -> int:
     return len(re.findall(r"^zi>( |$)", screen, re.M))
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("ctrl_c_after_s", [0.01, 0.6])
+def test_after_ctrl_c_the_next_query_runs_on_the_same_connection(ctrl_c_after_s):
+    """Ctrl-C as the query starts (DuckDB drops an interrupt that comes too early) or while it runs: the console answers
+    „Abfrage abgebrochen“ only once the query has ended, so the next one finds the connection free. Waiting on
+    the thread itself was not enough: a Ctrl-C inside Thread.join marked the running thread as ended."""
+    con = duckdb.connect()
+    endless = "select count(*) from range(1000000000000::bigint) a, range(10) b"
+    for _ in range(4):
+        timer = threading.Timer(ctrl_c_after_s, lambda: os.kill(os.getpid(), signal.SIGINT))
+        timer.start()
+        with pytest.raises(QueryCancelled):
+            run_cancellable(con, endless)
+        timer.join()
+        assert run_cancellable(con, "select 7 as danach").rows == [(7,)]
 
 
 def test_console_edits_recalls_cancels_and_quits_in_a_real_terminal(published, tmp_path, terminal_factory):

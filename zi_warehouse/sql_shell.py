@@ -174,6 +174,9 @@ def run_cancellable(con: duckdb.DuckDBPyConnection, sql: str, limit: int | None 
     :class:`QueryCancelled`. Returns the first ``limit`` rows and the total count."""
     outcome: dict[str, Any] = {}
     started = time.perf_counter()
+    # Completion is signalled, not read from the thread: a Ctrl-C that lands inside Thread.join can leave a running
+    # thread marked as stopped (CPython 3.11, bpo-45274), and the next query then finds the connection busy.
+    done = threading.Event()
 
     def work() -> None:
         try:
@@ -191,15 +194,15 @@ def run_cancellable(con: duckdb.DuckDBPyConnection, sql: str, limit: int | None 
             outcome["result"] = Result(columns, types, rows, total, 0.0)
         except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
             outcome["error"] = exc
+        finally:
+            done.set()
 
-    worker = threading.Thread(target=work, name="zi-sql-query", daemon=True)
-    worker.start()
+    threading.Thread(target=work, name="zi-sql-query", daemon=True).start()
     try:
-        while worker.is_alive():
-            worker.join(0.05)
+        while not done.wait(0.05):
+            pass
     except KeyboardInterrupt:
-        con.interrupt()
-        worker.join()
+        _interrupt_until_done(con, done)
         raise QueryCancelled("Abfrage abgebrochen.") from None
     if "error" in outcome:
         error = outcome["error"]
@@ -209,6 +212,17 @@ def run_cancellable(con: duckdb.DuckDBPyConnection, sql: str, limit: int | None 
     result = outcome["result"]
     result.seconds = time.perf_counter() - started
     return result
+
+
+def _interrupt_until_done(con: duckdb.DuckDBPyConnection, done: threading.Event) -> None:
+    """Interrupt the query until its thread has ended: DuckDB drops an interrupt that comes before the query has
+    started, and the connection takes no other call while it runs. Another Ctrl-C meanwhile changes nothing."""
+    while not done.is_set():
+        try:
+            con.interrupt()
+            done.wait(0.1)
+        except KeyboardInterrupt:
+            continue
 
 
 def display_value(value: Any) -> str:
