@@ -85,9 +85,14 @@ def test_german_order_and_quarters_as_people_write_them():
     assert format_quarter("2026-Q4") == "Q4/2026" and format_quarter("ohne Quartal") == "ohne Quartal"
 
 
-def test_a_count_is_shown_to_the_sender_as_a_whole_number():
+def test_a_value_is_shown_to_the_sender_as_typed():
+    """A count or an area with the decimals it was typed with, an amount with its cents, German-style."""
     from zi_warehouse.forecasts import validation as v
 
     trees = next(r for r in v.rules() if r.rule == "trees_non_negative")
+    area = next(r for r in v.rules() if r.column == "expected_disconnected_area_m2")
+    cost = next(r for r in v.rules() if r.rule == "total_cost_range")
     assert v.display({"expected_trees": [-3.0, -2.5]}, 0, trees) == "-3"
-    assert v.display({"expected_trees": [-3.0, -2.5]}, 1, trees) == "-2,50"
+    assert v.display({"expected_trees": [-3.0, -2.5]}, 1, trees) == "-2,5"
+    assert v.display({"expected_disconnected_area_m2": [-1405.25]}, 0, area) == "-1.405,25"
+    assert v.display({"total_cost_eur": [-5.0]}, 0, cost) == "-5,00"

@@ -290,7 +290,9 @@ def _checked(d: int, mo: int, y: int, text: str) -> dt.date:
     try:
         return dt.date(y, mo, d)
     except ValueError:
-        raise ParseError(f"„{text}“ ist kein gültiges Datum.") from None
+        raise ParseError(
+            f"„{text}“ ist kein gültiges Datum; bitte ein Datum im Kalender als TT.MM.JJJJ eintragen."
+        ) from None
 
 
 def _month(y: int, mo: int, anchor: str, text: str) -> dt.date:

@@ -21,6 +21,7 @@ import pandas as pd
 import pyarrow as pa
 
 from zi_warehouse.forecasts.template import SURFACE_TYPES
+from zi_warehouse.german import format_date, format_number
 from zi_warehouse.reference import measure_types, municipality_by_key, project_statuses
 
 #: Funding rate limits (docs/domain.md#funding-rates): up to 100 % for municipal owners; the workbook does not say who
@@ -346,11 +347,12 @@ def display(columns: dict[str, list], i: int, rule: Rule) -> object:
     if column == "municipality_key" and value in municipality_by_key():
         return municipality_by_key()[value].name  # the name, as the sender wrote it in the template
     if isinstance(value, dt.date):
-        return value.strftime("%d.%m.%Y")
+        return format_date(value)
     if isinstance(value, float):
         if rule.rule == "funding_rate_within_limits":
             return f"{value * 100:.4g} %".replace(".", ",")
-        if rule.column == "expected_trees" and value.is_integer():  # a count, as typed: -3, not -3,00
-            return f"{value:,.0f}".replace(",", ".")
-        return f"{value:,.2f}".replace(",", "\u0001").replace(".", ",").replace("\u0001", ".")
+        if column.endswith("_eur"):
+            return format_number(value, 2)  # an amount, with its cents
+        # a count or an area with the decimals it was typed with: -3, 2,5 and 12,75, not -3,00 and 2,50
+        return format_number(value, next((d for d in range(4) if round(value, d) == value), 4))
     return value
