@@ -367,7 +367,7 @@ def header_failure(version: str, unknown: list[str], missing: list[str]) -> File
         )
     parts.append(
         "Bitte die Kopfzeilen der Vorlage unverändert verwenden (die Reihenfolge der Spalten ist frei; "
-        "alle Kopfzeilen stehen im Blatt „Anleitung“) und die Datei erneut senden."
+        "alle Kopfzeilen nennt die Vorlage der Servicestelle im Blatt „Anleitung“) und die Datei erneut senden."
     )
     proposals = [f"{inverse[m]} = „{u}“" for u, m in pairs if m]
     note = None
