@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from zi_warehouse import warehouse
+from zi_warehouse import reference, warehouse
 from zi_warehouse.demo import funding_extracts
 from zi_warehouse.demo.programme import build_programme
 from zi_warehouse.ingest import ingest
@@ -135,6 +135,9 @@ def test_a_missing_delta_blocks_later_deltas_and_names_the_file(demo_landing, tm
         assert con.execute("select count(*) from raw.funding__applications where extract_seq > 5").fetchone()[0] == 0
         check = funding_checks.delta_sequence_complete(con)
     assert not check.passed and check.failing >= len(later)
+    # each file named with what became of it and why, in German: what zi build and the quality report show
+    gap = reference.rule_text("delta_sequence_gap", "rejection", "funding").label_de
+    assert f"zi_foerderung_006_delta_20220630_aenderungen.csv (zurückgehalten: {gap})" in check.message_de
 
     # the missing file arrives: it and every held-back file load on the next run
     missing.write_bytes(kept)
@@ -247,6 +250,8 @@ def test_whole_file_failures(programme, tmp_path, damage, rule):
     assert result.outcome == "failed"
     assert [r.rule for r in result.rejections] == [rule]
     assert path.name in result.error_message
+    if damage == "rename_header":  # the headers named as a person reads them, not as Python prints a list
+        assert "Unbekannt: „Datum Antrag“; fehlend: „Antragsdatum“." in result.error_message
 
 
 @pytest.mark.parametrize("encoding", ["cp1252", "utf-8-bom"])

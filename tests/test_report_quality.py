@@ -136,8 +136,14 @@ def constructed_run(data_dir: Path) -> tuple[Path, dict]:
         ('forecasts', 'herne', 'type', 'forecasts/h.xlsx', 'Projekte', 6),
         ('forecasts', 'herne', 'file_name_period_mismatch', 'forecasts/h.xlsx', null, null),
         ('trees', 'bochum', 'height_plausible', 'trees/b.csv', null, 12),
-        ('surfaces', 'essen', 'area_m2_positive', 'surfaces/e.csv', null, 3))
+        ('surfaces', 'essen', 'area_m2_positive', 'surfaces/e.csv', null, 3),
+        ('funding', null, 'unknown_measure_type', 'funding/delta_024.csv', null, 2))
         v(source_family, municipality_key, rule, source_file, sheet, row_number)""")
+    # a DWD archive refused as a whole: no municipality, no row
+    con.execute("""create table marts.mart_ingestion_files as select * from (values
+        ('climate', 'tageswerte_KL_13670_akt.zip', 'failed', 'file_unreadable', 'Datei nicht lesbar'),
+        ('forecasts', 'h.xlsx', 'partially_loaded', null, null))
+        v(source_family, file_name, outcome, error_rule, error_label_de)""")
     con.close()
     feedback = paths.feedback / "forecasts" / "herne"
     feedback.mkdir(parents=True)
@@ -271,7 +277,46 @@ def test_rejected_rows_are_counted_once_however_many_reasons(constructed):
         in _section_text(html, "kommune-herne")
     )
     card = re.search(r'<h2>Abgewiesene Zeilen</h2>\s*<div class="count">([^<]+)</div>', html)
-    assert card and card.group(1).strip() == "4"  # Herne 2, Bochum 1, Essen 1
+    assert card and card.group(1).strip() == "5"  # Herne 2, Bochum 1, Essen 1, a funding row of no municipality
+
+
+def test_rejections_of_no_municipality_and_files_refused_whole_are_in_the_summary(constructed):
+    """Funding extracts and DWD files name no municipality: their rejected rows and refused files are counted
+    and named at the top, not only in the marts (the per-municipality view cannot show them)."""
+    box = _section_text(constructed["html"], "glance-rejected")
+    assert "Förderdaten: 1 (davon 1 keiner Kommune zugeordnet)" in box
+    assert "Prognosen: 2" in box and "Prognosen: 2 (davon" not in box
+    assert (
+        "Ganze Dateien abgewiesen oder zurückgehalten: 1" in box and 'href="#dateien-abgewiesen"' in constructed["html"]
+    )
+    listed = _section_text(constructed["html"], "files-refused")
+    assert listed == "Klimadaten: tageswerte_KL_13670_akt.zip (abgewiesen: Datei nicht lesbar)"
+
+
+def test_a_later_build_stopped_by_a_blocking_check_turns_the_latest_report_red(tmp_path):
+    """A build stopped by a blocking pipeline check before its quality step writes no report of its own; the
+    latest report (`zi quality-report`) then says that publishing is withheld. A failure evaluated before this
+    run's checks (and not again since) is listed, but did not withhold anything after it."""
+    paths = config.Paths(tmp_path).ensure()
+    started = dt.datetime(2026, 12, 1, 6, 30, tzinfo=dt.UTC)
+    with duckdb.connect(str(paths.warehouse)) as con:
+        qr.append_results(
+            con,
+            [_result("suite", "mart_budget_year", "mart_budget_year.year_unique", "error", 0)],
+            run_started_at=started,
+        )
+    sequence = ("raw_funding_db/funding_db_extracts", "funding_delta_sequence_complete", "error")
+    with duckdb.connect(str(paths.warehouse), read_only=True) as con:
+        data = {
+            when: report_data(
+                con, paths, pipeline_checks=[PipelineCheck(*sequence, started + dt.timedelta(hours=hours))]
+            )
+            for when, hours in (("later", 24), ("earlier", -24))
+        }
+    assert data["later"]["is_publishing_blocked"] and not data["earlier"]["is_publishing_blocked"]
+    assert 'data-status="blocked"' in render(data["later"]) and 'data-status="ok"' in render(data["earlier"])
+    label = reference.rule_text("funding_delta_sequence_complete", "asset_check").label_de
+    assert label in _section_text(render(data["earlier"]), "glance-blocking")  # still listed
 
 
 def test_a_dagster_check_of_one_mart_rule_is_named_as_the_report_names_the_rule():

@@ -40,6 +40,11 @@ def format_number(value: Any, decimals: int = 0, unit: str = "", thousands: bool
     return f"{text}\u00a0{unit}" if unit else text
 
 
+def quoted(items) -> str:
+    """Names in German quotes, comma-separated: '„Kommune“, „Titel“'; '–' for none."""
+    return ", ".join(f"„{item}“" for item in items) or NO_VALUE
+
+
 def count_of(n: int, singular: str, plural: str) -> str:
     """``1 Warnung``, ``3 Warnungen``: the number in German notation with the word in the right number."""
     return f"{format_number(n)} {singular if n == 1 else plural}"

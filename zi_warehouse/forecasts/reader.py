@@ -42,6 +42,7 @@ from zi_warehouse.forecasts.template import (
     payment_pattern,
     status_labels,
 )
+from zi_warehouse.german import quoted
 from zi_warehouse.reference import coded_value_spellings, match_municipality, municipality_by_key, normalise_name
 
 WORKBOOK_SUFFIXES = (".xlsx", ".xlsm", ".xls", ".xlsb", ".ods")
@@ -358,7 +359,7 @@ def header_failure(version: str, unknown: list[str], missing: list[str]) -> File
     if strangers:
         parts.append("Unbekannte Spalte" + ("n" if len(strangers) > 1 else "") + ": " + ", ".join(strangers) + ".")
     if left:
-        parts.append("Erwartet, aber nicht gefunden: " + ", ".join(f"„{m}“" for m in left) + ".")
+        parts.append("Erwartet, aber nicht gefunden: " + quoted(left) + ".")
     if strangers:
         parts.append(
             "Eigene Spalten bitte löschen; Anmerkungen gehören in die Spalte „"

@@ -89,18 +89,29 @@ class PipelineCheck:
 
 
 def _pipeline_checks(checks: Sequence[PipelineCheck], severity: str) -> list[dict]:
-    return [
-        {
-            "check_name": c.check_name,
-            "label": asset_check_label(c.check_name, c.description),
-            "explanation": asset_check_explanation(c.check_name),
-            "asset_key": c.asset_key,
-            "checked_at": c.checked_at,
-            "run_id": c.run_id,
-        }
-        for c in sorted(checks, key=lambda c: (c.asset_key, c.check_name))
-        if c.severity == severity
-    ]
+    """One entry per check (a check of several assets, e.g. the funding delta sequence on each of its six raw
+    tables, once), with the evaluations it stands for (``evaluations``, what the counts add up), the newest one's
+    time, run and description (the check's own words: which files, which rows)."""
+    grouped: dict[str, list[PipelineCheck]] = defaultdict(list)
+    for c in checks:
+        if c.severity == severity:
+            grouped[c.check_name].append(c)
+    out = []
+    for name, found in sorted(grouped.items(), key=lambda kv: (min(c.asset_key for c in kv[1]), kv[0])):
+        newest = max(found, key=lambda c: c.checked_at)
+        out.append(
+            {
+                "check_name": name,
+                "label": asset_check_label(name, newest.description),
+                "explanation": asset_check_explanation(name),
+                "description": newest.description,
+                "asset_keys": sorted(c.asset_key for c in found),
+                "evaluations": len(found),
+                "checked_at": newest.checked_at,
+                "run_ids": {c.run_id for c in found},
+            }
+        )
+    return out
 
 
 def report_data(
@@ -144,18 +155,21 @@ def report_data(
         "run_dir": run_dir,
         "run_started_at": started,
         "results": len(records),
-        "failed_error": sum(r["severity"] == "error" for r in failed) + len(pipeline_blocking),
-        "failed_warn": sum(r["severity"] == "warn" for r in failed) + len(pipeline_warnings),
-        # A blocking check stops publishing only in the run that evaluated it; an earlier run's failure is shown.
+        "failed_error": sum(r["severity"] == "error" for r in failed)
+        + sum(c["evaluations"] for c in pipeline_blocking),
+        "failed_warn": sum(r["severity"] == "warn" for r in failed) + sum(c["evaluations"] for c in pipeline_warnings),
+        # A blocking check stops publishing in the run that evaluated it: this one, or a later one that stopped before
+        # its own checks (this report is then the latest there is, `zi quality-report`); an earlier failure is shown.
         "is_publishing_blocked": any(r["severity"] == "error" for r in failed)
-        or any(c["run_id"] == run_id for c in pipeline_blocking),
+        or any(run_id in c["run_ids"] or c["checked_at"] >= started for c in pipeline_blocking),
         "pipeline_blocking": pipeline_blocking,
         "pipeline_warnings": pipeline_warnings,
         "blocking": _failed_by_check(failed, "error"),
         "warnings": _failed_by_check(failed, "warn"),
         "forecasts_late": [s for s in scorecard if s["forecast_state"] in ("late", "missing")],
         "forecasts_not_reporting": [s for s in scorecard if s["forecast_state"] == "not_reporting"],
-        "rejected_by_family": _rejected_by_family(scorecard),
+        "rejected_by_family": _rejected_by_family(con),
+        "files_refused": _files_refused(con),
         "scorecard": scorecard,
         "details": [s for s in scorecard if s["has_findings"]],
         "without_findings": [s for s in scorecard if not s["has_findings"]],
@@ -262,11 +276,36 @@ def _rejected_by_municipality(con: duckdb.DuckDBPyConnection) -> dict[str, list[
     return rejected
 
 
-def _rejected_by_family(scorecard: list[dict]) -> list[dict]:
-    totals: Counter = Counter()
-    for s in scorecard:
-        totals.update(s["rejected_rows_by_family"])
-    return [{"family": f, "label": family_label(f), "n": n} for f, n in totals.most_common() if n]
+def _rejected_by_family(con: duckdb.DuckDBPyConnection) -> list[dict]:
+    """Rejected rows per source family (each row once), of every delivery: also those no municipality is known
+    for (funding extracts, DWD files), which the per-municipality view below leaves out."""
+    if not warehouse.table_exists(con, "marts", "mart_rejected_rows"):
+        return []
+    rows = con.execute(
+        "select source_family, count(distinct (source_file, sheet, row_number)), "
+        "count(distinct (source_file, sheet, row_number)) filter (where municipality_key is null) "
+        "from marts.mart_rejected_rows where row_number is not null group by all order by 2 desc, 1"
+    ).fetchall()
+    return [{"family": f, "label": family_label(f), "n": n, "unassigned": u} for f, n, u in rows]
+
+
+#: Files refused as a whole that the report names one by one (the rest: mart_ingestion_files).
+FILES_REFUSED_SHOWN = 20
+
+
+def _files_refused(con: duckdb.DuckDBPyConnection) -> list[dict]:
+    """The deliveries refused as a whole or held back (current state), with their German reason."""
+    if not warehouse.table_exists(con, "marts", "mart_ingestion_files"):
+        return []
+    return [
+        {**r, "family_label": family_label(r["source_family"])}
+        for r in warehouse.rows(
+            con,
+            "select source_family, file_name, outcome, coalesce(error_label_de, error_rule) as reason "
+            "from marts.mart_ingestion_files where outcome in ('failed', 'blocked') "
+            "order by source_family, file_name",
+        )
+    ]
 
 
 def _forecast_state(status: dict | None) -> tuple[str, str]:
@@ -350,7 +389,11 @@ def _summarise(records: list[dict], kind: str, names: dict[str, str]) -> list[di
 
 
 def render(data: dict) -> str:
-    return environment().get_template(TEMPLATE).render(**data, generated_at=dt.datetime.now(dt.UTC))
+    return (
+        environment()
+        .get_template(TEMPLATE)
+        .render(**data, generated_at=dt.datetime.now(dt.UTC), files_refused_shown=FILES_REFUSED_SHOWN)
+    )
 
 
 def write_report(
@@ -385,12 +428,12 @@ def require_warehouse(paths: config.Paths) -> config.Paths:
     return paths
 
 
-def quality_report_command(run_id: str | None = None) -> QualityReport:
+def quality_report_command(run_id: str | None = None, pipeline_checks: Sequence[PipelineCheck] = ()) -> QualityReport:
     """For ``zi quality-report``: the report of a run (default: the latest) from the working warehouse."""
     paths = require_warehouse(config.paths())
     paths.ensure()
     con = duckdb.connect(str(paths.warehouse), read_only=True)
     try:
-        return write_report(con, paths, run_id)
+        return write_report(con, paths, run_id, pipeline_checks)
     finally:
         con.close()

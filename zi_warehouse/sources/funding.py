@@ -28,7 +28,7 @@ import pyarrow as pa
 
 from zi_warehouse.accounting import FileResult, Rejection
 from zi_warehouse.delimited import decode_lines, rows_from_lines
-from zi_warehouse.german import format_number
+from zi_warehouse.german import format_number, quoted
 from zi_warehouse.landing import LandedFile
 from zi_warehouse.sources.funding_entities import (
     ENTITIES,
@@ -515,8 +515,8 @@ def prepare_extract_file(xf: ExtractFile, predecessor: ExtractFile | None) -> Fi
     missing = [h for h in expected if h not in header]
     if unknown or missing or len(set(header)) != len(header):
         return result.fail(
-            f"{name}: Spaltenköpfe passen nicht zur Extraktbeschreibung. Unbekannt: {unknown or '-'}; "
-            f"fehlend: {missing or '-'}.",
+            f"{name}: Spaltenköpfe passen nicht zur Extraktbeschreibung. Unbekannt: {quoted(unknown)}; "
+            f"fehlend: {quoted(missing)}.",
             rule="unknown_header",
         )
     try:  # a row with more or fewer fields than the header is rejected as that row

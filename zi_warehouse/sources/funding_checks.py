@@ -178,7 +178,7 @@ def delta_sequence_complete(con) -> CheckOutcome:
     ledger = _rows(
         con,
         """
-        select source_file, file_name, outcome, error_message
+        select source_file, file_name, outcome, error_message, error_rule
         from raw.ingestion_files where source_family = ? order by source_file""",
         [spec.SOURCE_FAMILY],
     )
@@ -194,7 +194,14 @@ def delta_sequence_complete(con) -> CheckOutcome:
         if m["kind"].lower() == "voll":
             fulls.append(seq)
         if row["outcome"] in ("blocked", "failed"):
-            problems.append({"file": row["file_name"], "outcome": row["outcome"], "message_de": row["error_message"]})
+            problems.append(
+                {
+                    "file": row["file_name"],
+                    "outcome": row["outcome"],
+                    "message_de": row["error_message"],
+                    "rule": row["error_rule"],
+                }
+            )
     if present:
         start = max(fulls) if fulls else 0
         for seq in range(start, max(present) + 1):
@@ -209,7 +216,7 @@ def delta_sequence_complete(con) -> CheckOutcome:
                     )
     problems.sort(key=lambda p: p["file"])
     # The files by name in the message itself: it is what `zi build`, the alert e-mail and the UI show first.
-    listed = ", ".join(f"{p['file']} ({_SEQUENCE_OUTCOME_DE[p['outcome']]})" for p in problems[:6])
+    listed = ", ".join(f"{p['file']} ({_why(p)})" for p in problems[:6])
     listed = listed.replace("{", "{{").replace("}", "}}")  # a template for str.format below
     return _outcome(
         "delta_sequence_complete",
@@ -223,6 +230,13 @@ def delta_sequence_complete(con) -> CheckOutcome:
 
 
 _SEQUENCE_OUTCOME_DE = {"missing": "fehlt", "blocked": "zurückgehalten", "failed": "abgewiesen"}
+
+
+def _why(problem: dict) -> str:
+    """„abgewiesen: Spaltenköpfe passen nicht“: what became of a file of the sequence, and by which rule."""
+    outcome = _SEQUENCE_OUTCOME_DE[problem["outcome"]]
+    rule = problem.get("rule")
+    return f"{outcome}: {reference.rule_text(rule, 'rejection', spec.SOURCE_FAMILY).label_de}" if rule else outcome
 
 
 #: Every check with its name, the model it guards and whether it blocks publishing.
