@@ -485,3 +485,22 @@ def test_zi_quality_report_without_a_warehouse_says_so_and_creates_nothing(tmp_p
     assert proc.returncode == 1
     assert "Fehler: Kein Warehouse unter" in proc.stdout and "Traceback" not in proc.stdout + proc.stderr
     assert not data_dir.exists()
+
+
+def test_the_latest_report_after_a_build_stopped_by_a_gap_in_the_funding_deltas_is_red(demo_build, tmp_path):
+    """A delta taken out of the sequence: the blocking check stops the build before its quality step, so that build
+    writes no report; `zi quality-report` then shows the check, with the missing file, in a red report."""
+    from conftest import copy_built_data_dir, run_zi
+
+    data_dir = copy_built_data_dir(demo_build["data_dir"], tmp_path / "data", with_instance=True)
+    gap = sorted((data_dir / "landing" / "funding").glob("zi_foerderung_*_delta_*_antraege.csv"))[-2]
+    gap.unlink()
+    build = run_zi(data_dir, "build", check=False)
+    assert build.returncode == 1 and "Nichts veröffentlicht" in build.stdout, build.stdout
+    run_zi(data_dir, "quality-report")
+    html = (data_dir / "reports" / "quality" / "latest" / "index.html").read_text(encoding="utf-8")
+    assert 'data-status="blocked"' in html
+    blocking = _section_text(html, "glance-blocking")
+    assert reference.rule_text("funding_delta_sequence_complete", "asset_check").label_de in blocking
+    seq = gap.name.split("_")[2]
+    assert f"zi_foerderung_{seq}_*_antraege.csv (fehlt)" in blocking  # the check's own words name the file
