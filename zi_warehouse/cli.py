@@ -6,6 +6,7 @@ Dagster is imported only by the commands that run the pipeline, so ``zi --help``
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import os
 import sys
 import threading
@@ -573,8 +574,9 @@ def docs_site_command(
     docs_site(empty_catalog, console=console)
 
 
-def _print_row_balance(paths: config.Paths, title_suffix: str = "") -> None:
-    """Rows per source family from the ledger (read-only: the file is not changed)."""
+def _print_row_balance(paths: config.Paths, title_suffix: str = "", since: dt.datetime | None = None) -> None:
+    """Rows per source family from the ledger (read-only: the file is not changed); with ``since``, the files
+    refused or held back from then on (this build) by name and reason, below the table."""
     import duckdb
 
     if paths.warehouse.exists():
@@ -592,9 +594,18 @@ def _print_row_balance(paths: config.Paths, title_suffix: str = "") -> None:
                 "count(*) filter (where outcome in ('failed', 'blocked')) "
                 "from raw.ingestion_files group by 1 order by 1"
             ).fetchall()
+            refused = (
+                con.execute(
+                    "select source_family, file_name, outcome, error_rule from raw.ingestion_files "
+                    "where outcome in ('failed', 'blocked') and loaded_at >= ? order by source_family, file_name",
+                    [since],
+                ).fetchall()
+                if since
+                else []
+            )
         finally:
             con.close()
-        from zi_warehouse.reports.labels import family_label
+        from zi_warehouse.reports.labels import family_label, rule_label
 
         table = Table(
             "Quelle",
@@ -608,6 +619,16 @@ def _print_row_balance(paths: config.Paths, title_suffix: str = "") -> None:
         for family, *counts in rows:
             table.add_row(family_label(family), *(format_number(n or 0) for n in counts))
         console.print(table)
+        for family, name, outcome, rule in refused[:REFUSED_FILES_SHOWN]:
+            why = f": {rule_label(family, rule)}" if rule else ""
+            state = "zurückgehalten" if outcome == "blocked" else "abgewiesen"
+            console.print(f"  {state}: {name} ({family_label(family)}){why}", markup=False, highlight=False)
+        if len(refused) > REFUSED_FILES_SHOWN:
+            console.print(f"  und {len(refused) - REFUSED_FILES_SHOWN} weitere Dateien (Qualitätsbericht)")
+
+
+#: Files refused or held back in a build that its summary names (the rest: the quality report, mart_ingestion_files).
+REFUSED_FILES_SHOWN = 5
 
 
 def _this_runs_record(paths: config.Paths, report) -> dict:
@@ -692,7 +713,8 @@ def print_summary(paths: config.Paths, report, seconds: float, restored: bool = 
     if restored:
         _print_row_balance(paths, " (bisheriger Arbeitsstand: der fehlgeschlagene Neuaufbau wurde verworfen)")
     else:
-        _print_row_balance(paths, "" if report.success else " (Arbeitsstand nach dem fehlgeschlagenen Lauf)")
+        since = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=seconds)
+        _print_row_balance(paths, "" if report.success else " (Arbeitsstand nach dem fehlgeschlagenen Lauf)", since)
     recorded = _this_runs_record(paths, report)
     partial = len(recorded.get("checks") or {}) > recorded.get("checks_in_run", 0)
     if report.success or report.checks_passed or report.checks_failed or report.checks_warned:
