@@ -356,7 +356,7 @@ def test_xlsx_export_has_german_headers_keys_real_dates_units_widths_and_a_froze
         "Gemeldet am",
         "Abgekoppelte Fläche der Maßnahme (m²)",
         "Bemerkung",
-        "Verminderter Abfluss",
+        "Verminderter Abfluss (mm)",  # the unit added: the description names none
         "is_designated_area",
         "zwei",
     ]  # no description: the key stays

@@ -91,13 +91,14 @@ def column_descriptions(con: duckdb.DuckDBPyConnection, sql: str) -> dict[str, s
     return {column: comment for column, (_rank, comment) in out.items()}
 
 
-def header_text(description: str) -> str:
+def header_text(description: str, unit: str | None = None) -> str:
     """A column header from a description: the term before a colon ("Mittelbindung: bewilligt ÷ Plafond"
-    -> "Mittelbindung"), cut at a word boundary when long."""
+    -> "Mittelbindung"), cut at a word boundary when long, with the column's unit when the term lacks it
+    ("Verminderter Abfluss (mm)"): a header alone must say what a figure counts."""
     head = description.split(": ", 1)[0].strip() if ": " in description else description.strip()
-    if len(head) <= MAX_HEADER_CHARS:
-        return head
-    return head[:MAX_HEADER_CHARS].rsplit(" ", 1)[0] + " …"
+    if len(head) > MAX_HEADER_CHARS:
+        head = head[:MAX_HEADER_CHARS].rsplit(" ", 1)[0] + " …"
+    return f"{head} ({unit})" if unit and f"({unit})" not in head else head
 
 
 def columns_of(con: duckdb.DuckDBPyConnection, sql: str, description: list[tuple]) -> list[Column]:
@@ -105,7 +106,7 @@ def columns_of(con: duckdb.DuckDBPyConnection, sql: str, description: list[tuple
     columns, seen = [], set()
     for name, type_name, *_ in description:
         text = descriptions.get(name)
-        header = header_text(text) if text else name
+        header = header_text(text, unit_of(name)) if text else name
         if header in seen:  # one header per column (Excel filters and pivot tables need distinct ones)
             header = f"{header} ({name})"
         seen.add(header)
