@@ -38,7 +38,10 @@ from dagster_zi.constants import WAREHOUSE_POOL
 from dagster_zi.dbt import NO_RUN_ARTEFACTS, ZiDbtTranslator, dbt_project, zi_dbt_assets
 from dagster_zi.keys import dbt_model_key
 from zi_warehouse import config, warehouse
+from zi_warehouse.german import sort_key
 from zi_warehouse.quality import freshness, reconciliations, results, reuse, run_all, suites
+from zi_warehouse.reference import municipality_by_key
+from zi_warehouse.reports.labels import check_label
 
 if TYPE_CHECKING:
     from zi_warehouse.reports.quality import PipelineCheck
@@ -148,9 +151,14 @@ def evaluate_group(rows: list[dict], prefix: str, blocking: bool) -> tuple[bool,
             {},
         )
     if failed:
-        names = sorted({r["check_name"] for r in failed})
-        munis = sorted({r["municipality_key"] or "Region" for r in failed})
-        text = f"{len(failed)} Ergebnis(se) fehlgeschlagen: {', '.join(names[:5])}; betroffen: {', '.join(munis[:10])}"
+        # As the quality report names them: the rule's German label, the municipality's name.
+        names = sorted({check_label(r["check_name"], r.get("description_de")) for r in failed})
+        by_key = municipality_by_key()
+        munis = sorted(
+            {by_key[r["municipality_key"]].name if r["municipality_key"] in by_key else "regionweit" for r in failed},
+            key=sort_key,
+        )
+        text = f"{len(failed)} Ergebnis(se) fehlgeschlagen: {'; '.join(names[:5])}; betroffen: {', '.join(munis[:10])}"
     else:
         text = f"Alle {len(mine)} Ergebnisse bestanden."
     metadata = {
@@ -170,7 +178,10 @@ def evaluate_group(rows: list[dict], prefix: str, blocking: bool) -> tuple[bool,
 
 
 def _mart_rows(con, run_id: str) -> list[dict]:
-    columns = "select check_name, municipality_key, severity, outcome, rows_failed, example_values from marts.mart_data_quality"
+    columns = (
+        "select check_name, description_de, municipality_key, severity, outcome, rows_failed, example_values "
+        "from marts.mart_data_quality"
+    )
     rows = warehouse.rows(con, f"{columns} where run_id = ?", [run_id])
     if rows:
         return rows

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from zi_warehouse import reference
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 MANIFEST = REPO_ROOT / "target" / "manifest.json"
 QUALITY_MART = "mart_data_quality"
@@ -153,3 +155,8 @@ def test_check_outcome_severity_follows_the_failed_rows():
     assert evaluate_group(rows, "mart_budget_municipality_year.", False)[:2] == (True, AssetCheckSeverity.WARN)
     # no records for a check (e.g. the results were not written) is a failure, never a silent pass
     assert evaluate_group(rows, "reconciliation.paid_within_approved", True)[:2] == (False, AssetCheckSeverity.ERROR)
+    # what zi build and the UI show: the rules by their German labels, the places by name, no internal key
+    rows[0] |= {"check_name": "reconciliation.paid_within_approved", "municipality_key": "muelheim_an_der_ruhr"}
+    text = evaluate_group(rows, "reconciliation.paid_within_approved", True)[2]
+    paid = reference.rule_text("reconciliation.paid_within_approved", "quality_check").label_de
+    assert text == f"1 Ergebnis(se) fehlgeschlagen: {paid}; betroffen: Mülheim an der Ruhr", text
