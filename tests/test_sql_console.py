@@ -13,13 +13,10 @@
 from __future__ import annotations
 
 import datetime as dt
-import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from pathlib import Path
@@ -35,7 +32,7 @@ except ImportError:  # pragma: no cover - when tests/ becomes a package
     from tests.test_serving_postgres import published_file
 
 from zi_warehouse.cli import app
-from zi_warehouse.sql_shell import QueryCancelled, display_value, is_complete, run_cancellable, split_statements
+from zi_warehouse.sql_shell import display_value, is_complete, split_statements
 
 ZI = Path(sys.executable).parent / "zi"
 TMUX = shutil.which("tmux")
@@ -226,21 +223,36 @@ def _prompts(screen: str) -> int:
     return len(re.findall(r"^zi>( |$)", screen, re.M))
 
 
-@pytest.mark.timeout(120)
+_CTRL_C_ROUNDS = """
+import os, signal, sys, threading
+import duckdb
+from zi_warehouse.sql_shell import QueryCancelled, run_cancellable
+
+signal.signal(signal.SIGINT, signal.default_int_handler)  # as in the console, whatever the parent set
+con = duckdb.connect()
+for _ in range(4):
+    timer = threading.Timer(float(sys.argv[1]), lambda: os.kill(os.getpid(), signal.SIGINT))
+    timer.start()
+    try:
+        run_cancellable(con, "select count(*) from range(1000000000000::bigint) a, range(10) b")
+        sys.exit("the endless query ended by itself")
+    except QueryCancelled:
+        pass
+    timer.join()
+    print(run_cancellable(con, "select 7 as danach").rows, flush=True)
+"""
+
+
 @pytest.mark.parametrize("ctrl_c_after_s", [0.01, 0.6])
 def test_after_ctrl_c_the_next_query_runs_on_the_same_connection(ctrl_c_after_s):
     """Ctrl-C as the query starts (DuckDB drops an interrupt that comes too early) or while it runs: the console answers
     „Abfrage abgebrochen“ only once the query has ended, so the next one finds the connection free. Waiting on
-    the thread itself was not enough: a Ctrl-C inside Thread.join marked the running thread as ended."""
-    con = duckdb.connect()
-    endless = "select count(*) from range(1000000000000::bigint) a, range(10) b"
-    for _ in range(4):
-        timer = threading.Timer(ctrl_c_after_s, lambda: os.kill(os.getpid(), signal.SIGINT))
-        timer.start()
-        with pytest.raises(QueryCancelled):
-            run_cancellable(con, endless)
-        timer.join()
-        assert run_cancellable(con, "select 7 as danach").rows == [(7,)]
+    the thread itself was not enough: a Ctrl-C inside Thread.join marked the running thread as ended. In a process
+    of its own: a pytest-xdist worker does not turn SIGINT into KeyboardInterrupt."""
+    done = subprocess.run(
+        [sys.executable, "-c", _CTRL_C_ROUNDS, str(ctrl_c_after_s)], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0 and done.stdout.splitlines() == ["[(7,)]"] * 4, done.stdout + done.stderr
 
 
 def test_console_edits_recalls_cancels_and_quits_in_a_real_terminal(published, tmp_path, terminal_factory):
