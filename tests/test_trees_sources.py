@@ -153,7 +153,7 @@ def test_implausible_trees_are_rejected_with_row_rule_and_german_reason(tmp_path
     height = next(r for r in result.rejections if r.rule == "height_plausible" and r.row_number == 3)
     assert height.column == "height_m" and height.value_found == "62" and "Baumhöhe" in height.message_de
     outside = next(r for r in result.rejections if r.rule == "coordinates_inside_municipality")
-    assert "außerhalb der Grenze von Dortmund" in outside.message_de
+    assert "scheinen vertauscht" in outside.message_de and "läge der Baum in Dortmund" in outside.message_de
 
 
 def test_municipality_of_a_register_comes_from_its_name_or_folder():
@@ -335,6 +335,10 @@ def _check_register_reference(
         outside, located_in = boundaries.locate(municipality_key, converted["easting_m"], converted["northing_m"])
         typed = typed.append_column("distance_outside_boundary_m", pa.array(outside, mask=np.isnan(outside)))
         typed = typed.append_column("located_in", pa.array(located_in, pa.string()))
+        other_way = to_both_crs(coord_b, coord_a, crs)  # every row read with its axes swapped
+        inside_then = boundaries.distance_outside(municipality_key, other_way["easting_m"], other_way["northing_m"])
+        tolerance = boundaries.BOUNDARY_TOLERANCE_M
+        typed = typed.append_column("axes_swapped", pa.array((outside > tolerance) & (inside_then <= tolerance)))
         cur.register("typed", typed)
         cur.execute(
             """
@@ -632,6 +636,17 @@ def test_a_tree_a_few_hundred_metres_across_the_border_is_rejected_and_one_insid
     herne_result = _read(_register(tmp_path, "herne", [IN_BOCHUM, IN_HERNE]), tmp_path)
     assert herne_result.tables[trees.REGISTER].column("tree_number").to_pylist() == ["T2"]
     assert "(in Bochum)" in herne_result.rejections[0].message_de
+
+
+def test_a_tree_with_its_coordinates_the_wrong_way_round_is_told_so(tmp_path):
+    """Easting and northing swapped put a tree thousands of km away; the message says to swap them back, because
+    read the other way round it lies in its municipality. A tree merely in the neighbour's area is not told so."""
+    result = _read(_register(tmp_path, "bochum", [IN_BOCHUM[::-1], IN_HERNE]), tmp_path)
+    swapped, neighbour = sorted(result.rejections, key=lambda r: r.row_number)
+    assert (swapped.row_number, swapped.rule) == (2, "coordinates_inside_municipality")
+    assert "scheinen vertauscht" in swapped.message_de and "läge der Baum in Bochum" in swapped.message_de
+    assert "km" not in swapped.message_de
+    assert "vertauscht" not in neighbour.message_de and "(in Herne)" in neighbour.message_de
 
 
 def test_a_tree_within_the_boundary_tolerance_loads_and_shows_its_distance(tmp_path):

@@ -181,12 +181,15 @@ def register_reject_parts(current_year: int, municipality_name: str) -> list[str
                            or isnan(northing_m) or isinf(easting_m) or isinf(northing_m)""",
         f"""select _row_number, 'coordinates', concat_ws(' / ', coord_a_text, coord_b_text),
                   'coordinates_inside_municipality',
+                  case when axes_swapped then 'Rechts- und Hochwert (bzw. Länge und Breite) scheinen vertauscht: '
+                      || 'andersherum gelesen läge der Baum in ' || {_sql_text(municipality_name)}
+                      || '; bitte die Reihenfolge der Koordinatenspalten prüfen.' else
                   'Baum liegt ' || case when distance_outside_boundary_m >= 10000
                       then cast(round(distance_outside_boundary_m / 1000) as bigint) || ' km'
                       else cast(round(distance_outside_boundary_m) as bigint) || ' m' end
                   || ' außerhalb der Grenze von ' || {_sql_text(municipality_name)}
                   || coalesce(' (in ' || located_in || ')', ' (außerhalb der Metropole Ruhr)')
-                  || '; Koordinaten, Koordinatensystem und Achsenreihenfolge prüfen.'
+                  || '; Koordinaten, Koordinatensystem und Achsenreihenfolge prüfen.' end
            from checked where distance_outside_boundary_m > {tolerance}""",
     ]
     for text_col, typed_col, column, rule, message in _NUMBER_RULES:
@@ -230,7 +233,23 @@ def _tree_key(texts: dict[str, pa.Array], unique_within: tuple[str, ...]) -> pa.
 
 #: String columns of the register loaded as ``nullif(trim(x), '')``.
 _REGISTER_TEXT_COLUMNS = ("tree_number", "species_botanical", "species_german", "district_name", "street", "status")
+
+
 #: Rules that need the converted coordinates or the whole file (duplicates); the others see one row.
+def _axes_swapped(municipality_key: str, numbers: pa.Table, crs: str, outside: np.ndarray) -> pa.Array:
+    """For each tree outside its municipality: whether it lies inside with its two coordinates read the other way
+    round (a register whose columns for easting and northing, or longitude and latitude, are swapped)."""
+    swapped = np.zeros(len(outside), dtype=bool)
+    far = np.flatnonzero(outside > boundaries.BOUNDARY_TOLERANCE_M)
+    if len(far):
+        a = numbers.column("coord_a").to_numpy(zero_copy_only=False).astype(float)[far]
+        b = numbers.column("coord_b").to_numpy(zero_copy_only=False).astype(float)[far]
+        other_way = to_both_crs(b, a, crs)
+        again = boundaries.distance_outside(municipality_key, other_way["easting_m"], other_way["northing_m"])
+        swapped[far] = again <= boundaries.BOUNDARY_TOLERANCE_M
+    return pa.array(swapped)
+
+
 _LATE_RULE_COLUMNS = ("duplicate_no", "easting_m", "northing_m", "distance_outside_boundary_m")
 
 
@@ -285,6 +304,7 @@ def check_register(
                 **{name: pa.array(values, pa.float64(), mask=np.isnan(values)) for name, values in converted.items()},
                 "distance_outside_boundary_m": pa.array(outside, pa.float64(), mask=np.isnan(outside)),
                 "located_in": pa.array(located_in, pa.string()),
+                "axes_swapped": _axes_swapped(municipality_key, numbers, crs, outside),
             }
         )
         cur.register("geo", geo)
