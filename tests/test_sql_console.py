@@ -267,6 +267,7 @@ def test_console_edits_recalls_cancels_and_quits_in_a_real_terminal(published, t
     term.type(";")
     term.keys("Enter")
     term.wait_for(r"│\s+42 │")
+    term.wait_for(r"^zi>( |$)", count=2)  # the next prompt: keys typed before it land amid the output
 
     # Line editing: the cursor moves back into the line (no "^[[D" typed), text is inserted there.
     term.type("select 2 as wert;")
@@ -275,12 +276,14 @@ def test_console_edits_recalls_cancels_and_quits_in_a_real_terminal(published, t
     term.keys("Enter")
     screen = term.wait_for(r"│\s+12 │")
     assert "^[[" not in screen and "\x1b[" not in screen
+    term.wait_for(r"^zi>( |$)", count=3)
 
     # History: Up brings back the last statement, Enter runs it again.
     term.keys("Up")
     term.wait_for(r"^zi> select 12 as wert;\s*$", count=2)
     term.keys("Enter")
     term.wait_for(r"│\s+12 │", count=2)
+    term.wait_for(r"^zi>( |$)", count=4)
 
     # NULL, a date and an integer the way a person expects them.
     term.type(
@@ -292,6 +295,7 @@ def test_console_edits_recalls_cancels_and_quits_in_a_real_terminal(published, t
     assert re.search(r"│\s+0 │ 2020-01-01\s+│ NULL\s+│\s+8401 │", row), row
     for wrong in (r"\bnan\b", r"\bNaT\b", "00:00:00", r"\b8401\.0\b"):
         assert not re.search(wrong, screen), wrong
+    term.wait_for(r"^zi>( |$)", count=5)
 
     # Ctrl-C on an input discards it; the console stays.
     prompts = _prompts(term.screen())
