@@ -45,7 +45,7 @@ DB_EXTRACT_KEY = AssetKey(["raw_funding_db", "funding_db_extracts"])
 )
 def raw_funding_db(context: AssetExecutionContext) -> MaterializeResult:
     paths = config.paths().ensure()
-    if funding_db.configured_dsn() is None:
+    if config.funding_db_dsn() is None:
         summary = funding_db.run(None, dsn=None)  # returns "not configured" without touching anything
         context.log.info(summary.message_de)
         return MaterializeResult(metadata=summary.as_metadata())

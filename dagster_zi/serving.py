@@ -9,7 +9,8 @@ server fails this asset only, after bounded retries, and leaves the DuckDB publi
 from dagster import AssetExecutionContext, AssetKey, MaterializeResult, MetadataValue, asset
 
 from zi_warehouse import config
-from zi_warehouse.publish_postgres import DSN_ENV, describe_dsn, publish_to_postgres, resolve_dsn
+from zi_warehouse.config import POSTGRES_DSN_ENV, postgres_dsn
+from zi_warehouse.publish_postgres import describe_dsn, publish_to_postgres
 
 
 @asset(
@@ -24,9 +25,11 @@ from zi_warehouse.publish_postgres import DSN_ENV, describe_dsn, publish_to_post
     kinds={"postgres"},
 )
 def published_postgres(context: AssetExecutionContext) -> MaterializeResult:
-    dsn = resolve_dsn()
+    dsn = postgres_dsn()
     if dsn is None:
-        message = f"Kein PostgreSQL konfiguriert ({DSN_ENV} oder PGHOST/PGDATABASE nicht gesetzt): übersprungen."
+        message = (
+            f"Kein PostgreSQL konfiguriert ({POSTGRES_DSN_ENV} oder PGHOST/PGDATABASE nicht gesetzt): übersprungen."
+        )
         context.log.info(message)
         return MaterializeResult(metadata={"status": "übersprungen", "reason": message})
     result = publish_to_postgres(config.paths().published_duckdb, dsn, progress=context.log.info)

@@ -8,7 +8,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from zi_warehouse import warehouse
+from zi_warehouse import config, warehouse
 from zi_warehouse.demo import funding_database, funding_extracts
 from zi_warehouse.demo.programme import build_programme
 from zi_warehouse.ingest import ingest
@@ -152,17 +152,17 @@ def test_a_row_deleted_in_the_database_is_recorded_in_the_key_list(funding_dsn, 
 
 
 def test_channel_is_off_without_dsn_and_reads_pg_variables_with_env(monkeypatch, pg, funding_dsn, programme, tmp_path):
-    monkeypatch.delenv(funding_db.DSN_ENV, raising=False)
-    assert funding_db.configured_dsn() is None
+    monkeypatch.delenv(config.FUNDING_DB_DSN_ENV, raising=False)
+    assert config.funding_db_dsn() is None
     summary = funding_db.run(None)
-    assert not summary.ran and funding_db.DSN_ENV in summary.message_de
+    assert not summary.ran and config.FUNDING_DB_DSN_ENV in summary.message_de
 
     funding_database.load(funding_dsn, programme, SEED, as_of=END_2022)
-    monkeypatch.setenv(funding_db.DSN_ENV, "env")
+    monkeypatch.setenv(config.FUNDING_DB_DSN_ENV, "env")
     for key, value in pg.env().items():
         monkeypatch.setenv(key, value)
     monkeypatch.setenv("PGDATABASE", funding_dsn.rsplit("/", 1)[1])
-    assert funding_db.configured_dsn() == ""
+    assert config.funding_db_dsn() == ""
     with warehouse.connect(tmp_path / "zi.duckdb") as con:
         assert funding_db.run(con, now=NOW, log=lambda m: None).rows_loaded > 0
 
@@ -172,7 +172,7 @@ def test_dagster_asset_and_check_severities(monkeypatch, tmp_path):
 
     from dagster_zi import funding as dagster_funding
 
-    monkeypatch.delenv(funding_db.DSN_ENV, raising=False)
+    monkeypatch.delenv(config.FUNDING_DB_DSN_ENV, raising=False)
     monkeypatch.setenv("ZI_DATA_DIR", str(tmp_path))
     result = materialize([dagster_funding.raw_funding_db])
     assert result.success

@@ -158,11 +158,9 @@ def test_without_a_successful_build_the_whole_job_runs(built):
 def test_a_new_data_directory_waits_for_its_first_files(tmp_path, monkeypatch):
     """A deployment started on an empty data directory builds nothing until something lands: a build of nothing
     fails its blocking checks (no station list) and alerts the data team for no reason."""
-    from zi_warehouse import publish_postgres
     from zi_warehouse.build_state import NOTHING_DELIVERED
-    from zi_warehouse.sources import funding_db
 
-    for name in (funding_db.DSN_ENV, publish_postgres.DSN_ENV, *publish_postgres.LIBPQ_TARGET_ENV):
+    for name in (config.FUNDING_DB_DSN_ENV, config.POSTGRES_DSN_ENV, *config.LIBPQ_TARGET_ENV):
         monkeypatch.delenv(name, raising=False)  # no source or target outside the data directory
     monkeypatch.setenv("ZI_DATA_DIR", str(tmp_path / "data"))
     paths = config.paths().ensure()

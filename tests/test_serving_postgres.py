@@ -26,6 +26,7 @@ try:  # tests/ is not a package; pytest puts it on sys.path
 except ImportError:  # pragma: no cover - when tests/ becomes a package
     from tests.pg_server import postgres_server
 
+from zi_warehouse.config import postgres_dsn
 from zi_warehouse.publish import publish
 from zi_warehouse.publish_postgres import (
     STATE_SCHEMA,
@@ -34,7 +35,6 @@ from zi_warehouse.publish_postgres import (
     audit_reader,
     postgres_column,
     publish_to_postgres,
-    resolve_dsn,
 )
 
 pytestmark = pytest.mark.postgres
@@ -606,10 +606,10 @@ def test_type_mapping():
 
 
 def test_dsn_comes_from_the_environment():
-    assert resolve_dsn({}) is None
-    assert resolve_dsn({"PGPORT": "5433"}) is None  # a port alone names no server
-    assert resolve_dsn({"PGHOST": "db.intern"}) == ""  # libpq reads the PG* variables
-    assert resolve_dsn({"ZI_POSTGRES_DSN": "postgresql://bi@db/zi", "PGHOST": "x"}) == "postgresql://bi@db/zi"
+    assert postgres_dsn({}) is None
+    assert postgres_dsn({"PGPORT": "5433"}) is None  # a port alone names no server
+    assert postgres_dsn({"PGHOST": "db.intern"}) == ""  # libpq reads the PG* variables
+    assert postgres_dsn({"ZI_POSTGRES_DSN": "postgresql://bi@db/zi", "PGHOST": "x"}) == "postgresql://bi@db/zi"
 
 
 def test_dagster_asset_publishes_the_published_file_or_says_it_has_nothing_to_do(tmp_path, pg, db, monkeypatch):

@@ -106,9 +106,16 @@ def test_the_holder_is_described_by_its_run_or_by_the_command_that_holds_it():
     assert command.describe_de().startswith("zi build, seit ") and "Lauf" not in command.describe_de()
 
 
-_BUILD_NOTING_THE_LOCK = """
+#: What a build with nothing new must not import (each 0.1-2 s): Dagster, the PostgreSQL driver and pyarrow (asking
+#: whether a PostgreSQL server is configured), the demo generator (asking whether the landing area is empty).
+_HEAVY_IMPORTS = ("dagster", "psycopg", "pyarrow", "zi_warehouse.demo")
+
+_BUILD_NOTING_THE_LOCK = f"""
+import atexit
 import sys
 from zi_warehouse import writer_lock
+
+atexit.register(lambda: print("Am Ende importiert:", [m for m in {_HEAVY_IMPORTS!r} if m in sys.modules], flush=True))
 
 taken = writer_lock.hold
 
@@ -126,10 +133,10 @@ main()
 """
 
 
-def test_zi_build_imports_dagster_before_it_takes_the_writer_lock_and_not_at_all_for_no_change(demo_build, tmp_path):
+def test_zi_build_imports_dagster_before_it_takes_the_writer_lock_and_nothing_heavy_for_no_change(demo_build, tmp_path):
     """Dagster's import and its instance take ~2 s: a build does that before it takes the writer lock, so a run
-    queued behind the lock or a colleague's build does not wait for it; a build with nothing new does not
-    import Dagster at all."""
+    queued behind the lock or a colleague's build does not wait for it; a build with nothing new imports neither
+    Dagster nor anything else it does not need (``_HEAVY_IMPORTS``)."""
     from conftest import REPO_ROOT, copy_built_data_dir, zi_env
 
     data_dir = copy_built_data_dir(demo_build["data_dir"], tmp_path / "data")
@@ -148,3 +155,4 @@ def test_zi_build_imports_dagster_before_it_takes_the_writer_lock_and_not_at_all
         shown.append(result.stdout)
     assert "Teillauf" in shown[0] and "Dagster vor der Sperre: True" in shown[0], shown[0]
     assert "Keine Änderung" in shown[1] and "Dagster vor der Sperre: False" in shown[1], shown[1]
+    assert "Am Ende importiert: []" in shown[1], shown[1]

@@ -141,13 +141,9 @@ def outputs(paths: config.Paths) -> dict:
 
 def external_state_configured() -> str | None:
     """A configured source or target outside the data directory, whose changes no fingerprint sees."""
-    from zi_warehouse.publish_postgres import resolve_dsn
-    from zi_warehouse.sources.funding_db import DSN_ENV as FUNDING_DSN_ENV
-    from zi_warehouse.sources.funding_db import configured_dsn
-
-    if configured_dsn() is not None:
-        return f"Förderdatenbank ({FUNDING_DSN_ENV})"
-    if resolve_dsn() is not None:
+    if config.funding_db_dsn() is not None:
+        return f"Förderdatenbank ({config.FUNDING_DB_DSN_ENV})"
+    if config.postgres_dsn() is not None:
         return "PostgreSQL-Veröffentlichung"
     return None
 

@@ -8,6 +8,7 @@ that nothing is hard-coded in readers or models.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -101,6 +102,37 @@ def data_dir() -> Path:
 
 def paths() -> Paths:
     return Paths(data_dir())
+
+
+# --- PostgreSQL servers configured in the environment ---------------------------------------------------
+# Here and not in the modules that connect (publish_postgres.py, sources/funding_db.py), so that asking
+# whether one is configured (each build does) does not import psycopg and pyarrow.
+
+#: The PostgreSQL the marts are published to, besides the DuckDB file (zi_warehouse/publish_postgres.py).
+POSTGRES_DSN_ENV = "ZI_POSTGRES_DSN"
+#: libpq variables that by themselves say "a PostgreSQL server is configured" (PGPORT/PGUSER alone do not).
+LIBPQ_TARGET_ENV = ("PGHOST", "PGHOSTADDR", "PGSERVICE", "PGDATABASE")
+#: The funding database read directly (zi_warehouse/sources/funding_db.py); ``env``: libpq's PG* variables.
+FUNDING_DB_DSN_ENV = "ZI_FUNDING_DB_DSN"
+
+
+def postgres_dsn(env: Mapping[str, str] | None = None) -> str | None:
+    """The publishing target's connection string; ``""`` means "libpq reads PG* variables"; None: not configured."""
+    env = os.environ if env is None else env
+    dsn = env.get(POSTGRES_DSN_ENV, "").strip()
+    if dsn:
+        return dsn
+    if any(env.get(name, "").strip() for name in LIBPQ_TARGET_ENV):
+        return ""
+    return None
+
+
+def funding_db_dsn() -> str | None:
+    """The funding database's connection string; ``""`` means libpq's PG* variables; None: the channel is off."""
+    value = os.environ.get(FUNDING_DB_DSN_ENV, "").strip()
+    if not value:
+        return None
+    return "" if value.lower() == "env" else value
 
 
 #: The address ``zi serve`` last served the UI of this data directory's instance on (in ``DAGSTER_HOME``).

@@ -63,6 +63,7 @@ from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from zi_warehouse.accounting import PERSONAL_COLUMNS
+from zi_warehouse.config import POSTGRES_DSN_ENV, postgres_dsn
 from zi_warehouse.german import format_number
 from zi_warehouse.publish import PUBLIC_SCHEMA, RUN_HISTORY_MARTS, public_tables
 from zi_warehouse.releases import DUCKDB_FILE, read_manifest
@@ -70,12 +71,9 @@ from zi_warehouse.warehouse import quote_ident
 
 log = logging.getLogger(__name__)
 
-DSN_ENV = "ZI_POSTGRES_DSN"
 READER_ROLE_ENV = "ZI_POSTGRES_READER_ROLE"
 READER_PASSWORD_ENV = "ZI_POSTGRES_READER_PASSWORD"
 DEFAULT_READER_ROLE = "zi_reader"
-#: libpq variables that by themselves say "a PostgreSQL server is configured" (PGPORT/PGUSER alone do not).
-LIBPQ_TARGET_ENV = ("PGHOST", "PGHOSTADDR", "PGSERVICE", "PGDATABASE")
 STAGING_PREFIX = "_staging_"  # staging schema: <schema>_staging_<token>
 #: Which release each mart in PostgreSQL comes from (its checksum); readable by the publishing account only.
 STATE_SCHEMA = "zi_publish"
@@ -116,17 +114,6 @@ class PostgresPublishResult:
 # --------------------------------------------------------------------------------------------------
 # Configuration from the environment
 # --------------------------------------------------------------------------------------------------
-
-
-def resolve_dsn(env: Mapping[str, str] | None = None) -> str | None:
-    """The connection string from the environment; ``""`` means "libpq reads PG* variables"; None: not configured."""
-    env = os.environ if env is None else env
-    dsn = env.get(DSN_ENV, "").strip()
-    if dsn:
-        return dsn
-    if any(env.get(name, "").strip() for name in LIBPQ_TARGET_ENV):
-        return ""
-    return None
 
 
 def reader_role_name(env: Mapping[str, str] | None = None) -> str:
@@ -187,7 +174,7 @@ def connect(
         f"PostgreSQL {describe_dsn(dsn)} ist nach {attempts} Versuchen nicht erreichbar "
         f"(letzter Fehler: {_first_line(last_error)}). Die Marts wurden nicht nach PostgreSQL "
         f"veröffentlicht; die veröffentlichte DuckDB-Datei ist davon nicht betroffen. "
-        f"Bitte {DSN_ENV} (oder PGHOST/PGPORT/PGUSER/PGDATABASE) und die Erreichbarkeit des Servers prüfen."
+        f"Bitte {POSTGRES_DSN_ENV} (oder PGHOST/PGPORT/PGUSER/PGDATABASE) und die Erreichbarkeit des Servers prüfen."
     ) from last_error
 
 
@@ -497,9 +484,11 @@ def publish_to_postgres(
     say = progress or log.info
     started = time.perf_counter()
     if dsn is None:
-        dsn = resolve_dsn()
+        dsn = postgres_dsn()
         if dsn is None:
-            raise PostgresPublishError(f"Kein PostgreSQL konfiguriert: {DSN_ENV} oder PGHOST/PGDATABASE setzen.")
+            raise PostgresPublishError(
+                f"Kein PostgreSQL konfiguriert: {POSTGRES_DSN_ENV} oder PGHOST/PGDATABASE setzen."
+            )
     role = reader_role or reader_role_name()
     password = reader_password if reader_password is not None else os.environ.get(READER_PASSWORD_ENV) or None
     if not Path(published_duckdb).exists():
@@ -526,7 +515,7 @@ def publish_to_postgres(
         try:
             if con.info.user == role:
                 raise PostgresPublishError(
-                    f"Die Leserolle {role} darf nicht das veröffentlichende Konto sein ({DSN_ENV} prüfen)."
+                    f"Die Leserolle {role} darf nicht das veröffentlichende Konto sein ({POSTGRES_DSN_ENV} prüfen)."
                 )
             _serialise_publishes(con, schema, swap_timeout_s)
             _drop_leftover_staging(con, schema)

@@ -1,7 +1,7 @@
 """Funding database, database channel: an incremental extract from PostgreSQL (psycopg 3) by an
 updated-at watermark, into the same raw tables as the CSV extracts (``sources/funding.py``).
 
-What belongs here: the connection settings from the environment, the watermark (kept in the warehouse:
+What belongs here: the watermark (kept in the warehouse:
 the ledger ``raw.ingestion_files``, source family ``funding_db``), the extraction queries and the
 storing of the results. Validation is the file channel's (``funding.validate``, dialect "iso"), so
 both channels reject the same things with the same rules.
@@ -34,22 +34,14 @@ from psycopg import sql
 
 from zi_warehouse import warehouse
 from zi_warehouse.accounting import FileResult, Rejection
+from zi_warehouse.config import FUNDING_DB_DSN_ENV, funding_db_dsn
 from zi_warehouse.sources import funding as spec
 
 #: Ledger family of the database channel (not "funding": the file ingest removes ledger entries of its
 #: family whose file is not in the landing folder, and these pseudo files never are).
 LEDGER_FAMILY = "funding_db"
-DSN_ENV = "ZI_FUNDING_DB_DSN"
 SCHEMA_ENV = "ZI_FUNDING_DB_SCHEMA"
 DEFAULT_SCHEMA = "foerderung"
-
-
-def configured_dsn() -> str | None:
-    """The DSN from the environment; "" means libpq's PG* variables; None means the channel is off."""
-    value = os.environ.get(DSN_ENV, "").strip()
-    if not value:
-        return None
-    return "" if value.lower() == "env" else value
 
 
 def source_file_prefix(entity: spec.Entity) -> str:
@@ -226,12 +218,12 @@ def run(
     ``dsn`` defaults to the environment (``ZI_FUNDING_DB_DSN``); without one nothing happens and the
     summary says so.
     """
-    dsn = configured_dsn() if dsn is None else dsn
+    dsn = funding_db_dsn() if dsn is None else dsn
     if dsn is None:
         return DbExtractSummary(
             ran=False,
             message_de=(
-                f"Kein Datenbankzugang konfiguriert ({DSN_ENV} ist nicht gesetzt): Förderdaten kommen nur über Dateien."
+                f"Kein Datenbankzugang konfiguriert ({FUNDING_DB_DSN_ENV} ist nicht gesetzt): Förderdaten kommen nur über Dateien."
             ),
         )
     schema = schema or os.environ.get(SCHEMA_ENV, DEFAULT_SCHEMA)
