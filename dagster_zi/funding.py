@@ -151,6 +151,18 @@ asset_checks = [
         False,
         "Bagatellgrenze: kommunal > 12.500 EUR, sonst > 2.000 EUR (Warnung).",
     ),
+    _check(
+        "applications_keep_their_municipality",
+        dbt_model_key("int_funding__applications"),
+        False,
+        "Kein Antrag wechselt zwischen zwei Extrakten die Kommune; sonst wandern Mittel und Kennzahlen mit (Warnung).",
+    ),
+    _check(
+        "applications_before_approval",
+        dbt_model_key("int_funding__approvals"),
+        False,
+        "Kein Bescheid ist älter als sein Antrag (Warnung).",
+    ),
 ]
 
 assets = [raw_funding_db]

@@ -191,6 +191,8 @@ def test_dagster_asset_and_check_severities(monkeypatch, tmp_path):
         "funding_approved_within_requested",
         "funding_funding_rate_within_limits",
         "funding_minimum_grant_thresholds",
+        "funding_applications_keep_their_municipality",
+        "funding_applications_before_approval",
     }
     # the sequence check guards every raw funding table, so no staging model builds on a gap
     sequence_keys = {tuple(s.asset_key.path) for s in specs if s.name == "funding_delta_sequence_complete"}

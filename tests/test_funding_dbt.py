@@ -261,6 +261,21 @@ def test_reconciliation_checks(built, tmp_path):
         con.execute(
             "update intermediate.int_funding__approvals set approved_eur = 12000 where approval_id = 'ZI-B-00002'"
         )
+        # a later extract names another municipality for an application; a notice dated before its application
+        con.execute(
+            "insert into raw.funding__applications select * replace ('herne' as municipality_key, "
+            "'Herne' as municipality_name, updated_at + interval 1 day as updated_at, 'EX-TEST' as extract_id) "
+            "from raw.funding__applications where application_id = 'ZI-A-00003' "
+            "order by updated_at desc limit 1"
+        )
+        moved_from = con.execute(
+            "select municipality_key from intermediate.int_funding__applications where application_id = 'ZI-A-00003'"
+        ).fetchone()[0]
+        con.execute(
+            "update intermediate.int_funding__approvals a set notice_date = ap.application_date - 1 "
+            "from intermediate.int_funding__applications ap "
+            "where ap.application_id = a.application_id and a.approval_id = 'ZI-B-00003'"
+        )
         broken = funding_checks.run_all(con)
     assert not broken["payments_have_approval"].passed
     assert [r["approval_id"] for r in broken["payments_have_approval"].examples] == ["ZI-B-99999"]
@@ -269,3 +284,16 @@ def test_reconciliation_checks(built, tmp_path):
     assert not broken["approvals_have_application"].passed
     assert broken["approvals_have_application"].examples[0]["approval_id"] == "ZI-B-00001"
     assert [r["approval_id"] for r in broken["minimum_grant_thresholds"].examples] == ["ZI-B-00002"]
+    moved = broken["applications_keep_their_municipality"]
+    assert not moved.passed and moved.examples == [
+        {
+            "application_id": "ZI-A-00003",
+            "municipality_key_before": moved_from,
+            "municipality_key": "herne",
+            "extract_id": "EX-TEST",
+        }
+    ]
+    assert "ZI-A-00003" in moved.message_de and "→ Herne (Extrakt EX-TEST)" in moved.message_de
+    early = broken["applications_before_approval"]
+    assert not early.passed and [r["approval_id"] for r in early.examples] == ["ZI-B-00003"]
+    assert "ZI-B-00003 vom " in early.message_de

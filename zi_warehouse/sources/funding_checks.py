@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 import pyarrow as pa
 
 from zi_warehouse import reference
+from zi_warehouse.german import format_date
 from zi_warehouse.quality.reconciliations import TOLERANCE_EUR
 from zi_warehouse.sources import funding as spec
 from zi_warehouse.warehouse import rows as _rows
@@ -33,6 +34,7 @@ MAX_FUNDING_RATE = {"municipal": 1.0, "private": 0.9}
 MIN_GRANT_EUR = {"municipal": 12_500.0, "private": 2_000.0}
 
 INT = "intermediate"
+STG = "staging"
 
 
 @dataclass
@@ -232,6 +234,74 @@ def delta_sequence_complete(con) -> CheckOutcome:
 _SEQUENCE_OUTCOME_DE = {"missing": "fehlt", "blocked": "zurückgehalten", "failed": "abgewiesen"}
 
 
+def applications_keep_their_municipality(con) -> CheckOutcome:
+    """An application whose municipality changed from one extract to a later one: its money and its KPI
+    contributions move to the other municipality, earlier quarters' figures change with it."""
+    rows = _rows(
+        con,
+        f"""
+        with versions as (
+            select application_id, municipality_key, extract_id,
+                   lag(municipality_key) over (
+                       partition by application_id order by updated_at, extract_as_of, _source_file
+                   ) as municipality_key_before
+            from {STG}.stg_funding__applications
+        )
+        select v.application_id, v.municipality_key_before, v.municipality_key, v.extract_id
+        from versions v
+        join {INT}.int_funding__applications ap using (application_id)
+        where not ap.is_deleted
+          and v.municipality_key_before is not null
+          and v.municipality_key is distinct from v.municipality_key_before
+        order by v.application_id, v.extract_id""",
+    )
+    names = reference.municipality_by_key()
+
+    def name(key: str | None) -> str:
+        return names[key].name if key in names else str(key)
+
+    moves = "; ".join(
+        f"{r['application_id']}: {name(r['municipality_key_before'])} → {name(r['municipality_key'])} "
+        f"(Extrakt {r['extract_id']})"
+        for r in rows[:3]
+    )
+    return _outcome(
+        "applications_keep_their_municipality",
+        rows,
+        "Kein Antrag hat zwischen zwei Extrakten die Kommune gewechselt.",
+        "{n} Kommunenwechsel eines Antrags zwischen zwei Extrakten"
+        + (f" ({moves}{' …' if len(rows) > 3 else ''})" if rows else "")
+        + ": Mittel und Kennzahlen wandern mit, auch für frühere Quartale. Bitte prüfen, ob die Korrektur gewollt ist.",
+    )
+
+
+def applications_before_approval(con) -> CheckOutcome:
+    """A notice dated before its application: one of the two dates is wrong, and the pipeline's lead times
+    (application to approval) come out negative."""
+    rows = _rows(
+        con,
+        f"""
+        select a.approval_id, a.application_id, ap.application_date, a.notice_date
+        from {INT}.int_funding__approvals a
+        join {INT}.int_funding__applications ap using (application_id)
+        where not a.is_deleted and not ap.is_deleted and a.notice_date < ap.application_date
+        order by a.approval_id""",
+    )
+    dated = "; ".join(
+        f"{r['approval_id']} vom {format_date(r['notice_date'])}, Antrag {r['application_id']} vom "
+        f"{format_date(r['application_date'])}"
+        for r in rows[:3]
+    )
+    return _outcome(
+        "applications_before_approval",
+        rows,
+        "Jeder Bescheid ist nicht älter als sein Antrag.",
+        "{n} Bescheid(e) älter als ihr Antrag"
+        + (f" ({dated}{' …' if len(rows) > 3 else ''})" if rows else "")
+        + ": Antrags- oder Bescheiddatum in der Förderdatenbank prüfen lassen.",
+    )
+
+
 def _why(problem: dict) -> str:
     """„abgewiesen: Spaltenköpfe passen nicht“: what became of a file of the sequence, and by which rule."""
     outcome = _SEQUENCE_OUTCOME_DE[problem["outcome"]]
@@ -248,6 +318,8 @@ CHECKS = {
     "approved_within_requested": (approved_within_requested, "int_funding__approvals", False),
     "funding_rate_within_limits": (funding_rate_within_limits, "int_funding__applications", False),
     "minimum_grant_thresholds": (minimum_grant_thresholds, "int_funding__approvals", False),
+    "applications_keep_their_municipality": (applications_keep_their_municipality, "int_funding__applications", False),
+    "applications_before_approval": (applications_before_approval, "int_funding__approvals", False),
 }
 
 
