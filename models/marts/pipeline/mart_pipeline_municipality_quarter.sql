@@ -1,8 +1,10 @@
 -- Grain: one row per municipality and quarter. Projects by life-cycle status as of the quarter end:
 -- the funding database's status where the project has an application valid then
 -- (int_funding__application_status_history), otherwise the status the municipality reported in its
--- latest accepted forecast up to that quarter. Volumes: approved EUR once approved, else requested EUR
--- (application, or the forecast's requested funding).
+-- latest accepted forecast up to that quarter. Volumes: the approved EUR in force at the quarter end (the
+-- initial notice or the latest amendment dated by then) once approved, else requested EUR (application, or
+-- the forecast's requested funding). A status change counts for the quarter whose last day it happened on:
+-- valid_from is a moment, the quarter end a day.
 {% set statuses = [
     'idea', 'application_in_preparation', 'application_filed', 'approved', 'in_construction', 'completed',
     'withdrawn', 'rejected',
@@ -24,6 +26,20 @@ forecast_status as (
     group by all
 ),
 
+approved_at_quarter_end as (
+    select
+        q.period_index,
+        ap.application_id,
+        coalesce(
+            arg_max(am.approved_eur, am.amendment_no) filter (where am.notice_date <= q.quarter_end_date),
+            any_value(ap.initial_approved_eur)
+        ) as approved_eur
+    from {{ live('int_funding__approvals') }} as ap
+    inner join quarters as q on ap.notice_date <= q.quarter_end_date
+    left join {{ live('int_funding__amendments') }} as am on am.approval_id = ap.approval_id
+    group by q.period_index, ap.application_id
+),
+
 funding_status as (
     select
         q.period_index,
@@ -33,11 +49,12 @@ funding_status as (
         coalesce(ap.approved_eur, a.requested_eur) as volume_eur
     from {{ ref('int_funding__application_status_history') }} as s
     inner join {{ ref('int_funding__applications') }} as a using (application_id)
-    left join {{ live('int_funding__approvals') }} as ap on ap.application_id = a.application_id
     inner join quarters as q
         on
-            s.valid_from <= q.quarter_end_date
-            and (s.valid_to is null or s.valid_to > q.quarter_end_date)
+            s.valid_from < q.quarter_end_date + interval 1 day
+            and (s.valid_to is null or s.valid_to >= q.quarter_end_date + interval 1 day)
+    left join approved_at_quarter_end as ap
+        on ap.application_id = a.application_id and ap.period_index = q.period_index
 ),
 
 projects as (

@@ -5,7 +5,7 @@ with trees as (
     select municipality_key, year, source as tree_source, species_group, trees
     from {{ ref('int_trees__municipality_year') }}
     union all
-    select municipality_key, year(completion_date), 'funded_measures', 'gemischt', sum(trees)
+    select municipality_key, year(completion_date), 'funded_measures', 'mixed', sum(trees)
     from {{ ref('int_measures__funded') }}
     where completion_date is not null and trees > 0
     group by all
@@ -16,7 +16,7 @@ select
     m.municipality_name,
     t.year::integer as year,
     t.tree_source,
-    coalesce(t.species_group, 'unbekannt') as species_group,
+    coalesce(t.species_group, 'unknown') as species_group,
     sum(t.trees)::bigint as trees,
     {{ var('campaign_tree_target') }}::bigint as campaign_target_trees,
     {{ var('regional_tree_aspiration') }}::bigint as regional_aspiration_trees
