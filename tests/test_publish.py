@@ -346,7 +346,7 @@ def test_the_quality_history_is_published_run_by_run(tmp_path):
     con.close()
     assert pq.read_table(published / "parquet" / "mart_data_quality").num_rows == 9
 
-    freeze = releases.freeze(published, "2026-Q4", render=lambda duckdb_file, folder: [])
+    freeze = releases.freeze(published, "2026-Q3", render=lambda duckdb_file, folder: [])
     assert sorted(p.name for p in (freeze / "parquet" / "mart_data_quality").iterdir()) == sorted(
         _history_files(fourth.release_dir)
     )
@@ -517,6 +517,20 @@ def test_freezing_links_the_release_and_keeps_it_byte_for_byte(tmp_path):
     assert [r.quarter for r in releases.list_reporting(published)] == ["2026-Q3"]
     with pytest.raises(releases.ReleaseError, match="Eingefroren: 2026-Q3"):
         releases.resolve(published, "2026-Q2")
+
+
+def test_a_quarter_is_frozen_only_after_its_last_day(tmp_path):
+    """A Berichtsstand stays for good: frozen before the quarter's end it would lack the quarter's last
+    deliveries, and every later restatement would be measured against it."""
+    wh, published = tmp_path / "wh.duckdb", tmp_path / "published"
+    _warehouse(wh, 3)
+    publish(wh, published)
+    last_evening = dt.datetime(2026, 12, 31, 22, 30, tzinfo=dt.UTC)  # 23:30 on 31 December in Germany
+    with pytest.raises(releases.ReleaseError, match=r"endet erst am 31\.12\.2026.*--draft"):
+        releases.freeze(published, "2026-Q4", render=lambda duckdb_file, folder: [], now=last_evening)
+    assert not (published / "reporting").exists()
+    new_year = last_evening + dt.timedelta(hours=1)  # 00:30 on 1 January in Germany
+    assert releases.freeze(published, "2026-Q4", render=lambda duckdb_file, folder: [], now=new_year).is_dir()
 
 
 def test_a_failed_report_freezes_nothing(tmp_path):

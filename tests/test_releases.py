@@ -183,7 +183,10 @@ def test_zi_report_freezes_the_release_with_the_report_beside_it(restated):
     )
     assert (folder / "bericht.pdf").read_bytes().startswith(b"%PDF")
     # The frozen report says so on its cover; the pipeline's reports are drafts (test_report_quarterly).
-    assert 'data-release-state="frozen"' in (folder / "bericht.html").read_text(encoding="utf-8")
+    frozen_html = (folder / "bericht.html").read_text(encoding="utf-8")
+    assert 'data-release-state="frozen"' in frozen_html
+    # The first Berichtsstand has none before it to compare with, and its report does not claim none is frozen.
+    assert "Kein früherer Berichtsstand zum Vergleich" in frozen_html and "Noch kein Berichtsstand" not in frozen_html
     record = json.loads((folder / "freeze.json").read_text())
     manifest = json.loads((folder / "manifest.json").read_text())
     assert record["quarter"] == quarter and record["release_id"] == manifest["release_id"]

@@ -424,10 +424,21 @@ def freeze(
     writes the report from that very file into the folder and returns the files it wrote. ``freeze.json``
     records the quarter, release, time and the SHA-256 of every file; everything becomes read-only and the
     folder gets its final name in one rename. A quarter is frozen once; a second freeze raises
-    :class:`AlreadyFrozen` and changes nothing.
+    :class:`AlreadyFrozen` and changes nothing. A quarter is frozen after its last day (local time), not before.
     """
     if not QUARTER_PATTERN.match(quarter):
         raise ReleaseError(f"Ungültiges Quartal {quarter!r}: Format JJJJ-Qn, z. B. 2026-Q3")
+    from zi_warehouse.forecasts.parsing import quarter_bounds
+    from zi_warehouse.german import format_date
+
+    quarter_end = quarter_bounds(int(quarter[:4]), int(quarter[-1]))[1]
+    today = (now or dt.datetime.now(dt.UTC)).astimezone(LOCAL_TIME_ZONE).date()
+    if today <= quarter_end:  # a Berichtsstand is for good: one frozen early would lack the quarter's last deliveries
+        raise ReleaseError(
+            f"Das Quartal {quarter} endet erst am {format_date(quarter_end)}: ein Berichtsstand wird nach dem "
+            f"Quartalsende eingefroren, wenn die Meldungen da sind, und bleibt dann dauerhaft. Einen Entwurf aus "
+            f"dem aktuellen Stand schreibt: zi report --quarter {quarter} --draft"
+        )
     folder = reporting_dir(published)
     target = folder / quarter
     if target.exists():

@@ -49,9 +49,11 @@ def section_restatements(con) -> Section:
         section.notes.append("Dieser Stand enthält noch keine Änderungsliste (veröffentlicht vor den Berichtsständen).")
         return section
     if quarter is None:
+        # True for a draft before the first freeze and for the first Berichtsstand itself (its own report)
         section.notes.append(
-            "Noch kein Berichtsstand eingefroren: Das Datenteam friert den Stand, über den berichtet wird, mit "
-            "„zi report --quarter JJJJ-Qn“ ein."
+            "Kein früherer Berichtsstand zum Vergleich: Änderungen werden ab dem ersten eingefrorenen Berichtsstand "
+            "gelistet (das Datenteam friert den Stand eines Quartals nach dessen Ende mit „zi report --quarter "
+            "JJJJ-Qn“ ein)."
         )
         return section
     rows = warehouse.rows(
