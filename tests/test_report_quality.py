@@ -139,11 +139,11 @@ def constructed_run(data_dir: Path) -> tuple[Path, dict]:
         ('surfaces', 'essen', 'area_m2_positive', 'surfaces/e.csv', null, 3),
         ('funding', null, 'unknown_measure_type', 'funding/delta_024.csv', null, 2))
         v(source_family, municipality_key, rule, source_file, sheet, row_number)""")
-    # a DWD archive refused as a whole: no municipality, no row
-    con.execute("""create table marts.mart_ingestion_files as select * from (values
-        ('climate', 'tageswerte_KL_13670_akt.zip', 'failed', 'file_unreadable', 'Datei nicht lesbar'),
-        ('forecasts', 'h.xlsx', 'partially_loaded', null, null))
-        v(source_family, file_name, outcome, error_rule, error_label_de)""")
+    # a DWD archive refused as a whole: no municipality, no row (the report reads the ledger, as ingests write it)
+    con.execute("""create table raw.ingestion_files as select * from (values
+        ('climate', 'tageswerte_KL_13670_akt.zip', 'failed', 'file_unreadable'),
+        ('forecasts', 'h.xlsx', 'partially_loaded', null))
+        v(source_family, file_name, outcome, error_rule)""")
     con.close()
     feedback = paths.feedback / "forecasts" / "herne"
     feedback.mkdir(parents=True)
@@ -290,7 +290,7 @@ def test_rejections_of_no_municipality_and_files_refused_whole_are_in_the_summar
         "Ganze Dateien abgewiesen oder zurückgehalten: 1" in box and 'href="#dateien-abgewiesen"' in constructed["html"]
     )
     listed = _section_text(constructed["html"], "files-refused")
-    assert listed == "Klimadaten: tageswerte_KL_13670_akt.zip (abgewiesen: Datei nicht lesbar)"
+    assert listed == "Klimadaten: tageswerte_KL_13670_akt.zip (abgewiesen: Klimadatei nicht lesbar)"
 
 
 def test_a_later_build_stopped_by_a_blocking_check_turns_the_latest_report_red(tmp_path):
@@ -495,10 +495,21 @@ def test_the_latest_report_after_a_build_stopped_by_a_gap_in_the_funding_deltas_
     data_dir = copy_built_data_dir(demo_build["data_dir"], tmp_path / "data", with_instance=True)
     gap = sorted((data_dir / "landing" / "funding").glob("zi_foerderung_*_delta_*_antraege.csv"))[-2]
     gap.unlink()
+    unreadable = sorted((data_dir / "landing" / "funding").glob("zi_foerderung_*_delta_*_zahlungen.csv"))[-1]
+    unreadable.write_text("kein Extrakt\n", encoding="utf-8")  # refused as a whole by this build's ingest
+    good_reports = {p: p.read_bytes() for p in (data_dir / "reports" / "quality").glob("2*/index.html")}
+    assert good_reports, "the demo build wrote its quality report"
     build = run_zi(data_dir, "build", check=False)
     assert build.returncode == 1 and "Nichts veröffentlicht" in build.stdout, build.stdout
-    run_zi(data_dir, "quality-report")
+    stopped = re.search(r"Dagster-Lauf ([0-9a-f-]{36})", build.stdout).group(1)
+    out = run_zi(data_dir, "quality-report").stdout
+    # The report is the stopped run's, in a folder of its own; the last good run's report stays as it was.
+    assert f"nach Lauf {stopped[:8]}" in out, out
+    assert [p for p in good_reports if p.read_bytes() != good_reports[p]] == []
+    [own] = (data_dir / "reports" / "quality").glob(f"2*_{stopped[:8]}/index.html")
     html = (data_dir / "reports" / "quality" / "latest" / "index.html").read_text(encoding="utf-8")
+    assert html == own.read_text(encoding="utf-8") and stopped in _section_text(html, "blocked-by")
+    assert unreadable.name in _section_text(html, "files-refused")  # from the ledger: dbt did not run
     assert 'data-status="blocked"' in html
     blocking = _section_text(html, "glance-blocking")
     assert reference.rule_text("funding_delta_sequence_complete", "asset_check").label_de in blocking

@@ -533,10 +533,17 @@ def quality_report(
     if run_id and not report.run_id.startswith(run_id):
         console.print(f"[yellow]Lauf {run_id} hat keine Prüfergebnisse; der Bericht zeigt den letzten Lauf.[/yellow]")
     blocking = report.checks_failed - report.checks_warned
-    console.print(
-        f"Datenqualitätsbericht des Laufs {report.run_id[:8]}: {count_of(blocking, 'blockierender Fehler', 'blockierende Fehler')}, "
+    counts = (
+        f"{count_of(blocking, 'blockierender Fehler', 'blockierende Fehler')}, "
         f"{count_of(report.checks_warned, 'Warnung', 'Warnungen')}"
     )
+    if report.blocked_by_run_id:
+        console.print(
+            f"Datenqualitätsbericht nach Lauf {report.blocked_by_run_id[:8]} (angehalten, bevor er die Marts prüfte; "
+            f"deren Ergebnisse aus Lauf {report.run_id[:8]}): {counts}"
+        )
+    else:
+        console.print(f"Datenqualitätsbericht des Laufs {report.run_id[:8]}: {counts}")
     console.print(f"  {report.index_path}")
     console.print(f"  neuester Bericht: {report.latest_path}")
 

@@ -54,6 +54,7 @@ class QualityReport:
     latest_path: Path
     checks_failed: int  # blocking ones and warnings
     checks_warned: int = 0  # of them, warnings
+    blocked_by_run_id: str | None = None  # a later run stopped by a blocking check before its quality step
 
 
 #: The state of a municipality's latest due forecast, as the overview shows it.
@@ -108,6 +109,7 @@ def _pipeline_checks(checks: Sequence[PipelineCheck], severity: str) -> list[dic
                 "asset_keys": sorted(c.asset_key for c in found),
                 "evaluations": len(found),
                 "checked_at": newest.checked_at,
+                "run_id": newest.run_id,
                 "run_ids": {c.run_id for c in found},
             }
         )
@@ -138,7 +140,30 @@ def report_data(
         r["where"] = names.get(r["municipality_key"], r["municipality_key"]) if r["municipality_key"] else "regionweit"
         r["source_label"] = source_label(r["source"])
     failed = [r for r in records if r["outcome"] == "failed"]
-    run_dir = paths.reports / "quality" / run_dir_name(run_id, started)
+    pipeline_blocking, pipeline_warnings = (
+        _pipeline_checks(pipeline_checks, "error"),
+        _pipeline_checks(pipeline_checks, "warn"),
+    )
+    # A later run stopped by a blocking check before its quality step (``zi quality-report`` after it): the report
+    # is that run's, with the marts' results of this one; it gets that run's folder, this run's stays as it was.
+    blocked_by = max(
+        (
+            {"run_id": c["run_id"], "checked_at": c["checked_at"]}
+            for c in pipeline_blocking
+            if run_id not in c["run_ids"] and c["checked_at"] >= started
+        ),
+        key=lambda b: b["checked_at"],
+        default=None,
+    )
+    run_dir = (
+        paths.reports
+        / "quality"
+        / (
+            run_dir_name(blocked_by["run_id"], blocked_by["checked_at"])
+            if blocked_by and blocked_by["run_id"]
+            else run_dir_name(run_id, started)
+        )
+    )
     scorecard = _scorecard(
         records,
         _rejected_by_municipality(con),
@@ -146,14 +171,11 @@ def report_data(
         paths.feedback / "forecasts",
         run_dir,
     )
-    pipeline_blocking, pipeline_warnings = (
-        _pipeline_checks(pipeline_checks, "error"),
-        _pipeline_checks(pipeline_checks, "warn"),
-    )
     return {
         "run_id": run_id,
         "run_dir": run_dir,
         "run_started_at": started,
+        "blocked_by": blocked_by,
         "results": len(records),
         "failed_error": sum(r["severity"] == "error" for r in failed)
         + sum(c["evaluations"] for c in pipeline_blocking),
@@ -161,7 +183,8 @@ def report_data(
         # A blocking check stops publishing in the run that evaluated it: this one, or a later one that stopped before
         # its own checks (this report is then the latest there is, `zi quality-report`); an earlier failure is shown.
         "is_publishing_blocked": any(r["severity"] == "error" for r in failed)
-        or any(run_id in c["run_ids"] or c["checked_at"] >= started for c in pipeline_blocking),
+        or blocked_by is not None
+        or any(run_id in c["run_ids"] for c in pipeline_blocking),
         "pipeline_blocking": pipeline_blocking,
         "pipeline_warnings": pipeline_warnings,
         "blocking": _failed_by_check(failed, "error"),
@@ -294,18 +317,27 @@ FILES_REFUSED_SHOWN = 20
 
 
 def _files_refused(con: duckdb.DuckDBPyConnection) -> list[dict]:
-    """The deliveries refused as a whole or held back (current state), with their German reason."""
-    if not warehouse.table_exists(con, "marts", "mart_ingestion_files"):
+    """The deliveries refused as a whole or held back (current state), with their German reason: from the ledger
+    itself, which each ingest writes, so a file refused by a run that a blocking check then stopped before dbt
+    (which would have rebuilt mart_ingestion_files) is listed too."""
+    if not warehouse.table_exists(con, "raw", "ingestion_files"):
         return []
-    return [
-        {**r, "family_label": family_label(r["source_family"])}
-        for r in warehouse.rows(
-            con,
-            "select source_family, file_name, outcome, coalesce(error_label_de, error_rule) as reason "
-            "from marts.mart_ingestion_files where outcome in ('failed', 'blocked') "
-            "order by source_family, file_name",
+    refused = warehouse.rows(
+        con,
+        "select source_family, file_name, outcome, error_rule from raw.ingestion_files "
+        "where outcome in ('failed', 'blocked') order by source_family, file_name",
+    )
+    out = []
+    for r in refused:
+        text = reference.rule_text(r["error_rule"], "rejection", r["source_family"]) if r["error_rule"] else None
+        out.append(
+            {
+                **r,
+                "reason": text.label_de if text else r["error_rule"],
+                "family_label": family_label(r["source_family"]),
+            }
         )
-    ]
+    return out
 
 
 def _forecast_state(status: dict | None) -> tuple[str, str]:
@@ -417,7 +449,12 @@ def write_report(
     shutil.copyfile(index, latest_dir / "index.html.tmp")
     os.replace(latest_dir / "index.html.tmp", latest)
     return QualityReport(
-        data["run_id"], index, latest, data["failed_error"] + data["failed_warn"], checks_warned=data["failed_warn"]
+        data["run_id"],
+        index,
+        latest,
+        data["failed_error"] + data["failed_warn"],
+        checks_warned=data["failed_warn"],
+        blocked_by_run_id=(data["blocked_by"] or {}).get("run_id"),
     )
 
 
