@@ -325,6 +325,20 @@ class RunWorker:
         log.info("Lauf %s gestartet (Prozess %s; Ausgabe: %s)", run_id, pid, run_output_path(run_id))
         return {"ok": True, "pid": pid}
 
+    def say_which_runs_continue(self) -> None:
+        """When the worker stops: the runs it started go on to their end in processes of their own (a stop of the
+        deployment does not cut a build in half), and whoever stopped it should know they are still running."""
+        self.reap()
+        with self.guard:
+            running = dict(self.children)
+        for run_id, pid in sorted(running.items()):
+            log.warning(
+                "Lauf %s läuft weiter bis zu seinem Ende (Prozess %s; Ausgabe: %s); gelingt er, veröffentlicht er",
+                run_id,
+                pid,
+                run_output_path(run_id),
+            )
+
     def reap(self) -> None:
         """Collect finished children (any: after a restart, the new image inherits the old one's)."""
         while True:
@@ -399,6 +413,7 @@ def serve(path: Path | None = None) -> None:
         log.info("Code geändert: Run-Worker startet neu (laufende Läufe laufen weiter)")
         dbt_server.release_multiprocessing()  # the new image would not, and the journal would report a leak
         os.execve(sys.executable, [sys.executable, "-m", "dagster_zi.run_worker"], environment)
+    worker.say_which_runs_continue()
     path.unlink(missing_ok=True)
     if dbt_socket is not None:
         dbt_socket.unlink(missing_ok=True)

@@ -134,3 +134,40 @@ def test_a_run_launched_while_the_worker_warms_up_waits_for_it(tmp_path):
     finally:
         stop_process(worker)
         log.close()
+
+
+_STOPPING_WITH_ONE_RUN_GOING = """
+import logging, os, sys, time
+from pathlib import Path
+from dagster_zi.run_worker import RunWorker
+
+logging.basicConfig(level=logging.WARNING, format="%(message)s", stream=sys.stdout)
+worker = RunWorker(Path(sys.argv[1]))
+for run_id, seconds in (("run-ended", 0), ("run-going", 30)):
+    pid = os.fork()
+    if pid == 0:
+        time.sleep(seconds)
+        os._exit(0)
+    worker.children[run_id] = pid
+time.sleep(0.5)  # the first child has ended
+worker.say_which_runs_continue()
+print("still going:", worker.children["run-going"])
+os.kill(worker.children["run-going"], 9)
+"""
+
+
+def test_a_stopping_run_worker_names_the_runs_that_go_on_to_their_end(tmp_path):
+    """A stop of the deployment (Ctrl-C on zi serve) leaves a running build to finish in its own process; the run
+    worker says so, so that its last lines do not read as if everything had stopped (walkthrough)."""
+    out = subprocess.run(
+        [sys.executable, "-c", _STOPPING_WITH_ONE_RUN_GOING, str(tmp_path / "worker.sock")],
+        cwd=REPO_ROOT,
+        env={**os.environ, "DAGSTER_HOME": str(tmp_path / "dagster"), "PYTHONPATH": str(REPO_ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    pid = out.stdout.split("still going:")[1].strip()
+    assert f"Lauf run-going läuft weiter bis zu seinem Ende (Prozess {pid};" in out.stdout, out.stdout
+    assert "run-ended" not in out.stdout
