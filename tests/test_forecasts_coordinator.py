@@ -484,3 +484,23 @@ def test_a_row_rejected_for_two_reasons_is_explained_where_the_reasons_are_count
         feedback._write_workbook(path, entry, rows)
         text = " ".join(str(c) for r in _sheets(path)["Zusammenfassung"] for c in r)
         assert ("aus mehreren Gründen abgewiesen" in text) is explained
+
+
+def test_a_file_named_for_another_quarter_says_that_quarter_is_still_unreported(tmp_path, monkeypatch):
+    """Last quarter's workbook sent under this quarter's name loads as last quarter (the field wins); the feedback
+    must not end with "nothing to do now": the quarter in the file name has no report yet (walkthrough)."""
+    from zi_warehouse.forecasts.feedback import _closing_after_notices
+
+    monkeypatch.setenv("ZI_DATA_DIR", str(tmp_path / "data"))
+    paths = config.paths().ensure()
+    fill_template(paths.landing_for("forecasts") / FILE.replace("2023-Q2", "2023-Q3"))  # the workbook says Q2/2023
+    with warehouse.connect(paths.warehouse) as con:
+        ingest(con, src, paths.landing, log=lambda m: None)
+        [workbook] = write_feedback(con, paths.feedback)
+    summary = " ".join(str(c) for r in _sheets(workbook)["Zusammenfassung"] for c in r)
+    assert "Geladen als 2023-Q2" in summary  # the notice
+    assert "bis dahin liegt für jenes Quartal keine Meldung vor" in summary  # and what it means, after the rows
+    # a file taken over whole with that notice: the same meaning, not "next time"
+    taken_over = _closing_after_notices({"file_name_period_mismatch"})
+    assert "keine Meldung vor" in taken_over and "beim nächsten Mal" not in taken_over
+    assert "beim nächsten Mal" in _closing_after_notices(set())

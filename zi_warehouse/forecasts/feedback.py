@@ -350,15 +350,17 @@ def _write_workbook(
         if sum(len(found) for found in counts.values()) > len({(x[0], x[1]) for x in row_level}):
             # "Anzahl Zeilen" adds up to more than the rows rejected: say why before anyone recounts
             closing = "Manche Zeilen wurden aus mehreren Gründen abgewiesen und zählen bei jedem Grund. " + closing
+        if meaning := _mismatch_meaning({x[4] for x in file_level}):
+            closing = f"{closing} {meaning}"
     elif entry["outcome"] == "duplicate":
         closing = "Für diese Datei ist nichts weiter zu tun."  # a copy of a delivery already loaded
-    else:
+    elif entry["outcome"] == "failed":
         closing = (
             "Bitte die Datei wie beschrieben korrigieren und erneut senden "
             f"(Dateiname mit „{next_correction_suffix(entry['source_file'])}“)."
-            if entry["outcome"] == "failed"
-            else "Die Datei wurde übernommen; bitte die Hinweise beim nächsten Mal beachten."
         )
+    else:
+        closing = _closing_after_notices({x[4] for x in file_level})
     ws.merge_range(r, 0, r, 2, closing, plain)
     ws.set_row(r, row_height([(closing, sum(widths))]))
     setup_page(
@@ -373,6 +375,35 @@ def _write_workbook(
         _write_rows_sheet(wb, row_level, f"Abgewiesene Zeilen {muni_name}, {entry['file_name']}", head, cell, number)
     wb.close()
     os.replace(partial, path)
+
+
+#: What a file name naming another quarter or municipality than the workbook means for the sender's reporting.
+_MISMATCH_MEANING = {
+    "file_name_period_mismatch": (
+        "Geladen wurde die Meldung für das Berichtsquartal der Arbeitsmappe. War das Quartal im Dateinamen gemeint, "
+        "bitte das Feld „Berichtsquartal“ korrigieren und die Datei erneut senden: bis dahin liegt für jenes "
+        "Quartal keine Meldung vor."
+    ),
+    "file_name_municipality_mismatch": (
+        "Geladen wurde die Meldung der Kommune in der Arbeitsmappe. War die Kommune im Dateinamen gemeint, bitte "
+        "das Feld „Kommune:“ korrigieren und die Datei erneut senden: bis dahin liegt für jene Kommune keine "
+        "Meldung vor."
+    ),
+}
+
+
+def _mismatch_meaning(rules: set[str]) -> str:
+    """What the file's notices mean for the sender's reporting (a file name naming another quarter leaves that
+    quarter unreported), or "" when it has none of them."""
+    return " ".join(text for rule, text in _MISMATCH_MEANING.items() if rule in rules)
+
+
+def _closing_after_notices(rules: set[str]) -> str:
+    """The closing line of a file taken over as a whole: what its notices mean, not just "next time"."""
+    meaning = _mismatch_meaning(rules)
+    if meaning:
+        return f"Die Datei wurde übernommen. {meaning} Stimmt die Arbeitsmappe, ist nichts weiter zu tun."
+    return "Die Datei wurde übernommen; bitte die Hinweise beim nächsten Mal beachten."
 
 
 def _write_rows_sheet(wb, row_level: list[tuple], title: str, head, cell, number) -> None:
