@@ -504,3 +504,38 @@ def test_a_file_named_for_another_quarter_says_that_quarter_is_still_unreported(
     taken_over = _closing_after_notices({"file_name_period_mismatch"})
     assert "keine Meldung vor" in taken_over and "beim nächsten Mal" not in taken_over
     assert "beim nächsten Mal" in _closing_after_notices(set())
+
+
+def test_last_quarter_s_workbook_with_only_the_quarter_changed_gets_a_notice(tmp_path, monkeypatch):
+    """The payment columns of the 2023-Q2 template start with 2023-Q3; sent as the 2023-Q3 report (field and file
+    name changed), the workbook loads with its amounts where the columns put them and a notice says why the
+    columns do not follow the quarter (walkthrough: nothing said so)."""
+    monkeypatch.setenv("ZI_DATA_DIR", str(tmp_path / "data"))
+    paths = config.paths().ensure()
+    path = paths.landing_for("forecasts") / FILE.replace("2023-Q2", "2023-Q3")
+    fill_template(path)
+    wb = openpyxl.load_workbook(path)
+    wb[t.PROJECT_SHEET].cell(4, 2).value = "Q3/2023"  # Berichtsquartal:
+    wb.save(path)
+    with warehouse.connect(paths.warehouse) as con:
+        ingest(con, src, paths.landing, log=lambda m: None)
+        notices = con.execute(
+            "select column_name, value_found, message_de from raw.rejected_rows "
+            "where rule = 'payment_columns_not_following_period'"
+        ).fetchall()
+        period = con.execute("select distinct period from raw.ingestion_files").fetchall()
+    assert period == [("2023-Q3",)]
+    [(column, value, message)] = notices
+    assert column == t.PAYMENT_COLUMN and "Q3/2023" in value
+    assert "beginnen mit 2023-Q3" in message and "ab 2023-Q4" in message
+
+
+def test_the_template_s_own_payment_columns_get_no_notice(tmp_path, monkeypatch):
+    monkeypatch.setenv("ZI_DATA_DIR", str(tmp_path / "data"))
+    paths = config.paths().ensure()
+    fill_template(paths.landing_for("forecasts") / FILE)
+    with warehouse.connect(paths.warehouse) as con:
+        ingest(con, src, paths.landing, log=lambda m: None)
+        assert con.execute(
+            "select count(*) from raw.rejected_rows where rule = 'payment_columns_not_following_period'"
+        ).fetchone() == (0,)

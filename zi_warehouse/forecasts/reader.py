@@ -37,6 +37,7 @@ from zi_warehouse.forecasts.template import (
     SURFACE_TYPES,
     header_maps,
     measure_type_labels,
+    next_quarters,
     normalise_header,
     payment_header_de,
     payment_pattern,
@@ -813,6 +814,22 @@ def _read_file(path: Path, source_file: str, sender: Sender) -> ParsedFile:
                 None,
             )
         )
+    if payment_cols:
+        first_column, first = min(payment_cols.items(), key=lambda jc: jc[1])
+        expected = p.quarter_label(*next_quarters(*period, 1)[0])
+        if first != expected:  # e.g. last quarter's workbook with only the Berichtsquartal changed
+            notices.append(
+                Rejection(
+                    None,
+                    PAYMENT_COLUMN,
+                    " ".join(str(header_row[first_column]).split()),
+                    "payment_columns_not_following_period",
+                    f"Die Spalten „Mittelabruf“ beginnen mit {first}; zum Berichtsquartal {p.quarter_label(*period)} "
+                    f"gehören die Quartale ab {expected} (Vorlage eines anderen Quartals?). Übernommen wurden die "
+                    "Beträge zu den Quartalen, die die Spalten nennen; bitte die Vorlage des Berichtsquartals verwenden.",
+                    None,
+                )
+            )
     # Duplicate project ids: the first row counts, later ones are rejected (the sender decides which is right).
     first_row: dict[str, int] = {}
     for k, pid in enumerate(values.get("project_id") or []):
