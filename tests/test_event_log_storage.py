@@ -51,6 +51,8 @@ def test_the_instance_on_sqlite_uses_it_on_dagsters_own_files(tmp_path, monkeypa
         storage = instance.event_log_storage
         assert isinstance(storage, ZiSqliteEventLogStorage)
         assert storage._base_dir == str(home / "history" / "runs")  # where Dagster's default keeps them
+        # and the UI the data team opens every day shows no new-user dialog ("Join the Dagster community")
+        assert instance.nux_enabled is False and instance.telemetry_enabled is False
 
 
 def test_events_are_dagsters_and_each_file_keeps_one_engine(tmp_path):
