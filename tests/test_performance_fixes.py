@@ -468,3 +468,18 @@ def test_zi_console_script_is_the_entry_point_that_skips_teardown():
 
     (script,) = [e for e in entry_points(group="console_scripts") if e.name == "zi"]
     assert script.value == "zi_warehouse.cli:main"
+
+
+def test_a_report_written_by_hand_is_no_reason_to_build_in_full(data):
+    """`zi report --draft` and `zi quality-report` write into reports/, which the record watches (a report deleted
+    by someone else is rebuilt); their own reports are kept in the record, so the next build can still skip."""
+    _record(data)
+    draft = data.reports / "quarterly" / "2026-Q2" / "bericht.html"
+    draft.parent.mkdir(parents=True)
+    draft.write_text("<p>Entwurf</p>", encoding="utf-8")
+    assert build_state.decide(data).mode == "full"  # unknown to the record: someone else's change
+    build_state.keep_reports_in_record(data)
+    assert build_state.decide(data).mode == "skip"
+    build_state.forget(data)  # no record (a build running or failed): nothing to keep, nothing written
+    build_state.keep_reports_in_record(data)
+    assert not build_state.state_path(data).exists()

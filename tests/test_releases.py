@@ -273,3 +273,13 @@ def test_the_quarterly_report_lists_the_restatements(restated, monkeypatch, tmp_
     assert len(listed) == len(rows) > 0
     assert re.search(rf'data-figure="restatements_total" data-value="{len(rows)}"', html)
     assert restated["workbook"] in html and restated["payments"] in html
+
+
+def test_reports_written_by_hand_leave_the_next_build_nothing_to_do(demo_data_dir, tmp_path):
+    """A draft of an earlier quarter and a quality report written by hand change nothing the pipeline built: the
+    next `zi build` with no new delivery skips (it built everything in full again, walkthrough)."""
+    data_dir = copy_built_data_dir(demo_data_dir, tmp_path / "data")
+    run_zi(data_dir, "report", "--quarter", "2025-Q4", "--draft")
+    run_zi(data_dir, "quality-report")
+    build = run_zi(data_dir, "build")
+    assert "Keine Änderung" in build.stdout, build.stdout

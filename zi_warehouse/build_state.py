@@ -320,6 +320,21 @@ def checks_after(previous: dict | None, this_run: dict[str, str], partial: bool)
     }
 
 
+def keep_reports_in_record(paths: config.Paths) -> None:
+    """After ``zi report`` or ``zi quality-report`` wrote a report by hand: the record takes the reports folder as
+    it is now, so that the next build does not take the new report for a change by someone else and build in
+    full. Without a record (none yet, or a build is running) there is nothing to keep."""
+    target = state_path(paths)
+    try:
+        state = json.loads(target.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return
+    state.setdefault("outputs", {})["reports"] = _listing(paths.reports, exclude=REPORTS_IGNORED)
+    tmp = target.with_suffix(f".{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(state), encoding="utf-8")
+    os.replace(tmp, target)
+
+
 def record(paths: config.Paths, recorded_inputs: dict, summary: dict | None = None) -> None:
     """After a successful build: the inputs it started from, the outputs it left, what it reported."""
     target = state_path(paths)

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import duckdb
 
-from zi_warehouse import config, reference, warehouse
+from zi_warehouse import build_state, config, reference, warehouse
 from zi_warehouse.quality import results as qr
 from zi_warehouse.reports.labels import (
     asset_check_explanation,
@@ -471,6 +471,8 @@ def quality_report_command(run_id: str | None = None, pipeline_checks: Sequence[
     paths.ensure()
     con = duckdb.connect(str(paths.warehouse), read_only=True)
     try:
-        return write_report(con, paths, run_id, pipeline_checks)
+        report = write_report(con, paths, run_id, pipeline_checks)
     finally:
         con.close()
+    build_state.keep_reports_in_record(paths)  # a report written by hand is no reason to build in full
+    return report

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import duckdb
 
-from zi_warehouse import config
+from zi_warehouse import build_state, config
 from zi_warehouse.german import format_number
 from zi_warehouse.reports.quarterly.periods import resolve_period
 from zi_warehouse.reports.quarterly.render import render_html
@@ -186,6 +186,7 @@ def report_command(quarter: str | None = None, pdf: bool = True, freeze: bool = 
                 result, folder = freeze_report(quarter, pdf=pdf, progress=status.update)
             else:
                 result = write_report(quarter, pdf=pdf, progress=status.update)
+                build_state.keep_reports_in_record(config.paths())  # a draft is no reason to build in full
     except AlreadyFrozen as exc:
         console.print(f"[yellow]{exc}[/yellow]")
         console.print(f"  Bericht: {exc.path / 'bericht.html'}; Abfragen: zi sql --release {exc.quarter}")
