@@ -527,7 +527,7 @@ def test_last_quarter_s_workbook_with_only_the_quarter_changed_gets_a_notice(tmp
     assert period == [("2023-Q3",)]
     [(column, value, message)] = notices
     assert column == t.PAYMENT_COLUMN and "Q3/2023" in value
-    assert "beginnen mit 2023-Q3" in message and "ab 2023-Q4" in message
+    assert "beginnen mit Q3/2023" in message and "ab Q4/2023" in message
 
 
 def test_the_template_s_own_payment_columns_get_no_notice(tmp_path, monkeypatch):
@@ -539,3 +539,21 @@ def test_the_template_s_own_payment_columns_get_no_notice(tmp_path, monkeypatch)
         assert con.execute(
             "select count(*) from raw.rejected_rows where rule = 'payment_columns_not_following_period'"
         ).fetchone() == (0,)
+
+
+def test_last_quarter_s_file_sent_again_under_this_quarter_s_name_says_this_quarter_is_missing(tmp_path, monkeypatch):
+    """A byte-identical copy is not loaded again; when its name names another quarter (last quarter's file re-sent
+    as this quarter's), its feedback must not say there is nothing to do (verification walkthrough)."""
+    monkeypatch.setenv("ZI_DATA_DIR", str(tmp_path / "data"))
+    paths = config.paths().ensure()
+    original = paths.landing_for("forecasts") / FILE
+    fill_template(original)
+    resent = original.with_name(FILE.replace("2023-Q2", "2023-Q3"))
+    resent.write_bytes(original.read_bytes())
+    with warehouse.connect(paths.warehouse) as con:
+        ingest(con, src, paths.landing, log=lambda m: None)
+        written = write_feedback(con, paths.feedback)
+    [workbook] = [p for p in written if "2023-Q3" in p.name]
+    summary = " ".join(str(c) for r in _sheets(workbook)["Zusammenfassung"] for c in r)
+    assert "bereits geliefert" in summary
+    assert "für Q3/2023 liegt damit noch keine Meldung vor" in summary and "nichts weiter zu tun" not in summary

@@ -186,7 +186,8 @@ def test_zi_report_freezes_the_release_with_the_report_beside_it(restated):
     frozen_html = (folder / "bericht.html").read_text(encoding="utf-8")
     assert 'data-release-state="frozen"' in frozen_html
     # The first Berichtsstand has none before it to compare with, and its report does not claim none is frozen.
-    assert "Kein früherer Berichtsstand zum Vergleich" in frozen_html and "Noch kein Berichtsstand" not in frozen_html
+    assert "Dies ist der erste eingefrorene Berichtsstand" in frozen_html
+    assert "Kein früherer Berichtsstand" not in frozen_html and "Noch kein Berichtsstand" not in frozen_html
     record = json.loads((folder / "freeze.json").read_text())
     manifest = json.loads((folder / "manifest.json").read_text())
     assert record["quarter"] == quarter and record["release_id"] == manifest["release_id"]

@@ -509,6 +509,7 @@ def test_the_latest_report_after_a_build_stopped_by_a_gap_in_the_funding_deltas_
     [own] = (data_dir / "reports" / "quality").glob(f"2*_{stopped[:8]}/index.html")
     html = (data_dir / "reports" / "quality" / "latest" / "index.html").read_text(encoding="utf-8")
     assert html == own.read_text(encoding="utf-8") and stopped in _section_text(html, "blocked-by")
+    assert "Prüfergebnisse dieses Laufs" not in html  # they are the earlier run's
     assert unreadable.name in _section_text(html, "files-refused")  # from the ledger: dbt did not run
     assert 'data-status="blocked"' in html
     blocking = _section_text(html, "glance-blocking")

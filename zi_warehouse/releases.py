@@ -436,8 +436,9 @@ def freeze(
     if today <= quarter_end:  # a Berichtsstand is for good: one frozen early would lack the quarter's last deliveries
         raise ReleaseError(
             f"Das Quartal {quarter} endet erst am {format_date(quarter_end)}: ein Berichtsstand wird nach dem "
-            f"Quartalsende eingefroren, wenn die Meldungen da sind, und bleibt dann dauerhaft. Einen Entwurf aus "
-            f"dem aktuellen Stand schreibt: zi report --quarter {quarter} --draft"
+            f"Quartalsende eingefroren, wenn die Meldungen da sind, und bleibt dann dauerhaft erhalten. Einen "
+            f"Entwurf aus dem aktuellen Stand schreibt, sobald Daten zu dem Quartal vorliegen: "
+            f"zi report --quarter {quarter} --draft"
         )
     folder = reporting_dir(published)
     target = folder / quarter

@@ -36,7 +36,7 @@ from pathlib import Path
 from zi_warehouse import warehouse
 from zi_warehouse.accounting import PROJECT_PREFIX, FileResult
 from zi_warehouse.forecasts.printing import row_height, setup_page
-from zi_warehouse.forecasts.reader import column_label, revision_from_name
+from zi_warehouse.forecasts.reader import column_label, period_from_name, revision_from_name
 from zi_warehouse.german import format_quarter
 from zi_warehouse.landing import LandedFile, file_sha256
 from zi_warehouse.reference import municipality_by_key, rule_text
@@ -354,6 +354,15 @@ def _write_workbook(
             closing = f"{closing} {meaning}"
     elif entry["outcome"] == "duplicate":
         closing = "Für diese Datei ist nichts weiter zu tun."  # a copy of a delivery already loaded
+        named = period_from_name(Path(entry["file_name"]).stem)
+        if named and entry["period"] and f"{named[0]}-Q{named[1]}" != entry["period"]:
+            # e.g. last quarter's workbook sent again under this quarter's name: this quarter is still unreported
+            quarter = format_quarter(f"{named[0]}-Q{named[1]}")
+            closing = (
+                f"Der Dateiname nennt {quarter}, die Datei ist aber die Meldung für {format_quarter(entry['period'])}: "
+                f"für {quarter} liegt damit noch keine Meldung vor. Bitte die Meldung für {quarter} in der Vorlage "
+                "dieses Quartals senden."
+            )
     elif entry["outcome"] == "failed":
         closing = (
             "Bitte die Datei wie beschrieben korrigieren und erneut senden "

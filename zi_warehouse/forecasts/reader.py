@@ -43,7 +43,7 @@ from zi_warehouse.forecasts.template import (
     payment_pattern,
     status_labels,
 )
-from zi_warehouse.german import quoted
+from zi_warehouse.german import format_quarter, quoted
 from zi_warehouse.reference import coded_value_spellings, match_municipality, municipality_by_key, normalise_name
 
 WORKBOOK_SUFFIXES = (".xlsx", ".xlsm", ".xls", ".xlsb", ".ods")
@@ -824,9 +824,10 @@ def _read_file(path: Path, source_file: str, sender: Sender) -> ParsedFile:
                     PAYMENT_COLUMN,
                     " ".join(str(header_row[first_column]).split()),
                     "payment_columns_not_following_period",
-                    f"Die Spalten „Mittelabruf“ beginnen mit {first}; zum Berichtsquartal {p.quarter_label(*period)} "
-                    f"gehören die Quartale ab {expected} (Vorlage eines anderen Quartals?). Übernommen wurden die "
-                    "Beträge zu den Quartalen, die die Spalten nennen; bitte die Vorlage des Berichtsquartals verwenden.",
+                    f"Die Spalten „Mittelabruf“ beginnen mit {format_quarter(first)}; zum Berichtsquartal "
+                    f"{format_quarter(p.quarter_label(*period))} gehören die Quartale ab {format_quarter(expected)} "
+                    "(Vorlage eines anderen Quartals?). Übernommen wurden die Beträge zu den Quartalen, die die "
+                    "Spalten nennen; bitte die Vorlage des Berichtsquartals verwenden.",
                     None,
                 )
             )

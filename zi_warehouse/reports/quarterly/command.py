@@ -68,7 +68,7 @@ def write_report(
         try:
             period = resolve_period(con, period)
             progress(f"Diagramme für {period} …")
-            sections = build_sections(con, period)
+            sections = build_sections(con, period, frozen=frozen)
         finally:
             con.close()
         target = out_dir or report_dir(period, paths)

@@ -29,8 +29,9 @@ from zi_warehouse.reports.quarterly.sections.restatements import section_restate
 from zi_warehouse.reports.quarterly.sections.trees import section_trees
 
 
-def build_sections(con: duckdb.DuckDBPyConnection, period: str) -> list[Section]:
-    """All sections for ``period`` in report order (yearly marts show the year of the reporting quarter)."""
+def build_sections(con: duckdb.DuckDBPyConnection, period: str, frozen: bool = False) -> list[Section]:
+    """All sections for ``period`` in report order (yearly marts show the year of the reporting quarter);
+    ``frozen``: the report of a Berichtsstand (section 9 words its comparison for it)."""
     year, _quarter = parse_period(period)
     return [
         section_summary(con, year),
@@ -41,5 +42,5 @@ def build_sections(con: duckdb.DuckDBPyConnection, period: str) -> list[Section]
         section_trees(con, year),
         section_forecast_accuracy(con, period),
         section_data_quality(con, period),
-        section_restatements(con),
+        section_restatements(con, frozen),
     ]

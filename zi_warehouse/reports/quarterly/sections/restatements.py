@@ -28,7 +28,7 @@ MART_LABELS = {
 CHANGE_KINDS = {"files_added": "neu", "files_replaced": "ersetzt", "files_removed": "entfernt"}
 
 
-def section_restatements(con) -> Section:
+def section_restatements(con, frozen: bool = False) -> Section:
     quarter = _reporting_quarter(con)
     title = (
         f"Änderungen gegenüber dem Berichtsstand {quarter}"
@@ -49,11 +49,13 @@ def section_restatements(con) -> Section:
         section.notes.append("Dieser Stand enthält noch keine Änderungsliste (veröffentlicht vor den Berichtsständen).")
         return section
     if quarter is None:
-        # True for a draft before the first freeze and for the first Berichtsstand itself (its own report)
         section.notes.append(
-            "Kein früherer Berichtsstand zum Vergleich: Änderungen werden ab dem ersten eingefrorenen Berichtsstand "
-            "gelistet (das Datenteam friert den Stand eines Quartals nach dessen Ende mit „zi report --quarter "
-            "JJJJ-Qn“ ein)."
+            "Dies ist der erste eingefrorene Berichtsstand: Die Berichte danach listen hier, was sich gegenüber "
+            "diesem Stand geändert hat."
+            if frozen
+            else "Kein früherer Berichtsstand zum Vergleich: Änderungen werden ab dem ersten eingefrorenen "
+            "Berichtsstand gelistet (das Datenteam friert den Stand eines Quartals nach dessen Ende mit "
+            "„zi report --quarter JJJJ-Qn“ ein)."
         )
         return section
     rows = warehouse.rows(
