@@ -224,7 +224,7 @@ def delta_sequence_complete(con) -> CheckOutcome:
         "delta_sequence_complete",
         problems,
         "Die Folge der Förderdaten-Extrakte ist lückenlos geladen.",
-        "{n} Förderdaten-Datei(en) fehlen, wurden zurückgehalten oder abgewiesen: "
+        "{n} Förderdaten-Datei(en) der Extraktfolge nicht geladen: "
         + listed
         + (" …" if len(problems) > 6 else "")
         + "; spätere Stände sind unvollständig.",
